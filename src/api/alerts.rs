@@ -1,0 +1,200 @@
+//! Alert ingestion endpoints.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, Problem};
+use super::extract::{Body, Query};
+use crate::config::Role;
+use crate::domain::alert::NewAlert;
+use crate::domain::records::AlertRecord;
+use crate::engine::{Disposition, IngestOutcome, prepare};
+use crate::ingest::{alertmanager, generic};
+use crate::store::AlertFilter;
+
+/// Requests with more alerts than this are prepared off the async threads.
+const INLINE_PREPARE: usize = 256;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestResponse {
+    /// Alerts recorded by this request (new, not duplicates).
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub incidents_opened: usize,
+    /// One entry per alert, in request order.
+    pub alerts: Vec<IngestOutcome>,
+}
+
+/// Ingest alerts in the generic format: one object or an array.
+///
+/// Each alert is committed before the answer (202). It opens an incident when a classification
+/// rule says so, joins an open incident with the same fingerprint or group, or is recorded.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    request_body(content = Vec<generic::GenericAlert>, description = "one alert or an array"),
+    responses(
+        (status = 202, description = "committed", body = IngestResponse),
+        (status = 400, description = "malformed JSON", body = Problem),
+        (status = 413, description = "too many alerts or too large a body", body = Problem),
+        (status = 422, description = "a field is unknown or wrong", body = Problem),
+        (status = 503, description = "store busy or shutting down: retry", body = Problem),
+    )
+)]
+pub async fn post_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body,
+) -> Result<(StatusCode, axum::Json<IngestResponse>), ApiError> {
+    caller.require(&[Role::Ingest])?;
+    let now = Utc::now();
+    let alerts = generic::parse(&body, now)?;
+    ingest(&state, &caller, alerts, now).await
+}
+
+/// Ingest a Prometheus Alertmanager webhook (version 4; Grafana's variant too).
+///
+/// Answers 2xx only once the alerts are committed, 5xx for transient faults (Alertmanager
+/// retries those), and 4xx only for payloads that can never succeed. Unknown fields are ignored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/alertmanager",
+    tag = "alerts",
+    request_body(content = Object, description = "Alertmanager webhook payload, version 4"),
+    responses(
+        (status = 202, description = "committed", body = IngestResponse),
+        (status = 400, description = "not JSON, or not a version 4 payload", body = Problem),
+        (status = 503, description = "store busy or shutting down: Alertmanager retries", body = Problem),
+    )
+)]
+pub async fn post_alertmanager(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body,
+) -> Result<(StatusCode, axum::Json<IngestResponse>), ApiError> {
+    caller.require(&[Role::Ingest])?;
+    let now = Utc::now();
+    let alerts = alertmanager::parse(&body).map_err(|e| {
+        // Alertmanager drops anything 4xx: a content error here is as final as bad syntax.
+        ApiError::bad_request(
+            if e.syntax {
+                "malformed_json"
+            } else {
+                "invalid_payload"
+            },
+            e.to_string(),
+        )
+    })?;
+    ingest(&state, &caller, alerts, now).await
+}
+
+async fn ingest(
+    state: &AppState,
+    caller: &Caller,
+    alerts: Vec<NewAlert>,
+    now: DateTime<Utc>,
+) -> Result<(StatusCode, axum::Json<IngestResponse>), ApiError> {
+    let live = state.live();
+    if alerts.len() > live.max_alerts_per_request {
+        return Err(ApiError::too_large(format!(
+            "{} alerts in one request; at most {} are accepted (ingest.max_alerts_per_request)",
+            alerts.len(),
+            live.max_alerts_per_request
+        )));
+    }
+    let rules = live.rules.clone();
+    drop(live);
+    let prepared = if alerts.len() <= INLINE_PREPARE {
+        alerts
+            .into_iter()
+            .map(|a| prepare(a, &rules, now))
+            .collect()
+    } else {
+        let rules = rules.clone();
+        tokio::task::spawn_blocking(move || {
+            alerts
+                .into_iter()
+                .map(|a| prepare(a, &rules, now))
+                .collect()
+        })
+        .await
+        .map_err(|_| ApiError::internal())?
+    };
+    let outcomes = state
+        .engine
+        .ingest_queue()
+        .submit(prepared, caller.actor(), rules)
+        .await?;
+    let count = |d: Disposition| outcomes.iter().filter(|o| o.disposition == d).count();
+    let duplicates = count(Disposition::Duplicate);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(IngestResponse {
+            accepted: outcomes.len() - duplicates,
+            duplicates,
+            incidents_opened: count(Disposition::Opened),
+            alerts: outcomes,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Only alerts that opened or joined no incident.
+    #[serde(default)]
+    pub unmatched: bool,
+    /// Only alerts of this incident.
+    pub incident: Option<i64>,
+    /// Page: alerts with ids below this.
+    pub before: Option<i64>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    pub alerts: Vec<AlertRecord>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// List recorded alerts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(AlertQuery),
+    responses((status = 200, body = AlertList), (status = 400, body = Problem))
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AlertQuery>,
+) -> Result<axum::Json<AlertList>, ApiError> {
+    caller.require(&[Role::Viewer, Role::Responder, Role::Approver])?;
+    let limit = super::incidents::page_limit(q.limit)?;
+    let alerts = state
+        .engine
+        .store()
+        .alerts(&AlertFilter {
+            unmatched: q.unmatched,
+            incident_id: q.incident,
+            before: q.before,
+            limit,
+        })
+        .await
+        .map_err(crate::engine::EngineError::from)?;
+    let next_before = (alerts.len() as i64 == limit)
+        .then(|| alerts.last().map(|a| a.id))
+        .flatten();
+    Ok(axum::Json(AlertList {
+        alerts,
+        next_before,
+    }))
+}

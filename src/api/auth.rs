@@ -1,0 +1,108 @@
+//! Bearer tokens: the daemon keeps only their SHA-256, so the config file holds no secret.
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::{Role, Token};
+
+/// Tokens by hash.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens(HashMap<[u8; 32], Caller>);
+
+impl Tokens {
+    pub fn new(tokens: &[Token]) -> Self {
+        Tokens(
+            tokens
+                .iter()
+                .map(|t| {
+                    (
+                        t.sha256,
+                        Caller {
+                            name: t.name.clone(),
+                            roles: t.roles.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn find(&self, token: &str) -> Option<&Caller> {
+        self.0.get(&token_hash(token))
+    }
+}
+
+/// SHA-256 of a token, as the config stores it.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    );
+    out
+}
+
+/// Who is calling, by the name their token has in the config.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> String {
+        crate::engine::token_actor(&self.name)
+    }
+
+    /// Allowed when the caller holds any of `roles`, or `admin`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if self.roles.contains(&Role::Admin) || roles.iter().any(|r| self.roles.contains(r)) {
+            return Ok(());
+        }
+        let names = |rs: &[Role]| rs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        Err(ApiError::forbidden(format!(
+            "token `{}` has roles [{}]; this needs one of [{}] (or admin)",
+            self.name,
+            names(&self.roles),
+            names(roles)
+        )))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "this endpoint needs a bearer token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        let value = value.to_str().unwrap_or_default();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        state
+            .live()
+            .tokens
+            .find(token)
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("this token is not known to incidentd"))
+    }
+}

@@ -1,0 +1,156 @@
+//! Every error the API returns is `application/problem+json` (RFC 9457) with a `detail` a
+//! person can act on. Internal causes go to the log, not to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::engine::EngineError;
+use crate::ingest::FormatError;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`; `code` names the problem for programs.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable name, e.g. `malformed_json`, `invalid_field`.
+    pub code: &'static str,
+    /// The JSON path of the offending field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    path: Option<String>,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            path: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn invalid(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        let path = path.into();
+        let detail = detail.into();
+        ApiError {
+            detail: if path.is_empty() {
+                detail
+            } else {
+                format!("{path}: {detail}")
+            },
+            path: Some(path).filter(|p| !p.is_empty()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "")
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+        }
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "incidentd failed to handle this request; the cause is in its log",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+fn title(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            kind: "about:blank",
+            title: title(self.status),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            path: self.path,
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(m) => ApiError::not_found(m),
+            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Invalid { path, message } => ApiError::invalid(path, message),
+            EngineError::Unavailable(m) => {
+                tracing::warn!(error = %m, "request failed: store unavailable");
+                ApiError::unavailable(format!("{m}; retry shortly"))
+            }
+            EngineError::Failed(m) => {
+                tracing::error!(error = %m, "request failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<FormatError> for ApiError {
+    fn from(e: FormatError) -> Self {
+        if e.syntax {
+            ApiError::bad_request("malformed_json", e.message)
+        } else {
+            ApiError::invalid(e.path, e.message)
+        }
+    }
+}

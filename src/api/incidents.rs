@@ -1,0 +1,310 @@
+//! Incident endpoints: declare, list, show, change, move through the lifecycle, timeline.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, Problem};
+use super::extract::{Body, IncidentId, Json, Query};
+use crate::config::Role;
+use crate::domain::incident::{Category, Severity, Status};
+use crate::domain::records::{AlertRecord, Event, Incident};
+use crate::engine::{Declaration, EngineError, IncidentPatch};
+use crate::store::{AlertFilter, IncidentFilter};
+
+const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
+const WRITE: &[Role] = &[Role::Responder];
+
+pub(super) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=500).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit={n}: give a number from 1 to 500"),
+        )),
+    }
+}
+
+/// Declare an incident.
+///
+/// Category and severity may be omitted: the classification rules decide from the title,
+/// summary and facts. Personal-information categories are always S1.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    request_body = Declaration,
+    responses(
+        (status = 201, body = Incident),
+        (status = 400, body = Problem),
+        (status = 422, body = Problem),
+    )
+)]
+pub async fn declare(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(d): Json<Declaration>,
+) -> Result<(StatusCode, HeaderMap, axum::Json<Incident>), ApiError> {
+    caller.require(WRITE)?;
+    let rules = state.live().rules.clone();
+    let inc = state.engine.declare(d, &rules, &caller.actor()).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{}", inc.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, axum::Json(inc)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    pub status: Option<Status>,
+    /// `true`: only open incidents (not closed, not false positive); `false`: only ended ones.
+    pub open: Option<bool>,
+    pub severity: Option<Severity>,
+    pub category: Option<Category>,
+    pub drill: Option<bool>,
+    /// Page: incidents with ids below this.
+    pub before: Option<i64>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// List incidents, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(IncidentQuery),
+    responses((status = 200, body = IncidentList), (status = 400, body = Problem))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<IncidentQuery>,
+) -> Result<axum::Json<IncidentList>, ApiError> {
+    caller.require(READ)?;
+    let limit = page_limit(q.limit)?;
+    let incidents = state
+        .engine
+        .store()
+        .incidents(&IncidentFilter {
+            status: q.status,
+            open: q.open,
+            severity: q.severity,
+            category: q.category,
+            drill: q.drill,
+            before: q.before,
+            limit,
+        })
+        .await
+        .map_err(EngineError::from)?;
+    let next_before = (incidents.len() as i64 == limit)
+        .then(|| incidents.last().map(|i| i.id))
+        .flatten();
+    Ok(axum::Json(IncidentList {
+        incidents,
+        next_before,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IncidentView {
+    #[serde(flatten)]
+    pub incident: Incident,
+    /// The newest alerts (at most 100); `GET /api/v1/alerts?incident=…` pages through all.
+    pub alerts: Vec<AlertRecord>,
+    /// The first audited events (at most 500); `…/timeline` pages through all.
+    pub timeline: Vec<Event>,
+    /// Where this incident may move next.
+    pub allowed_transitions: Vec<Status>,
+}
+
+/// Show one incident with its alerts, facts and timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = IncidentView), (status = 404, body = Problem))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+) -> Result<axum::Json<IncidentView>, ApiError> {
+    caller.require(READ)?;
+    let store = state.engine.store();
+    let incident = store
+        .incident(id)
+        .await
+        .map_err(EngineError::from)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no incident {id}")))?;
+    let alerts = store
+        .alerts(&AlertFilter {
+            incident_id: Some(id),
+            limit: 100,
+            ..AlertFilter::default()
+        })
+        .await
+        .map_err(EngineError::from)?;
+    let timeline = store
+        .timeline(id, 0, 500)
+        .await
+        .map_err(EngineError::from)?;
+    Ok(axum::Json(IncidentView {
+        allowed_transitions: incident.status.allowed_next().to_vec(),
+        incident,
+        alerts,
+        timeline,
+    }))
+}
+
+/// Change title, summary, category, severity or clocks.
+///
+/// Lowering severity, changing the category or moving `discovered_at`/`aware_at` needs a
+/// `reason`. Personal-information categories stay S1.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = i64, Path)),
+    request_body = IncidentPatch,
+    responses((status = 200, body = Incident), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Json(p): Json<IncidentPatch>,
+) -> Result<axum::Json<Incident>, ApiError> {
+    caller.require(WRITE)?;
+    Ok(axum::Json(
+        state.engine.update_incident(id, p, &caller.actor()).await?,
+    ))
+}
+
+/// Update facts with a JSON merge patch (RFC 7396): given fields replace, `null` clears.
+///
+/// Facts are versioned; a change may raise (never lower) the classification.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}/facts",
+    tag = "incidents",
+    params(("id" = i64, Path)),
+    request_body(content = crate::domain::facts::Facts, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Incident), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+pub async fn update_facts(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Body(body): Body,
+) -> Result<axum::Json<Incident>, ApiError> {
+    caller.require(WRITE)?;
+    let patch: serde_json::Value = crate::ingest::from_json(&body)?;
+    let rules = state.live().rules.clone();
+    Ok(axum::Json(
+        state
+            .engine
+            .update_facts(id, patch, &rules, &caller.actor())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    pub to: Status,
+    /// Required for `closed`, `false_positive` and `reopened`.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Move an incident through its lifecycle.
+///
+/// `detected → triaged → contained → eradicated → recovered → closed`, `false_positive` from
+/// detected or triaged, `reopened → triaged`. Anything else is refused with 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/transitions",
+    tag = "incidents",
+    params(("id" = i64, Path)),
+    request_body = TransitionRequest,
+    responses((status = 200, body = Incident), (status = 404, body = Problem), (status = 409, body = Problem))
+)]
+pub async fn transition(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Json(t): Json<TransitionRequest>,
+) -> Result<axum::Json<Incident>, ApiError> {
+    caller.require(WRITE)?;
+    Ok(axum::Json(
+        state
+            .engine
+            .transition(id, t.to, t.note, &caller.actor())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    /// Events with ids above this (default 0).
+    pub after: Option<i64>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Timeline {
+    pub events: Vec<Event>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// The incident's audited events, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/timeline",
+    tag = "incidents",
+    params(("id" = i64, Path), TimelineQuery),
+    responses((status = 200, body = Timeline), (status = 404, body = Problem))
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Query(q): Query<TimelineQuery>,
+) -> Result<axum::Json<Timeline>, ApiError> {
+    caller.require(READ)?;
+    let limit = page_limit(q.limit)?;
+    let store = state.engine.store();
+    if store
+        .incident(id)
+        .await
+        .map_err(EngineError::from)?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("there is no incident {id}")));
+    }
+    let events = store
+        .timeline(id, q.after.unwrap_or(0), limit)
+        .await
+        .map_err(EngineError::from)?;
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(axum::Json(Timeline { events, next_after }))
+}

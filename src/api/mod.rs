@@ -1,0 +1,159 @@
+//! HTTP API (axum): routes, auth, errors, OpenAPI.
+
+mod alerts;
+pub mod auth;
+pub mod error;
+mod extract;
+mod incidents;
+mod ops;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Settings;
+use crate::domain::classify::Rules;
+use crate::engine::Engine;
+pub use auth::{Tokens, token_hash};
+
+/// The part of the configuration a SIGHUP swaps in atomically.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub rules: Arc<Rules>,
+    pub tokens: Tokens,
+    pub max_body_bytes: usize,
+    pub max_alerts_per_request: usize,
+}
+
+impl Live {
+    pub fn from_settings(s: &Settings) -> Self {
+        Live {
+            rules: s.rules.clone(),
+            tokens: Tokens::new(&s.tokens),
+            max_body_bytes: s.server.max_body_bytes,
+            max_alerts_per_request: s.ingest.max_alerts_per_request,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub live: Arc<ArcSwap<Live>>,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.live.load()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "incidentd",
+        description = "Security incident response and notification daemon. Every error is application/problem+json.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP surface, with its OpenAPI document.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(alerts::post_alerts))
+        .routes(routes!(alerts::post_alertmanager))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(incidents::declare, incidents::list))
+        .routes(routes!(incidents::show, incidents::update))
+        .routes(routes!(incidents::update_facts))
+        .routes(routes!(incidents::transition))
+        .routes(routes!(incidents::timeline))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let doc = Arc::new(doc);
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+    .fallback(ops::not_found)
+    .layer(middleware::from_fn(track))
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        request_timeout,
+    ))
+    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |m| m.as_str());
+        tracing::debug_span!("request", method = %req.method(), route)
+    }))
+    .with_state(state)
+}
+
+/// Request metrics by matched route, and a log line per request (health checks at debug).
+async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let res = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16();
+    metrics::histogram!(
+        "incidentd_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .record(elapsed);
+    let ms = elapsed.as_secs_f64() * 1e3;
+    if status >= 500 {
+        tracing::warn!(%method, route, status, ms, "request failed");
+    } else if status >= 400 {
+        tracing::info!(%method, route, status, ms, "request refused");
+    } else {
+        tracing::debug!(%method, route, status, ms, "request");
+    }
+    res
+}

@@ -1,0 +1,68 @@
+//! Operations: health, readiness, metrics.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use crate::domain::incident::Severity;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "alive")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the store answers and the daemon is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "ready"), (status = 503, body = Problem))
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::unavailable("incidentd is shutting down"));
+    }
+    state
+        .engine
+        .store()
+        .ping()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the store does not answer: {e}")))?;
+    Ok("ready\n")
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Open incidents come from the store, so every instance reports the same, true figure.
+    match state.engine.store().open_incidents_by_severity().await {
+        Ok(counts) => {
+            for s in Severity::ALL {
+                let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+                metrics::gauge!("incidentd_incidents_open", "severity" => s.as_str()).set(n as f64);
+            }
+            metrics::gauge!("incidentd_store_up").set(1.0);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count open incidents");
+            metrics::gauge!("incidentd_store_up").set(0.0);
+        }
+    }
+    metrics::gauge!("incidentd_ingest_queue_depth").set(state.engine.ingest_queue().depth() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::prometheus().render(),
+    )
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    let _ = StatusCode::NOT_FOUND;
+    ApiError::not_found(format!(
+        "no such endpoint `{}`; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}

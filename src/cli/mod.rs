@@ -1,0 +1,305 @@
+//! The command line. `serve`, `check`, `migrate`, `audit verify` and `token` work offline on
+//! the config file; everything else is a client of the running daemon.
+
+mod client;
+mod offline;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str = "incidentd turns security alerts into handled incidents: it ingests alerts \
+(Alertmanager, generic JSON), classifies them (personal-information leaks are always S1), opens \
+and tracks incidents, and keeps every change in a tamper-evident audit trail.";
+
+const AFTER: &str = "\
+Getting started:
+  incidentd check --config config/incidentd.toml      validate the configuration
+  incidentd serve --config config/incidentd.toml      run the daemon (SQLite by default)
+  export INCIDENTD_TOKEN=dev-responder-token          a token from the config (see README)
+  incidentd alert --title '用户数据库疑似被拖库'       send a test alert
+  incidentd incidents list --open                     see what is open
+  incidentd incidents show 1                          one incident, its alerts and timeline
+
+Client commands talk to the daemon at --url (INCIDENTD_URL) with --token (INCIDENTD_TOKEN).";
+
+#[derive(Debug, Parser)]
+#[command(name = "incidentd", version, about = ABOUT, after_help = AFTER, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        env = "INCIDENTD_CONFIG",
+        default_value = "config/incidentd.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// The daemon's address.
+    #[arg(
+        long,
+        env = "INCIDENTD_URL",
+        default_value = "http://127.0.0.1:8600",
+        global = true
+    )]
+    pub url: String,
+    /// Bearer token (from the config's [[auth.tokens]]); prefer the environment variable.
+    #[arg(long, env = "INCIDENTD_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the daemon's JSON answer instead of a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (validates the configuration first).
+    Serve(ConfigArg),
+    /// Validate the configuration and classification rules; exit 1 naming each problem.
+    Check(ConfigArg),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(ConfigArg),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Make API tokens for the config's [[auth.tokens]].
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Declare an incident.
+    Declare(DeclareArgs),
+    /// Send an alert (the generic format), e.g. to try the classification rules.
+    Alert(AlertArgs),
+    /// List and show incidents.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
+    /// List recorded alerts (e.g. those that matched no rule).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Move an incident through its lifecycle.
+    ///
+    /// detected → triaged → contained → eradicated → recovered → closed; false_positive from
+    /// detected or triaged; closed/false_positive → reopened → triaged.
+    Transition(TransitionArgs),
+    /// Update an incident's facts (versioned; may raise, never lower, the classification).
+    Facts(FactsArgs),
+    /// Change an incident's title, category, severity or clocks (some need --reason).
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain and report the first broken event (works offline on the database).
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Generate a random token and print it with the config lines that accept it.
+    New {
+        /// A name for the token's holder, e.g. alertmanager or alice.
+        #[arg(long)]
+        name: String,
+        /// Roles: ingest, responder, approver, admin, viewer, site.
+        #[arg(long = "role", required = true)]
+        roles: Vec<crate::config::Role>,
+    },
+    /// Print the SHA-256 of a token read from standard input (for an existing token).
+    Hash,
+}
+
+#[derive(Debug, Args)]
+pub struct DeclareArgs {
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub summary: String,
+    /// pi_leak, pi_damage, pi_loss, vulnerability, malware, network_attack, intrusion, …
+    /// (omit: the rules decide).
+    #[arg(long)]
+    pub category: Option<crate::domain::Category>,
+    /// S1 … S4 (omit: the rules decide; PI is always S1).
+    #[arg(long)]
+    pub severity: Option<crate::domain::Severity>,
+    /// A drill: exercises everything but never reaches real people or regulators.
+    #[arg(long)]
+    pub drill: bool,
+    /// When it was discovered (RFC 3339, UTC), if before now.
+    #[arg(long)]
+    pub discovered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it became known that personal information is affected (RFC 3339).
+    #[arg(long)]
+    pub aware_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Facts as KEY=VALUE (e.g. affected_subjects=1200, data_types=phone,id_number).
+    #[arg(long = "fact", value_name = "KEY=VALUE")]
+    pub facts: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// A label as KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// An annotation as KEY=VALUE (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Send the alert as resolved.
+    #[arg(long)]
+    pub resolved: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        status: Option<crate::domain::Status>,
+        /// Only open incidents.
+        #[arg(long, conflicts_with = "closed")]
+        open: bool,
+        /// Only closed and false-positive incidents.
+        #[arg(long)]
+        closed: bool,
+        #[arg(long)]
+        severity: Option<crate::domain::Severity>,
+        #[arg(long)]
+        category: Option<crate::domain::Category>,
+        /// Only drills (or, with --drill=false, only real incidents).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        drill: Option<bool>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One incident with its facts, alerts and timeline.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    List {
+        /// Only alerts that opened or joined no incident.
+        #[arg(long)]
+        unmatched: bool,
+        #[arg(long)]
+        incident: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TransitionArgs {
+    pub id: i64,
+    /// triaged, contained, eradicated, recovered, closed, false_positive, reopened.
+    pub to: crate::domain::Status,
+    /// Why (required for closed, false_positive and reopened).
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    pub id: i64,
+    /// KEY=VALUE; numbers, true/false and comma lists are understood; KEY= clears.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A JSON merge patch file instead (or `-` for standard input).
+    #[arg(long, conflicts_with = "set")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub id: i64,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub summary: Option<String>,
+    #[arg(long)]
+    pub category: Option<crate::domain::Category>,
+    #[arg(long)]
+    pub severity: Option<crate::domain::Severity>,
+    #[arg(long)]
+    pub discovered_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long)]
+    pub aware_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Required to lower severity, change the category or move a clock.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Serve(c) => offline::serve(&c.config).await,
+        Command::Check(c) => offline::check(&c.config),
+        Command::Migrate(c) => offline::migrate(&c.config).await,
+        Command::Audit(AuditCommand::Verify { config, json }) => {
+            offline::audit_verify(&config.config, json).await
+        }
+        Command::Token(t) => offline::token(t),
+        Command::Declare(a) => client::declare(a).await,
+        Command::Alert(a) => client::alert(a).await,
+        Command::Incidents(c) => client::incidents(c).await,
+        Command::Alerts(c) => client::alerts(c).await,
+        Command::Transition(a) => client::transition(a).await,
+        Command::Facts(a) => client::facts(a).await,
+        Command::Update(a) => client::update(a).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+/// `KEY=VALUE` → (key, value), with a message naming the argument otherwise.
+fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{what} `{s}` must be KEY=VALUE"))
+}

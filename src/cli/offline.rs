@@ -1,0 +1,160 @@
+//! Commands that work on the configuration and database directly.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use tracing::info;
+
+use super::TokenCommand;
+use crate::config::{self, Settings};
+use crate::server::{Server, notify_systemd, shutdown_signal, spawn_reload_on_sighup};
+use crate::store::{self, Store};
+
+fn load(path: &Path) -> anyhow::Result<Settings> {
+    config::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "the configuration is not valid ({} problem{}):\n{e}",
+            e.problems.len(),
+            if e.problems.len() == 1 { "" } else { "s" }
+        )
+    })
+}
+
+pub async fn serve(path: &Path) -> anyhow::Result<i32> {
+    let settings = load(path)?;
+    crate::telemetry::init_logging(&settings.log);
+    let _ = crate::telemetry::prometheus();
+    info!(
+        config = %path.display(),
+        store = %store::describe(&settings),
+        rules = settings.rules.len(),
+        tokens = settings.tokens.len(),
+        "starting incidentd {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if settings.tokens.is_empty() {
+        tracing::warn!("no [[auth.tokens]] configured: every API call will be refused (401)");
+    }
+    let server = Server::build(settings).await?;
+    let addr = server.local_addr();
+    info!(%addr, "listening on http://{addr}");
+    spawn_reload_on_sighup(server.reloader());
+    notify_systemd(server.store().clone(), addr);
+    server.run_until(shutdown_signal()).await?;
+    Ok(0)
+}
+
+pub fn check(path: &Path) -> anyhow::Result<i32> {
+    let s = load(path)?;
+    println!("{} is valid", path.display());
+    println!("  listen          {}", s.server.listen);
+    println!("  store           {}", store::describe(&s));
+    println!(
+        "  classification  {} ({} rules)",
+        s.classification_path.display(),
+        s.rules.len()
+    );
+    println!(
+        "  tokens          {}",
+        if s.tokens.is_empty() {
+            "none (every API call will be refused)".to_string()
+        } else {
+            s.tokens
+                .iter()
+                .map(|t| {
+                    let roles: Vec<_> = t.roles.iter().map(|r| r.as_str()).collect();
+                    format!("{} [{}]", t.name, roles.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    Ok(0)
+}
+
+async fn open(path: &Path) -> anyhow::Result<(Settings, Store)> {
+    let s = load(path)?;
+    let store = Store::connect(&s)
+        .await
+        .with_context(|| format!("cannot open the store at {}", store::describe(&s)))?;
+    Ok((s, store))
+}
+
+pub async fn migrate(path: &Path) -> anyhow::Result<i32> {
+    let (s, store) = open(path).await?;
+    store.migrate().await?;
+    println!(
+        "{} schema is up to date at {}",
+        store.backend(),
+        store::describe(&s)
+    );
+    store.close().await;
+    Ok(0)
+}
+
+pub async fn audit_verify(path: &Path, json: bool) -> anyhow::Result<i32> {
+    let (_, store) = open(path).await?;
+    let tty = std::io::stderr().is_terminal() && !json;
+    let report = store
+        .verify_audit(|n| {
+            if tty {
+                eprint!("\rchecked {n} events…");
+                let _ = std::io::stderr().flush();
+            }
+        })
+        .await?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let (Some(at), Some(problem)) = (report.broken_at, &report.problem) {
+        println!("audit trail BROKEN at event {at}: {problem}");
+        println!("  {} events before it are intact", report.events);
+    } else {
+        println!(
+            "audit trail intact: {} events, {} alerts checked",
+            report.events, report.alerts_checked
+        );
+        println!("  head {}", report.head);
+        println!(
+            "  (keep the head hash elsewhere: a later verify that does not pass through it means the chain was rewritten)"
+        );
+    }
+    Ok(if report.broken_at.is_some() { 1 } else { 0 })
+}
+
+pub fn token(cmd: TokenCommand) -> anyhow::Result<i32> {
+    match cmd {
+        TokenCommand::New { name, roles } => {
+            let mut raw = [0u8; 24];
+            aws_lc_rs::rand::fill(&mut raw)
+                .map_err(|_| anyhow::anyhow!("no randomness available"))?;
+            let token = format!("idt_{}", hex::encode(raw));
+            let roles: Vec<String> = roles
+                .iter()
+                .map(|r| format!("\"{}\"", r.as_str()))
+                .collect();
+            println!("token: {token}");
+            println!("(give it to its holder now: incidentd keeps only its hash)\n");
+            println!("[[auth.tokens]]");
+            println!("name = \"{name}\"");
+            println!(
+                "sha256 = \"{}\"",
+                hex::encode(crate::api::token_hash(&token))
+            );
+            println!("roles = [{}]", roles.join(", "));
+            Ok(0)
+        }
+        TokenCommand::Hash => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            let t = s.trim();
+            anyhow::ensure!(!t.is_empty(), "give the token on standard input");
+            println!("{}", hex::encode(crate::api::token_hash(t)));
+            Ok(0)
+        }
+    }
+}

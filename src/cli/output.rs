@@ -1,0 +1,252 @@
+//! Terminal output: short tables and summaries that read well at 80 columns.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::duration::humanize;
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+fn when(v: &Value) -> String {
+    match v.as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        None => "—".into(),
+    }
+}
+
+fn age(v: &Value) -> String {
+    match v.as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
+        Some(t) => humanize((Utc::now() - t).to_std().unwrap_or_default()),
+        None => "—".into(),
+    }
+}
+
+pub fn incident_table(v: &Value) {
+    let list = v["incidents"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no incidents match");
+        return;
+    }
+    println!(
+        "{:>6}  {:<3}  {:<14}  {:<16}  {:>6}  {:>8}  TITLE",
+        "ID", "SEV", "STATUS", "CATEGORY", "ALERTS", "AGE"
+    );
+    for i in &list {
+        let drill = if i["drill"].as_bool() == Some(true) {
+            "[DRILL] "
+        } else {
+            ""
+        };
+        println!(
+            "{:>6}  {:<3}  {:<14}  {:<16}  {:>6}  {:>8}  {drill}{}",
+            i["id"].to_string(),
+            s(&i["severity"]),
+            s(&i["status"]),
+            s(&i["category"]),
+            i["alert_count"].to_string(),
+            age(&i["first_seen_at"]),
+            s(&i["title"])
+        );
+    }
+    if let Some(n) = v["next_before"].as_i64() {
+        println!("… more: add --json and page with before={n}");
+    }
+}
+
+pub fn incident_summary(i: &Value) {
+    let drill = if i["drill"].as_bool() == Some(true) {
+        " [DRILL]"
+    } else {
+        ""
+    };
+    println!(
+        "  {} {} · {} · {}{drill}",
+        i["id"],
+        s(&i["title"]),
+        s(&i["severity"]),
+        s(&i["category"])
+    );
+    println!(
+        "  status {} · facts v{}",
+        s(&i["status"]),
+        i["facts_version"]
+    );
+}
+
+pub fn incident_detail(i: &Value) {
+    let drill = if i["drill"].as_bool() == Some(true) {
+        "  [DRILL]"
+    } else {
+        ""
+    };
+    println!("Incident {} — {}{drill}", i["id"], s(&i["title"]));
+    if !s(&i["summary"]).is_empty() {
+        println!("  {}", s(&i["summary"]));
+    }
+    let rule = i["rule"]
+        .as_str()
+        .map(|r| format!(", rule {r}"))
+        .unwrap_or_default();
+    println!(
+        "  severity   {} ({}{rule})",
+        s(&i["severity"]),
+        s(&i["category"])
+    );
+    let next: Vec<&str> = i["allowed_transitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!(
+        "  status     {}  → may move to: {}",
+        s(&i["status"]),
+        next.join(", ")
+    );
+    println!(
+        "  first seen {}   discovered {}",
+        when(&i["first_seen_at"]),
+        when(&i["discovered_at"])
+    );
+    println!(
+        "  declared   {}   aware      {}",
+        when(&i["declared_at"]),
+        when(&i["aware_at"])
+    );
+    if !i["contained_at"].is_null() || !i["closed_at"].is_null() {
+        println!(
+            "  contained  {}   closed     {}",
+            when(&i["contained_at"]),
+            when(&i["closed_at"])
+        );
+    }
+    println!("  created by {}", s(&i["created_by"]));
+    if let Some(f) = i["facts"].as_object().filter(|f| !f.is_empty()) {
+        println!("Facts (version {})", i["facts_version"]);
+        for (k, v) in f {
+            let shown = match v {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map_or(x.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Value::String(x) => x.clone(),
+                other => other.to_string(),
+            };
+            println!("  {k:<26} {shown}");
+        }
+    }
+    let alerts = i["alerts"].as_array().cloned().unwrap_or_default();
+    let truncated = i["truncated_alerts"].as_i64().unwrap_or(0);
+    println!(
+        "Alerts ({} total{})",
+        i["alert_count"],
+        if truncated > 0 {
+            format!(", Alertmanager left out {truncated}")
+        } else {
+            String::new()
+        }
+    );
+    for a in alerts.iter().take(10) {
+        println!(
+            "  {:>6}  {}  {:<8}  {}",
+            a["id"].to_string(),
+            when(&a["received_at"]),
+            s(&a["status"]),
+            s(&a["title"])
+        );
+    }
+    println!("Timeline");
+    for e in i["timeline"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  {:<24}  {:<24}  {}",
+            when(&e["at"]),
+            s(&e["kind"]),
+            s(&e["actor"]),
+            event_note(e)
+        );
+    }
+}
+
+fn event_note(e: &Value) -> String {
+    let d = &e["data"];
+    match s(&e["kind"]) {
+        "incident.transitioned" => {
+            format!("{} → {}  {}", s(&d["from"]), s(&d["to"]), s(&d["note"]))
+        }
+        "incident.reclassified" => format!(
+            "{}/{} → {}/{}{}",
+            s(&d["from"]["category"]),
+            s(&d["from"]["severity"]),
+            s(&d["to"]["category"]),
+            s(&d["to"]["severity"]),
+            d["reason"]
+                .as_str()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        ),
+        "alerts.received" | "incident.opened" => {
+            let alerts = d["alerts"].as_array().map_or(0, Vec::len);
+            let resolved = d["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| s(&a["status"]) == "resolved")
+                .count();
+            if resolved > 0 {
+                format!("{alerts} alert(s), {resolved} resolved")
+            } else if alerts > 0 {
+                format!("{alerts} alert(s)")
+            } else {
+                String::new()
+            }
+        }
+        "incident.facts_updated" => format!("facts v{}", d["version"]),
+        "incident.updated" => {
+            let keys: Vec<&String> = d["changes"]
+                .as_object()
+                .map(|m| m.keys().collect())
+                .unwrap_or_default();
+            format!(
+                "{}{}",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                d["reason"]
+                    .as_str()
+                    .map(|r| format!("  ({r})"))
+                    .unwrap_or_default()
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn alert_table(v: &Value) {
+    let list = v["alerts"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no alerts match");
+        return;
+    }
+    println!(
+        "{:>8}  {:<20}  {:<8}  {:<14}  {:>8}  TITLE",
+        "ID", "RECEIVED", "STATUS", "SOURCE", "INCIDENT"
+    );
+    for a in &list {
+        let inc = a["incident_id"]
+            .as_i64()
+            .map_or("—".to_string(), |i| i.to_string());
+        println!(
+            "{:>8}  {:<20}  {:<8}  {:<14}  {:>8}  {}",
+            a["id"].to_string(),
+            when(&a["received_at"]),
+            s(&a["status"]),
+            s(&a["source"]),
+            inc,
+            s(&a["title"])
+        );
+    }
+}

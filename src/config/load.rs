@@ -1,0 +1,571 @@
+//! Reading the configuration: file → environment overrides → secret files → typed → validated.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::schema::{RawConfig, Settings, Token};
+use crate::domain::classify::{Rules, RulesFile};
+
+const ENV_PREFIX: &str = "INCIDENTD__";
+
+/// Everything wrong with a configuration, one problem per line, each naming file, key and problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn one(p: String) -> Self {
+        ConfigError { problems: vec![p] }
+    }
+}
+
+/// Load and validate the configuration at `path`, with overrides from the process environment.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_with_env(path, std::env::vars())
+}
+
+/// As [`load`], with the environment given explicitly (tests, and no global state).
+pub fn load_with_env(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let shown = path.display().to_string();
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(format!("{shown}: cannot read the configuration: {e}")))?;
+    let mut table = parse_table(&shown, &text).map_err(ConfigError::one)?;
+    let from_env = apply_env(&mut table, env).map_err(|p| ConfigError {
+        problems: p.into_iter().map(|p| format!("{shown}: {p}")).collect(),
+    })?;
+    resolve_secret_files(&mut table, &dir, "").map_err(|p| ConfigError {
+        problems: p.into_iter().map(|p| format!("{shown}: {p}")).collect(),
+    })?;
+    let raw: RawConfig = deserialize(toml::Value::Table(table)).map_err(|(key, msg)| {
+        let origin = from_env
+            .iter()
+            .find(|(p, _)| key.starts_with(p.as_str()))
+            .map(|(_, var)| format!(" (value from environment variable {var})"))
+            .unwrap_or_default();
+        ConfigError::one(format!("{shown}: {key}: {msg}{origin}"))
+    })?;
+    validate(path, &dir, raw)
+}
+
+/// Load and compile a classification rules file.
+pub fn load_rules(path: &Path) -> Result<Rules, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::one(format!(
+            "{shown}: cannot read the classification rules: {e}"
+        ))
+    })?;
+    let table = parse_table(&shown, &text).map_err(ConfigError::one)?;
+    let file: RulesFile = deserialize(toml::Value::Table(table))
+        .map_err(|(key, msg)| ConfigError::one(format!("{shown}: {key}: {msg}")))?;
+    Rules::compile(&file).map_err(|errs| ConfigError {
+        problems: errs.into_iter().map(|e| format!("{shown}: {e}")).collect(),
+    })
+}
+
+/// TOML syntax errors come back as `file:line:column: message`.
+fn parse_table(shown: &str, text: &str) -> Result<toml::Table, String> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+        format!("{shown}:{line}:{col}: {}", e.message().trim())
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |n| before.len() - n - 1)
+        + 1;
+    (line, col)
+}
+
+/// Typed deserialisation; on failure, the dotted key and the problem.
+fn deserialize<T: DeserializeOwned>(v: toml::Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." {
+            "(top level)".into()
+        } else {
+            key
+        };
+        (key, e.inner().message().to_string())
+    })
+}
+
+/// `INCIDENTD__SERVER__LISTEN=0.0.0.0:8600` sets `server.listen`. Values are read as TOML when
+/// they parse (`20`, `true`, `["CN","SG"]`), otherwise as strings. Returns (key, variable) pairs.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, Vec<String>> {
+    let mut set = Vec::new();
+    let mut problems = Vec::new();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            problems.push(format!(
+                "environment variable {var}: write levels as INCIDENTD__SECTION__KEY"
+            ));
+            continue;
+        }
+        match set_path(table, &path, env_value(&raw)) {
+            Ok(()) => set.push((path.join("."), var)),
+            Err(p) => problems.push(format!("environment variable {var}: {p}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        Err(problems)
+    }
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = table;
+    for (i, seg) in parents.iter().enumerate() {
+        let next_is_index = path[i + 1].parse::<usize>().is_ok();
+        let entry = cur.entry(seg.clone()).or_insert_with(|| {
+            if next_is_index {
+                toml::Value::Array(Vec::new())
+            } else {
+                toml::Value::Table(toml::Table::new())
+            }
+        });
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(items) => {
+                let idx: usize = path[i + 1]
+                    .parse()
+                    .map_err(|_| format!("`{seg}` is a list: address its items by number"))?;
+                if idx == items.len() {
+                    items.push(toml::Value::Table(toml::Table::new()));
+                }
+                // the index segment is consumed here; descend into the item and skip it
+                return match items.get_mut(idx) {
+                    Some(toml::Value::Table(t)) => set_path(t, &path[i + 2..], value),
+                    Some(_) => Err(format!("`{seg}[{idx}]` is not a table")),
+                    None => Err(format!("`{seg}` has {} items; no item {idx}", items.len())),
+                };
+            }
+            _ => return Err(format!("`{seg}` is a value, not a section")),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Replace every `<key>_file = "…"` with `<key> = <contents>`. A bare name is looked up in
+/// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`) first, then beside the config file.
+fn resolve_secret_files(
+    table: &mut toml::Table,
+    dir: &Path,
+    prefix: &str,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        let at = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let Some(base) = key.strip_suffix("_file") {
+            let Some(toml::Value::String(file)) = table.get(&key).cloned() else {
+                continue;
+            };
+            if table.contains_key(base) {
+                problems.push(format!("{at}: give either `{base}` or `{key}`, not both"));
+                continue;
+            }
+            match read_secret(&file, dir) {
+                Ok(s) => {
+                    table.remove(&key);
+                    table.insert(base.to_string(), toml::Value::String(s));
+                }
+                Err(e) => problems.push(format!("{at}: {e}")),
+            }
+            continue;
+        }
+        match table.get_mut(&key) {
+            Some(toml::Value::Table(t)) => {
+                if let Err(mut p) = resolve_secret_files(t, dir, &at) {
+                    problems.append(&mut p);
+                }
+            }
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let toml::Value::Table(t) = item
+                        && let Err(mut p) = resolve_secret_files(t, dir, &format!("{at}[{i}]"))
+                    {
+                        problems.append(&mut p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn read_secret(file: &str, dir: &Path) -> Result<String, String> {
+    let p = Path::new(file);
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join(file))
+        .filter(|c| p.components().count() == 1 && c.is_file());
+    let path = match credential {
+        Some(c) => c,
+        None if p.is_absolute() => p.to_path_buf(),
+        None => dir.join(p),
+    };
+    let s = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigError> {
+    let shown = path.display().to_string();
+    let mut problems = Vec::new();
+    let mut p = |key: &str, msg: String| problems.push(format!("{shown}: {key}: {msg}"));
+
+    if let Err(e) = reqwest::Url::parse(&raw.server.public_url) {
+        p(
+            "server.public_url",
+            format!("not a URL ({e}); write e.g. \"https://incidents.example.com\""),
+        );
+    }
+    if raw.server.max_body_bytes < 1024 {
+        p("server.max_body_bytes", "must be at least 1024".into());
+    }
+    let store_url = match resolve_store_url(raw.store.url.expose_secret(), dir) {
+        Ok(u) => u,
+        Err(e) => {
+            p("store.url", e);
+            String::new()
+        }
+    };
+    if raw.store.max_connections == 0 {
+        p("store.max_connections", "must be at least 1".into());
+    }
+    let mut names = HashSet::new();
+    let mut hashes = HashSet::new();
+    let mut tokens = Vec::new();
+    for (i, t) in raw.auth.tokens.iter().enumerate() {
+        let at = format!("auth.tokens[{i}]");
+        if !names.insert(t.name.clone()) {
+            p(
+                &format!("{at}.name"),
+                format!("`{}` is used by another token", t.name),
+            );
+        }
+        if t.roles.is_empty() {
+            p(&format!("{at}.roles"), "give at least one role".into());
+        }
+        let mut sha = [0u8; 32];
+        match hex::decode_to_slice(t.sha256.trim(), &mut sha) {
+            Ok(()) => {
+                if !hashes.insert(sha) {
+                    p(&format!("{at}.sha256"), "the same token hash appears twice".into());
+                }
+                tokens.push(Token {
+                    name: t.name.clone(),
+                    sha256: sha,
+                    roles: t.roles.clone(),
+                });
+            }
+            Err(_) => p(
+                &format!("{at}.sha256"),
+                "must be 64 hex characters, the SHA-256 of the token (`incidentd token new` makes one)".into(),
+            ),
+        }
+    }
+    if raw.ingest.max_batch_alerts == 0
+        || raw.ingest.queue_capacity == 0
+        || raw.ingest.max_alerts_per_request == 0
+    {
+        p(
+            "ingest",
+            "max_alerts_per_request, max_batch_alerts and queue_capacity must be at least 1".into(),
+        );
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
+        p(
+            "log.level",
+            format!("not a log filter ({e}); use e.g. \"info\" or \"incidentd=debug,info\""),
+        );
+    }
+    let classification_path = dir.join(&raw.paths.classification);
+    let rules = match load_rules(&classification_path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            problems.extend(e.problems);
+            None
+        }
+    };
+    match rules {
+        Some(rules) if problems.is_empty() => Ok(Settings {
+            config_path: path.to_path_buf(),
+            server: raw.server,
+            store_url: SecretString::from(store_url),
+            store: raw.store,
+            tokens,
+            classification_path,
+            rules: Arc::new(rules),
+            organisation: raw.organisation,
+            ingest: raw.ingest,
+            log: raw.log,
+        }),
+        _ => Err(ConfigError { problems }),
+    }
+}
+
+/// SQLite paths are relative to the config file's folder; PostgreSQL URLs pass through.
+fn resolve_store_url(url: &str, dir: &Path) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(format!(
+            "`{}` is not a supported store URL; use sqlite://path/to/incidentd.db or postgres://user@host/db",
+            super::schema::redact_url(url)
+        ));
+    };
+    let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if file.is_empty() || file.starts_with(':') {
+        return Err("give the SQLite database a file path, e.g. sqlite://var/incidentd.db (in-memory databases lose everything)".into());
+    }
+    let path = Path::new(file);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    };
+    let mut out = format!("sqlite://{}", abs.display());
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+[[rules]]
+name = "leak"
+category = "pi_leak"
+text = "leak"
+"#;
+
+    const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:8600"
+
+[store]
+url = "sqlite://var/test.db"
+
+[[auth.tokens]]
+name = "am"
+sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+roles = ["ingest"]
+
+[organisation]
+name = "Example Co."
+operator_type = "other"
+jurisdictions = ["CN"]
+contact = "privacy@example.com"
+"#;
+
+    fn write(dir: &Path, config: &str) -> PathBuf {
+        std::fs::write(dir.join("classification.toml"), RULES).unwrap();
+        let p = dir.join("incidentd.toml");
+        std::fs::write(&p, config).unwrap();
+        p
+    }
+
+    fn problems(config: &str, env: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), config);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        load_with_env(&p, env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn loads_and_resolves_relative_sqlite_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), CONFIG);
+        let s = load_with_env(&p, []).unwrap();
+        assert_eq!(
+            s.store_url.expose_secret(),
+            &format!("sqlite://{}/var/test.db", dir.path().display())
+        );
+        assert_eq!(s.tokens.len(), 1);
+        assert_eq!(s.rules.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = problems(
+            &CONFIG.replace("[server]", "[server]\nlisten_port = 1"),
+            &[],
+        );
+        assert!(e.contains("incidentd.toml: server.listen_port: unknown field `listen_port`, expected one of `listen`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let e = problems(&CONFIG.replace("127.0.0.1:0", "localhost"), &[]);
+        assert!(e.contains("server.listen: invalid socket address"), "{e}");
+        let e = problems(
+            &CONFIG.replace("roles = [\"ingest\"]", "roles = [\"root\"]"),
+            &[],
+        );
+        assert!(
+            e.contains("auth.tokens[0].roles[0]: unknown variant `root`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = problems(&CONFIG.replace("[store]", "[store"), &[]);
+        assert!(e.contains("incidentd.toml:6:7: unclosed table"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_and_is_blamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), CONFIG);
+        let env = [
+            (
+                "INCIDENTD__SERVER__LISTEN".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
+            (
+                "INCIDENTD__STORE__MAX_CONNECTIONS".to_string(),
+                "3".to_string(),
+            ),
+            (
+                "INCIDENTD__AUTH__TOKENS__0__NAME".to_string(),
+                "renamed".to_string(),
+            ),
+        ];
+        let s = load_with_env(&p, env).unwrap();
+        assert_eq!(s.server.listen.port(), 9999);
+        assert_eq!(s.store.max_connections, 3);
+        assert_eq!(s.tokens[0].name, "renamed");
+        let e = problems(CONFIG, &[("INCIDENTD__STORE__MAX_CONNECTIONS", "many")]);
+        assert!(
+            e.contains("(value from environment variable INCIDENTD__STORE__MAX_CONNECTIONS)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db_url"), "postgres://u:hunter2@h/db\n").unwrap();
+        let p = write(
+            dir.path(),
+            &CONFIG.replace("url = \"sqlite://var/test.db\"", "url_file = \"db_url\""),
+        );
+        let s = load_with_env(&p, []).unwrap();
+        assert_eq!(s.store_url.expose_secret(), "postgres://u:hunter2@h/db");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let e = problems(
+            &CONFIG.replace("url = ", "url_file = \"missing\"\nurl = "),
+            &[],
+        );
+        assert!(
+            e.contains("store.url_file: give either `url` or `url_file`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_token_hash_and_rules_are_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), &CONFIG.replace("9f86d0", "zz86d0"));
+        std::fs::write(
+            dir.path().join("classification.toml"),
+            "[[rules]]\nname='x'\ncategory='pi_leak'\ntext='('\n",
+        )
+        .unwrap();
+        let e = load_with_env(&p, []).unwrap_err();
+        assert_eq!(e.problems.len(), 2, "{e}");
+        assert!(
+            e.problems[0].contains("auth.tokens[0].sha256: must be 64 hex"),
+            "{e}"
+        );
+        assert!(
+            e.problems[1]
+                .contains("classification.toml: rules[0] (x).text: invalid regular expression"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn store_url_must_be_supported() {
+        let e = problems(&CONFIG.replace("sqlite://var/test.db", "mysql://x"), &[]);
+        assert!(
+            e.contains("store.url: `mysql://x` is not a supported store URL"),
+            "{e}"
+        );
+    }
+}

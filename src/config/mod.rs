@@ -1,0 +1,8 @@
+//! Configuration: one TOML file, unknown keys refused, `INCIDENTD__SECTION__KEY` environment
+//! overrides, secrets from `<key>_file` or systemd credentials, validated before anything starts.
+
+mod load;
+mod schema;
+
+pub use load::{ConfigError, load, load_rules};
+pub use schema::*;

@@ -1,0 +1,310 @@
+//! The configuration file's shape. Every struct refuses unknown keys.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::classify::Rules;
+use crate::domain::duration::HumanDuration;
+use crate::domain::facts::Jurisdiction;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub paths: PathsConfig,
+    pub organisation: OrganisationConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free port (the chosen address is logged).
+    pub listen: SocketAddr,
+    /// The address people and senders use to reach this daemon (links in notices).
+    pub public_url: String,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// How long shutdown waits for requests and queued writes to finish.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+}
+
+fn default_body_limit() -> usize {
+    4 * 1024 * 1024
+}
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (relative to the config file) or `postgres://user@host/db`.
+    pub url: SecretString,
+    /// Connections in the PostgreSQL pool (SQLite uses one writer and a few readers).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// SQLite only: `full` (every commit reaches the disk) or `normal` (faster, may lose the
+    /// last commits on power loss, never on a crash of the daemon).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSync,
+    /// How long a write waits for the database before the request fails with 503.
+    #[serde(default = "default_busy_timeout")]
+    pub busy_timeout: HumanDuration,
+}
+
+/// Redacts the URL: it may carry a password.
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(self.url.expose_secret()))
+            .field("max_connections", &self.max_connections)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_busy_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    /// Hex SHA-256 of the token (`incidentd token new` prints both).
+    pub sha256: String,
+    pub roles: Vec<Role>,
+}
+
+/// What a bearer token may do. `admin` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Ingest,
+    Responder,
+    Approver,
+    Admin,
+    Viewer,
+    Site,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Responder => "responder",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+            Role::Site => "site",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!("`{s}` is not a role; use ingest, responder, approver, admin, viewer or site")
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Classification rules (relative to the config file).
+    #[serde(default = "default_classification")]
+    pub classification: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            classification: default_classification(),
+        }
+    }
+}
+
+fn default_classification() -> PathBuf {
+    PathBuf::from("classification.toml")
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationConfig {
+    pub name: String,
+    /// `cii` (critical information infrastructure), `state_organ` or `other`: sets the Chinese
+    /// reporting deadlines (1 h, 2 h, 4 h).
+    pub operator_type: OperatorType,
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// The personal-information protection officer, printed in notices.
+    pub contact: String,
+    #[serde(default = "default_locale")]
+    pub default_locale: String,
+}
+
+fn default_locale() -> String {
+    "zh-CN".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorType {
+    Cii,
+    StateOrgan,
+    Other,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most alerts accepted in one request.
+    #[serde(default = "default_max_alerts")]
+    pub max_alerts_per_request: usize,
+    /// Most alerts written in one database transaction (group commit).
+    #[serde(default = "default_batch")]
+    pub max_batch_alerts: usize,
+    /// Requests waiting for the writer before new ones get 503 (Alertmanager retries those).
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_alerts_per_request: default_max_alerts(),
+            max_batch_alerts: default_batch(),
+            queue_capacity: default_queue(),
+        }
+    }
+}
+
+fn default_max_alerts() -> usize {
+    10_000
+}
+fn default_batch() -> usize {
+    5_000
+}
+fn default_queue() -> usize {
+    4_096
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines. `RUST_LOG` overrides `level`.
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A bearer token as the daemon keeps it: the hash, never the token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub roles: Vec<Role>,
+}
+
+/// The loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    /// `store.url` with a relative SQLite path resolved against the config file's folder.
+    pub store_url: SecretString,
+    pub tokens: Vec<Token>,
+    pub classification_path: PathBuf,
+    pub rules: Arc<Rules>,
+    pub organisation: OrganisationConfig,
+    pub ingest: IngestConfig,
+    pub log: LogConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
+    }
+}

@@ -1,0 +1,208 @@
+//! Normalised alerts, whatever format they arrived in, and the keys derived from them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::facts::Facts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "firing" => Ok(AlertStatus::Firing),
+            "resolved" => Ok(AlertStatus::Resolved),
+            _ => Err(format!(
+                "`{s}` is not an alert status; use firing or resolved"
+            )),
+        }
+    }
+}
+
+/// Where an alert came from, beyond its source name: kept for responders, never interpreted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    /// Alertmanager's count of alerts left out of this group's notification.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated_alerts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One alert in the shape every adapter produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub source: String,
+    pub status: AlertStatus,
+    pub title: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub occurred_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The sender's fingerprint, or one derived from source, title and labels.
+    pub fingerprint: String,
+    /// Scope in which (fingerprint, status, occurred_at) identifies a notification: Alertmanager's
+    /// group key, empty for the generic format.
+    pub dedup_scope: String,
+    pub facts: Facts,
+    pub origin: Origin,
+}
+
+impl NewAlert {
+    /// Identifies one notification of one alert state: a re-send (or an HA peer's copy)
+    /// has the same key and is recorded once.
+    pub fn dedup_key(&self) -> String {
+        let nanos = self
+            .occurred_at
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| self.occurred_at.timestamp_micros().saturating_mul(1000));
+        short_hash(&[
+            self.source.as_bytes(),
+            self.dedup_scope.as_bytes(),
+            self.fingerprint.as_bytes(),
+            self.status.as_str().as_bytes(),
+            nanos.to_string().as_bytes(),
+        ])
+    }
+
+    /// The key under which this alert joins an open incident: the configured labels when the
+    /// alert has them all, otherwise its fingerprint.
+    pub fn group_key(&self, group_by: &[String]) -> String {
+        if !group_by.is_empty() {
+            let values: Option<Vec<String>> = group_by
+                .iter()
+                .map(|l| self.labels.get(l).map(|v| format!("{l}={v}")))
+                .collect();
+            if let Some(values) = values {
+                return format!("{}|labels|{}", self.source, values.join(","));
+            }
+        }
+        format!("{}|fp|{}", self.source, self.fingerprint)
+    }
+
+    /// Everything a text rule looks at: title, description and annotation values.
+    pub fn text(&self) -> String {
+        let mut t = String::with_capacity(self.title.len() + self.description.len() + 64);
+        t.push_str(&self.title);
+        t.push('\n');
+        t.push_str(&self.description);
+        for v in self.annotations.values() {
+            t.push('\n');
+            t.push_str(v);
+        }
+        t
+    }
+}
+
+/// A fingerprint for senders that give none: stable over source, title and sorted labels.
+pub fn derive_fingerprint(source: &str, title: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut parts: Vec<&[u8]> = vec![source.as_bytes(), title.as_bytes()];
+    for (k, v) in labels {
+        parts.push(k.as_bytes());
+        parts.push(v.as_bytes());
+    }
+    let h = super::audit::sha256_parts(&parts);
+    hex::encode(&h[..8])
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    hex::encode(&super::audit::sha256_parts(parts)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert() -> NewAlert {
+        NewAlert {
+            source: "alertmanager".into(),
+            status: AlertStatus::Firing,
+            title: "t".into(),
+            description: String::new(),
+            labels: [
+                ("alertname".into(), "A".into()),
+                ("instance".into(), "i1".into()),
+            ]
+            .into_iter()
+            .collect(),
+            annotations: BTreeMap::new(),
+            occurred_at: "2026-11-25T07:57:56.123456789Z".parse().unwrap(),
+            ends_at: None,
+            fingerprint: "e7c069c9d88f841a".into(),
+            dedup_scope: "{}:{alertname=\"A\"}".into(),
+            facts: Facts::default(),
+            origin: Origin::default(),
+        }
+    }
+
+    #[test]
+    fn dedup_key_separates_states_and_starts() {
+        let a = alert();
+        let mut resolved = a.clone();
+        resolved.status = AlertStatus::Resolved;
+        let mut restarted = a.clone();
+        restarted.occurred_at = "2026-11-25T07:57:56.123456790Z".parse().unwrap();
+        assert_eq!(a.dedup_key(), alert().dedup_key());
+        assert_ne!(a.dedup_key(), resolved.dedup_key());
+        assert_ne!(a.dedup_key(), restarted.dedup_key(), "nanoseconds count");
+    }
+
+    #[test]
+    fn group_key_uses_labels_only_when_all_present() {
+        let a = alert();
+        assert_eq!(a.group_key(&[]), "alertmanager|fp|e7c069c9d88f841a");
+        assert_eq!(
+            a.group_key(&["alertname".into()]),
+            "alertmanager|labels|alertname=A"
+        );
+        assert_eq!(
+            a.group_key(&["alertname".into(), "cluster".into()]),
+            "alertmanager|fp|e7c069c9d88f841a"
+        );
+    }
+
+    #[test]
+    fn derived_fingerprint_ignores_label_order() {
+        let mut l1 = BTreeMap::new();
+        l1.insert("a".to_string(), "1".to_string());
+        l1.insert("b".to_string(), "2".to_string());
+        let f1 = derive_fingerprint("s", "t", &l1);
+        assert_eq!(f1.len(), 16);
+        assert_ne!(f1, derive_fingerprint("s", "u", &l1));
+    }
+}

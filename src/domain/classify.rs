@@ -1,0 +1,582 @@
+//! Classification: ordered rules map an alert (or an incident's text and facts) to a category
+//! and a severity. The first rule that matches decides. Personal-information categories are
+//! always `S1`, whatever a rule or label says.
+
+use std::collections::BTreeMap;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use super::facts::{DataType, Facts, Jurisdiction};
+use super::incident::{Category, Severity};
+
+/// The rules file as written (`config/classification.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub facts_from: FactsFrom,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Severity of a matching rule that names none and whose alert has no mapped severity label.
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    /// Label whose value is looked up in `severity_map` (Alertmanager's `severity`).
+    #[serde(default = "default_severity_label")]
+    pub severity_label: String,
+    #[serde(default)]
+    pub severity_map: BTreeMap<String, String>,
+    /// Labels that group alerts into one incident; empty means "by fingerprint".
+    #[serde(default)]
+    pub group_by: Vec<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            severity: default_severity(),
+            severity_label: default_severity_label(),
+            severity_map: BTreeMap::new(),
+            group_by: Vec::new(),
+        }
+    }
+}
+
+fn default_severity() -> String {
+    "S3".into()
+}
+fn default_severity_label() -> String {
+    "severity".into()
+}
+
+/// Where alerts carry facts: `labels.<name>` or `annotations.<name>`, first present wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactsFrom {
+    #[serde(default)]
+    pub affected_subjects: Vec<String>,
+    #[serde(default)]
+    pub data_types: Vec<String>,
+    #[serde(default)]
+    pub jurisdictions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub category: String,
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// `false`: record matching alerts but open no incident (known noise).
+    #[serde(default = "yes")]
+    pub incident: bool,
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Matched against title, description and annotation values; case-insensitive.
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub facts: Option<FactsCondition>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactsCondition {
+    #[serde(default)]
+    pub min_affected_subjects: Option<u64>,
+    #[serde(default)]
+    pub data_types_any: Vec<String>,
+}
+
+/// What classification decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub rule: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub opens_incident: bool,
+    pub group_by: Vec<String>,
+}
+
+/// What a rule looks at.
+pub struct Subject<'a> {
+    pub source: &'a str,
+    pub text: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub facts: &'a Facts,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    category: Category,
+    severity: Option<Severity>,
+    opens_incident: bool,
+    group_by: Option<Vec<String>>,
+    source: Option<Regex>,
+    text: Option<Regex>,
+    labels: Vec<(String, Regex)>,
+    annotations: Vec<(String, Regex)>,
+    min_affected: Option<u64>,
+    data_types_any: Vec<DataType>,
+}
+
+/// Compiled, validated rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    rules: Vec<Rule>,
+    default_severity: Severity,
+    severity_label: String,
+    severity_map: BTreeMap<String, Severity>,
+    group_by: Vec<String>,
+    facts_from: FactsFrom,
+}
+
+impl Rules {
+    /// Compile a rules file. Every problem is reported, each naming its key.
+    pub fn compile(file: &RulesFile) -> Result<Rules, Vec<String>> {
+        let mut errors = Vec::new();
+        let default_severity = parse_or(&file.defaults.severity, "defaults.severity", &mut errors)
+            .unwrap_or(Severity::S3);
+        let mut severity_map = BTreeMap::new();
+        for (k, v) in &file.defaults.severity_map {
+            if let Some(s) = parse_or(v, &format!("defaults.severity_map.{k}"), &mut errors) {
+                severity_map.insert(k.to_ascii_lowercase(), s);
+            }
+        }
+        for (key, refs) in [
+            ("affected_subjects", &file.facts_from.affected_subjects),
+            ("data_types", &file.facts_from.data_types),
+            ("jurisdictions", &file.facts_from.jurisdictions),
+        ] {
+            for r in refs {
+                if !(r.starts_with("labels.") || r.starts_with("annotations.")) {
+                    errors.push(format!(
+                        "facts_from.{key}: `{r}` must be `labels.<name>` or `annotations.<name>`"
+                    ));
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut rules = Vec::new();
+        for (i, spec) in file.rules.iter().enumerate() {
+            let at = format!("rules[{i}] ({})", spec.name);
+            if !names.insert(spec.name.clone()) {
+                errors.push(format!("{at}.name: another rule already uses this name"));
+            }
+            if let Some(rule) = compile_rule(spec, &at, &mut errors) {
+                rules.push(rule);
+            }
+        }
+        if errors.is_empty() {
+            Ok(Rules {
+                rules,
+                default_severity,
+                severity_label: file.defaults.severity_label.clone(),
+                severity_map,
+                group_by: file.defaults.group_by.clone(),
+                facts_from: file.facts_from.clone(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Labels used to group alerts when no matching rule says otherwise.
+    pub fn default_group_by(&self) -> &[String] {
+        &self.group_by
+    }
+
+    /// The first matching rule's verdict, or `None` when no rule matches.
+    pub fn classify(&self, s: &Subject<'_>) -> Option<Classification> {
+        let rule = self.rules.iter().find(|r| r.matches(s))?;
+        let severity = match rule.category.severity_floor() {
+            Some(floor) => floor,
+            None => rule
+                .severity
+                .or_else(|| self.label_severity(s.labels))
+                .unwrap_or(self.default_severity),
+        };
+        Some(Classification {
+            rule: rule.name.clone(),
+            category: rule.category,
+            severity,
+            opens_incident: rule.opens_incident,
+            group_by: rule
+                .group_by
+                .clone()
+                .unwrap_or_else(|| self.group_by.clone()),
+        })
+    }
+
+    fn label_severity(&self, labels: &BTreeMap<String, String>) -> Option<Severity> {
+        let v = labels.get(&self.severity_label)?;
+        self.severity_map.get(&v.to_ascii_lowercase()).copied()
+    }
+
+    /// Facts an alert carries in its labels or annotations. Foreign senders are not refused for
+    /// odd values: an unparseable value is skipped.
+    pub fn extract_facts(
+        &self,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Facts {
+        let lookup = |refs: &[String]| -> Option<String> {
+            refs.iter().find_map(|r| {
+                if let Some(k) = r.strip_prefix("labels.") {
+                    labels.get(k).cloned()
+                } else if let Some(k) = r.strip_prefix("annotations.") {
+                    annotations.get(k).cloned()
+                } else {
+                    None
+                }
+            })
+        };
+        let list = |v: Option<String>| -> Vec<String> {
+            v.map(|v| {
+                v.split([',', ' ', ';'])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        Facts {
+            affected_subjects: lookup(&self.facts_from.affected_subjects)
+                .and_then(|v| v.trim().replace(['_', ','], "").parse().ok()),
+            data_types: list(lookup(&self.facts_from.data_types))
+                .iter()
+                .filter_map(|d| d.parse::<DataType>().ok())
+                .collect(),
+            jurisdictions: list(lookup(&self.facts_from.jurisdictions))
+                .iter()
+                .filter_map(|j| j.parse::<Jurisdiction>().ok())
+                .collect(),
+            ..Facts::default()
+        }
+    }
+}
+
+fn parse_or<T: std::str::FromStr<Err = String>>(
+    v: &str,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    v.parse()
+        .map_err(|e| errors.push(format!("{key}: {e}")))
+        .ok()
+}
+
+fn regex(pattern: &str, key: &str, errors: &mut Vec<String>) -> Option<Regex> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| errors.push(format!("{key}: invalid regular expression: {e}")))
+        .ok()
+}
+
+fn compile_rule(spec: &RuleSpec, at: &str, errors: &mut Vec<String>) -> Option<Rule> {
+    let before = errors.len();
+    let category: Option<Category> = parse_or(&spec.category, &format!("{at}.category"), errors);
+    let severity: Option<Severity> = spec
+        .severity
+        .as_deref()
+        .and_then(|s| parse_or(s, &format!("{at}.severity"), errors));
+    if let (Some(c), Some(s)) = (category, severity)
+        && c.is_personal_information()
+        && s != Severity::S1
+    {
+        errors.push(format!(
+            "{at}.severity: `{c}` incidents are always S1; remove `severity` or set it to S1"
+        ));
+    }
+    let source = spec
+        .source
+        .as_deref()
+        .and_then(|p| regex(p, &format!("{at}.source"), errors));
+    let text = spec
+        .text
+        .as_deref()
+        .and_then(|p| regex(p, &format!("{at}.text"), errors));
+    let labels = compile_map(&spec.labels, &format!("{at}.labels"), errors);
+    let annotations = compile_map(&spec.annotations, &format!("{at}.annotations"), errors);
+    let (min_affected, data_types_any) = match &spec.facts {
+        Some(f) => {
+            let types = f
+                .data_types_any
+                .iter()
+                .filter_map(|d| parse_or(d, &format!("{at}.facts.data_types_any"), errors))
+                .collect();
+            (f.min_affected_subjects, types)
+        }
+        None => (None, Vec::new()),
+    };
+    let matches_nothing = spec.source.is_none()
+        && spec.text.is_none()
+        && spec.labels.is_empty()
+        && spec.annotations.is_empty()
+        && spec.facts.is_none();
+    if matches_nothing {
+        errors.push(format!(
+            "{at}: a rule needs at least one condition (source, text, labels, annotations or facts)"
+        ));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Rule {
+        name: spec.name.clone(),
+        category: category?,
+        severity,
+        opens_incident: spec.incident,
+        group_by: spec.group_by.clone(),
+        source,
+        text,
+        labels,
+        annotations,
+        min_affected,
+        data_types_any,
+    })
+}
+
+fn compile_map(
+    m: &BTreeMap<String, String>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Vec<(String, Regex)> {
+    m.iter()
+        .filter_map(|(k, p)| regex(p, &format!("{at}.{k}"), errors).map(|r| (k.clone(), r)))
+        .collect()
+}
+
+impl Rule {
+    fn matches(&self, s: &Subject<'_>) -> bool {
+        self.source.as_ref().is_none_or(|r| r.is_match(s.source))
+            && self.text.as_ref().is_none_or(|r| r.is_match(s.text))
+            && self
+                .labels
+                .iter()
+                .all(|(k, r)| s.labels.get(k).is_some_and(|v| r.is_match(v)))
+            && self
+                .annotations
+                .iter()
+                .all(|(k, r)| s.annotations.get(k).is_some_and(|v| r.is_match(v)))
+            && self.facts_match(s.facts)
+    }
+
+    fn facts_match(&self, f: &Facts) -> bool {
+        let count_ok = self
+            .min_affected
+            .is_none_or(|min| f.affected_subjects.is_some_and(|n| n >= min));
+        let types_ok = self.data_types_any.is_empty()
+            || self.data_types_any.iter().any(|d| f.data_types.contains(d));
+        count_ok && types_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+[defaults]
+severity = "S3"
+severity_map = { critical = "S2", warning = "S3", info = "S4" }
+
+[facts_from]
+affected_subjects = ["labels.affected_subjects", "annotations.affected_subjects"]
+data_types = ["labels.data_types"]
+
+[[rules]]
+name = "pi-by-facts"
+category = "pi_leak"
+facts = { min_affected_subjects = 1, data_types_any = ["phone", "id_number"] }
+
+[[rules]]
+name = "pi-leak-text"
+category = "pi_leak"
+text = '泄露|泄漏|外泄|拖库|脱库|撞库|data leak|exfiltrat|\bPII\b'
+
+[[rules]]
+name = "noise"
+category = "other"
+incident = false
+labels = { alertname = "^Watchdog$" }
+
+[[rules]]
+name = "malware"
+category = "malware"
+text = "ransomware|勒索"
+severity = "S2"
+
+[[rules]]
+name = "by-label"
+category = "network_attack"
+labels = { alertname = "DDoS" }
+"#;
+
+    fn rules() -> Rules {
+        Rules::compile(&toml::from_str(RULES).unwrap()).unwrap()
+    }
+
+    fn classify(text: &str, labels: &[(&str, &str)], facts: &Facts) -> Option<Classification> {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        rules().classify(&Subject {
+            source: "test",
+            text,
+            labels: &labels,
+            annotations: &BTreeMap::new(),
+            facts,
+        })
+    }
+
+    #[test]
+    fn chinese_and_english_leaks_are_pi_and_s1() {
+        for t in [
+            "用户数据库疑似被拖库",
+            "订单数据外泄",
+            "Possible data leak from bucket",
+            "PII exfiltration",
+        ] {
+            let c = classify(t, &[("severity", "info")], &Facts::default()).unwrap();
+            assert_eq!(c.category, Category::PiLeak, "{t}");
+            assert_eq!(c.severity, Severity::S1, "{t}");
+        }
+    }
+
+    #[test]
+    fn case_insensitive_and_word_bounded() {
+        assert!(classify("DATA LEAK", &[], &Facts::default()).is_some());
+        assert!(classify("the PIIR exporter", &[], &Facts::default()).is_none());
+    }
+
+    #[test]
+    fn severity_from_rule_then_label_then_default() {
+        let c = classify(
+            "ransomware on fs01",
+            &[("severity", "info")],
+            &Facts::default(),
+        )
+        .unwrap();
+        assert_eq!(c.severity, Severity::S2);
+        let c = classify(
+            "",
+            &[("alertname", "DDoS"), ("severity", "critical")],
+            &Facts::default(),
+        )
+        .unwrap();
+        assert_eq!(c.severity, Severity::S2);
+        let c = classify("", &[("alertname", "DDoS")], &Facts::default()).unwrap();
+        assert_eq!(c.severity, Severity::S3);
+    }
+
+    #[test]
+    fn facts_can_make_an_incident_pi() {
+        let facts = Facts {
+            affected_subjects: Some(1200),
+            data_types: vec!["phone".parse().unwrap()],
+            ..Facts::default()
+        };
+        let c = classify("intrusion on web01", &[], &facts).unwrap();
+        assert_eq!(
+            (c.category, c.rule.as_str()),
+            (Category::PiLeak, "pi-by-facts")
+        );
+    }
+
+    #[test]
+    fn noise_rule_opens_nothing_and_unmatched_is_none() {
+        let c = classify("", &[("alertname", "Watchdog")], &Facts::default()).unwrap();
+        assert!(!c.opens_incident);
+        assert!(classify("disk almost full", &[], &Facts::default()).is_none());
+    }
+
+    #[test]
+    fn bad_rules_are_all_reported_with_keys() {
+        let file: RulesFile = toml::from_str(
+            r#"
+[[rules]]
+name = "a"
+category = "pi_leak"
+severity = "S3"
+text = "("
+
+[[rules]]
+name = "a"
+category = "leak"
+"#,
+        )
+        .unwrap();
+        let errs = Rules::compile(&file).unwrap_err();
+        let all = errs.join("\n");
+        assert!(
+            all.contains("rules[0] (a).severity: `pi_leak` incidents are always S1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("rules[0] (a).text: invalid regular expression"),
+            "{all}"
+        );
+        assert!(
+            all.contains("rules[1] (a).name: another rule already uses this name"),
+            "{all}"
+        );
+        assert!(
+            all.contains("rules[1] (a).category: `leak` is not a known category"),
+            "{all}"
+        );
+        assert!(
+            all.contains("rules[1] (a): a rule needs at least one condition"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn facts_are_extracted_leniently() {
+        let labels: BTreeMap<String, String> = [
+            ("affected_subjects".to_string(), "1,200".to_string()),
+            (
+                "data_types".to_string(),
+                "phone, id_number, shoe_size".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let f = rules().extract_facts(&labels, &BTreeMap::new());
+        assert_eq!(f.affected_subjects, Some(1200));
+        assert_eq!(f.data_types.len(), 2);
+    }
+}

@@ -1,0 +1,84 @@
+//! What the store gives back: incidents, alerts and audit events as the API shows them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::alert::{AlertStatus, Origin};
+use super::facts::Facts;
+use super::incident::{Category, Severity, Status};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Incident {
+    pub id: i64,
+    pub title: String,
+    pub summary: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub status: Status,
+    pub drill: bool,
+    /// `alert` (opened by classification) or `declaration` (declared by a person).
+    pub origin: String,
+    /// The classification rule that set the category, if any.
+    pub rule: Option<String>,
+    pub facts: Facts,
+    pub facts_version: i64,
+    pub first_seen_at: DateTime<Utc>,
+    pub discovered_at: DateTime<Utc>,
+    pub declared_at: Option<DateTime<Utc>>,
+    pub aware_at: Option<DateTime<Utc>>,
+    pub contained_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub alert_count: i64,
+    /// Alerts Alertmanager left out of its notifications (the full group is in Alertmanager).
+    pub truncated_alerts: i64,
+    pub created_by: String,
+}
+
+/// The stored part of an alert besides its indexed columns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertDetail {
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Facts::is_empty")]
+    pub facts: Facts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub source: String,
+    pub status: AlertStatus,
+    pub fingerprint: String,
+    pub group_key: String,
+    pub title: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub origin: serde_json::Value,
+    pub facts: Facts,
+    pub occurred_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub category: Option<Category>,
+    pub severity: Option<Severity>,
+    pub rule: Option<String>,
+    pub incident_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub incident_id: Option<i64>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub hash: String,
+}

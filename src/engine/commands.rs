@@ -1,0 +1,398 @@
+//! Commands people give: declare, update facts, change classification or clocks, transition.
+//! Each runs in one write transaction with its audit events.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::ingest::reclassified_event;
+use super::{Engine, EngineError, classify_incident, reclassify};
+use crate::domain::classify::{Rules, Subject};
+use crate::domain::facts::Facts;
+use crate::domain::incident::{Category, Severity, Status};
+use crate::domain::records::Incident;
+use crate::store::{NewEvent, Table, WriteTx};
+
+/// Clocks may be a little ahead of ours (clock skew), not more.
+const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+
+/// A person declaring an incident.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Declaration {
+    pub title: String,
+    #[serde(default)]
+    pub summary: String,
+    /// Omit to let the classification rules decide (`other` if none matches).
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// Omit to take the rules' severity; PI categories are always S1.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub facts: Facts,
+    /// A drill: runs the whole path but never reaches real people or regulators.
+    #[serde(default)]
+    pub drill: bool,
+    /// When the organisation discovered it (the Chinese reporting clock); defaults to now.
+    #[serde(default)]
+    pub discovered_at: Option<DateTime<Utc>>,
+    /// When it became aware that personal information is affected (the GDPR clock).
+    #[serde(default)]
+    pub aware_at: Option<DateTime<Utc>>,
+}
+
+/// A person's change to an incident's attributes. Lowering severity, changing the category or
+/// moving a clock needs a `reason`, which the audit trail keeps.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub category: Option<Category>,
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub discovered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub aware_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn not_future(path: &str, t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), EngineError> {
+    match t {
+        Some(t) if t > now + MAX_FUTURE_SKEW => Err(EngineError::invalid(
+            path,
+            format!("{t} is in the future; give the time it actually happened (UTC, RFC 3339)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn not_found(id: i64) -> EngineError {
+    EngineError::NotFound(format!("there is no incident {id}"))
+}
+
+fn event(actor: &str, kind: &'static str, id: i64, data: Value, now: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        at: now,
+        actor: actor.to_string(),
+        kind,
+        incident_id: Some(id),
+        data,
+    }
+}
+
+impl Engine {
+    pub async fn declare(
+        &self,
+        d: Declaration,
+        rules: &Rules,
+        actor: &str,
+    ) -> Result<Incident, EngineError> {
+        let now = Utc::now();
+        if d.title.trim().is_empty() {
+            return Err(EngineError::invalid("title", "give the incident a title"));
+        }
+        if let (Some(c), Some(s)) = (d.category, d.severity)
+            && c.is_personal_information()
+            && s != Severity::S1
+        {
+            return Err(EngineError::invalid(
+                "severity",
+                format!("`{c}` incidents are always S1; omit severity or give S1"),
+            ));
+        }
+        not_future("discovered_at", d.discovered_at, now)?;
+        not_future("aware_at", d.aware_at, now)?;
+        d.facts
+            .validate()
+            .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
+
+        let text = format!("{}\n{}", d.title, d.summary);
+        let empty = Default::default();
+        let classified = rules.classify(&Subject {
+            source: "declaration",
+            text: &text,
+            labels: &empty,
+            annotations: &empty,
+            facts: &d.facts,
+        });
+        let category = d
+            .category
+            .or(classified.as_ref().map(|c| c.category))
+            .unwrap_or(Category::Other);
+        let severity = d
+            .severity
+            .or(classified.as_ref().map(|c| c.severity))
+            .unwrap_or(Severity::S3);
+        let discovered = d.discovered_at.unwrap_or(now);
+        let mut inc = Incident {
+            id: 0,
+            title: d.title.trim().to_string(),
+            summary: d.summary,
+            category,
+            severity: category
+                .severity_floor()
+                .map_or(severity, |f| f.max(severity)),
+            status: Status::Detected,
+            drill: d.drill,
+            origin: "declaration".into(),
+            rule: if d.category.is_some() {
+                None
+            } else {
+                classified.as_ref().map(|c| c.rule.clone())
+            },
+            facts: d.facts,
+            facts_version: 1,
+            first_seen_at: discovered,
+            discovered_at: discovered,
+            declared_at: Some(now),
+            aware_at: d
+                .aware_at
+                .or(category.is_personal_information().then_some(now)),
+            contained_at: None,
+            closed_at: None,
+            updated_at: now,
+            alert_count: 0,
+            truncated_alerts: 0,
+            created_by: actor.to_string(),
+        };
+        // What a person declared is raised, never lowered, by what the rules see in it.
+        let auto = classified
+            .and_then(|c| reclassify(&mut inc, (c.category, c.severity), Some(&c.rule), now));
+
+        let mut tx = self.store().begin_write().await?;
+        inc.id = tx.max_id(Table::Incidents).await? + 1;
+        tx.insert_incidents(std::slice::from_ref(&inc)).await?;
+        let mut events = vec![event(
+            actor,
+            "incident.declared",
+            inc.id,
+            json!({
+                "title": inc.title, "summary": inc.summary, "category": inc.category,
+                "severity": inc.severity, "status": inc.status, "drill": inc.drill,
+                "facts": inc.facts, "discovered_at": inc.discovered_at, "aware_at": inc.aware_at,
+                "rule": inc.rule,
+            }),
+            now,
+        )];
+        if let Some(r) = auto {
+            events.push(reclassified_event(inc.id, &r, "incidentd", None, now));
+        }
+        tx.append(&events).await?;
+        tx.commit().await?;
+        Ok(inc)
+    }
+
+    async fn load(tx: &mut WriteTx, id: i64) -> Result<Incident, EngineError> {
+        tx.incident(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    pub async fn transition(
+        &self,
+        id: i64,
+        to: Status,
+        note: Option<String>,
+        actor: &str,
+    ) -> Result<Incident, EngineError> {
+        let now = Utc::now();
+        let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if note.is_none()
+            && matches!(
+                to,
+                Status::Closed | Status::FalsePositive | Status::Reopened
+            )
+        {
+            return Err(EngineError::invalid(
+                "note",
+                format!("moving an incident to `{to}` needs a note saying why"),
+            ));
+        }
+        let mut tx = self.store().begin_write().await?;
+        let mut inc = Self::load(&mut tx, id).await?;
+        let from = inc.status;
+        from.check_transition(to)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        inc.status = to;
+        inc.updated_at = now;
+        match to {
+            Status::Contained => {
+                inc.contained_at.get_or_insert(now);
+            }
+            Status::Closed | Status::FalsePositive => inc.closed_at = Some(now),
+            Status::Reopened => inc.closed_at = None,
+            _ => {}
+        }
+        tx.update_incident(&inc).await?;
+        tx.append(&[event(
+            actor,
+            "incident.transitioned",
+            id,
+            json!({ "from": from, "to": to, "note": note }),
+            now,
+        )])
+        .await?;
+        tx.commit().await?;
+        Ok(inc)
+    }
+
+    /// Apply a JSON merge patch to the facts; re-classify (raise-only) from the new facts.
+    pub async fn update_facts(
+        &self,
+        id: i64,
+        patch: Value,
+        rules: &Rules,
+        actor: &str,
+    ) -> Result<Incident, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let mut inc = Self::load(&mut tx, id).await?;
+        let facts = inc
+            .facts
+            .apply_patch(&patch)
+            .map_err(|e| EngineError::invalid(&e.path, e.message))?;
+        if facts == inc.facts {
+            return Ok(inc);
+        }
+        inc.facts = facts;
+        inc.facts_version += 1;
+        inc.updated_at = now;
+        let mut events = vec![event(
+            actor,
+            "incident.facts_updated",
+            id,
+            json!({ "version": inc.facts_version, "patch": patch, "facts": inc.facts, "source": "person" }),
+            now,
+        )];
+        if let Some(c) = classify_incident(rules, &inc)
+            && let Some(r) = reclassify(&mut inc, (c.category, c.severity), Some(&c.rule), now)
+        {
+            events.push(reclassified_event(id, &r, "incidentd", None, now));
+        }
+        tx.update_incident(&inc).await?;
+        tx.append(&events).await?;
+        tx.commit().await?;
+        Ok(inc)
+    }
+
+    /// A person's change of title, summary, classification or clocks.
+    pub async fn update_incident(
+        &self,
+        id: i64,
+        p: IncidentPatch,
+        actor: &str,
+    ) -> Result<Incident, EngineError> {
+        let now = Utc::now();
+        not_future("discovered_at", p.discovered_at, now)?;
+        not_future("aware_at", p.aware_at, now)?;
+        let reason = p.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let mut tx = self.store().begin_write().await?;
+        let mut inc = Self::load(&mut tx, id).await?;
+        let before = inc.clone();
+
+        if let Some(t) = &p.title {
+            if t.trim().is_empty() {
+                return Err(EngineError::invalid("title", "a title cannot be empty"));
+            }
+            inc.title = t.trim().to_string();
+        }
+        if let Some(s) = &p.summary {
+            inc.summary = s.clone();
+        }
+        if let Some(c) = p.category {
+            inc.category = c;
+        }
+        if let Some(s) = p.severity {
+            inc.severity = s;
+        } else if let Some(floor) = inc.category.severity_floor() {
+            inc.severity = inc.severity.max(floor);
+        }
+        if let Some(floor) = inc.category.severity_floor()
+            && inc.severity < floor
+        {
+            return Err(EngineError::invalid(
+                "severity",
+                format!(
+                    "`{}` incidents are always {floor}; change the category first if it is not a personal-information incident",
+                    inc.category
+                ),
+            ));
+        }
+        if let Some(t) = p.discovered_at {
+            inc.discovered_at = t;
+            inc.first_seen_at = inc.first_seen_at.min(t);
+        }
+        if let Some(t) = p.aware_at {
+            inc.aware_at = Some(t);
+        }
+
+        let mut changes = Map::new();
+        let mut needs_reason = Vec::new();
+        let mut note = |field: &str, from: Value, to: Value, sensitive: bool| {
+            if from != to {
+                if sensitive {
+                    needs_reason.push(field.to_string());
+                }
+                changes.insert(field.into(), json!({ "from": from, "to": to }));
+            }
+        };
+        note("title", json!(before.title), json!(inc.title), false);
+        note("summary", json!(before.summary), json!(inc.summary), false);
+        note(
+            "category",
+            json!(before.category),
+            json!(inc.category),
+            true,
+        );
+        note(
+            "severity",
+            json!(before.severity),
+            json!(inc.severity),
+            inc.severity < before.severity,
+        );
+        note(
+            "discovered_at",
+            json!(before.discovered_at),
+            json!(inc.discovered_at),
+            true,
+        );
+        note(
+            "aware_at",
+            json!(before.aware_at),
+            json!(inc.aware_at),
+            true,
+        );
+        if changes.is_empty() {
+            return Ok(inc);
+        }
+        if reason.is_none() && !needs_reason.is_empty() {
+            return Err(EngineError::invalid(
+                "reason",
+                format!(
+                    "changing {} needs a reason; the audit trail keeps it",
+                    needs_reason.join(", ")
+                ),
+            ));
+        }
+        if inc.category.is_personal_information() && inc.aware_at.is_none() {
+            inc.aware_at = Some(now);
+        }
+        inc.updated_at = now;
+        tx.update_incident(&inc).await?;
+        tx.append(&[event(
+            actor,
+            "incident.updated",
+            id,
+            json!({ "changes": changes, "reason": reason }),
+            now,
+        )])
+        .await?;
+        tx.commit().await?;
+        Ok(inc)
+    }
+}

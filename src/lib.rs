@@ -1,0 +1,12 @@
+#![forbid(unsafe_code)]
+//! incidentd: security incident response and notification.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod ingest;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,262 @@
+//! Start-up, reload and shutdown. The server is built from settings, binds its listener (port 0
+//! allowed) and runs until a shutdown future resolves, so tests start the real daemon in-process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api::{AppState, Live, router};
+use crate::config::{self, ConfigError, Settings};
+use crate::engine::{Engine, IngestQueue};
+use crate::store::{NewEvent, Store};
+
+/// A daemon ready to serve: store open and migrated, writer running, listener bound.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    writer: JoinHandle<()>,
+    settings: Settings,
+    reload: Reloader,
+}
+
+/// Re-reads the configuration and swaps in what may change while running.
+#[derive(Clone)]
+pub struct Reloader {
+    live: Arc<ArcSwap<Live>>,
+    current: Arc<Mutex<Settings>>,
+    store: Store,
+}
+
+impl Server {
+    pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+        let store = Store::connect(&settings).await.with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                crate::store::describe(&settings)
+            )
+        })?;
+        store
+            .migrate()
+            .await
+            .context("cannot bring the database schema up to date")?;
+        let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
+        let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(&settings)));
+        let state = AppState {
+            engine: Engine::new(store.clone(), queue),
+            live: live.clone(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        };
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let reload = Reloader {
+            live,
+            current: Arc::new(Mutex::new(settings.clone())),
+            store,
+        };
+        Ok(Server {
+            listener,
+            state,
+            writer,
+            settings,
+            reload,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.server.listen)
+    }
+
+    pub fn store(&self) -> &Store {
+        self.state.engine.store()
+    }
+
+    pub fn reloader(&self) -> Reloader {
+        self.reload.clone()
+    }
+
+    /// Serve until `shutdown` resolves, then drain: stop accepting, finish requests (bounded by
+    /// `server.shutdown_timeout`), commit every queued alert, close the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            state,
+            writer,
+            settings,
+            reload,
+        } = self;
+        let limit = settings.server.shutdown_timeout.0;
+        let flag = state.shutting_down.clone();
+        let store = state.engine.store().clone();
+        let app = router(state, settings.server.request_timeout.0);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            flag.store(true, Ordering::Relaxed);
+            info!("shutting down: no new connections; finishing requests in flight");
+            let _ = tx.send(());
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let serve = async move {
+            let mut serve = std::pin::pin!(serve.into_future());
+            tokio::select! {
+                r = &mut serve => r,
+                _ = async { let _ = rx.await; tokio::time::sleep(limit).await } => {
+                    warn!(limit = ?limit, "requests still open at the shutdown limit; closing them");
+                    Ok(())
+                }
+            }
+        };
+        serve.await.context("the HTTP server failed")?;
+        drop(reload);
+        // Every queue handle is gone with the router: the writer commits what is queued, then ends.
+        if tokio::time::timeout(limit, writer).await.is_err() {
+            error!("the alert writer did not finish within the shutdown limit");
+        }
+        store.close().await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+impl Reloader {
+    /// Re-read and validate the configuration and classification rules; swap them in, or keep
+    /// the old ones and say why. Settings that need a restart are named in the log.
+    pub async fn reload(&self) -> Result<(), ConfigError> {
+        let mut current = self.current.lock().await;
+        let new = match config::load(&current.config_path) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(problems = %e, "reload refused: keeping the running configuration");
+                return Err(e);
+            }
+        };
+        let mut restart = Vec::new();
+        if new.server.listen != current.server.listen {
+            restart.push("server.listen");
+        }
+        if new.store_url.expose_secret() != current.store_url.expose_secret() {
+            restart.push("store.url");
+        }
+        if new.ingest.queue_capacity != current.ingest.queue_capacity
+            || new.ingest.max_batch_alerts != current.ingest.max_batch_alerts
+        {
+            restart.push("ingest.queue_capacity/max_batch_alerts");
+        }
+        if !restart.is_empty() {
+            warn!(settings = ?restart, "these settings changed but take effect only after a restart");
+        }
+        let live = Live::from_settings(&new);
+        let event = NewEvent {
+            at: Utc::now(),
+            actor: "incidentd".into(),
+            kind: "config.reloaded",
+            incident_id: None,
+            data: json!({
+                "rules": live.rules.len(),
+                "tokens": new.tokens.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "restart_needed": restart,
+            }),
+        };
+        if let Err(e) = self.audit(event).await {
+            warn!(error = %e, "reload: could not write the audit event; swapping anyway");
+        }
+        info!(
+            rules = live.rules.len(),
+            tokens = live.tokens.len(),
+            "configuration reloaded"
+        );
+        self.live.store(Arc::new(live));
+        *current = new;
+        Ok(())
+    }
+
+    async fn audit(&self, event: NewEvent) -> Result<(), crate::store::StoreError> {
+        let mut tx = self.store.begin_write().await?;
+        tx.append(&[event]).await?;
+        tx.commit().await
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received"),
+        _ = term => info!("SIGTERM received"),
+    }
+}
+
+/// Reload on every SIGHUP.
+pub fn spawn_reload_on_sighup(reloader: Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!("SIGHUP received: reloading configuration");
+            let _ = reloader.reload().await;
+        }
+    });
+}
+
+/// systemd: READY once serving, WATCHDOG while the store answers, STATUS lines along the way.
+pub fn notify_systemd(store: Store, addr: SocketAddr) {
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving on {addr}")),
+    ]);
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = period / 2;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(every, store.ping()).await {
+                Ok(Ok(())) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "watchdog: the store does not answer");
+                    let _ =
+                        sd_notify::notify(&[sd_notify::NotifyState::Status("store not answering")]);
+                }
+                Err(_) => warn!("watchdog: the store did not answer in time"),
+            }
+        }
+    });
+}
