@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -33,28 +33,53 @@ impl FromRequest<AppState> for Body {
             }
         }
         let limit = state.live().max_body_bytes;
-        let too_large = || {
-            ApiError::too_large(format!(
-                "the request body is larger than {limit} bytes (server.max_body_bytes); send fewer alerts per request or raise the limit"
-            ))
-        };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        match Limited::new(req.into_body(), limit).collect().await {
-            Ok(c) => Ok(Body(c.to_bytes())),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-            Err(e) => Err(ApiError::bad_request(
+        read_limited(req, limit).await.map(Body)
+    }
+}
+
+/// Read a body of at most `limit` bytes.
+///
+/// A body somewhat over the limit is read to its end (and dropped) before the 413 goes out, so
+/// the sender, still writing, reliably gets the answer instead of a reset connection; a body
+/// far over the limit is refused at once.
+async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the request body is larger than {limit} bytes (server.max_body_bytes); send fewer alerts per request or raise the limit"
+        ))
+    };
+    let drain_cap = limit.saturating_mul(4).max(1 << 20);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > drain_cap) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(
                 "body_unreadable",
                 format!("the request body could not be read: {e}"),
-            )),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > drain_cap {
+                break;
+            }
         }
     }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// A JSON body in one of our own formats (unknown fields refused, paths named).
@@ -110,5 +135,58 @@ impl FromRequestParts<AppState> for IncidentId {
                     "there is no incident `{raw}`; incident ids are numbers"
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(n: usize, size: usize) -> Request {
+        let stream = chunks(n, size);
+        Request::builder()
+            .uri("/")
+            .body(axum::body::Body::from_stream(stream))
+            .unwrap()
+    }
+
+    fn chunks(
+        chunks: usize,
+        size: usize,
+    ) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+        struct S(usize, usize);
+        impl futures_core::Stream for S {
+            type Item = Result<Vec<u8>, std::io::Error>;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                if self.0 == 0 {
+                    return std::task::Poll::Ready(None);
+                }
+                self.0 -= 1;
+                std::task::Poll::Ready(Some(Ok(vec![b'x'; self.1])))
+            }
+        }
+        S(chunks, size)
+    }
+
+    #[tokio::test]
+    async fn streamed_bodies_without_length_are_limited_too() {
+        let e = read_limited(streamed(100, 1000), 65_536).await.unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let ok = read_limited(streamed(10, 1000), 65_536).await.unwrap();
+        assert_eq!(ok.len(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn declared_length_is_refused_before_reading() {
+        let req = Request::builder()
+            .uri("/")
+            .header(header::CONTENT_LENGTH, "100000000")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let e = read_limited(req, 65_536).await.unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

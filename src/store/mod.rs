@@ -52,13 +52,13 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// SQLite: BUSY (5, 261, 517), LOCKED (6), IOERR (10), FULL (13).
-/// PostgreSQL: connection (08…), serialization/deadlock (40001, 40P01), resources (53…),
-/// shutdown (57P01–57P03).
+/// PostgreSQL: connection (08…), serialization/deadlock (40001, 40P01), lock timeout (55P03),
+/// statement timeout (57014), resources (53…), shutdown (57P01–57P03).
 fn is_transient_code(code: Option<&str>) -> bool {
     let Some(code) = code else { return false };
     matches!(
         code,
-        "5" | "6" | "10" | "13" | "261" | "517" | "40001" | "40P01"
+        "5" | "6" | "10" | "13" | "261" | "517" | "40001" | "40P01" | "55P03" | "57014"
     ) || code.starts_with("08")
         || code.starts_with("53")
         || code.starts_with("57P")
@@ -151,7 +151,9 @@ mod tests {
 
     #[test]
     fn busy_and_connection_errors_are_transient() {
-        for code in ["5", "517", "08006", "40001", "57P01", "53300"] {
+        for code in [
+            "5", "517", "08006", "40001", "55P03", "57014", "57P01", "53300",
+        ] {
             assert!(is_transient_code(Some(code)), "{code}");
         }
         for code in ["19", "2067", "23505", "42P01"] {

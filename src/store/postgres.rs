@@ -13,7 +13,7 @@ use crate::config::StoreConfig;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The advisory lock key all writers take ("incidentd" in ASCII, folded to 63 bits).
-pub(super) const WRITE_LOCK: i64 = 0x0069_6e63_6964_656e;
+pub const WRITE_LOCK: i64 = 0x0069_6e63_6964_656e;
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -22,7 +22,12 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str, cfg: &StoreConfig) -> Result<PgStore> {
-        let opts = PgConnectOptions::from_str(url)?.application_name("incidentd");
+        // A writer that cannot get a lock within the busy timeout gives up (503) instead of
+        // hanging a request: the same promise SQLite's busy_timeout makes.
+        let ms = cfg.busy_timeout.0.as_millis().to_string();
+        let opts = PgConnectOptions::from_str(url)?
+            .application_name("incidentd")
+            .options([("lock_timeout", ms.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.busy_timeout.0)

@@ -1,0 +1,430 @@
+//! Test harness: start the real daemon in-process on port 0 with a fresh database (SQLite in a
+//! temporary folder, or a fresh PostgreSQL database), talk to it over HTTP, restart it, stop it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use incidentd::server::Server;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Tokens the test config accepts.
+pub const INGEST: &str = "test-ingest-token";
+pub const RESPONDER: &str = "test-responder-token";
+pub const VIEWER: &str = "test-viewer-token";
+pub const ADMIN: &str = "test-admin-token";
+
+/// The PostgreSQL server tests use: `INCIDENTD_TEST_PG_URL`, an admin URL such as
+/// `postgres://postgres@127.0.0.1:5432/postgres` (`.ci/run` sets it).
+pub const PG_ENV: &str = "INCIDENTD_TEST_PG_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub store_url: String,
+    reloader: Option<incidentd::server::Reloader>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    pg_db: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn sha(token: &str) -> String {
+    hex::encode(incidentd::api::token_hash(token))
+}
+
+/// The repository's shipped classification rules: tests exercise what users get.
+fn shipped_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml")
+}
+
+pub fn config_text(store_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:8600"
+max_body_bytes = 65536
+shutdown_timeout = "5s"
+
+[store]
+url = "{store_url}"
+busy_timeout = "1s"
+max_connections = 5
+
+[[auth.tokens]]
+name = "ingest"
+sha256 = "{}"
+roles = ["ingest"]
+
+[[auth.tokens]]
+name = "responder"
+sha256 = "{}"
+roles = ["responder"]
+
+[[auth.tokens]]
+name = "viewer"
+sha256 = "{}"
+roles = ["viewer"]
+
+[[auth.tokens]]
+name = "admin"
+sha256 = "{}"
+roles = ["admin"]
+
+[organisation]
+name = "Test Co."
+operator_type = "other"
+jurisdictions = ["CN"]
+contact = "privacy@test.example"
+
+[ingest]
+max_alerts_per_request = 200
+{extra}
+"#,
+        sha(INGEST),
+        sha(RESPONDER),
+        sha(VIEWER),
+        sha(ADMIN)
+    )
+}
+
+async fn create_pg_database() -> Option<(String, String, String)> {
+    let admin = std::env::var(PG_ENV).ok()?;
+    let name = format!(
+        "incidentd_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    );
+    let mut c = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_ENV}={admin} is set but unreachable: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some((format!("{base}/{name}"), admin, name))
+}
+
+async fn drop_pg_database(admin: &str, name: &str) {
+    if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await;
+    }
+}
+
+impl TestApp {
+    /// Start a daemon on a fresh database. `None` (with a note) when the backend is PostgreSQL
+    /// and no server is configured.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, "").await
+    }
+
+    /// As [`spawn`], with extra config sections appended.
+    pub async fn spawn_with(backend: Backend, extra: &str) -> Option<TestApp> {
+        let dir = tempfile::tempdir().unwrap();
+        let (store_url, pg_db) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}/incidentd.db", dir.path().display()),
+                None,
+            ),
+            Backend::Postgres => match create_pg_database().await {
+                Some((url, admin, name)) => (url, Some((admin, name))),
+                None => {
+                    eprintln!(
+                        "SKIPPED: set {PG_ENV} (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run the PostgreSQL suite; .ci/run does"
+                    );
+                    return None;
+                }
+            },
+        };
+        std::fs::copy(shipped_rules(), dir.path().join("classification.toml")).unwrap();
+        let config_path = dir.path().join("incidentd.toml");
+        std::fs::write(&config_path, config_text(&store_url, extra)).unwrap();
+        let mut app = TestApp {
+            backend,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            dir,
+            config_path,
+            store_url,
+            reloader: None,
+            shutdown: None,
+            handle: None,
+            pg_db,
+        };
+        app.start().await;
+        Some(app)
+    }
+
+    async fn start(&mut self) {
+        let _ = incidentd::telemetry::prometheus();
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_test_writer()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .try_init();
+        }
+        let settings = incidentd::config::load(&self.config_path).expect("test config is valid");
+        let server = Server::build(settings).await.expect("server starts");
+        self.addr = server.local_addr();
+        self.reloader = Some(server.reloader());
+        let (tx, rx) = oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.handle = Some(tokio::spawn(server.run_until(async {
+            let _ = rx.await;
+        })));
+    }
+
+    /// Graceful stop (as on SIGTERM): waits for the drain to finish.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stop and start again on the same database and config.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        self.start().await;
+    }
+
+    /// Stop and remove the database.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+        if let Some((admin, name)) = self.pg_db.take() {
+            drop_pg_database(&admin, &name).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(VIEWER), None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(RESPONDER), Some(body))
+            .await
+    }
+
+    /// POST generic alerts; asserts 202.
+    pub async fn alerts(&self, body: &Value) -> Value {
+        let (s, v) = self.post("/api/v1/alerts", INGEST, body).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        v
+    }
+
+    /// POST an Alertmanager payload; asserts 202.
+    pub async fn alertmanager(&self, body: &str) -> Value {
+        let res = self
+            .raw(
+                Method::POST,
+                "/api/v1/alerts/alertmanager",
+                Some(INGEST),
+                "application/json",
+                body.to_string(),
+            )
+            .await;
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        v
+    }
+
+    pub async fn incident(&self, id: i64) -> Value {
+        let (s, v) = self.get(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn declare(&self, body: &Value) -> Value {
+        let (s, v) = self.post("/api/v1/incidents", RESPONDER, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    pub async fn transition(&self, id: i64, to: &str, note: Option<&str>) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/incidents/{id}/transitions"),
+            RESPONDER,
+            &serde_json::json!({ "to": to, "note": note }),
+        )
+        .await
+    }
+
+    /// Run SQL directly on the database, behind the daemon's back.
+    pub async fn sql(&self, statements: &[&str]) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.store_url)
+                    .await
+                    .unwrap();
+                for s in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                }
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.store_url).await.unwrap();
+                for s in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    /// Verify the audit chain with the daemon's own code (as `incidentd audit verify` does).
+    pub async fn verify(&self) -> incidentd::store::VerifyReport {
+        let settings = incidentd::config::load(&self.config_path).unwrap();
+        let store = incidentd::store::Store::connect(&settings).await.unwrap();
+        let r = store.verify_audit(|_| {}).await.unwrap();
+        store.close().await;
+        r
+    }
+
+    /// What SIGHUP does: re-read the config file.
+    pub async fn reload(&self) -> Result<(), incidentd::config::ConfigError> {
+        self.reloader.as_ref().expect("started").reload().await
+    }
+
+    /// The config file's path, for the CLI binary.
+    pub fn config_arg(&self) -> String {
+        self.config_path.display().to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_db.take() {
+            // A failed test still removes its database (a fresh runtime: we may be unwinding).
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_pg_database(&admin, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Wait until `f` holds, polling; for effects of background work only.
+pub async fn eventually<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached within 5 s");
+}
+
+/// Generate `#[tokio::test]`s running each story against SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
