@@ -163,17 +163,17 @@ impl Reloader {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
         let live = Live::from_settings(&new);
-        let event = NewEvent {
-            at: Utc::now(),
-            actor: "incidentd".into(),
-            kind: "config.reloaded",
-            incident_id: None,
-            data: json!({
+        let event = NewEvent::new(
+            Utc::now(),
+            "incidentd",
+            "config.reloaded",
+            None,
+            &json!({
                 "rules": live.rules.len(),
                 "tokens": new.tokens.iter().map(|t| &t.name).collect::<Vec<_>>(),
                 "restart_needed": restart,
             }),
-        };
+        );
         if let Err(e) = self.audit(event).await {
             warn!(error = %e, "reload: could not write the audit event; swapping anyway");
         }

@@ -296,8 +296,32 @@ fn parse_or<T: std::str::FromStr<Err = String>>(
         .ok()
 }
 
+/// `\b` and `\B` become ASCII word boundaries. With Unicode ones, any Chinese text makes the
+/// regex engine abandon its fast DFA; with ASCII ones a Chinese character simply counts as a
+/// boundary, which is what a rule like `\bPII\b` means in mixed Chinese and English text.
+fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 fn regex(pattern: &str, key: &str, errors: &mut Vec<String>) -> Option<Regex> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&ascii_word_boundaries(pattern))
         .case_insensitive(true)
         .size_limit(1 << 22)
         .build()
@@ -475,6 +499,14 @@ labels = { alertname = "DDoS" }
             assert_eq!(c.category, Category::PiLeak, "{t}");
             assert_eq!(c.severity, Severity::S1, "{t}");
         }
+    }
+
+    #[test]
+    fn word_boundaries_are_ascii() {
+        assert_eq!(ascii_word_boundaries(r"\bPII\b"), r"(?-u:\b)PII(?-u:\b)");
+        assert_eq!(ascii_word_boundaries(r"a\\b\d\B"), r"a\\b\d(?-u:\B)");
+        assert!(classify("用户PII泄", &[], &Facts::default()).is_some());
+        assert!(classify("发现PII", &[], &Facts::default()).is_some());
     }
 
     #[test]

@@ -78,13 +78,7 @@ fn not_found(id: i64) -> EngineError {
 }
 
 fn event(actor: &str, kind: &'static str, id: i64, data: Value, now: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        at: now,
-        actor: actor.to_string(),
-        kind,
-        incident_id: Some(id),
-        data,
-    }
+    NewEvent::new(now, actor, kind, Some(id), &data)
 }
 
 impl Engine {

@@ -21,10 +21,10 @@ use crate::domain::alert::{AlertStatus, NewAlert};
 use crate::domain::audit::{AlertContent, alert_hash};
 use crate::domain::classify::{Classification, Rules, Subject};
 use crate::domain::facts::Facts;
-use crate::domain::incident::Status;
+use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
 use crate::domain::time::to_micros;
-use crate::store::{NewAlertRow, NewEvent, Store, StoreError, Table};
+use crate::store::{AlertInsert, NewAlertRow, NewEvent, Store, StoreError, Table};
 
 /// An alert normalised, classified and hashed, waiting for the writer.
 #[derive(Debug, Clone)]
@@ -96,7 +96,6 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         facts: facts.clone(),
     };
     let mut row = NewAlertRow {
-        id: 0,
         dedup_key,
         source: a.source,
         status: a.status.as_str(),
@@ -110,7 +109,6 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         category: classification.as_ref().map(|c| c.category.as_str()),
         severity: classification.as_ref().map(|c| c.severity.as_str()),
         rule: classification.as_ref().map(|c| c.rule.clone()),
-        incident_id: None,
         hash: String::new(),
     };
     row.hash = alert_hash(content(&row));
@@ -283,8 +281,17 @@ fn record_metrics(job: &Job, out: &[IngestOutcome]) {
 /// Alerts that joined one incident in this batch, by actor (one timeline event each).
 #[derive(Default)]
 struct Joined<'a> {
-    by_actor: BTreeMap<&'a str, Vec<serde_json::Value>>,
+    by_actor: BTreeMap<&'a str, Vec<AlertItem<'a>>>,
     truncated: u64,
+}
+
+/// An alert as the audit events name it.
+#[derive(Serialize, Clone, Copy)]
+struct AlertItem<'a> {
+    id: i64,
+    hash: &'a str,
+    status: &'a str,
+    title: &'a str,
 }
 
 /// One transaction for a whole batch. See the module docs.
@@ -319,8 +326,8 @@ async fn apply(
     let mut opened_by: Vec<&str> = Vec::new();
     let mut joined: BTreeMap<i64, Joined<'_>> = BTreeMap::new();
     let mut members: BTreeMap<i64, Vec<&PreparedAlert>> = BTreeMap::new();
-    let mut unmatched: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
-    let mut rows: Vec<NewAlertRow> = Vec::new();
+    let mut unmatched: BTreeMap<&str, Vec<AlertItem<'_>>> = BTreeMap::new();
+    let mut rows: Vec<AlertInsert<'_>> = Vec::new();
 
     for (job_index, job) in jobs.iter().enumerate() {
         for a in &job.alerts {
@@ -361,8 +368,12 @@ async fn apply(
             } else {
                 (None, Disposition::Recorded)
             };
-            let item =
-                json!({"id": id, "hash": a.row.hash, "status": a.row.status, "title": a.row.title});
+            let item = AlertItem {
+                id,
+                hash: &a.row.hash,
+                status: a.row.status,
+                title: &a.row.title,
+            };
             match incident_id {
                 Some(iid) => {
                     let j = joined.entry(iid).or_default();
@@ -379,10 +390,11 @@ async fn apply(
             };
             first_copy.insert(key, outcome);
             outcomes[job_index].push(outcome);
-            let mut row = a.row.clone();
-            row.id = id;
-            row.incident_id = incident_id;
-            rows.push(row);
+            rows.push(AlertInsert {
+                id,
+                incident_id,
+                row: &a.row,
+            });
         }
     }
 
@@ -420,13 +432,16 @@ async fn apply(
         tx.update_incident(inc).await?;
     }
     for (actor, items) in unmatched {
-        events.push(NewEvent {
-            at: now,
-            actor: actor.to_string(),
-            kind: "alerts.recorded",
-            incident_id: None,
-            data: json!({ "alerts": items }),
-        });
+        events.push(NewEvent::new(
+            now,
+            actor,
+            "alerts.recorded",
+            None,
+            &AlertsData {
+                alerts: &items,
+                truncated_alerts: None,
+            },
+        ));
     }
 
     tx.insert_incidents(&new_incidents).await?;
@@ -517,25 +532,45 @@ fn absorb(
     ch
 }
 
+/// `alerts.received` / `alerts.recorded` data.
+#[derive(Serialize)]
+struct AlertsData<'a> {
+    alerts: &'a [AlertItem<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated_alerts: Option<u64>,
+}
+
 fn opened_event(inc: &Incident, actor: &str, j: &Joined<'_>, now: DateTime<Utc>) -> NewEvent {
-    let alerts = j.by_actor.get(actor).cloned().unwrap_or_default();
-    NewEvent {
-        at: now,
-        actor: actor.to_string(),
-        kind: "incident.opened",
-        incident_id: Some(inc.id),
-        data: json!({
-            "title": inc.title,
-            "category": inc.category,
-            "severity": inc.severity,
-            "status": inc.status,
-            "rule": inc.rule,
-            "origin": inc.origin,
-            "drill": inc.drill,
-            "facts": inc.facts,
-            "alerts": alerts,
-        }),
+    #[derive(Serialize)]
+    struct Opened<'a> {
+        title: &'a str,
+        category: Category,
+        severity: Severity,
+        status: Status,
+        rule: Option<&'a str>,
+        origin: &'a str,
+        drill: bool,
+        facts: &'a Facts,
+        alerts: &'a [AlertItem<'a>],
     }
+    let alerts = j.by_actor.get(actor).map(Vec::as_slice).unwrap_or_default();
+    NewEvent::new(
+        now,
+        actor,
+        "incident.opened",
+        Some(inc.id),
+        &Opened {
+            title: &inc.title,
+            category: inc.category,
+            severity: inc.severity,
+            status: inc.status,
+            rule: inc.rule.as_deref(),
+            origin: &inc.origin,
+            drill: inc.drill,
+            facts: &inc.facts,
+            alerts,
+        },
+    )
 }
 
 /// `alerts.received` per actor; `skip` is the actor whose alerts the opening event carries.
@@ -546,33 +581,32 @@ fn push_join_events(
     skip: Option<&str>,
     now: DateTime<Utc>,
 ) {
-    for (actor, items) in j.by_actor {
-        if Some(actor) == skip {
+    for (actor, items) in &j.by_actor {
+        if Some(*actor) == skip {
             continue;
         }
-        let mut data = json!({ "alerts": items });
-        if j.truncated > 0 {
-            data["truncated_alerts"] = json!(j.truncated);
-        }
-        events.push(NewEvent {
-            at: now,
-            actor: actor.to_string(),
-            kind: "alerts.received",
-            incident_id: Some(incident_id),
-            data,
-        });
+        events.push(NewEvent::new(
+            now,
+            *actor,
+            "alerts.received",
+            Some(incident_id),
+            &AlertsData {
+                alerts: items,
+                truncated_alerts: (j.truncated > 0).then_some(j.truncated),
+            },
+        ));
     }
 }
 
 fn push_change_events(events: &mut Vec<NewEvent>, inc: &Incident, ch: Changes, now: DateTime<Utc>) {
     if ch.facts_changed {
-        events.push(NewEvent {
-            at: now,
-            actor: "incidentd".into(),
-            kind: "incident.facts_updated",
-            incident_id: Some(inc.id),
-            data: json!({ "version": inc.facts_version, "facts": inc.facts, "source": "alerts" }),
-        });
+        events.push(NewEvent::new(
+            now,
+            "incidentd",
+            "incident.facts_updated",
+            Some(inc.id),
+            &json!({ "version": inc.facts_version, "facts": inc.facts, "source": "alerts" }),
+        ));
     }
     for r in ch.reclassified {
         events.push(reclassified_event(inc.id, &r, "incidentd", None, now));
@@ -586,17 +620,17 @@ pub(super) fn reclassified_event(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> NewEvent {
-    NewEvent {
-        at: now,
-        actor: actor.to_string(),
-        kind: "incident.reclassified",
-        incident_id: Some(incident_id),
-        data: json!({
+    NewEvent::new(
+        now,
+        actor,
+        "incident.reclassified",
+        Some(incident_id),
+        &json!({
             "from": { "category": r.from.0, "severity": r.from.1 },
             "to": { "category": r.to.0, "severity": r.to.1 },
             "rule": r.rule,
             "automatic": reason.is_none(),
             "reason": reason,
         }),
-    }
+    )
 }

@@ -14,7 +14,7 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
-pub use write::{NewAlertRow, NewEvent, Table, WriteTx};
+pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};
 
 use crate::config::{Settings, redact_url};
 

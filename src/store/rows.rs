@@ -1,8 +1,6 @@
 //! Rows as both backends return them, and their conversion into domain records.
 //! A row that does not parse is reported as corrupt rather than guessed at.
 
-use serde::Serialize;
-
 use super::StoreError;
 use crate::domain::audit::AlertContent;
 use crate::domain::records::{AlertDetail, AlertRecord, Event, Incident};
@@ -78,9 +76,9 @@ impl TryFrom<IncidentRow> for Incident {
     }
 }
 
-/// An incident as the bulk insert takes it (JSON rows for `json_each` / `jsonb_to_recordset`).
-#[derive(Debug, Serialize)]
-pub(super) struct IncidentJson<'a> {
+/// An incident as the store writes it.
+#[derive(Debug)]
+pub(super) struct IncidentOut<'a> {
     pub id: i64,
     pub title: &'a str,
     pub summary: &'a str,
@@ -104,9 +102,9 @@ pub(super) struct IncidentJson<'a> {
     pub created_by: &'a str,
 }
 
-impl<'a> From<&'a Incident> for IncidentJson<'a> {
+impl<'a> From<&'a Incident> for IncidentOut<'a> {
     fn from(i: &'a Incident) -> Self {
-        IncidentJson {
+        IncidentOut {
             id: i.id,
             title: &i.title,
             summary: &i.summary,

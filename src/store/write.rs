@@ -3,13 +3,14 @@
 //! (which covers them) has exactly one order.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use super::Result;
-use super::rows::{IncidentJson, IncidentRow, incident_columns};
+use super::rows::{IncidentOut, IncidentRow, incident_columns};
 use crate::domain::audit::{EventContent, GENESIS, event_hash};
 use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
@@ -46,20 +47,38 @@ macro_rules! on_tx {
     };
 }
 
-/// An audit event before it has an id and a place in the chain.
+/// An audit event before it has an id and a place in the chain. `data` is its JSON, serialised
+/// once: the chain hashes exactly the text that is stored.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub kind: &'static str,
     pub incident_id: Option<i64>,
-    pub data: serde_json::Value,
+    pub data: String,
 }
 
-/// An alert row ready to insert (`detail` is its canonical JSON).
-#[derive(Debug, Clone, Serialize)]
+impl NewEvent {
+    pub fn new(
+        at: DateTime<Utc>,
+        actor: impl Into<String>,
+        kind: &'static str,
+        incident_id: Option<i64>,
+        data: &impl Serialize,
+    ) -> Self {
+        NewEvent {
+            at,
+            actor: actor.into(),
+            kind,
+            incident_id,
+            data: serde_json::to_string(data).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+}
+
+/// An alert's stored content, ready to insert once it has an id (`detail` is its JSON).
+#[derive(Debug, Clone)]
 pub struct NewAlertRow {
-    pub id: i64,
     pub dedup_key: String,
     pub source: String,
     pub status: &'static str,
@@ -73,21 +92,129 @@ pub struct NewAlertRow {
     pub category: Option<&'static str>,
     pub severity: Option<&'static str>,
     pub rule: Option<String>,
-    pub incident_id: Option<i64>,
     pub hash: String,
 }
 
-#[derive(Serialize)]
-struct EventJson<'a> {
+/// An alert row with the id and incident the writer gave it.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertInsert<'a> {
+    pub id: i64,
+    pub incident_id: Option<i64>,
+    pub row: &'a NewAlertRow,
+}
+
+struct EventOut<'a> {
     id: i64,
     at: i64,
     actor: &'a str,
     kind: &'a str,
     incident_id: Option<i64>,
-    data: String,
+    data: &'a str,
     prev_hash: String,
     hash: String,
 }
+
+/// Rows per multi-row INSERT at most; batches are cut into chunks of 1024, 512, … 1 rows, so a
+/// handful of prepared statements serve every batch size.
+const MAX_CHUNK: usize = 1024;
+
+/// The multi-row INSERT statements of one table, built once per chunk size and dialect.
+///
+/// SQLite gets anonymous `?` parameters: with numbered ones, binding costs SQLite a name lookup
+/// per parameter that is linear in the parameter count (quadratic per statement).
+struct BulkInsert {
+    head: &'static str,
+    columns: usize,
+    tail: &'static str,
+    sqlite: OnceLock<Vec<String>>,
+    postgres: OnceLock<Vec<String>>,
+}
+
+impl BulkInsert {
+    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+        BulkInsert {
+            head,
+            columns,
+            tail,
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+
+    /// The statement for `rows` rows (a power of two up to [`MAX_CHUNK`]).
+    fn statement(&'static self, rows: usize, pg: bool) -> &'static str {
+        debug_assert!(rows.is_power_of_two() && rows <= MAX_CHUNK);
+        let cache = if pg { &self.postgres } else { &self.sqlite };
+        let all = cache.get_or_init(|| {
+            (0..=MAX_CHUNK.trailing_zeros())
+                .map(|k| self.build(1 << k, pg))
+                .collect()
+        });
+        &all[rows.trailing_zeros() as usize]
+    }
+
+    fn build(&self, rows: usize, pg: bool) -> String {
+        let mut sql = String::from(self.head);
+        let mut p = 0;
+        for row in 0..rows {
+            sql.push_str(if row == 0 { " VALUES (" } else { ", (" });
+            for col in 0..self.columns {
+                p += 1;
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                if pg {
+                    sql.push('$');
+                    sql.push_str(&p.to_string());
+                } else {
+                    sql.push('?');
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+}
+
+/// (offset, length) chunks covering `n` rows: as many of [`MAX_CHUNK`] as fit, then powers of two.
+fn chunks(n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < n {
+        let left = n - at;
+        let len = if left >= MAX_CHUNK {
+            MAX_CHUNK
+        } else {
+            1 << left.ilog2()
+        };
+        out.push((at, len));
+        at += len;
+    }
+    out
+}
+
+static INSERT_INCIDENTS: BulkInsert = BulkInsert::new(
+    concat!("INSERT INTO incidents (", incident_columns!(), ")"),
+    21,
+    "",
+);
+static INSERT_INCIDENT_KEYS: BulkInsert = BulkInsert::new(
+    "INSERT INTO incident_keys (group_key, incident_id)",
+    2,
+    " ON CONFLICT DO NOTHING",
+);
+static INSERT_ALERTS: BulkInsert = BulkInsert::new(
+    "INSERT INTO alerts (id, dedup_key, source, status, fingerprint, group_key, title, detail, \
+     occurred_at, ends_at, received_at, category, severity, rule, incident_id, hash)",
+    16,
+    "",
+);
+static INSERT_EVENTS: BulkInsert = BulkInsert::new(
+    "INSERT INTO events (id, at, actor, kind, incident_id, data, prev_hash, hash)",
+    8,
+    "",
+);
 
 /// Which table's next id to compute.
 #[derive(Debug, Clone, Copy)]
@@ -186,34 +313,43 @@ impl WriteTx {
     }
 
     pub async fn insert_incidents(&mut self, incidents: &[Incident]) -> Result<()> {
-        if incidents.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<IncidentJson<'_>> = incidents.iter().map(IncidentJson::from).collect();
-        let payload = json(&rows);
+        let rows: Vec<IncidentOut<'_>> = incidents.iter().map(IncidentOut::from).collect();
         on_tx!(self, c, pg => {
-            let sql = if pg {
-                concat!("INSERT INTO incidents (", incident_columns!(), ") SELECT ", incident_columns!(),
-                    " FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, title text, summary text, category text, severity text, \
-                    status text, drill boolean, origin text, rule text, facts text, facts_version bigint, first_seen_at bigint, \
-                    discovered_at bigint, declared_at bigint, aware_at bigint, contained_at bigint, closed_at bigint, \
-                    updated_at bigint, alert_count bigint, truncated_alerts bigint, created_by text)")
-            } else {
-                concat!("INSERT INTO incidents (", incident_columns!(), ") SELECT \
-                    value->>'id', value->>'title', value->>'summary', value->>'category', value->>'severity', \
-                    value->>'status', value->>'drill', value->>'origin', value->>'rule', value->>'facts', value->>'facts_version', \
-                    value->>'first_seen_at', value->>'discovered_at', value->>'declared_at', value->>'aware_at', \
-                    value->>'contained_at', value->>'closed_at', value->>'updated_at', value->>'alert_count', \
-                    value->>'truncated_alerts', value->>'created_by' FROM json_each($1)")
-            };
-            sqlx::query(sql).bind(payload).execute(&mut *c).await?;
+            for (at, n) in chunks(rows.len()) {
+                let mut q = sqlx::query(INSERT_INCIDENTS.statement(n, pg));
+                for r in &rows[at..at + n] {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.title)
+                        .bind(r.summary)
+                        .bind(r.category)
+                        .bind(r.severity)
+                        .bind(r.status)
+                        .bind(r.drill)
+                        .bind(r.origin)
+                        .bind(r.rule)
+                        .bind(&r.facts)
+                        .bind(r.facts_version)
+                        .bind(r.first_seen_at)
+                        .bind(r.discovered_at)
+                        .bind(r.declared_at)
+                        .bind(r.aware_at)
+                        .bind(r.contained_at)
+                        .bind(r.closed_at)
+                        .bind(r.updated_at)
+                        .bind(r.alert_count)
+                        .bind(r.truncated_alerts)
+                        .bind(r.created_by);
+                }
+                q.execute(&mut *c).await?;
+            }
         });
         Ok(())
     }
 
     /// Write back an incident's mutable columns.
     pub async fn update_incident(&mut self, i: &Incident) -> Result<()> {
-        let r = IncidentJson::from(i);
+        let r = IncidentOut::from(i);
         on_tx!(self, c, _pg => {
             sqlx::query(
                 "UPDATE incidents SET title = $2, summary = $3, category = $4, severity = $5, status = $6, \
@@ -245,44 +381,43 @@ impl WriteTx {
     }
 
     pub async fn insert_incident_keys(&mut self, keys: &[(&str, i64)]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         on_tx!(self, c, pg => {
-            let sql = if pg {
-                "INSERT INTO incident_keys (group_key, incident_id) SELECT x->>0, (x->>1)::bigint \
-                 FROM jsonb_array_elements($1::jsonb) AS x ON CONFLICT DO NOTHING"
-            } else {
-                "INSERT INTO incident_keys (group_key, incident_id) SELECT value->>0, value->>1 \
-                 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING"
-            };
-            sqlx::query(sql).bind(json(keys)).execute(&mut *c).await?;
+            for (at, n) in chunks(keys.len()) {
+                let mut q = sqlx::query(INSERT_INCIDENT_KEYS.statement(n, pg));
+                for (key, id) in &keys[at..at + n] {
+                    q = q.bind(*key).bind(*id);
+                }
+                q.execute(&mut *c).await?;
+            }
         });
         Ok(())
     }
 
-    pub async fn insert_alerts(&mut self, rows: &[NewAlertRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
+    pub async fn insert_alerts(&mut self, rows: &[AlertInsert<'_>]) -> Result<()> {
         on_tx!(self, c, pg => {
-            let sql = if pg {
-                "INSERT INTO alerts (id, dedup_key, source, status, fingerprint, group_key, title, detail, occurred_at, \
-                 ends_at, received_at, category, severity, rule, incident_id, hash) \
-                 SELECT id, dedup_key, source, status, fingerprint, group_key, title, detail, occurred_at, ends_at, \
-                 received_at, category, severity, rule, incident_id, hash FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, \
-                 dedup_key text, source text, status text, fingerprint text, group_key text, title text, detail text, \
-                 occurred_at bigint, ends_at bigint, received_at bigint, category text, severity text, rule text, \
-                 incident_id bigint, hash text)"
-            } else {
-                "INSERT INTO alerts (id, dedup_key, source, status, fingerprint, group_key, title, detail, occurred_at, \
-                 ends_at, received_at, category, severity, rule, incident_id, hash) \
-                 SELECT value->>'id', value->>'dedup_key', value->>'source', value->>'status', value->>'fingerprint', \
-                 value->>'group_key', value->>'title', value->>'detail', value->>'occurred_at', value->>'ends_at', \
-                 value->>'received_at', value->>'category', value->>'severity', value->>'rule', value->>'incident_id', \
-                 value->>'hash' FROM json_each($1)"
-            };
-            sqlx::query(sql).bind(json(rows)).execute(&mut *c).await?;
+            for (at, n) in chunks(rows.len()) {
+                let mut q = sqlx::query(INSERT_ALERTS.statement(n, pg));
+                for AlertInsert { id, incident_id, row: r } in &rows[at..at + n] {
+                    q = q
+                        .bind(*id)
+                        .bind(&r.dedup_key)
+                        .bind(&r.source)
+                        .bind(r.status)
+                        .bind(&r.fingerprint)
+                        .bind(&r.group_key)
+                        .bind(&r.title)
+                        .bind(&r.detail)
+                        .bind(r.occurred_at)
+                        .bind(r.ends_at)
+                        .bind(r.received_at)
+                        .bind(r.category)
+                        .bind(r.severity)
+                        .bind(&r.rule)
+                        .bind(*incident_id)
+                        .bind(&r.hash);
+                }
+                q.execute(&mut *c).await?;
+            }
         });
         Ok(())
     }
@@ -311,7 +446,6 @@ impl WriteTx {
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
             id += 1;
-            let data = e.data.to_string();
             let at = to_micros(e.at);
             let hash = event_hash(
                 &prev,
@@ -321,35 +455,76 @@ impl WriteTx {
                     actor: &e.actor,
                     kind: e.kind,
                     incident_id: e.incident_id,
-                    data: &data,
+                    data: &e.data,
                 },
             );
-            rows.push(EventJson {
+            rows.push(EventOut {
                 id,
                 at,
                 actor: &e.actor,
                 kind: e.kind,
                 incident_id: e.incident_id,
-                data,
+                data: &e.data,
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
             });
             ids.push(id);
         }
-        let payload = json(&rows);
         on_tx!(self, c, pg => {
-            let sql = if pg {
-                "INSERT INTO events (id, at, actor, kind, incident_id, data, prev_hash, hash) \
-                 SELECT id, at, actor, kind, incident_id, data, prev_hash, hash FROM jsonb_to_recordset($1::jsonb) \
-                 AS x(id bigint, at bigint, actor text, kind text, incident_id bigint, data text, prev_hash text, hash text)"
-            } else {
-                "INSERT INTO events (id, at, actor, kind, incident_id, data, prev_hash, hash) \
-                 SELECT value->>'id', value->>'at', value->>'actor', value->>'kind', value->>'incident_id', \
-                 value->>'data', value->>'prev_hash', value->>'hash' FROM json_each($1)"
-            };
-            sqlx::query(sql).bind(payload).execute(&mut *c).await?;
+            for (at, n) in chunks(rows.len()) {
+                let mut q = sqlx::query(INSERT_EVENTS.statement(n, pg));
+                for r in &rows[at..at + n] {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.at)
+                        .bind(r.actor)
+                        .bind(r.kind)
+                        .bind(r.incident_id)
+                        .bind(r.data)
+                        .bind(&r.prev_hash)
+                        .bind(&r.hash);
+                }
+                q.execute(&mut *c).await?;
+            }
         });
         self.head = Some((id, prev));
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_with_few_sizes() {
+        for n in [0, 1, 2, 3, 127, 128, 129, 300, 5000] {
+            let c = chunks(n);
+            assert_eq!(c.iter().map(|(_, l)| l).sum::<usize>(), n);
+            let mut at = 0;
+            for (o, l) in &c {
+                assert_eq!(*o, at);
+                assert!(l.is_power_of_two() && *l <= MAX_CHUNK);
+                at += l;
+            }
+        }
+        assert_eq!(chunks(300), vec![(0, 256), (256, 32), (288, 8), (296, 4)]);
+        assert_eq!(
+            chunks(2100),
+            vec![(0, 1024), (1024, 1024), (2048, 32), (2080, 16), (2096, 4)]
+        );
+    }
+
+    #[test]
+    fn statements_number_their_parameters() {
+        assert_eq!(
+            INSERT_INCIDENT_KEYS.statement(2, true),
+            "INSERT INTO incident_keys (group_key, incident_id) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            INSERT_INCIDENT_KEYS.statement(2, false),
+            "INSERT INTO incident_keys (group_key, incident_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+        assert!(INSERT_ALERTS.statement(128, true).ends_with("$2048)"));
     }
 }
