@@ -205,7 +205,11 @@ fn hex(b: Vec<u8>) -> String {
 
 /// One request body: `batch` distinct alerts. "join" alerts share 10 fingerprints (so they
 /// join 10 incidents) and differ by start time; "own" alerts each have their own fingerprint.
+/// Start times are "now" (the benchmark's start plus a distinct microsecond per alert), as
+/// they are for alerts that have just begun firing.
 fn body(s: Scenario, seq: u64, conn: usize) -> Bytes {
+    static START: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(chrono::Utc::now);
     let mut out = String::with_capacity(s.batch * 200 + 2);
     out.push('[');
     for i in 0..s.batch {
@@ -218,25 +222,13 @@ fn body(s: Scenario, seq: u64, conn: usize) -> Bytes {
         if i > 0 {
             out.push(',');
         }
+        let occurred = start + chrono::Duration::microseconds((n * 1024 + conn as u64) as i64);
         out.push_str(&format!(
-            r#"{{"source":"bench","title":"用户数据外泄 {conn}-{n}","fingerprint":"{fp}","occurred_at":"2026-11-25T08:00:00.{:06}Z","labels":{{"conn":"{conn}","n":"{n}"}}}}"#,
-            n % 1_000_000
+            r#"{{"source":"bench","title":"用户数据外泄 {conn}-{n}","fingerprint":"{fp}","occurred_at":"{}","labels":{{"conn":"{conn}","n":"{n}"}}}}"#,
+            occurred.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         ));
     }
     out.push(']');
-    // Distinct start times for "join" alerts that share a fingerprint (the dedup key).
-    if s.join {
-        out = out.replace(
-            "2026-11-25T08:00:00.",
-            &format!(
-                "2026-11-{:02}T{:02}:{:02}:{:02}.",
-                1 + (conn % 28),
-                (seq / 3600) % 24,
-                (seq / 60) % 60,
-                seq % 60
-            ),
-        );
-    }
     Bytes::from(out)
 }
 

@@ -356,3 +356,46 @@ async fn reload_swaps_valid_config_and_keeps_the_old_on_error(app: TestApp) {
     assert_eq!(report.broken_at, None);
     app.stop().await;
 }
+
+/// SQLite's WAL is copied into the database by the checkpointer, not inside commits: it stops
+/// growing once the checkpointer has caught up (the next commit starts it over), and a
+/// graceful stop leaves it empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_checkpointed_and_emptied_on_shutdown() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let wal = app.dir.path().join("incidentd.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let mut sizes = Vec::new();
+    for round in 0..6 {
+        let batch: Vec<_> = (0..200)
+            .map(|i| {
+                json!({
+                    "source": "wal-test",
+                    "title": format!("disk full {round}-{i}"),
+                    "description": "x".repeat(100),
+                    "fingerprint": format!("{round}-{i}"),
+                })
+            })
+            .collect();
+        let out = app.alerts(&json!(batch)).await;
+        assert_eq!(out["alerts"].as_array().unwrap().len(), 200);
+        // Let the checkpointer catch up before the next write.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sizes.push(wal_len());
+    }
+    assert!(sizes[0] > 0, "writes go through the WAL");
+    assert!(
+        sizes[5] < 2 * sizes[0],
+        "the WAL starts over instead of growing with every commit: {sizes:?}"
+    );
+    app.shutdown().await;
+    assert_eq!(
+        wal_len(),
+        0,
+        "a graceful stop checkpoints and truncates the WAL"
+    );
+    app.start_again().await;
+    let (_, list) = app.get("/api/v1/alerts?limit=5").await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(5));
+    app.stop().await;
+}

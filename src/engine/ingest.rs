@@ -24,7 +24,7 @@ use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
 use crate::domain::time::to_micros;
-use crate::store::{AlertInsert, NewAlertRow, NewEvent, Store, StoreError, Table};
+use crate::store::{AlertInsert, NewAlertRow, NewEvent, Store, StoreError};
 
 /// An alert normalised, classified and hashed, waiting for the writer.
 #[derive(Debug, Clone)]
@@ -318,8 +318,9 @@ async fn apply(
     };
     let open = tx.open_incidents_by_key(&open_keys).await?;
 
-    let mut next_alert = tx.max_id(Table::Alerts).await? + 1;
-    let mut next_incident: Option<i64> = None;
+    let (max_alert, max_incident) = tx.max_ids().await?;
+    let mut next_alert = max_alert + 1;
+    let mut next_incident = max_incident + 1;
     let mut first_copy: HashMap<&str, IngestOutcome> = HashMap::new();
     let mut new_incidents: Vec<Incident> = Vec::new();
     let mut new_by_key: HashMap<&str, usize> = HashMap::new();
@@ -356,11 +357,8 @@ async fn apply(
             } else if let Some(&ni) = new_by_key.get(gk) {
                 (Some(new_incidents[ni].id), Disposition::Joined)
             } else if firing && a.classification.as_ref().is_some_and(|c| c.opens_incident) {
-                let iid = match next_incident {
-                    Some(n) => n,
-                    None => tx.max_id(Table::Incidents).await? + 1,
-                };
-                next_incident = Some(iid + 1);
+                let iid = next_incident;
+                next_incident += 1;
                 new_by_key.insert(gk, new_incidents.len());
                 new_incidents.push(open_incident(iid, a, &job.actor, now));
                 opened_by.push(job.actor.as_str());

@@ -3,11 +3,12 @@
 //! (which covers them) has exactly one order.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, SqliteConnection, Transaction};
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 use super::Result;
 use super::rows::{IncidentOut, IncidentRow, incident_columns};
@@ -16,8 +17,32 @@ use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
 
 enum Inner {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// The SQLite writer connection, inside `BEGIN IMMEDIATE`; `None` once committed or
+    /// handed to the rollback in `Drop`.
+    Sqlite(Option<OwnedMutexGuard<WriterConn>>),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// SQLite's one writer connection. `in_tx` is true from `BEGIN` until a successful `COMMIT`
+/// or `ROLLBACK`; whoever takes the connection next rolls back a transaction left open.
+#[derive(Debug)]
+pub(super) struct WriterConn {
+    pub(super) conn: SqliteConnection,
+    pub(super) in_tx: bool,
+}
+
+impl WriterConn {
+    pub(super) async fn begin(
+        mut me: OwnedMutexGuard<WriterConn>,
+    ) -> Result<OwnedMutexGuard<WriterConn>> {
+        if me.in_tx {
+            sqlx::query("ROLLBACK").execute(&mut me.conn).await?;
+            me.in_tx = false;
+        }
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut me.conn).await?;
+        me.in_tx = true;
+        Ok(me)
+    }
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.
@@ -25,6 +50,7 @@ pub struct WriteTx {
     inner: Inner,
     /// (id, hash) of the newest audit event, read once per transaction.
     head: Option<(i64, String)>,
+    committed: Option<Arc<Notify>>,
 }
 
 /// Expand `$body` once per backend with `$c` the transaction's connection.
@@ -32,7 +58,8 @@ macro_rules! on_tx {
     ($tx:expr, $c:ident, $pg:ident => $body:expr) => {
         match &mut $tx.inner {
             Inner::Sqlite(t) => {
-                let $c: &mut sqlx::SqliteConnection = &mut *t;
+                let $c: &mut sqlx::SqliteConnection =
+                    &mut t.as_mut().expect("a write transaction in use is open").conn;
                 let $pg = false;
                 let _ = $pg;
                 $body
@@ -228,10 +255,12 @@ fn json<T: Serialize + ?Sized>(v: &T) -> String {
 }
 
 impl WriteTx {
-    pub(super) fn sqlite(tx: Transaction<'static, Sqlite>) -> Self {
+    /// `committed` is told after every commit (the SQLite checkpointer listens).
+    pub(super) fn sqlite(conn: OwnedMutexGuard<WriterConn>, committed: Arc<Notify>) -> Self {
         WriteTx {
-            inner: Inner::Sqlite(tx),
+            inner: Inner::Sqlite(Some(conn)),
             head: None,
+            committed: Some(committed),
         }
     }
 
@@ -239,15 +268,47 @@ impl WriteTx {
         WriteTx {
             inner: Inner::Postgres(tx),
             head: None,
+            committed: None,
         }
     }
 
-    pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            Inner::Sqlite(t) => t.commit().await?,
-            Inner::Postgres(t) => t.commit().await?,
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Sqlite(w) => {
+                if let Some(mut w) = w.take() {
+                    // On failure the guard drops with `in_tx` set: the next user rolls back.
+                    sqlx::query("COMMIT").execute(&mut w.conn).await?;
+                    w.in_tx = false;
+                }
+            }
+            Inner::Postgres(_) => {
+                let Inner::Postgres(t) = std::mem::replace(&mut self.inner, Inner::Sqlite(None))
+                else {
+                    unreachable!()
+                };
+                t.commit().await?;
+            }
+        }
+        if let Some(n) = &self.committed {
+            n.notify_one();
         }
         Ok(())
+    }
+
+    /// The largest alert and incident ids in use (0 when empty), and the head of the audit
+    /// chain for [`WriteTx::append`] — one round trip for the three.
+    pub async fn max_ids(&mut self) -> Result<(i64, i64)> {
+        const SQL: &str = "SELECT (SELECT COALESCE(MAX(id), 0) FROM alerts), \
+             (SELECT COALESCE(MAX(id), 0) FROM incidents), \
+             (SELECT id FROM events ORDER BY id DESC LIMIT 1), \
+             (SELECT hash FROM events ORDER BY id DESC LIMIT 1)";
+        let (alerts, incidents, head_id, head_hash): (i64, i64, Option<i64>, Option<String>) =
+            on_tx!(self, c, _pg => sqlx::query_as(SQL).fetch_one(&mut *c).await?);
+        self.head = Some(match (head_id, head_hash) {
+            (Some(id), Some(hash)) => (id, hash),
+            _ => (0, GENESIS.to_string()),
+        });
+        Ok((alerts, incidents))
     }
 
     /// The largest id in use in `table` (0 when empty).
@@ -489,6 +550,24 @@ impl WriteTx {
         });
         self.head = Some((id, prev));
         Ok(ids)
+    }
+}
+
+impl Drop for WriteTx {
+    /// A transaction dropped without commit (an error, a cancelled request) is rolled back now,
+    /// so it does not hold SQLite's write lock until the next write. PostgreSQL's
+    /// `Transaction` does the same by itself.
+    fn drop(&mut self) {
+        if let Inner::Sqlite(w) = &mut self.inner
+            && let Some(mut w) = w.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if sqlx::query("ROLLBACK").execute(&mut w.conn).await.is_ok() {
+                    w.in_tx = false;
+                }
+            });
+        }
     }
 }
 

@@ -206,6 +206,11 @@ impl TestApp {
         }
     }
 
+    /// Start again after [`shutdown`](Self::shutdown).
+    pub async fn start_again(&mut self) {
+        self.start().await;
+    }
+
     /// Stop and start again on the same database and config.
     pub async fn restart(&mut self) {
         self.shutdown().await;
