@@ -154,6 +154,12 @@ impl Reloader {
         if new.store_url.expose_secret() != current.store_url.expose_secret() {
             restart.push("store.url");
         }
+        if new.store.max_connections != current.store.max_connections
+            || new.store.busy_timeout.0 != current.store.busy_timeout.0
+            || new.store.sqlite_synchronous != current.store.sqlite_synchronous
+        {
+            restart.push("store (pool, busy_timeout, sqlite_synchronous)");
+        }
         if new.ingest.queue_capacity != current.ingest.queue_capacity
             || new.ingest.max_batch_alerts != current.ingest.max_batch_alerts
         {

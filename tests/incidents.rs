@@ -134,6 +134,10 @@ async fn lifecycle_full_path_and_timestamps(app: TestApp) {
     let id = app.declare(&json!({"title": "Intrusion on web01"})).await["id"]
         .as_i64()
         .unwrap();
+    // Illegal before anything else: no point asking for a note first.
+    let (s, p) = app.transition(id, "closed", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("triaged"), "{p}");
     for to in ["triaged", "contained", "eradicated", "recovered"] {
         let (s, v) = app.transition(id, to, None).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some(to)), "{v}");

@@ -196,6 +196,13 @@ impl Engine {
     ) -> Result<Incident, EngineError> {
         let now = Utc::now();
         let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        let mut tx = self.store().begin_write().await?;
+        let mut inc = Self::load(&mut tx, id).await?;
+        let from = inc.status;
+        // An illegal move is refused as such first: asking for a note it could never use
+        // would only send the person round twice.
+        from.check_transition(to)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
         if note.is_none()
             && matches!(
                 to,
@@ -207,11 +214,6 @@ impl Engine {
                 format!("moving an incident to `{to}` needs a note saying why"),
             ));
         }
-        let mut tx = self.store().begin_write().await?;
-        let mut inc = Self::load(&mut tx, id).await?;
-        let from = inc.status;
-        from.check_transition(to)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
         inc.status = to;
         inc.updated_at = now;
         match to {
