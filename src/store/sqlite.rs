@@ -124,12 +124,7 @@ impl SqliteStore {
     /// Stop the checkpointer, close the pools, and leave the database without a WAL to replay.
     pub async fn close(&self) {
         self.read.close().await;
-        {
-            let mut w = self.write.lock().await;
-            if w.in_tx && sqlx::query("ROLLBACK").execute(&mut w.conn).await.is_ok() {
-                w.in_tx = false;
-            }
-        }
+        let _ = self.write.lock().await.rollback_if_open().await;
         if let Some(c) = self.checkpointer.lock().await.take() {
             c.stop.notify_one();
             if let Ok(mut conn) = c.task.await {

@@ -20,7 +20,8 @@ enum Inner {
     /// The SQLite writer connection, inside `BEGIN IMMEDIATE`; `None` once committed or
     /// handed to the rollback in `Drop`.
     Sqlite(Option<OwnedMutexGuard<WriterConn>>),
-    Postgres(Transaction<'static, Postgres>),
+    /// `None` once committed.
+    Postgres(Option<Transaction<'static, Postgres>>),
 }
 
 /// SQLite's one writer connection. `in_tx` is true from `BEGIN` until a successful `COMMIT`
@@ -35,13 +36,19 @@ impl WriterConn {
     pub(super) async fn begin(
         mut me: OwnedMutexGuard<WriterConn>,
     ) -> Result<OwnedMutexGuard<WriterConn>> {
-        if me.in_tx {
-            sqlx::query("ROLLBACK").execute(&mut me.conn).await?;
-            me.in_tx = false;
-        }
+        me.rollback_if_open().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut me.conn).await?;
         me.in_tx = true;
         Ok(me)
+    }
+
+    /// Roll back a transaction left open (a failed commit, a dropped [`WriteTx`]).
+    pub(super) async fn rollback_if_open(&mut self) -> Result<()> {
+        if self.in_tx {
+            sqlx::query("ROLLBACK").execute(&mut self.conn).await?;
+            self.in_tx = false;
+        }
+        Ok(())
     }
 }
 
@@ -65,7 +72,8 @@ macro_rules! on_tx {
                 $body
             }
             Inner::Postgres(t) => {
-                let $c: &mut sqlx::PgConnection = &mut *t;
+                let $c: &mut sqlx::PgConnection =
+                    &mut *t.as_mut().expect("a write transaction in use is open");
                 let $pg = true;
                 let _ = $pg;
                 $body
@@ -254,6 +262,20 @@ fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
+/// Insert `$rows` with the bulk statement `$stmt`, chunk by chunk, binding each row with
+/// `$bind` (inside [`on_tx!`], whose `$c` and `$pg` it takes).
+macro_rules! insert_chunks {
+    ($c:ident, $pg:ident, $stmt:expr, $rows:expr, |$q:ident, $r:pat_param| $bind:expr) => {
+        for (at, n) in chunks($rows.len()) {
+            let mut $q = sqlx::query($stmt.statement(n, $pg));
+            for $r in &$rows[at..at + n] {
+                $q = $bind;
+            }
+            $q.execute(&mut *$c).await?;
+        }
+    };
+}
+
 impl WriteTx {
     /// `committed` is told after every commit (the SQLite checkpointer listens).
     pub(super) fn sqlite(conn: OwnedMutexGuard<WriterConn>, committed: Arc<Notify>) -> Self {
@@ -266,27 +288,27 @@ impl WriteTx {
 
     pub(super) fn postgres(tx: Transaction<'static, Postgres>) -> Self {
         WriteTx {
-            inner: Inner::Postgres(tx),
+            inner: Inner::Postgres(Some(tx)),
             head: None,
             committed: None,
         }
     }
 
+    /// Commit. On failure `self` drops with the transaction still open, and `Drop` rolls
+    /// it back.
     pub async fn commit(mut self) -> Result<()> {
         match &mut self.inner {
             Inner::Sqlite(w) => {
-                if let Some(mut w) = w.take() {
-                    // On failure the guard drops with `in_tx` set: the next user rolls back.
-                    sqlx::query("COMMIT").execute(&mut w.conn).await?;
-                    w.in_tx = false;
+                if let Some(g) = w.as_mut() {
+                    sqlx::query("COMMIT").execute(&mut g.conn).await?;
+                    g.in_tx = false;
                 }
+                w.take();
             }
-            Inner::Postgres(_) => {
-                let Inner::Postgres(t) = std::mem::replace(&mut self.inner, Inner::Sqlite(None))
-                else {
-                    unreachable!()
-                };
-                t.commit().await?;
+            Inner::Postgres(t) => {
+                if let Some(t) = t.take() {
+                    t.commit().await?;
+                }
             }
         }
         if let Some(n) = &self.committed {
@@ -376,34 +398,30 @@ impl WriteTx {
     pub async fn insert_incidents(&mut self, incidents: &[Incident]) -> Result<()> {
         let rows: Vec<IncidentOut<'_>> = incidents.iter().map(IncidentOut::from).collect();
         on_tx!(self, c, pg => {
-            for (at, n) in chunks(rows.len()) {
-                let mut q = sqlx::query(INSERT_INCIDENTS.statement(n, pg));
-                for r in &rows[at..at + n] {
-                    q = q
-                        .bind(r.id)
-                        .bind(r.title)
-                        .bind(r.summary)
-                        .bind(r.category)
-                        .bind(r.severity)
-                        .bind(r.status)
-                        .bind(r.drill)
-                        .bind(r.origin)
-                        .bind(r.rule)
-                        .bind(&r.facts)
-                        .bind(r.facts_version)
-                        .bind(r.first_seen_at)
-                        .bind(r.discovered_at)
-                        .bind(r.declared_at)
-                        .bind(r.aware_at)
-                        .bind(r.contained_at)
-                        .bind(r.closed_at)
-                        .bind(r.updated_at)
-                        .bind(r.alert_count)
-                        .bind(r.truncated_alerts)
-                        .bind(r.created_by);
-                }
-                q.execute(&mut *c).await?;
-            }
+            insert_chunks!(c, pg, INSERT_INCIDENTS, rows, |q, r| {
+                q
+                    .bind(r.id)
+                    .bind(r.title)
+                    .bind(r.summary)
+                    .bind(r.category)
+                    .bind(r.severity)
+                    .bind(r.status)
+                    .bind(r.drill)
+                    .bind(r.origin)
+                    .bind(r.rule)
+                    .bind(&r.facts)
+                    .bind(r.facts_version)
+                    .bind(r.first_seen_at)
+                    .bind(r.discovered_at)
+                    .bind(r.declared_at)
+                    .bind(r.aware_at)
+                    .bind(r.contained_at)
+                    .bind(r.closed_at)
+                    .bind(r.updated_at)
+                    .bind(r.alert_count)
+                    .bind(r.truncated_alerts)
+                    .bind(r.created_by)
+            });
         });
         Ok(())
     }
@@ -443,42 +461,34 @@ impl WriteTx {
 
     pub async fn insert_incident_keys(&mut self, keys: &[(&str, i64)]) -> Result<()> {
         on_tx!(self, c, pg => {
-            for (at, n) in chunks(keys.len()) {
-                let mut q = sqlx::query(INSERT_INCIDENT_KEYS.statement(n, pg));
-                for (key, id) in &keys[at..at + n] {
-                    q = q.bind(*key).bind(*id);
-                }
-                q.execute(&mut *c).await?;
-            }
+            insert_chunks!(c, pg, INSERT_INCIDENT_KEYS, keys, |q, (key, id)| {
+                q.bind(*key).bind(*id)
+            });
         });
         Ok(())
     }
 
     pub async fn insert_alerts(&mut self, rows: &[AlertInsert<'_>]) -> Result<()> {
         on_tx!(self, c, pg => {
-            for (at, n) in chunks(rows.len()) {
-                let mut q = sqlx::query(INSERT_ALERTS.statement(n, pg));
-                for AlertInsert { id, incident_id, row: r } in &rows[at..at + n] {
-                    q = q
-                        .bind(*id)
-                        .bind(&r.dedup_key)
-                        .bind(&r.source)
-                        .bind(r.status)
-                        .bind(&r.fingerprint)
-                        .bind(&r.group_key)
-                        .bind(&r.title)
-                        .bind(&r.detail)
-                        .bind(r.occurred_at)
-                        .bind(r.ends_at)
-                        .bind(r.received_at)
-                        .bind(r.category)
-                        .bind(r.severity)
-                        .bind(&r.rule)
-                        .bind(*incident_id)
-                        .bind(&r.hash);
-                }
-                q.execute(&mut *c).await?;
-            }
+            insert_chunks!(c, pg, INSERT_ALERTS, rows, |q, AlertInsert { id, incident_id, row: r }| {
+                q
+                    .bind(*id)
+                    .bind(&r.dedup_key)
+                    .bind(&r.source)
+                    .bind(r.status)
+                    .bind(&r.fingerprint)
+                    .bind(&r.group_key)
+                    .bind(&r.title)
+                    .bind(&r.detail)
+                    .bind(r.occurred_at)
+                    .bind(r.ends_at)
+                    .bind(r.received_at)
+                    .bind(r.category)
+                    .bind(r.severity)
+                    .bind(&r.rule)
+                    .bind(*incident_id)
+                    .bind(&r.hash)
+            });
         });
         Ok(())
     }
@@ -532,21 +542,17 @@ impl WriteTx {
             ids.push(id);
         }
         on_tx!(self, c, pg => {
-            for (at, n) in chunks(rows.len()) {
-                let mut q = sqlx::query(INSERT_EVENTS.statement(n, pg));
-                for r in &rows[at..at + n] {
-                    q = q
-                        .bind(r.id)
-                        .bind(r.at)
-                        .bind(r.actor)
-                        .bind(r.kind)
-                        .bind(r.incident_id)
-                        .bind(r.data)
-                        .bind(&r.prev_hash)
-                        .bind(&r.hash);
-                }
-                q.execute(&mut *c).await?;
-            }
+            insert_chunks!(c, pg, INSERT_EVENTS, rows, |q, r| {
+                q
+                    .bind(r.id)
+                    .bind(r.at)
+                    .bind(r.actor)
+                    .bind(r.kind)
+                    .bind(r.incident_id)
+                    .bind(r.data)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash)
+            });
         });
         self.head = Some((id, prev));
         Ok(ids)
@@ -563,9 +569,8 @@ impl Drop for WriteTx {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             rt.spawn(async move {
-                if sqlx::query("ROLLBACK").execute(&mut w.conn).await.is_ok() {
-                    w.in_tx = false;
-                }
+                // If this fails too, the next `begin` tries again.
+                let _ = w.rollback_if_open().await;
             });
         }
     }
