@@ -2,11 +2,14 @@
 //! incidentd: security incident response and notification.
 
 pub mod api;
+pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod engine;
 pub mod ingest;
+pub mod render;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -343,6 +343,50 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             format!("not a log filter ({e}); use e.g. \"info\" or \"incidentd=debug,info\""),
         );
     }
+    let ch = &raw.channels;
+    let sections = [
+        ("channels.email", ch.email.as_ref().map(|c| c.problems())),
+        ("channels.sms", ch.sms.as_ref().map(|c| c.problems())),
+        ("channels.voice", ch.voice.as_ref().map(|c| c.problems())),
+        (
+            "channels.site_webhook",
+            ch.site_webhook.as_ref().map(|c| c.problems()),
+        ),
+    ];
+    for (section, found) in sections {
+        for (key, msg) in found.unwrap_or_default() {
+            p(&format!("{section}.{key}"), msg);
+        }
+    }
+    let mut hook_names = HashSet::new();
+    for (i, w) in ch.webhooks.iter().enumerate() {
+        for (key, msg) in w.problems() {
+            p(&format!("channels.webhooks[{i}].{key}"), msg);
+        }
+        if !hook_names.insert(w.name.as_str()) {
+            p(
+                &format!("channels.webhooks[{i}].name"),
+                format!("`{}` is used by another webhook", w.name),
+            );
+        }
+    }
+    let d = &raw.dispatch;
+    if d.batch_size == 0 || d.max_attempts == 0 {
+        p(
+            "dispatch",
+            "batch_size and max_attempts must be at least 1".into(),
+        );
+    }
+    if d.lease.0 < std::time::Duration::from_secs(1) {
+        p("dispatch.lease", "must be at least 1s".into());
+    }
+    if d.backoff_base.0 > d.backoff_max.0 {
+        p(
+            "dispatch.backoff_base",
+            "must not be longer than dispatch.backoff_max".into(),
+        );
+    }
+    let templates_path = dir.join(&raw.paths.templates);
     let classification_path = dir.join(&raw.paths.classification);
     let rules = match load_rules(&classification_path) {
         Ok(r) => Some(r),
@@ -363,6 +407,10 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             organisation: raw.organisation,
             ingest: raw.ingest,
             log: raw.log,
+            channels: raw.channels,
+            dispatch: raw.dispatch,
+            render: raw.render,
+            templates_path,
         }),
         _ => Err(ConfigError { problems }),
     }

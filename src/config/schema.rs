@@ -26,6 +26,113 @@ pub struct RawConfig {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub render: RenderConfig,
+}
+
+/// `[channels.*]`: each channel that is configured can be used; the inbox always can.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    #[serde(default)]
+    pub email: Option<crate::channels::email::EmailConfig>,
+    #[serde(default)]
+    pub sms: Option<crate::channels::sms::PhoneConfig>,
+    #[serde(default)]
+    pub voice: Option<crate::channels::sms::PhoneConfig>,
+    #[serde(default)]
+    pub site_webhook: Option<crate::channels::webhook::SiteWebhookConfig>,
+    #[serde(default)]
+    pub webhooks: Vec<crate::channels::webhook::WebhookTarget>,
+}
+
+/// `[dispatch]`: how the dispatcher claims and retries deliveries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Deliveries claimed in one batch.
+    #[serde(default = "default_dispatch_batch")]
+    pub batch_size: usize,
+    /// How long a claim holds a delivery; a claim older than this (its claimer crashed) is
+    /// taken again. Must be longer than the slowest channel's timeout.
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+    /// Attempts before a delivery is `dead`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to `backoff_max`.
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base: HumanDuration,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: HumanDuration,
+    /// How often the dispatcher looks for work nobody told it about (other instances'
+    /// deliveries, expired leases). New deliveries from this instance wake it at once.
+    #[serde(default = "default_poll")]
+    pub poll_interval: HumanDuration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch_size: default_dispatch_batch(),
+            lease: default_lease(),
+            max_attempts: default_max_attempts(),
+            backoff_base: default_backoff_base(),
+            backoff_max: default_backoff_max(),
+            poll_interval: default_poll(),
+        }
+    }
+}
+
+fn default_dispatch_batch() -> usize {
+    256
+}
+fn default_lease() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_backoff_base() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_backoff_max() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+fn default_poll() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+
+/// `[render]`: how templates are rendered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// IANA time zone for dates in messages.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// `incidentd render` and `check` warn when an SMS needs more segments than this.
+    #[serde(default = "default_sms_segments")]
+    pub sms_max_segments: u32,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            time_zone: default_time_zone(),
+            sms_max_segments: default_sms_segments(),
+        }
+    }
+}
+
+fn default_time_zone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_sms_segments() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,14 +275,22 @@ pub struct PathsConfig {
     /// Classification rules (relative to the config file).
     #[serde(default = "default_classification")]
     pub classification: PathBuf,
+    /// Message templates, `<kind>/<name>.<locale>.hbs` (relative to the config file).
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
 }
 
 impl Default for PathsConfig {
     fn default() -> Self {
         PathsConfig {
             classification: default_classification(),
+            templates: default_templates(),
         }
     }
+}
+
+fn default_templates() -> PathBuf {
+    PathBuf::from("../templates")
 }
 
 fn default_classification() -> PathBuf {
@@ -295,6 +410,11 @@ pub struct Settings {
     pub organisation: OrganisationConfig,
     pub ingest: IngestConfig,
     pub log: LogConfig,
+    pub channels: ChannelsConfig,
+    pub dispatch: DispatchConfig,
+    pub render: RenderConfig,
+    /// `paths.templates` resolved against the config file's folder.
+    pub templates_path: PathBuf,
 }
 
 #[cfg(test)]

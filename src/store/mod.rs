@@ -145,6 +145,13 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+impl Store {
+    /// Keep an in-site notice for the inbox channel; returns its id. Idempotent per delivery.
+    pub async fn put_inbox_notice(&self, _msg: &crate::channels::Outgoing) -> Result<i64> {
+        Err(StoreError::Failed("the inbox is not built yet".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,514 @@
+//! Channels: the only code that talks to people and systems outside. Each channel implements
+//! [`Channel`]; the dispatcher (crate::dispatch) claims committed deliveries from the outbox and
+//! hands them here one by one. A channel never retries by itself: it sends once and says how
+//! the attempt ended ([`SendError`] sorts failures into never-left, transient and permanent).
+
+pub mod email;
+pub mod inbox;
+pub mod sign;
+pub mod sms;
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+
+/// A boxed future, so channels can be kept as `Arc<dyn Channel>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The ways incidentd reaches someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Email,
+    Sms,
+    Voice,
+    /// The built-in in-site notice store (`GET /api/v1/inbox/{site_user_id}`).
+    Inbox,
+    /// Pushes an in-site notice into the host site's own message centre.
+    SiteWebhook,
+    /// A generic signed JSON webhook (chat tools, ticketing); the recipient names the target.
+    Webhook,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 6] = [
+        ChannelKind::Email,
+        ChannelKind::Sms,
+        ChannelKind::Voice,
+        ChannelKind::Inbox,
+        ChannelKind::SiteWebhook,
+        ChannelKind::Webhook,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::Sms => "sms",
+            ChannelKind::Voice => "voice",
+            ChannelKind::Inbox => "inbox",
+            ChannelKind::SiteWebhook => "site_webhook",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+
+    /// Plain text channels render without HTML escaping.
+    pub fn is_html(self) -> bool {
+        matches!(self, ChannelKind::Email)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ChannelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a channel; use email, sms, voice, inbox, site_webhook or webhook"
+                )
+            })
+    }
+}
+
+/// Why a delivery exists. Drills are guarded at the lowest layer (see crate::dispatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Paging a responder.
+    Page,
+    /// A notice to an affected person.
+    Notice,
+    /// A public announcement.
+    Announcement,
+    /// A regulator report.
+    Report,
+    /// A drill's own traffic.
+    Drill,
+    /// An operator's `send-test`.
+    Test,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Page => "page",
+            Purpose::Notice => "notice",
+            Purpose::Announcement => "announcement",
+            Purpose::Report => "report",
+            Purpose::Drill => "drill",
+            Purpose::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Purpose> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// A rendered message, stored as JSON in the delivery row so a retry sends exactly the same
+/// words.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    /// E-mail subject (the template keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Plain text: the e-mail text part, the SMS body, the words a voice call speaks.
+    #[serde(default)]
+    pub text: String,
+    /// The e-mail HTML part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The template this was rendered from (`page/incident_opened`): providers that accept
+    /// only pre-approved templates are sent the code configured for it, with `params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Flat values for template-only providers (Aliyun, Tencent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// Structured payload for webhooks and the inbox (title, link, incident id…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// One delivery as a channel sees it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub delivery_id: i64,
+    /// Unique per delivery; passed to providers that accept an idempotency key.
+    pub idempotency_key: String,
+    pub incident_id: Option<i64>,
+    pub purpose: Purpose,
+    pub channel: ChannelKind,
+    pub recipient: String,
+    pub locale: String,
+    pub content: Content,
+}
+
+/// A send the provider accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The provider's id for the message, when it gives one.
+    pub provider_message_id: Option<String>,
+}
+
+/// How a send failed, which decides what the dispatcher does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Provably never left this machine (connection refused, DNS failure, connect timeout):
+    /// the dispatcher may try again at once within the same attempt.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// May or may not have arrived, or the provider asked us to come back later (timeouts,
+    /// HTTP 429 and 5xx, SMTP 4xx): a durable retry with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed as it is (HTTP 4xx, SMTP 5xx, a recipient the provider refuses):
+    /// the delivery goes `dead` and, where configured, falls back to the next channel.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SendError::NotSent(_) => "not_sent",
+            SendError::Transient(_) => "transient",
+            SendError::Permanent(_) => "permanent",
+        }
+    }
+
+    /// Sort a reqwest error: connect failures never left; everything else (timeouts while
+    /// waiting for an answer, broken connections) may have.
+    pub fn from_reqwest(e: &reqwest::Error) -> SendError {
+        let msg = error_chain(e);
+        if e.is_connect() {
+            SendError::NotSent(msg)
+        } else if e.is_builder() {
+            // A request that cannot be built (a bad URL) will never succeed.
+            SendError::Permanent(msg)
+        } else {
+            SendError::Transient(msg)
+        }
+    }
+
+    /// Sort an HTTP answer that was not a success: 408, 425, 429 and 5xx are worth another try;
+    /// other 4xx never succeed. `body` is the provider's words, kept short.
+    pub fn from_status(status: reqwest::StatusCode, body: &str) -> SendError {
+        let text: String = body.chars().take(500).collect();
+        let msg = format!("provider answered {status}: {text}");
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+            || status.as_u16() == 425
+        {
+            SendError::Transient(msg)
+        } else {
+            SendError::Permanent(msg)
+        }
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Per-channel limits the dispatcher enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// Sends started per second; `None` = no limit.
+    pub per_second: Option<u32>,
+}
+
+/// One way of reaching someone.
+pub trait Channel: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+    /// The provider, for metrics and logs (`smtp`, `aliyun`, `tencent`, `twilio`,
+    /// `generic_http`, `inbox`, `site_webhook`, `webhook`).
+    fn provider(&self) -> &str;
+    fn limits(&self) -> Limits;
+    /// Send once. Never retries by itself.
+    fn send<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, Result<Sent, SendError>>;
+}
+
+/// The configured channels, built once from the settings.
+#[derive(Clone, Default)]
+pub struct Channels {
+    by_kind: HashMap<ChannelKind, Arc<dyn Channel>>,
+}
+
+impl fmt::Debug for Channels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<_> = self.by_kind.keys().collect();
+        kinds.sort();
+        f.debug_struct("Channels")
+            .field("configured", &kinds)
+            .finish()
+    }
+}
+
+impl Channels {
+    /// Build every channel the configuration names; the inbox is always there.
+    pub fn from_settings(settings: &Settings, store: &crate::store::Store) -> anyhow::Result<Self> {
+        let c = &settings.channels;
+        let http = http_client(settings)?;
+        let mut ch = Channels::default();
+        ch.insert(Arc::new(inbox::InboxChannel::new(store.clone())));
+        if let Some(e) = &c.email {
+            ch.insert(Arc::new(email::EmailChannel::new(e)?));
+        }
+        if let Some(s) = &c.sms {
+            ch.insert(Arc::new(sms::PhoneChannel::new(
+                ChannelKind::Sms,
+                s,
+                http.clone(),
+            )?));
+        }
+        if let Some(v) = &c.voice {
+            ch.insert(Arc::new(sms::PhoneChannel::new(
+                ChannelKind::Voice,
+                v,
+                http.clone(),
+            )?));
+        }
+        if let Some(w) = &c.site_webhook {
+            ch.insert(Arc::new(webhook::WebhookChannel::site(w, http.clone())));
+        }
+        if !c.webhooks.is_empty() {
+            ch.insert(Arc::new(webhook::WebhookChannel::named(&c.webhooks, http)));
+        }
+        Ok(ch)
+    }
+
+    pub fn insert(&mut self, channel: Arc<dyn Channel>) {
+        self.by_kind.insert(channel.kind(), channel);
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
+        self.by_kind.get(&kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = ChannelKind> + '_ {
+        self.by_kind.keys().copied()
+    }
+}
+
+/// One HTTP client for every HTTP channel: connection reuse, bounded connect time, idle
+/// connections dropped before typical proxies drop them.
+pub fn http_client(_settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .pool_idle_timeout(std::time::Duration::from_secs(50))
+        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Check and normalise a recipient for `channel` before it is enqueued: an address that can
+/// never work is refused now, with a reason a person can act on, not retried for days.
+pub fn validate_recipient(channel: ChannelKind, recipient: &str) -> Result<String, String> {
+    let r = recipient.trim();
+    match channel {
+        ChannelKind::Email => validate_email(r),
+        ChannelKind::Sms | ChannelKind::Voice => validate_e164(r),
+        ChannelKind::Inbox | ChannelKind::SiteWebhook => {
+            if r.is_empty() || r.len() > 128 || r.chars().any(char::is_control) {
+                Err(format!(
+                    "`{}` is not a site user id: give 1–128 printable characters",
+                    mask(channel, r)
+                ))
+            } else {
+                Ok(r.to_string())
+            }
+        }
+        ChannelKind::Webhook => {
+            if r.is_empty()
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Err(format!(
+                    "`{r}` is not a webhook name: use the `name` of a [[channels.webhooks]] entry"
+                ))
+            } else {
+                Ok(r.to_string())
+            }
+        }
+    }
+}
+
+/// E.164: `+`, a country code that does not start with 0, 7 to 15 digits in all. Spaces,
+/// dashes and brackets people type are removed first.
+pub fn validate_e164(number: &str) -> Result<String, String> {
+    let cleaned: String = number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let digits = cleaned.strip_prefix('+').ok_or_else(|| {
+        format!(
+            "`{}` is not an international phone number: write it in E.164 form with + and the country code, e.g. +8613800000000",
+            mask_phone(number)
+        )
+    })?;
+    if digits.len() < 7
+        || digits.len() > 15
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
+        return Err(format!(
+            "`{}` is not an E.164 phone number: + then 7 to 15 digits, the first not 0 (e.g. +8613800000000)",
+            mask_phone(number)
+        ));
+    }
+    Ok(cleaned)
+}
+
+fn validate_email(addr: &str) -> Result<String, String> {
+    match addr.parse::<lettre::Address>() {
+        Ok(a) => Ok(a.to_string()),
+        Err(e) => Err(format!(
+            "`{}` is not an e-mail address ({e}); write it as name@example.com",
+            mask(ChannelKind::Email, addr)
+        )),
+    }
+}
+
+/// Contact details as logs and listings show them: enough to tell two apart, not enough to
+/// contact anyone.
+pub fn mask(channel: ChannelKind, recipient: &str) -> String {
+    match channel {
+        ChannelKind::Email => mask_email(recipient),
+        ChannelKind::Sms | ChannelKind::Voice => mask_phone(recipient),
+        ChannelKind::Inbox | ChannelKind::SiteWebhook => mask_middle(recipient),
+        ChannelKind::Webhook => recipient.to_string(),
+    }
+}
+
+pub fn mask_email(addr: &str) -> String {
+    match addr.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => mask_middle(addr),
+    }
+}
+
+/// `+8613812345678` → `+86138****5678`.
+pub fn mask_phone(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let keep_start = (chars.len() - 7).min(6);
+    let hidden = chars.len() - keep_start - 4;
+    let mut s: String = chars[..keep_start].iter().collect();
+    s.push_str(&"*".repeat(hidden));
+    s.extend(&chars[chars.len() - 4..]);
+    s
+}
+
+fn mask_middle(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    match chars.len() {
+        0..=2 => "*".repeat(chars.len()),
+        n => format!("{}{}{}", chars[0], "*".repeat(n - 2), chars[n - 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_numbers_are_checked_and_normalised() {
+        assert_eq!(
+            validate_e164("+86 138-0000-0000").unwrap(),
+            "+8613800000000"
+        );
+        assert_eq!(validate_e164("+14155550100").unwrap(), "+14155550100");
+        for bad in [
+            "13800000000",
+            "+0123456789",
+            "+12",
+            "+1234567890123456",
+            "+86abc00000",
+        ] {
+            let e = validate_e164(bad).unwrap_err();
+            assert!(
+                e.contains("E.164") || e.contains("international"),
+                "{bad}: {e}"
+            );
+            assert!(
+                !e.contains("00000000"),
+                "the number is masked in the error: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn email_addresses_are_checked() {
+        assert_eq!(
+            validate_recipient(ChannelKind::Email, " a.b@example.com ").unwrap(),
+            "a.b@example.com"
+        );
+        let e = validate_recipient(ChannelKind::Email, "not-an-address").unwrap_err();
+        assert!(e.contains("not an e-mail address"), "{e}");
+    }
+
+    #[test]
+    fn contact_details_are_masked() {
+        assert_eq!(mask_phone("+8613812345678"), "+86138****5678");
+        assert_eq!(mask_phone("+14155550100"), "+1415***0100");
+        assert_eq!(mask_email("alice@example.com"), "a***@example.com");
+        assert_eq!(mask(ChannelKind::Inbox, "user-42"), "u*****2");
+    }
+
+    #[test]
+    fn http_statuses_sort_into_transient_and_permanent() {
+        use reqwest::StatusCode as S;
+        for s in [
+            S::TOO_MANY_REQUESTS,
+            S::INTERNAL_SERVER_ERROR,
+            S::BAD_GATEWAY,
+            S::REQUEST_TIMEOUT,
+        ] {
+            assert!(
+                matches!(SendError::from_status(s, ""), SendError::Transient(_)),
+                "{s}"
+            );
+        }
+        for s in [S::BAD_REQUEST, S::UNAUTHORIZED, S::FORBIDDEN, S::NOT_FOUND] {
+            assert!(
+                matches!(SendError::from_status(s, "x"), SendError::Permanent(_)),
+                "{s}"
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The dispatcher: claims committed deliveries from the outbox and sends them.
+//!
+//! (Being built.)

@@ -1,0 +1,3 @@
+//! Message templates (handlebars): `templates/<kind>/<name>.<locale>.hbs`.
+//!
+//! (Being built.)
