@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{AppState, Live, router};
+use crate::channels::Channels;
 use crate::config::{self, ConfigError, Settings};
+use crate::dispatch::Dispatcher;
 use crate::engine::{Engine, IngestQueue};
 use crate::store::{NewEvent, Store};
 
@@ -26,6 +28,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     writer: JoinHandle<()>,
+    dispatcher: Dispatcher,
     settings: Settings,
     reload: Reloader,
 }
@@ -50,6 +53,8 @@ impl Server {
             .migrate()
             .await
             .context("cannot bring the database schema up to date")?;
+        let channels = Channels::from_settings(&settings, &store)
+            .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
         let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(&settings)));
         let state = AppState {
@@ -60,6 +65,7 @@ impl Server {
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let dispatcher = Dispatcher::start(store.clone(), channels, settings.dispatch.clone());
         let reload = Reloader {
             live,
             current: Arc::new(Mutex::new(settings.clone())),
@@ -69,6 +75,7 @@ impl Server {
             listener,
             state,
             writer,
+            dispatcher,
             settings,
             reload,
         })
@@ -98,6 +105,7 @@ impl Server {
             listener,
             state,
             writer,
+            dispatcher,
             settings,
             reload,
         } = self;
@@ -129,6 +137,7 @@ impl Server {
         if tokio::time::timeout(limit, writer).await.is_err() {
             error!("the alert writer did not finish within the shutdown limit");
         }
+        dispatcher.shutdown(limit).await;
         store.close().await;
         info!("stopped");
         Ok(())
@@ -164,6 +173,11 @@ impl Reloader {
             || new.ingest.max_batch_alerts != current.ingest.max_batch_alerts
         {
             restart.push("ingest.queue_capacity/max_batch_alerts");
+        }
+        if format!("{:?}{:?}", new.channels, new.dispatch)
+            != format!("{:?}{:?}", current.channels, current.dispatch)
+        {
+            restart.push("channels, dispatch");
         }
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");

@@ -2,6 +2,7 @@
 
 mod alerts;
 pub mod auth;
+mod deliveries;
 pub mod error;
 mod extract;
 mod incidents;
@@ -35,6 +36,7 @@ pub struct Live {
     pub tokens: Tokens,
     pub max_body_bytes: usize,
     pub max_alerts_per_request: usize,
+    pub default_locale: String,
 }
 
 impl Live {
@@ -44,6 +46,7 @@ impl Live {
             tokens: Tokens::new(&s.tokens),
             max_body_bytes: s.server.max_body_bytes,
             max_alerts_per_request: s.ingest.max_alerts_per_request,
+            default_locale: s.organisation.default_locale.clone(),
         }
     }
 }
@@ -100,6 +103,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(incidents::update_facts))
         .routes(routes!(incidents::transition))
         .routes(routes!(incidents::timeline))
+        .routes(routes!(deliveries::enqueue, deliveries::list))
+        .routes(routes!(deliveries::show))
+        .routes(routes!(deliveries::test_send))
+        .routes(routes!(deliveries::allow_drill_recipients))
+        .routes(routes!(deliveries::inbox))
+        .routes(routes!(deliveries::mark_read))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -52,6 +52,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             metrics::gauge!("incidentd_store_up").set(0.0);
         }
     }
+    // Delivery backlog, from the store: the same figure on every instance.
+    if let Ok((depth, oldest)) = state.engine.store().delivery_queue().await {
+        metrics::gauge!("incidentd_delivery_queue_depth").set(depth as f64);
+        let age = oldest.map_or(0.0, |t| {
+            (crate::domain::time::to_micros(chrono::Utc::now()) - t).max(0) as f64 / 1e6
+        });
+        metrics::gauge!("incidentd_delivery_oldest_pending_seconds").set(age);
+    }
     metrics::gauge!("incidentd_ingest_queue_depth").set(state.engine.ingest_queue().depth() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -1,3 +1,616 @@
-//! The dispatcher: claims committed deliveries from the outbox and sends them.
+//! The dispatcher: claims committed deliveries from the outbox, sends them through the
+//! channels, and records how each attempt ended.
 //!
-//! (Being built.)
+//! * **Claims** come in batches, bounded by how many sends may be in flight
+//!   ([`DispatchConfig::batch_size`] × 2). A commit that enqueues deliveries wakes the claimer
+//!   at once (no polling on the hot path); it also looks every `poll_interval` for work it was
+//!   not told about (other instances, retries falling due, leases ending).
+//! * **Sends** run concurrently, each channel under its own concurrency limit and rate limit.
+//!   A send that provably never left (connection refused) is retried at once, twice; anything
+//!   else that fails is a durable retry with exponential backoff and jitter, up to
+//!   `max_attempts`, then `dead` — and, if the delivery names a fallback, the next channel's
+//!   delivery is enqueued in the same transaction.
+//! * **Outcomes** are written in batches by one recorder (group commit), with one audit event
+//!   per incident per batch.
+//! * **The drill guard** sits right before a channel is called: a delivery of a drill incident
+//!   goes out only to the (channel, recipient) pairs on that drill's allow-list. Anything else
+//!   is refused and dies, with no fallback.
+//!
+//! After a crash, claimed rows stay `sending` until their lease ends and are then claimed
+//! again: nothing is lost, and duplicates at providers are bounded by the sends in flight.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::channels::{Channel, ChannelKind, Channels, SendError, Sent, mask};
+use crate::config::DispatchConfig;
+use crate::domain::time::to_micros;
+use crate::store::{Claimed, DeliveryStatus, NewDelivery, NewEvent, Outcome, Store};
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Sent(Sent),
+    Failed(SendError),
+    /// The drill guard refused it; never retried, never falls back.
+    Refused(String),
+}
+
+/// The (incident, channel, recipient) pairs drills may reach.
+pub type DrillAllowList = HashSet<(i64, String, String)>;
+
+/// Send one delivery, unless the drill guard refuses it. This is the only path from a
+/// delivery row to a channel.
+pub async fn guarded_send(channel: &dyn Channel, d: &Claimed, allowed: &DrillAllowList) -> Attempt {
+    if d.drill {
+        let ok = d.incident_id.is_some_and(|i| {
+            allowed.contains(&(i, d.channel.as_str().to_string(), d.recipient.clone()))
+        });
+        if !ok {
+            metrics::counter!("incidentd_drill_guard_refusals_total", "channel" => d.channel.as_str())
+                .increment(1);
+            warn!(
+                delivery = d.id,
+                incident = d.incident_id,
+                channel = %d.channel,
+                recipient = %mask(d.channel, &d.recipient),
+                "drill guard: refused a drill delivery to a recipient not on the drill's list"
+            );
+            return Attempt::Refused(format!(
+                "drill guard: {} is not on this drill's recipient list",
+                mask(d.channel, &d.recipient)
+            ));
+        }
+    }
+    let msg = d.outgoing();
+    let mut waits = [Duration::from_millis(50), Duration::from_millis(250)].into_iter();
+    loop {
+        match channel.send(&msg).await {
+            Ok(s) => return Attempt::Sent(s),
+            Err(SendError::NotSent(m)) => match waits.next() {
+                Some(w) => {
+                    debug!(delivery = d.id, error = %m, "not sent; trying again at once");
+                    tokio::time::sleep(w).await;
+                }
+                None => return Attempt::Failed(SendError::NotSent(m)),
+            },
+            Err(e) => return Attempt::Failed(e),
+        }
+    }
+}
+
+/// The delay before attempt `attempts + 1`: `base × 2^(attempts-1)`, capped, with "equal
+/// jitter" (half fixed, half random) so retries from one outage spread out.
+pub fn backoff(cfg: &DispatchConfig, attempts: i32) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    let full = cfg
+        .backoff_base
+        .0
+        .saturating_mul(1u32 << exp.min(20))
+        .min(cfg.backoff_max.0);
+    let half = full / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+struct Lane {
+    channel: Arc<dyn Channel>,
+    concurrency: Arc<Semaphore>,
+    rate: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+/// The audit event of one recorded batch, per incident.
+#[derive(Default, serde::Serialize)]
+struct Recorded {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sent: Vec<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dead: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fallback: Vec<serde_json::Value>,
+}
+
+struct Done {
+    claimed: Claimed,
+    attempt: Attempt,
+    provider: String,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A running dispatcher.
+pub struct Dispatcher {
+    stop: Arc<Notify>,
+    claimer: JoinHandle<()>,
+    recorder: JoinHandle<()>,
+}
+
+impl Dispatcher {
+    pub fn start(store: Store, channels: Channels, cfg: DispatchConfig) -> Dispatcher {
+        let mut lanes = HashMap::new();
+        for kind in channels.kinds().collect::<Vec<_>>() {
+            let Some(ch) = channels.get(kind) else {
+                continue;
+            };
+            let limits = ch.limits();
+            let rate = limits
+                .per_second
+                .and_then(NonZeroU32::new)
+                .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+            lanes.insert(
+                kind,
+                Lane {
+                    channel: ch.clone(),
+                    concurrency: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+                    rate,
+                },
+            );
+        }
+        let stop = Arc::new(Notify::new());
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let inflight = Arc::new(Semaphore::new(cfg.batch_size.max(1) * 2));
+        let claimer = tokio::spawn(claim_loop(
+            store.clone(),
+            Arc::new(lanes),
+            cfg.clone(),
+            inflight,
+            done_tx,
+            stop.clone(),
+        ));
+        let recorder = tokio::spawn(record_loop(store, cfg, done_rx));
+        Dispatcher {
+            stop,
+            claimer,
+            recorder,
+        }
+    }
+
+    /// Stop claiming, let sends in flight finish and their outcomes be recorded, within
+    /// `limit`. What is still in flight then stays claimed until its lease ends.
+    pub async fn shutdown(self, limit: Duration) {
+        self.stop.notify_one();
+        let all = async {
+            let _ = self.claimer.await;
+            let _ = self.recorder.await;
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            warn!(
+                "deliveries still in flight at the shutdown limit; they are sent again after their lease ends"
+            );
+        }
+    }
+}
+
+async fn claim_loop(
+    store: Store,
+    lanes: Arc<HashMap<ChannelKind, Lane>>,
+    cfg: DispatchConfig,
+    inflight: Arc<Semaphore>,
+    done: mpsc::UnboundedSender<Done>,
+    stop: Arc<Notify>,
+) {
+    let ready = store.deliveries_ready();
+    let poll = cfg.poll_interval.0;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        // Wait for room before claiming: rows are claimed only when they can be sent soon.
+        let first = tokio::select! {
+            biased;
+            _ = stop.notified() => break,
+            p = inflight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let room = 1 + inflight.available_permits().min(cfg.batch_size - 1);
+        let now = Utc::now();
+        let lease_until = to_micros(now + cfg.lease.0);
+        let claimed = match claim(&store, to_micros(now), lease_until, room as i64).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot claim deliveries; trying again shortly");
+                drop(first);
+                tokio::select! {
+                    _ = stop.notified() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+        };
+        while tasks.try_join_next().is_some() {}
+        if claimed.is_empty() {
+            drop(first);
+            let wait = match store.next_delivery_due().await {
+                Ok(Some(t)) => {
+                    let ms = (t - to_micros(Utc::now())).max(0) / 1000;
+                    Duration::from_millis(ms as u64 + 1).min(poll)
+                }
+                _ => poll,
+            };
+            tokio::select! {
+                biased;
+                _ = stop.notified() => break,
+                _ = ready.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let drills: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.drill)
+            .filter_map(|c| c.incident_id)
+            .collect();
+        let allowed = if drills.is_empty() {
+            Arc::new(DrillAllowList::new())
+        } else {
+            match store.drill_allowed(&drills).await {
+                Ok(a) => Arc::new(a),
+                // Without the list nothing of a drill may go out: an empty list refuses all.
+                Err(e) => {
+                    warn!(error = %e, "cannot read drill allow-lists; refusing this batch's drill deliveries");
+                    Arc::new(DrillAllowList::new())
+                }
+            }
+        };
+        let mut first = Some(first);
+        for c in claimed {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match inflight.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    // Cannot happen (we claimed no more than the free permits), but never block
+                    // here while holding claims.
+                    Err(_) => match inflight.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                },
+            };
+            let done = done.clone();
+            let lane = lanes
+                .get(&c.channel)
+                .map(|l| (l.channel.clone(), l.concurrency.clone(), l.rate.clone()));
+            let allowed = allowed.clone();
+            tasks.spawn(async move {
+                let (attempt, provider) = match lane {
+                    None => (
+                        Attempt::Failed(SendError::Permanent(format!(
+                            "the {} channel is not configured: add [channels.{}] to the configuration",
+                            c.channel, c.channel
+                        ))),
+                        "none".to_string(),
+                    ),
+                    Some((channel, sem, rate)) => {
+                        let _slot = sem.acquire_owned().await;
+                        if let Some(r) = rate {
+                            r.until_ready().await;
+                        }
+                        let started = Instant::now();
+                        let a = guarded_send(channel.as_ref(), &c, &allowed).await;
+                        metrics::histogram!(
+                            "incidentd_delivery_send_seconds",
+                            "channel" => c.channel.as_str(),
+                            "provider" => channel.provider().to_string()
+                        )
+                        .record(started.elapsed().as_secs_f64());
+                        (a, channel.provider().to_string())
+                    }
+                };
+                let _ = done.send(Done {
+                    claimed: c,
+                    attempt,
+                    provider,
+                    _permit: permit,
+                });
+            });
+        }
+    }
+    // Let the sends in flight finish; the recorder ends when the last of them reports.
+    while tasks.join_next().await.is_some() {}
+    debug!("dispatcher stopped claiming");
+}
+
+async fn claim(
+    store: &Store,
+    now: i64,
+    lease_until: i64,
+    n: i64,
+) -> crate::store::Result<Vec<Claimed>> {
+    let mut tx = store.begin_claim().await?;
+    let c = tx.claim_deliveries(now, lease_until, n).await?;
+    tx.commit().await?;
+    Ok(c)
+}
+
+async fn record_loop(store: Store, cfg: DispatchConfig, mut done: mpsc::UnboundedReceiver<Done>) {
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, 1024).await > 0 {
+        let mut tries = 0;
+        loop {
+            match record(&store, &cfg, &batch).await {
+                Ok(()) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    warn!(error = %e, deliveries = batch.len(), "cannot record delivery outcomes; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => {
+                    // The rows stay claimed and are sent again after their lease: a duplicate,
+                    // never a loss.
+                    warn!(error = %e, deliveries = batch.len(), "giving up recording outcomes; these deliveries will be retried after their lease");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+    info!("dispatcher stopped");
+}
+
+async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::store::Result<()> {
+    let now = Utc::now();
+    let now_us = to_micros(now);
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for d in batch {
+        let c = &d.claimed;
+        let (status, next, error) = match &d.attempt {
+            Attempt::Sent(_) => (DeliveryStatus::Sent, now_us, None),
+            Attempt::Refused(m) => (DeliveryStatus::Dead, now_us, Some(m.clone())),
+            Attempt::Failed(SendError::Permanent(m)) => {
+                (DeliveryStatus::Dead, now_us, Some(m.clone()))
+            }
+            Attempt::Failed(e) => {
+                if c.attempts as u32 >= cfg.max_attempts {
+                    (
+                        DeliveryStatus::Dead,
+                        now_us,
+                        Some(format!("{e} (gave up after {} attempts)", c.attempts)),
+                    )
+                } else {
+                    let at = now + backoff(cfg, c.attempts);
+                    (DeliveryStatus::Failed, to_micros(at), Some(e.to_string()))
+                }
+            }
+        };
+        outcomes.push(Outcome {
+            id: c.id,
+            attempts: c.attempts,
+            status,
+            next,
+            sent_at: matches!(d.attempt, Attempt::Sent(_)).then_some(now_us),
+            provider: Some(d.provider.clone()),
+            mid: match &d.attempt {
+                Attempt::Sent(s) => s.provider_message_id.clone(),
+                _ => None,
+            },
+            error,
+        });
+    }
+    let mut tx = store.begin_write().await?;
+    let applied = tx.record_outcomes(&outcomes, now_us).await?;
+    // Fallbacks for deliveries that died (not refused by the drill guard).
+    let mut fallbacks = Vec::new();
+    for (d, o) in batch.iter().zip(&outcomes) {
+        if o.status != DeliveryStatus::Dead
+            || !applied.contains(&o.id)
+            || matches!(d.attempt, Attempt::Refused(_))
+        {
+            continue;
+        }
+        let c = &d.claimed;
+        if let Some((next, rest)) = c.fallback.split_first() {
+            fallbacks.push(NewDelivery {
+                idempotency_key: format!("{}>{}", c.idempotency_key, next.channel),
+                incident_id: c.incident_id,
+                purpose: c.purpose,
+                channel: next.channel,
+                recipient: next.recipient.clone(),
+                locale: c.locale.clone(),
+                content: next.content.clone(),
+                fallback: rest.to_vec(),
+                fallback_of: Some(c.id),
+            });
+        }
+    }
+    let fallback_ids = tx.enqueue_deliveries(&fallbacks, now_us).await?;
+    // One audit event per incident: what was sent, what failed, what died and why.
+    let mut per_incident: BTreeMap<Option<i64>, Recorded> = BTreeMap::new();
+    for (d, o) in batch.iter().zip(&outcomes) {
+        if !applied.contains(&o.id) {
+            continue;
+        }
+        let e = per_incident.entry(d.claimed.incident_id).or_default();
+        let failure = || json!({"id": o.id, "channel": d.claimed.channel, "error": o.error});
+        match o.status {
+            DeliveryStatus::Sent => e.sent.push(o.id),
+            DeliveryStatus::Dead => e.dead.push(failure()),
+            _ => e.failed.push(failure()),
+        }
+    }
+    for (f, id) in fallbacks.iter().zip(&fallback_ids) {
+        per_incident
+            .entry(f.incident_id)
+            .or_default()
+            .fallback
+            .push(json!({"from": f.fallback_of, "to": id, "channel": f.channel}));
+    }
+    let events: Vec<NewEvent> = per_incident
+        .into_iter()
+        .map(|(incident, r)| NewEvent::new(now, "dispatcher", "deliveries.recorded", incident, &r))
+        .collect();
+    tx.append(&events).await?;
+    tx.commit().await?;
+    for (d, o) in batch.iter().zip(&outcomes) {
+        if applied.contains(&o.id) {
+            metrics::counter!(
+                "incidentd_deliveries_total",
+                "channel" => d.claimed.channel.as_str(),
+                "provider" => d.provider.clone(),
+                "outcome" => o.status.as_str()
+            )
+            .increment(1);
+            if o.status == DeliveryStatus::Dead {
+                warn!(
+                    delivery = o.id,
+                    incident = d.claimed.incident_id,
+                    channel = %d.claimed.channel,
+                    recipient = %mask(d.claimed.channel, &d.claimed.recipient),
+                    error = o.error.as_deref().unwrap_or(""),
+                    "delivery is dead"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::{BoxFuture, Content, Limits, Outgoing, Purpose};
+    use crate::domain::duration::HumanDuration;
+    use std::sync::Mutex;
+
+    /// A channel that records what reaches it.
+    struct Recording {
+        sent: Mutex<Vec<String>>,
+        fail_first: Mutex<u32>,
+    }
+
+    impl Channel for Recording {
+        fn kind(&self) -> ChannelKind {
+            ChannelKind::Sms
+        }
+        fn provider(&self) -> &str {
+            "recording"
+        }
+        fn limits(&self) -> Limits {
+            Limits {
+                concurrency: 1,
+                per_second: None,
+            }
+        }
+        fn send<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, Result<Sent, SendError>> {
+            Box::pin(async move {
+                let mut f = self.fail_first.lock().unwrap();
+                if *f > 0 {
+                    *f -= 1;
+                    return Err(SendError::NotSent("connection refused".into()));
+                }
+                self.sent.lock().unwrap().push(msg.recipient.clone());
+                Ok(Sent::default())
+            })
+        }
+    }
+
+    fn claimed(drill: bool, recipient: &str) -> Claimed {
+        Claimed {
+            id: 1,
+            idempotency_key: "k".into(),
+            incident_id: Some(7),
+            drill,
+            purpose: Purpose::Drill,
+            channel: ChannelKind::Sms,
+            recipient: recipient.into(),
+            locale: "en".into(),
+            content: Content::default(),
+            fallback: Vec::new(),
+            attempts: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn drill_guard_never_lets_a_drill_reach_anyone_off_its_list() {
+        let ch = Recording {
+            sent: Mutex::new(Vec::new()),
+            fail_first: Mutex::new(0),
+        };
+        let mut allow = DrillAllowList::new();
+        allow.insert((7, "sms".into(), "+8613800000001".into()));
+        // Allowed for a different incident or channel does not count.
+        allow.insert((8, "sms".into(), "+8613800000002".into()));
+        allow.insert((7, "email".into(), "+8613800000003".into()));
+        for r in ["+8613800000002", "+8613800000003", "+8613800000009"] {
+            let a = guarded_send(&ch, &claimed(true, r), &allow).await;
+            assert!(
+                matches!(a, Attempt::Refused(ref m) if m.contains("drill guard")),
+                "{r}: {a:?}"
+            );
+        }
+        assert!(
+            ch.sent.lock().unwrap().is_empty(),
+            "nothing reached the channel"
+        );
+        let a = guarded_send(&ch, &claimed(true, "+8613800000001"), &allow).await;
+        assert!(matches!(a, Attempt::Sent(_)));
+        // A real incident's delivery is not a drill: no list needed.
+        let a = guarded_send(
+            &ch,
+            &claimed(false, "+8613800000009"),
+            &DrillAllowList::new(),
+        )
+        .await;
+        assert!(matches!(a, Attempt::Sent(_)));
+        assert_eq!(
+            *ch.sent.lock().unwrap(),
+            vec!["+8613800000001".to_string(), "+8613800000009".to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn sends_that_never_left_are_retried_at_once_then_given_back() {
+        let ch = Recording {
+            sent: Mutex::new(Vec::new()),
+            fail_first: Mutex::new(2),
+        };
+        let a = guarded_send(
+            &ch,
+            &claimed(false, "+8613800000001"),
+            &DrillAllowList::new(),
+        )
+        .await;
+        assert!(
+            matches!(a, Attempt::Sent(_)),
+            "third try inside one attempt: {a:?}"
+        );
+        *ch.fail_first.lock().unwrap() = 3;
+        let a = guarded_send(
+            &ch,
+            &claimed(false, "+8613800000001"),
+            &DrillAllowList::new(),
+        )
+        .await;
+        assert!(matches!(a, Attempt::Failed(SendError::NotSent(_))), "{a:?}");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let cfg = DispatchConfig {
+            backoff_base: HumanDuration(Duration::from_secs(10)),
+            backoff_max: HumanDuration(Duration::from_secs(60)),
+            ..DispatchConfig::default()
+        };
+        for _ in 0..100 {
+            let b1 = backoff(&cfg, 1);
+            assert!(
+                b1 >= Duration::from_secs(5) && b1 <= Duration::from_secs(10),
+                "{b1:?}"
+            );
+            let b3 = backoff(&cfg, 3);
+            assert!(
+                b3 >= Duration::from_secs(20) && b3 <= Duration::from_secs(40),
+                "{b3:?}"
+            );
+            let b9 = backoff(&cfg, 9);
+            assert!(
+                b9 >= Duration::from_secs(30) && b9 <= Duration::from_secs(60),
+                "{b9:?}"
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! its audit events in one transaction; nothing here talks to the outside world.
 
 mod commands;
+mod deliveries;
 mod ingest;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use commands::{Declaration, IncidentPatch};
+pub use deliveries::{DeliveryRequest, derived_key};
 pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
 
 use crate::domain::classify::{Rules, Subject};

@@ -5,6 +5,7 @@
 //! driver, no generic bounds). Where the dialects differ, the body picks between two
 //! `&'static str` by the `pg` flag the macro provides.
 
+mod outbox;
 pub mod postgres;
 mod read;
 mod rows;
@@ -13,6 +14,10 @@ mod write;
 
 use secrecy::ExposeSecret;
 
+pub use outbox::{
+    Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
+    NewDelivery, Outcome,
+};
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
 pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};
 
@@ -144,13 +149,6 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
-
-impl Store {
-    /// Keep an in-site notice for the inbox channel; returns its id. Idempotent per delivery.
-    pub async fn put_inbox_notice(&self, _msg: &crate::channels::Outgoing) -> Result<i64> {
-        Err(StoreError::Failed("the inbox is not built yet".into()))
-    }
-}
 
 #[cfg(test)]
 mod tests {

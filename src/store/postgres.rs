@@ -3,9 +3,11 @@
 //! assigns ids without gaps or forks.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::Notify;
 
 use super::{Result, WriteTx};
 use crate::config::StoreConfig;
@@ -18,6 +20,7 @@ pub const WRITE_LOCK: i64 = 0x0069_6e63_6964_656e;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    pub(super) ready: Arc<Notify>,
 }
 
 impl PgStore {
@@ -33,7 +36,10 @@ impl PgStore {
             .acquire_timeout(cfg.busy_timeout.0)
             .connect_with(opts)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            ready: Arc::new(Notify::new()),
+        })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -47,7 +53,16 @@ impl PgStore {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(WriteTx::postgres(tx))
+        Ok(WriteTx::postgres(tx, self.ready.clone()))
+    }
+
+    /// A transaction without the write lock, for claiming deliveries: `FOR UPDATE SKIP LOCKED`
+    /// lets every instance claim at once.
+    pub(super) async fn begin_claim(&self) -> Result<WriteTx> {
+        Ok(WriteTx::postgres(
+            self.pool.begin().await?,
+            self.ready.clone(),
+        ))
     }
 
     pub async fn close(&self) {

@@ -37,6 +37,7 @@ pub struct SqliteStore {
     busy_timeout: std::time::Duration,
     pub(super) read: SqlitePool,
     committed: Arc<Notify>,
+    pub(super) ready: Arc<Notify>,
     checkpointer: Arc<Mutex<Option<Checkpointer>>>,
 }
 
@@ -96,6 +97,7 @@ impl SqliteStore {
             busy_timeout: cfg.busy_timeout.0,
             read,
             committed,
+            ready: Arc::new(Notify::new()),
             checkpointer: Arc::new(Mutex::new(Some(Checkpointer { stop, task }))),
         })
     }
@@ -118,6 +120,7 @@ impl SqliteStore {
         Ok(WriteTx::sqlite(
             WriterConn::begin(w).await?,
             self.committed.clone(),
+            self.ready.clone(),
         ))
     }
 

@@ -16,7 +16,7 @@ use crate::domain::audit::{EventContent, GENESIS, event_hash};
 use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
 
-enum Inner {
+pub(super) enum Inner {
     /// The SQLite writer connection, inside `BEGIN IMMEDIATE`; `None` once committed or
     /// handed to the rollback in `Drop`.
     Sqlite(Option<OwnedMutexGuard<WriterConn>>),
@@ -54,10 +54,13 @@ impl WriterConn {
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.
 pub struct WriteTx {
-    inner: Inner,
+    pub(super) inner: Inner,
     /// (id, hash) of the newest audit event, read once per transaction.
     head: Option<(i64, String)>,
     committed: Option<Arc<Notify>>,
+    /// Told after a commit that enqueued deliveries: wakes the dispatcher.
+    ready: Arc<Notify>,
+    pub(super) enqueued: bool,
 }
 
 /// Expand `$body` once per backend with `$c` the transaction's connection.
@@ -81,6 +84,7 @@ macro_rules! on_tx {
         }
     };
 }
+pub(super) use on_tx;
 
 /// An audit event before it has an id and a place in the chain. `data` is its JSON, serialised
 /// once: the chain hashes exactly the text that is stored.
@@ -157,7 +161,7 @@ const MAX_CHUNK: usize = 1024;
 ///
 /// SQLite gets anonymous `?` parameters: with numbered ones, binding costs SQLite a name lookup
 /// per parameter that is linear in the parameter count (quadratic per statement).
-struct BulkInsert {
+pub(super) struct BulkInsert {
     head: &'static str,
     columns: usize,
     tail: &'static str,
@@ -166,7 +170,7 @@ struct BulkInsert {
 }
 
 impl BulkInsert {
-    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+    pub(super) const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
         BulkInsert {
             head,
             columns,
@@ -177,7 +181,7 @@ impl BulkInsert {
     }
 
     /// The statement for `rows` rows (a power of two up to [`MAX_CHUNK`]).
-    fn statement(&'static self, rows: usize, pg: bool) -> &'static str {
+    pub(super) fn statement(&'static self, rows: usize, pg: bool) -> &'static str {
         debug_assert!(rows.is_power_of_two() && rows <= MAX_CHUNK);
         let cache = if pg { &self.postgres } else { &self.sqlite };
         let all = cache.get_or_init(|| {
@@ -213,7 +217,7 @@ impl BulkInsert {
 }
 
 /// (offset, length) chunks covering `n` rows: as many of [`MAX_CHUNK`] as fit, then powers of two.
-fn chunks(n: usize) -> Vec<(usize, usize)> {
+pub(super) fn chunks(n: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < n {
@@ -258,7 +262,7 @@ pub enum Table {
     Alerts,
 }
 
-fn json<T: Serialize + ?Sized>(v: &T) -> String {
+pub(super) fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
@@ -275,22 +279,31 @@ macro_rules! insert_chunks {
         }
     };
 }
+pub(super) use insert_chunks;
 
 impl WriteTx {
     /// `committed` is told after every commit (the SQLite checkpointer listens).
-    pub(super) fn sqlite(conn: OwnedMutexGuard<WriterConn>, committed: Arc<Notify>) -> Self {
+    pub(super) fn sqlite(
+        conn: OwnedMutexGuard<WriterConn>,
+        committed: Arc<Notify>,
+        ready: Arc<Notify>,
+    ) -> Self {
         WriteTx {
             inner: Inner::Sqlite(Some(conn)),
             head: None,
             committed: Some(committed),
+            ready,
+            enqueued: false,
         }
     }
 
-    pub(super) fn postgres(tx: Transaction<'static, Postgres>) -> Self {
+    pub(super) fn postgres(tx: Transaction<'static, Postgres>, ready: Arc<Notify>) -> Self {
         WriteTx {
             inner: Inner::Postgres(Some(tx)),
             head: None,
             committed: None,
+            ready,
+            enqueued: false,
         }
     }
 
@@ -313,6 +326,9 @@ impl WriteTx {
         }
         if let Some(n) = &self.committed {
             n.notify_one();
+        }
+        if self.enqueued {
+            self.ready.notify_one();
         }
         Ok(())
     }

@@ -18,6 +18,9 @@ pub const INGEST: &str = "test-ingest-token";
 pub const RESPONDER: &str = "test-responder-token";
 pub const VIEWER: &str = "test-viewer-token";
 pub const ADMIN: &str = "test-admin-token";
+pub const SITE: &str = "test-site-token";
+
+pub mod sink;
 
 /// The PostgreSQL server tests use: `INCIDENTD_TEST_PG_URL`, an admin URL such as
 /// `postgres://postgres@127.0.0.1:5432/postgres` (`.ci/run` sets it).
@@ -87,6 +90,11 @@ name = "admin"
 sha256 = "{}"
 roles = ["admin"]
 
+[[auth.tokens]]
+name = "site"
+sha256 = "{}"
+roles = ["site"]
+
 [organisation]
 name = "Test Co."
 operator_type = "other"
@@ -100,7 +108,8 @@ max_alerts_per_request = 200
         sha(INGEST),
         sha(RESPONDER),
         sha(VIEWER),
-        sha(ADMIN)
+        sha(ADMIN),
+        sha(SITE)
     )
 }
 
@@ -306,6 +315,32 @@ impl TestApp {
         let v: Value = res.json().await.unwrap();
         assert_eq!(status, StatusCode::ACCEPTED, "{v}");
         v
+    }
+
+    /// Wait (up to `secs`) until `check` holds for the incident's delivery listing.
+    pub async fn wait_deliveries(
+        &self,
+        incident: i64,
+        secs: u64,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (s, v) = self
+                .get(&format!(
+                    "/api/v1/incidents/{incident}/deliveries?limit=500"
+                ))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "deliveries did not reach the expected state in {secs}s: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn incident(&self, id: i64) -> Value {

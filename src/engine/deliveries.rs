@@ -1,0 +1,196 @@
+//! Enqueueing deliveries: checked here (recipients, content), written with an audit event in
+//! one transaction. The dispatcher is woken by the commit.
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Engine, EngineError};
+use crate::channels::{ChannelKind, Content, Purpose, validate_recipient};
+use crate::domain::time::to_micros;
+use crate::store::{FallbackTarget, NewDelivery, NewEvent};
+
+/// One delivery as a caller asks for it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryRequest {
+    #[schema(value_type = String, example = "sms")]
+    pub channel: ChannelKind,
+    /// E-mail address, E.164 phone number, site user id, or webhook target name.
+    pub recipient: String,
+    #[serde(default = "default_purpose")]
+    #[schema(value_type = String, example = "page")]
+    pub purpose: Purpose,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[schema(value_type = Object)]
+    pub content: Content,
+    /// Channels to try, in order, if this one dies.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub fallback: Vec<FallbackTarget>,
+    /// Unique key; by default derived from the incident, purpose, channel, recipient and
+    /// content, so sending the same request twice makes one delivery.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+fn default_purpose() -> Purpose {
+    Purpose::Page
+}
+
+/// A stable key for a delivery: what it is for, to whom, and exactly what it says.
+pub fn derived_key(incident_id: Option<i64>, d: &NewDelivery) -> String {
+    let content = serde_json::to_string(&d.content).unwrap_or_default();
+    let mut h = crate::channels::sign::sha256_hex(
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{content}",
+            incident_id.map(|i| i.to_string()).unwrap_or_default(),
+            d.purpose.as_str(),
+            d.channel.as_str(),
+            d.recipient
+        )
+        .as_bytes(),
+    );
+    h.truncate(32);
+    format!(
+        "{}:{}:{}:{h}",
+        incident_id.map_or_else(|| "-".to_string(), |i| i.to_string()),
+        d.purpose.as_str(),
+        d.channel.as_str()
+    )
+}
+
+fn check_content(path: &str, channel: ChannelKind, c: &Content) -> Result<(), EngineError> {
+    if c.text.trim().is_empty() && c.html.is_none() && c.template.is_none() {
+        return Err(EngineError::invalid(
+            &format!("{path}.text"),
+            "give the message some text (or a template for template-only providers)",
+        ));
+    }
+    if channel == ChannelKind::Email && c.subject.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return Err(EngineError::invalid(
+            &format!("{path}.subject"),
+            "e-mail needs a subject",
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Check and enqueue deliveries (for an incident, or none for operator tests). Returns
+    /// their ids in order; a key already enqueued returns the existing delivery's id.
+    pub async fn enqueue(
+        &self,
+        incident_id: Option<i64>,
+        requests: Vec<DeliveryRequest>,
+        default_locale: &str,
+        actor: &str,
+    ) -> Result<Vec<i64>, EngineError> {
+        if requests.is_empty() {
+            return Err(EngineError::invalid(
+                "deliveries",
+                "give at least one delivery",
+            ));
+        }
+        let mut items = Vec::with_capacity(requests.len());
+        for (i, r) in requests.into_iter().enumerate() {
+            let at = format!("deliveries[{i}]");
+            let recipient = validate_recipient(r.channel, &r.recipient)
+                .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
+            check_content(&format!("{at}.content"), r.channel, &r.content)?;
+            let mut fallback = Vec::with_capacity(r.fallback.len());
+            for (j, f) in r.fallback.into_iter().enumerate() {
+                let fat = format!("{at}.fallback[{j}]");
+                let recipient = validate_recipient(f.channel, &f.recipient)
+                    .map_err(|m| EngineError::invalid(&format!("{fat}.recipient"), m))?;
+                check_content(&format!("{fat}.content"), f.channel, &f.content)?;
+                fallback.push(FallbackTarget { recipient, ..f });
+            }
+            let mut d = NewDelivery {
+                idempotency_key: String::new(),
+                incident_id,
+                purpose: r.purpose,
+                channel: r.channel,
+                recipient,
+                locale: r.locale.unwrap_or_else(|| default_locale.to_string()),
+                content: r.content,
+                fallback,
+                fallback_of: None,
+            };
+            d.idempotency_key = match r.idempotency_key {
+                Some(k) if !k.trim().is_empty() && k.len() <= 200 => k,
+                Some(_) => {
+                    return Err(EngineError::invalid(
+                        &format!("{at}.idempotency_key"),
+                        "give 1 to 200 characters, or leave it out",
+                    ));
+                }
+                None => derived_key(incident_id, &d),
+            };
+            items.push(d);
+        }
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        if let Some(id) = incident_id
+            && tx.incident(id).await?.is_none()
+        {
+            return Err(EngineError::NotFound(format!("there is no incident {id}")));
+        }
+        let ids = tx.enqueue_deliveries(&items, to_micros(now)).await?;
+        let mut channels: Vec<&str> = items.iter().map(|d| d.channel.as_str()).collect();
+        channels.sort_unstable();
+        channels.dedup();
+        tx.append(&[NewEvent::new(
+            now,
+            actor,
+            "deliveries.enqueued",
+            incident_id,
+            &json!({ "ids": ids, "channels": channels }),
+        )])
+        .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Let a drill incident reach these recipients (the drill's responders and capture sinks).
+    pub async fn allow_drill_recipients(
+        &self,
+        incident_id: i64,
+        recipients: Vec<(ChannelKind, String)>,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        let mut checked = Vec::with_capacity(recipients.len());
+        for (i, (channel, r)) in recipients.into_iter().enumerate() {
+            let r = validate_recipient(channel, &r)
+                .map_err(|m| EngineError::invalid(&format!("recipients[{i}].recipient"), m))?;
+            checked.push((channel, r));
+        }
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let inc = tx
+            .incident(incident_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))?;
+        if !inc.drill {
+            return Err(EngineError::Conflict(format!(
+                "incident {incident_id} is not a drill: only drills have recipient lists"
+            )));
+        }
+        tx.allow_drill_recipients(incident_id, &checked).await?;
+        let masked: Vec<String> = checked
+            .iter()
+            .map(|(c, r)| format!("{c}:{}", crate::channels::mask(*c, r)))
+            .collect();
+        tx.append(&[NewEvent::new(
+            now,
+            actor,
+            "drill.recipients_allowed",
+            Some(incident_id),
+            &json!({ "recipients": masked }),
+        )])
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

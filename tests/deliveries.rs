@@ -1,0 +1,630 @@
+//! Deliveries through the running daemon: the outbox, the dispatcher, retries, fallback, the
+//! drill guard, signed webhooks and the inbox — against local HTTP servers that record exactly
+//! what arrived.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sink::Sink;
+use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const SECRET: &str = "a-shared-secret-of-32-characters";
+
+/// Each test takes the backend and starts its own daemon (its config names the sinks).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::Backend::Sqlite).await; }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::Backend::Postgres).await; }
+            )*
+        }
+    };
+}
+
+on_both!(
+    webhooks_are_signed_sent_once_and_recorded,
+    enqueue_is_idempotent_and_refuses_bad_recipients,
+    transient_failures_retry_then_die_and_fall_back,
+    permanent_failures_die_at_once_with_the_providers_words,
+    drills_reach_only_their_own_recipients,
+    inbox_lists_and_marks_read_for_the_site_only,
+    a_new_delivery_is_picked_up_without_polling,
+    test_sends_go_end_to_end,
+);
+
+/// Config for webhook targets on `sink` and quick retries.
+fn config(sink: &Sink, poll: &str) -> String {
+    format!(
+        r#"
+[dispatch]
+batch_size = 64
+lease = "5s"
+max_attempts = 3
+backoff_base = "100ms"
+backoff_max = "400ms"
+poll_interval = "{poll}"
+
+[[channels.webhooks]]
+name = "chatops"
+url = "{}"
+secret = "{SECRET}"
+
+[[channels.webhooks]]
+name = "flaky"
+url = "{}"
+secret = "{SECRET}"
+
+[[channels.webhooks]]
+name = "refuses"
+url = "{}"
+secret = "{SECRET}"
+
+[channels.site_webhook]
+url = "{}"
+secret = "{SECRET}"
+"#,
+        sink.url("/chatops"),
+        sink.url("/flaky"),
+        sink.url("/refuses"),
+        sink.url("/site/notices"),
+    )
+}
+
+async fn start(backend: Backend, sink: &Sink, poll: &str) -> Option<TestApp> {
+    TestApp::spawn_with(backend, &config(sink, poll)).await
+}
+
+async fn incident(app: &TestApp, drill: bool) -> i64 {
+    app.declare(
+        &json!({"title": "Customer records exposed", "category": "pi_leak", "drill": drill}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn enqueue(app: &TestApp, incident: i64, deliveries: Value) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/incidents/{incident}/deliveries"),
+        RESPONDER,
+        &json!({ "deliveries": deliveries }),
+    )
+    .await
+}
+
+fn hook(target: &str, text: &str) -> Value {
+    json!({"channel": "webhook", "recipient": target, "content": {"subject": "Incident", "text": text}})
+}
+
+fn count(v: &Value, status: &str) -> i64 {
+    v["by_status"][status].as_i64().unwrap_or(0)
+}
+
+fn check_signature(r: &common::sink::Received) {
+    let ts: i64 = r.header("x-incidentd-timestamp").unwrap().parse().unwrap();
+    let sig = r.header("x-incidentd-signature").unwrap();
+    let expected = incidentd::channels::sign::webhook_signature(SECRET.as_bytes(), ts, &r.body);
+    assert_eq!(
+        sig,
+        format!("sha256={expected}"),
+        "signature over timestamp.body"
+    );
+    assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+}
+
+async fn webhooks_are_signed_sent_once_and_recorded(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([hook("chatops", "first"), hook("chatops", "second"), {
+            "channel": "site_webhook", "recipient": "user-1001", "purpose": "notice", "locale": "zh-CN",
+            "content": {"subject": "关于您的个人信息安全的通知", "text": "我们发现……", "data": {"link": "https://example.com/n/1"}}
+        }]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let ids: Vec<i64> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let v = app.wait_deliveries(id, 10, |v| count(v, "sent") == 3).await;
+    assert_eq!(v["by_channel"]["webhook"]["sent"], 2);
+    assert_eq!(v["by_channel"]["site_webhook"]["sent"], 1);
+    let rows = v["deliveries"].as_array().unwrap();
+    for d in rows {
+        assert_eq!(d["attempts"], 1);
+        assert!(
+            d["provider_message_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("msg-"),
+            "{d}"
+        );
+        assert!(d["sent_at"].as_i64().is_some());
+    }
+    let site = rows
+        .iter()
+        .find(|d| d["channel"] == "site_webhook")
+        .unwrap();
+    assert_eq!(
+        site["recipient"], "u*******1",
+        "recipients are masked in listings"
+    );
+
+    let got = sink.received();
+    assert_eq!(got.len(), 3, "each delivery reached the sink exactly once");
+    for r in &got {
+        check_signature(r);
+        assert!(r.header("idempotency-key").is_some());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    let site_req = got
+        .iter()
+        .find(|r| r.path == "/site/notices")
+        .unwrap()
+        .json();
+    assert_eq!(site_req["recipient"], "user-1001");
+    assert_eq!(site_req["subject"], "关于您的个人信息安全的通知");
+    assert_eq!(site_req["data"]["link"], "https://example.com/n/1");
+    assert_eq!(site_req["incident_id"], id);
+    assert_eq!(site_req["purpose"], "notice");
+    let texts: Vec<String> = got
+        .iter()
+        .filter(|r| r.path == "/chatops")
+        .map(|r| r.json()["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(texts.contains(&"first".to_string()) && texts.contains(&"second".to_string()));
+
+    // The timeline records the enqueue and the outcome.
+    let (_, tl) = app.get(&format!("/api/v1/incidents/{id}/timeline")).await;
+    let kinds: Vec<&str> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"deliveries.enqueued"), "{kinds:?}");
+    assert!(kinds.contains(&"deliveries.recorded"), "{kinds:?}");
+    let (s, one) = app.get(&format!("/api/v1/deliveries/{}", ids[0])).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(one["status"], "sent");
+    app.stop().await;
+}
+
+async fn enqueue_is_idempotent_and_refuses_bad_recipients(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.delay(Duration::from_millis(200));
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let (_, a) = enqueue(&app, id, json!([hook("chatops", "same words")])).await;
+    let (_, b) = enqueue(&app, id, json!([hook("chatops", "same words")])).await;
+    assert_eq!(
+        a["ids"], b["ids"],
+        "the same delivery twice is one delivery"
+    );
+    let (_, c) = enqueue(
+        &app,
+        id,
+        json!([{"channel": "webhook", "recipient": "chatops", "idempotency_key": "k-1", "content": {"text": "x"}},
+               {"channel": "webhook", "recipient": "chatops", "idempotency_key": "k-1", "content": {"text": "y"}}]),
+    )
+    .await;
+    assert_eq!(c["ids"][0], c["ids"][1], "{c}");
+
+    let bad = [
+        (
+            json!({"channel": "sms", "recipient": "13800000000", "content": {"text": "x"}}),
+            "deliveries[0].recipient",
+            "E.164",
+        ),
+        (
+            json!({"channel": "voice", "recipient": "+0800123", "content": {"text": "x"}}),
+            "deliveries[0].recipient",
+            "E.164",
+        ),
+        (
+            json!({"channel": "email", "recipient": "not-an-address", "content": {"subject": "s", "text": "x"}}),
+            "deliveries[0].recipient",
+            "e-mail",
+        ),
+        (
+            json!({"channel": "email", "recipient": "a@example.com", "content": {"text": "x"}}),
+            "deliveries[0].content.subject",
+            "subject",
+        ),
+        (
+            json!({"channel": "webhook", "recipient": "chatops", "content": {"text": " "}}),
+            "deliveries[0].content.text",
+            "text",
+        ),
+        (
+            json!({"channel": "webhook", "recipient": "chatops", "content": {"text": "x"},
+                "fallback": [{"channel": "sms", "recipient": "12345", "content": {"text": "x"}}]}),
+            "deliveries[0].fallback[0].recipient",
+            "E.164",
+        ),
+    ];
+    for (d, path, word) in bad {
+        let (s, v) = enqueue(&app, id, json!([d])).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let text = v.to_string();
+        assert!(
+            text.contains(path) && text.contains(word),
+            "{path}/{word}: {v}"
+        );
+    }
+    // Our own format: unknown fields and unknown channels are refused with the path.
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{"channel": "fax", "recipient": "x", "content": {"text": "x"}}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("fax"), "{v}");
+    let (s, v) = enqueue(&app, id, json!([{"channel": "webhook", "recipient": "chatops", "content": {"text": "x"}, "colour": "red"}])).await;
+    assert!(
+        s.is_client_error() && v.to_string().contains("colour"),
+        "{s} {v}"
+    );
+    // Not found, wrong role.
+    let (s, _) = enqueue(&app, 999_999, json!([hook("chatops", "x")])).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/incidents/{id}/deliveries"),
+            Some(VIEWER),
+            Some(&json!({"deliveries": [hook("chatops", "x")]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let v = app.wait_deliveries(id, 10, |v| count(v, "sent") == 2).await;
+    assert_eq!(
+        v["deliveries"].as_array().unwrap().len(),
+        2,
+        "nothing refused was stored: {v}"
+    );
+    app.stop().await;
+}
+
+async fn transient_failures_retry_then_die_and_fall_back(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.answer("/flaky", 503, "upstream busy");
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{
+            "channel": "webhook", "recipient": "flaky", "content": {"text": "page"},
+            "fallback": [
+                {"channel": "webhook", "recipient": "refuses", "content": {"text": "page via second"}},
+                {"channel": "inbox", "recipient": "oncall-7", "content": {"subject": "Incident", "text": "page via inbox"}}
+            ]
+        }]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    sink.answer("/refuses", 400, "{\"error\":\"unknown channel\"}");
+    let v = app
+        .wait_deliveries(id, 15, |v| count(v, "dead") == 2 && count(v, "sent") == 1)
+        .await;
+    let rows = v["deliveries"].as_array().unwrap();
+    let flaky = rows
+        .iter()
+        .find(|d| d["channel"] == "webhook" && d["fallback_of"].is_null())
+        .unwrap();
+    assert_eq!(flaky["attempts"], 3, "retried up to max_attempts: {flaky}");
+    let err = flaky["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("503") && err.contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    let second = rows
+        .iter()
+        .find(|d| d["fallback_of"] == flaky["id"])
+        .unwrap();
+    assert_eq!(second["attempts"], 1, "a 4xx is permanent: {second}");
+    let inbox = rows.iter().find(|d| d["channel"] == "inbox").unwrap();
+    assert_eq!(inbox["fallback_of"], second["id"]);
+    assert_eq!(inbox["status"], "sent");
+    assert_eq!(
+        sink.received()
+            .iter()
+            .filter(|r| r.path == "/flaky")
+            .count(),
+        3
+    );
+    assert_eq!(
+        sink.received()
+            .iter()
+            .filter(|r| r.path == "/refuses")
+            .count(),
+        1
+    );
+
+    let (s, n) = app
+        .call(Method::GET, "/api/v1/inbox/oncall-7", Some(SITE), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{n}");
+    assert_eq!(n["notices"][0]["body"], "page via inbox");
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("incidentd_deliveries_total")
+                && l.contains("outcome=\"dead\"")
+                && l.contains("channel=\"webhook\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("incidentd_delivery_queue_depth"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+async fn permanent_failures_die_at_once_with_the_providers_words(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.answer("/refuses", 422, "{\"error\":\"template not approved\"}");
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    enqueue(&app, id, json!([hook("refuses", "x"), {"channel": "webhook", "recipient": "nobody", "content": {"text": "x"}}])).await;
+    let v = app.wait_deliveries(id, 10, |v| count(v, "dead") == 2).await;
+    for d in v["deliveries"].as_array().unwrap() {
+        assert_eq!(d["attempts"], 1, "{d}");
+        let e = d["last_error"].as_str().unwrap();
+        assert!(
+            e.contains("template not approved")
+                || e.contains("no [[channels.webhooks]] target is named `nobody`"),
+            "{e}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn drills_reach_only_their_own_recipients(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let drill = incident(&app, true).await;
+    let real = incident(&app, false).await;
+    // Only drills have lists, and only admins set them.
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/incidents/{real}/drill/recipients"),
+            ADMIN,
+            &json!({"recipients": [{"channel": "inbox", "recipient": "x"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/incidents/{drill}/drill/recipients"),
+            RESPONDER,
+            &json!({"recipients": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{drill}/drill/recipients"),
+            ADMIN,
+            &json!({"recipients": [{"channel": "inbox", "recipient": "drill-capture"}, {"channel": "webhook", "recipient": "chatops"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = enqueue(
+        &app,
+        drill,
+        json!([
+            {"channel": "inbox", "recipient": "drill-capture", "purpose": "drill", "content": {"text": "drill notice"}},
+            {"channel": "inbox", "recipient": "real-customer-1", "purpose": "notice", "content": {"text": "drill notice"},
+             "fallback": [{"channel": "webhook", "recipient": "chatops", "content": {"text": "fallback must not run"}}]},
+            {"channel": "site_webhook", "recipient": "real-customer-2", "purpose": "notice", "content": {"text": "drill notice"}},
+            hook("chatops", "drill page"),
+        ]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let v = app
+        .wait_deliveries(drill, 10, |v| {
+            count(v, "sent") == 2 && count(v, "dead") == 2
+        })
+        .await;
+    for d in v["deliveries"].as_array().unwrap() {
+        if d["status"] == "dead" {
+            assert!(
+                d["last_error"].as_str().unwrap().contains("drill guard"),
+                "{d}"
+            );
+        }
+    }
+    // Nothing reached the real customers, and the guard's refusal did not fall back.
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "only the allowed webhook: {got:?}");
+    assert_eq!(got[0].path, "/chatops");
+    let (_, n) = app
+        .call(
+            Method::GET,
+            "/api/v1/inbox/real-customer-1",
+            Some(SITE),
+            None,
+        )
+        .await;
+    assert_eq!(n["notices"].as_array().unwrap().len(), 0);
+    let (_, n) = app
+        .call(Method::GET, "/api/v1/inbox/drill-capture", Some(SITE), None)
+        .await;
+    assert_eq!(n["notices"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn inbox_lists_and_marks_read_for_the_site_only(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let notice = |text: &str| {
+        json!({"channel": "inbox", "recipient": "user-42", "purpose": "notice", "locale": "zh-CN",
+               "content": {"subject": "个人信息安全通知", "text": text, "data": {"incident": id}}})
+    };
+    enqueue(&app, id, json!([notice("第一条"), notice("第二条")])).await;
+    app.wait_deliveries(id, 10, |v| count(v, "sent") == 2).await;
+    let (s, v) = app
+        .call(Method::GET, "/api/v1/inbox/user-42", Some(SITE), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let notices = v["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 2);
+    assert!(
+        notices[0]["id"].as_i64() > notices[1]["id"].as_i64(),
+        "newest first"
+    );
+    let mut bodies: Vec<&str> = notices
+        .iter()
+        .map(|n| n["body"].as_str().unwrap())
+        .collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["第一条", "第二条"]);
+    assert_eq!(notices[0]["subject"], "个人信息安全通知");
+    assert!(notices[0]["read_at"].is_null());
+    let nid = notices[1]["id"].as_i64().unwrap();
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/inbox/user-42/{nid}/read"),
+            Some(SITE),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = app
+        .call(Method::GET, "/api/v1/inbox/user-42", Some(SITE), None)
+        .await;
+    assert!(v["notices"][1]["read_at"].as_i64().is_some());
+    // Another user's notice is not there to mark; other roles may not read inboxes.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/inbox/user-43/{nid}/read"),
+            Some(SITE),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/inbox/user-42", Some(VIEWER), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+async fn a_new_delivery_is_picked_up_without_polling(backend: Backend) {
+    let sink = Sink::start().await;
+    // A poll interval far beyond the test: only the commit's wake-up can explain a quick send.
+    let Some(app) = start(backend, &sink, "1h").await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        let t = Instant::now();
+        enqueue(&app, id, json!([hook("chatops", &format!("wake {i}"))])).await;
+        while sink.count() < i + 1 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "not picked up without a poll"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    app.stop().await;
+}
+
+async fn test_sends_go_end_to_end(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = start(backend, &sink, "2s").await else {
+        return;
+    };
+    let (s, v) = app
+        .post(
+            "/api/v1/deliveries/test",
+            ADMIN,
+            &json!({"channel": "site_webhook", "to": "ops-check"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let did = v["ids"][0].as_i64().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, d) = app.get(&format!("/api/v1/deliveries/{did}")).await;
+        if d["status"] == "sent" {
+            assert_eq!(d["purpose"], "test");
+            break;
+        }
+        assert!(Instant::now() < until, "{d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sink.received()[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("test message")
+    );
+    let (s, _) = app
+        .post(
+            "/api/v1/deliveries/test",
+            RESPONDER,
+            &json!({"channel": "sms", "to": "+8613800000000"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "test sends are for admins");
+    let (s, v) = app
+        .post(
+            "/api/v1/deliveries/test",
+            ADMIN,
+            &json!({"channel": "sms", "to": "138"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    app.stop().await;
+}
