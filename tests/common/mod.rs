@@ -113,7 +113,7 @@ max_alerts_per_request = 200
     )
 }
 
-async fn create_pg_database() -> Option<(String, String, String)> {
+pub async fn create_pg_database() -> Option<(String, String, String)> {
     let admin = std::env::var(PG_ENV).ok()?;
     let name = format!(
         "incidentd_test_{}_{}_{}",
@@ -132,13 +132,88 @@ async fn create_pg_database() -> Option<(String, String, String)> {
     Some((format!("{base}/{name}"), admin, name))
 }
 
-async fn drop_pg_database(admin: &str, name: &str) {
+pub async fn drop_pg_database(admin: &str, name: &str) {
     if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
         .execute(&mut c)
         .await;
+    }
+}
+
+/// A fresh store URL for `backend` in `dir`: (url, PostgreSQL (admin url, database) to drop).
+/// `None` when PostgreSQL is not configured.
+pub async fn fresh_store(
+    backend: Backend,
+    dir: &Path,
+) -> Option<(String, Option<(String, String)>)> {
+    match backend {
+        Backend::Sqlite => Some((format!("sqlite://{}/incidentd.db", dir.display()), None)),
+        Backend::Postgres => match create_pg_database().await {
+            Some((url, admin, name)) => Some((url, Some((admin, name)))),
+            None => {
+                eprintln!("SKIPPED: set {PG_ENV} to run the PostgreSQL suite; .ci/run does");
+                None
+            }
+        },
+    }
+}
+
+/// The daemon as a separate process (for tests that kill it).
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the daemon exited before listening")
+                .unwrap();
+            if let Some(i) = line.find("listening on http://") {
+                break line[i + 20..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                eprintln!("daemon: {l}");
+            }
+        });
+        Daemon { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown, no drain, no final checkpoint.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
