@@ -8,7 +8,7 @@ connections, and then stores every message it accepts as DIR/<n>.json, written b
 final 250 reply to DATA (so a client that got its 250 can read the file at once). Each file
 holds what a mail client sees after parsing the message with Python's `email` package:
 
-    mail_from, rcpt_tos, subject (RFC 2047 decoded), from, to, message_id, date,
+    peer (client host:port), mail_from, rcpt_tos, subject (RFC 2047 decoded), from, to, message_id, date,
     delivery (X-Incidentd-Delivery), content_type, parts (content types of the leaf parts),
     text, html (decoded bodies of the text/plain and text/html parts, or null), raw
 
@@ -48,13 +48,14 @@ class Store:
         self.lock = threading.Lock()
         self.count = 0
 
-    def save(self, mail_from, rcpt_tos, data):
+    def save(self, peer, mail_from, rcpt_tos, data):
         if isinstance(data, str):
             data = data.encode("utf-8", "surrogateescape")
         msg = email.message_from_bytes(data, policy=email.policy.default)
         text = msg.get_body(preferencelist=("plain",))
         html = msg.get_body(preferencelist=("html",))
         record = {
+            "peer": "%s:%s" % tuple(peer[:2]),
             "mail_from": mail_from,
             "rcpt_tos": list(rcpt_tos),
             "subject": str(msg["subject"]) if msg["subject"] is not None else None,
@@ -108,7 +109,7 @@ def serve_aiosmtpd(host, port, store):
             return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
-            store.save(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+            store.save(session.peer, envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
             return "250 2.0.0 Ok: queued as test-%d" % store.count
 
     async def main():
@@ -130,8 +131,15 @@ def serve_stdlib(host, port, store):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import asyncore
-        import smtpd
+        try:
+            import asyncore
+            import smtpd
+        except ImportError:
+            sys.exit(
+                "smtp_sink: Python %d.%d has no smtpd module; install aiosmtpd "
+                "(Debian: apt-get install python3-aiosmtpd, or pip install aiosmtpd)"
+                % sys.version_info[:2]
+            )
 
     class Channel(smtpd.SMTPChannel):
         def smtp_RCPT(self, arg):
@@ -147,7 +155,7 @@ def serve_stdlib(host, port, store):
         channel_class = Channel
 
         def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
-            store.save(mailfrom, rcpttos, data)
+            store.save(peer, mailfrom, rcpttos, data)
             return "250 2.0.0 Ok: queued as test-%d" % store.count
 
     server = Server((host, port), None, decode_data=False, enable_SMTPUTF8=True)
