@@ -512,7 +512,10 @@ impl EmailChannel {
 /// `<incidentd.{key}@{domain}>`, the key written with `A-Z a-z 0-9 - _` and `=XX` for any
 /// other byte, which keeps it a valid dot-atom and distinct keys distinct.
 fn message_id(key: &str, domain: &str) -> String {
-    let mut local = String::from("incidentd.");
+    let mut local = String::from("incidentd");
+    if !key.is_empty() {
+        local.push('.');
+    }
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
             local.push(char::from(b));
@@ -702,7 +705,23 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_examples_parse_and_pass() {
+        for section in [
+            "smtp_url = \"smtp://127.0.0.1:25\"\nfrom = \"安全应急中心 <security@example.com>\"",
+            "smtp_url = \"smtp://incidentd:p%40ssword@smtp.example.com:587?tls=required\"\n\
+             from = \"Security Team <security@example.com>\"\ntimeout = \"15s\"\n\
+             pool_max = 5\npool_timeout = \"30s\"\nconcurrency = 8\nrate_per_second = 10",
+            "smtp_url = \"smtps://incidentd:secret@smtp.example.com:465\"\n\
+             from = \"security@example.com\"",
+        ] {
+            let c: EmailConfig = toml::from_str(section).unwrap_or_else(|e| panic!("{e}"));
+            assert!(c.problems().is_empty(), "{section}: {:?}", c.problems());
+        }
+    }
+
+    #[test]
     fn message_ids_are_valid_stable_and_distinct() {
+        assert_eq!(message_id("", "example.com"), "<incidentd@example.com>");
         assert_eq!(
             message_id("d-42_x", "example.com"),
             "<incidentd.d-42_x@example.com>"
