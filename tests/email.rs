@@ -1,0 +1,470 @@
+//! The e-mail channel against a real SMTP server process (tests/support/smtp_sink.py, run with
+//! `python3`, or the interpreter named by `INCIDENTD_TEST_PYTHON`): each message is read back
+//! as Python's `email` package parses it, which is what a mail client sees. Hung and silent
+//! servers, which Python's sink cannot play, are small TCP listeners in this file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use incidentd::channels::email::{EmailChannel, EmailConfig};
+use incidentd::channels::{Channel, ChannelKind, Content, Outgoing, Purpose, SendError};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpListener;
+
+const PYTHON_ENV: &str = "INCIDENTD_TEST_PYTHON";
+
+/// A running smtp_sink.py; killed when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg("--out")
+            .arg(dir.path())
+            .args(["--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `{python}` ({e}). tests/email.rs needs Python 3 for its SMTP \
+                     server: install it (Debian: apt-get install python3; on Python 3.12 or \
+                     newer also python3-aiosmtpd or `pip install aiosmtpd`), or name an \
+                     interpreter in {PYTHON_ENV}"
+                )
+            });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "{} exited before listening (see its error above); on Python 3.12 or newer \
+                     install aiosmtpd (apt-get install python3-aiosmtpd or pip install aiosmtpd)",
+                    script.display()
+                )
+            });
+        Sink { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message the server accepted, in order.
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(url: &str, extra: &str) -> EmailConfig {
+    let toml =
+        format!("smtp_url = \"{url}\"\nfrom = \"安全应急中心 <security@example.com>\"\n{extra}\n");
+    let cfg: EmailConfig = toml::from_str(&toml).unwrap();
+    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    cfg
+}
+
+fn channel(url: &str, extra: &str) -> EmailChannel {
+    EmailChannel::new(&config(url, extra)).unwrap()
+}
+
+fn outgoing(id: i64, key: &str, to: &str, content: Content) -> Outgoing {
+    Outgoing {
+        delivery_id: id,
+        idempotency_key: key.into(),
+        incident_id: Some(7),
+        purpose: Purpose::Notice,
+        channel: ChannelKind::Email,
+        recipient: to.into(),
+        locale: "zh-CN".into(),
+        content,
+    }
+}
+
+const SUBJECT: &str = "【安全事件】关于您的个人信息可能泄露的通知";
+const TEXT: &str = "尊敬的用户：\n\n我们于 2025 年 3 月 1 日发现一起安全事件，您的手机号与邮箱可能受到影响。\n请修改密码。\n";
+const HTML: &str = "<p>尊敬的用户：</p><p>我们发现一起<strong>安全事件</strong>，请修改密码。</p>";
+
+fn chinese(html: bool) -> Content {
+    Content {
+        subject: Some(SUBJECT.into()),
+        text: TEXT.into(),
+        html: html.then(|| HTML.into()),
+        ..Content::default()
+    }
+}
+
+/// A decoded body as a reader sees it: MIME text is CRLF on the wire (lettre writes canonical
+/// line ends, also inside base64), which clients show as plain line breaks.
+fn body(v: &Value) -> String {
+    s(v).replace("\r\n", "\n").trim_end().to_string()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+#[tokio::test]
+async fn chinese_multipart_arrives_decoded_with_our_headers() {
+    let sink = Sink::start();
+    let ch = channel(&sink.url(), "");
+    let sent = ch
+        .send(&outgoing(
+            41,
+            "dlv-41",
+            "张三 <zhang.san@example.org>",
+            chinese(true),
+        ))
+        .await
+        .unwrap();
+    assert!(sent.provider_message_id.unwrap().contains("queued as"));
+
+    let got = sink.messages();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(s(&m["subject"]), SUBJECT);
+    assert_eq!(s(&m["content_type"]), "multipart/alternative");
+    assert_eq!(m["parts"], serde_json::json!(["text/plain", "text/html"]));
+    assert_eq!(body(&m["text"]), TEXT.trim_end());
+    assert_eq!(body(&m["html"]), HTML);
+    assert_eq!(s(&m["mail_from"]), "security@example.com");
+    assert_eq!(m["rcpt_tos"], serde_json::json!(["zhang.san@example.org"]));
+    assert_eq!(s(&m["from"]), "安全应急中心 <security@example.com>");
+    assert_eq!(s(&m["to"]), "张三 <zhang.san@example.org>");
+    assert_eq!(s(&m["message_id"]), "<incidentd.dlv-41@example.com>");
+    assert_eq!(s(&m["message_id"]), ch.message_id("dlv-41"));
+    assert_eq!(s(&m["delivery"]), "41");
+    assert!(!s(&m["date"]).is_empty());
+    // What travelled was 7-bit clean: the subject RFC 2047-encoded, the bodies transfer-encoded.
+    let raw = s(&m["raw"]);
+    assert!(raw.is_ascii(), "{raw}");
+    assert!(raw.contains("Subject: =?utf-8?"), "{raw}");
+    assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+}
+
+#[tokio::test]
+async fn text_only_is_plain_utf8() {
+    let sink = Sink::start();
+    let ch = channel(&sink.url(), "");
+    ch.send(&outgoing(1, "k1", "li.si@example.org", chinese(false)))
+        .await
+        .unwrap();
+    let m = &sink.messages()[0];
+    assert_eq!(s(&m["content_type"]), "text/plain");
+    assert_eq!(m["parts"], serde_json::json!(["text/plain"]));
+    assert_eq!(body(&m["text"]), TEXT.trim_end());
+    assert!(m["html"].is_null());
+    assert!(
+        s(&m["raw"]).to_ascii_lowercase().contains("charset=utf-8"),
+        "{}",
+        s(&m["raw"])
+    );
+}
+
+#[tokio::test]
+async fn message_id_is_stable_for_one_delivery_and_distinct_across_deliveries() {
+    let sink = Sink::start();
+    let ch = channel(&sink.url(), "");
+    // Two attempts of one delivery (same key), then another delivery.
+    for (id, key) in [
+        (5, "delivery-5:attempt"),
+        (5, "delivery-5:attempt"),
+        (6, "delivery-6"),
+    ] {
+        ch.send(&outgoing(id, key, "a@example.org", chinese(true)))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| s(&m["message_id"]).to_string())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[0], ids[2]);
+    assert_eq!(ids[0], "<incidentd.delivery-5=3Aattempt@example.com>");
+}
+
+#[tokio::test]
+async fn smtp_4xx_is_transient_and_5xx_permanent_with_the_servers_words() {
+    let sink = Sink::start();
+    let ch = channel(&sink.url(), "");
+    let e = ch
+        .send(&outgoing(1, "k1", "tempfail-1@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Transient(_)), "{e:?}");
+    assert!(e.to_string().contains("451"), "{e}");
+    assert!(e.to_string().contains("try again later"), "{e}");
+
+    let e = ch
+        .send(&outgoing(2, "k2", "reject-me@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Permanent(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("550"), "{text}");
+    assert!(text.contains("Recipient address rejected"), "{text}");
+    assert!(
+        !text.contains("reject-me@"),
+        "the address is masked: {text}"
+    );
+    assert!(text.contains("r***@example.org"), "{text}");
+
+    // The channel still works after refusals (their connections were dropped, not reused).
+    ch.send(&outgoing(3, "k3", "ok@example.org", chinese(true)))
+        .await
+        .unwrap();
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_subject_is_permanent_and_nothing_is_sent() {
+    let sink = Sink::start();
+    let ch = channel(&sink.url(), "");
+    let mut content = chinese(true);
+    content.subject = None;
+    let e = ch
+        .send(&outgoing(1, "k", "a@example.org", content))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Permanent(_)), "{e:?}");
+    assert!(e.to_string().contains("no subject"), "{e}");
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_not_sent() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let ch = channel(&format!("smtp://127.0.0.1:{port}"), "timeout = \"2s\"");
+    let e = ch
+        .send(&outgoing(1, "k", "a@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::NotSent(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn tls_that_cannot_be_set_up_is_not_sent() {
+    let sink = Sink::start();
+    // Implicit TLS against a plain server: the handshake fails.
+    let ch = channel(
+        &format!("smtps://127.0.0.1:{}", sink.port),
+        "timeout = \"2s\"",
+    );
+    let e = ch
+        .send(&outgoing(1, "k", "a@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::NotSent(_)), "{e:?}");
+    // STARTTLS required, and the server does not offer it.
+    let ch = channel(
+        &format!("smtp://127.0.0.1:{}?tls=required", sink.port),
+        "timeout = \"2s\"",
+    );
+    let e = ch
+        .send(&outgoing(2, "k", "a@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::NotSent(_)), "{e:?}");
+    assert!(e.to_string().contains("STARTTLS"), "{e}");
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_through_the_pool_arrives_exactly_once() {
+    const N: i64 = 200;
+    const POOL: usize = 5;
+    let sink = Sink::start();
+    let ch = Arc::new(channel(
+        &sink.url(),
+        &format!("pool_max = {POOL}\npool_timeout = \"60s\"\ntimeout = \"30s\""),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let ch = ch.clone();
+        tasks.spawn(async move {
+            ch.send(&outgoing(
+                i,
+                &format!("burst-{i}"),
+                &format!("user{i}@example.org"),
+                chinese(true),
+            ))
+            .await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let got = sink.messages();
+    assert_eq!(got.len(), N as usize);
+    let mut by_id: BTreeMap<i64, usize> = BTreeMap::new();
+    for m in &got {
+        let id: i64 = s(&m["delivery"]).parse().unwrap();
+        *by_id.entry(id).or_default() += 1;
+        assert_eq!(
+            m["rcpt_tos"],
+            serde_json::json!([format!("user{id}@example.org")])
+        );
+        assert_eq!(s(&m["subject"]), SUBJECT);
+    }
+    assert_eq!(
+        by_id.keys().copied().collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>()
+    );
+    assert!(by_id.values().all(|&n| n == 1));
+    // The pool held at most POOL connections open, and reused them.
+    let peers: BTreeSet<&str> = got.iter().map(|m| s(&m["peer"])).collect();
+    assert!(
+        peers.len() <= POOL,
+        "{} connections were used: {peers:?}",
+        peers.len()
+    );
+}
+
+/// A server that greets and accepts everything up to the message, then answers it too late —
+/// on its first connection only; later connections are served normally. Returns the port,
+/// the number of connections accepted, and what the later connections were sent.
+async fn hang_after_data_once() -> (u16, Arc<AtomicUsize>, Arc<tokio::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let (acc, log) = (accepted.clone(), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let n = acc.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = TokioBufReader::new(r).lines();
+                w.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if n > 0 {
+                        log.lock().await.push(line.clone());
+                    }
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        if n == 0 {
+                            // Answer only after the client gave up: a client that put this
+                            // connection back in its pool would read this late reply as the
+                            // answer to its next command and carry on out of step.
+                            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+                        }
+                        b"250 2.0.0 queued\r\n"
+                    } else {
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        match verb.as_str() {
+                            "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+                            "DATA" => {
+                                in_data = true;
+                                b"354 go on\r\n"
+                            }
+                            "QUIT" => b"221 bye\r\n",
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if w.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted, seen)
+}
+
+#[tokio::test]
+async fn a_timeout_mid_transaction_is_transient_and_the_connection_is_not_reused() {
+    let (port, accepted, seen) = hang_after_data_once().await;
+    let ch = channel(
+        &format!("smtp://127.0.0.1:{port}"),
+        "timeout = \"500ms\"\npool_max = 1",
+    );
+    let e = ch
+        .send(&outgoing(1, "k1", "a@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Transient(_)), "{e:?}");
+    assert!(e.to_string().contains("may or may not have arrived"), "{e}");
+
+    // The next send opens a fresh connection and runs a clean transaction from EHLO.
+    ch.send(&outgoing(2, "k2", "b@example.org", chinese(true)))
+        .await
+        .unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    let seen = seen.lock().await;
+    assert!(seen[0].starts_with("EHLO"), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l == "X-Incidentd-Delivery: 2"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l == "X-Incidentd-Delivery: 1"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_greets_is_not_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            held.push(sock);
+        }
+    });
+    let ch = channel(&format!("smtp://127.0.0.1:{port}"), "timeout = \"300ms\"");
+    let e = ch
+        .send(&outgoing(1, "k", "a@example.org", chinese(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::NotSent(_)), "{e:?}");
+}
