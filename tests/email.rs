@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
 use incidentd::channels::email::{EmailChannel, EmailConfig};
 use incidentd::channels::{Channel, ChannelKind, Content, Outgoing, Purpose, SendError};
 use serde_json::Value;
@@ -467,4 +469,81 @@ async fn a_server_that_never_greets_is_not_sent() {
         .await
         .unwrap_err();
     assert!(matches!(e, SendError::NotSent(_)), "{e:?}");
+}
+
+/// The whole path through the running daemon: an e-mail delivery enqueued over the API is
+/// committed, claimed, sent over SMTP to a real server process and recorded as sent.
+async fn daemon_sends_email_end_to_end(backend: common::Backend) {
+    let smtp = Sink::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n",
+        smtp.url()
+    );
+    let Some(app) = common::TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    let id = app
+        .declare(&serde_json::json!({"title": "Leak", "category": "pi_leak"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (status, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/deliveries"),
+            common::RESPONDER,
+            &serde_json::json!({"deliveries": [{
+                "channel": "email", "recipient": "zhang.san@example.com", "purpose": "notice",
+                "content": {"subject": SUBJECT, "text": TEXT, "html": HTML}
+            }, {
+                "channel": "email", "recipient": "reject-me@example.com",
+                "content": {"subject": "x", "text": "x"}
+            }]}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{v}");
+    let v = app
+        .wait_deliveries(id, 15, |v| {
+            v["by_status"]["sent"] == 1 && v["by_status"]["dead"] == 1
+        })
+        .await;
+    let sent = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["status"] == "sent")
+        .unwrap()
+        .clone();
+    assert_eq!(sent["recipient"], "z***@example.com");
+    assert_eq!(sent["provider"], "smtp");
+    let dead = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["status"] == "dead")
+        .unwrap()
+        .clone();
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("550"),
+        "{dead}"
+    );
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(s(&msgs[0]["subject"]), SUBJECT);
+    assert_eq!(body(&msgs[0]["text"]), TEXT.trim_end());
+    assert!(
+        s(&msgs[0]["message_id"]).contains("@example.com>"),
+        "{}",
+        msgs[0]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_daemon_sends_email_end_to_end() {
+    daemon_sends_email_end_to_end(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_daemon_sends_email_end_to_end() {
+    daemon_sends_email_end_to_end(common::Backend::Postgres).await;
 }
