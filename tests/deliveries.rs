@@ -41,6 +41,7 @@ on_both!(
     inbox_lists_and_marks_read_for_the_site_only,
     a_new_delivery_is_picked_up_without_polling,
     test_sends_go_end_to_end,
+    voice_falls_back_to_sms_through_the_phone_gateway,
 );
 
 /// Config for webhook targets on `sink` and quick retries.
@@ -626,5 +627,56 @@ async fn test_sends_go_end_to_end(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    app.stop().await;
+}
+
+async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.answer(
+        "/voice",
+        400,
+        "{\"error\":\"number not reachable by voice\"}",
+    );
+    let extra = format!(
+        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\nfrom = \"INCIDENTD\"\n\n\
+         [channels.voice]\nprovider = \"generic_http\"\nbase_url = \"{}\"\n",
+        config(&sink, "2s"),
+        sink.url("/sms"),
+        sink.url("/voice")
+    );
+    let Some(app) = TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{
+            "channel": "voice", "recipient": "+86 138 0013 8000", "locale": "zh-CN",
+            "content": {"text": "安全事件：客户数据泄露，请立即处理。"},
+            "fallback": [{"channel": "sms", "recipient": "+8613800138000",
+                          "content": {"text": "【安全】S1 事件：客户数据泄露，请立即确认。", "template": "page/incident_opened"}}]
+        }]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let v = app
+        .wait_deliveries(id, 10, |v| count(v, "dead") == 1 && count(v, "sent") == 1)
+        .await;
+    assert_eq!(v["by_channel"]["voice"]["dead"], 1, "{v}");
+    assert_eq!(v["by_channel"]["sms"]["sent"], 1, "{v}");
+    let got = sink.received();
+    let voice = got.iter().find(|r| r.path == "/voice").unwrap().json();
+    assert_eq!(
+        voice["to"], "+8613800138000",
+        "normalised to E.164 at enqueue"
+    );
+    assert_eq!(voice["kind"], "voice");
+    let sms = got.iter().find(|r| r.path == "/sms").unwrap().json();
+    assert_eq!(sms["kind"], "sms");
+    assert_eq!(sms["text"], "【安全】S1 事件：客户数据泄露，请立即确认。");
+    assert_eq!(sms["template"], "page/incident_opened");
+    assert_eq!(sms["from"], "INCIDENTD");
+    assert_eq!(got.len(), 2);
     app.stop().await;
 }

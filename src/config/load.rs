@@ -346,8 +346,18 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     let ch = &raw.channels;
     let sections = [
         ("channels.email", ch.email.as_ref().map(|c| c.problems())),
-        ("channels.sms", ch.sms.as_ref().map(|c| c.problems())),
-        ("channels.voice", ch.voice.as_ref().map(|c| c.problems())),
+        (
+            "channels.sms",
+            ch.sms
+                .as_ref()
+                .map(|c| c.problems_for(crate::channels::ChannelKind::Sms)),
+        ),
+        (
+            "channels.voice",
+            ch.voice
+                .as_ref()
+                .map(|c| c.problems_for(crate::channels::ChannelKind::Voice)),
+        ),
         (
             "channels.site_webhook",
             ch.site_webhook.as_ref().map(|c| c.problems()),
