@@ -373,8 +373,14 @@ impl Templates {
                     let line = e.pos().map_or(format!("{}", p.marker_line + 1), |(l, c)| {
                         format!("{}:{c}", p.marker_line + l)
                     });
+                    let hint = match e.reason() {
+                        handlebars::TemplateErrorReason::InvalidSyntax(_) => {
+                            "; check that each {{ is closed by }} and each {{#block}} by its {{/block}}"
+                        }
+                        _ => "",
+                    };
                     errors.push(format!(
-                        "{at}:{line}: {} (in the {} part)",
+                        "{at}:{line}: {}{hint} (in the {} part)",
                         e.reason(),
                         p.part
                     ));
