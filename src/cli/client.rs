@@ -329,3 +329,10 @@ pub async fn update(a: UpdateArgs) -> anyhow::Result<i32> {
     print(&a.client, &v, output::incident_summary);
     Ok(0)
 }
+
+/// One incident as `GET /api/v1/incidents/{id}` shows it (for `render --incident`).
+pub async fn fetch_incident(args: &ClientArgs, id: i64) -> anyhow::Result<Value> {
+    Client::new(args)?
+        .call(Method::GET, &format!("/api/v1/incidents/{id}"), None)
+        .await
+}

@@ -4,6 +4,7 @@
 mod client;
 mod offline;
 mod output;
+mod render;
 
 use std::path::PathBuf;
 
@@ -94,6 +95,9 @@ pub enum Command {
     Facts(FactsArgs),
     /// Change an incident's title, category, severity or clocks (some need --reason).
     Update(UpdateArgs),
+    /// Preview a message template against the sample incident or a real one.
+    #[command(after_help = render::HELP)]
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +273,34 @@ pub struct UpdateArgs {
     pub client: ClientArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The template: <kind>/<name>, e.g. notice/pi_leak or page/incident_opened.
+    pub template: String,
+    /// Only this channel: email, sms, voice, inbox, site_webhook or webhook (default: every
+    /// channel the template has parts for).
+    #[arg(long)]
+    pub channel: Option<crate::channels::ChannelKind>,
+    /// The recipient's locale, e.g. zh-CN or en; falls back zh-CN → zh → en
+    /// (default: organisation.default_locale).
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// Use the built-in sample incident (works offline).
+    #[arg(
+        long,
+        conflicts_with = "incident",
+        required_unless_present = "incident"
+    )]
+    pub sample: bool,
+    /// Use this incident, fetched from the running daemon (needs INCIDENTD_TOKEN).
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<i64>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
@@ -286,6 +318,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Transition(a) => client::transition(a).await,
         Command::Facts(a) => client::facts(a).await,
         Command::Update(a) => client::update(a).await,
+        Command::Render(a) => render::run(a).await,
     };
     match result {
         Ok(code) => code,

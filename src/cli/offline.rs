@@ -11,7 +11,7 @@ use crate::config::{self, Settings};
 use crate::server::{Server, notify_systemd, shutdown_signal, spawn_reload_on_sighup};
 use crate::store::{self, Store};
 
-fn load(path: &Path) -> anyhow::Result<Settings> {
+pub(super) fn load(path: &Path) -> anyhow::Result<Settings> {
     config::load(path).map_err(|e| {
         anyhow::anyhow!(
             "the configuration is not valid ({} problem{}):\n{e}",
@@ -70,7 +70,11 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
                 .join(", ")
         }
     );
-    Ok(0)
+    Ok(if super::render::check_templates(&s) {
+        0
+    } else {
+        1
+    })
 }
 
 async fn open(path: &Path) -> anyhow::Result<(Settings, Store)> {

@@ -1,0 +1,216 @@
+//! The data templates see. One shape for every template, so a template checked against the
+//! sample renders against a real incident:
+//!
+//! ```text
+//! org        name, contact, default_locale
+//! incident   id, title, summary, category, severity, status, drill, origin, rule,
+//!            first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at,
+//!            alert_count, facts_version,
+//!            facts { affected_subjects, affected_subjects_estimated, data_types, jurisdictions,
+//!                    critical_infrastructure, mitigation_effective, mitigation_justification,
+//!                    regulator_requires_notice, suspected_crime, economic_loss_cny, cause,
+//!                    impact, measures_taken, measures_planned, advice_to_subjects, remedies,
+//!                    contact }
+//! recipient  name, phone, email, site_user_id, locale
+//! now        the time of rendering (RFC 3339)
+//! ```
+//!
+//! Every key is always present: a fact nobody has filled in yet is `null` (a list is `[]`), so
+//! strict mode catches a misspelt name while `{{#if incident.facts.cause}}` still works.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::OrganisationConfig;
+
+/// Every fact key, in the order the API documents them.
+pub const FACT_KEYS: &[&str] = &[
+    "affected_subjects",
+    "affected_subjects_estimated",
+    "data_types",
+    "jurisdictions",
+    "critical_infrastructure",
+    "mitigation_effective",
+    "mitigation_justification",
+    "regulator_requires_notice",
+    "suspected_crime",
+    "economic_loss_cny",
+    "cause",
+    "impact",
+    "measures_taken",
+    "measures_planned",
+    "advice_to_subjects",
+    "remedies",
+    "contact",
+];
+
+const LIST_FACTS: &[&str] = &["data_types", "jurisdictions"];
+
+/// Incident fields copied from the API's answer; absent ones become `null`.
+const INCIDENT_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "summary",
+    "category",
+    "severity",
+    "status",
+    "drill",
+    "origin",
+    "rule",
+    "first_seen_at",
+    "discovered_at",
+    "declared_at",
+    "aware_at",
+    "contained_at",
+    "closed_at",
+    "alert_count",
+    "facts_version",
+];
+
+fn org_value(org: &OrganisationConfig) -> Value {
+    json!({
+        "name": org.name,
+        "contact": org.contact,
+        "default_locale": org.default_locale,
+    })
+}
+
+/// The recipient used for previews: plausible, obviously not a real person.
+pub fn sample_recipient() -> Value {
+    json!({
+        "name": "张三",
+        "phone": "+8613812345678",
+        "email": "zhangsan@example.com",
+        "site_user_id": "u-10086",
+        "locale": "zh-CN",
+    })
+}
+
+/// A plausible personal-information leak, as `render --sample` and `check` use it. Times are
+/// fixed so previews and tests are stable.
+pub fn sample_context(org: &OrganisationConfig) -> Value {
+    let incident = json!({
+        "id": 42,
+        "title": "会员数据库备份文件遭未授权访问",
+        "summary": "对象存储中的一份会员数据库备份被设置为公开访问，访问日志显示有外部地址下载。",
+        "category": "pi_leak",
+        "severity": "S1",
+        "status": "contained",
+        "drill": false,
+        "origin": "declaration",
+        "rule": null,
+        "first_seen_at": "2025-06-01T06:05:00Z",
+        "discovered_at": "2025-06-01T06:05:00Z",
+        "declared_at": "2025-06-01T06:20:00Z",
+        "aware_at": "2025-06-01T06:30:00Z",
+        "contained_at": "2025-06-01T07:10:00Z",
+        "closed_at": null,
+        "alert_count": 3,
+        "facts_version": 4,
+        "facts": {
+            "affected_subjects": 1200,
+            "affected_subjects_estimated": true,
+            "data_types": ["name", "phone", "email"],
+            "jurisdictions": ["CN"],
+            "critical_infrastructure": false,
+            "regulator_requires_notice": false,
+            "cause": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
+            "impact": "您的姓名、手机号码和电子邮箱地址可能已被他人获取，可能被用于冒充本公司的诈骗电话、短信或钓鱼邮件。",
+            "measures_taken": "我们已于发现当日关闭该文件的公开访问、更换相关访问密钥，并已向监管部门报告。",
+            "measures_planned": "我们正在全面排查存储权限配置，并将加强对备份文件的加密与访问审计。",
+            "advice_to_subjects": "请警惕自称本公司工作人员的来电、短信和邮件；我们不会以任何理由向您索要密码或验证码；如有疑问请通过官方渠道核实。",
+            "remedies": "我们为受影响用户免费提供 12 个月的账户异常登录提醒服务，并设立专线协助处理由此产生的问题。",
+            "contact": null,
+        },
+    });
+    json!({
+        "org": org_value(org),
+        "incident": normalise_incident(&incident),
+        "recipient": sample_recipient(),
+        "now": "2025-06-01T08:00:00Z",
+    })
+}
+
+/// The context for an incident as `GET /api/v1/incidents/{id}` returns it, with `recipient`
+/// set to the preview recipient (a real send puts the subject or responder there).
+pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
+    json!({
+        "org": org_value(org),
+        "incident": normalise_incident(incident),
+        "recipient": sample_recipient(),
+        "now": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+/// Keep the documented keys, each present; facts padded with `null` / `[]`.
+fn normalise_incident(incident: &Value) -> Value {
+    let mut out = Map::new();
+    for k in INCIDENT_KEYS {
+        out.insert(
+            (*k).into(),
+            incident.get(*k).cloned().unwrap_or(Value::Null),
+        );
+    }
+    let given = incident.get("facts").and_then(Value::as_object);
+    let mut facts = Map::new();
+    for k in FACT_KEYS {
+        let v = given.and_then(|f| f.get(*k)).cloned().unwrap_or_else(|| {
+            if LIST_FACTS.contains(k) {
+                Value::Array(vec![])
+            } else {
+                Value::Null
+            }
+        });
+        facts.insert((*k).into(), v);
+    }
+    out.insert("facts".into(), Value::Object(facts));
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::facts::Facts;
+
+    #[test]
+    fn fact_keys_cover_every_fact() {
+        // A struct literal without `..`: adding a fact stops this from compiling until the
+        // key is listed.
+        let all = Facts {
+            affected_subjects: Some(1),
+            affected_subjects_estimated: Some(true),
+            data_types: vec!["phone".parse().unwrap()],
+            jurisdictions: vec!["CN".parse().unwrap()],
+            critical_infrastructure: Some(false),
+            mitigation_effective: Some(false),
+            mitigation_justification: Some("x".into()),
+            regulator_requires_notice: Some(false),
+            suspected_crime: Some(false),
+            economic_loss_cny: Some(1),
+            cause: Some("x".into()),
+            impact: Some("x".into()),
+            measures_taken: Some("x".into()),
+            measures_planned: Some("x".into()),
+            advice_to_subjects: Some("x".into()),
+            remedies: Some("x".into()),
+            contact: Some("x".into()),
+        };
+        let v = serde_json::to_value(all).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut listed = FACT_KEYS.to_vec();
+        listed.sort_unstable();
+        let mut keys = keys.clone();
+        keys.sort_unstable();
+        assert_eq!(keys, listed);
+    }
+
+    #[test]
+    fn missing_facts_become_null_and_lists_empty() {
+        let v = normalise_incident(&json!({"id": 7, "title": "t", "facts": {"cause": "c"}}));
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["severity"], Value::Null);
+        assert_eq!(v["facts"]["cause"], "c");
+        assert_eq!(v["facts"]["remedies"], Value::Null);
+        assert_eq!(v["facts"]["data_types"], json!([]));
+        assert!(v.get("alerts").is_none(), "only documented keys are kept");
+    }
+}
