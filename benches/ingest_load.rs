@@ -114,6 +114,7 @@ fn start(backend: &str) -> Daemon {
         other => panic!("--backend {other}: use sqlite or postgres"),
     };
     let sha = hex(aws_sha256(TOKEN.as_bytes()));
+    let templates = root.join("templates").display().to_string();
     let config = format!(
         r#"
 [server]
@@ -128,6 +129,8 @@ max_connections = 8
 name = "bench"
 sha256 = "{sha}"
 roles = ["ingest"]
+[paths]
+templates = "{templates}"
 [organisation]
 name = "Bench"
 operator_type = "other"

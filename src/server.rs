@@ -21,6 +21,7 @@ use crate::channels::Channels;
 use crate::config::{self, ConfigError, Settings};
 use crate::dispatch::Dispatcher;
 use crate::engine::{Engine, IngestQueue};
+use crate::render::Templates;
 use crate::store::{NewEvent, Store};
 
 /// A daemon ready to serve: store open and migrated, writer running, listener bound.
@@ -56,7 +57,11 @@ impl Server {
         let channels = Channels::from_settings(&settings, &store)
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
-        let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(&settings)));
+        let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(
+            &settings,
+            Arc::new(templates),
+        )));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
             live: live.clone(),
@@ -156,6 +161,13 @@ impl Reloader {
                 return Err(e);
             }
         };
+        let templates = match load_templates(&new) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                error!(problems = %e, "reload refused: keeping the running configuration and templates");
+                return Err(e);
+            }
+        };
         let mut restart = Vec::new();
         if new.server.listen != current.server.listen {
             restart.push("server.listen");
@@ -182,7 +194,7 @@ impl Reloader {
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let live = Live::from_settings(&new);
+        let live = Live::from_settings(&new, templates);
         let event = NewEvent::new(
             Utc::now(),
             "incidentd",
@@ -212,6 +224,11 @@ impl Reloader {
         tx.append(&[event]).await?;
         tx.commit().await
     }
+}
+
+/// Load and compile the message templates named by the settings.
+pub fn load_templates(s: &Settings) -> Result<Templates, ConfigError> {
+    Templates::load(&s.templates_path, &s.render).map_err(|problems| ConfigError { problems })
 }
 
 /// Resolves on SIGTERM or SIGINT.

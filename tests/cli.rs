@@ -298,6 +298,33 @@ fn serve_clients_reload_shutdown_and_verify() {
     let o = d.client(&["incidents", "show", "1", "--json"], common::VIEWER);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["facts"]["affected_subjects"], 1200);
+
+    // Deliveries: an operator's test send goes end to end; a channel not configured dies with
+    // the reason; the listing shows what went out for an incident.
+    let o = d.client(
+        &["send-test", "--channel", "inbox", "--to", "cli-check"],
+        common::ADMIN,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("sent via inbox to c*******k"),
+        "{}",
+        text(&o)
+    );
+    let o = d.client(
+        &["send-test", "--channel", "sms", "--to", "+8613800000000"],
+        common::ADMIN,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("add [channels.sms]"), "{}", text(&o));
+    let o = d.client(
+        &["send-test", "--channel", "sms", "--to", "12345"],
+        common::ADMIN,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("E.164"), "{}", text(&o));
+    let o = d.client(&["deliveries", "1"], common::VIEWER);
+    assert!(text(&o).contains("deliveries: none"), "{}", text(&o));
     let o = d.client(
         &[
             "declare",

@@ -42,6 +42,7 @@ on_both!(
     a_new_delivery_is_picked_up_without_polling,
     test_sends_go_end_to_end,
     voice_falls_back_to_sms_through_the_phone_gateway,
+    templates_render_per_channel_and_locale_and_refuse_missing_facts,
 );
 
 /// Config for webhook targets on `sink` and quick retries.
@@ -678,5 +679,91 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
     assert_eq!(sms["template"], "page/incident_opened");
     assert_eq!(sms["from"], "INCIDENTD");
     assert_eq!(got.len(), 2);
+    app.stop().await;
+}
+
+async fn templates_render_per_channel_and_locale_and_refuse_missing_facts(backend: Backend) {
+    let sink = Sink::start().await;
+    let extra = format!(
+        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\n",
+        config(&sink, "2s"),
+        sink.url("/sms")
+    );
+    let Some(app) = TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    let id = app
+        .declare(&json!({"title": "订单库被拖库", "category": "pi_leak"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // A notice may not go out while what it must tell people is unknown.
+    let notice = json!([{"channel": "site_webhook", "recipient": "user-7", "purpose": "notice",
+                         "template": "notice/pi_leak", "locale": "en", "recipient_name": "Li Lei"}]);
+    let (s, v) = enqueue(&app, id, notice.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let text = v.to_string();
+    assert!(
+        text.contains("deliveries[0].template") && text.contains("notice/pi_leak"),
+        "{v}"
+    );
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({
+                "cause": "A backup server was exposed to the internet.",
+                "impact": "Names and phone numbers may be misused for fraud calls.",
+                "data_types": ["name", "phone"],
+                "measures_taken": "The server was taken offline and credentials rotated.",
+                "advice_to_subjects": "Be wary of calls claiming to be from us.",
+                "remedies": "Free identity monitoring for one year.",
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = enqueue(&app, id, notice).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{"channel": "sms", "recipient": "+8613800138000", "template": "page/incident_opened"}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.wait_deliveries(id, 10, |v| count(v, "sent") == 2).await;
+    let got = sink.received();
+    let site = got
+        .iter()
+        .find(|r| r.path == "/site/notices")
+        .unwrap()
+        .json();
+    assert_eq!(site["locale"], "en");
+    assert_eq!(site["template"], "notice/pi_leak");
+    let body = site["text"].as_str().unwrap();
+    for words in [
+        "Li Lei",
+        "Free identity monitoring",
+        "taken offline",
+        "Be wary of calls",
+        "privacy@test.example",
+    ] {
+        assert!(body.contains(words), "notice lacks `{words}`: {body}");
+    }
+    assert!(
+        site["subject"].as_str().unwrap().contains("Test Co."),
+        "{site}"
+    );
+    // The organisation's default locale (zh-CN) for the page; SMS gets its own part and params.
+    let sms = got.iter().find(|r| r.path == "/sms").unwrap().json();
+    assert_eq!(sms["locale"], "zh-CN");
+    assert!(
+        sms["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("安全事件#{id}")),
+        "{sms}"
+    );
+    assert_eq!(sms["params"]["id"], id.to_string());
+    assert_eq!(sms["params"]["severity"], "S1");
     app.stop().await;
 }

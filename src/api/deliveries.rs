@@ -51,10 +51,15 @@ pub async fn enqueue(
     Json(req): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Enqueued>), ApiError> {
     caller.require(WRITE)?;
-    let locale = state.live().default_locale.clone();
+    let live = state.live();
     let ids = state
         .engine
-        .enqueue(Some(id), req.deliveries, &locale, &caller.actor())
+        .enqueue(
+            Some(id),
+            req.deliveries,
+            &live.render_ctx(),
+            &caller.actor(),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Enqueued { ids })))
 }
@@ -226,12 +231,14 @@ pub async fn test_send(
         recipient: t.to,
         purpose: Purpose::Test,
         locale: t.locale,
-        content: Content {
+        content: Some(Content {
             subject: Some("incidentd test message".into()),
             text,
             template: Some("test/send_test".into()),
             ..Default::default()
-        },
+        }),
+        template: None,
+        recipient_name: None,
         fallback: Vec::new(),
         // Every test is a new message.
         idempotency_key: Some(format!(
@@ -240,10 +247,10 @@ pub async fn test_send(
             crate::channels::sign::nonce()
         )),
     };
-    let locale = state.live().default_locale.clone();
+    let live = state.live();
     let ids = state
         .engine
-        .enqueue(None, vec![req], &locale, &caller.actor())
+        .enqueue(None, vec![req], &live.render_ctx(), &caller.actor())
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Enqueued { ids })))
 }

@@ -24,9 +24,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Settings;
+use crate::config::{OrganisationConfig, Settings};
 use crate::domain::classify::Rules;
 use crate::engine::Engine;
+use crate::render::Templates;
 pub use auth::{Tokens, token_hash};
 
 /// The part of the configuration a SIGHUP swaps in atomically.
@@ -37,11 +38,23 @@ pub struct Live {
     pub max_body_bytes: usize,
     pub max_alerts_per_request: usize,
     pub default_locale: String,
+    pub templates: Arc<Templates>,
+    pub organisation: OrganisationConfig,
 }
 
 impl Live {
-    pub fn from_settings(s: &Settings) -> Self {
+    /// What the engine needs to render templates.
+    pub fn render_ctx(&self) -> crate::engine::RenderCtx<'_> {
+        crate::engine::RenderCtx {
+            templates: &self.templates,
+            org: &self.organisation,
+        }
+    }
+
+    pub fn from_settings(s: &Settings, templates: Arc<Templates>) -> Self {
         Live {
+            templates,
+            organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
             max_body_bytes: s.server.max_body_bytes,

@@ -12,14 +12,14 @@ use super::{
     UpdateArgs, key_value,
 };
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> anyhow::Result<Client> {
+    pub(super) fn new(args: &ClientArgs) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
@@ -32,7 +32,12 @@ impl Client {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -65,7 +70,7 @@ impl Client {
     }
 }
 
-fn print(args: &ClientArgs, v: &Value, human: impl FnOnce(&Value)) {
+pub(super) fn print(args: &ClientArgs, v: &Value, human: impl FnOnce(&Value)) {
     if args.json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {

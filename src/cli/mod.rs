@@ -2,6 +2,7 @@
 //! the config file; everything else is a client of the running daemon.
 
 mod client;
+mod deliveries;
 mod offline;
 mod output;
 mod render;
@@ -22,6 +23,8 @@ Getting started:
   incidentd alert --title '用户数据库疑似被拖库'       send a test alert
   incidentd incidents list --open                     see what is open
   incidentd incidents show 1                          one incident, its alerts and timeline
+  incidentd deliveries 1                              how its messages went out
+  incidentd send-test --channel email --to me@example.com   check a channel end to end
 
 Client commands talk to the daemon at --url (INCIDENTD_URL) with --token (INCIDENTD_TOKEN).";
 
@@ -98,6 +101,12 @@ pub enum Command {
     /// Preview a message template against the sample incident or a real one.
     #[command(after_help = render::HELP)]
     Render(RenderArgs),
+    /// How an incident's messages stand: counts by status and channel, and each delivery.
+    #[command(after_help = deliveries::LIST_HELP)]
+    Deliveries(deliveries::DeliveriesArgs),
+    /// Send a test message through a channel, end to end, and wait for the outcome (admin).
+    #[command(name = "send-test", after_help = deliveries::SEND_TEST_HELP)]
+    SendTest(deliveries::SendTestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +328,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Facts(a) => client::facts(a).await,
         Command::Update(a) => client::update(a).await,
         Command::Render(a) => render::run(a).await,
+        Command::Deliveries(a) => deliveries::list(a).await,
+        Command::SendTest(a) => deliveries::send_test(a).await,
     };
     match result {
         Ok(code) => code,

@@ -70,6 +70,25 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
                 .join(", ")
         }
     );
+    let c = &s.channels;
+    let mut channels = vec!["inbox".to_string()];
+    if let Some(e) = &c.email {
+        channels.push(format!("email (smtp, {} connections)", e.pool_max));
+    }
+    if let Some(p) = &c.sms {
+        channels.push(format!("sms ({})", p.provider.as_str()));
+    }
+    if let Some(p) = &c.voice {
+        channels.push(format!("voice ({})", p.provider.as_str()));
+    }
+    if c.site_webhook.is_some() {
+        channels.push("site_webhook".into());
+    }
+    if !c.webhooks.is_empty() {
+        let names: Vec<&str> = c.webhooks.iter().map(|w| w.name.as_str()).collect();
+        channels.push(format!("webhook ({})", names.join(", ")));
+    }
+    println!("  channels        {}", channels.join(", "));
     Ok(if super::render::check_templates(&s) {
         0
     } else {

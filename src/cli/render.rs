@@ -139,20 +139,12 @@ fn print_rendering(
 /// channel and locale against the sample incident. Prints what it found; false on any error.
 pub fn check_templates(s: &Settings) -> bool {
     let dir = &s.templates_path;
-    if !dir.exists() {
-        // Nothing renders messages without templates yet; say so rather than fail.
-        if s.render.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            eprintln!(
-                "error: render.time_zone: `{}` is not an IANA time zone name; use one such as Asia/Shanghai or UTC",
-                s.render.time_zone
-            );
-            return false;
-        }
-        println!(
-            "  templates       {}: not found (nothing can be rendered; set [paths] templates)",
+    if !dir.is_dir() {
+        eprintln!(
+            "error: paths.templates: {} is not a folder; the daemon renders its messages from there (set [paths] templates)",
             dir.display()
         );
-        return true;
+        return false;
     }
     let templates = match load_templates(s) {
         Ok(t) => t,

@@ -396,6 +396,18 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             "must not be longer than dispatch.backoff_max".into(),
         );
     }
+    if raw.render.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        p(
+            "render.time_zone",
+            format!(
+                "`{}` is not an IANA time zone name; use one such as Asia/Shanghai, Asia/Singapore, Europe/Berlin or UTC",
+                raw.render.time_zone
+            ),
+        );
+    }
+    if raw.render.sms_max_segments == 0 {
+        p("render.sms_max_segments", "must be at least 1".into());
+    }
     let templates_path = dir.join(&raw.paths.templates);
     let classification_path = dir.join(&raw.paths.classification);
     let rules = match load_rules(&classification_path) {

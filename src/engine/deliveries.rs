@@ -7,7 +7,10 @@ use serde_json::json;
 
 use super::{Engine, EngineError};
 use crate::channels::{ChannelKind, Content, Purpose, validate_recipient};
+use crate::config::OrganisationConfig;
 use crate::domain::time::to_micros;
+use crate::render::context::recipient_value;
+use crate::render::{Templates, incident_context};
 use crate::store::{FallbackTarget, NewDelivery, NewEvent};
 
 /// One delivery as a caller asks for it.
@@ -23,16 +26,44 @@ pub struct DeliveryRequest {
     pub purpose: Purpose,
     #[serde(default)]
     pub locale: Option<String>,
-    #[schema(value_type = Object)]
-    pub content: Content,
+    /// The message, already written; or leave it out and name a `template`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<Content>,
+    /// A template (`page/incident_opened`) rendered for this channel, locale and incident.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The recipient's name, for templates that greet them.
+    #[serde(default)]
+    pub recipient_name: Option<String>,
     /// Channels to try, in order, if this one dies.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
-    pub fallback: Vec<FallbackTarget>,
+    pub fallback: Vec<FallbackRequest>,
     /// Unique key; by default derived from the incident, purpose, channel, recipient and
     /// content, so sending the same request twice makes one delivery.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+}
+
+/// A channel to fall back to: its own address, and its own words or template.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackRequest {
+    #[schema(value_type = String, example = "email")]
+    pub channel: ChannelKind,
+    pub recipient: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// What rendering needs: the templates and the organisation (from the live configuration).
+pub struct RenderCtx<'a> {
+    pub templates: &'a Templates,
+    pub org: &'a OrganisationConfig,
 }
 
 fn default_purpose() -> Purpose {
@@ -77,6 +108,48 @@ fn check_content(path: &str, channel: ChannelKind, c: &Content) -> Result<(), En
     Ok(())
 }
 
+/// The words of one delivery: given, or rendered from a template against the incident.
+#[allow(clippy::too_many_arguments)]
+fn resolve_content(
+    path: &str,
+    channel: ChannelKind,
+    recipient: &str,
+    name: Option<&str>,
+    locale: &str,
+    content: Option<Content>,
+    template: Option<String>,
+    incident: Option<&serde_json::Value>,
+    render: &RenderCtx<'_>,
+) -> Result<Content, EngineError> {
+    match (content, template) {
+        (Some(c), None) => Ok(c),
+        (None, Some(t)) => {
+            let mut data = match incident {
+                Some(i) => incident_context(i, render.org),
+                None => {
+                    return Err(EngineError::invalid(
+                        &format!("{path}.template"),
+                        "templates render an incident; give `content` for messages without one",
+                    ));
+                }
+            };
+            data["recipient"] = recipient_value(name, channel, recipient, locale);
+            render
+                .templates
+                .render(&t, channel, locale, &data)
+                .map_err(|e| EngineError::invalid(&format!("{path}.template"), e.to_string()))
+        }
+        (Some(_), Some(_)) => Err(EngineError::invalid(
+            path,
+            "give either `content` or `template`, not both",
+        )),
+        (None, None) => Err(EngineError::invalid(
+            path,
+            "give the message as `content` ({\"subject\", \"text\"}) or name a `template`",
+        )),
+    }
+}
+
 impl Engine {
     /// Check and enqueue deliveries (for an incident, or none for operator tests). Returns
     /// their ids in order; a key already enqueued returns the existing delivery's id.
@@ -84,7 +157,7 @@ impl Engine {
         &self,
         incident_id: Option<i64>,
         requests: Vec<DeliveryRequest>,
-        default_locale: &str,
+        render: &RenderCtx<'_>,
         actor: &str,
     ) -> Result<Vec<i64>, EngineError> {
         if requests.is_empty() {
@@ -93,19 +166,60 @@ impl Engine {
                 "give at least one delivery",
             ));
         }
+        let incident = match incident_id {
+            Some(id) => Some(
+                self.store()
+                    .incident(id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("there is no incident {id}")))?,
+            ),
+            None => None,
+        };
+        let incident = incident
+            .as_ref()
+            .map(|i| serde_json::to_value(i).unwrap_or_default());
+        let default_locale = render.org.default_locale.as_str();
         let mut items = Vec::with_capacity(requests.len());
         for (i, r) in requests.into_iter().enumerate() {
             let at = format!("deliveries[{i}]");
             let recipient = validate_recipient(r.channel, &r.recipient)
                 .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
-            check_content(&format!("{at}.content"), r.channel, &r.content)?;
+            let locale = r.locale.unwrap_or_else(|| default_locale.to_string());
+            let name = r.recipient_name.as_deref();
+            let content = resolve_content(
+                &at,
+                r.channel,
+                &recipient,
+                name,
+                &locale,
+                r.content,
+                r.template,
+                incident.as_ref(),
+                render,
+            )?;
+            check_content(&format!("{at}.content"), r.channel, &content)?;
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
                 let fat = format!("{at}.fallback[{j}]");
                 let recipient = validate_recipient(f.channel, &f.recipient)
                     .map_err(|m| EngineError::invalid(&format!("{fat}.recipient"), m))?;
-                check_content(&format!("{fat}.content"), f.channel, &f.content)?;
-                fallback.push(FallbackTarget { recipient, ..f });
+                let content = resolve_content(
+                    &fat,
+                    f.channel,
+                    &recipient,
+                    name,
+                    &locale,
+                    f.content,
+                    f.template,
+                    incident.as_ref(),
+                    render,
+                )?;
+                check_content(&format!("{fat}.content"), f.channel, &content)?;
+                fallback.push(FallbackTarget {
+                    channel: f.channel,
+                    recipient,
+                    content,
+                });
             }
             let mut d = NewDelivery {
                 idempotency_key: String::new(),
@@ -113,8 +227,8 @@ impl Engine {
                 purpose: r.purpose,
                 channel: r.channel,
                 recipient,
-                locale: r.locale.unwrap_or_else(|| default_locale.to_string()),
-                content: r.content,
+                locale,
+                content,
                 fallback,
                 fallback_of: None,
             };
@@ -132,11 +246,6 @@ impl Engine {
         }
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        if let Some(id) = incident_id
-            && tx.incident(id).await?.is_none()
-        {
-            return Err(EngineError::NotFound(format!("there is no incident {id}")));
-        }
         let ids = tx.enqueue_deliveries(&items, to_micros(now)).await?;
         let mut channels: Vec<&str> = items.iter().map(|d| d.channel.as_str()).collect();
         channels.sort_unstable();

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use commands::{Declaration, IncidentPatch};
-pub use deliveries::{DeliveryRequest, derived_key};
+pub use deliveries::{DeliveryRequest, FallbackRequest, RenderCtx, derived_key};
 pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
 
 use crate::domain::classify::{Rules, Subject};

@@ -85,6 +85,25 @@ pub fn sample_recipient() -> Value {
     })
 }
 
+/// The recipient of a real delivery: its address under the key its channel uses, the rest
+/// `null` (so strict templates see every key).
+pub fn recipient_value(
+    name: Option<&str>,
+    channel: crate::channels::ChannelKind,
+    address: &str,
+    locale: &str,
+) -> Value {
+    use crate::channels::ChannelKind as K;
+    let at = |k: K| (channel == k).then(|| address.to_string());
+    json!({
+        "name": name,
+        "phone": at(K::Sms).or(at(K::Voice)),
+        "email": at(K::Email),
+        "site_user_id": at(K::Inbox).or(at(K::SiteWebhook)),
+        "locale": locale,
+    })
+}
+
 /// A plausible personal-information leak, as `render --sample` and `check` use it. Times are
 /// fixed so previews and tests are stable.
 pub fn sample_context(org: &OrganisationConfig) -> Value {

@@ -57,6 +57,17 @@ fn shipped_rules() -> PathBuf {
 }
 
 pub fn config_text(store_url: &str, extra: &str) -> String {
+    // The shipped templates, unless the test brings its own.
+    let templates = if extra.contains("[paths]") {
+        String::new()
+    } else {
+        format!(
+            "[paths]\ntemplates = \"{}\"\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("templates")
+                .display()
+        )
+    };
     format!(
         r#"
 [server]
@@ -103,6 +114,8 @@ contact = "privacy@test.example"
 
 [ingest]
 max_alerts_per_request = 200
+
+{templates}
 {extra}
 "#,
         sha(INGEST),
