@@ -11,9 +11,6 @@
 //! holds every alert it took (100,000s) open, and its idle CPU is measured for 10 s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,8 +20,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-const BIN: &str = env!("CARGO_BIN_EXE_incidentd");
-const TOKEN: &str = "bench-token";
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{Daemon, cpu_ticks, proc_status};
+
+use support::{BIN, TOKEN};
 
 struct Opts {
     duration: Duration,
@@ -86,125 +87,6 @@ const SCENARIOS: &[Scenario] = &[
         join: true,
     },
 ];
-
-struct Daemon {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(backend: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(
-        root.join("config/classification.toml"),
-        dir.path().join("classification.toml"),
-    )
-    .unwrap();
-    let url = match backend {
-        "sqlite" => "sqlite://incidentd.db".to_string(),
-        "postgres" => fresh_pg_database(),
-        other => panic!("--backend {other}: use sqlite or postgres"),
-    };
-    let sha = hex(aws_sha256(TOKEN.as_bytes()));
-    let templates = root.join("templates").display().to_string();
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1"
-max_body_bytes = 8388608
-[store]
-url = "{url}"
-sqlite_synchronous = "full"
-max_connections = 8
-[[auth.tokens]]
-name = "bench"
-sha256 = "{sha}"
-roles = ["ingest"]
-[paths]
-templates = "{templates}"
-[organisation]
-name = "Bench"
-operator_type = "other"
-jurisdictions = ["CN"]
-contact = "x@example.com"
-[log]
-level = "warn,incidentd::cli=info"
-"#
-    );
-    std::fs::write(dir.path().join("incidentd.toml"), config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(dir.path().join("incidentd.toml"))
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("daemon exited").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + 20..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            eprintln!("daemon: {l}")
-        }
-    });
-    Daemon {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
-
-fn fresh_pg_database() -> String {
-    let admin = std::env::var("INCIDENTD_BENCH_PG_URL")
-        .expect("set INCIDENTD_BENCH_PG_URL for --backend postgres");
-    let name = format!("incidentd_bench_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
-fn aws_sha256(b: &[u8]) -> Vec<u8> {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
-        .as_ref()
-        .to_vec()
-}
-
-fn hex(b: Vec<u8>) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// One request body: `batch` distinct alerts. "join" alerts share 10 fingerprints (so they
 /// join 10 incidents) and differ by start time; "own" alerts each have their own fingerprint.
@@ -299,23 +181,6 @@ async fn load(addr: &str, s: Scenario, o: &Opts) -> Result_ {
     }
 }
 
-fn proc_status(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &s[s.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
 fn main() {
     let o = opts();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -349,7 +214,7 @@ fn main() {
         .filter(|s| o.scenario == "all" || o.scenario == s.name)
     {
         drop(last.take());
-        let d = start(&o.backend);
+        let d = Daemon::start(&o.backend, "");
         let r = rt.block_on(load(&d.addr, *s, &o));
         let secs = r.elapsed.as_secs_f64();
         let ms = |q: f64| r.hist.value_at_quantile(q) as f64 / 1000.0;

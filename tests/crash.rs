@@ -71,6 +71,7 @@ poll_interval = "200ms"
 name = "provider"
 url = "{}"
 secret = "a-shared-secret-of-32-characters"
+timeout = "1s"
 
 [log]
 level = "warn,incidentd::cli=info"

@@ -61,20 +61,24 @@ poll_interval = "{poll}"
 name = "chatops"
 url = "{}"
 secret = "{SECRET}"
+timeout = "2s"
 
 [[channels.webhooks]]
 name = "flaky"
 url = "{}"
 secret = "{SECRET}"
+timeout = "2s"
 
 [[channels.webhooks]]
 name = "refuses"
 url = "{}"
 secret = "{SECRET}"
+timeout = "2s"
 
 [channels.site_webhook]
 url = "{}"
 secret = "{SECRET}"
+timeout = "2s"
 "#,
         sink.url("/chatops"),
         sink.url("/flaky"),
@@ -639,8 +643,8 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
         "{\"error\":\"number not reachable by voice\"}",
     );
     let extra = format!(
-        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\nfrom = \"INCIDENTD\"\n\n\
-         [channels.voice]\nprovider = \"generic_http\"\nbase_url = \"{}\"\n",
+        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\ntimeout = \"2s\"\nfrom = \"INCIDENTD\"\n\n\
+         [channels.voice]\nprovider = \"generic_http\"\nbase_url = \"{}\"\ntimeout = \"2s\"\n",
         config(&sink, "2s"),
         sink.url("/sms"),
         sink.url("/voice")
@@ -685,7 +689,7 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
 async fn templates_render_per_channel_and_locale_and_refuse_missing_facts(backend: Backend) {
     let sink = Sink::start().await;
     let extra = format!(
-        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\n",
+        "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{}\"\ntimeout = \"2s\"\n",
         config(&sink, "2s"),
         sink.url("/sms")
     );

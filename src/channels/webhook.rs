@@ -73,8 +73,14 @@ impl SiteWebhookConfig {
 impl WebhookTarget {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        if let Err(m) = super::validate_recipient(ChannelKind::Webhook, &self.name) {
-            p.push(("name".into(), m));
+        if super::validate_recipient(ChannelKind::Webhook, &self.name).is_err() {
+            p.push((
+                "name".into(),
+                format!(
+                    "`{}`: use letters, digits, - and _ (deliveries name it as their recipient)",
+                    self.name
+                ),
+            ));
         }
         if let Some(m) = url_problem(&self.url) {
             p.push(("url".into(), m));

@@ -390,6 +390,40 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     if d.lease.0 < std::time::Duration::from_secs(1) {
         p("dispatch.lease", "must be at least 1s".into());
     }
+    let timeouts = [
+        ch.email
+            .as_ref()
+            .map(|c| ("channels.email.timeout", c.timeout.0)),
+        ch.sms
+            .as_ref()
+            .map(|c| ("channels.sms.timeout", c.timeout.0)),
+        ch.voice
+            .as_ref()
+            .map(|c| ("channels.voice.timeout", c.timeout.0)),
+        ch.site_webhook
+            .as_ref()
+            .map(|c| ("channels.site_webhook.timeout", c.timeout.0)),
+    ];
+    let slowest = timeouts
+        .into_iter()
+        .flatten()
+        .chain(
+            ch.webhooks
+                .iter()
+                .map(|w| ("channels.webhooks[].timeout", w.timeout.0)),
+        )
+        .max_by_key(|(_, t)| *t);
+    if let Some((key, t)) = slowest
+        && d.lease.0 < t * 2
+    {
+        p(
+            "dispatch.lease",
+            format!(
+                "{:?} is shorter than twice {key} ({t:?}): a slow send would be claimed and sent again while still in flight; make the lease longer",
+                d.lease.0
+            ),
+        );
+    }
     if d.backoff_base.0 > d.backoff_max.0 {
         p(
             "dispatch.backoff_base",
@@ -637,5 +671,32 @@ contact = "privacy@example.com"
             e.contains("store.url: `mysql://x` is not a supported store URL"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn channel_and_dispatch_sections_are_checked_with_their_keys() {
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[dispatch]\nlease = \"5s\"\nmax_attempts = 0\n\
+                 [render]\ntime_zone = \"Mars/Olympus\"\n\
+                 [channels.sms]\nprovider = \"aliyun\"\n\
+                 [channels.site_webhook]\nurl = \"ftp://x\"\nsecret = \"tiny-s3cret\"\n\
+                 [[channels.webhooks]]\nname = \"chat ops\"\nurl = \"https://x.example\"\nsecret = \"0123456789abcdef\"\n"
+            ),
+            &[],
+        );
+        for needle in [
+            "dispatch: batch_size and max_attempts must be at least 1",
+            "dispatch.lease: 5s is shorter than twice",
+            "render.time_zone: `Mars/Olympus` is not an IANA time zone name",
+            "channels.sms.key_id",
+            "channels.sms.sign_name",
+            "channels.site_webhook.url: `ftp` is not http or https",
+            "channels.site_webhook.secret: use at least 16 characters",
+            "channels.webhooks[0].name",
+        ] {
+            assert!(e.contains(needle), "`{needle}` missing from:\n{e}");
+        }
+        assert!(!e.contains("tiny-s3cret"), "secrets are never printed: {e}");
     }
 }

@@ -1,0 +1,391 @@
+//! Dispatch benchmark: a release daemon (SQLite or PostgreSQL) sending deliveries to local
+//! sinks on loopback — an HTTP server standing in for an SMS gateway (`generic_http`), and an
+//! SMTP server for mail — with rate limits off.
+//!
+//!     cargo bench --bench dispatch_load                                  # every scenario
+//!     cargo bench --bench dispatch_load -- --scenario sms --count 50000
+//!     cargo bench --bench dispatch_load -- --scenario email --smtp python    # tests/support/smtp_sink.py
+//!     INCIDENTD_BENCH_PG_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench dispatch_load -- --backend postgres
+//!
+//! * `sms`, `email`: `--count` deliveries are enqueued through the API in requests of 1,000
+//!   (each committed before its answer); the rate is deliveries received by the sink divided by
+//!   the time from its first to its last receipt. CPU per thousand is the daemon's CPU time
+//!   (enqueue and dispatch together) over the whole run.
+//! * `pickup`: with the queue idle, one delivery at a time; the time from the enqueue request's
+//!   answer (the commit) to the sink receiving the message, and from the request's start.
+//!
+//! The SMTP sink by default is a small SMTP server in this process (it speaks EHLO, MAIL, RCPT,
+//! DATA, RSET, NOOP and QUIT, and counts messages); `--smtp python` uses the tests' SMTP
+//! server instead (Python, it parses and writes every message, so it is the bottleneck).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use support::{Daemon, TOKEN, cpu_ticks, proc_status};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Opts {
+    scenario: String,
+    backend: String,
+    count: usize,
+    concurrency: usize,
+    batch: usize,
+    smtp: String,
+    samples: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        scenario: "all".into(),
+        backend: "sqlite".into(),
+        count: 20_000,
+        concurrency: 64,
+        batch: 512,
+        smtp: "rust".into(),
+        samples: 200,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut v = || args.next().expect("a value after the option");
+        match a.as_str() {
+            "--scenario" => o.scenario = v(),
+            "--backend" => o.backend = v(),
+            "--count" => o.count = v().parse().unwrap(),
+            "--concurrency" => o.concurrency = v().parse().unwrap(),
+            "--batch" => o.batch = v().parse().unwrap(),
+            "--smtp" => o.smtp = v(),
+            "--samples" => o.samples = v().parse().unwrap(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}; see the header of benches/dispatch_load.rs"),
+        }
+    }
+    o
+}
+
+/// Receipts at a sink: how many, and when the first and the latest arrived.
+#[derive(Default)]
+struct Receipts {
+    n: AtomicU64,
+    times: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl Receipts {
+    fn record(&self) {
+        let now = Instant::now();
+        let mut t = self.times.lock().unwrap();
+        t.0.get_or_insert(now);
+        t.1 = Some(now);
+        self.n.fetch_add(1, Ordering::SeqCst);
+    }
+    fn count(&self) -> u64 {
+        self.n.load(Ordering::SeqCst)
+    }
+    fn reset(&self) {
+        *self.times.lock().unwrap() = (None, None);
+        self.n.store(0, Ordering::SeqCst);
+    }
+    fn span(&self) -> Duration {
+        let t = self.times.lock().unwrap();
+        match *t {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
+    fn last(&self) -> Option<Instant> {
+        self.times.lock().unwrap().1
+    }
+}
+
+/// An SMS gateway stand-in: answers every POST `{"id": …}`.
+async fn http_sink(r: Arc<Receipts>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let r = r.clone();
+        async move {
+            r.record();
+            axum::Json(json!({"id": r.count().to_string()}))
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}/sms")
+}
+
+/// A minimal SMTP server that accepts everything and counts messages.
+async fn smtp_sink(r: Arc<Receipts>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let r = r.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = s.into_split();
+                let mut rd = BufReader::new(rd);
+                let mut line = String::new();
+                wr.write_all(b"220 sink ESMTP\r\n").await.ok()?;
+                let mut in_data = false;
+                loop {
+                    line.clear();
+                    if rd.read_line(&mut line).await.ok()? == 0 {
+                        return Some(());
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            r.record();
+                            wr.write_all(b"250 2.0.0 queued\r\n").await.ok()?;
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            wr.write_all(b"221 bye\r\n").await.ok()?;
+                            return Some(());
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    wr.write_all(answer).await.ok()?;
+                }
+            });
+        }
+    });
+    format!("smtp://{addr}")
+}
+
+/// The tests' Python SMTP server; counts the JSON files it writes.
+fn python_smtp_sink(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg("--out")
+        .arg(dir)
+        .args(["--port", "0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 for --smtp python");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+    (child, format!("smtp://127.0.0.1:{port}"))
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert!(status.is_success(), "{status}: {v}");
+        v
+    }
+}
+
+fn channels_config(o: &Opts, sms_url: &str, smtp_url: &str) -> String {
+    format!(
+        r#"
+[dispatch]
+batch_size = {batch}
+poll_interval = "2s"
+[channels.sms]
+provider = "generic_http"
+base_url = "{sms_url}"
+concurrency = {c}
+timeout = "10s"
+[channels.email]
+smtp_url = "{smtp_url}"
+from = "Security <security@example.com>"
+pool_max = {pool}
+concurrency = {c}
+"#,
+        batch = o.batch,
+        c = o.concurrency,
+        pool = o.concurrency.min(32),
+    )
+}
+
+fn delivery(channel: &str, n: usize) -> Value {
+    match channel {
+        "sms" => json!({"channel": "sms", "recipient": format!("+86138{:08}", n),
+                        "content": {"text": format!("【安全】S1 事件 #{n}：客户数据泄露，请立即确认并处置。")}}),
+        _ => json!({"channel": "email", "recipient": format!("user{n}@example.com"),
+                    "content": {"subject": format!("关于您的个人信息安全的通知 #{n}"),
+                                "text": "尊敬的用户：我们发现一起安全事件，您的手机号可能受到影响。请修改密码。",
+                                "html": "<p>尊敬的用户：我们发现一起<strong>安全事件</strong>。</p>"}}),
+    }
+}
+
+async fn throughput(o: &Opts, api: &Api, pid: u32, channel: &str, sink: &Receipts, incident: i64) {
+    sink.reset();
+    let t0 = cpu_ticks(pid);
+    let started = Instant::now();
+    for chunk in 0..o.count.div_ceil(1000) {
+        let n = (o.count - chunk * 1000).min(1000);
+        let ds: Vec<Value> = (0..n)
+            .map(|i| delivery(channel, chunk * 1000 + i))
+            .collect();
+        api.post(
+            &format!("/api/v1/incidents/{incident}/deliveries"),
+            json!({ "deliveries": ds }),
+        )
+        .await;
+    }
+    let enqueued = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while (sink.count() as usize) < o.count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} arrived",
+            sink.count(),
+            o.count
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the last outcomes be recorded before reading the CPU time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu = (cpu_ticks(pid) - t0) as f64 / 100.0;
+    let span = sink.span().as_secs_f64();
+    let total = sink.last().unwrap() - started;
+    println!(
+        "{channel:<6} {:>8} deliveries  {:>9.0}/s at the sink  (enqueue {:.2}s, all sent after {:.2}s)  CPU {:.3} s per 1000  peak RSS {} MB",
+        o.count,
+        o.count as f64 / span,
+        enqueued.as_secs_f64(),
+        total.as_secs_f64(),
+        cpu / (o.count as f64 / 1000.0),
+        proc_status(pid, "VmHWM:") / 1024
+    );
+}
+
+async fn pickup(o: &Opts, api: &Api, sink: &Receipts, incident: i64) {
+    sink.reset();
+    let mut from_commit = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut from_request = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for i in 0..o.samples {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let before = sink.count();
+        let start = Instant::now();
+        api.post(
+            &format!("/api/v1/incidents/{incident}/deliveries"),
+            json!({"deliveries": [delivery("sms", 10_000_000 + i)]}),
+        )
+        .await;
+        let committed = Instant::now();
+        while sink.count() == before {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let got = sink.last().unwrap();
+        from_commit
+            .record(got.saturating_duration_since(committed).as_micros().max(1) as u64)
+            .unwrap();
+        from_request
+            .record((got - start).as_micros().max(1) as u64)
+            .unwrap();
+    }
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "pickup {} samples, idle queue: commit→provider p50 {:.2} ms p99 {:.2} ms max {:.2} ms; request start→provider p50 {:.2} ms p99 {:.2} ms",
+        o.samples,
+        ms(&from_commit, 0.5),
+        ms(&from_commit, 0.99),
+        from_commit.max() as f64 / 1000.0,
+        ms(&from_request, 0.5),
+        ms(&from_request, 0.99),
+    );
+}
+
+fn main() {
+    let o = opts();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sms = Arc::new(Receipts::default());
+        let mail = Arc::new(Receipts::default());
+        let sms_url = http_sink(sms.clone()).await;
+        let mail_dir = tempfile::tempdir().unwrap();
+        let mut python = None;
+        let smtp_url = if o.smtp == "python" {
+            let (child, url) = python_smtp_sink(mail_dir.path());
+            python = Some(child);
+            url
+        } else {
+            smtp_sink(mail.clone()).await
+        };
+        let d = Daemon::start(&o.backend, &channels_config(&o, &sms_url, &smtp_url));
+        println!(
+            "dispatch load: {} backend, channel concurrency {}, dispatch batch {}, SMTP sink {}, release daemon {}",
+            o.backend, o.concurrency, o.batch, o.smtp, support::BIN
+        );
+        let api = Api {
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            base: format!("http://{}", d.addr),
+        };
+        let incident = api
+            .post("/api/v1/incidents", json!({"title": "Dispatch benchmark", "category": "malware"}))
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let pid = d.child.id();
+        let want = |s: &str| o.scenario == "all" || o.scenario == s;
+        if want("pickup") {
+            pickup(&o, &api, &sms, incident).await;
+        }
+        if want("sms") {
+            throughput(&o, &api, pid, "sms", &sms, incident).await;
+        }
+        if want("email") {
+            if let Some(_c) = &python {
+                // Count the Python server's files instead of in-process receipts.
+                let dir = mail_dir.path().to_path_buf();
+                let m = mail.clone();
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    loop {
+                        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+                        for _ in seen..n {
+                            m.record();
+                        }
+                        seen = n;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            }
+            throughput(&o, &api, pid, "email", &mail, incident).await;
+        }
+        if let Some(mut c) = python {
+            let _ = c.kill();
+        }
+    });
+}

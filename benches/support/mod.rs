@@ -1,0 +1,145 @@
+//! What the benchmarks share: a release daemon in its own process on a fresh database, and
+//! readings of its CPU time and memory from /proc.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_incidentd");
+/// The bearer token the benchmark daemon accepts (all roles the benchmarks need).
+pub const TOKEN: &str = "bench-token";
+
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Start `incidentd serve` on a fresh `backend` ("sqlite" or "postgres") database, with
+    /// `extra` appended to the configuration.
+    pub fn start(backend: &str, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(
+            root.join("config/classification.toml"),
+            dir.path().join("classification.toml"),
+        )
+        .unwrap();
+        let url = match backend {
+            "sqlite" => "sqlite://incidentd.db".to_string(),
+            "postgres" => fresh_pg_database(),
+            other => panic!("--backend {other}: use sqlite or postgres"),
+        };
+        let sha = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            TOKEN.as_bytes(),
+        ));
+        let templates = root.join("templates").display().to_string();
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1"
+max_body_bytes = 8388608
+[store]
+url = "{url}"
+sqlite_synchronous = "full"
+max_connections = 8
+[[auth.tokens]]
+name = "bench"
+sha256 = "{sha}"
+roles = ["ingest", "responder", "admin"]
+[paths]
+templates = "{templates}"
+[organisation]
+name = "Bench"
+operator_type = "other"
+jurisdictions = ["CN"]
+contact = "x@example.com"
+[log]
+level = "warn,incidentd::cli=info"
+{extra}
+"#
+        );
+        std::fs::write(dir.path().join("incidentd.toml"), config).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(dir.path().join("incidentd.toml"))
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("daemon exited").unwrap();
+            if let Some(i) = line.find("listening on http://") {
+                break line[i + 20..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                eprintln!("daemon: {l}")
+            }
+        });
+        Daemon {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+pub fn fresh_pg_database() -> String {
+    let admin = std::env::var("INCIDENTD_BENCH_PG_URL")
+        .expect("set INCIDENTD_BENCH_PG_URL for --backend postgres");
+    let name = format!(
+        "incidentd_bench_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// A `/proc/<pid>/status` figure (kB for memory lines).
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime in clock ticks (100 per second).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
