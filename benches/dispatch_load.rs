@@ -8,9 +8,11 @@
 //!     INCIDENTD_BENCH_PG_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench dispatch_load -- --backend postgres
 //!
 //! * `sms`, `email`: `--count` deliveries are enqueued through the API in requests of 1,000
-//!   (each committed before its answer); the rate is deliveries received by the sink divided by
-//!   the time from its first to its last receipt. CPU per thousand is the daemon's CPU time
-//!   (enqueue and dispatch together) over the whole run.
+//!   (each committed before its answer), while the dispatcher already sends. Two rates: all
+//!   deliveries over the time from the sink's first to its last receipt, and — dispatch alone,
+//!   with a full queue — those still unsent when the enqueueing ended over the time from then
+//!   to the last receipt. CPU per thousand is the daemon's CPU time (enqueue and dispatch
+//!   together) over the whole run.
 //! * `pickup`: with the queue idle, one delivery at a time; the time from the enqueue request's
 //!   answer (the commit) to the sink receiving the message, and from the request's start.
 //!
@@ -260,6 +262,7 @@ async fn throughput(o: &Opts, api: &Api, pid: u32, channel: &str, sink: &Receipt
         .await;
     }
     let enqueued = started.elapsed();
+    let (at_enqueued, enqueued_at) = (sink.count(), Instant::now());
     let deadline = Instant::now() + Duration::from_secs(600);
     while (sink.count() as usize) < o.count {
         assert!(
@@ -275,10 +278,12 @@ async fn throughput(o: &Opts, api: &Api, pid: u32, channel: &str, sink: &Receipt
     let cpu = (cpu_ticks(pid) - t0) as f64 / 100.0;
     let span = sink.span().as_secs_f64();
     let total = sink.last().unwrap() - started;
+    let drain = sink.last().unwrap().saturating_duration_since(enqueued_at);
     println!(
-        "{channel:<6} {:>8} deliveries  {:>9.0}/s at the sink  (enqueue {:.2}s, all sent after {:.2}s)  CPU {:.3} s per 1000  peak RSS {} MB",
+        "{channel:<6} {:>8} deliveries  {:>9.0}/s at the sink, {:>7.0}/s draining the queue after the enqueue  (enqueue {:.2}s, all sent after {:.2}s)  CPU {:.3} s per 1000  peak RSS {} MB",
         o.count,
         o.count as f64 / span,
+        (o.count as u64 - at_enqueued) as f64 / drain.as_secs_f64(),
         enqueued.as_secs_f64(),
         total.as_secs_f64(),
         cpu / (o.count as f64 / 1000.0),

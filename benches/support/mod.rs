@@ -2,9 +2,11 @@
 //! readings of its CPU time and memory from /proc.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+
+#[path = "../../tests/common/process.rs"]
+mod process;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_incidentd");
 /// The bearer token the benchmark daemon accepts (all roles the benchmarks need).
@@ -71,30 +73,7 @@ level = "warn,incidentd::cli=info"
 "#
         );
         std::fs::write(dir.path().join("incidentd.toml"), config).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(dir.path().join("incidentd.toml"))
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("daemon exited").unwrap();
-            if let Some(i) = line.find("listening on http://") {
-                break line[i + 20..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                eprintln!("daemon: {l}")
-            }
-        });
+        let (child, addr) = process::spawn_serve(&dir.path().join("incidentd.toml"));
         Daemon {
             child,
             addr,
@@ -111,18 +90,24 @@ pub fn fresh_pg_database() -> String {
         std::process::id(),
         chrono::Utc::now().timestamp_micros() % 1_000_000
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
+    // On a thread of its own: callers may be inside a runtime already.
+    let (a, n) = (admin.clone(), name.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-    });
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&a).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        });
+    })
+    .join()
+    .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 

@@ -278,31 +278,61 @@ impl Server {
     }
 
     /// Connect, greet, secure and log in: nothing of any message is sent here.
-    async fn connect(
-        &self,
-        limit: Duration,
-    ) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
-        let implicit = match &self.security {
-            Security::Implicit(p) => Some(p.clone()),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(limit),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .await?;
-        match &self.security {
-            Security::Required(p) => conn.starttls(p.clone(), &self.hello).await?,
-            Security::Opportunistic(p) if conn.can_starttls() => {
-                conn.starttls(p.clone(), &self.hello).await?
+    /// Open a session: TCP (with `TCP_NODELAY`), greeting, EHLO, TLS as configured, login.
+    ///
+    /// lettre writes a message and its terminating `.` in two writes; with Nagle's algorithm
+    /// on, the second waits for the server's delayed ACK (~40 ms per message). So plain and
+    /// STARTTLS sessions go over a socket we open ourselves with `TCP_NODELAY`; implicit TLS
+    /// (`smtps://`) uses lettre's own connect, which does not set it.
+    async fn connect(&self, limit: Duration) -> Result<AsyncSmtpConnection, SendError> {
+        let lettre_err = |e: lettre::transport::smtp::Error| connect_error(&e);
+        let mut conn = match &self.security {
+            Security::Implicit(p) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(limit),
+                &self.hello,
+                Some(p.clone()),
+                None,
+            )
+            .await
+            .map_err(lettre_err)?,
+            _ => {
+                let tcp = timeout(
+                    limit,
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+                )
+                .await
+                .map_err(|_| {
+                    SendError::NotSent(format!(
+                        "SMTP session not set up: no connection to {}:{} within {limit:?}",
+                        self.host, self.port
+                    ))
+                })?
+                .map_err(|e| {
+                    SendError::NotSent(format!(
+                        "SMTP session not set up: cannot connect to {}:{}: {e}",
+                        self.host, self.port
+                    ))
+                })?;
+                let _ = tcp.set_nodelay(true);
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                    .await
+                    .map_err(lettre_err)?
             }
+        };
+        match &self.security {
+            Security::Required(p) => conn
+                .starttls(p.clone(), &self.hello)
+                .await
+                .map_err(lettre_err)?,
+            Security::Opportunistic(p) if conn.can_starttls() => conn
+                .starttls(p.clone(), &self.hello)
+                .await
+                .map_err(lettre_err)?,
             _ => {}
         }
         if let Some(c) = &self.credentials {
-            conn.auth(DEFAULT_MECHANISMS, c).await?;
+            conn.auth(DEFAULT_MECHANISMS, c).await.map_err(lettre_err)?;
         }
         Ok(conn)
     }
@@ -476,7 +506,7 @@ impl EmailChannel {
         }
         match timeout(self.timeout, self.server.connect(self.timeout)).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(connect_error(&e)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(SendError::NotSent(format!(
                 "no SMTP session with {}:{} within {:?}",
                 self.server.host, self.server.port, self.timeout

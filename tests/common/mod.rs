@@ -20,6 +20,7 @@ pub const VIEWER: &str = "test-viewer-token";
 pub const ADMIN: &str = "test-admin-token";
 pub const SITE: &str = "test-site-token";
 
+pub mod process;
 pub mod sink;
 
 /// The PostgreSQL server tests use: `INCIDENTD_TEST_PG_URL`, an admin URL such as
@@ -181,34 +182,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the daemon exited before listening")
-                .unwrap();
-            if let Some(i) = line.find("listening on http://") {
-                break line[i + 20..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                eprintln!("daemon: {l}");
-            }
-        });
+        let (child, addr) = process::spawn_serve(config);
         Daemon { child, addr }
     }
 

@@ -1,0 +1,39 @@
+//! `incidentd serve` as a child process (tests that kill it, and the benchmarks).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Start the daemon on `config` and wait until it listens; its log goes to our stderr.
+/// Returns the process and its `host:port`.
+pub fn spawn_serve(config: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the daemon exited before listening")
+            .unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + 20..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            eprintln!("daemon: {l}");
+        }
+    });
+    (child, addr)
+}
