@@ -11,12 +11,14 @@
 //!   daemon was down are simply due on the first pass. On PostgreSQL the take skips rows
 //!   another instance holds, and writers serialise on the store's write lock anyway, so two
 //!   instances never fire one timer twice.
-//! * **Failures.** A batch whose handler fails is rolled back. If the database is unavailable,
-//!   the loop backs off and tries the batch again. Otherwise the batch's timers are fired one by
-//!   one, so a timer that breaks its handler cannot hold up the others: each one that fails on
-//!   its own is due again after a backoff (doubling from [`SchedulerConfig::retry_base`] to
-//!   [`SchedulerConfig::retry_max`]) and after [`SchedulerConfig::max_attempts`] failures is
-//!   marked `dead`, logged at error level and counted in `incidentd_timers_dead_total`.
+//! * **Failures.** A batch whose handler (or commit) fails is rolled back, and its timers are
+//!   fired again one by one, each in its own transaction, so a timer that breaks its handler
+//!   cannot hold up the others. Each one that fails on its own is due again after a backoff
+//!   (doubling from [`SchedulerConfig::retry_base`] to [`SchedulerConfig::retry_max`]), and
+//!   after [`SchedulerConfig::max_attempts`] failures it is marked `dead`, logged at error
+//!   level and counted in `incidentd_timers_dead_total`. If the database itself is unavailable
+//!   (starting a transaction, taking timers, recording a failure), nothing is counted: the
+//!   loop backs off and tries again.
 //! * **Cron.** Each job of [`SchedulerConfig::cron`] runs in tokio-cron-scheduler (in memory,
 //!   UTC) and does one thing per tick: it schedules a timer of kind [`CRON_KIND`] keyed by the
 //!   job's name and the tick's time, due at the tick. Every instance does the same, the key
@@ -162,8 +164,8 @@ impl Scheduler {
 
 /// Fire every timer due at `now`, batch by batch, until none is left; returns how many fired.
 /// The loop's own step — and, with a `now` in the future, a test's way to fire timers without
-/// waiting for them. Fails only if the database is unavailable (handler failures are recorded
-/// on their timers, see the module notes).
+/// waiting for them. Fails only if the database fails outside the handler (handler failures
+/// are recorded on their timers, see the module notes).
 pub async fn fire_due(
     store: &Store,
     handler: &dyn TimerHandler,
@@ -191,7 +193,6 @@ async fn fire_until(
         }
         match fire_in(tx, handler, &timers, now).await {
             Ok(()) => fired += timers.len(),
-            Err(e @ StoreError::Unavailable(_)) => return Err(e),
             Err(e) => {
                 warn!(error = %e, timers = timers.len(), "a batch of timers failed; firing them one by one");
                 fired += fire_singly(store, handler, cfg, &timers, now).await?;
@@ -241,7 +242,8 @@ async fn fire_singly(
         }
         match fire_in(tx, handler, &one, now).await {
             Ok(()) => fired += 1,
-            Err(e @ StoreError::Unavailable(_)) => return Err(e),
+            // Counted even if it was the database's fault: if the database is really down,
+            // recording fails too and the loop backs off without counting.
             Err(e) => record_failure(store, cfg, &one[0], &e).await?,
         }
     }
