@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engine;
 pub mod ingest;
 pub mod render;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;

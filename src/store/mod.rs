@@ -10,6 +10,7 @@ pub mod postgres;
 mod read;
 mod rows;
 pub mod sqlite;
+mod timers;
 mod write;
 
 use secrecy::ExposeSecret;
@@ -19,6 +20,7 @@ pub use outbox::{
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use timers::{DueTimer, NewTimer, TimerView};
 pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};
 
 use crate::config::{Settings, redact_url};

@@ -21,6 +21,7 @@ pub const WRITE_LOCK: i64 = 0x0069_6e63_6964_656e;
 pub struct PgStore {
     pub(super) pool: PgPool,
     pub(super) ready: Arc<Notify>,
+    pub(super) timers: Arc<Notify>,
 }
 
 impl PgStore {
@@ -39,6 +40,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             ready: Arc::new(Notify::new()),
+            timers: Arc::new(Notify::new()),
         })
     }
 
@@ -53,7 +55,11 @@ impl PgStore {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(WriteTx::postgres(tx, self.ready.clone()))
+        Ok(WriteTx::postgres(
+            tx,
+            self.ready.clone(),
+            self.timers.clone(),
+        ))
     }
 
     /// A transaction without the write lock, for claiming deliveries: `FOR UPDATE SKIP LOCKED`
@@ -62,6 +68,7 @@ impl PgStore {
         Ok(WriteTx::postgres(
             self.pool.begin().await?,
             self.ready.clone(),
+            self.timers.clone(),
         ))
     }
 

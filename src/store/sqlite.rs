@@ -38,6 +38,7 @@ pub struct SqliteStore {
     pub(super) read: SqlitePool,
     committed: Arc<Notify>,
     pub(super) ready: Arc<Notify>,
+    pub(super) timers: Arc<Notify>,
     checkpointer: Arc<Mutex<Option<Checkpointer>>>,
 }
 
@@ -98,6 +99,7 @@ impl SqliteStore {
             read,
             committed,
             ready: Arc::new(Notify::new()),
+            timers: Arc::new(Notify::new()),
             checkpointer: Arc::new(Mutex::new(Some(Checkpointer { stop, task }))),
         })
     }
@@ -121,6 +123,7 @@ impl SqliteStore {
             WriterConn::begin(w).await?,
             self.committed.clone(),
             self.ready.clone(),
+            self.timers.clone(),
         ))
     }
 

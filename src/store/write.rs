@@ -61,6 +61,9 @@ pub struct WriteTx {
     /// Told after a commit that enqueued deliveries: wakes the dispatcher.
     ready: Arc<Notify>,
     pub(super) enqueued: bool,
+    /// Told after a commit that scheduled timers: wakes the scheduler.
+    timers: Arc<Notify>,
+    pub(super) timers_scheduled: bool,
 }
 
 /// Expand `$body` once per backend with `$c` the transaction's connection.
@@ -287,6 +290,7 @@ impl WriteTx {
         conn: OwnedMutexGuard<WriterConn>,
         committed: Arc<Notify>,
         ready: Arc<Notify>,
+        timers: Arc<Notify>,
     ) -> Self {
         WriteTx {
             inner: Inner::Sqlite(Some(conn)),
@@ -294,16 +298,24 @@ impl WriteTx {
             committed: Some(committed),
             ready,
             enqueued: false,
+            timers,
+            timers_scheduled: false,
         }
     }
 
-    pub(super) fn postgres(tx: Transaction<'static, Postgres>, ready: Arc<Notify>) -> Self {
+    pub(super) fn postgres(
+        tx: Transaction<'static, Postgres>,
+        ready: Arc<Notify>,
+        timers: Arc<Notify>,
+    ) -> Self {
         WriteTx {
             inner: Inner::Postgres(Some(tx)),
             head: None,
             committed: None,
             ready,
             enqueued: false,
+            timers,
+            timers_scheduled: false,
         }
     }
 
@@ -329,6 +341,9 @@ impl WriteTx {
         }
         if self.enqueued {
             self.ready.notify_one();
+        }
+        if self.timers_scheduled {
+            self.timers.notify_one();
         }
         Ok(())
     }

@@ -1,0 +1,234 @@
+//! Cron jobs as timers: each tick schedules one timer row, and the timer path fires it.
+//!
+//! tokio-cron-scheduler decides *when* (in memory, polling every half second); the tick's key
+//! (`cron:{job}:{tick time}`) decides *how often*: every instance schedules the same key for
+//! the same tick, so there is one row, and its `fired` mark outlives the instances' skew.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use serde::{Deserialize, Serialize};
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::{debug, error, warn};
+
+use super::SchedulerError;
+use crate::domain::time::to_micros;
+use crate::store::{NewTimer, Store};
+
+/// The kind of the timers cron ticks schedule; their payload is a [`CronTick`].
+pub const CRON_KIND: &str = "cron";
+
+/// The payload of a [`CRON_KIND`] timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronTick {
+    /// The job's name in [`super::SchedulerConfig::cron`].
+    pub job: String,
+    /// The scheduled time of this tick.
+    pub tick: DateTime<Utc>,
+}
+
+/// The parser tokio-cron-scheduler uses, so what passes here runs there.
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+}
+
+/// Parse a cron expression as the scheduler runs it: six fields, seconds first, UTC;
+/// day-of-month and day-of-week must both match. The error says what is wrong.
+pub fn validate_cron(expr: &str) -> Result<Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "`{expr}` has {fields} field(s); cron expressions here have six, seconds first \
+             (sec min hour day-of-month month day-of-week, UTC), e.g. `0 0 9 * * *` for 09:00:00 every day"
+        ));
+    }
+    let cron = parser()
+        .parse(expr)
+        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))?;
+    cron.find_next_occurrence(&Utc::now(), false)
+        .map_err(|e| format!("`{expr}` never fires: {e}"))?;
+    Ok(cron)
+}
+
+/// Check a list of (name, expression) jobs: valid, unique names usable in a timer key, and
+/// valid expressions.
+pub fn validate_cron_jobs(jobs: &[(String, String)]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for (name, expr) in jobs {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(format!(
+                "cron job name `{name}`: use 1–64 letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(format!("cron job `{name}` is defined twice"));
+        }
+        validate_cron(expr).map_err(|e| format!("cron job `{name}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The timer of job `name`'s tick at `tick`.
+pub fn cron_timer(name: &str, tick: DateTime<Utc>) -> NewTimer {
+    let at = tick.to_rfc3339_opts(SecondsFormat::Secs, true);
+    NewTimer {
+        key: format!("cron:{name}:{at}"),
+        kind: CRON_KIND.to_string(),
+        incident_id: None,
+        due_at: to_micros(tick),
+        payload: serde_json::to_value(CronTick {
+            job: name.to_string(),
+            tick,
+        })
+        .unwrap_or_default(),
+    }
+}
+
+/// The tick a run at `now` is for: the latest scheduled second not after `now`.
+fn tick_at(cron: &Cron, now: DateTime<Utc>) -> Result<DateTime<Utc>, croner::errors::CronError> {
+    // croner keeps the sub-second part of a matching start time; ticks are whole seconds.
+    let second = now.with_nanosecond(0).unwrap_or(now);
+    cron.find_previous_occurrence(&second, true)
+}
+
+/// One cron job: on each tick, schedule that tick's timer.
+struct TickJob {
+    store: Store,
+    name: String,
+    cron: Cron,
+}
+
+impl TickJob {
+    async fn tick(&self, now: DateTime<Utc>) {
+        // The tick this run is for: the latest scheduled time not after now (tokio-cron-
+        // scheduler runs a job at or shortly after its time, never before).
+        let tick = match tick_at(&self.cron, now) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(job = %self.name, error = %e, "cannot place this cron run on its schedule; skipped");
+                return;
+            }
+        };
+        let timer = cron_timer(&self.name, tick);
+        for attempt in 1..=5u32 {
+            match self.schedule(&timer).await {
+                Ok(added) => {
+                    debug!(job = %self.name, key = %timer.key, added, "cron tick");
+                    return;
+                }
+                Err(e) => {
+                    warn!(job = %self.name, key = %timer.key, error = %e, attempt, "cannot schedule a cron tick; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+        error!(job = %self.name, key = %timer.key, "cron tick lost: the database stayed unavailable");
+    }
+
+    async fn schedule(&self, timer: &NewTimer) -> crate::store::Result<u64> {
+        let mut tx = self.store.begin_write().await?;
+        let added = tx
+            .schedule_timers(std::slice::from_ref(timer), to_micros(Utc::now()))
+            .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+}
+
+/// The running cron jobs.
+pub(super) struct CronJobs {
+    sched: JobScheduler,
+}
+
+impl CronJobs {
+    pub(super) async fn start(
+        store: Store,
+        jobs: &[(String, String)],
+    ) -> Result<CronJobs, SchedulerError> {
+        let fail = |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Cron(e.to_string());
+        let sched = JobScheduler::new().await.map_err(fail)?;
+        for (name, expr) in jobs {
+            let cron = validate_cron(expr)
+                .map_err(|e| SchedulerError::Config(format!("cron job `{name}`: {e}")))?;
+            let job = Arc::new(TickJob {
+                store: store.clone(),
+                name: name.clone(),
+                cron,
+            });
+            let j = Job::new_async(expr.as_str(), move |_id, _sched| {
+                let job = job.clone();
+                Box::pin(async move { job.tick(Utc::now()).await })
+            })
+            .map_err(fail)?;
+            sched.add(j).await.map_err(fail)?;
+        }
+        sched.start().await.map_err(fail)?;
+        Ok(CronJobs { sched })
+    }
+
+    /// Stop ticking. A tick being scheduled right now may still commit; that is harmless.
+    pub(super) async fn shutdown(mut self) {
+        if let Err(e) = self.sched.shutdown().await {
+            warn!(error = %e, "cron scheduler did not shut down cleanly");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn five_fields_and_nonsense_are_refused_with_a_reason() {
+        let e = validate_cron("0 9 * * *").unwrap_err();
+        assert!(e.contains("six") && e.contains("seconds first"), "{e}");
+        let e = validate_cron("0 0 25 * * *").unwrap_err();
+        assert!(e.contains("not a valid cron expression"), "{e}");
+        assert!(validate_cron("0 0 9 * * Mon-Fri").is_ok());
+        assert!(validate_cron("*/5 * * * * *").is_ok());
+    }
+
+    #[test]
+    fn job_names_must_be_unique_and_fit_a_key() {
+        let job = |n: &str| (n.to_string(), "0 * * * * *".to_string());
+        assert_eq!(
+            validate_cron_jobs(&[job("digest"), job("sweep.sla")]),
+            Ok(())
+        );
+        assert!(
+            validate_cron_jobs(&[job("a"), job("a")])
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(validate_cron_jobs(&[job("a:b")]).is_err());
+        assert!(validate_cron_jobs(&[job("")]).is_err());
+    }
+
+    #[test]
+    fn a_run_shortly_after_its_tick_names_that_tick() {
+        let cron = validate_cron("0 */5 * * * *").unwrap();
+        let tick = Utc.with_ymd_and_hms(2026, 3, 1, 9, 5, 0).unwrap();
+        for late_ms in [0, 1, 499, 1500] {
+            let now = tick + chrono::Duration::milliseconds(late_ms);
+            assert_eq!(tick_at(&cron, now).unwrap(), tick);
+        }
+        let t = cron_timer("digest", tick);
+        assert_eq!(t.key, "cron:digest:2026-03-01T09:05:00Z");
+        assert_eq!(t.kind, CRON_KIND);
+        assert_eq!(t.due_at, to_micros(tick));
+        let p: CronTick = serde_json::from_value(t.payload).unwrap();
+        assert_eq!(p.job, "digest");
+    }
+}
