@@ -20,8 +20,10 @@ use crate::api::{AppState, Live, router};
 use crate::channels::Channels;
 use crate::config::{self, ConfigError, Settings};
 use crate::dispatch::Dispatcher;
+use crate::domain::playbook::Playbooks;
 use crate::engine::{Engine, IngestQueue};
 use crate::render::Templates;
+use crate::scheduler::{Scheduler, TimerHandler};
 use crate::store::{NewEvent, Store};
 
 /// A daemon ready to serve: store open and migrated, writer running, listener bound.
@@ -30,6 +32,7 @@ pub struct Server {
     state: AppState,
     writer: JoinHandle<()>,
     dispatcher: Dispatcher,
+    scheduler: Scheduler,
     settings: Settings,
     reload: Reloader,
 }
@@ -37,6 +40,9 @@ pub struct Server {
 /// Re-reads the configuration and swaps in what may change while running.
 #[derive(Clone)]
 pub struct Reloader {
+    /// The engine's "playbooks configured" flag (not the engine: that would keep the ingest
+    /// queue, and so the writer, alive past shutdown).
+    respond: Arc<AtomicBool>,
     live: Arc<ArcSwap<Live>>,
     current: Arc<Mutex<Settings>>,
     store: Store,
@@ -58,9 +64,12 @@ impl Server {
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
         let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let playbooks =
+            load_playbooks(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
         let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(
             &settings,
             Arc::new(templates),
+            playbooks.map(Arc::new),
         )));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
@@ -70,9 +79,19 @@ impl Server {
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        state.engine.set_respond(state.live().playbooks.is_some());
         let dispatcher = Dispatcher::start(store.clone(), channels, settings.dispatch.clone());
+        // Last, as nothing may fail after it: a scheduler once started keeps running.
+        let scheduler = Scheduler::start(
+            store.clone(),
+            Arc::new(ResponseTimers { live: live.clone() }),
+            settings.scheduler.to_config(),
+        )
+        .await
+        .context("cannot start the scheduler")?;
         let reload = Reloader {
-            live,
+            respond: state.engine.respond_flag(),
+            live: live.clone(),
             current: Arc::new(Mutex::new(settings.clone())),
             store,
         };
@@ -81,6 +100,7 @@ impl Server {
             state,
             writer,
             dispatcher,
+            scheduler,
             settings,
             reload,
         })
@@ -111,6 +131,7 @@ impl Server {
             state,
             writer,
             dispatcher,
+            scheduler,
             settings,
             reload,
         } = self;
@@ -142,6 +163,7 @@ impl Server {
         if tokio::time::timeout(limit, writer).await.is_err() {
             error!("the alert writer did not finish within the shutdown limit");
         }
+        scheduler.shutdown(limit).await;
         dispatcher.shutdown(limit).await;
         store.close().await;
         info!("stopped");
@@ -165,6 +187,13 @@ impl Reloader {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 error!(problems = %e, "reload refused: keeping the running configuration and templates");
+                return Err(e);
+            }
+        };
+        let playbooks = match load_playbooks(&new, &templates) {
+            Ok(p) => p.map(Arc::new),
+            Err(e) => {
+                error!(problems = %e, "reload refused: keeping the running configuration and playbooks");
                 return Err(e);
             }
         };
@@ -194,7 +223,7 @@ impl Reloader {
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let live = Live::from_settings(&new, templates);
+        let live = Live::from_settings(&new, templates, playbooks);
         let event = NewEvent::new(
             Utc::now(),
             "incidentd",
@@ -214,6 +243,8 @@ impl Reloader {
             tokens = live.tokens.len(),
             "configuration reloaded"
         );
+        self.respond
+            .store(live.playbooks.is_some(), Ordering::Relaxed);
         self.live.store(Arc::new(live));
         *current = new;
         Ok(())
@@ -229,6 +260,53 @@ impl Reloader {
 /// Load and compile the message templates named by the settings.
 pub fn load_templates(s: &Settings) -> Result<Templates, ConfigError> {
     Templates::load(&s.templates_path, &s.render).map_err(|problems| ConfigError { problems })
+}
+
+/// Fires the response's timers (playbooks, escalations, overdue tasks, digests) with the live
+/// configuration of the moment.
+struct ResponseTimers {
+    live: Arc<ArcSwap<Live>>,
+}
+
+impl TimerHandler for ResponseTimers {
+    fn fire<'a>(
+        &'a self,
+        tx: &'a mut crate::store::WriteTx,
+        timers: &'a [crate::store::DueTimer],
+        now: chrono::DateTime<Utc>,
+    ) -> crate::channels::BoxFuture<'a, Result<(), crate::store::StoreError>> {
+        Box::pin(async move {
+            let live = self.live.load_full();
+            let Some(ctx) = live.response_ctx() else {
+                // No departments (configured away since): nothing to page, nobody to escalate to.
+                return Ok(());
+            };
+            crate::engine::response::fire(tx, &ctx, timers, now)
+                .await
+                .map_err(|e| match e {
+                    crate::engine::EngineError::Unavailable(m) => {
+                        crate::store::StoreError::Unavailable(m)
+                    }
+                    other => crate::store::StoreError::Failed(other.to_string()),
+                })
+        })
+    }
+}
+
+/// Load and check the playbooks against the departments and templates; `None` when no
+/// departments are configured (nobody to page, no team to form).
+pub fn load_playbooks(
+    s: &Settings,
+    templates: &Templates,
+) -> Result<Option<Playbooks>, ConfigError> {
+    if s.departments.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
+    let names = templates.names();
+    Playbooks::load(&s.playbooks_path, &ids, &|t| names.contains(&t))
+        .map(Some)
+        .map_err(|problems| ConfigError { problems })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -43,6 +43,7 @@ on_both!(
     test_sends_go_end_to_end,
     voice_falls_back_to_sms_through_the_phone_gateway,
     templates_render_per_channel_and_locale_and_refuse_missing_facts,
+    a_rate_limited_backlog_longer_than_the_lease_is_sent_once,
 );
 
 /// Config for webhook targets on `sink` and quick retries.
@@ -139,7 +140,7 @@ async fn webhooks_are_signed_sent_once_and_recorded(backend: Backend) {
         &app,
         id,
         json!([hook("chatops", "first"), hook("chatops", "second"), {
-            "channel": "site_webhook", "recipient": "user-1001", "purpose": "notice", "locale": "zh-CN",
+            "channel": "site_webhook", "recipient": "user-1001", "locale": "zh-CN",
             "content": {"subject": "关于您的个人信息安全的通知", "text": "我们发现……", "data": {"link": "https://example.com/n/1"}}
         }]),
     )
@@ -192,7 +193,7 @@ async fn webhooks_are_signed_sent_once_and_recorded(backend: Backend) {
     assert_eq!(site_req["subject"], "关于您的个人信息安全的通知");
     assert_eq!(site_req["data"]["link"], "https://example.com/n/1");
     assert_eq!(site_req["incident_id"], id);
-    assert_eq!(site_req["purpose"], "notice");
+    assert_eq!(site_req["purpose"], "page");
     let texts: Vec<String> = got
         .iter()
         .filter(|r| r.path == "/chatops")
@@ -237,6 +238,15 @@ async fn enqueue_is_idempotent_and_refuses_bad_recipients(backend: Backend) {
     )
     .await;
     assert_eq!(c["ids"][0], c["ids"][1], "{c}");
+    // The same caller key on another incident is another message.
+    let other = incident(&app, false).await;
+    let (_, d) = enqueue(
+        &app,
+        other,
+        json!([{"channel": "webhook", "recipient": "chatops", "idempotency_key": "k-1", "content": {"text": "x"}}]),
+    )
+    .await;
+    assert_ne!(d["ids"][0], c["ids"][0], "{d}");
 
     let bad = [
         (
@@ -411,8 +421,33 @@ async fn permanent_failures_die_at_once_with_the_providers_words(backend: Backen
         return;
     };
     let id = incident(&app, false).await;
-    enqueue(&app, id, json!([hook("refuses", "x"), {"channel": "webhook", "recipient": "nobody", "content": {"text": "x"}}])).await;
-    let v = app.wait_deliveries(id, 10, |v| count(v, "dead") == 2).await;
+    // A target that does not exist is refused at the door, not left to die.
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{"channel": "webhook", "recipient": "nobody", "content": {"text": "x"}}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v.to_string()
+            .contains("no [[channels.webhooks]] target is named `nobody`"),
+        "{v}"
+    );
+    let (s, v) = enqueue(
+        &app,
+        id,
+        json!([{"channel": "sms", "recipient": "+8613800138000", "content": {"text": "x"}}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("add [channels.sms]"), "{v}");
+    // Notices reach people only through their approved campaign.
+    let (s, v) = enqueue(&app, id, json!([{"channel": "webhook", "recipient": "chatops", "purpose": "notice", "content": {"text": "x"}}])).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("deliveries[0].purpose"), "{v}");
+    enqueue(&app, id, json!([hook("refuses", "x")])).await;
+    let v = app.wait_deliveries(id, 10, |v| count(v, "dead") == 1).await;
     for d in v["deliveries"].as_array().unwrap() {
         assert_eq!(d["attempts"], 1, "{d}");
         let e = d["last_error"].as_str().unwrap();
@@ -462,9 +497,9 @@ async fn drills_reach_only_their_own_recipients(backend: Backend) {
         drill,
         json!([
             {"channel": "inbox", "recipient": "drill-capture", "purpose": "drill", "content": {"text": "drill notice"}},
-            {"channel": "inbox", "recipient": "real-customer-1", "purpose": "notice", "content": {"text": "drill notice"},
+            {"channel": "inbox", "recipient": "real-customer-1", "content": {"text": "drill notice"},
              "fallback": [{"channel": "webhook", "recipient": "chatops", "content": {"text": "fallback must not run"}}]},
-            {"channel": "site_webhook", "recipient": "real-customer-2", "purpose": "notice", "content": {"text": "drill notice"}},
+            {"channel": "site_webhook", "recipient": "real-customer-2", "content": {"text": "drill notice"}},
             hook("chatops", "drill page"),
         ]),
     )
@@ -510,7 +545,7 @@ async fn inbox_lists_and_marks_read_for_the_site_only(backend: Backend) {
     };
     let id = incident(&app, false).await;
     let notice = |text: &str| {
-        json!({"channel": "inbox", "recipient": "user-42", "purpose": "notice", "locale": "zh-CN",
+        json!({"channel": "inbox", "recipient": "user-42", "locale": "zh-CN",
                "content": {"subject": "个人信息安全通知", "text": text, "data": {"incident": id}}})
     };
     enqueue(&app, id, json!([notice("第一条"), notice("第二条")])).await;
@@ -702,7 +737,7 @@ async fn templates_render_per_channel_and_locale_and_refuse_missing_facts(backen
         .as_i64()
         .unwrap();
     // A notice may not go out while what it must tell people is unknown.
-    let notice = json!([{"channel": "site_webhook", "recipient": "user-7", "purpose": "notice",
+    let notice = json!([{"channel": "site_webhook", "recipient": "user-7",
                          "template": "notice/pi_leak", "locale": "en", "recipient_name": "Li Lei"}]);
     let (s, v) = enqueue(&app, id, notice.clone()).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
@@ -769,5 +804,38 @@ async fn templates_render_per_channel_and_locale_and_refuse_missing_facts(backen
     );
     assert_eq!(sms["params"]["id"], id.to_string());
     assert_eq!(sms["params"]["severity"], "S1");
+    app.stop().await;
+}
+
+/// A backlog a rate-limited channel needs longer than the lease to send: claims that would run
+/// out while queued are given back, never sent twice, and everything arrives once.
+async fn a_rate_limited_backlog_longer_than_the_lease_is_sent_once(backend: Backend) {
+    let sink = Sink::start().await;
+    let extra = format!(
+        "[dispatch]\nbatch_size = 8\nlease = \"2s\"\nmax_attempts = 3\npoll_interval = \"200ms\"\n\n\
+         [channels.site_webhook]\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout = \"1s\"\nconcurrency = 1\nrate_per_second = 4\n",
+        sink.url("/site")
+    );
+    let Some(app) = TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    let id = incident(&app, false).await;
+    let ds: Vec<Value> = (0..16)
+        .map(|i| json!({"channel": "site_webhook", "recipient": format!("user-{i}"), "content": {"text": "x"}}))
+        .collect();
+    let (s, v) = enqueue(&app, id, json!(ds)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let v = app
+        .wait_deliveries(id, 30, |v| count(v, "sent") == 16)
+        .await;
+    let mut keys: Vec<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_string())
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((keys.len(), n), (16, 16), "each delivery sent once: {v}");
     app.stop().await;
 }

@@ -492,7 +492,7 @@ async fn daemon_sends_email_end_to_end(backend: common::Backend) {
             &format!("/api/v1/incidents/{id}/deliveries"),
             common::RESPONDER,
             &serde_json::json!({"deliveries": [{
-                "channel": "email", "recipient": "zhang.san@example.com", "purpose": "notice",
+                "channel": "email", "recipient": "zhang.san@example.com",
                 "content": {"subject": SUBJECT, "text": TEXT, "html": HTML}
             }, {
                 "channel": "email", "recipient": "reject-me@example.com",

@@ -28,6 +28,11 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at)
     WHERE status IN ('pending', 'failed', 'sending');
+-- Pages to responders are claimed before anything else that is due.
+CREATE INDEX deliveries_due_pages ON deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'failed', 'sending') AND purpose = 'page';
+-- Queue depth and the age of the oldest waiting delivery (metrics).
+CREATE INDEX deliveries_queue ON deliveries (created_at) WHERE status IN ('pending', 'failed');
 CREATE INDEX deliveries_incident ON deliveries (incident_id, id);
 
 CREATE TABLE drill_recipients (

@@ -108,6 +108,7 @@ async fn ingest(
         )));
     }
     let rules = live.rules.clone();
+    let respond = live.playbooks.is_some();
     drop(live);
     let prepared = if alerts.len() <= INLINE_PREPARE {
         alerts
@@ -128,7 +129,7 @@ async fn ingest(
     let outcomes = state
         .engine
         .ingest_queue()
-        .submit(prepared, caller.actor(), rules)
+        .submit(prepared, caller.actor(), rules, respond)
         .await?;
     let count = |d: Disposition| outcomes.iter().filter(|o| o.disposition == d).count();
     let duplicates = count(Disposition::Duplicate);

@@ -24,6 +24,7 @@ impl Tokens {
                         Caller {
                             name: t.name.clone(),
                             roles: t.roles.clone(),
+                            departments: t.departments.clone(),
                         },
                     )
                 })
@@ -58,9 +59,15 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 pub struct Caller {
     pub name: String,
     pub roles: Vec<Role>,
+    /// The departments this token acts for (approvals, `mine` task lists).
+    pub departments: Vec<String>,
 }
 
 impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+
     pub fn actor(&self) -> String {
         crate::engine::token_actor(&self.name)
     }

@@ -51,13 +51,26 @@ pub async fn enqueue(
     Json(req): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Enqueued>), ApiError> {
     caller.require(WRITE)?;
+    // Notices, announcements and reports reach people and regulators only through their
+    // approved campaigns; by hand, responders page.
+    for (i, d) in req.deliveries.iter().enumerate() {
+        if !matches!(d.purpose, Purpose::Page | Purpose::Drill) {
+            return Err(ApiError::invalid(
+                format!("deliveries[{i}].purpose"),
+                format!(
+                    "`{}` messages go out only through their approved campaign, not by hand; use `page` to reach responders",
+                    d.purpose.as_str()
+                ),
+            ));
+        }
+    }
     let live = state.live();
     let ids = state
         .engine
         .enqueue(
             Some(id),
             req.deliveries,
-            &live.render_ctx(),
+            &live.delivery_ctx(),
             &caller.actor(),
         )
         .await?;
@@ -250,7 +263,7 @@ pub async fn test_send(
     let live = state.live();
     let ids = state
         .engine
-        .enqueue(None, vec![req], &live.render_ctx(), &caller.actor())
+        .enqueue(None, vec![req], &live.delivery_ctx(), &caller.actor())
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Enqueued { ids })))
 }

@@ -132,6 +132,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Forbidden(m) => ApiError::forbidden(m),
             EngineError::Invalid { path, message } => ApiError::invalid(path, message),
             EngineError::Unavailable(m) => {
                 tracing::warn!(error = %m, "request failed: store unavailable");

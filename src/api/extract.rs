@@ -94,6 +94,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
+/// As [`Json`], but an empty body is `T::default()` (for bodies that are all optional).
+pub struct MaybeJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let Body(bytes) = Body::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(T::default()));
+        }
+        Ok(MaybeJson(crate::ingest::from_json(&bytes)?))
+    }
+}
+
 /// Query parameters, refused with the parameter named.
 pub struct Query<T>(pub T);
 

@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 mod incidents;
 mod ops;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +25,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{OrganisationConfig, Settings};
+use crate::config::{DepartmentConfig, OrganisationConfig, PagingConfig, Settings};
 use crate::domain::classify::Rules;
+use crate::domain::playbook::Playbooks;
 use crate::engine::Engine;
 use crate::render::Templates;
 pub use auth::{Tokens, token_hash};
@@ -40,20 +42,52 @@ pub struct Live {
     pub default_locale: String,
     pub templates: Arc<Templates>,
     pub organisation: OrganisationConfig,
+    /// `None` when no `[[departments]]` are configured: incidents then get no team.
+    pub playbooks: Option<Arc<Playbooks>>,
+    pub departments: Vec<DepartmentConfig>,
+    pub paging: PagingConfig,
+    /// Channels configured (the inbox always is), and webhook target names.
+    pub channels: Vec<crate::channels::ChannelKind>,
+    pub webhooks: Vec<String>,
 }
 
 impl Live {
+    pub fn department_ids(&self) -> Vec<String> {
+        self.departments.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// What applying playbooks needs; `None` without departments.
+    pub fn response_ctx(&self) -> Option<crate::engine::response::ResponseCtx<'_>> {
+        Some(crate::engine::response::ResponseCtx {
+            playbooks: self.playbooks.as_deref()?,
+            departments: &self.departments,
+            paging: &self.paging,
+            render: self.delivery_ctx(),
+        })
+    }
+
     /// What the engine needs to render templates.
-    pub fn render_ctx(&self) -> crate::engine::RenderCtx<'_> {
-        crate::engine::RenderCtx {
+    pub fn delivery_ctx(&self) -> crate::engine::DeliveryCtx<'_> {
+        crate::engine::DeliveryCtx {
             templates: &self.templates,
             org: &self.organisation,
+            channels: &self.channels,
+            webhooks: &self.webhooks,
         }
     }
 
-    pub fn from_settings(s: &Settings, templates: Arc<Templates>) -> Self {
+    pub fn from_settings(
+        s: &Settings,
+        templates: Arc<Templates>,
+        playbooks: Option<Arc<Playbooks>>,
+    ) -> Self {
         Live {
             templates,
+            playbooks,
+            departments: s.departments.clone(),
+            paging: s.paging.clone(),
+            channels: s.channels.kinds(),
+            webhooks: s.channels.webhooks.iter().map(|w| w.name.clone()).collect(),
             organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
@@ -122,6 +156,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(deliveries::allow_drill_recipients))
         .routes(routes!(deliveries::inbox))
         .routes(routes!(deliveries::mark_read))
+        .routes(routes!(tasks::incident_tasks, tasks::add_task))
+        .routes(routes!(tasks::ack))
+        .routes(routes!(tasks::complete))
+        .routes(routes!(tasks::reassign))
+        .routes(routes!(tasks::list))
+        .routes(routes!(tasks::approvals))
+        .routes(routes!(tasks::approve))
+        .routes(routes!(tasks::reject))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

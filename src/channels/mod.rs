@@ -194,8 +194,10 @@ impl SendError {
 
     /// Sort a reqwest error: connect failures never left; everything else (timeouts while
     /// waiting for an answer, broken connections) may have.
-    pub fn from_reqwest(e: &reqwest::Error) -> SendError {
-        let msg = error_chain(e);
+    /// The URL is left out of the message: webhook URLs often carry their token.
+    pub fn from_reqwest(e: reqwest::Error) -> SendError {
+        let e = e.without_url();
+        let msg = error_chain(&e);
         if e.is_connect() {
             SendError::NotSent(msg)
         } else if e.is_builder() {
@@ -210,6 +212,11 @@ impl SendError {
     /// other 4xx never succeed. `body` is the provider's words, kept short.
     pub fn from_status(status: reqwest::StatusCode, body: &str) -> SendError {
         let text: String = body.chars().take(500).collect();
+        if status.is_redirection() {
+            return SendError::Permanent(format!(
+                "provider answered {status} (a redirect, which is not followed: a POST would become a GET without its body); configure the final URL"
+            ));
+        }
         let msg = format!("provider answered {status}: {text}");
         if status.is_server_error()
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
@@ -326,6 +333,8 @@ pub fn http_client(_settings: &Settings) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .pool_idle_timeout(std::time::Duration::from_secs(50))
+        // A redirected POST would arrive as a GET without its body, yet answer 2xx.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }

@@ -197,7 +197,7 @@ impl WebhookChannel {
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::from_reqwest(&e))?;
+            .map_err(SendError::from_reqwest)?;
         let status = resp.status();
         let id = resp
             .headers()

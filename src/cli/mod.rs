@@ -6,6 +6,7 @@ mod deliveries;
 mod offline;
 mod output;
 mod render;
+mod tasks;
 
 use std::path::PathBuf;
 
@@ -107,6 +108,19 @@ pub enum Command {
     /// Send a test message through a channel, end to end, and wait for the outcome (admin).
     #[command(name = "send-test", after_help = deliveries::SEND_TEST_HELP)]
     SendTest(deliveries::SendTestArgs),
+    /// List tasks across incidents (mine, overdue, by department).
+    #[command(after_help = tasks::TASKS_HELP)]
+    Tasks(tasks::TasksArgs),
+    /// Work on one task: ack, complete, add, reassign.
+    #[command(subcommand, after_help = tasks::TASK_HELP)]
+    Task(tasks::TaskCommand),
+    /// Gates waiting for a decision.
+    #[command(after_help = tasks::APPROVALS_HELP)]
+    Approvals(tasks::ApprovalsArgs),
+    /// Approve a gate for your departments.
+    Approve(tasks::DecideArgs),
+    /// Reject a gate (with a reason).
+    Reject(tasks::DecideArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +344,11 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Render(a) => render::run(a).await,
         Command::Deliveries(a) => deliveries::list(a).await,
         Command::SendTest(a) => deliveries::send_test(a).await,
+        Command::Tasks(a) => tasks::tasks(a).await,
+        Command::Task(c) => tasks::task(c).await,
+        Command::Approvals(a) => tasks::approvals(a).await,
+        Command::Approve(a) => tasks::decide(a, true).await,
+        Command::Reject(a) => tasks::decide(a, false).await,
     };
     match result {
         Ok(code) => code,

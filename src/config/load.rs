@@ -320,6 +320,7 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
                     name: t.name.clone(),
                     sha256: sha,
                     roles: t.roles.clone(),
+                    departments: t.departments.clone(),
                 });
             }
             Err(_) => p(
@@ -442,7 +443,111 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     if raw.render.sms_max_segments == 0 {
         p("render.sms_max_segments", "must be at least 1".into());
     }
+    let mut dept_ids = HashSet::new();
+    for (i, d) in raw.departments.iter().enumerate() {
+        let at = format!("departments[{i}]");
+        if d.id.is_empty()
+            || !d
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            p(
+                &format!("{at}.id"),
+                format!("`{}`: use lower-case letters, digits and _", d.id),
+            );
+        }
+        if !dept_ids.insert(d.id.as_str()) {
+            p(
+                &format!("{at}.id"),
+                format!("`{}` is used by another department", d.id),
+            );
+        }
+        if d.members.is_empty() {
+            p(
+                &format!("{at}.members"),
+                "give the department at least one member".into(),
+            );
+        }
+        if !d.members.iter().any(|m| m.level == 1) {
+            p(
+                &format!("{at}.members"),
+                "nobody has level = 1: nobody would be paged first".into(),
+            );
+        }
+        let mut member_ids = HashSet::new();
+        for (j, m) in d.members.iter().enumerate() {
+            let mat = format!("{at}.members[{j}]");
+            if !member_ids.insert(d.member_id(j)) {
+                p(
+                    &format!("{mat}.id"),
+                    format!("`{}` is used by another member of {}", d.member_id(j), d.id),
+                );
+            }
+            if m.email.is_none() && m.phone.is_none() {
+                p(
+                    &mat,
+                    format!(
+                        "{}: give an email or a phone, or nobody can page them",
+                        m.name
+                    ),
+                );
+            }
+            if let Some(e) = &m.email
+                && let Err(msg) =
+                    crate::channels::validate_recipient(crate::channels::ChannelKind::Email, e)
+            {
+                p(&format!("{mat}.email"), msg);
+            }
+            if let Some(ph) = &m.phone
+                && let Err(msg) = crate::channels::validate_e164(ph)
+            {
+                p(&format!("{mat}.phone"), msg);
+            }
+            if m.level == 0 {
+                p(&format!("{mat}.level"), "levels start at 1".into());
+            }
+        }
+    }
+    for (i, t) in raw.auth.tokens.iter().enumerate() {
+        for d in &t.departments {
+            if !dept_ids.contains(d.as_str()) {
+                p(
+                    &format!("auth.tokens[{i}].departments"),
+                    format!("`{d}` is not a [[departments]] id"),
+                );
+            }
+        }
+    }
+    // Paging matters once there is someone to page.
+    let paging = if raw.departments.is_empty() {
+        Default::default()
+    } else {
+        raw.paging.channels.clone()
+    };
+    for (sev, chans) in &paging {
+        for c in chans {
+            let configured = match c {
+                crate::channels::ChannelKind::Email => ch.email.is_some(),
+                crate::channels::ChannelKind::Sms => ch.sms.is_some(),
+                crate::channels::ChannelKind::Voice => ch.voice.is_some(),
+                _ => false,
+            };
+            if !configured {
+                p(
+                    &format!("paging.channels.{sev}"),
+                    format!(
+                        "`{c}` cannot page responders here: use email, sms or voice, each with its [channels.{c}] section"
+                    ),
+                );
+            }
+        }
+    }
+    if let Err(e) = raw.scheduler.to_config().validate() {
+        p("scheduler", e);
+    }
     let templates_path = dir.join(&raw.paths.templates);
+    let playbooks_path = dir.join(&raw.paths.playbooks);
     let classification_path = dir.join(&raw.paths.classification);
     let rules = match load_rules(&classification_path) {
         Ok(r) => Some(r),
@@ -467,6 +572,10 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             dispatch: raw.dispatch,
             render: raw.render,
             templates_path,
+            playbooks_path,
+            departments: raw.departments,
+            paging: raw.paging,
+            scheduler: raw.scheduler,
         }),
         _ => Err(ConfigError { problems }),
     }

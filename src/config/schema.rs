@@ -32,6 +32,176 @@ pub struct RawConfig {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub render: RenderConfig,
+    #[serde(default)]
+    pub departments: Vec<DepartmentConfig>,
+    #[serde(default)]
+    pub paging: PagingConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
+}
+
+/// `[scheduler]`: persisted timers (escalations, deadlines) and cron jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// The longest sleep between looks at the timer table (timers scheduled here wake it at
+    /// once; this is for other instances' timers).
+    #[serde(default = "default_scheduler_poll")]
+    pub poll_interval: HumanDuration,
+    /// Timers fired per transaction.
+    #[serde(default = "default_scheduler_batch")]
+    pub batch: usize,
+    /// When to send the status digest of open S1/S2 incidents to their teams: six-field cron,
+    /// seconds first, UTC. Empty: no digest.
+    #[serde(default = "default_digest")]
+    pub digest: String,
+}
+
+impl Default for SchedulerSection {
+    fn default() -> Self {
+        SchedulerSection {
+            poll_interval: default_scheduler_poll(),
+            batch: default_scheduler_batch(),
+            digest: default_digest(),
+        }
+    }
+}
+
+fn default_scheduler_poll() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
+}
+fn default_scheduler_batch() -> usize {
+    256
+}
+fn default_digest() -> String {
+    // 09:00, 13:00 and 17:00 in China (UTC+8).
+    "0 0 1,5,9 * * *".into()
+}
+
+impl SchedulerSection {
+    pub fn to_config(&self) -> crate::scheduler::SchedulerConfig {
+        crate::scheduler::SchedulerConfig {
+            poll_interval: self.poll_interval.0,
+            batch: self.batch,
+            cron: if self.digest.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![("digest".to_string(), self.digest.clone())]
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// `[[departments]]`: who is in the joint response team, by escalation level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    /// Short id playbooks use (`security`, `legal`, …).
+    pub id: String,
+    pub name: String,
+    /// A page nobody in the department acknowledged within this pages the next level.
+    #[serde(default = "default_escalate_after")]
+    pub escalate_after: HumanDuration,
+    pub members: Vec<MemberConfig>,
+}
+
+/// One person in a department.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Short id, unique in the department (used in acknowledgement links); defaults to the
+    /// member's position in the list.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// E.164 (`+8613800000000`).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// 1 is paged first; higher levels when lower ones do not acknowledge.
+    #[serde(default = "default_member_level")]
+    pub level: u32,
+    /// Overdue tasks of the department page its lead (default: the highest level's members).
+    #[serde(default)]
+    pub lead: bool,
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+fn default_escalate_after() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(600))
+}
+fn default_member_level() -> u32 {
+    1
+}
+
+/// `[paging]`: how responders are paged, by incident severity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingConfig {
+    /// Channels used at each severity, all at once (e.g. S1: voice + SMS + e-mail).
+    #[serde(default = "default_paging_channels")]
+    pub channels: std::collections::BTreeMap<
+        crate::domain::incident::Severity,
+        Vec<crate::channels::ChannelKind>,
+    >,
+}
+
+impl Default for PagingConfig {
+    fn default() -> Self {
+        PagingConfig {
+            channels: default_paging_channels(),
+        }
+    }
+}
+
+fn default_paging_channels()
+-> std::collections::BTreeMap<crate::domain::incident::Severity, Vec<crate::channels::ChannelKind>>
+{
+    use crate::channels::ChannelKind as K;
+    use crate::domain::incident::Severity as S;
+    [
+        (S::S1, vec![K::Voice, K::Sms, K::Email]),
+        (S::S2, vec![K::Sms, K::Email]),
+        (S::S3, vec![K::Email]),
+        (S::S4, vec![K::Email]),
+    ]
+    .into_iter()
+    .collect()
+}
+
+impl DepartmentConfig {
+    /// Members at `level`, and the levels in use, ascending.
+    pub fn at_level(&self, level: u32) -> impl Iterator<Item = &MemberConfig> {
+        self.members.iter().filter(move |m| m.level == level)
+    }
+
+    pub fn levels(&self) -> Vec<u32> {
+        let mut l: Vec<u32> = self.members.iter().map(|m| m.level).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    }
+
+    /// Who an overdue task pages: members marked `lead`, else the highest level.
+    pub fn leads(&self) -> Vec<&MemberConfig> {
+        let marked: Vec<_> = self.members.iter().filter(|m| m.lead).collect();
+        if !marked.is_empty() {
+            return marked;
+        }
+        let top = self.levels().last().copied().unwrap_or(1);
+        self.at_level(top).collect()
+    }
+
+    /// A member's id: given, or its position (1-based) in the list.
+    pub fn member_id(&self, index: usize) -> String {
+        self.members[index]
+            .id
+            .clone()
+            .unwrap_or_else(|| (index + 1).to_string())
+    }
 }
 
 /// `[channels.*]`: each channel that is configured can be used; the inbox always can.
@@ -48,6 +218,30 @@ pub struct ChannelsConfig {
     pub site_webhook: Option<crate::channels::webhook::SiteWebhookConfig>,
     #[serde(default)]
     pub webhooks: Vec<crate::channels::webhook::WebhookTarget>,
+}
+
+impl ChannelsConfig {
+    /// The channels this configuration provides; the inbox always.
+    pub fn kinds(&self) -> Vec<crate::channels::ChannelKind> {
+        use crate::channels::ChannelKind as K;
+        let mut k = vec![K::Inbox];
+        if self.email.is_some() {
+            k.push(K::Email);
+        }
+        if self.sms.is_some() {
+            k.push(K::Sms);
+        }
+        if self.voice.is_some() {
+            k.push(K::Voice);
+        }
+        if self.site_webhook.is_some() {
+            k.push(K::SiteWebhook);
+        }
+        if !self.webhooks.is_empty() {
+            k.push(K::Webhook);
+        }
+        k
+    }
 }
 
 /// `[dispatch]`: how the dispatcher claims and retries deliveries.
@@ -233,6 +427,10 @@ pub struct TokenConfig {
     /// Hex SHA-256 of the token (`incidentd token new` prints both).
     pub sha256: String,
     pub roles: Vec<Role>,
+    /// Departments the token's holder acts for: an `approver` decides approval tasks of these
+    /// departments; `GET /api/v1/tasks?mine=true` lists their tasks.
+    #[serde(default)]
+    pub departments: Vec<String>,
 }
 
 /// What a bearer token may do. `admin` may do everything.
@@ -278,6 +476,9 @@ pub struct PathsConfig {
     /// Message templates, `<kind>/<name>.<locale>.hbs` (relative to the config file).
     #[serde(default = "default_templates")]
     pub templates: PathBuf,
+    /// Playbooks, `*.toml` (relative to the config file).
+    #[serde(default = "default_playbooks")]
+    pub playbooks: PathBuf,
 }
 
 impl Default for PathsConfig {
@@ -285,8 +486,13 @@ impl Default for PathsConfig {
         PathsConfig {
             classification: default_classification(),
             templates: default_templates(),
+            playbooks: default_playbooks(),
         }
     }
+}
+
+fn default_playbooks() -> PathBuf {
+    PathBuf::from("playbooks")
 }
 
 fn default_templates() -> PathBuf {
@@ -394,6 +600,7 @@ pub struct Token {
     pub name: String,
     pub sha256: [u8; 32],
     pub roles: Vec<Role>,
+    pub departments: Vec<String>,
 }
 
 /// The loaded, validated configuration.
@@ -415,6 +622,11 @@ pub struct Settings {
     pub render: RenderConfig,
     /// `paths.templates` resolved against the config file's folder.
     pub templates_path: PathBuf,
+    /// `paths.playbooks` resolved against the config file's folder.
+    pub playbooks_path: PathBuf,
+    pub departments: Vec<DepartmentConfig>,
+    pub paging: PagingConfig,
+    pub scheduler: SchedulerSection,
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub enum Attempt {
     Failed(SendError),
     /// The drill guard refused it; never retried, never falls back.
     Refused(String),
+    /// Not attempted: given back to the queue (the claim's lease ran short while the send
+    /// waited for its channel, or the drill list could not be read). The attempt does not count.
+    Released(String),
 }
 
 /// The (incident, channel, recipient) pairs drills may reach.
@@ -211,7 +214,15 @@ async fn claim_loop(
         let room = 1 + inflight.available_permits().min(cfg.batch_size - 1);
         let now = Utc::now();
         let lease_until = to_micros(now + cfg.lease.0);
-        let claimed = match claim(&store, to_micros(now), lease_until, room as i64).await {
+        let claimed = match claim(
+            &store,
+            to_micros(now),
+            lease_until,
+            room as i64,
+            cfg.max_attempts,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim deliveries; trying again shortly");
@@ -245,18 +256,21 @@ async fn claim_loop(
             .filter(|c| c.drill)
             .filter_map(|c| c.incident_id)
             .collect();
-        let allowed = if drills.is_empty() {
-            Arc::new(DrillAllowList::new())
+        // Without its list nothing of a drill may go out: those claims are given back.
+        let (allowed, drills_unknown) = if drills.is_empty() {
+            (Arc::new(DrillAllowList::new()), false)
         } else {
             match store.drill_allowed(&drills).await {
-                Ok(a) => Arc::new(a),
-                // Without the list nothing of a drill may go out: an empty list refuses all.
+                Ok(a) => (Arc::new(a), false),
                 Err(e) => {
-                    warn!(error = %e, "cannot read drill allow-lists; refusing this batch's drill deliveries");
-                    Arc::new(DrillAllowList::new())
+                    warn!(error = %e, "cannot read drill allow-lists; giving this batch's drill deliveries back");
+                    (Arc::new(DrillAllowList::new()), true)
                 }
             }
         };
+        // Half the lease: a send that has not started by then is given back, so a claim never
+        // runs out while its send is still queued for a slow or rate-limited channel.
+        let start_by = now + cfg.lease.0 / 2;
         let mut first = Some(first);
         for c in claimed {
             let permit = match first.take() {
@@ -278,6 +292,10 @@ async fn claim_loop(
             let allowed = allowed.clone();
             tasks.spawn(async move {
                 let (attempt, provider) = match lane {
+                    _ if drills_unknown && c.drill => (
+                        Attempt::Released("the drill's recipient list could not be read".into()),
+                        "none".to_string(),
+                    ),
                     None => (
                         Attempt::Failed(SendError::Permanent(format!(
                             "the {} channel is not configured: add [channels.{}] to the configuration",
@@ -286,18 +304,34 @@ async fn claim_loop(
                         "none".to_string(),
                     ),
                     Some((channel, sem, rate)) => {
-                        let _slot = sem.acquire_owned().await;
-                        if let Some(r) = rate {
-                            r.until_ready().await;
-                        }
-                        let started = Instant::now();
-                        let a = guarded_send(channel.as_ref(), &c, &allowed).await;
-                        metrics::histogram!(
-                            "incidentd_delivery_send_seconds",
-                            "channel" => c.channel.as_str(),
-                            "provider" => channel.provider().to_string()
-                        )
-                        .record(started.elapsed().as_secs_f64());
+                        // Wait for the channel (its concurrency slot, then a rate token) at most
+                        // until half the lease: a claim must not run out while its send is
+                        // still queued, or it would be claimed and sent again.
+                        let wait = async {
+                            let slot = sem.acquire_owned().await;
+                            if let Some(r) = rate {
+                                r.until_ready().await;
+                            }
+                            slot
+                        };
+                        let deadline = (start_by - Utc::now()).to_std().unwrap_or_default();
+                        let a = match tokio::time::timeout(deadline, wait).await {
+                            Ok(_slot) => {
+                                let started = Instant::now();
+                                let a = guarded_send(channel.as_ref(), &c, &allowed).await;
+                                metrics::histogram!(
+                                    "incidentd_delivery_send_seconds",
+                                    "channel" => c.channel.as_str(),
+                                    "provider" => channel.provider().to_string()
+                                )
+                                .record(started.elapsed().as_secs_f64());
+                                a
+                            }
+                            Err(_) => Attempt::Released(format!(
+                                "waited half its lease for the {} channel (concurrency or rate limit)",
+                                c.channel
+                            )),
+                        };
                         (a, channel.provider().to_string())
                     }
                 };
@@ -320,9 +354,17 @@ async fn claim(
     now: i64,
     lease_until: i64,
     n: i64,
+    max_attempts: u32,
 ) -> crate::store::Result<Vec<Claimed>> {
     let mut tx = store.begin_claim().await?;
-    let c = tx.claim_deliveries(now, lease_until, n).await?;
+    let c = tx
+        .claim_deliveries(
+            now,
+            lease_until,
+            n,
+            max_attempts.min(i32::MAX as u32) as i32,
+        )
+        .await?;
     tx.commit().await?;
     Ok(c)
 }
@@ -330,22 +372,14 @@ async fn claim(
 async fn record_loop(store: Store, cfg: DispatchConfig, mut done: mpsc::UnboundedReceiver<Done>) {
     let mut batch = Vec::new();
     while done.recv_many(&mut batch, 1024).await > 0 {
-        let mut tries = 0;
-        loop {
-            match record(&store, &cfg, &batch).await {
-                Ok(()) => break,
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    warn!(error = %e, deliveries = batch.len(), "cannot record delivery outcomes; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(e) => {
-                    // The rows stay claimed and are sent again after their lease: a duplicate,
-                    // never a loss.
-                    warn!(error = %e, deliveries = batch.len(), "giving up recording outcomes; these deliveries will be retried after their lease");
-                    break;
-                }
-            }
+        // Until it is recorded, a batch holds its in-flight permits, which holds the claimer
+        // back: retry (with a capped backoff) rather than drop outcomes that would make every
+        // one of these deliveries go out again.
+        let mut wait = Duration::from_millis(100);
+        while let Err(e) = record(&store, &cfg, &batch).await {
+            warn!(error = %e, deliveries = batch.len(), retry_in = ?wait, "cannot record delivery outcomes; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
         }
         batch.clear();
     }
@@ -359,6 +393,7 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
     for d in batch {
         let c = &d.claimed;
         let (status, next, error) = match &d.attempt {
+            Attempt::Released(_) => continue,
             Attempt::Sent(_) => (DeliveryStatus::Sent, now_us, None),
             Attempt::Refused(m) => (DeliveryStatus::Dead, now_us, Some(m.clone())),
             Attempt::Failed(SendError::Permanent(m)) => {
@@ -391,14 +426,23 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
             error,
         });
     }
+    let released: Vec<(i64, i32)> = batch
+        .iter()
+        .filter(|d| matches!(d.attempt, Attempt::Released(_)))
+        .map(|d| (d.claimed.id, d.claimed.attempts))
+        .collect();
+    let batch: Vec<&Done> = batch
+        .iter()
+        .filter(|d| !matches!(d.attempt, Attempt::Released(_)))
+        .collect();
     let mut tx = store.begin_write().await?;
+    tx.release_claims(&released, now_us).await?;
     let applied = tx.record_outcomes(&outcomes, now_us).await?;
+    let held = |o: &Outcome| applied.contains(&(o.id, o.attempts));
     // Fallbacks for deliveries that died (not refused by the drill guard).
     let mut fallbacks = Vec::new();
     for (d, o) in batch.iter().zip(&outcomes) {
-        if o.status != DeliveryStatus::Dead
-            || !applied.contains(&o.id)
-            || matches!(d.attempt, Attempt::Refused(_))
+        if o.status != DeliveryStatus::Dead || !held(o) || matches!(d.attempt, Attempt::Refused(_))
         {
             continue;
         }
@@ -421,7 +465,7 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
     // One audit event per incident: what was sent, what failed, what died and why.
     let mut per_incident: BTreeMap<Option<i64>, Recorded> = BTreeMap::new();
     for (d, o) in batch.iter().zip(&outcomes) {
-        if !applied.contains(&o.id) {
+        if !held(o) {
             continue;
         }
         let e = per_incident.entry(d.claimed.incident_id).or_default();
@@ -446,7 +490,7 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
     tx.append(&events).await?;
     tx.commit().await?;
     for (d, o) in batch.iter().zip(&outcomes) {
-        if applied.contains(&o.id) {
+        if held(o) {
             metrics::counter!(
                 "incidentd_deliveries_total",
                 "channel" => d.claimed.channel.as_str(),

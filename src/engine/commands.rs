@@ -163,6 +163,13 @@ impl Engine {
         let mut tx = self.store().begin_write().await?;
         inc.id = tx.max_id(Table::Incidents).await? + 1;
         tx.insert_incidents(std::slice::from_ref(&inc)).await?;
+        if self.responds() {
+            tx.schedule_timers(
+                &[super::response::playbook_timer(&inc, now)],
+                crate::domain::time::to_micros(now),
+            )
+            .await?;
+        }
         let mut events = vec![event(
             actor,
             "incident.declared",
@@ -269,6 +276,13 @@ impl Engine {
             && let Some(r) = reclassify(&mut inc, (c.category, c.severity), Some(&c.rule), now)
         {
             events.push(reclassified_event(id, &r, "incidentd", None, now));
+            if self.responds() {
+                tx.schedule_timers(
+                    &[super::response::playbook_timer(&inc, now)],
+                    crate::domain::time::to_micros(now),
+                )
+                .await?;
+            }
         }
         tx.update_incident(&inc).await?;
         tx.append(&events).await?;
@@ -379,6 +393,13 @@ impl Engine {
             inc.aware_at = Some(now);
         }
         inc.updated_at = now;
+        if self.responds() && (inc.severity, inc.category) != (before.severity, before.category) {
+            tx.schedule_timers(
+                &[super::response::playbook_timer(&inc, now)],
+                crate::domain::time::to_micros(now),
+            )
+            .await?;
+        }
         tx.update_incident(&inc).await?;
         tx.append(&[event(
             actor,

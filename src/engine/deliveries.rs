@@ -60,10 +60,45 @@ pub struct FallbackRequest {
     pub template: Option<String>,
 }
 
-/// What rendering needs: the templates and the organisation (from the live configuration).
-pub struct RenderCtx<'a> {
+/// What enqueueing needs from the live configuration: templates and organisation for
+/// rendering, and which channels (and webhook targets) exist.
+pub struct DeliveryCtx<'a> {
     pub templates: &'a Templates,
     pub org: &'a OrganisationConfig,
+    pub channels: &'a [ChannelKind],
+    pub webhooks: &'a [String],
+}
+
+/// Most deliveries in one request, and fallbacks per delivery.
+pub const MAX_DELIVERIES: usize = 1000;
+pub const MAX_FALLBACKS: usize = 3;
+
+/// A delivery on a channel (or to a webhook target) this daemon does not have would only die
+/// in the dispatcher: refuse it now.
+fn check_channel(
+    path: &str,
+    channel: ChannelKind,
+    recipient: &str,
+    ctx: &DeliveryCtx<'_>,
+) -> Result<(), EngineError> {
+    if !ctx.channels.contains(&channel) {
+        return Err(EngineError::invalid(
+            &format!("{path}.channel"),
+            format!(
+                "the {channel} channel is not configured: add [channels.{channel}] to the configuration"
+            ),
+        ));
+    }
+    if channel == ChannelKind::Webhook && !ctx.webhooks.iter().any(|w| w == recipient) {
+        return Err(EngineError::invalid(
+            &format!("{path}.recipient"),
+            format!(
+                "no [[channels.webhooks]] target is named `{recipient}`; configured: {}",
+                ctx.webhooks.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn default_purpose() -> Purpose {
@@ -119,7 +154,7 @@ fn resolve_content(
     content: Option<Content>,
     template: Option<String>,
     incident: Option<&serde_json::Value>,
-    render: &RenderCtx<'_>,
+    render: &DeliveryCtx<'_>,
 ) -> Result<Content, EngineError> {
     match (content, template) {
         (Some(c), None) => Ok(c),
@@ -157,13 +192,13 @@ impl Engine {
         &self,
         incident_id: Option<i64>,
         requests: Vec<DeliveryRequest>,
-        render: &RenderCtx<'_>,
+        render: &DeliveryCtx<'_>,
         actor: &str,
     ) -> Result<Vec<i64>, EngineError> {
-        if requests.is_empty() {
+        if requests.is_empty() || requests.len() > MAX_DELIVERIES {
             return Err(EngineError::invalid(
                 "deliveries",
-                "give at least one delivery",
+                format!("give 1 to {MAX_DELIVERIES} deliveries per request"),
             ));
         }
         let incident = match incident_id {
@@ -184,6 +219,12 @@ impl Engine {
             let at = format!("deliveries[{i}]");
             let recipient = validate_recipient(r.channel, &r.recipient)
                 .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
+            if r.fallback.len() > MAX_FALLBACKS {
+                return Err(EngineError::invalid(
+                    &format!("{at}.fallback"),
+                    format!("give at most {MAX_FALLBACKS} fallbacks"),
+                ));
+            }
             let locale = r.locale.unwrap_or_else(|| default_locale.to_string());
             let name = r.recipient_name.as_deref();
             let content = resolve_content(
@@ -198,6 +239,7 @@ impl Engine {
                 render,
             )?;
             check_content(&format!("{at}.content"), r.channel, &content)?;
+            check_channel(&at, r.channel, &recipient, render)?;
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
                 let fat = format!("{at}.fallback[{j}]");
@@ -215,6 +257,7 @@ impl Engine {
                     render,
                 )?;
                 check_content(&format!("{fat}.content"), f.channel, &content)?;
+                check_channel(&fat, f.channel, &recipient, render)?;
                 fallback.push(FallbackTarget {
                     channel: f.channel,
                     recipient,
@@ -232,8 +275,13 @@ impl Engine {
                 fallback,
                 fallback_of: None,
             };
+            // A caller's key is scoped to its incident: the same key on another incident is
+            // another message, never a silent duplicate.
             d.idempotency_key = match r.idempotency_key {
-                Some(k) if !k.trim().is_empty() && k.len() <= 200 => k,
+                Some(k) if !k.trim().is_empty() && k.len() <= 200 => format!(
+                    "{}:key:{k}",
+                    incident_id.map_or_else(|| "-".to_string(), |i| i.to_string())
+                ),
                 Some(_) => {
                     return Err(EngineError::invalid(
                         &format!("{at}.idempotency_key"),

@@ -145,6 +145,8 @@ struct Job {
     alerts: Vec<PreparedAlert>,
     actor: String,
     rules: Arc<Rules>,
+    /// Playbooks are configured: new incidents (and severity raises) get a playbook timer.
+    respond: bool,
     reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
 }
 
@@ -169,12 +171,14 @@ impl IngestQueue {
         alerts: Vec<PreparedAlert>,
         actor: String,
         rules: Arc<Rules>,
+        respond: bool,
     ) -> Result<Vec<IngestOutcome>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             alerts,
             actor,
             rules,
+            respond,
             reply,
         };
         self.tx.try_send(job).map_err(|e| match e {
@@ -419,9 +423,22 @@ async fn apply(
     } else {
         tx.incidents(&ids).await?
     };
+    let respond = jobs.iter().any(|j| j.respond);
+    let mut timers: Vec<crate::store::NewTimer> = if respond {
+        new_incidents
+            .iter()
+            .map(|i| super::response::playbook_timer(i, now))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for inc in &mut current {
         let group = members.remove(&inc.id).unwrap_or_default();
+        let before = inc.severity;
         let changes = absorb(inc, &group, &rules, now);
+        if respond && inc.severity > before {
+            timers.push(super::response::playbook_timer(inc, now));
+        }
         let j = joined.remove(&inc.id).unwrap_or_default();
         inc.truncated_alerts = inc.truncated_alerts.max(j.truncated as i64);
         inc.updated_at = now;
@@ -449,6 +466,8 @@ async fn apply(
         .collect();
     tx.insert_incident_keys(&keys).await?;
     tx.insert_alerts(&rows).await?;
+    tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
+        .await?;
     tx.append(&events).await?;
     tx.commit().await?;
     Ok(outcomes)

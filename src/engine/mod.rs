@@ -4,6 +4,8 @@
 mod commands;
 mod deliveries;
 mod ingest;
+pub mod response;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -11,8 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use commands::{Declaration, IncidentPatch};
-pub use deliveries::{DeliveryRequest, FallbackRequest, RenderCtx, derived_key};
+pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, derived_key};
 pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
+pub use tasks::{NewTaskRequest, Reassign};
 
 use crate::domain::classify::{Rules, Subject};
 use crate::domain::incident::{Category, Severity, raise_only, reclassify_category};
@@ -27,6 +30,9 @@ pub enum EngineError {
     /// The request is well-formed but the incident's state forbids it (409).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (403), e.g. approve for a department it does not act for.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request is well-formed JSON but its content is wrong (422); `path` names the field.
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
@@ -60,11 +66,32 @@ impl EngineError {
 pub struct Engine {
     store: Store,
     ingest: IngestQueue,
+    /// Playbooks are configured: opening an incident (or raising its severity) schedules its
+    /// playbook. Set at start and on reload.
+    respond: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
     pub fn new(store: Store, ingest: IngestQueue) -> Self {
-        Engine { store, ingest }
+        Engine {
+            store,
+            ingest,
+            respond: Default::default(),
+        }
+    }
+
+    pub fn set_respond(&self, on: bool) {
+        self.respond.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The flag [`Engine::set_respond`] sets, for holders that must not keep the engine (and
+    /// with it the ingest queue) alive.
+    pub fn respond_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.respond.clone()
+    }
+
+    pub(crate) fn responds(&self) -> bool {
+        self.respond.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Store {

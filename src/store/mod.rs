@@ -10,6 +10,7 @@ pub mod postgres;
 mod read;
 mod rows;
 pub mod sqlite;
+mod tasks;
 mod timers;
 mod write;
 
@@ -20,6 +21,7 @@ pub use outbox::{
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use tasks::{ApprovalRow, NewTask, TaskFilter, TaskRow, TeamRow};
 pub use timers::{DueTimer, NewTimer, TimerView};
 pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};
 

@@ -335,61 +335,113 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Claim up to `limit` due deliveries until `lease_until`.
+    /// Claim up to `limit` due deliveries until `lease_until`, pages to responders first.
+    ///
+    /// A row whose claims keep running out (its sender crashed or hung each time) is not
+    /// claimed past `max_attempts`: it dies here. A row that cannot be read (written by a newer
+    /// version, say) dies here too, with the reason, instead of blocking every claim after it.
     pub async fn claim_deliveries(
         &mut self,
         now: i64,
         lease_until: i64,
         limit: i64,
+        max_attempts: i32,
     ) -> Result<Vec<Claimed>> {
-        let rows: Vec<ClaimRow> = on_tx!(self, c, pg => {
-            let sql = if pg {
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                 WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
-                 AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts"
-            } else {
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                 WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
-                 AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3) \
-                 RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts"
-            };
-            sqlx::query_as(sql).bind(lease_until).bind(now).bind(limit).fetch_all(&mut *c).await?
-        });
-        rows.into_iter().map(claimed).collect()
+        let mut rows: Vec<ClaimRow> = Vec::new();
+        for pages in [true, false] {
+            let want = limit - rows.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            let got: Vec<ClaimRow> = on_tx!(self, c, pg => {
+                let sql = match (pg, pages) {
+                    (true, true) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
+                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') AND purpose = 'page' \
+                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
+                    (true, false) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
+                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
+                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
+                    (false, true) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
+                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') AND purpose = 'page' \
+                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3) \
+                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
+                    (false, false) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
+                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
+                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3) \
+                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
+                };
+                sqlx::query_as(sql).bind(lease_until).bind(now).bind(want).fetch_all(&mut *c).await?
+            });
+            rows.extend(got);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        let mut dead: Vec<(i64, String)> = Vec::new();
+        for r in rows {
+            let (id, attempts) = (r.0, r.10);
+            if attempts > max_attempts {
+                dead.push((
+                    id,
+                    format!(
+                        "gave up after {} claims: its sender stopped (crashed, or held it past the lease) each time",
+                        attempts - 1
+                    ),
+                ));
+                continue;
+            }
+            match claimed(r) {
+                Ok(c) => out.push(c),
+                Err(e) => dead.push((id, e.to_string())),
+            }
+        }
+        for (id, error) in &dead {
+            tracing::warn!(delivery = id, %error, "delivery dies at claim");
+            on_tx!(self, c, _pg => {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'dead', last_error = $2, next_attempt_at = $3, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        Ok(out)
     }
 
-    /// Record outcomes; returns the ids whose claim still held (the others were taken over
-    /// after their lease ended, and the newer claim's outcome counts).
+    /// Record outcomes; returns the (id, attempt) claims that still held (the others were taken
+    /// over after their lease ended, and the newer claim's outcome counts).
     pub async fn record_outcomes(
         &mut self,
         outcomes: &[Outcome],
         now: i64,
-    ) -> Result<HashSet<i64>> {
+    ) -> Result<HashSet<(i64, i32)>> {
         if outcomes.is_empty() {
             return Ok(HashSet::new());
         }
         let mut applied = HashSet::new();
         for (at, n) in chunks(outcomes.len()) {
             let part = json(&outcomes[at..at + n]);
-            let ids: Vec<(i64,)> = on_tx!(self, c, pg => {
+            let ids: Vec<(i64, i32)> = on_tx!(self, c, pg => {
                 let sql = if pg {
                     "UPDATE deliveries AS d SET status = j.status, next_attempt_at = j.next, sent_at = j.sent_at, \
                      provider = j.provider, provider_message_id = j.mid, last_error = j.error, updated_at = $2 \
                      FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempts int, status text, next bigint, \
                      sent_at bigint, provider text, mid text, error text) \
-                     WHERE d.id = j.id AND d.status = 'sending' AND d.attempts = j.attempts RETURNING d.id"
+                     WHERE d.id = j.id AND d.status = 'sending' AND d.attempts = j.attempts RETURNING d.id, d.attempts"
                 } else {
                     "UPDATE deliveries SET status = j.value ->> 'status', next_attempt_at = j.value ->> 'next', \
                      sent_at = j.value ->> 'sent_at', provider = j.value ->> 'provider', \
                      provider_message_id = j.value ->> 'mid', last_error = j.value ->> 'error', updated_at = $2 \
                      FROM json_each($1) AS j \
                      WHERE deliveries.id = j.value ->> 'id' AND deliveries.status = 'sending' \
-                     AND deliveries.attempts = j.value ->> 'attempts' RETURNING deliveries.id"
+                     AND deliveries.attempts = j.value ->> 'attempts' RETURNING deliveries.id, deliveries.attempts"
                 };
                 sqlx::query_as(sql).bind(part).bind(now).fetch_all(&mut *c).await?
             });
-            applied.extend(ids.into_iter().map(|(i,)| i));
+            applied.extend(ids);
         }
         Ok(applied)
     }

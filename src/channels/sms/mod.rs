@@ -499,10 +499,7 @@ impl PhoneChannel {
         for (name, value) in req.headers {
             builder = builder.header(name, value);
         }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| SendError::from_reqwest(&e))?;
+        let resp = builder.send().await.map_err(SendError::from_reqwest)?;
         let status = resp.status();
         let body = resp.text().await.map_err(|e| {
             SendError::Transient(format!(

@@ -1,0 +1,682 @@
+//! The response to an incident: its playbook applied — the joint team paged, tasks created —
+//! escalation of what nobody acknowledges or finishes in time, and the work people do on
+//! tasks and approvals.
+//!
+//! Everything time-based is a persisted timer, written in the same transaction as the change
+//! that made it necessary, and fired by the scheduler inside a write transaction of its own
+//! (so a timer's effects and its removal commit together: it fires once, across restarts).
+//!
+//! * An incident that opens (or whose severity rises) gets a `playbook.apply` timer due at once.
+//!   Applying is idempotent: tasks are keyed by the playbook's task ids, departments join the
+//!   team once, pages are keyed by incident, department, level, member and channel.
+//! * Each department of the team is paged at level 1 on the severity's channels, with an
+//!   `escalate` timer at `escalate_after`. Acknowledging any of the department's tasks
+//!   acknowledges its page; otherwise the timer pages the next level, and so on to the top.
+//! * Each task with a due time has a `task.overdue` timer that pages the department's lead if
+//!   the task is still open then. A task due after another's completion gets its due time (and
+//!   timer) when that task completes.
+//! * Approval tasks are decided by each of their approving departments; all must approve. A
+//!   task whose dependencies are not done or approved cannot be completed, and says why.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tracing::warn;
+
+use super::EngineError;
+use super::deliveries::DeliveryCtx;
+use crate::channels::{ChannelKind, Content, Purpose, mask};
+use crate::config::{DepartmentConfig, MemberConfig, PagingConfig};
+use crate::domain::playbook::{Playbook, Playbooks};
+use crate::domain::records::Incident;
+use crate::domain::time::{from_micros, to_micros};
+use crate::render::context::recipient_value;
+use crate::render::incident_context;
+use crate::store::{
+    ApprovalRow, DueTimer, NewDelivery, NewEvent, NewTask, NewTimer, TaskRow, WriteTx,
+};
+
+pub const TIMER_PLAYBOOK: &str = "playbook.apply";
+pub const TIMER_ESCALATE: &str = "escalate";
+pub const TIMER_OVERDUE: &str = "task.overdue";
+
+/// What applying playbooks and paging needs, from the live configuration.
+pub struct ResponseCtx<'a> {
+    pub playbooks: &'a Playbooks,
+    pub departments: &'a [DepartmentConfig],
+    pub paging: &'a PagingConfig,
+    pub render: DeliveryCtx<'a>,
+}
+
+impl ResponseCtx<'_> {
+    fn department(&self, id: &str) -> Option<&DepartmentConfig> {
+        self.departments.iter().find(|d| d.id == id)
+    }
+}
+
+/// The timer that applies an incident's playbook at its (new) severity, due now.
+pub fn playbook_timer(incident: &Incident, now: DateTime<Utc>) -> NewTimer {
+    NewTimer {
+        key: format!(
+            "playbook:{}:{}:{}",
+            incident.id, incident.category, incident.severity
+        ),
+        kind: TIMER_PLAYBOOK.to_string(),
+        incident_id: Some(incident.id),
+        due_at: to_micros(now),
+        payload: serde_json::json!({}),
+    }
+}
+
+fn escalate_timer(
+    incident_id: i64,
+    dept: &DepartmentConfig,
+    level: i32,
+    now: DateTime<Utc>,
+) -> NewTimer {
+    NewTimer {
+        key: format!("escalate:{incident_id}:{}:{level}", dept.id),
+        kind: TIMER_ESCALATE.to_string(),
+        incident_id: Some(incident_id),
+        due_at: to_micros(now + dept.escalate_after.0),
+        payload: json!({ "department": dept.id, "level": level }),
+    }
+}
+
+fn overdue_timer(task: &TaskRow, due_at: i64) -> NewTimer {
+    NewTimer {
+        key: format!("overdue:{}:{}", task.incident_id, task.key),
+        kind: TIMER_OVERDUE.to_string(),
+        incident_id: Some(task.incident_id),
+        due_at,
+        payload: json!({ "task": task.key }),
+    }
+}
+
+/// When the incident's clock for task deadlines started: its declaration, else when it opened.
+fn base_time(incident: &Incident, now: DateTime<Utc>) -> DateTime<Utc> {
+    incident.declared_at.unwrap_or(now).min(now)
+}
+
+/// Apply the playbook that fits the incident now. Returns the audit events to append.
+pub async fn apply_playbook(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    if !incident.status.is_open() {
+        return Ok(Vec::new());
+    }
+    let pb = ctx.playbooks.select(incident.category, incident.severity);
+    let sev = incident.severity.as_str();
+    if tx
+        .playbook_applied(incident.id)
+        .await?
+        .as_ref()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        == Some((pb.id.as_str(), sev))
+    {
+        return Ok(Vec::new());
+    }
+    let now_us = to_micros(now);
+    let base = base_time(incident, now);
+    let defs = pb.tasks_for(incident.severity);
+    let tasks: Vec<NewTask> = defs
+        .iter()
+        .map(|t| NewTask {
+            incident_id: incident.id,
+            key: t.id.clone(),
+            playbook: Some(pb.id.clone()),
+            title: t.title.clone(),
+            department: t.department.clone(),
+            description: t.description.clone(),
+            approval: t.approval,
+            approvers: t.approvers.clone(),
+            depends_on: t.depends_on.clone(),
+            after_task: t.after.clone(),
+            due_offset_secs: t.due.as_secs() as i64,
+            due_at: t.after.is_none().then(|| to_micros(base + t.due)),
+        })
+        .collect();
+    let created = tx.insert_tasks(&tasks, now_us).await?;
+    let mut timers = Vec::new();
+    for t in tx.tasks_of(incident.id).await? {
+        if created.contains(&t.key)
+            && let Some(due) = t.due_at
+        {
+            timers.push(overdue_timer(&t, due));
+        }
+    }
+    let mut events = Vec::new();
+    let mut paged = Vec::new();
+    let mut deliveries = Vec::new();
+    for dept_id in &pb.departments {
+        let Some(dept) = ctx.department(dept_id) else {
+            continue;
+        };
+        if !tx.add_team(incident.id, dept_id, 1, now_us).await? {
+            continue;
+        }
+        let members = dept.at_level(1).count();
+        deliveries.extend(page(ctx, pb, incident, dept, 1, None));
+        timers.push(escalate_timer(incident.id, dept, 1, now));
+        paged.push(json!({ "department": dept_id, "level": 1, "members": members }));
+    }
+    tx.enqueue_deliveries(&deliveries, now_us).await?;
+    tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
+        .await?;
+    tx.set_playbook(incident.id, &pb.id, sev, now_us).await?;
+    events.push(NewEvent::new(
+        now,
+        "incidentd",
+        "playbook.applied",
+        Some(incident.id),
+        &json!({
+            "playbook": pb.id,
+            "severity": sev,
+            "tasks_created": created,
+            "paged": paged,
+            "pages": deliveries.len(),
+        }),
+    ));
+    Ok(events)
+}
+
+/// The channels a member can be paged on at this severity, with the address for each.
+fn addresses<'m>(
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    m: &'m MemberConfig,
+) -> Vec<(ChannelKind, &'m str)> {
+    let channels = ctx
+        .paging
+        .channels
+        .get(&incident.severity)
+        .cloned()
+        .unwrap_or_else(|| vec![ChannelKind::Email]);
+    channels
+        .into_iter()
+        .filter_map(|c| {
+            let a = match c {
+                ChannelKind::Email => m.email.as_deref(),
+                ChannelKind::Sms | ChannelKind::Voice => m.phone.as_deref(),
+                _ => None,
+            }?;
+            Some((c, a))
+        })
+        .collect()
+}
+
+/// Deliveries paging a department's members at `level` (or `only` these members).
+fn page(
+    ctx: &ResponseCtx<'_>,
+    pb: &Playbook,
+    incident: &Incident,
+    dept: &DepartmentConfig,
+    level: u32,
+    only: Option<&[&MemberConfig]>,
+) -> Vec<NewDelivery> {
+    let members: Vec<(usize, &MemberConfig)> = dept
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| match only {
+            Some(list) => list.iter().any(|o| std::ptr::eq(*o, *m)),
+            None => m.level == level,
+        })
+        .collect();
+    let inc_json = serde_json::to_value(incident).unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, m) in members {
+        let member_id = dept.member_id(i);
+        let locale = m
+            .locale
+            .clone()
+            .unwrap_or_else(|| ctx.render.org.default_locale.clone());
+        for (channel, address) in addresses(ctx, incident, m) {
+            let mut data = incident_context(&inc_json, ctx.render.org);
+            data["recipient"] = recipient_value(Some(&m.name), channel, address, &locale);
+            let content = ctx
+                .render
+                .templates
+                .render(&pb.page_template, channel, &locale, &data)
+                .unwrap_or_else(|e| {
+                    warn!(error = %e, template = %pb.page_template, "page template failed; sending a plain page");
+                    plain_page(incident, &dept.name)
+                });
+            out.push(NewDelivery {
+                idempotency_key: format!(
+                    "page:{}:{}:{level}:{member_id}:{channel}",
+                    incident.id, dept.id
+                ),
+                incident_id: Some(incident.id),
+                purpose: if incident.drill {
+                    Purpose::Drill
+                } else {
+                    Purpose::Page
+                },
+                channel,
+                recipient: address.to_string(),
+                locale: locale.clone(),
+                content,
+                fallback: Vec::new(),
+                fallback_of: None,
+            });
+        }
+    }
+    out
+}
+
+fn plain_page(incident: &Incident, department: &str) -> Content {
+    let text = format!(
+        "[{}] incident #{} {}: {} — {department}, please acknowledge.",
+        incident.severity, incident.id, incident.category, incident.title
+    );
+    Content {
+        subject: Some(text.clone()),
+        text,
+        ..Default::default()
+    }
+}
+
+/// Fire due timers of the response kinds. Unknown kinds are logged and dropped.
+pub async fn fire(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    timers: &[DueTimer],
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let mut events = Vec::new();
+    for t in timers {
+        if t.kind == crate::scheduler::CRON_KIND {
+            match t.payload::<crate::scheduler::CronTick>() {
+                Ok(tick) if tick.job == "digest" => {
+                    events.extend(digest(tx, ctx, &tick, now).await?)
+                }
+                Ok(tick) => warn!(job = %tick.job, "unknown cron job; ignored"),
+                Err(e) => warn!(error = %e, key = %t.key, "unreadable cron timer; ignored"),
+            }
+            continue;
+        }
+        let Some(incident_id) = t.incident_id else {
+            warn!(kind = %t.kind, key = %t.key, "timer without an incident; dropped");
+            continue;
+        };
+        let Some(incident) = tx.incident(incident_id).await? else {
+            continue;
+        };
+        let payload: serde_json::Value = serde_json::from_str(&t.payload).unwrap_or_default();
+        match t.kind.as_str() {
+            TIMER_PLAYBOOK => events.extend(apply_playbook(tx, ctx, &incident, now).await?),
+            TIMER_ESCALATE => events.extend(escalate(tx, ctx, &incident, &payload, now).await?),
+            TIMER_OVERDUE => events.extend(overdue(tx, ctx, &incident, &payload, now).await?),
+            other => warn!(kind = other, key = %t.key, "unknown timer kind; dropped"),
+        }
+    }
+    tx.append(&events).await?;
+    Ok(())
+}
+
+/// The periodic status digest: to the level-1 members of each open S1/S2 incident's team, by
+/// e-mail, what is open, what is overdue and what falls due next.
+async fn digest(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    tick: &crate::scheduler::CronTick,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let mut deliveries = Vec::new();
+    let mut events = Vec::new();
+    for id in tx.open_incident_ids(&["S1", "S2"]).await? {
+        let Some(incident) = tx.incident(id).await? else {
+            continue;
+        };
+        let tasks = tx.tasks_of(id).await?;
+        if tasks.is_empty() {
+            continue;
+        }
+        let now_us = to_micros(now);
+        let open: Vec<&TaskRow> = tasks.iter().filter(|t| !t.is_closed()).collect();
+        let overdue: Vec<&TaskRow> = open
+            .iter()
+            .copied()
+            .filter(|t| t.due_at.is_some_and(|d| d < now_us))
+            .collect();
+        let mut next: Vec<&TaskRow> = open
+            .iter()
+            .copied()
+            .filter(|t| t.due_at.is_some_and(|d| d >= now_us))
+            .collect();
+        next.sort_by_key(|t| t.due_at);
+        let line = |t: &TaskRow| {
+            format!(
+                "  - {} [{}] {}{}",
+                t.title,
+                t.department,
+                t.status,
+                t.due_at
+                    .map(|d| format!(", due {}", from_micros(d).format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            )
+        };
+        let mut text = format!(
+            "Status of incident #{} ({}, {}): {}\n\n{} of {} tasks open, {} overdue.\n",
+            incident.id,
+            incident.severity,
+            incident.status,
+            incident.title,
+            open.len(),
+            tasks.len(),
+            overdue.len()
+        );
+        if !overdue.is_empty() {
+            text.push_str("\nOverdue:\n");
+            for t in &overdue {
+                text.push_str(&line(t));
+                text.push('\n');
+            }
+        }
+        if !next.is_empty() {
+            text.push_str("\nDue next:\n");
+            for t in next.iter().take(5) {
+                text.push_str(&line(t));
+                text.push('\n');
+            }
+        }
+        text.push_str(&format!("\nincidentd tasks --incident {}\n", incident.id));
+        let subject = format!(
+            "[{}] incident #{} status: {} open, {} overdue",
+            incident.severity,
+            incident.id,
+            open.len(),
+            overdue.len()
+        );
+        let mut sent_to = 0;
+        for team in tx.team_of(id).await? {
+            let Some(dept) = ctx.department(&team.department) else {
+                continue;
+            };
+            for (i, m) in dept.members.iter().enumerate() {
+                let Some(email) = &m.email else { continue };
+                if m.level != 1 {
+                    continue;
+                }
+                sent_to += 1;
+                deliveries.push(NewDelivery {
+                    idempotency_key: format!(
+                        "digest:{id}:{}:{}:{}",
+                        tick.tick.timestamp(),
+                        dept.id,
+                        dept.member_id(i)
+                    ),
+                    incident_id: Some(id),
+                    purpose: if incident.drill {
+                        Purpose::Drill
+                    } else {
+                        Purpose::Page
+                    },
+                    channel: ChannelKind::Email,
+                    recipient: email.clone(),
+                    locale: m
+                        .locale
+                        .clone()
+                        .unwrap_or_else(|| ctx.render.org.default_locale.clone()),
+                    content: Content {
+                        subject: Some(subject.clone()),
+                        text: text.clone(),
+                        ..Default::default()
+                    },
+                    fallback: Vec::new(),
+                    fallback_of: None,
+                });
+            }
+        }
+        events.push(NewEvent::new(
+            now,
+            "incidentd",
+            "digest.sent",
+            Some(id),
+            &json!({"open": open.len(), "overdue": overdue.len(), "recipients": sent_to}),
+        ));
+    }
+    if ctx.render.channels.contains(&ChannelKind::Email) {
+        tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
+    } else if !deliveries.is_empty() {
+        warn!("status digest not sent: no [channels.email]");
+    }
+    Ok(events)
+}
+
+async fn escalate(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let dept_id = payload["department"].as_str().unwrap_or_default();
+    let level = payload["level"].as_i64().unwrap_or(1) as i32;
+    if !incident.status.is_open() {
+        return Ok(Vec::new());
+    }
+    let team = tx.team_of(incident.id).await?;
+    let Some(row) = team.iter().find(|r| r.department == dept_id) else {
+        return Ok(Vec::new());
+    };
+    if row.acked_at.is_some() || row.level != level {
+        return Ok(Vec::new());
+    }
+    let Some(dept) = ctx.department(dept_id) else {
+        return Ok(Vec::new());
+    };
+    let pb = playbook_of(tx, ctx, incident).await?;
+    let next = dept.levels().into_iter().find(|l| *l as i32 > level);
+    let Some(next) = next else {
+        return Ok(vec![NewEvent::new(
+            now,
+            "incidentd",
+            "incident.escalation_exhausted",
+            Some(incident.id),
+            &json!({ "department": dept_id, "level": level,
+                     "detail": "nobody acknowledged at the highest level" }),
+        )]);
+    };
+    let pages = page(ctx, pb, incident, dept, next, None);
+    tx.enqueue_deliveries(&pages, to_micros(now)).await?;
+    tx.set_team_level(incident.id, dept_id, next as i32, to_micros(now))
+        .await?;
+    tx.schedule_timers(
+        &[escalate_timer(incident.id, dept, next as i32, now)],
+        crate::domain::time::to_micros(now),
+    )
+    .await?;
+    Ok(vec![NewEvent::new(
+        now,
+        "incidentd",
+        "incident.escalated",
+        Some(incident.id),
+        &json!({
+            "department": dept_id,
+            "from_level": level,
+            "to_level": next,
+            "after": format!("{}s", dept.escalate_after.0.as_secs()),
+            "pages": pages.len(),
+        }),
+    )])
+}
+
+async fn overdue(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let key = payload["task"].as_str().unwrap_or_default();
+    if !incident.status.is_open() {
+        return Ok(Vec::new());
+    }
+    let Some(task) = tx.task_by_key(incident.id, key).await? else {
+        return Ok(Vec::new());
+    };
+    if task.is_closed() {
+        return Ok(Vec::new());
+    }
+    let Some(dept) = ctx.department(&task.department) else {
+        return Ok(Vec::new());
+    };
+    let pb = playbook_of(tx, ctx, incident).await?;
+    let leads = dept.leads();
+    let mut pages = page(ctx, pb, incident, dept, 0, Some(&leads));
+    for p in &mut pages {
+        p.idempotency_key = format!("overdue:{}:{}:{}", p.idempotency_key, task.key, p.channel);
+        let prefix = format!("[overdue: {}] ", task.title);
+        p.content.subject = p.content.subject.take().map(|s| format!("{prefix}{s}"));
+        p.content.text = format!("{prefix}{}", p.content.text);
+    }
+    tx.enqueue_deliveries(&pages, to_micros(now)).await?;
+    Ok(vec![NewEvent::new(
+        now,
+        "incidentd",
+        "task.overdue",
+        Some(incident.id),
+        &json!({
+            "task": task.key,
+            "title": task.title,
+            "department": task.department,
+            "due_at": task.due_at.map(from_micros),
+            "paged": leads.iter().map(|m| &m.name).collect::<Vec<_>>(),
+        }),
+    )])
+}
+
+async fn playbook_of<'a>(
+    tx: &mut WriteTx,
+    ctx: &'a ResponseCtx<'_>,
+    incident: &Incident,
+) -> Result<&'a Playbook, EngineError> {
+    Ok(match tx.playbook_applied(incident.id).await? {
+        Some((id, _)) => ctx
+            .playbooks
+            .get(&id)
+            .unwrap_or_else(|| ctx.playbooks.select(incident.category, incident.severity)),
+        None => ctx.playbooks.select(incident.category, incident.severity),
+    })
+}
+
+/// A task as the API shows it: with what blocks it and the approval decisions.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub id: i64,
+    pub incident_id: i64,
+    /// The playbook's task id (used in paths: `/incidents/{id}/tasks/{key}`).
+    pub key: String,
+    pub playbook: Option<String>,
+    pub title: String,
+    pub department: String,
+    pub description: String,
+    pub approval: bool,
+    pub approvers: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub after_task: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    /// `open`, `acked`, `done`, `approved` or `rejected`.
+    pub status: String,
+    pub assignee: Option<String>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    /// What must happen first, each with why it blocks ("open", "rejected by legal: …").
+    pub blocked_by: Vec<Blocker>,
+    pub decisions: Vec<ApprovalRow>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Blocker {
+    pub task: String,
+    pub reason: String,
+}
+
+/// Why the dependencies of `t` among `all` are not yet satisfied.
+pub fn blockers(
+    t: &TaskRow,
+    all: &[TaskRow],
+    decisions: &HashMap<i64, Vec<ApprovalRow>>,
+) -> Vec<Blocker> {
+    let by_key: BTreeMap<&str, &TaskRow> = all.iter().map(|x| (x.key.as_str(), x)).collect();
+    let mut keys = t.depends_on();
+    if let Some(a) = &t.after_task
+        && !keys.contains(a)
+    {
+        keys.push(a.clone());
+    }
+    keys.into_iter()
+        .filter_map(|k| {
+            let d = by_key.get(k.as_str())?;
+            if d.is_satisfied() {
+                return None;
+            }
+            let reason = if d.status == "rejected" {
+                decisions
+                    .get(&d.id)
+                    .and_then(|v| v.iter().find(|a| a.decision == "rejected"))
+                    .map(|a| {
+                        format!(
+                            "rejected by {}: {}",
+                            a.department,
+                            a.reason.clone().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_else(|| "rejected".into())
+            } else if d.approval {
+                format!("awaiting approval by {}", d.approvers().join(" and "))
+            } else {
+                format!("{} ({})", d.status, d.department)
+            };
+            Some(Blocker { task: k, reason })
+        })
+        .collect()
+}
+
+pub fn task_view(
+    t: &TaskRow,
+    all: &[TaskRow],
+    decisions: &HashMap<i64, Vec<ApprovalRow>>,
+    now: DateTime<Utc>,
+) -> TaskView {
+    TaskView {
+        id: t.id,
+        incident_id: t.incident_id,
+        key: t.key.clone(),
+        playbook: t.playbook.clone(),
+        title: t.title.clone(),
+        department: t.department.clone(),
+        description: t.description.clone(),
+        approval: t.approval,
+        approvers: t.approvers(),
+        depends_on: t.depends_on(),
+        after_task: t.after_task.clone(),
+        due_at: t.due_at.map(from_micros),
+        overdue: !t.is_closed() && t.due_at.is_some_and(|d| d < to_micros(now)),
+        status: t.status.clone(),
+        assignee: t.assignee.clone(),
+        acked_by: t.acked_by.clone(),
+        acked_at: t.acked_at.map(from_micros),
+        closed_by: t.closed_by.clone(),
+        closed_at: t.closed_at.map(from_micros),
+        note: t.note.clone(),
+        blocked_by: blockers(t, all, decisions),
+        decisions: decisions.get(&t.id).cloned().unwrap_or_default(),
+    }
+}
+
+/// Mask a member's address for events and logs.
+pub fn masked(channel: ChannelKind, address: &str) -> String {
+    mask(channel, address)
+}

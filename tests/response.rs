@@ -1,0 +1,583 @@
+//! The response to an incident through the running daemon: playbook selection, the joint team
+//! paged through the outbox, tasks, escalation across a restart, overdue tasks, approvals.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::sink::Sink;
+use common::{Backend, INGEST, RESPONDER, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const LEGAL: &str = "test-legal-approver-token";
+const GR: &str = "test-gr-approver-token";
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::Backend::Sqlite).await; }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::Backend::Postgres).await; }
+            )*
+        }
+    };
+}
+
+on_both!(
+    s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan,
+    unacknowledged_page_escalates_on_time_across_a_restart,
+    approvals_gate_what_depends_on_them,
+    acks_are_harmless_twice_and_refused_on_closed_incidents,
+    overdue_tasks_page_the_department_lead,
+);
+
+fn sha(t: &str) -> String {
+    hex::encode(incidentd::api::token_hash(t))
+}
+
+/// Phone numbers: department n, level l → +86139000000{n}0{l}.
+fn phone(dept: usize, level: usize) -> String {
+    format!("+861390000{dept:02}0{level}")
+}
+
+const DEPTS: [&str; 6] = [
+    "security",
+    "government_relations",
+    "legal",
+    "public_relations",
+    "customer_service",
+    "it_operations",
+];
+
+fn config(sink: &Sink, security_escalates: &str) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+
+[dispatch]
+lease = "5s"
+poll_interval = "200ms"
+backoff_base = "100ms"
+backoff_max = "400ms"
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.voice]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[paging.channels]
+S1 = ["voice", "sms"]
+S2 = ["sms"]
+S3 = ["sms"]
+S4 = ["sms"]
+
+[[auth.tokens]]
+name = "legal-approver"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["legal"]
+
+[[auth.tokens]]
+name = "gr-approver"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["government_relations"]
+"#,
+        repo.join("templates").display(),
+        repo.join("config/playbooks").display(),
+        sink.url("/sms"),
+        sink.url("/voice"),
+        sha(LEGAL),
+        sha(GR),
+    );
+    for (i, d) in DEPTS.iter().enumerate() {
+        let esc = if *d == "security" {
+            security_escalates
+        } else {
+            "1h"
+        };
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"{esc}\"\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nlevel = 1\n\
+             [[departments.members]]\nname = \"{d} head\"\nphone = \"{}\"\nlevel = 2\nlead = true\n",
+            phone(i + 1, 1),
+            phone(i + 1, 2),
+        ));
+    }
+    c
+}
+
+/// Requests the sink received, by (path, "to").
+fn received(sink: &Sink) -> HashMap<(String, String), usize> {
+    let mut m = HashMap::new();
+    for r in sink.received() {
+        let to = r.json()["to"].as_str().unwrap_or_default().to_string();
+        *m.entry((r.path.clone(), to)).or_default() += 1;
+    }
+    m
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            Instant::now() < until,
+            "{what} did not happen within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn tasks(app: &TestApp, id: i64) -> Value {
+    let (s, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+fn task<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .unwrap_or_else(|| panic!("no task {key} in {v:#}"))
+}
+
+async fn declare_pi(app: &TestApp) -> i64 {
+    app.declare(&json!({"title": "客户订单库被拖库", "category": "pi_leak"}))
+        .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn events(app: &TestApp, id: i64, kind: &str) -> Vec<Value> {
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    app.call(Method::POST, path, Some(token), Some(&body)).await
+}
+
+async fn s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let started = Instant::now();
+    let v = app
+        .post(
+            "/api/v1/alerts",
+            INGEST,
+            &json!({"source": "dlp", "title": "用户数据库疑似被拖库", "labels": {"host": "db-7"}}),
+        )
+        .await;
+    assert_eq!(v.0, StatusCode::ACCEPTED, "{}", v.1);
+    let id = v.1["alerts"][0]["incident_id"].as_i64().unwrap();
+    // Security, Government Relations and Legal (and the rest of the PI team) are called and
+    // texted at level 1; nobody at level 2.
+    wait_for("the level-1 pages", 10, || {
+        let r = received(&sink);
+        (0..6).all(|d| {
+            r.contains_key(&("/voice".into(), phone(d + 1, 1)))
+                && r.contains_key(&("/sms".into(), phone(d + 1, 1)))
+        })
+    })
+    .await;
+    eprintln!(
+        "alert accepted → whole team paged in {:?}",
+        started.elapsed()
+    );
+    let v = tasks(&app, id).await;
+    assert_eq!(v["playbook"], "pi_incident", "{v:#}");
+    let team: Vec<&str> = v["team"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["department"].as_str().unwrap())
+        .collect();
+    for d in ["security", "government_relations", "legal"] {
+        assert!(team.contains(&d), "{d} not in the team {team:?}");
+    }
+    for key in [
+        "contain",
+        "preserve_evidence",
+        "trace_cause",
+        "assess_affected",
+        "prepare_notice",
+        "approve_notice",
+        "prepare_regulator_report",
+        "approve_regulator_report",
+        "public_statement",
+        "customer_service_script",
+        "close_and_review",
+    ] {
+        task(&v, key);
+    }
+    let approve = task(&v, "approve_notice");
+    assert_eq!(approve["approval"], true);
+    assert_eq!(
+        approve["blocked_by"][0]["task"], "prepare_notice",
+        "{approve}"
+    );
+    assert!(task(&v, "contain")["due_at"].as_str().is_some());
+    assert!(
+        task(&v, "prepare_notice")["due_at"].is_null(),
+        "due only once assess_affected is done"
+    );
+    let sms = sink
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/sms")
+        .unwrap()
+        .json();
+    assert_eq!(sms["template"], "page/incident_opened");
+    assert!(
+        sms["text"].as_str().unwrap().contains(&format!("#{id}")),
+        "{sms}"
+    );
+    assert_eq!(events(&app, id, "playbook.applied").await.len(), 1);
+
+    // A second alert joining the incident, and a facts change, change nothing: no new tasks or pages.
+    app.alerts(
+        &json!({"source": "dlp", "title": "用户数据库疑似被拖库", "labels": {"host": "db-7"}}),
+    )
+    .await;
+    let before = sink.count();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(sink.count(), before, "no page twice");
+    assert_eq!(
+        tasks(&app, id).await["tasks"].as_array().unwrap().len(),
+        v["tasks"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        received(&sink)
+            .iter()
+            .filter(|((_, to), _)| to.ends_with("02"))
+            .count(),
+        0,
+        "level 2 not paged"
+    );
+    app.stop().await;
+}
+
+async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(mut app) = TestApp::spawn_with(backend, &config(&sink, "3s")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("security's level-1 page", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
+    })
+    .await;
+    let paged_at = Instant::now();
+    // Government Relations acknowledges (through one of its tasks); Security does not.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/prepare_regulator_report/ack"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "acked");
+    // The daemon is down when the escalation falls due.
+    let t = Instant::now();
+    app.shutdown().await;
+    eprintln!(
+        "shutdown took {:?}; {:?} since the page",
+        t.elapsed(),
+        paged_at.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(paged_at.elapsed())).await;
+    assert!(
+        !received(&sink).contains_key(&("/sms".into(), phone(1, 2))),
+        "nothing escalates while the daemon is down"
+    );
+    app.start_again().await;
+    wait_for("security's level-2 page after the restart", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(1, 2)))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = received(&sink);
+    assert_eq!(r[&("/sms".into(), phone(1, 2))], 1, "escalated once: {r:?}");
+    assert_eq!(
+        r[&("/voice".into(), phone(1, 2))],
+        1,
+        "escalated once: {r:?}"
+    );
+    assert!(
+        !r.contains_key(&("/sms".into(), phone(2, 2))),
+        "an acknowledged department does not escalate"
+    );
+    let esc = events(&app, id, "incident.escalated").await;
+    assert_eq!(esc.len(), 1, "{esc:?}");
+    assert_eq!(esc[0]["data"]["department"], "security");
+    assert_eq!(esc[0]["data"]["to_level"], 2);
+    let v = tasks(&app, id).await;
+    let sec = v["team"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["department"] == "security")
+        .unwrap();
+    assert_eq!(sec["level"], 2);
+    assert!(sec["acked_at"].is_null());
+    app.stop().await;
+}
+
+async fn approvals_gate_what_depends_on_them(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("the playbook", 10, || sink.count() > 0).await;
+    let complete = |key: &str| {
+        let path = format!("/api/v1/incidents/{id}/tasks/{key}/complete");
+        let app = &app;
+        async move { post(app, &path, RESPONDER, json!({"note": "done"})).await }
+    };
+    // The customer-service script waits for Legal's approval of the notice.
+    let (s, v) = complete("customer_service_script").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`approve_notice` (awaiting approval by legal)"),
+        "{v}"
+    );
+    let approve_notice = task(&tasks(&app, id).await, "approve_notice")["id"]
+        .as_i64()
+        .unwrap();
+    // An approval cannot be decided before what it approves exists.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{approve_notice}/approve"),
+        LEGAL,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    for key in ["contain", "assess_affected", "prepare_notice"] {
+        let (s, v) = complete(key).await;
+        assert_eq!(s, StatusCode::OK, "{key}: {v}");
+    }
+    // Government Relations may not decide Legal's gate; Legal may.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{approve_notice}/approve"),
+        GR,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (_, pending) = app.get("/api/v1/approvals").await;
+    assert!(
+        pending["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == approve_notice && t["blocked_by"].as_array().unwrap().is_empty()),
+        "{pending:#}"
+    );
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{approve_notice}/approve"),
+        LEGAL,
+        json!({"reason": "wording checked"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved");
+    let (s, v) = complete("customer_service_script").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The regulator report needs both Government Relations and Legal; one rejection blocks it.
+    let (s, _) = complete("prepare_regulator_report").await;
+    assert_eq!(s, StatusCode::OK);
+    let report = task(&tasks(&app, id).await, "approve_regulator_report")["id"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{report}/approve"),
+        GR,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "open", "still waiting for Legal: {v}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{report}/reject"),
+        LEGAL,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a rejection needs a reason: {v}"
+    );
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{report}/reject"),
+        LEGAL,
+        json!({"reason": "the affected count is unverified"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "rejected");
+    let (s, v) = complete("public_statement").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by legal: the affected count is unverified"),
+        "{v}"
+    );
+    let decided = events(&app, id, "approval.decided").await;
+    assert_eq!(decided.len(), 3, "{decided:?}");
+    app.stop().await;
+}
+
+async fn acks_are_harmless_twice_and_refused_on_closed_incidents(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("the playbook", 10, || sink.count() > 0).await;
+    let ack = format!("/api/v1/incidents/{id}/tasks/contain/ack");
+    let (s1, a) = post(&app, &ack, RESPONDER, json!({})).await;
+    let (s2, b) = post(&app, &ack, RESPONDER, json!({})).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        a["acked_at"], b["acked_at"],
+        "the first acknowledgement stands"
+    );
+    assert_eq!(events(&app, id, "task.acked").await.len(), 1);
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/no_such_task/ack"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for (to, note) in [
+        ("triaged", None),
+        ("contained", None),
+        ("eradicated", None),
+        ("recovered", None),
+        ("closed", Some("test over")),
+    ] {
+        let (s, v) = app.transition(id, to, note).await;
+        assert_eq!(s, StatusCode::OK, "{to}: {v}");
+    }
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/trace_cause/ack"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("closed"), "{v}");
+    app.stop().await;
+}
+
+async fn overdue_tasks_page_the_department_lead(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("the playbook", 10, || sink.count() > 0).await;
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks"),
+        RESPONDER,
+        json!({"key": "call_bank", "title": "Call the card issuer", "department": "legal", "due": "2s"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let lead = phone(3, 2);
+    wait_for("the overdue page to Legal's lead", 10, || {
+        received(&sink).contains_key(&("/sms".into(), lead.clone()))
+    })
+    .await;
+    let page = sink
+        .received()
+        .into_iter()
+        .map(|r| r.json())
+        .find(|j| j["to"] == lead.as_str())
+        .unwrap();
+    assert!(
+        page["text"]
+            .as_str()
+            .unwrap()
+            .contains("Call the card issuer"),
+        "{page}"
+    );
+    let (_, over) = app.get("/api/v1/tasks?overdue=true").await;
+    assert!(
+        over["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "call_bank" && t["overdue"] == true),
+        "{over:#}"
+    );
+    assert_eq!(events(&app, id, "task.overdue").await.len(), 1);
+    // Done before its due time: no page.
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks"),
+        RESPONDER,
+        json!({"key": "quick", "title": "Quick one", "department": "legal", "due": "2s"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/quick/complete"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(events(&app, id, "task.overdue").await.len(), 1);
+    app.stop().await;
+}
