@@ -40,6 +40,7 @@ pub struct Server {
 /// Re-reads the configuration and swaps in what may change while running.
 #[derive(Clone)]
 pub struct Reloader {
+    reload_error: Arc<ArcSwap<Option<String>>>,
     /// The engine's "playbooks configured" flag (not the engine: that would keep the ingest
     /// queue, and so the writer, alive past shutdown).
     respond: Arc<AtomicBool>,
@@ -75,6 +76,7 @@ impl Server {
             engine: Engine::new(store.clone(), queue),
             live: live.clone(),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            reload_error: Arc::new(ArcSwap::from_pointee(None)),
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await
@@ -91,6 +93,7 @@ impl Server {
         .context("cannot start the scheduler")?;
         let reload = Reloader {
             respond: state.engine.respond_flag(),
+            reload_error: state.reload_error.clone(),
             live: live.clone(),
             current: Arc::new(Mutex::new(settings.clone())),
             store,
@@ -180,6 +183,7 @@ impl Reloader {
             Ok(s) => s,
             Err(e) => {
                 error!(problems = %e, "reload refused: keeping the running configuration");
+                self.reload_error.store(Arc::new(Some(e.to_string())));
                 return Err(e);
             }
         };
@@ -187,6 +191,7 @@ impl Reloader {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 error!(problems = %e, "reload refused: keeping the running configuration and templates");
+                self.reload_error.store(Arc::new(Some(e.to_string())));
                 return Err(e);
             }
         };
@@ -194,6 +199,7 @@ impl Reloader {
             Ok(p) => p.map(Arc::new),
             Err(e) => {
                 error!(problems = %e, "reload refused: keeping the running configuration and playbooks");
+                self.reload_error.store(Arc::new(Some(e.to_string())));
                 return Err(e);
             }
         };
@@ -246,6 +252,7 @@ impl Reloader {
         self.respond
             .store(live.playbooks.is_some(), Ordering::Relaxed);
         self.live.store(Arc::new(live));
+        self.reload_error.store(Arc::new(None));
         *current = new;
         Ok(())
     }

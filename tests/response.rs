@@ -38,6 +38,8 @@ on_both!(
     approvals_gate_what_depends_on_them,
     acks_are_harmless_twice_and_refused_on_closed_incidents,
     overdue_tasks_page_the_department_lead,
+    a_broken_playbook_on_reload_keeps_the_old_ones,
+    the_status_digest_goes_out_on_its_schedule,
 );
 
 fn sha(t: &str) -> String {
@@ -59,6 +61,16 @@ const DEPTS: [&str; 6] = [
 ];
 
 fn config(sink: &Sink, security_escalates: &str) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    config_with(sink, security_escalates, &repo.join("config/playbooks"), "")
+}
+
+fn config_with(
+    sink: &Sink,
+    security_escalates: &str,
+    playbooks: &std::path::Path,
+    extra: &str,
+) -> String {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
@@ -101,12 +113,13 @@ roles = ["approver", "responder"]
 departments = ["government_relations"]
 "#,
         repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
+        playbooks.display(),
         sink.url("/sms"),
         sink.url("/voice"),
         sha(LEGAL),
         sha(GR),
     );
+    c.push_str(extra);
     for (i, d) in DEPTS.iter().enumerate() {
         let esc = if *d == "security" {
             security_escalates
@@ -579,5 +592,89 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
     assert_eq!(s, StatusCode::OK);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(events(&app, id, "task.overdue").await.len(), 1);
+    app.stop().await;
+}
+
+async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
+    let sink = Sink::start().await;
+    let books = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["pi_incident.toml", "cyber_general.toml", "default.toml"] {
+        std::fs::copy(repo.join("config/playbooks").join(f), books.path().join(f)).unwrap();
+    }
+    let Some(app) = TestApp::spawn_with(backend, &config_with(&sink, "1h", books.path(), "")).await
+    else {
+        return;
+    };
+    let pi = books.path().join("pi_incident.toml");
+    let good = std::fs::read_to_string(&pi).unwrap();
+    std::fs::write(
+        &pi,
+        good.replacen("department = \"security\"", "department = \"marketing\"", 1),
+    )
+    .unwrap();
+    let err = app.reload().await.unwrap_err().to_string();
+    assert!(
+        err.contains("pi_incident.toml") && err.contains("marketing"),
+        "{err}"
+    );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let text = ready.text().await.unwrap();
+    assert!(
+        text.contains("reload was refused") && text.contains("marketing"),
+        "{text}"
+    );
+    // The old playbooks keep working.
+    let id = declare_pi(&app).await;
+    wait_for("the PI plan", 10, || sink.count() > 0).await;
+    assert_eq!(tasks(&app, id).await["playbook"], "pi_incident");
+    std::fs::write(&pi, good).unwrap();
+    app.reload().await.unwrap();
+    let text = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "ready\n");
+    app.stop().await;
+}
+
+async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
+    let sink = Sink::start().await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let extra = "\n[scheduler]\ndigest = \"* * * * * *\"\n";
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        &config_with(&sink, "1h", &repo.join("config/playbooks"), extra),
+    )
+    .await
+    else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let low = app
+        .declare(&json!({"title": "Port scan from one address", "category": "network_attack", "severity": "S4"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let digests = events(&app, id, "digest.sent").await;
+    assert!(
+        (2..=4).contains(&digests.len()),
+        "one digest per second-tick: {digests:?}"
+    );
+    assert!(
+        digests[0]["data"]["open"].as_i64().unwrap() > 5,
+        "{digests:?}"
+    );
+    assert!(
+        events(&app, low, "digest.sent").await.is_empty(),
+        "S4 gets no digest"
+    );
     app.stop().await;
 }

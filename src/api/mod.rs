@@ -103,6 +103,8 @@ pub struct AppState {
     pub engine: Engine,
     pub live: Arc<ArcSwap<Live>>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Why the last reload was refused (the previous configuration keeps running), if it was.
+    pub reload_error: Arc<ArcSwap<Option<String>>>,
 }
 
 impl AppState {

@@ -22,7 +22,7 @@ pub async fn healthz() -> &'static str {
     security(()),
     responses((status = 200, description = "ready"), (status = 503, body = Problem))
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<String, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::unavailable("incidentd is shutting down"));
     }
@@ -32,7 +32,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
         .ping()
         .await
         .map_err(|e| ApiError::unavailable(format!("the store does not answer: {e}")))?;
-    Ok("ready\n")
+    Ok(match state.reload_error.load().as_ref() {
+        Some(e) => format!(
+            "ready; the last reload was refused and the previous configuration is running:\n{e}\n"
+        ),
+        None => "ready\n".to_string(),
+    })
 }
 
 /// Prometheus metrics.

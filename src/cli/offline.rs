@@ -89,11 +89,51 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         channels.push(format!("webhook ({})", names.join(", ")));
     }
     println!("  channels        {}", channels.join(", "));
-    Ok(if super::render::check_templates(&s) {
-        0
-    } else {
-        1
-    })
+    let templates_ok = super::render::check_templates(&s);
+    let playbooks_ok = check_playbooks(&s);
+    Ok(if templates_ok && playbooks_ok { 0 } else { 1 })
+}
+
+/// Load the playbooks against the departments and templates; print what they are.
+fn check_playbooks(s: &Settings) -> bool {
+    if s.departments.is_empty() {
+        println!(
+            "  playbooks       not loaded: no [[departments]], so incidents get no team (add departments to page anyone)"
+        );
+        return true;
+    }
+    let names: Vec<String> = match crate::render::Templates::load(&s.templates_path, &s.render) {
+        Ok(t) => t.names().into_iter().map(str::to_string).collect(),
+        Err(_) => return false, // already reported by the template check
+    };
+    let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
+    match crate::domain::playbook::Playbooks::load(&s.playbooks_path, &ids, &|t| {
+        names.iter().any(|n| n == t)
+    }) {
+        Ok(p) => {
+            let list: Vec<String> = p
+                .all()
+                .iter()
+                .map(|pb| format!("{} ({} tasks)", pb.id, pb.tasks.len()))
+                .collect();
+            println!(
+                "  playbooks       {}: {}",
+                s.playbooks_path.display(),
+                list.join(", ")
+            );
+            println!("  departments     {}", ids.join(", "));
+            true
+        }
+        Err(problems) => {
+            eprintln!(
+                "error: {} playbook problem{}:\n  {}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems.join("\n  ")
+            );
+            false
+        }
+    }
 }
 
 async fn open(path: &Path) -> anyhow::Result<(Settings, Store)> {
