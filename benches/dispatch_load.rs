@@ -15,6 +15,10 @@
 //!   together) over the whole run.
 //! * `pickup`: with the queue idle, one delivery at a time; the time from the enqueue request's
 //!   answer (the commit) to the sink receiving the message, and from the request's start.
+//! * `alert-page`: a daemon with the shipped playbooks and six departments; one S1
+//!   personal-information alert at a time (each opening its own incident), idle in between; the
+//!   time from the alert's 202 (and from the request's start) to the first page reaching the
+//!   SMS sink. Each alert applies the PI plan: 11 tasks, 6 departments paged, timers.
 //!
 //! The SMTP sink by default is a small SMTP server in this process (it speaks EHLO, MAIL, RCPT,
 //! DATA, RSET, NOOP and QUIT, and counts messages); `--smtp python` uses the tests' SMTP
@@ -291,6 +295,68 @@ async fn throughput(o: &Opts, api: &Api, pid: u32, channel: &str, sink: &Receipt
     );
 }
 
+/// Departments and paging for `alert-page`: every department has one level-1 member with a
+/// phone; every severity pages by SMS.
+fn response_config() -> String {
+    let mut c = String::from(
+        "[paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\nS4 = [\"sms\"]\n\
+         [scheduler]\ndigest = \"\"\n",
+    );
+    for (i, d) in [
+        "security",
+        "government_relations",
+        "legal",
+        "public_relations",
+        "customer_service",
+        "it_operations",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.push_str(&format!(
+            "[[departments]]\nid = \"{d}\"\nname = \"{d}\"\n[[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i:02}\"\n"
+        ));
+    }
+    c
+}
+
+async fn alert_to_page(o: &Opts, base: &str, sink: &Receipts) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut from_202 = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut from_request = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for i in 0..o.samples {
+        // Idle between alerts: let the previous plan's pages drain.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sink.reset();
+        let start = Instant::now();
+        let res = http
+            .post(format!("{base}/api/v1/alerts"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"source": "bench", "title": format!("用户数据库疑似被拖库 {i}"), "fingerprint": format!("bench-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+        let accepted = Instant::now();
+        while sink.count() == 0 {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let first = sink.times.lock().unwrap().0.unwrap();
+        from_202.record(first.saturating_duration_since(accepted).as_micros().max(1) as u64).unwrap();
+        from_request.record((first - start).as_micros().max(1) as u64).unwrap();
+    }
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "alert-page {} S1 PI alerts, idle daemon: 202 → first page p50 {:.2} ms p99 {:.2} ms max {:.2} ms; request start → first page p50 {:.2} ms p99 {:.2} ms",
+        o.samples,
+        ms(&from_202, 0.5),
+        ms(&from_202, 0.99),
+        from_202.max() as f64 / 1000.0,
+        ms(&from_request, 0.5),
+        ms(&from_request, 0.99),
+    );
+}
+
 async fn pickup(o: &Opts, api: &Api, sink: &Receipts, incident: i64) {
     sink.reset();
     let mut from_commit = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
@@ -388,6 +454,20 @@ fn main() {
                 });
             }
             throughput(&o, &api, pid, "email", &mail, incident).await;
+        }
+        if want("alert-page") {
+            drop(d);
+            let pages = Arc::new(Receipts::default());
+            let url = http_sink(pages.clone()).await;
+            let d = Daemon::start(
+                &o.backend,
+                &format!(
+                    "{}\n{}",
+                    channels_config(&o, &url, &smtp_url),
+                    response_config()
+                ),
+            );
+            alert_to_page(&o, &format!("http://{}", d.addr), &pages).await;
         }
         if let Some(mut c) = python {
             let _ = c.kill();

@@ -46,6 +46,7 @@ impl Daemon {
             TOKEN.as_bytes(),
         ));
         let templates = root.join("templates").display().to_string();
+        let playbooks = root.join("config/playbooks").display().to_string();
         let config = format!(
             r#"
 [server]
@@ -62,6 +63,7 @@ sha256 = "{sha}"
 roles = ["ingest", "responder", "admin"]
 [paths]
 templates = "{templates}"
+playbooks = "{playbooks}"
 [organisation]
 name = "Bench"
 operator_type = "other"

@@ -65,6 +65,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         });
         metrics::gauge!("incidentd_delivery_oldest_pending_seconds").set(age);
     }
+    if let (Ok(pending), Ok(dead)) = (
+        state.engine.store().timers_pending().await,
+        state.engine.store().timers_dead().await,
+    ) {
+        metrics::gauge!("incidentd_timers_pending").set(pending as f64);
+        metrics::gauge!("incidentd_timers_dead").set(dead as f64);
+    }
     metrics::gauge!("incidentd_ingest_queue_depth").set(state.engine.ingest_queue().depth() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

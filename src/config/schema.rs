@@ -71,7 +71,8 @@ fn default_scheduler_poll() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(1))
 }
 fn default_scheduler_batch() -> usize {
-    256
+    // 10,000 timers due at one instant fire within 1 s on PostgreSQL too (benches/timers.rs).
+    1024
 }
 fn default_digest() -> String {
     // 09:00, 13:00 and 17:00 in China (UTC+8).
