@@ -342,8 +342,12 @@ async fn alert_to_page(o: &Opts, base: &str, sink: &Receipts) {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         let first = sink.times.lock().unwrap().0.unwrap();
-        from_202.record(first.saturating_duration_since(accepted).as_micros().max(1) as u64).unwrap();
-        from_request.record((first - start).as_micros().max(1) as u64).unwrap();
+        from_202
+            .record(first.saturating_duration_since(accepted).as_micros().max(1) as u64)
+            .unwrap();
+        from_request
+            .record((first - start).as_micros().max(1) as u64)
+            .unwrap();
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(

@@ -151,7 +151,7 @@ fn table(v: &Value) {
         return;
     }
     println!(
-        "{:>5} {:>8}  {:<22} {:<20} {:<9} {:<17}  TITLE",
+        "{:>5} {:>8}  {:<24} {:<20} {:<9} {:<17}  TITLE",
         "ID", "INCIDENT", "TASK", "DEPARTMENT", "STATUS", "DUE"
     );
     for t in tasks {
@@ -165,7 +165,7 @@ fn table(v: &Value) {
             due
         };
         println!(
-            "{:>5} {:>8}  {:<22} {:<20} {:<9} {:<17}  {}{}",
+            "{:>5} {:>8}  {:<24} {:<20} {:<9} {:<17}  {}{}",
             s(&t["id"]),
             s(&t["incident_id"]),
             s(&t["key"]),

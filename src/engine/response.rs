@@ -637,7 +637,7 @@ pub fn blockers(
             } else if d.approval {
                 format!("awaiting approval by {}", d.approvers().join(" and "))
             } else {
-                format!("{} ({})", d.status, d.department)
+                format!("{}, {}", d.status, d.department)
             };
             Some(Blocker { task: k, reason })
         })
