@@ -286,10 +286,7 @@ async fn render_incident_fetches_it_from_the_daemon() {
         .unwrap();
     assert!(o.status.success(), "{}", err(&o));
     assert!(
-        out(&o).contains(&format!(
-            "S1 security incident #{}: Backup bucket exposed.",
-            v["id"]
-        )),
+        out(&o).contains(&format!("S1 incident #{}: Backup bucket exposed.", v["id"])),
         "{}",
         out(&o)
     );

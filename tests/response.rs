@@ -40,6 +40,7 @@ on_both!(
     overdue_tasks_page_the_department_lead,
     a_broken_playbook_on_reload_keeps_the_old_ones,
     the_status_digest_goes_out_on_its_schedule,
+    a_page_link_acknowledges_with_one_click,
 );
 
 fn sha(t: &str) -> String {
@@ -676,5 +677,60 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
         events(&app, low, "digest.sent").await.is_empty(),
         "S4 gets no digest"
     );
+    app.stop().await;
+}
+
+async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
+    let sink = Sink::start().await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let extra = "\n[paging]\nack_secret = \"a-page-link-signing-key\"\n";
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        &config_with(&sink, "3s", &repo.join("config/playbooks"), extra),
+    )
+    .await
+    else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("security's page", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
+    })
+    .await;
+    let text = sink
+        .received()
+        .into_iter()
+        .map(|r| r.json())
+        .find(|j| j["to"] == phone(1, 1).as_str() && j["kind"] == "sms")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = text
+        .find("/ack/")
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let path: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_'))
+        .collect();
+    // Opening the link changes nothing (mail scanners fetch links); the button acknowledges.
+    let res = app.http.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("<form method=\"post\""));
+    assert!(events(&app, id, "task.acked").await.is_empty());
+    let mut forged = path.clone();
+    forged.insert(6, 'x');
+    let res = app.http.post(app.url(&forged)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app.http.post(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Acknowledged"));
+    let acked = events(&app, id, "task.acked").await;
+    assert_eq!(acked.len(), 1, "{acked:?}");
+    assert_eq!(acked[0]["actor"], "member:security/1");
+    // Acknowledged: Security does not escalate.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
+    assert!(events(&app, id, "incident.escalated").await.is_empty());
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! HTTP API (axum): routes, auth, errors, OpenAPI.
 
+mod ack;
 mod alerts;
 pub mod auth;
 mod deliveries;
@@ -49,6 +50,7 @@ pub struct Live {
     /// Channels configured (the inbox always is), and webhook target names.
     pub channels: Vec<crate::channels::ChannelKind>,
     pub webhooks: Vec<String>,
+    pub public_url: String,
 }
 
 impl Live {
@@ -59,6 +61,7 @@ impl Live {
     /// What applying playbooks needs; `None` without departments.
     pub fn response_ctx(&self) -> Option<crate::engine::response::ResponseCtx<'_>> {
         Some(crate::engine::response::ResponseCtx {
+            public_url: &self.public_url,
             playbooks: self.playbooks.as_deref()?,
             departments: &self.departments,
             paging: &self.paging,
@@ -88,6 +91,7 @@ impl Live {
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
             webhooks: s.channels.webhooks.iter().map(|w| w.name.clone()).collect(),
+            public_url: s.server.public_url.clone(),
             organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
@@ -173,6 +177,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
     api.route(
+        "/ack/{token}",
+        axum::routing::get(ack::confirm).post(ack::acknowledge),
+    )
+    .route(
         "/api/v1/openapi.json",
         axum::routing::get(move || {
             let doc = doc.clone();

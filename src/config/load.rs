@@ -519,6 +519,14 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             }
         }
     }
+    if raw
+        .paging
+        .ack_secret
+        .as_ref()
+        .is_some_and(|k| k.expose_secret().len() < 16)
+    {
+        p("paging.ack_secret", "use at least 16 characters".into());
+    }
     // Paging matters once there is someone to page.
     let paging = if raw.departments.is_empty() {
         Default::default()

@@ -148,14 +148,27 @@ pub struct PagingConfig {
         crate::domain::incident::Severity,
         Vec<crate::channels::ChannelKind>,
     >,
+    /// Signs the one-click acknowledgement links in pages (`ack_secret_file`); without it,
+    /// pages carry no link.
+    #[serde(default)]
+    pub ack_secret: Option<SecretString>,
+    /// How long an acknowledgement link works.
+    #[serde(default = "default_ack_ttl")]
+    pub ack_link_ttl: HumanDuration,
 }
 
 impl Default for PagingConfig {
     fn default() -> Self {
         PagingConfig {
             channels: default_paging_channels(),
+            ack_secret: None,
+            ack_link_ttl: default_ack_ttl(),
         }
     }
+}
+
+fn default_ack_ttl() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(24 * 3600))
 }
 
 fn default_paging_channels()

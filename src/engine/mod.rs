@@ -1,6 +1,7 @@
 //! The engine applies commands and alerts to incidents. Every change is written together with
 //! its audit events in one transaction; nothing here talks to the outside world.
 
+pub mod acklink;
 mod commands;
 mod deliveries;
 mod ingest;

@@ -44,6 +44,8 @@ pub const TIMER_OVERDUE: &str = "task.overdue";
 
 /// What applying playbooks and paging needs, from the live configuration.
 pub struct ResponseCtx<'a> {
+    /// Where people reach this daemon (for acknowledgement links).
+    pub public_url: &'a str,
     pub playbooks: &'a Playbooks,
     pub departments: &'a [DepartmentConfig],
     pub paging: &'a PagingConfig,
@@ -161,7 +163,11 @@ pub async fn apply_playbook(
             continue;
         }
         let members = dept.at_level(1).count();
-        deliveries.extend(page(ctx, pb, incident, dept, 1, None));
+        let first = defs
+            .iter()
+            .find(|t| &t.department == dept_id)
+            .map(|t| t.id.as_str());
+        deliveries.extend(page(ctx, pb, incident, dept, 1, None, first, now));
         timers.push(escalate_timer(incident.id, dept, 1, now));
         paged.push(json!({ "department": dept_id, "level": 1, "members": members }));
     }
@@ -211,6 +217,7 @@ fn addresses<'m>(
 }
 
 /// Deliveries paging a department's members at `level` (or `only` these members).
+#[allow(clippy::too_many_arguments)]
 fn page(
     ctx: &ResponseCtx<'_>,
     pb: &Playbook,
@@ -218,6 +225,8 @@ fn page(
     dept: &DepartmentConfig,
     level: u32,
     only: Option<&[&MemberConfig]>,
+    ack_task: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Vec<NewDelivery> {
     let members: Vec<(usize, &MemberConfig)> = dept
         .members
@@ -236,9 +245,28 @@ fn page(
             .locale
             .clone()
             .unwrap_or_else(|| ctx.render.org.default_locale.clone());
+        let ack = match (ack_task, &ctx.paging.ack_secret) {
+            (Some(task), Some(secret)) => {
+                let token = crate::engine::acklink::sign(
+                    secrecy::ExposeSecret::expose_secret(secret).as_bytes(),
+                    &crate::engine::acklink::AckClaim {
+                        incident_id: incident.id,
+                        task: task.to_string(),
+                        member: format!("{}/{member_id}", dept.id),
+                        expires: (now + ctx.paging.ack_link_ttl.0).timestamp(),
+                    },
+                );
+                serde_json::Value::String(format!(
+                    "{}/ack/{token}",
+                    ctx.public_url.trim_end_matches('/')
+                ))
+            }
+            _ => serde_json::Value::Null,
+        };
         for (channel, address) in addresses(ctx, incident, m) {
             let mut data = incident_context(&inc_json, ctx.render.org);
             data["recipient"] = recipient_value(Some(&m.name), channel, address, &locale);
+            data["links"] = json!({ "ack": ack });
             let content = ctx
                 .render
                 .templates
@@ -484,7 +512,12 @@ async fn escalate(
                      "detail": "nobody acknowledged at the highest level" }),
         )]);
     };
-    let pages = page(ctx, pb, incident, dept, next, None);
+    let defs = pb.tasks_for(incident.severity);
+    let first = defs
+        .iter()
+        .find(|t| t.department == dept_id)
+        .map(|t| t.id.as_str());
+    let pages = page(ctx, pb, incident, dept, next, None, first, now);
     tx.enqueue_deliveries(&pages, to_micros(now)).await?;
     tx.set_team_level(incident.id, dept_id, next as i32, to_micros(now))
         .await?;
@@ -530,7 +563,16 @@ async fn overdue(
     };
     let pb = playbook_of(tx, ctx, incident).await?;
     let leads = dept.leads();
-    let mut pages = page(ctx, pb, incident, dept, 0, Some(&leads));
+    let mut pages = page(
+        ctx,
+        pb,
+        incident,
+        dept,
+        0,
+        Some(&leads),
+        Some(&task.key),
+        now,
+    );
     for p in &mut pages {
         p.idempotency_key = format!("overdue:{}:{}:{}", p.idempotency_key, task.key, p.channel);
         let prefix = format!("[overdue: {}] ", task.title);

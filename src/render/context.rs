@@ -12,6 +12,7 @@
 //!                    impact, measures_taken, measures_planned, advice_to_subjects, remedies,
 //!                    contact }
 //! recipient  name, phone, email, site_user_id, locale
+//! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
 //! now        the time of rendering (RFC 3339)
 //! ```
 //!
@@ -145,6 +146,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         "org": org_value(org),
         "incident": normalise_incident(&incident),
         "recipient": sample_recipient(),
+        "links": { "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg" },
         "now": "2025-06-01T08:00:00Z",
     })
 }
@@ -156,6 +158,7 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
         "org": org_value(org),
         "incident": normalise_incident(incident),
         "recipient": sample_recipient(),
+        "links": { "ack": null },
         "now": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }

@@ -1,0 +1,132 @@
+//! One-click acknowledgement pages: `GET /ack/{token}` shows what the link acknowledges and a
+//! button; `POST /ack/{token}` acknowledges. No bearer token: the signed link is the credential.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use secrecy::ExposeSecret;
+
+use super::AppState;
+use crate::engine::acklink::{AckClaim, AckLinkError, verify};
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head><body style=\"font-family: sans-serif; max-width: 36em; margin: 2em auto\">\
+         <h1>{title}</h1>{body}</body></html>"
+    ))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn claim(state: &AppState, token: &str) -> Result<AckClaim, (StatusCode, Html<String>)> {
+    let live = state.live();
+    let Some(secret) = &live.paging.ack_secret else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            page(
+                "Not available",
+                "<p>Acknowledgement links are not configured.</p>",
+            ),
+        ));
+    };
+    verify(
+        secret.expose_secret().as_bytes(),
+        token,
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|e| {
+        let status = match e {
+            AckLinkError::Invalid => StatusCode::FORBIDDEN,
+            AckLinkError::Expired => StatusCode::GONE,
+        };
+        (
+            status,
+            page(
+                "确认失败 / Cannot acknowledge",
+                &format!("<p>{}</p>", esc(&e.to_string())),
+            ),
+        )
+    })
+}
+
+/// Show what the link acknowledges, with a button (a GET never changes anything).
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> (StatusCode, Html<String>) {
+    let c = match claim(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let title = match state.engine.store().incident(c.incident_id).await {
+        Ok(Some(i)) => i.title,
+        _ => String::new(),
+    };
+    (
+        StatusCode::OK,
+        page(
+            "确认处理 / Acknowledge",
+            &format!(
+                "<p>事件 / Incident #{} {}</p><p>任务 / Task: <code>{}</code></p><p>{}</p>\
+                 <form method=\"post\"><button type=\"submit\" style=\"font-size: 1.3em\">确认 / Acknowledge</button></form>",
+                c.incident_id,
+                esc(&title),
+                esc(&c.task),
+                esc(&c.member)
+            ),
+        ),
+    )
+}
+
+/// Acknowledge the task (and with it the department's page) for the link's member.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> (StatusCode, Html<String>) {
+    let c = match claim(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match state
+        .engine
+        .ack_task(c.incident_id, &c.task, &format!("member:{}", c.member))
+        .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            page(
+                "已确认 / Acknowledged",
+                &format!(
+                    "<p>事件 #{} 的任务 <code>{}</code> 已确认；升级呼叫已停止。</p>\
+                     <p>Task <code>{}</code> of incident #{} is acknowledged; escalation stopped.</p>",
+                    c.incident_id,
+                    esc(&c.task),
+                    esc(&c.task),
+                    c.incident_id
+                ),
+            ),
+        ),
+        Err(e) => {
+            let status = match e {
+                crate::engine::EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+                crate::engine::EngineError::Conflict(_) => StatusCode::CONFLICT,
+                crate::engine::EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (
+                status,
+                page(
+                    "确认失败 / Cannot acknowledge",
+                    &format!("<p>{}</p>", esc(&e.to_string())),
+                ),
+            )
+        }
+    }
+}
