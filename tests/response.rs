@@ -41,6 +41,7 @@ on_both!(
     a_broken_playbook_on_reload_keeps_the_old_ones,
     the_status_digest_goes_out_on_its_schedule,
     a_page_link_acknowledges_with_one_click,
+    the_cli_lists_acks_completes_and_decides,
 );
 
 fn sha(t: &str) -> String {
@@ -732,5 +733,99 @@ async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
     assert!(events(&app, id, "incident.escalated").await.is_empty());
+    app.stop().await;
+}
+
+/// The CLI against the running daemon: readable tables, and the same refusals as the API.
+async fn the_cli_lists_acks_completes_and_decides(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("the playbook", 10, || sink.count() > 0).await;
+    let url = app.url("");
+    let run = move |token: &'static str, args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                    .args(&args)
+                    .env("INCIDENTD_URL", url)
+                    .env("INCIDENTD_TOKEN", token)
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap();
+                (
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stdout).to_string()
+                        + &String::from_utf8_lossy(&o.stderr),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let s = |x: &str| x.to_string();
+    let (code, out) = run(RESPONDER, vec![s("tasks"), s("--incident"), id.to_string()]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("approve_notice") && out.contains("blocked by prepare_notice"),
+        "{out}"
+    );
+    let (code, out) = run(
+        RESPONDER,
+        vec![s("task"), s("ack"), id.to_string(), s("contain")],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "task contain of incident {id} (it_operations) is acked"
+        )),
+        "{out}"
+    );
+    let (code, out) = run(
+        RESPONDER,
+        vec![
+            s("task"),
+            s("complete"),
+            id.to_string(),
+            s("assess_affected"),
+            s("--note"),
+            s("x"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("409") && out.contains("blocked by `contain`"),
+        "{out}"
+    );
+    // Legal decides both gates; Government Relations only the regulator report.
+    let (code, out) = run(LEGAL, vec![s("approvals"), s("--mine")]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("approve_notice") && out.contains("approve_regulator_report"),
+        "{out}"
+    );
+    let (code, out) = run(GR, vec![s("approvals"), s("--mine")]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        !out.contains("approve_notice") && out.contains("approve_regulator_report"),
+        "{out}"
+    );
+    let approval = task(&tasks(&app, id).await, "approve_notice")["id"].to_string();
+    let (code, out) = run(LEGAL, vec![s("reject"), approval.clone()]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("say why it is rejected"), "{out}");
+    let (code, out) = run(RESPONDER, vec![s("tasks"), s("--mine"), s("--json")]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["tasks"].as_array().unwrap().len(),
+        0,
+        "the responder token acts for no department: {v}"
+    );
     app.stop().await;
 }
