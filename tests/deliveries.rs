@@ -14,25 +14,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "a-shared-secret-of-32-characters";
 
-/// Each test takes the backend and starts its own daemon (its config names the sinks).
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Backend::Sqlite).await; }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Backend::Postgres).await; }
-            )*
-        }
-    };
-}
-
-on_both!(
+on_both_backends!(
     webhooks_are_signed_sent_once_and_recorded,
     enqueue_is_idempotent_and_refuses_bad_recipients,
     transient_failures_retry_then_die_and_fall_back,

@@ -15,24 +15,7 @@ use serde_json::{Value, json};
 const LEGAL: &str = "test-legal-approver-token";
 const GR: &str = "test-gr-approver-token";
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Backend::Sqlite).await; }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Backend::Postgres).await; }
-            )*
-        }
-    };
-}
-
-on_both!(
+on_both_backends!(
     s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan,
     unacknowledged_page_escalates_on_time_across_a_restart,
     approvals_gate_what_depends_on_them,

@@ -90,8 +90,8 @@ pub fn load_rules(path: &Path) -> Result<Rules, ConfigError> {
     })
 }
 
-/// TOML syntax errors come back as `file:line:column: message`.
-fn parse_table(shown: &str, text: &str) -> Result<toml::Table, String> {
+/// TOML syntax errors come back as `file:line:column: message` (column in characters).
+pub(crate) fn parse_table(shown: &str, text: &str) -> Result<toml::Table, String> {
     text.parse::<toml::Table>().map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         format!("{shown}:{line}:{col}: {}", e.message().trim())
@@ -103,13 +103,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before
         .rfind('\n')
-        .map_or(before.len(), |n| before.len() - n - 1)
+        .map_or(before.chars().count(), |n| before[n + 1..].chars().count())
         + 1;
     (line, col)
 }
 
 /// Typed deserialisation; on failure, the dotted key and the problem.
-fn deserialize<T: DeserializeOwned>(v: toml::Value) -> Result<T, (String, String)> {
+pub(crate) fn deserialize<T: DeserializeOwned>(v: toml::Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." {

@@ -5,4 +5,5 @@ mod load;
 mod schema;
 
 pub use load::{ConfigError, load, load_rules};
+pub(crate) use load::{deserialize, parse_table};
 pub use schema::*;

@@ -61,6 +61,15 @@ async fn task_of(tx: &mut WriteTx, incident: i64, key: &str) -> Result<TaskRow, 
         .ok_or_else(|| EngineError::NotFound(format!("incident {incident} has no task `{key}`")))
 }
 
+/// "`a` (why), `b` (why)" for a refusal.
+fn blocked_list(v: &TaskView) -> String {
+    v.blocked_by
+        .iter()
+        .map(|b| format!("`{}` ({})", b.task, b.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The view of one task, computed inside the transaction.
 async fn view(tx: &mut WriteTx, t: &TaskRow) -> Result<TaskView, EngineError> {
     let all = tx.tasks_of(t.incident_id).await?;
@@ -142,14 +151,9 @@ impl Engine {
         }
         let v = view(&mut tx, &t).await?;
         if !v.blocked_by.is_empty() {
-            let why: Vec<String> = v
-                .blocked_by
-                .iter()
-                .map(|b| format!("`{}` ({})", b.task, b.reason))
-                .collect();
             return Err(EngineError::Conflict(format!(
                 "`{key}` is blocked by {}",
-                why.join(", ")
+                blocked_list(&v)
             )));
         }
         t.status = "done".into();
@@ -214,14 +218,9 @@ impl Engine {
         }
         let v = view(&mut tx, &t).await?;
         if !v.blocked_by.is_empty() {
-            let why: Vec<String> = v
-                .blocked_by
-                .iter()
-                .map(|b| format!("`{}` ({})", b.task, b.reason))
-                .collect();
             return Err(EngineError::Conflict(format!(
                 "approval {task_id} cannot be decided yet: it waits for {}",
-                why.join(", ")
+                blocked_list(&v)
             )));
         }
         let approvers = t.approvers();

@@ -530,3 +530,22 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Tests that start their own daemon (their config names local sinks): each takes the backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::common::Backend::Sqlite).await; }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::common::Backend::Postgres).await; }
+            )*
+        }
+    };
+}

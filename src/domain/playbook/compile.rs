@@ -1,10 +1,10 @@
 //! One playbook file as written → a validated [`Playbook`], and the checks across files.
 
+use crate::config::{deserialize, parse_table};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use super::{DEFAULT_PAGE_TEMPLATE, PI_TEAM, Playbook, TaskDef};
 use crate::domain::duration::HumanDuration;
@@ -95,37 +95,6 @@ pub(super) struct Compiled {
     pub problems: Vec<String>,
     /// `[match]` present but empty: already a problem; it must not also count as a default.
     pub empty_match: bool,
-}
-
-/// TOML syntax errors come back as `file:line:column: message`.
-fn parse_table(shown: &str, text: &str) -> Result<toml::Table, String> {
-    text.parse::<toml::Table>().map_err(|e| {
-        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        format!("{shown}:{line}:{col}: {}", e.message().trim())
-    })
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |n| before[n + 1..].chars().count())
-        + 1;
-    (line, col)
-}
-
-/// Typed deserialisation; on failure, the dotted key and the problem.
-fn deserialize<T: DeserializeOwned>(v: toml::Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." {
-            "(top level)".into()
-        } else {
-            key
-        };
-        (key, e.inner().message().to_string())
-    })
 }
 
 /// Problems within one file, each `<key>: <message>`.
