@@ -195,6 +195,17 @@ impl Reloader {
                 return Err(e);
             }
         };
+        if new.departments.is_empty() && !current.departments.is_empty() {
+            let e = ConfigError {
+                problems: vec![format!(
+                    "{}: departments: the new configuration has no [[departments]]; pending escalations and deadlines would have nobody to page. Restart to run without departments",
+                    current.config_path.display()
+                )],
+            };
+            error!(problems = %e, "reload refused: keeping the running configuration");
+            self.reload_error.store(Arc::new(Some(e.to_string())));
+            return Err(e);
+        }
         let playbooks = match load_playbooks(&new, &templates) {
             Ok(p) => p.map(Arc::new),
             Err(e) => {
@@ -225,6 +236,9 @@ impl Reloader {
             != format!("{:?}{:?}", current.channels, current.dispatch)
         {
             restart.push("channels, dispatch");
+        }
+        if format!("{:?}", new.scheduler) != format!("{:?}", current.scheduler) {
+            restart.push("scheduler");
         }
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");

@@ -25,6 +25,9 @@ on_both_backends!(
     the_status_digest_goes_out_on_its_schedule,
     a_page_link_acknowledges_with_one_click,
     the_cli_lists_acks_completes_and_decides,
+    a_department_without_tasks_acknowledges_its_page,
+    a_severity_raise_pages_the_unacknowledged_on_the_new_channels,
+    a_reopened_incident_is_rearmed,
 );
 
 fn sha(t: &str) -> String {
@@ -79,6 +82,12 @@ provider = "generic_http"
 base_url = "{}"
 timeout = "2s"
 
+# Nothing listens here: e-mail (the digest) is enqueued and retried, which is all these tests need.
+[channels.email]
+smtp_url = "smtp://127.0.0.1:9"
+from = "Security <security@example.com>"
+timeout = "2s"
+
 [paging.channels]
 S1 = ["voice", "sms"]
 S2 = ["sms"]
@@ -113,7 +122,7 @@ departments = ["government_relations"]
         };
         c.push_str(&format!(
             "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"{esc}\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nlevel = 1\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n\
              [[departments.members]]\nname = \"{d} head\"\nphone = \"{}\"\nlevel = 2\nlead = true\n",
             phone(i + 1, 1),
             phone(i + 1, 2),
@@ -810,5 +819,127 @@ async fn the_cli_lists_acks_completes_and_decides(backend: Backend) {
         0,
         "the responder token acts for no department: {v}"
     );
+    app.stop().await;
+}
+
+async fn declare_s3_attack(app: &TestApp) -> i64 {
+    app.declare(&json!({"title": "Port scan against the VPN", "category": "network_attack", "severity": "S3"}))
+        .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// In the general plan at S3, Government Relations is on the team but has no task: it can still
+/// acknowledge its page, and escalation stops.
+async fn a_department_without_tasks_acknowledges_its_page(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_s3_attack(&app).await;
+    wait_for("Government Relations' page", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(2, 1)))
+    })
+    .await;
+    let v = tasks(&app, id).await;
+    assert_eq!(v["playbook"], "cyber_general", "{v:#}");
+    assert!(
+        !v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["department"] == "government_relations"),
+        "no Government Relations task at S3: {v:#}"
+    );
+    let path = format!("/api/v1/incidents/{id}/team/government_relations/ack");
+    let (s, team) = post(&app, &path, RESPONDER, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{team}");
+    let gr = team
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["department"] == "government_relations")
+        .unwrap();
+    assert!(gr["acked_at"].as_i64().is_some(), "{team}");
+    let (s, _) = post(&app, &path, RESPONDER, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "twice is harmless");
+    assert_eq!(events(&app, id, "page.acknowledged").await.len(), 1);
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/team/legal/ack"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "legal is not on this team");
+    app.stop().await;
+}
+
+async fn a_severity_raise_pages_the_unacknowledged_on_the_new_channels(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "1h")).await else {
+        return;
+    };
+    let id = declare_s3_attack(&app).await;
+    wait_for("the S3 pages (SMS only)", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
+    })
+    .await;
+    // Security acknowledges; the others do not.
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/team/security/ack"),
+        RESPONDER,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!received(&sink).contains_key(&("/voice".into(), phone(6, 1))));
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}"),
+            &json!({"severity": "S1", "reason": "VPN credentials confirmed stolen"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // IT Operations (unacknowledged) is now called; Security (acknowledged) is not; nobody
+    // gets the same SMS twice.
+    wait_for("the S1 call to IT Operations", 10, || {
+        received(&sink).contains_key(&("/voice".into(), phone(6, 1)))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = received(&sink);
+    assert!(!r.contains_key(&("/voice".into(), phone(1, 1))), "{r:?}");
+    assert_eq!(r[&("/sms".into(), phone(6, 1))], 1, "{r:?}");
+    let applied = events(&app, id, "playbook.applied").await;
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied[1]["data"]["severity"], "S1");
+    app.stop().await;
+}
+
+async fn a_reopened_incident_is_rearmed(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "2s")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    wait_for("the pages", 10, || sink.count() > 0).await;
+    let (s, v) = app
+        .transition(id, "false_positive", Some("looked like a test dump"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Closed: Security's escalation falls due and does nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
+    let (s, v) = app
+        .transition(id, "reopened", Some("the dump is real"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the re-armed escalation of Security", 10, || {
+        received(&sink).contains_key(&("/sms".into(), phone(1, 2)))
+    })
+    .await;
+    assert_eq!(events(&app, id, "response.rearmed").await.len(), 1);
     app.stop().await;
 }

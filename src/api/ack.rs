@@ -26,6 +26,15 @@ fn esc(s: &str) -> String {
 }
 
 fn claim(state: &AppState, token: &str) -> Result<AckClaim, (StatusCode, Html<String>)> {
+    if token.len() > 512 {
+        return Err((
+            StatusCode::FORBIDDEN,
+            page(
+                "确认失败 / Cannot acknowledge",
+                "<p>This link is not valid.</p>",
+            ),
+        ));
+    }
     let live = state.live();
     let Some(secret) = &live.paging.ack_secret else {
         return Err((
@@ -94,9 +103,16 @@ pub async fn acknowledge(
         Ok(c) => c,
         Err(e) => return e,
     };
+    let department = c.member.split('/').next().unwrap_or_default().to_string();
+    let task = (!c.task.is_empty()).then_some(c.task.as_str());
     match state
         .engine
-        .ack_task(c.incident_id, &c.task, &format!("member:{}", c.member))
+        .ack_page(
+            c.incident_id,
+            &department,
+            task,
+            &format!("member:{}", c.member),
+        )
         .await
     {
         Ok(_) => (
@@ -104,12 +120,12 @@ pub async fn acknowledge(
             page(
                 "已确认 / Acknowledged",
                 &format!(
-                    "<p>事件 #{} 的任务 <code>{}</code> 已确认；升级呼叫已停止。</p>\
-                     <p>Task <code>{}</code> of incident #{} is acknowledged; escalation stopped.</p>",
+                    "<p>事件 #{} 已由 {} 确认；升级呼叫已停止。</p>\
+                     <p>Incident #{} is acknowledged for {}; escalation stopped.</p>",
                     c.incident_id,
-                    esc(&c.task),
-                    esc(&c.task),
-                    c.incident_id
+                    esc(&department),
+                    c.incident_id,
+                    esc(&department)
                 ),
             ),
         ),

@@ -164,6 +164,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(deliveries::mark_read))
         .routes(routes!(tasks::incident_tasks, tasks::add_task))
         .routes(routes!(tasks::ack))
+        .routes(routes!(tasks::ack_page))
         .routes(routes!(tasks::complete))
         .routes(routes!(tasks::reassign))
         .routes(routes!(tasks::list))

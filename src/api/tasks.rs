@@ -106,6 +106,29 @@ pub async fn ack(
     ))
 }
 
+/// Acknowledge a department's page (its escalation stops), also when it has no task at this
+/// severity. Twice is harmless.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/team/{department}/ack",
+    tag = "tasks",
+    params(("id" = i64, Path), ("department" = String, Path)),
+    responses((status = 200, body = Vec<TeamRow>), (status = 404, body = Problem), (status = 409, body = Problem))
+)]
+pub async fn ack_page(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, department)): Path<(i64, String)>,
+) -> Result<axum::Json<Vec<TeamRow>>, ApiError> {
+    caller.require(WORK)?;
+    Ok(axum::Json(
+        state
+            .engine
+            .ack_page(id, &department, None, &caller.actor())
+            .await?,
+    ))
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Note {

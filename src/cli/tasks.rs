@@ -19,6 +19,7 @@ A task shows what blocks it: `blocked by notice_approval (awaiting approval by l
 pub const TASK_HELP: &str = "\
 Examples:
   incidentd task ack 42 contain                     acknowledge (stops the department's escalation)
+  incidentd task ack-page 42 government_relations   acknowledge a department's page without a task
   incidentd task complete 42 contain --note 'host isolated 10:42'
   incidentd task add 42 --key call_bank --title 'Call the card issuer' --department legal --due 2h
   incidentd task reassign 42 contain --assignee alice";
@@ -57,6 +58,13 @@ pub enum TaskCommand {
     Ack {
         incident: i64,
         task: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Acknowledge a department's page without a task (its escalation stops).
+    AckPage {
+        incident: i64,
+        department: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -226,6 +234,24 @@ pub async fn task(cmd: TaskCommand) -> anyhow::Result<i32> {
             format!("/api/v1/incidents/{incident}/tasks/{task}/ack"),
             None,
         ),
+        TaskCommand::AckPage {
+            incident,
+            department,
+            client,
+        } => {
+            let c = Client::new(client)?;
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{incident}/team/{department}/ack"),
+                    None,
+                )
+                .await?;
+            print(client, &v, |_| {
+                println!("{department}'s page for incident {incident} is acknowledged")
+            });
+            return Ok(0);
+        }
         TaskCommand::Complete {
             incident,
             task,

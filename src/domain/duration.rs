@@ -23,17 +23,22 @@ impl FromStr for HumanDuration {
             )
         })?;
         let secs = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
-            "ms" => return Ok(Self(Duration::from_millis(n))),
+            "s" => Some(n),
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
+            "d" => n.checked_mul(86_400),
+            "ms" if n <= 3650 * 86_400_000 => return Ok(Self(Duration::from_millis(n))),
+            "ms" => None,
             _ => {
                 return Err(format!(
                     "`{s}` has unit `{unit}`; use one of s, m, h, d (e.g. 90s, 10m, 4h, 3d)"
                 ));
             }
         };
+        // Ten years is longer than anything incidentd waits for, and keeps date arithmetic safe.
+        let secs = secs
+            .filter(|s| *s <= 3650 * 86_400)
+            .ok_or_else(|| format!("`{s}` is longer than ten years (3650d)"))?;
         Ok(Self(Duration::from_secs(secs)))
     }
 }

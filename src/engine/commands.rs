@@ -231,6 +231,13 @@ impl Engine {
             Status::Reopened => inc.closed_at = None,
             _ => {}
         }
+        if to == Status::Reopened && self.responds() {
+            tx.schedule_timers(
+                &[super::response::rearm_timer(id, now)],
+                crate::domain::time::to_micros(now),
+            )
+            .await?;
+        }
         tx.update_incident(&inc).await?;
         tx.append(&[event(
             actor,

@@ -434,9 +434,9 @@ async fn apply(
     };
     for inc in &mut current {
         let group = members.remove(&inc.id).unwrap_or_default();
-        let before = inc.severity;
+        let before = (inc.category, inc.severity);
         let changes = absorb(inc, &group, &rules, now);
-        if respond && inc.severity > before {
+        if respond && (inc.category, inc.severity) != before {
             timers.push(super::response::playbook_timer(inc, now));
         }
         let j = joined.remove(&inc.id).unwrap_or_default();

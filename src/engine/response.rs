@@ -41,6 +41,19 @@ use crate::store::{
 pub const TIMER_PLAYBOOK: &str = "playbook.apply";
 pub const TIMER_ESCALATE: &str = "escalate";
 pub const TIMER_OVERDUE: &str = "task.overdue";
+pub const TIMER_REARM: &str = "response.rearm";
+
+/// After a reopen: the timer that re-arms the response (its timers fired, or were dropped,
+/// while the incident was closed).
+pub fn rearm_timer(incident_id: i64, now: DateTime<Utc>) -> NewTimer {
+    NewTimer {
+        key: format!("rearm:{incident_id}:{}", to_micros(now)),
+        kind: TIMER_REARM.to_string(),
+        incident_id: Some(incident_id),
+        due_at: to_micros(now),
+        payload: json!({}),
+    }
+}
 
 /// What applying playbooks and paging needs, from the live configuration.
 pub struct ResponseCtx<'a> {
@@ -61,9 +74,14 @@ impl ResponseCtx<'_> {
 /// The timer that applies an incident's playbook at its (new) severity, due now.
 pub fn playbook_timer(incident: &Incident, now: DateTime<Utc>) -> NewTimer {
     NewTimer {
+        // The time makes every change its own timer (fired keys are kept for a week): a
+        // category changed back, or a severity lowered then raised, is applied again.
         key: format!(
-            "playbook:{}:{}:{}",
-            incident.id, incident.category, incident.severity
+            "playbook:{}:{}:{}:{}",
+            incident.id,
+            incident.category,
+            incident.severity,
+            to_micros(now)
         ),
         kind: TIMER_PLAYBOOK.to_string(),
         incident_id: Some(incident.id),
@@ -77,9 +95,10 @@ fn escalate_timer(
     dept: &DepartmentConfig,
     level: i32,
     now: DateTime<Utc>,
+    severity: &str,
 ) -> NewTimer {
     NewTimer {
-        key: format!("escalate:{incident_id}:{}:{level}", dept.id),
+        key: format!("escalate:{incident_id}:{}:{level}:{severity}", dept.id),
         kind: TIMER_ESCALATE.to_string(),
         incident_id: Some(incident_id),
         due_at: to_micros(now + dept.escalate_after.0),
@@ -103,6 +122,11 @@ fn base_time(incident: &Incident, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Apply the playbook that fits the incident now. Returns the audit events to append.
+///
+/// The first application pages every department at level 1. A later one (severity raised,
+/// category changed) adds the new tasks and departments, and pages each department already on
+/// the team that has not acknowledged again, at its current level, on the (new) severity's
+/// channels — a page already sent on a channel is not sent twice.
 pub async fn apply_playbook(
     tx: &mut WriteTx,
     ctx: &ResponseCtx<'_>,
@@ -114,17 +138,25 @@ pub async fn apply_playbook(
     }
     let pb = ctx.playbooks.select(incident.category, incident.severity);
     let sev = incident.severity.as_str();
-    if tx
-        .playbook_applied(incident.id)
-        .await?
-        .as_ref()
-        .map(|(p, s)| (p.as_str(), s.as_str()))
-        == Some((pb.id.as_str(), sev))
-    {
+    let before = tx.playbook_applied(incident.id).await?;
+    if before.as_ref().map(|(p, s)| (p.as_str(), s.as_str())) == Some((pb.id.as_str(), sev)) {
         return Ok(Vec::new());
     }
     let now_us = to_micros(now);
-    let base = base_time(incident, now);
+    // Deadlines count from the declaration; tasks a later application adds count from now, or
+    // they would be overdue before anyone was told about them.
+    let base = if before.is_some() {
+        now
+    } else {
+        base_time(incident, now)
+    };
+    let existing = tx.tasks_of(incident.id).await?;
+    let done_at = |key: &str| {
+        existing
+            .iter()
+            .find(|t| t.key == key && t.is_satisfied())
+            .and_then(|t| t.closed_at)
+    };
     let defs = pb.tasks_for(incident.severity);
     let tasks: Vec<NewTask> = defs
         .iter()
@@ -140,7 +172,11 @@ pub async fn apply_playbook(
             depends_on: t.depends_on.clone(),
             after_task: t.after.clone(),
             due_offset_secs: t.due.as_secs() as i64,
-            due_at: t.after.is_none().then(|| to_micros(base + t.due)),
+            // Due after another task: from its completion — already past if it is done.
+            due_at: match &t.after {
+                None => Some(to_micros(base + t.due)),
+                Some(a) => done_at(a).map(|d| to_micros(now.max(from_micros(d)) + t.due)),
+            },
         })
         .collect();
     let created = tx.insert_tasks(&tasks, now_us).await?;
@@ -152,6 +188,7 @@ pub async fn apply_playbook(
             timers.push(overdue_timer(&t, due));
         }
     }
+    let team = tx.team_of(incident.id).await?;
     let mut events = Vec::new();
     let mut paged = Vec::new();
     let mut deliveries = Vec::new();
@@ -159,21 +196,34 @@ pub async fn apply_playbook(
         let Some(dept) = ctx.department(dept_id) else {
             continue;
         };
-        if !tx.add_team(incident.id, dept_id, 1, now_us).await? {
-            continue;
-        }
-        let members = dept.at_level(1).count();
+        let level = match team.iter().find(|r| &r.department == dept_id) {
+            None => {
+                tx.add_team(incident.id, dept_id, 1, now_us).await?;
+                1
+            }
+            Some(r) if r.acked_at.is_none() => r.level,
+            Some(_) => continue,
+        };
+        let members = dept.at_level(level as u32).count();
         let first = defs
             .iter()
             .find(|t| &t.department == dept_id)
             .map(|t| t.id.as_str());
-        deliveries.extend(page(ctx, pb, incident, dept, 1, None, first, now));
-        timers.push(escalate_timer(incident.id, dept, 1, now));
-        paged.push(json!({ "department": dept_id, "level": 1, "members": members }));
+        deliveries.extend(page(
+            ctx,
+            pb,
+            incident,
+            dept,
+            level as u32,
+            None,
+            first,
+            now,
+        ));
+        timers.push(escalate_timer(incident.id, dept, level, now, sev));
+        paged.push(json!({ "department": dept_id, "level": level, "members": members }));
     }
     tx.enqueue_deliveries(&deliveries, now_us).await?;
-    tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
-        .await?;
+    tx.schedule_timers(&timers, now_us).await?;
     tx.set_playbook(incident.id, &pb.id, sev, now_us).await?;
     events.push(NewEvent::new(
         now,
@@ -183,9 +233,9 @@ pub async fn apply_playbook(
         &json!({
             "playbook": pb.id,
             "severity": sev,
+            "replaces": before.map(|(p, s)| format!("{p} at {s}")),
             "tasks_created": created,
             "paged": paged,
-            "pages": deliveries.len(),
         }),
     ));
     Ok(events)
@@ -245,8 +295,8 @@ fn page(
             .locale
             .clone()
             .unwrap_or_else(|| ctx.render.org.default_locale.clone());
-        let ack = match (ack_task, &ctx.paging.ack_secret) {
-            (Some(task), Some(secret)) => {
+        let ack = match (ack_task.unwrap_or_default(), &ctx.paging.ack_secret) {
+            (task, Some(secret)) => {
                 let token = crate::engine::acklink::sign(
                     secrecy::ExposeSecret::expose_secret(secret).as_bytes(),
                     &crate::engine::acklink::AckClaim {
@@ -261,7 +311,7 @@ fn page(
                     ctx.public_url.trim_end_matches('/')
                 ))
             }
-            _ => serde_json::Value::Null,
+            (_, None) => serde_json::Value::Null,
         };
         for (channel, address) in addresses(ctx, incident, m) {
             let mut data = incident_context(&inc_json, ctx.render.org);
@@ -341,11 +391,60 @@ pub async fn fire(
             TIMER_PLAYBOOK => events.extend(apply_playbook(tx, ctx, &incident, now).await?),
             TIMER_ESCALATE => events.extend(escalate(tx, ctx, &incident, &payload, now).await?),
             TIMER_OVERDUE => events.extend(overdue(tx, ctx, &incident, &payload, now).await?),
+            TIMER_REARM => events.extend(rearm(tx, ctx, &incident, now).await?),
             other => warn!(kind = other, key = %t.key, "unknown timer kind; dropped"),
         }
     }
     tx.append(&events).await?;
     Ok(())
+}
+
+/// Re-arm a reopened incident's response: its playbook (if it never ran), escalation of the
+/// departments that have not acknowledged, and the deadlines of its open tasks.
+async fn rearm(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    if !incident.status.is_open() {
+        return Ok(Vec::new());
+    }
+    let mut events = apply_playbook(tx, ctx, incident, now).await?;
+    let generation = to_micros(now);
+    let mut timers = Vec::new();
+    let mut departments = Vec::new();
+    for r in tx.team_of(incident.id).await? {
+        if r.acked_at.is_some() {
+            continue;
+        }
+        if let Some(dept) = ctx.department(&r.department) {
+            let mut t = escalate_timer(incident.id, dept, r.level, now, incident.severity.as_str());
+            t.key = format!("{}:r{generation}", t.key);
+            timers.push(t);
+            departments.push(r.department.clone());
+        }
+    }
+    let mut tasks = Vec::new();
+    for t in tx.tasks_of(incident.id).await? {
+        if let Some(due) = t.due_at
+            && !t.is_closed()
+        {
+            let mut timer = overdue_timer(&t, due.max(generation));
+            timer.key = format!("{}:r{generation}", timer.key);
+            timers.push(timer);
+            tasks.push(t.key.clone());
+        }
+    }
+    tx.schedule_timers(&timers, generation).await?;
+    events.push(NewEvent::new(
+        now,
+        "incidentd",
+        "response.rearmed",
+        Some(incident.id),
+        &json!({"escalating": departments, "deadlines": tasks}),
+    ));
+    Ok(events)
 }
 
 /// The periodic status digest: to the level-1 members of each open S1/S2 incident's team, by
@@ -462,6 +561,9 @@ async fn digest(
                 });
             }
         }
+        if sent_to == 0 {
+            continue;
+        }
         events.push(NewEvent::new(
             now,
             "incidentd",
@@ -470,11 +572,13 @@ async fn digest(
             &json!({"open": open.len(), "overdue": overdue.len(), "recipients": sent_to}),
         ));
     }
-    if ctx.render.channels.contains(&ChannelKind::Email) {
-        tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
-    } else if !deliveries.is_empty() {
-        warn!("status digest not sent: no [channels.email]");
+    if !ctx.render.channels.contains(&ChannelKind::Email) {
+        if !deliveries.is_empty() {
+            warn!("status digest not sent: no [channels.email]");
+        }
+        return Ok(Vec::new());
     }
+    tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
     Ok(events)
 }
 
@@ -522,7 +626,13 @@ async fn escalate(
     tx.set_team_level(incident.id, dept_id, next as i32, to_micros(now))
         .await?;
     tx.schedule_timers(
-        &[escalate_timer(incident.id, dept, next as i32, now)],
+        &[escalate_timer(
+            incident.id,
+            dept,
+            next as i32,
+            now,
+            incident.severity.as_str(),
+        )],
         crate::domain::time::to_micros(now),
     )
     .await?;

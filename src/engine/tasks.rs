@@ -127,6 +127,62 @@ impl Engine {
         Ok(v)
     }
 
+    /// Acknowledge a department's page directly (also for departments with no task at this
+    /// severity): its escalation stops. Twice is harmless. Returns the team.
+    pub async fn ack_page(
+        &self,
+        incident_id: i64,
+        department: &str,
+        task: Option<&str>,
+        actor: &str,
+    ) -> Result<Vec<crate::store::TeamRow>, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        open_incident(&mut tx, incident_id).await?;
+        let team = tx.team_of(incident_id).await?;
+        if !team.iter().any(|r| r.department == department) {
+            return Err(EngineError::NotFound(format!(
+                "`{department}` is not on incident {incident_id}'s team"
+            )));
+        }
+        let mut events = Vec::new();
+        if tx
+            .ack_team(incident_id, department, actor, to_micros(now))
+            .await?
+        {
+            events.push(NewEvent::new(
+                now,
+                actor,
+                "page.acknowledged",
+                Some(incident_id),
+                &json!({"department": department, "via_task": task}),
+            ));
+        }
+        // A link also acknowledges its task, if that task is still the department's.
+        if let Some(key) = task
+            && let Some(mut t) = tx.task_by_key(incident_id, key).await?
+            && t.department == department
+            && t.status == "open"
+        {
+            t.status = "acked".into();
+            t.acked_by = Some(actor.to_string());
+            t.acked_at = Some(to_micros(now));
+            t.updated_at = to_micros(now);
+            tx.update_task(&t).await?;
+            events.push(NewEvent::new(
+                now,
+                actor,
+                "task.acked",
+                Some(incident_id),
+                &json!({"task": key}),
+            ));
+        }
+        tx.append(&events).await?;
+        let team = tx.team_of(incident_id).await?;
+        tx.commit().await?;
+        Ok(team)
+    }
+
     /// Complete a task with a note. Refused while what it depends on is not done or approved.
     pub async fn complete_task(
         &self,
