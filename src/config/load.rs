@@ -533,6 +533,44 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     } else {
         raw.paging.channels.clone()
     };
+    if !raw.departments.is_empty() {
+        for sev in crate::domain::incident::Severity::ALL {
+            match raw.paging.channels.get(&sev).map(Vec::as_slice) {
+                None | Some([]) => p(
+                    &format!("paging.channels.{sev}"),
+                    format!(
+                        "say which channels page responders at {sev}, e.g. {sev} = [\"sms\", \"email\"]"
+                    ),
+                ),
+                Some(chans) => {
+                    for d in &raw.departments {
+                        for m in &d.members {
+                            let reachable = chans.iter().any(|c| match c {
+                                crate::channels::ChannelKind::Email => m.email.is_some(),
+                                crate::channels::ChannelKind::Sms
+                                | crate::channels::ChannelKind::Voice => m.phone.is_some(),
+                                _ => false,
+                            });
+                            if !reachable {
+                                p(
+                                    &format!("departments.{}.members", d.id),
+                                    format!(
+                                        "{} cannot be paged at {sev}: no address for any of [{}]; add an email or a phone",
+                                        m.name,
+                                        chans
+                                            .iter()
+                                            .map(|c| c.as_str())
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
     for (sev, chans) in &paging {
         for c in chans {
             let configured = match c {
@@ -815,5 +853,26 @@ contact = "privacy@example.com"
             assert!(e.contains(needle), "`{needle}` missing from:\n{e}");
         }
         assert!(!e.contains("tiny-s3cret"), "secrets are never printed: {e}");
+    }
+
+    #[test]
+    fn paging_must_cover_every_severity_and_reach_every_member() {
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"http://127.0.0.1:9/\"\n\
+                 [paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\n\
+                 [[departments]]\nid = \"legal\"\nname = \"Legal\"\n\
+                 [[departments.members]]\nname = \"Mail-only counsel\"\nemail = \"gc@example.com\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            e.contains("paging.channels.S4: say which channels page responders at S4"),
+            "{e}"
+        );
+        assert!(
+            e.contains("departments.legal.members: Mail-only counsel cannot be paged at S1: no address for any of [sms]"),
+            "{e}"
+        );
     }
 }
