@@ -498,13 +498,7 @@ impl Engine {
     /// Every task of an incident, with blockers and decisions.
     pub async fn incident_tasks(&self, incident_id: i64) -> Result<Vec<TaskView>, EngineError> {
         let store = self.store();
-        let all = store
-            .tasks(&crate::store::TaskFilter {
-                incident_id: Some(incident_id),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
+        let all = store.tasks_of_incidents(&[incident_id]).await?;
         views(store, &all, &all).await
     }
 
@@ -518,18 +512,7 @@ impl Engine {
         let mut incidents: Vec<i64> = rows.iter().map(|r| r.incident_id).collect();
         incidents.sort_unstable();
         incidents.dedup();
-        let mut siblings = Vec::new();
-        for i in incidents {
-            siblings.extend(
-                store
-                    .tasks(&crate::store::TaskFilter {
-                        incident_id: Some(i),
-                        limit: 10_000,
-                        ..Default::default()
-                    })
-                    .await?,
-            );
-        }
+        let siblings = store.tasks_of_incidents(&incidents).await?;
         views(store, &rows, &siblings).await
     }
 }
@@ -549,15 +532,21 @@ async fn views(
         decisions.entry(a.task_id).or_default().push(a);
     }
     let now = Utc::now();
+    let mut by_incident: HashMap<i64, Vec<TaskRow>> = HashMap::new();
+    for s in siblings {
+        by_incident
+            .entry(s.incident_id)
+            .or_default()
+            .push(s.clone());
+    }
     Ok(rows
         .iter()
         .map(|t| {
-            let same: Vec<TaskRow> = siblings
-                .iter()
-                .filter(|s| s.incident_id == t.incident_id)
-                .cloned()
-                .collect();
-            task_view(t, &same, &decisions, now)
+            let same = by_incident
+                .get(&t.incident_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            task_view(t, same, &decisions, now)
         })
         .collect())
 }

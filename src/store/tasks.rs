@@ -406,6 +406,22 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every task of these incidents (one indexed query, whatever the number of incidents).
+    pub async fn tasks_of_incidents(&self, incident_ids: &[i64]) -> Result<Vec<TaskRow>> {
+        if incident_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = on_pool!(self, pool, pg => {
+            let sql = if pg {
+                task_select!("WHERE incident_id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint) ORDER BY incident_id, id")
+            } else {
+                task_select!("WHERE incident_id IN (SELECT value FROM json_each($1)) ORDER BY incident_id, id")
+            };
+            sqlx::query_as(sql).bind(json(incident_ids)).fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
+
     pub async fn team(&self, incident_id: i64) -> Result<Vec<TeamRow>> {
         let rows = on_pool!(self, pool, _pg => {
             sqlx::query_as(
