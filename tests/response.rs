@@ -315,13 +315,7 @@ async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "acked");
     // The daemon is down when the escalation falls due.
-    let t = Instant::now();
     app.shutdown().await;
-    eprintln!(
-        "shutdown took {:?}; {:?} since the page",
-        t.elapsed(),
-        paged_at.elapsed()
-    );
     tokio::time::sleep(Duration::from_secs(4).saturating_sub(paged_at.elapsed())).await;
     assert!(
         !received(&sink).contains_key(&("/sms".into(), phone(1, 2))),
