@@ -27,7 +27,7 @@ use tracing::warn;
 
 use super::EngineError;
 use super::deliveries::DeliveryCtx;
-use crate::channels::{ChannelKind, Content, Purpose, mask};
+use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{DepartmentConfig, MemberConfig, PagingConfig};
 use crate::domain::playbook::{Playbook, Playbooks};
 use crate::domain::records::Incident;
@@ -106,7 +106,7 @@ fn escalate_timer(
     }
 }
 
-fn overdue_timer(task: &TaskRow, due_at: i64) -> NewTimer {
+pub(super) fn overdue_timer(task: &TaskRow, due_at: i64) -> NewTimer {
     NewTimer {
         key: format!("overdue:{}:{}", task.incident_id, task.key),
         kind: TIMER_OVERDUE.to_string(),
@@ -826,9 +826,4 @@ pub fn task_view(
         blocked_by: blockers(t, all, decisions),
         decisions: decisions.get(&t.id).cloned().unwrap_or_default(),
     }
-}
-
-/// Mask a member's address for events and logs.
-pub fn masked(channel: ChannelKind, address: &str) -> String {
-    mask(channel, address)
 }

@@ -7,12 +7,12 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::response::{TaskView, task_view};
+use super::response::{TaskView, overdue_timer, task_view};
 use super::{Engine, EngineError};
 use crate::domain::duration::HumanDuration;
 use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
-use crate::store::{ApprovalRow, NewEvent, NewTask, NewTimer, TaskRow, WriteTx};
+use crate::store::{ApprovalRow, NewEvent, NewTask, TaskRow, WriteTx};
 
 /// An ad-hoc task added by a person.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -421,8 +421,11 @@ impl Engine {
             t.assignee = r.assignee.clone();
             tx.update_task(&t).await?;
         }
-        tx.schedule_timers(&[overdue(&t, due_at)], crate::domain::time::to_micros(now))
-            .await?;
+        tx.schedule_timers(
+            &[overdue_timer(&t, due_at)],
+            crate::domain::time::to_micros(now),
+        )
+        .await?;
         tx.append(&[NewEvent::new(
             now,
             actor,
@@ -551,16 +554,6 @@ async fn views(
         .collect())
 }
 
-fn overdue(t: &TaskRow, due_at: i64) -> NewTimer {
-    NewTimer {
-        key: format!("overdue:{}:{}", t.incident_id, t.key),
-        kind: super::response::TIMER_OVERDUE.to_string(),
-        incident_id: Some(t.incident_id),
-        due_at,
-        payload: json!({ "task": t.key }),
-    }
-}
-
 /// Tasks due after `done`'s completion get their due time (and overdue timer) now.
 async fn start_followers(
     tx: &mut WriteTx,
@@ -578,7 +571,7 @@ async fn start_followers(
             f.due_at = Some(due);
             f.updated_at = to_micros(now);
             tx.update_task(&f).await?;
-            timers.push(overdue(&f, due));
+            timers.push(overdue_timer(&f, due));
             started.push(f.key.clone());
         }
     }
