@@ -191,9 +191,7 @@ pub async fn list_alerts(
         })
         .await
         .map_err(crate::engine::EngineError::from)?;
-    let next_before = (alerts.len() as i64 == limit)
-        .then(|| alerts.last().map(|a| a.id))
-        .flatten();
+    let next_before = super::incidents::next_cursor(&alerts, limit, |a| a.id);
     Ok(axum::Json(AlertList {
         alerts,
         next_before,

@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
-use super::incidents::page_limit;
+use super::incidents::{next_cursor, page_limit};
 use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::Role;
 use crate::engine::{DeliveryRequest, EngineError};
@@ -164,9 +164,7 @@ pub async fn list(
         })
         .await
         .map_err(EngineError::from)?;
-    let next_before = (deliveries.len() as i64 == limit)
-        .then(|| deliveries.last().map(|d| d.id))
-        .flatten();
+    let next_before = next_cursor(&deliveries, limit, |d| d.id);
     Ok(axum::Json(DeliveryList {
         by_status,
         by_channel,
@@ -348,9 +346,7 @@ pub async fn inbox(
         .inbox(&user, q.before, limit)
         .await
         .map_err(EngineError::from)?;
-    let next_before = (notices.len() as i64 == limit)
-        .then(|| notices.last().map(|n| n.id))
-        .flatten();
+    let next_before = next_cursor(&notices, limit, |n| n.id);
     Ok(axum::Json(Inbox {
         notices,
         next_before,

@@ -17,6 +17,14 @@ use crate::store::{AlertFilter, IncidentFilter};
 const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
 const WRITE: &[Role] = &[Role::Responder];
 
+/// The cursor (`before` or `after`) that fetches the next page: the last id of a full page,
+/// none after the last page.
+pub(super) fn next_cursor<T>(page: &[T], limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    (page.len() as i64 == limit)
+        .then(|| page.last().map(id))
+        .flatten()
+}
+
 pub(super) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(50),
@@ -109,9 +117,7 @@ pub async fn list(
         })
         .await
         .map_err(EngineError::from)?;
-    let next_before = (incidents.len() as i64 == limit)
-        .then(|| incidents.last().map(|i| i.id))
-        .flatten();
+    let next_before = next_cursor(&incidents, limit, |i| i.id);
     Ok(axum::Json(IncidentList {
         incidents,
         next_before,
@@ -303,8 +309,6 @@ pub async fn timeline(
         .timeline(id, q.after.unwrap_or(0), limit)
         .await
         .map_err(EngineError::from)?;
-    let next_after = (events.len() as i64 == limit)
-        .then(|| events.last().map(|e| e.id))
-        .flatten();
+    let next_after = next_cursor(&events, limit, |e| e.id);
     Ok(axum::Json(Timeline { events, next_after }))
 }
