@@ -89,28 +89,22 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         channels.push(format!("webhook ({})", names.join(", ")));
     }
     println!("  channels        {}", channels.join(", "));
-    let templates_ok = super::render::check_templates(&s);
-    let playbooks_ok = check_playbooks(&s);
+    let (templates_ok, templates) = super::render::check_templates(&s);
+    let playbooks_ok = templates.is_some_and(|t| check_playbooks(&s, &t));
     Ok(if templates_ok && playbooks_ok { 0 } else { 1 })
 }
 
-/// Load the playbooks against the departments and templates; print what they are.
-fn check_playbooks(s: &Settings) -> bool {
-    if s.departments.is_empty() {
-        println!(
-            "  playbooks       not loaded: no [[departments]], so incidents get no team (add departments to page anyone)"
-        );
-        return true;
-    }
-    let names: Vec<String> = match crate::render::Templates::load(&s.templates_path, &s.render) {
-        Ok(t) => t.names().into_iter().map(str::to_string).collect(),
-        Err(_) => return false, // already reported by the template check
-    };
-    let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
-    match crate::domain::playbook::Playbooks::load(&s.playbooks_path, &ids, &|t| {
-        names.iter().any(|n| n == t)
-    }) {
-        Ok(p) => {
+/// Load the playbooks as the daemon does, against the departments and templates; print what
+/// they are.
+fn check_playbooks(s: &Settings, templates: &crate::render::Templates) -> bool {
+    match crate::server::load_playbooks(s, templates) {
+        Ok(None) => {
+            println!(
+                "  playbooks       not loaded: no [[departments]], so incidents get no team (add departments to page anyone)"
+            );
+            true
+        }
+        Ok(Some(p)) => {
             let list: Vec<String> = p
                 .all()
                 .iter()
@@ -121,15 +115,16 @@ fn check_playbooks(s: &Settings) -> bool {
                 s.playbooks_path.display(),
                 list.join(", ")
             );
+            let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
             println!("  departments     {}", ids.join(", "));
             true
         }
-        Err(problems) => {
+        Err(e) => {
             eprintln!(
                 "error: {} playbook problem{}:\n  {}",
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" },
-                problems.join("\n  ")
+                e.problems.len(),
+                if e.problems.len() == 1 { "" } else { "s" },
+                e.problems.join("\n  ")
             );
             false
         }

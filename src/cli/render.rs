@@ -137,20 +137,22 @@ fn print_rendering(
 
 /// The template part of `incidentd check`: load every template and render it for every
 /// channel and locale against the sample incident. Prints what it found; false on any error.
-pub fn check_templates(s: &Settings) -> bool {
+/// Load the templates and render each against the sample, printing what was found. Returns
+/// whether all is well, and the templates when they loaded (for the playbook check).
+pub fn check_templates(s: &Settings) -> (bool, Option<Templates>) {
     let dir = &s.templates_path;
     if !dir.is_dir() {
         eprintln!(
             "error: paths.templates: {} is not a folder; the daemon renders its messages from there (set [paths] templates)",
             dir.display()
         );
-        return false;
+        return (false, None);
     }
     let templates = match load_templates(s) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
-            return false;
+            return (false, None);
         }
     };
     let report = templates.check(&sample_context(&s.organisation), s.render.sms_max_segments);
@@ -165,7 +167,7 @@ pub fn check_templates(s: &Settings) -> bool {
         println!("  warning: {w}");
     }
     if report.errors.is_empty() {
-        return true;
+        return (true, Some(templates));
     }
     eprintln!(
         "error: {} template rendering{} failed:\n  {}",
@@ -173,5 +175,5 @@ pub fn check_templates(s: &Settings) -> bool {
         if report.errors.len() == 1 { "" } else { "s" },
         report.errors.join("\n  ")
     );
-    false
+    (false, Some(templates))
 }
