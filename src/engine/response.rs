@@ -106,13 +106,13 @@ fn escalate_timer(
     }
 }
 
-pub(super) fn overdue_timer(task: &TaskRow, due_at: i64) -> NewTimer {
+pub(super) fn overdue_timer(incident_id: i64, task: &str, due_at: i64) -> NewTimer {
     NewTimer {
-        key: format!("overdue:{}:{}", task.incident_id, task.key),
+        key: format!("overdue:{incident_id}:{task}"),
         kind: TIMER_OVERDUE.to_string(),
-        incident_id: Some(task.incident_id),
+        incident_id: Some(incident_id),
         due_at,
-        payload: json!({ "task": task.key }),
+        payload: json!({ "task": task }),
     }
 }
 
@@ -180,14 +180,11 @@ pub async fn apply_playbook(
         })
         .collect();
     let created = tx.insert_tasks(&tasks, now_us).await?;
-    let mut timers = Vec::new();
-    for t in tx.tasks_of(incident.id).await? {
-        if created.contains(&t.key)
-            && let Some(due) = t.due_at
-        {
-            timers.push(overdue_timer(&t, due));
-        }
-    }
+    let mut timers: Vec<NewTimer> = tasks
+        .iter()
+        .filter(|t| created.contains(&t.key))
+        .filter_map(|t| Some(overdue_timer(incident.id, &t.key, t.due_at?)))
+        .collect();
     let team = tx.team_of(incident.id).await?;
     let mut events = Vec::new();
     let mut paged = Vec::new();
@@ -430,7 +427,7 @@ async fn rearm(
         if let Some(due) = t.due_at
             && !t.is_closed()
         {
-            let mut timer = overdue_timer(&t, due.max(generation));
+            let mut timer = overdue_timer(t.incident_id, &t.key, due.max(generation));
             timer.key = format!("{}:r{generation}", timer.key);
             timers.push(timer);
             tasks.push(t.key.clone());

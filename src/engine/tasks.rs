@@ -422,7 +422,7 @@ impl Engine {
             tx.update_task(&t).await?;
         }
         tx.schedule_timers(
-            &[overdue_timer(&t, due_at)],
+            &[overdue_timer(incident_id, &t.key, due_at)],
             crate::domain::time::to_micros(now),
         )
         .await?;
@@ -571,7 +571,7 @@ async fn start_followers(
             f.due_at = Some(due);
             f.updated_at = to_micros(now);
             tx.update_task(&f).await?;
-            timers.push(overdue_timer(&f, due));
+            timers.push(overdue_timer(f.incident_id, &f.key, due));
             started.push(f.key.clone());
         }
     }
