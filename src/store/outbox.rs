@@ -225,6 +225,21 @@ fn claimed(r: ClaimRow) -> Result<Claimed> {
     })
 }
 
+/// The claim statement: due rows (only pages, with `$page`) marked `sending` until the lease
+/// ends, oldest first; `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+macro_rules! claim_sql {
+    ($page:literal, $lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 ",
+            "WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') ",
+            $page,
+            " AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 ",
+            $lock,
+            ") RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts"
+        )
+    };
+}
+
 impl WriteTx {
     /// Enqueue deliveries in this transaction. A key already present keeps its row. Returns
     /// each delivery's id, in order. A delivery of a drill incident is marked as a drill here,
@@ -355,22 +370,10 @@ impl WriteTx {
             }
             let got: Vec<ClaimRow> = on_tx!(self, c, pg => {
                 let sql = match (pg, pages) {
-                    (true, true) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') AND purpose = 'page' \
-                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
-                    (true, false) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
-                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
-                    (false, true) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') AND purpose = 'page' \
-                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3) \
-                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
-                    (false, false) => "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-                         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') \
-                         AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3) \
-                         RETURNING id, idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, fallback, attempts",
+                    (true, true) => claim_sql!("AND purpose = 'page'", "FOR UPDATE SKIP LOCKED"),
+                    (true, false) => claim_sql!("", "FOR UPDATE SKIP LOCKED"),
+                    (false, true) => claim_sql!("AND purpose = 'page'", ""),
+                    (false, false) => claim_sql!("", ""),
                 };
                 sqlx::query_as(sql).bind(lease_until).bind(now).bind(want).fetch_all(&mut *c).await?
             });
