@@ -9,6 +9,11 @@ use super::AppState;
 use super::error::ApiError;
 use crate::config::{Role, Token};
 
+/// Who may read incidents and what hangs off them.
+pub(super) const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
+/// Who may work on incidents: declare, change, page, do tasks.
+pub(super) const WRITE: &[Role] = &[Role::Responder];
+
 /// Tokens by hash.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens(HashMap<[u8; 32], Caller>);

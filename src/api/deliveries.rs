@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, READ, WRITE};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
 use super::incidents::{next_cursor, page_limit};
@@ -16,9 +16,6 @@ use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::Role;
 use crate::engine::{DeliveryRequest, EngineError};
 use crate::store::{DeliveryFilter, DeliveryStatus, DeliveryView, InboxNotice};
-
-const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
-const WRITE: &[Role] = &[Role::Responder];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

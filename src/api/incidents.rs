@@ -5,17 +5,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, READ, WRITE};
 use super::error::{ApiError, Problem};
 use super::extract::{Body, IncidentId, Json, Query};
-use crate::config::Role;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertRecord, Event, Incident};
 use crate::engine::{Declaration, EngineError, IncidentPatch};
 use crate::store::{AlertFilter, IncidentFilter};
-
-const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
-const WRITE: &[Role] = &[Role::Responder];
 
 /// The cursor (`before` or `after`) that fetches the next page: the last id of a full page,
 /// none after the last page.

@@ -5,16 +5,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, READ, WRITE};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, MaybeJson, Query};
 use crate::config::Role;
 use crate::engine::response::TaskView;
 use crate::engine::{EngineError, NewTaskRequest, Reassign};
 use crate::store::{TaskFilter, TeamRow};
-
-const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
-const WORK: &[Role] = &[Role::Responder];
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentTasks {
@@ -78,7 +75,7 @@ pub async fn add_task(
     IncidentId(id): IncidentId,
     Json(r): Json<NewTaskRequest>,
 ) -> Result<(StatusCode, axum::Json<TaskView>), ApiError> {
-    caller.require(WORK)?;
+    caller.require(WRITE)?;
     let depts = state.live().department_ids();
     let v = state
         .engine
@@ -100,7 +97,7 @@ pub async fn ack(
     caller: Caller,
     Path((id, task)): Path<(i64, String)>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WORK)?;
+    caller.require(WRITE)?;
     Ok(axum::Json(
         state.engine.ack_task(id, &task, &caller.actor()).await?,
     ))
@@ -120,7 +117,7 @@ pub async fn ack_page(
     caller: Caller,
     Path((id, department)): Path<(i64, String)>,
 ) -> Result<axum::Json<Vec<TeamRow>>, ApiError> {
-    caller.require(WORK)?;
+    caller.require(WRITE)?;
     Ok(axum::Json(
         state
             .engine
@@ -151,7 +148,7 @@ pub async fn complete(
     Path((id, task)): Path<(i64, String)>,
     MaybeJson(body): MaybeJson<Note>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WORK)?;
+    caller.require(WRITE)?;
     let note = body.note;
     Ok(axum::Json(
         state
@@ -176,7 +173,7 @@ pub async fn reassign(
     Path((id, task)): Path<(i64, String)>,
     Json(r): Json<Reassign>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WORK)?;
+    caller.require(WRITE)?;
     let depts = state.live().department_ids();
     Ok(axum::Json(
         state
