@@ -13,4 +13,5 @@ pub mod render;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod subjects;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -32,6 +33,7 @@ pub struct Server {
     state: AppState,
     writer: JoinHandle<()>,
     dispatcher: Dispatcher,
+    campaigns: CampaignRunner,
     scheduler: Scheduler,
     settings: Settings,
     reload: Reloader,
@@ -82,7 +84,14 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         state.engine.set_respond(state.live().playbooks.is_some());
-        let dispatcher = Dispatcher::start(store.clone(), channels, settings.dispatch.clone());
+        let keys_live = live.clone();
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            channels,
+            settings.dispatch.clone(),
+            Arc::new(move || keys_live.load().subject_keys.clone()),
+        );
+        let campaigns = CampaignRunner::start(state.engine.clone(), live.clone());
         // Last, as nothing may fail after it: a scheduler once started keeps running.
         let scheduler = Scheduler::start(
             store.clone(),
@@ -103,6 +112,7 @@ impl Server {
             state,
             writer,
             dispatcher,
+            campaigns,
             scheduler,
             settings,
             reload,
@@ -134,6 +144,7 @@ impl Server {
             state,
             writer,
             dispatcher,
+            campaigns,
             scheduler,
             settings,
             reload,
@@ -166,6 +177,7 @@ impl Server {
         if tokio::time::timeout(limit, writer).await.is_err() {
             error!("the alert writer did not finish within the shutdown limit");
         }
+        campaigns.shutdown(limit).await;
         scheduler.shutdown(limit).await;
         dispatcher.shutdown(limit).await;
         store.close().await;
@@ -395,4 +407,59 @@ pub fn notify_systemd(store: Store, addr: SocketAddr) {
             }
         }
     });
+}
+
+/// Moves notice campaigns on (start when approved, enqueue batch after batch) and purges
+/// contact data past its retention, in the background.
+struct CampaignRunner {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CampaignRunner {
+    fn start(engine: Engine, live: Arc<ArcSwap<Live>>) -> CampaignRunner {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let wake = engine.campaigns_wake();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut last_purge: Option<std::time::Instant> = None;
+            loop {
+                let l = live.load_full();
+                let more = match engine.run_campaigns(&l.campaign_ctx()).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn!(error = %e, "notice campaigns: will try again shortly");
+                        false
+                    }
+                };
+                if last_purge.is_none_or(|t| t.elapsed() >= l.subjects.purge_every.0) {
+                    last_purge = Some(std::time::Instant::now());
+                    if let Err(e) = engine.purge_expired_subjects(l.subjects.retention.0).await {
+                        warn!(error = %e, "purging expired contact data failed; will try again");
+                    }
+                }
+                if more {
+                    tokio::select! {
+                        biased;
+                        _ = stopped.notified() => break,
+                        _ = tokio::task::yield_now() => {}
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    _ = stopped.notified() => break,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        CampaignRunner { stop, task }
+    }
+
+    async fn shutdown(self, limit: Duration) {
+        self.stop.notify_one();
+        if tokio::time::timeout(limit, self.task).await.is_err() {
+            warn!("the notice campaign runner did not stop within the shutdown limit");
+        }
+    }
 }

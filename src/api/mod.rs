@@ -8,6 +8,7 @@ pub mod error;
 mod extract;
 mod incidents;
 mod ops;
+mod subjects;
 mod tasks;
 
 use std::sync::Arc;
@@ -51,6 +52,10 @@ pub struct Live {
     pub channels: Vec<crate::channels::ChannelKind>,
     pub webhooks: Vec<String>,
     pub public_url: String,
+    /// Contact encryption keys (`[subjects] key`), if configured.
+    pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
+    pub subjects: crate::config::SubjectsConfig,
+    pub notices: crate::config::NoticesConfig,
 }
 
 impl Live {
@@ -67,6 +72,17 @@ impl Live {
             paging: &self.paging,
             render: self.delivery_ctx(),
         })
+    }
+
+    /// What notice campaigns need.
+    pub fn campaign_ctx(&self) -> crate::engine::campaign::CampaignCtx<'_> {
+        crate::engine::campaign::CampaignCtx {
+            templates: &self.templates,
+            org: &self.organisation,
+            channels: &self.channels,
+            notices: &self.notices,
+            public_url: &self.public_url,
+        }
     }
 
     /// What the engine needs to render templates.
@@ -92,6 +108,9 @@ impl Live {
             channels: s.channels.kinds(),
             webhooks: s.channels.webhooks.iter().map(|w| w.name.clone()).collect(),
             public_url: s.server.public_url.clone(),
+            subject_keys: s.subject_keys.clone(),
+            subjects: s.subjects.clone(),
+            notices: s.notices.clone(),
             organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
@@ -171,10 +190,20 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(tasks::approvals))
         .routes(routes!(tasks::approve))
         .routes(routes!(tasks::reject))
+        .routes(routes!(subjects::list))
+        .routes(routes!(subjects::show))
+        .routes(routes!(subjects::imports))
+        .routes(routes!(subjects::start_campaign, subjects::campaigns))
+        .routes(routes!(subjects::campaign))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
+    // Streamed uploads run as long as the upload does: outside the request timeout.
+    let (uploads, upload_doc) = OpenApiRouter::new()
+        .routes(routes!(subjects::import))
+        .split_for_parts();
+    doc.merge(upload_doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
     api.route(
@@ -189,11 +218,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         }),
     )
     .fallback(ops::not_found)
-    .layer(middleware::from_fn(track))
     .layer(TimeoutLayer::with_status_code(
         StatusCode::SERVICE_UNAVAILABLE,
         request_timeout,
     ))
+    .merge(uploads)
+    .layer(middleware::from_fn(track))
     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req
             .extensions()

@@ -6,6 +6,7 @@ mod deliveries;
 mod offline;
 mod output;
 mod render;
+mod subjects;
 mod tasks;
 
 use std::path::PathBuf;
@@ -121,6 +122,12 @@ pub enum Command {
     Approve(tasks::DecideArgs),
     /// Reject a gate (with a reason).
     Reject(tasks::DecideArgs),
+    /// Affected people: import lists, list them (masked), show what each was told.
+    #[command(subcommand, after_help = subjects::SUBJECTS_HELP)]
+    Subjects(subjects::SubjectsCommand),
+    /// Notice campaigns to affected people: start one, follow its progress.
+    #[command(subcommand, after_help = subjects::NOTICES_HELP)]
+    Notices(subjects::NoticesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,6 +356,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Approvals(a) => tasks::approvals(a).await,
         Command::Approve(a) => tasks::decide(a, true).await,
         Command::Reject(a) => tasks::decide(a, false).await,
+        Command::Subjects(c) => subjects::subjects(c).await,
+        Command::Notices(c) => subjects::notices(c).await,
     };
     match result {
         Ok(code) => code,

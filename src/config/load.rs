@@ -592,6 +592,33 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     if let Err(e) = raw.scheduler.to_config().validate() {
         p("scheduler", e);
     }
+    let subject_keys = match &raw.subjects.key {
+        Some(k) => match crate::subjects::crypto::KeyRing::parse(k.expose_secret()) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                p("subjects.key", e);
+                None
+            }
+        },
+        None => None,
+    };
+    if !(1..=10_000).contains(&raw.subjects.import_batch) {
+        p("subjects.import_batch", "give 1 to 10000 rows".into());
+    }
+    if !(1..=50_000).contains(&raw.notices.batch) {
+        p("notices.batch", "give 1 to 50000 subjects".into());
+    }
+    if let Some(c) = raw
+        .notices
+        .approval_not_required
+        .iter()
+        .find(|c| c.is_personal_information())
+    {
+        p(
+            "notices.approval_not_required",
+            format!("`{c}` is a personal-information category: its notices always need approval"),
+        );
+    }
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
     let classification_path = dir.join(&raw.paths.classification);
@@ -622,6 +649,9 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             departments: raw.departments,
             paging: raw.paging,
             scheduler: raw.scheduler,
+            subjects: raw.subjects,
+            subject_keys,
+            notices: raw.notices,
         }),
         _ => Err(ConfigError { problems }),
     }

@@ -38,6 +38,91 @@ pub struct RawConfig {
     pub paging: PagingConfig,
     #[serde(default)]
     pub scheduler: SchedulerSection,
+    #[serde(default)]
+    pub subjects: SubjectsConfig,
+    #[serde(default)]
+    pub notices: NoticesConfig,
+}
+
+/// `[subjects]`: affected people's contact data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectsConfig {
+    /// Contact encryption keys, `<key id>:<64 hex digits>`, the first encrypting; usually given
+    /// as `key_file` (a file beside the config, or a systemd credential). Without it, subject
+    /// imports are refused. `incidentd subjects keygen` makes one.
+    #[serde(default)]
+    pub key: Option<SecretString>,
+    /// How long after an incident closes its subjects' contacts are kept, then purged.
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+    /// Rows written per transaction during an import.
+    #[serde(default = "default_import_batch")]
+    pub import_batch: usize,
+    /// How often to look for contacts past their retention.
+    #[serde(default = "default_purge_every")]
+    pub purge_every: HumanDuration,
+}
+
+impl Default for SubjectsConfig {
+    fn default() -> Self {
+        SubjectsConfig {
+            key: None,
+            retention: default_retention(),
+            import_batch: default_import_batch(),
+            purge_every: default_purge_every(),
+        }
+    }
+}
+
+fn default_retention() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(180 * 86_400))
+}
+fn default_purge_every() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+fn default_import_batch() -> usize {
+    2000
+}
+
+/// `[notices]`: notice campaigns to affected people.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// The notice template campaigns send.
+    #[serde(default = "default_notice_template")]
+    pub template: String,
+    /// The playbook approval task that must be approved before a campaign sends anything.
+    #[serde(default = "default_approval_task")]
+    pub approval_task: String,
+    /// Categories whose notices need no approval (e.g. a service-discontinuation notice).
+    /// Personal-information categories always need it.
+    #[serde(default)]
+    pub approval_not_required: Vec<crate::domain::incident::Category>,
+    /// Subjects enqueued per transaction while a campaign runs.
+    #[serde(default = "default_campaign_batch")]
+    pub batch: usize,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> Self {
+        NoticesConfig {
+            template: default_notice_template(),
+            approval_task: default_approval_task(),
+            approval_not_required: Vec::new(),
+            batch: default_campaign_batch(),
+        }
+    }
+}
+
+fn default_notice_template() -> String {
+    "notice/pi_leak".into()
+}
+fn default_approval_task() -> String {
+    "approve_notice".into()
+}
+fn default_campaign_batch() -> usize {
+    5000
 }
 
 /// `[scheduler]`: persisted timers (escalations, deadlines) and cron jobs.
@@ -641,6 +726,10 @@ pub struct Settings {
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     pub scheduler: SchedulerSection,
+    pub subjects: SubjectsConfig,
+    /// The parsed `subjects.key`, if given.
+    pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
+    pub notices: NoticesConfig,
 }
 
 #[cfg(test)]

@@ -130,6 +130,9 @@ struct Done {
     _permit: OwnedSemaphorePermit,
 }
 
+/// The contact keys in force now (they may change on reload).
+pub type KeySource = Arc<dyn Fn() -> Option<Arc<crate::subjects::crypto::KeyRing>> + Send + Sync>;
+
 /// A running dispatcher.
 pub struct Dispatcher {
     stop: Arc<Notify>,
@@ -138,7 +141,14 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn start(store: Store, channels: Channels, cfg: DispatchConfig) -> Dispatcher {
+    /// `keys` gives the current contact keys: notice deliveries carry no contact, and are
+    /// resolved right before sending ([`crate::engine::campaign::materialise`]).
+    pub fn start(
+        store: Store,
+        channels: Channels,
+        cfg: DispatchConfig,
+        keys: KeySource,
+    ) -> Dispatcher {
         let mut lanes = HashMap::new();
         for kind in channels.kinds().collect::<Vec<_>>() {
             let Some(ch) = channels.get(kind) else {
@@ -168,6 +178,7 @@ impl Dispatcher {
             inflight,
             done_tx,
             stop.clone(),
+            keys,
         ));
         let recorder = tokio::spawn(record_loop(store, cfg, done_rx));
         Dispatcher {
@@ -200,6 +211,7 @@ async fn claim_loop(
     inflight: Arc<Semaphore>,
     done: mpsc::UnboundedSender<Done>,
     stop: Arc<Notify>,
+    keys: KeySource,
 ) {
     let ready = store.deliveries_ready();
     let poll = cfg.poll_interval.0;
@@ -214,7 +226,7 @@ async fn claim_loop(
         let room = 1 + inflight.available_permits().min(cfg.batch_size - 1);
         let now = Utc::now();
         let lease_until = to_micros(now + cfg.lease.0);
-        let claimed = match claim(
+        let mut claimed = match claim(
             &store,
             to_micros(now),
             lease_until,
@@ -251,6 +263,10 @@ async fn claim_loop(
             }
             continue;
         }
+        // Notices: the subject's contact and the campaign's words, right before sending.
+        let unresolved = Arc::new(
+            crate::engine::campaign::materialise(&store, keys().as_deref(), &mut claimed).await,
+        );
         let drills: Vec<i64> = claimed
             .iter()
             .filter(|c| c.drill)
@@ -290,8 +306,13 @@ async fn claim_loop(
                 .get(&c.channel)
                 .map(|l| (l.channel.clone(), l.concurrency.clone(), l.rate.clone()));
             let allowed = allowed.clone();
+            let unresolved = unresolved.clone();
             tasks.spawn(async move {
                 let (attempt, provider) = match lane {
+                    _ if unresolved.contains_key(&c.id) => (
+                        Attempt::Failed(SendError::Permanent(unresolved[&c.id].clone())),
+                        "none".to_string(),
+                    ),
                     _ if drills_unknown && c.drill => (
                         Attempt::Released("the drill's recipient list could not be read".into()),
                         "none".to_string(),

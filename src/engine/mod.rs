@@ -2,10 +2,12 @@
 //! its audit events in one transaction; nothing here talks to the outside world.
 
 pub mod acklink;
+pub mod campaign;
 mod commands;
 mod deliveries;
 mod ingest;
 pub mod response;
+pub mod subjects;
 mod tasks;
 
 use std::sync::Arc;
@@ -70,6 +72,8 @@ pub struct Engine {
     /// Playbooks are configured: opening an incident (or raising its severity) schedules its
     /// playbook. Set at start and on reload.
     respond: Arc<std::sync::atomic::AtomicBool>,
+    /// Told when a campaign is created or subjects are imported: wakes the campaign runner.
+    campaigns: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -78,6 +82,7 @@ impl Engine {
             store,
             ingest,
             respond: Default::default(),
+            campaigns: Default::default(),
         }
     }
 
@@ -97,6 +102,11 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Told when campaigns may have work (created, approved, new subjects).
+    pub fn campaigns_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.campaigns.clone()
     }
 
     pub fn ingest_queue(&self) -> &IngestQueue {

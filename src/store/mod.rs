@@ -10,6 +10,7 @@ pub mod postgres;
 mod read;
 mod rows;
 pub mod sqlite;
+mod subjects;
 mod tasks;
 mod timers;
 mod write;
@@ -21,6 +22,10 @@ pub use outbox::{
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use subjects::{
+    CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, SealedSubject,
+    SubjectContacts, SubjectView, notice_key, notice_recipient, parse_notice_recipient,
+};
 pub use tasks::{ApprovalRow, NewTask, TaskFilter, TaskRow, TeamRow};
 pub use timers::{DueTimer, NewTimer, TimerView};
 pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};

@@ -1,0 +1,562 @@
+//! `incidentd subjects …` and `incidentd notices …`: affected people and the campaigns that
+//! tell them.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::ClientArgs;
+use super::client::{Client, print};
+
+pub const SUBJECTS_HELP: &str = "\
+Examples:
+  incidentd subjects import 42 affected.csv        stream a list into incident 42, with progress
+  incidentd subjects import 42 affected.ndjson
+  incidentd subjects list 42                       masked, in import order
+  incidentd subjects show 42 u-10086               one person: every notice, channel, time, provider id
+  incidentd subjects keygen --id 2026              a new contact-encryption key for [subjects] key
+
+A CSV list starts with a header naming its columns, from:
+  subject_id,name,phone,email,site_user_id,locale,channels
+NDJSON has one object per line with the same fields. phone is E.164 (+8613800000000);
+channels is inbox;sms;voice;email (default: every channel the row has a contact for).
+Files must be UTF-8 (export GBK spreadsheets as UTF-8 first). Bad rows are reported with
+their line and reason and the good ones are kept; importing a subject again updates it.";
+
+pub const NOTICES_HELP: &str = "\
+Examples:
+  incidentd notices start 42 --channel inbox --channel sms          every subject, on both
+  incidentd notices start 42 --channel sms --channel email --mode first   SMS, e-mail if SMS dies
+  incidentd notices show 42 --watch                                  progress until all is sent
+
+Nothing is sent before the incident's notice approval (the playbook's approve_notice task,
+decided by Legal) is approved: a campaign started earlier waits for it. Starting the same
+campaign again returns the existing one — nobody is told twice.";
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectsCommand {
+    /// Import a CSV or NDJSON list of affected people into an incident (streamed).
+    Import {
+        incident: i64,
+        file: PathBuf,
+        /// csv or ndjson (default: from the file's extension).
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// An incident's affected people, contacts masked.
+    List {
+        incident: i64,
+        /// Start after this row id (the previous page's last).
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One person and every notice sent to them.
+    Show {
+        incident: i64,
+        subject_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a new random contact-encryption key line for [subjects] key (works offline).
+    Keygen {
+        /// The key's id (letters, digits, - or _), e.g. the year.
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoticesCommand {
+    /// Start a notice campaign (it waits for the notice approval).
+    Start(StartArgs),
+    /// An incident's campaigns and their progress.
+    Show {
+        incident: i64,
+        /// Only this campaign.
+        campaign: Option<i64>,
+        /// Refresh until every delivery is sent or dead.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    pub incident: i64,
+    /// A channel, in order of preference (repeat): inbox, site_webhook, sms, voice, email.
+    #[arg(long = "channel", required = true)]
+    pub channels: Vec<String>,
+    /// all: every chosen channel the person has; first: the first, falling back to the next.
+    #[arg(long, default_value = "all")]
+    pub mode: String,
+    /// The notice template (default: [notices] template).
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Then show progress until every delivery is sent or dead.
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A file read as an upload body, counting the bytes sent.
+struct Counted {
+    file: tokio::fs::File,
+    sent: Arc<AtomicU64>,
+    buf: Box<[u8]>,
+}
+
+impl futures_core::Stream for Counted {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let me = self.get_mut();
+        let mut rb = ReadBuf::new(&mut me.buf);
+        match Pin::new(&mut me.file).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => {
+                me.sent
+                    .fetch_add(rb.filled().len() as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(rb.filled().to_vec())))
+            }
+        }
+    }
+}
+
+fn mb(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
+pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
+    match c {
+        SubjectsCommand::Keygen { id } => {
+            crate::subjects::crypto::KeyRing::parse(&format!("{id}:{}", "0".repeat(64)))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", crate::subjects::crypto::KeyRing::generate(&id));
+            eprintln!(
+                "Keep this line secret. Put it first in the key file named by [subjects] key_file \
+                 (older keys after it, one per line, until their data is purged)."
+            );
+            Ok(0)
+        }
+        SubjectsCommand::Import {
+            incident,
+            file,
+            format,
+            client,
+        } => import(incident, file, format, client).await,
+        SubjectsCommand::List {
+            incident,
+            after,
+            limit,
+            client,
+        } => {
+            let c = Client::new(&client)?;
+            let mut path = format!("/api/v1/incidents/{incident}/subjects?limit={limit}");
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let v = c.call(Method::GET, &path, None).await?;
+            print(&client, &v, |v| {
+                println!("{} subjects", v["total"]);
+                println!(
+                    "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} channels",
+                    "row", "subject", "name", "phone", "email", "locale"
+                );
+                for s in v["subjects"].as_array().into_iter().flatten() {
+                    let f = |k: &str| s[k].as_str().unwrap_or("-").to_string();
+                    println!(
+                        "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} {}",
+                        s["id"],
+                        f("subject_id"),
+                        f("name"),
+                        f("phone"),
+                        f("email"),
+                        f("locale"),
+                        f("channels")
+                    );
+                }
+                if let Some(n) = v["next_cursor"].as_i64() {
+                    println!("more: --after {n}");
+                }
+            });
+            Ok(0)
+        }
+        SubjectsCommand::Show {
+            incident,
+            subject_id,
+            client,
+        } => {
+            let c = Client::new(&client)?;
+            let path = format!(
+                "/api/v1/incidents/{incident}/subjects/{}",
+                percent_encoding::utf8_percent_encode(
+                    &subject_id,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            );
+            let v = c.call(Method::GET, &path, None).await?;
+            print(&client, &v, |v| {
+                let s = &v["subject"];
+                println!(
+                    "subject {} (row {}): name {}, phone {}, email {}, site user {}, locale {}, channels {}",
+                    s["subject_id"].as_str().unwrap_or("?"),
+                    s["id"],
+                    s["name"].as_str().unwrap_or("-"),
+                    s["phone"].as_str().unwrap_or("-"),
+                    s["email"].as_str().unwrap_or("-"),
+                    s["site_user_id"].as_str().unwrap_or("-"),
+                    s["locale"].as_str().unwrap_or("-"),
+                    s["channels"].as_str().unwrap_or("-"),
+                );
+                if s["purged_at"].is_i64() {
+                    println!("contacts purged (retention period)");
+                }
+                let notices = v["notices"].as_array().cloned().unwrap_or_default();
+                if notices.is_empty() {
+                    println!("no notice has been sent to this person");
+                }
+                for n in notices {
+                    let when = n["sent_at"]
+                        .as_i64()
+                        .and_then(chrono::DateTime::from_timestamp_micros)
+                        .map_or("-".to_string(), |t| {
+                            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                        });
+                    println!(
+                        "  campaign {} · {} · {} · {} · sent {} · {} {}{}",
+                        n["campaign"],
+                        n["channel"].as_str().unwrap_or("?"),
+                        n["locale"].as_str().unwrap_or("?"),
+                        n["status"].as_str().unwrap_or("?"),
+                        when,
+                        n["provider"].as_str().unwrap_or(""),
+                        n["provider_message_id"].as_str().unwrap_or(""),
+                        n["last_error"]
+                            .as_str()
+                            .map(|e| format!(" · {e}"))
+                            .unwrap_or_default(),
+                    );
+                }
+            });
+            Ok(0)
+        }
+    }
+}
+
+async fn import(
+    incident: i64,
+    file: PathBuf,
+    format: Option<String>,
+    args: ClientArgs,
+) -> anyhow::Result<i32> {
+    let name = file.display().to_string();
+    let content_type = match format.as_deref().unwrap_or(&name).to_ascii_lowercase() {
+        f if f == "csv" || f.ends_with(".csv") => "text/csv",
+        f if f == "ndjson" || f == "jsonl" || f.ends_with(".ndjson") || f.ends_with(".jsonl") => {
+            "application/x-ndjson"
+        }
+        _ => anyhow::bail!(
+            "cannot tell the format of {name}: name it .csv or .ndjson, or give --format csv|ndjson"
+        ),
+    };
+    let f = tokio::fs::File::open(&file)
+        .await
+        .with_context(|| format!("cannot open {name}"))?;
+    let total = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let sent = Arc::new(AtomicU64::new(0));
+    let body = reqwest::Body::wrap_stream(Counted {
+        file: f,
+        sent: sent.clone(),
+        buf: vec![0u8; 256 * 1024].into_boxed_slice(),
+    });
+    // No overall timeout: a large list takes as long as it takes.
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("incidentd-cli/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let url = format!(
+        "{}/api/v1/incidents/{incident}/subjects",
+        args.url.trim_end_matches('/')
+    );
+    let mut req = http
+        .post(&url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
+    let started = Instant::now();
+    let show = !args.json;
+    let progress = {
+        let sent = sent.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !show {
+                    continue;
+                }
+                let n = sent.load(Ordering::Relaxed);
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                let pct = (n * 100).checked_div(total).unwrap_or(0);
+                eprint!(
+                    "\rimporting {name}: {pct:>3}% · {} of {} · {:.1} MB/s   ",
+                    mb(n),
+                    mb(total),
+                    n as f64 / 1e6 / secs
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+    };
+    let res = req.send().await;
+    progress.abort();
+    if show {
+        eprintln!();
+    }
+    let res = res.with_context(|| {
+        format!(
+            "the upload to {} failed (is incidentd running? set --url or INCIDENTD_URL)",
+            args.url
+        )
+    })?;
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        let detail = v["detail"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(v.to_string());
+        anyhow::bail!("{status}: {detail}");
+    }
+    print(&args, &v, |r| {
+        println!(
+            "{} rows in {:.1} s: {} accepted ({} new, {} updated), {} rejected, {} warnings",
+            r["rows"],
+            r["seconds"].as_f64().unwrap_or(0.0),
+            r["accepted"],
+            r["inserted"],
+            r["updated"],
+            r["rejected"],
+            r["warnings"]
+        );
+        let reach: Vec<String> = r["reachable"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "reachable: {}; no channel at all: {}",
+            if reach.is_empty() {
+                "-".into()
+            } else {
+                reach.join(", ")
+            },
+            r["unreachable"]
+        );
+        println!(
+            "incident {incident} now holds {} subjects (import {})",
+            r["subjects_total"], r["import_id"]
+        );
+        for p in r["problems"].as_array().into_iter().flatten() {
+            println!(
+                "  line {:>7} {:<8} {}{}",
+                p["line"],
+                p["kind"].as_str().unwrap_or(""),
+                p["subject_id"]
+                    .as_str()
+                    .map(|s| format!("[{s}] "))
+                    .unwrap_or_default(),
+                p["reason"].as_str().unwrap_or("")
+            );
+        }
+        if r["problems_truncated"] == true {
+            println!("  … more problems: see GET /api/v1/incidents/{incident}/subject-imports");
+        }
+        if let Some(e) = r["error"].as_str() {
+            println!("INTERRUPTED: {e} (the rows before it are kept; import the rest again)");
+        }
+    });
+    Ok(if v["status"] == "done" { 0 } else { 1 })
+}
+
+fn progress_line(c: &Value) -> String {
+    let mut by_status: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut channels = Vec::new();
+    for (ch, st) in c["progress"].as_object().into_iter().flatten() {
+        let mut parts = Vec::new();
+        for (s, n) in st.as_object().into_iter().flatten() {
+            let n = n.as_i64().unwrap_or(0);
+            *by_status.entry(s.clone()).or_default() += n;
+            parts.push(format!("{s} {n}"));
+        }
+        channels.push(format!("{ch}: {}", parts.join(", ")));
+    }
+    let total: i64 = by_status.values().sum();
+    let done =
+        by_status.get("sent").copied().unwrap_or(0) + by_status.get("dead").copied().unwrap_or(0);
+    let width = 30;
+    let filled = if total > 0 {
+        (done * width / total) as usize
+    } else {
+        0
+    };
+    format!(
+        "campaign {} [{}] {} · {} subjects, {} unreachable · [{}{}] {done}/{total} · {}",
+        c["id"],
+        c["status"].as_str().unwrap_or("?"),
+        c["template"].as_str().unwrap_or("?"),
+        c["subjects"],
+        c["unreachable"],
+        "#".repeat(filled),
+        "-".repeat(width as usize - filled),
+        if channels.is_empty() {
+            "no deliveries yet".into()
+        } else {
+            channels.join(" · ")
+        }
+    )
+}
+
+fn finished(c: &Value) -> bool {
+    let busy = c["progress"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, st)| st.as_object().into_iter().flatten())
+        .any(|(s, n)| {
+            matches!(s.as_str(), "pending" | "sending" | "failed") && n.as_i64() > Some(0)
+        });
+    matches!(c["status"].as_str(), Some("enqueued" | "cancelled")) && !busy
+}
+
+async fn watch(
+    c: &Client,
+    incident: i64,
+    campaign: Option<i64>,
+    args: &ClientArgs,
+) -> anyhow::Result<i32> {
+    loop {
+        let v = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/incidents/{incident}/notices"),
+                None,
+            )
+            .await?;
+        let list: Vec<Value> = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| campaign.is_none_or(|id| x["id"] == id))
+            .collect();
+        if args.json {
+            println!("{}", serde_json::to_string(&list).unwrap_or_default());
+        } else {
+            for x in &list {
+                eprint!("\r{}   ", progress_line(x));
+            }
+            let _ = std::io::stderr().flush();
+        }
+        if list.iter().all(finished) {
+            if !args.json {
+                eprintln!();
+            }
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
+    match c {
+        NoticesCommand::Start(a) => {
+            let c = Client::new(&a.client)?;
+            let mut body = json!({ "channels": a.channels, "mode": a.mode });
+            if let Some(t) = &a.template {
+                body["template"] = json!(t);
+            }
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/notices", a.incident),
+                    Some(body),
+                )
+                .await?;
+            print(&a.client, &v, |v| {
+                if v["existing"] == true {
+                    println!("this campaign exists already (nothing will be sent twice):");
+                }
+                println!("{}", progress_line(v));
+                if v["status"] == "awaiting_approval" {
+                    println!(
+                        "waiting for the notice approval (task {}): see `incidentd approvals`",
+                        v["approval_task"]
+                    );
+                }
+            });
+            if a.watch {
+                return watch(&c, a.incident, v["id"].as_i64(), &a.client).await;
+            }
+            Ok(0)
+        }
+        NoticesCommand::Show {
+            incident,
+            campaign,
+            watch: w,
+            client,
+        } => {
+            let c = Client::new(&client)?;
+            if w {
+                return watch(&c, incident, campaign, &client).await;
+            }
+            let v = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{incident}/notices"),
+                    None,
+                )
+                .await?;
+            print(&client, &v, |v| {
+                let list = v.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no notice campaign for incident {incident}");
+                }
+                for x in list
+                    .iter()
+                    .filter(|x| campaign.is_none_or(|id| x["id"] == id))
+                {
+                    println!("{}", progress_line(x));
+                    if let Some(e) = x["error"].as_str() {
+                        println!("  {e}");
+                    }
+                }
+            });
+            Ok(0)
+        }
+    }
+}

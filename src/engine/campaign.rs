@@ -1,0 +1,696 @@
+//! Notice campaigns: telling every affected person of an incident, on the channels chosen, in
+//! their language, once the notice is approved.
+//!
+//! * **Creating** a campaign checks the channels and that the notice renders for the
+//!   incident's current facts, then waits for the incident's notice approval task
+//!   (`[notices] approval_task`, Legal in the shipped PI playbook). Categories listed in
+//!   `[notices] approval_not_required` start at once; personal-information ones never do.
+//!   Asking again for the same template returns the campaign that exists: it sends nothing twice.
+//! * **Starting** (approval seen by [`Engine::run_campaigns`]) renders the notice once per
+//!   channel and locale and stores it with the campaign: what was approved is what is sent,
+//!   even if facts or templates change afterwards. The subject's name goes in at send time.
+//! * **Enqueueing** walks the incident's subjects in id order, `[notices] batch` at a time;
+//!   each batch's deliveries and the campaign's cursor commit in one transaction, and every
+//!   delivery has an idempotency key per (campaign, subject, channel). A daemon killed halfway
+//!   resumes at the cursor; nobody is skipped and nobody is enqueued twice.
+//! * Mode `all` sends on every chosen channel the subject has; `first` sends on the first one
+//!   and falls back, in the order given, when that delivery dies.
+//! * Deliveries hold no contact: the dispatcher calls [`materialise`] right before sending,
+//!   which decrypts the subject's contact and fills in the stored words.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Engine, EngineError};
+use crate::channels::{ChannelKind, Content, Purpose};
+use crate::config::{NoticesConfig, OrganisationConfig};
+use crate::domain::time::to_micros;
+use crate::render::context::recipient_value;
+use crate::render::{Templates, incident_context};
+use crate::store::{
+    CampaignContent, CampaignRow, Claimed, FallbackTarget, NewCampaign, NewDelivery, NewEvent,
+    Store, notice_key, notice_recipient, parse_notice_recipient,
+};
+use crate::subjects::crypto::{Field, KeyRing};
+use crate::subjects::parse_channels;
+
+/// Where a subject's name goes in stored words (private-use characters no template writes).
+pub const NAME_MARKER: &str = "\u{E000}name\u{E001}";
+
+/// Channels a notice can go out on.
+pub const NOTICE_CHANNELS: [ChannelKind; 5] = [
+    ChannelKind::Inbox,
+    ChannelKind::SiteWebhook,
+    ChannelKind::Sms,
+    ChannelKind::Voice,
+    ChannelKind::Email,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every chosen channel the subject has.
+    #[default]
+    All,
+    /// The first chosen channel the subject has; the next ones if it dies.
+    First,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::All => "all",
+            Mode::First => "first",
+        }
+    }
+}
+
+/// `POST /api/v1/incidents/{id}/notices`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignRequest {
+    /// Channels in order of preference: inbox, site_webhook, sms, voice, email.
+    #[schema(value_type = Vec<String>, example = json!(["inbox", "sms", "email"]))]
+    pub channels: Vec<ChannelKind>,
+    #[serde(default)]
+    pub mode: Mode,
+    /// The notice template; `[notices] template` by default.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// What campaigns need from the live configuration.
+pub struct CampaignCtx<'a> {
+    pub templates: &'a Templates,
+    pub org: &'a OrganisationConfig,
+    pub channels: &'a [ChannelKind],
+    pub notices: &'a NoticesConfig,
+    pub public_url: &'a str,
+}
+
+/// A campaign with its progress.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CampaignView {
+    #[serde(flatten)]
+    pub campaign: CampaignRow,
+    /// Deliveries by channel, then status (`pending`, `sending`, `failed`, `sent`, `dead`).
+    pub progress: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    /// Set when asking again returned this existing campaign.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub existing: bool,
+}
+
+fn subject_has(c: ChannelKind, reachable: &[ChannelKind]) -> bool {
+    match c {
+        ChannelKind::SiteWebhook => reachable.contains(&ChannelKind::Inbox),
+        other => reachable.contains(&other),
+    }
+}
+
+/// The template data for one channel and locale, with the name marker (or no name).
+fn notice_data(
+    incident: &serde_json::Value,
+    ctx: &CampaignCtx<'_>,
+    channel: ChannelKind,
+    locale: &str,
+    named: bool,
+) -> serde_json::Value {
+    let mut data = incident_context(incident, ctx.org);
+    data["recipient"] = recipient_value(named.then_some(NAME_MARKER), channel, "", locale);
+    data["notice"] =
+        json!({ "url": format!("{}/announcements", ctx.public_url.trim_end_matches('/')) });
+    data
+}
+
+impl Engine {
+    /// Create a campaign (or return the one that exists for this template).
+    pub async fn create_campaign(
+        &self,
+        incident_id: i64,
+        req: CampaignRequest,
+        ctx: &CampaignCtx<'_>,
+        actor: &str,
+    ) -> Result<CampaignView, EngineError> {
+        if req.channels.is_empty() {
+            return Err(EngineError::invalid(
+                "channels",
+                "name at least one channel, in order of preference, e.g. [\"inbox\", \"sms\", \"email\"]",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, c) in req.channels.iter().enumerate() {
+            if !NOTICE_CHANNELS.contains(c) {
+                return Err(EngineError::invalid(
+                    &format!("channels[{i}]"),
+                    format!("notices go out on inbox, site_webhook, sms, voice or email, not {c}"),
+                ));
+            }
+            if !ctx.channels.contains(c) {
+                return Err(EngineError::invalid(
+                    &format!("channels[{i}]"),
+                    format!(
+                        "the {c} channel is not configured: add [channels.{c}] to the configuration"
+                    ),
+                ));
+            }
+            if !seen.insert(c.as_str()) {
+                return Err(EngineError::invalid(
+                    &format!("channels[{i}]"),
+                    format!("{c} is named twice"),
+                ));
+            }
+        }
+        let template = req.template.unwrap_or_else(|| ctx.notices.template.clone());
+        let inc =
+            self.store().incident(incident_id).await?.ok_or_else(|| {
+                EngineError::NotFound(format!("there is no incident {incident_id}"))
+            })?;
+        // The notice must render now (facts present, template whole), in every language.
+        let value = serde_json::to_value(&inc).unwrap_or_default();
+        for c in &req.channels {
+            for locale in ctx.templates.locales(&template) {
+                let data = notice_data(&value, ctx, *c, locale, true);
+                ctx.templates
+                    .render(&template, *c, locale, &data)
+                    .map_err(|e| EngineError::invalid("template", e.to_string()))?;
+            }
+        }
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let existing = tx.campaigns_of(incident_id).await?;
+        if let Some(c) = existing
+            .into_iter()
+            .find(|c| c.template == template && c.status != "cancelled")
+        {
+            drop(tx);
+            return self.campaign_view(c, true).await;
+        }
+        let needs_approval = inc.category.is_personal_information()
+            || !ctx.notices.approval_not_required.contains(&inc.category);
+        let approval_task = if needs_approval {
+            let tasks = tx.tasks_of(incident_id).await?;
+            let t = tasks
+                .iter()
+                .find(|t| t.key == ctx.notices.approval_task && t.approval)
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!(
+                        "incident {incident_id} has no `{}` approval task, and its notices need approval: \
+                         apply a playbook with that gate (the PI playbook has one), or add it with \
+                         POST /api/v1/incidents/{incident_id}/tasks",
+                        ctx.notices.approval_task
+                    ))
+                })?;
+            if t.status == "rejected" {
+                return Err(EngineError::Conflict(format!(
+                    "the notice approval (task {}) was rejected{}: nothing can be sent",
+                    t.id,
+                    t.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                )));
+            }
+            Some(t.id)
+        } else {
+            None
+        };
+        let channels: Vec<String> = req
+            .channels
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
+        let id = tx
+            .create_campaign(
+                &NewCampaign {
+                    incident_id,
+                    actor,
+                    template: &template,
+                    channels: &channels,
+                    mode: req.mode.as_str(),
+                    approval_task,
+                },
+                to_micros(now),
+            )
+            .await?;
+        tx.append(&[NewEvent::new(
+            now,
+            actor,
+            "notice.campaign_created",
+            Some(incident_id),
+            &json!({
+                "campaign": id,
+                "template": template,
+                "channels": channels,
+                "mode": req.mode,
+                "approval_task": approval_task,
+            }),
+        )])
+        .await?;
+        tx.commit().await?;
+        self.campaigns.notify_one();
+        let c = self
+            .store()
+            .campaigns(Some(incident_id))
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| EngineError::Failed(format!("campaign {id} vanished")))?;
+        self.campaign_view(c, false).await
+    }
+
+    pub async fn campaign_view(
+        &self,
+        c: CampaignRow,
+        existing: bool,
+    ) -> Result<CampaignView, EngineError> {
+        let mut progress: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, i64>,
+        > = Default::default();
+        for (channel, status, n) in self.store().campaign_counts(c.incident_id, c.id).await? {
+            progress.entry(channel).or_default().insert(status, n);
+        }
+        Ok(CampaignView {
+            campaign: c,
+            progress,
+            existing,
+        })
+    }
+
+    /// Move every active campaign on: start the approved ones, enqueue a batch of each running
+    /// one. Returns true if there is more to do right away.
+    pub async fn run_campaigns(&self, ctx: &CampaignCtx<'_>) -> Result<bool, EngineError> {
+        let mut more = false;
+        for c in self.store().active_campaigns().await? {
+            let r = match c.status.as_str() {
+                "awaiting_approval" => self.maybe_start(&c, ctx).await,
+                _ => self.enqueue_batch(&c, ctx).await,
+            };
+            match r {
+                Ok(m) => more |= m,
+                Err(EngineError::Unavailable(e)) => return Err(EngineError::Unavailable(e)),
+                Err(e) => {
+                    tracing::warn!(campaign = c.id, error = %e, "notice campaign cannot go on");
+                    let mut tx = self.store().begin_write().await?;
+                    tx.fail_campaign(c.id, &e.to_string()).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    async fn maybe_start(
+        &self,
+        c: &CampaignRow,
+        ctx: &CampaignCtx<'_>,
+    ) -> Result<bool, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let Some(c) = tx.campaign(c.id).await? else {
+            return Ok(false);
+        };
+        if c.status != "awaiting_approval" {
+            return Ok(true);
+        }
+        if let Some(task) = c.approval_task {
+            let t = tx
+                .tasks_of(c.incident_id)
+                .await?
+                .into_iter()
+                .find(|t| t.id == task);
+            match t.as_ref().map(|t| t.status.as_str()) {
+                Some("approved") => {}
+                Some("rejected") => {
+                    tx.cancel_campaign(c.id, "the notice approval was rejected", to_micros(now))
+                        .await?;
+                    tx.append(&[NewEvent::new(
+                        now,
+                        "incidentd",
+                        "notice.campaign_cancelled",
+                        Some(c.incident_id),
+                        &json!({ "campaign": c.id, "reason": "the notice approval was rejected" }),
+                    )])
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                _ => return Ok(false),
+            }
+        }
+        let inc = tx
+            .incident(c.incident_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("incident {} vanished", c.incident_id)))?;
+        let value = serde_json::to_value(&inc).unwrap_or_default();
+        let channels: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&c.channels)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let mut locales: BTreeSet<String> = tx
+            .subject_locales(c.incident_id)
+            .await?
+            .into_iter()
+            .collect();
+        locales.insert(ctx.org.default_locale.clone());
+        let mut contents = Vec::new();
+        for ch in &channels {
+            for locale in &locales {
+                contents.push(render_content(&c, &value, ctx, *ch, locale)?);
+            }
+        }
+        tx.start_campaign(c.id, &contents, to_micros(now)).await?;
+        tx.append(&[NewEvent::new(
+            now,
+            "incidentd",
+            "notice.campaign_started",
+            Some(c.incident_id),
+            &json!({
+                "campaign": c.id,
+                "approval_task": c.approval_task,
+                "facts_version": inc.facts_version,
+                "contents": contents.iter().map(|x| json!({
+                    "channel": x.channel,
+                    "locale": x.locale,
+                    "used_locale": x.used_locale,
+                    "sha256": crate::channels::sign::sha256_hex(x.named.as_bytes()),
+                })).collect::<Vec<_>>(),
+            }),
+        )])
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enqueue_batch(
+        &self,
+        c: &CampaignRow,
+        ctx: &CampaignCtx<'_>,
+    ) -> Result<bool, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let Some(c) = tx.campaign(c.id).await? else {
+            return Ok(false);
+        };
+        if c.status != "enqueueing" {
+            return Ok(false);
+        }
+        let subjects = tx
+            .subjects_after(c.incident_id, c.enqueued_to, ctx.notices.batch as i64)
+            .await?;
+        let channels: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&c.channels)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if subjects.is_empty() {
+            tx.advance_campaign(c.id, c.enqueued_to, 0, 0, 0, Some(to_micros(now)))
+                .await?;
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "notice.campaign_enqueued",
+                Some(c.incident_id),
+                &json!({
+                    "campaign": c.id,
+                    "subjects": c.subjects,
+                    "deliveries": c.deliveries,
+                    "unreachable": c.unreachable,
+                }),
+            )])
+            .await?;
+            tx.commit().await?;
+            return Ok(false);
+        }
+        // Locales first seen in this batch (subjects imported after the start) get their words now.
+        let known: BTreeSet<(String, String)> =
+            tx.campaign_content_keys(c.id).await?.into_iter().collect();
+        let mut extra = Vec::new();
+        for s in &subjects {
+            for ch in &channels {
+                let k = (ch.as_str().to_string(), s.locale.clone());
+                if !known.contains(&k)
+                    && !extra.iter().any(|x: &CampaignContent| {
+                        (x.channel.as_str(), x.locale.as_str()) == (k.0.as_str(), k.1.as_str())
+                    })
+                {
+                    let inc = tx.incident(c.incident_id).await?.ok_or_else(|| {
+                        EngineError::NotFound(format!("incident {} vanished", c.incident_id))
+                    })?;
+                    let value = serde_json::to_value(&inc).unwrap_or_default();
+                    extra.push(render_content(&c, &value, ctx, *ch, &s.locale)?);
+                }
+            }
+        }
+        if !extra.is_empty() {
+            tx.add_campaign_contents(&extra).await?;
+        }
+        let mut deliveries = Vec::new();
+        let mut unreachable = 0;
+        let empty = Content::default();
+        for s in &subjects {
+            let reach = parse_channels(&s.channels);
+            let usable: Vec<ChannelKind> = channels
+                .iter()
+                .copied()
+                .filter(|ch| subject_has(*ch, &reach))
+                .collect();
+            if usable.is_empty() {
+                unreachable += 1;
+                continue;
+            }
+            let recipient = notice_recipient(c.id, s.id);
+            let one = |ch: ChannelKind, fallback: Vec<FallbackTarget>| NewDelivery {
+                idempotency_key: notice_key(c.incident_id, c.id, s.id, ch.as_str()),
+                incident_id: Some(c.incident_id),
+                purpose: Purpose::Notice,
+                channel: ch,
+                recipient: recipient.clone(),
+                locale: s.locale.clone(),
+                content: empty.clone(),
+                fallback,
+                fallback_of: None,
+            };
+            if c.mode == "first" {
+                let fallback = usable[1..]
+                    .iter()
+                    .map(|ch| FallbackTarget {
+                        channel: *ch,
+                        recipient: recipient.clone(),
+                        content: empty.clone(),
+                    })
+                    .collect();
+                deliveries.push(one(usable[0], fallback));
+            } else {
+                deliveries.extend(usable.iter().map(|ch| one(*ch, Vec::new())));
+            }
+        }
+        let last = subjects.last().map_or(c.enqueued_to, |s| s.id);
+        if !deliveries.is_empty() {
+            tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
+        }
+        tx.advance_campaign(
+            c.id,
+            last,
+            subjects.len() as i64,
+            deliveries.len() as i64,
+            unreachable,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("incidentd_notice_deliveries_enqueued_total")
+            .increment(deliveries.len() as u64);
+        Ok(true)
+    }
+}
+
+/// Render one channel and locale of a campaign's notice: with the name marker, and without a
+/// name.
+fn render_content(
+    c: &CampaignRow,
+    incident: &serde_json::Value,
+    ctx: &CampaignCtx<'_>,
+    channel: ChannelKind,
+    locale: &str,
+) -> Result<CampaignContent, EngineError> {
+    let render = |named: bool| {
+        let data = notice_data(incident, ctx, channel, locale, named);
+        ctx.templates
+            .render_detailed(&c.template, channel, locale, &data)
+            .map_err(|e| EngineError::invalid("template", e.to_string()))
+    };
+    let named = render(true)?;
+    let anonymous = render(false)?;
+    Ok(CampaignContent {
+        campaign_id: c.id,
+        channel: channel.as_str().to_string(),
+        locale: locale.to_string(),
+        used_locale: named.locale.clone(),
+        named: serde_json::to_string(&named.content).unwrap_or_default(),
+        anonymous: serde_json::to_string(&anonymous.content).unwrap_or_default(),
+    })
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Put the subject's name into stored words.
+fn fill_name(mut content: Content, name: &str) -> Content {
+    let put = |s: &mut String, with: &str| {
+        if s.contains(NAME_MARKER) {
+            *s = s.replace(NAME_MARKER, with);
+        }
+    };
+    if let Some(s) = content.subject.as_mut() {
+        put(s, name);
+    }
+    put(&mut content.text, name);
+    if let Some(h) = content.html.as_mut() {
+        put(h, &escape_html(name));
+    }
+    for v in content.params.values_mut() {
+        put(v, name);
+    }
+    content
+}
+
+/// Turn claimed notice deliveries (recipient `notice:<campaign>:<subject>`) into real ones: the
+/// subject's decrypted contact and the campaign's words. Deliveries that cannot be resolved are
+/// returned with the reason (they fail permanently: the contact was purged, the key is gone).
+pub async fn materialise(
+    store: &Store,
+    keys: Option<&KeyRing>,
+    claimed: &mut [Claimed],
+) -> HashMap<i64, String> {
+    let mut failed = HashMap::new();
+    let refs: Vec<(usize, i64, i64)> = claimed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| parse_notice_recipient(&c.recipient).map(|(cid, sid)| (i, cid, sid)))
+        .collect();
+    if refs.is_empty() {
+        return failed;
+    }
+    let fail_all = |failed: &mut HashMap<i64, String>, why: String| {
+        for (i, _, _) in &refs {
+            failed.insert(claimed[*i].id, why.clone());
+        }
+    };
+    let Some(keys) = keys else {
+        fail_all(
+            &mut failed,
+            "no contact encryption key is configured ([subjects] key_file): the subject's contact cannot be read".into(),
+        );
+        return failed;
+    };
+    let mut subject_ids: Vec<i64> = refs.iter().map(|r| r.2).collect();
+    subject_ids.sort_unstable();
+    subject_ids.dedup();
+    let mut campaign_ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    let (subjects, contents) = match tokio::join!(
+        store.subject_contacts(&subject_ids),
+        store.campaign_contents(&campaign_ids)
+    ) {
+        (Ok(s), Ok(c)) => (s, c),
+        (Err(e), _) | (_, Err(e)) => {
+            fail_all(
+                &mut failed,
+                format!("cannot read the subject or campaign: {e}"),
+            );
+            return failed;
+        }
+    };
+    let subjects: HashMap<i64, _> = subjects.into_iter().map(|s| (s.id, s)).collect();
+    let contents: HashMap<(i64, &str, &str), &crate::store::CampaignContent> = contents
+        .iter()
+        .map(|c| ((c.campaign_id, c.channel.as_str(), c.locale.as_str()), c))
+        .collect();
+    for (i, cid, sid) in refs {
+        let d = &mut claimed[i];
+        let r: Result<(String, Content), String> = (|| {
+            let s = subjects
+                .get(&sid)
+                .ok_or_else(|| format!("subject row {sid} does not exist"))?;
+            if s.purged_at.is_some() {
+                return Err("the subject's contact data was purged (retention period)".into());
+            }
+            let open = |f: Field, v: &Option<String>| -> Result<Option<String>, String> {
+                v.as_deref()
+                    .map(|x| keys.open(s.incident_id, &s.subject_id, f, x))
+                    .transpose()
+            };
+            let address = match d.channel {
+                ChannelKind::Sms | ChannelKind::Voice => open(Field::Phone, &s.phone_enc)?,
+                ChannelKind::Email => open(Field::Email, &s.email_enc)?,
+                ChannelKind::Inbox | ChannelKind::SiteWebhook => s.site_user_id.clone(),
+                ChannelKind::Webhook => None,
+            }
+            .ok_or_else(|| format!("the subject has no contact for {}", d.channel))?;
+            let name = open(Field::Name, &s.name_enc)?;
+            let stored = contents
+                .get(&(cid, d.channel.as_str(), d.locale.as_str()))
+                .ok_or_else(|| {
+                    format!(
+                        "campaign {cid} has no {} message for locale {}",
+                        d.channel, d.locale
+                    )
+                })?;
+            let content = match &name {
+                Some(n) => fill_name(
+                    serde_json::from_str(&stored.named).map_err(|e| e.to_string())?,
+                    n,
+                ),
+                None => serde_json::from_str(&stored.anonymous).map_err(|e| e.to_string())?,
+            };
+            Ok((address, content))
+        })();
+        match r {
+            Ok((address, content)) => {
+                d.recipient = address;
+                d.content = content;
+            }
+            Err(why) => {
+                failed.insert(d.id, why);
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_go_in_escaped_for_html_only() {
+        let c = Content {
+            subject: Some(format!("Hello {NAME_MARKER}")),
+            text: format!("Dear {NAME_MARKER},"),
+            html: Some(format!("<p>Dear {NAME_MARKER},</p>")),
+            ..Default::default()
+        };
+        let out = fill_name(c, "O'Brien <b>");
+        assert_eq!(out.text, "Dear O'Brien <b>,");
+        assert_eq!(out.html.unwrap(), "<p>Dear O&#x27;Brien &lt;b&gt;,</p>");
+        assert_eq!(out.subject.unwrap(), "Hello O'Brien <b>");
+    }
+}

@@ -1,0 +1,499 @@
+//! Importing affected people into an incident: a streamed list, checked row by row, sealed,
+//! and written in batches while the rest of the body is still arriving.
+//!
+//! Good rows are kept whatever else the file holds; bad rows are reported with their line and
+//! reason. A subject already on the incident is updated (never duplicated); a subject id
+//! repeated within one file keeps its first row and reports the others. Every batch commits on
+//! its own, so an import cut short (the client went away, the daemon stopped) keeps what it
+//! wrote and says where it stopped. At the end the incident's `affected_subjects` fact is
+//! raised to the number of subjects held (it may already be larger: an estimate).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Body;
+use chrono::Utc;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{Engine, EngineError};
+use crate::domain::classify::Rules;
+use crate::domain::time::to_micros;
+use crate::store::NewEvent;
+use crate::subjects::crypto::KeyRing;
+use crate::subjects::parse::{self, Format, Header, Record, Splitter};
+use crate::subjects::{self as subj, ValidSubject};
+
+/// Problems listed in a report at most (the counts are always complete).
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// One rejected row or warning.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportProblem {
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_id: Option<String>,
+    /// `rejected` (the row was not kept) or `warning` (kept).
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub import_id: i64,
+    pub incident_id: i64,
+    pub format: String,
+    /// `done`, or `interrupted` when the body ended early (what was written is kept).
+    pub status: String,
+    /// Records read (header and blank lines not counted).
+    pub rows: u64,
+    /// Rows kept: new subjects plus updated ones.
+    pub accepted: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub warnings: u64,
+    /// Accepted rows reachable on each channel.
+    pub reachable: BTreeMap<String, u64>,
+    /// Accepted rows with no channel at all.
+    pub unreachable: u64,
+    /// The first problems, by line.
+    pub problems: Vec<ImportProblem>,
+    pub problems_truncated: bool,
+    /// Subjects the incident holds after this import.
+    pub subjects_total: i64,
+    /// SHA-256 over the accepted subject ids, in order: the audit trail keeps this, not them.
+    pub subject_ids_sha256: String,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ImportReport {
+    fn problem(
+        &mut self,
+        line: u64,
+        subject_id: Option<String>,
+        kind: &'static str,
+        reason: String,
+    ) {
+        if kind == "rejected" {
+            self.rejected += 1;
+        } else {
+            self.warnings += 1;
+        }
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(ImportProblem {
+                line,
+                subject_id,
+                kind,
+                reason,
+            });
+        } else {
+            self.problems_truncated = true;
+        }
+    }
+}
+
+/// What an import needs from the live configuration.
+pub struct ImportCtx<'a> {
+    pub keys: Option<&'a KeyRing>,
+    /// Locales the notice templates are written in.
+    pub locales: Vec<String>,
+    pub default_locale: &'a str,
+    pub batch: usize,
+    pub rules: &'a Rules,
+}
+
+struct Batch {
+    rows: Vec<(u64, ValidSubject)>,
+}
+
+impl Engine {
+    /// Import a subject list from a request body.
+    pub async fn import_subjects(
+        &self,
+        incident_id: i64,
+        format: Format,
+        body: Body,
+        ctx: &ImportCtx<'_>,
+        actor: &str,
+    ) -> Result<ImportReport, EngineError> {
+        let keys = ctx.keys.ok_or_else(|| {
+            EngineError::Conflict(
+                "no contact encryption key is configured, so subjects cannot be stored: set [subjects] key_file (make a key with `incidentd subjects keygen`)".into(),
+            )
+        })?;
+        let started = std::time::Instant::now();
+        let inc =
+            self.store().incident(incident_id).await?.ok_or_else(|| {
+                EngineError::NotFound(format!("there is no incident {incident_id}"))
+            })?;
+        if inc.status == crate::domain::incident::Status::Closed {
+            return Err(EngineError::Conflict(format!(
+                "incident {incident_id} is closed: reopen it before importing subjects"
+            )));
+        }
+        let mut tx = self.store().begin_write().await?;
+        let import_id = tx
+            .create_import(incident_id, actor, format.as_str(), to_micros(Utc::now()))
+            .await?;
+        tx.commit().await?;
+
+        let mut report = ImportReport {
+            import_id,
+            incident_id,
+            format: format.as_str().to_string(),
+            ..Default::default()
+        };
+        let (to_writer, mut batches) = mpsc::channel::<Batch>(2);
+        let store = self.store().clone();
+        // Writer: seals and writes batches while the reader parses the next ones.
+        let writer = async move {
+            let mut w = WriterState::default();
+            while let Some(b) = batches.recv().await {
+                if let Err(e) = w.write(&store, keys, incident_id, import_id, b).await {
+                    w.error = Some(e);
+                    break;
+                }
+            }
+            // Drain so the reader never blocks on a writer that stopped.
+            while batches.recv().await.is_some() {}
+            w
+        };
+        let reader = read_body(format, body, ctx, &mut report, to_writer);
+        let (read_result, w) = tokio::join!(reader, writer);
+        report.inserted = w.inserted;
+        report.updated = w.updated;
+        report.accepted = w.inserted + w.updated;
+        report.unreachable = w.unreachable;
+        report.reachable = w.reachable;
+        for (line, id) in w.duplicates {
+            report.problem(
+                line,
+                Some(id),
+                "rejected",
+                "duplicate subject_id: an earlier row of this import has it; the first row is kept"
+                    .into(),
+            );
+        }
+        report.problems.sort_by_key(|p| p.line);
+        report.subject_ids_sha256 = hex::encode(w.hash.finish().as_ref());
+        let interrupted = match (&read_result, &w.error) {
+            (_, Some(e)) => Some(format!("writing subjects failed: {e}")),
+            (Err(e), None) => Some(e.clone()),
+            _ => None,
+        };
+        // Nothing read at all (a bad header, a file that is not UTF-8 or empty): refused.
+        let refused = report.rows == 0 && read_result.is_err();
+        report.status = if refused {
+            "refused"
+        } else if interrupted.is_some() {
+            "interrupted"
+        } else {
+            "done"
+        }
+        .into();
+        report.error = interrupted;
+        report.subjects_total = self.store().subject_count(incident_id).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        tx.finish_import(
+            import_id,
+            &report.status,
+            &serde_json::to_string(&report).unwrap_or_default(),
+            to_micros(now),
+        )
+        .await?;
+        tx.append(&[NewEvent::new(
+            now,
+            actor,
+            "subjects.imported",
+            Some(incident_id),
+            &json!({
+                "import_id": import_id,
+                "format": report.format,
+                "status": report.status,
+                "rows": report.rows,
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "rejected": report.rejected,
+                "warnings": report.warnings,
+                "reachable": report.reachable,
+                "unreachable": report.unreachable,
+                "subjects_total": report.subjects_total,
+                "subject_ids_sha256": report.subject_ids_sha256,
+            }),
+        )])
+        .await?;
+        if report.accepted > 0 {
+            tx.resume_campaigns(incident_id).await?;
+        }
+        tx.commit().await?;
+        if refused {
+            return Err(EngineError::invalid(
+                "body",
+                report.error.clone().unwrap_or_default(),
+            ));
+        }
+        self.campaigns.notify_one();
+        let total = report.subjects_total.max(0) as u64;
+        if inc.facts.affected_subjects.is_none_or(|n| n < total) {
+            self.update_facts(
+                incident_id,
+                json!({ "affected_subjects": total }),
+                ctx.rules,
+                actor,
+            )
+            .await?;
+        }
+        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "accepted")
+            .increment(report.accepted);
+        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "rejected")
+            .increment(report.rejected);
+        Ok(report)
+    }
+}
+
+#[derive(Default)]
+struct WriterState {
+    inserted: u64,
+    updated: u64,
+    unreachable: u64,
+    reachable: BTreeMap<String, u64>,
+    duplicates: Vec<(u64, String)>,
+    hash: HashState,
+    error: Option<String>,
+}
+
+struct HashState(aws_lc_rs::digest::Context);
+
+impl Default for HashState {
+    fn default() -> Self {
+        HashState(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+}
+
+impl HashState {
+    fn finish(self) -> aws_lc_rs::digest::Digest {
+        self.0.finish()
+    }
+}
+
+impl WriterState {
+    async fn write(
+        &mut self,
+        store: &crate::store::Store,
+        keys: &KeyRing,
+        incident_id: i64,
+        import_id: i64,
+        b: Batch,
+    ) -> Result<(), String> {
+        let sealed: Vec<_> = b
+            .rows
+            .iter()
+            .map(|(_, s)| subj::seal(keys, incident_id, s))
+            .collect();
+        let mut tx = store.begin_write().await.map_err(|e| e.to_string())?;
+        let written = tx
+            .upsert_subjects(incident_id, import_id, &sealed, to_micros(Utc::now()))
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        let by_id: HashMap<&str, bool> = written.iter().map(|(s, i)| (s.as_str(), *i)).collect();
+        for (line, s) in &b.rows {
+            match by_id.get(s.subject_id.as_str()) {
+                Some(inserted) => {
+                    if *inserted {
+                        self.inserted += 1;
+                    } else {
+                        self.updated += 1;
+                    }
+                    if s.channels.is_empty() {
+                        self.unreachable += 1;
+                    }
+                    for c in &s.channels {
+                        *self.reachable.entry(c.as_str().to_string()).or_default() += 1;
+                    }
+                    self.hash.0.update(s.subject_id.as_bytes());
+                    self.hash.0.update(b"\n");
+                }
+                None => self.duplicates.push((*line, s.subject_id.clone())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read, parse and check the body, sending batches of good rows to the writer. `Err` when the
+/// body broke off (what was read so far is still written).
+async fn read_body(
+    format: Format,
+    mut body: Body,
+    ctx: &ImportCtx<'_>,
+    report: &mut ImportReport,
+    to_writer: mpsc::Sender<Batch>,
+) -> Result<(), String> {
+    let rules = subj::Rules {
+        locales: &ctx.locales,
+        default_locale: ctx.default_locale,
+    };
+    let mut splitter = Splitter::new(format);
+    let mut header: Option<Header> = None;
+    let mut records = Vec::new();
+    let mut batch: Vec<(u64, ValidSubject)> = Vec::with_capacity(ctx.batch);
+    // Subject ids of the batch being filled: a repeat within one statement is not allowed.
+    let mut in_batch: HashMap<String, u64> = HashMap::new();
+    let mut ended = false;
+    let mut outcome = Ok(());
+    while !ended {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    splitter.feed(&data, &mut records);
+                }
+            }
+            Some(Err(e)) => {
+                outcome = Err(format!(
+                    "the upload broke off after line {}: {e}",
+                    report.rows + 1
+                ));
+                ended = true;
+            }
+            None => {
+                splitter.end(&mut records);
+                ended = true;
+            }
+        }
+        for r in records.drain(..) {
+            let (line, bytes) = match r {
+                Record::TooLong { line } => {
+                    report.rows += 1;
+                    report.problem(
+                        line,
+                        None,
+                        "rejected",
+                        format!("the row is longer than {} bytes", parse::MAX_RECORD_BYTES),
+                    );
+                    continue;
+                }
+                Record::Line { line, bytes } => (line, bytes),
+            };
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                if format == Format::Csv && header.is_none() {
+                    return Err(format!("line {line} (the header): {}", parse::NOT_UTF8));
+                }
+                report.rows += 1;
+                report.problem(line, None, "rejected", parse::NOT_UTF8.into());
+                continue;
+            };
+            let raw = match format {
+                Format::Csv => match &header {
+                    None => {
+                        header = Some(
+                            Header::parse(text)
+                                .map_err(|e| format!("line {line} (the header): {e}"))?,
+                        );
+                        continue;
+                    }
+                    Some(h) => h.subject(text),
+                },
+                Format::Ndjson => parse::ndjson_subject(text),
+            };
+            report.rows += 1;
+            let valid = raw.and_then(|r| subj::validate(r, &rules));
+            match valid {
+                Err(reason) => {
+                    let id = subject_id_hint(format, header.as_ref(), text);
+                    report.problem(line, id, "rejected", reason);
+                }
+                Ok(s) => {
+                    if let Some(first) = in_batch.get(&s.subject_id) {
+                        report.problem(
+                            line,
+                            Some(s.subject_id.clone()),
+                            "rejected",
+                            format!(
+                                "duplicate subject_id: line {first} has it; the first row is kept"
+                            ),
+                        );
+                        continue;
+                    }
+                    for w in &s.warnings {
+                        report.problem(line, Some(s.subject_id.clone()), "warning", w.clone());
+                    }
+                    in_batch.insert(s.subject_id.clone(), line);
+                    batch.push((line, s));
+                    if batch.len() >= ctx.batch {
+                        in_batch.clear();
+                        let rows = std::mem::replace(&mut batch, Vec::with_capacity(ctx.batch));
+                        if to_writer.send(Batch { rows }).await.is_err() {
+                            return Err("the writer stopped".into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = to_writer.send(Batch { rows: batch }).await;
+    }
+    if format == Format::Csv && header.is_none() && outcome.is_ok() {
+        return Err("the file is empty: the first line must name the columns, e.g. subject_id,name,phone,email,site_user_id,locale,channels".into());
+    }
+    outcome
+}
+
+/// The subject id of a rejected row, when it can be read, so the report can name it.
+fn subject_id_hint(format: Format, header: Option<&Header>, text: &str) -> Option<String> {
+    let id = match format {
+        Format::Csv => header
+            .and_then(|h| h.subject(text).ok())
+            .map(|s| s.subject_id),
+        Format::Ndjson => serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("subject_id")?.as_str().map(str::to_string)),
+    }?;
+    (!id.is_empty() && id.len() <= 128).then_some(id)
+}
+
+impl Engine {
+    /// Purge the contacts of every incident closed longer ago than `retention`. The audit trail
+    /// records how many subjects were purged and a hash of what was removed, never a contact.
+    /// Returns the incidents purged.
+    pub async fn purge_expired_subjects(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<Vec<i64>, EngineError> {
+        let now = Utc::now();
+        let before = to_micros(now) - retention.as_micros() as i64;
+        let ids = self.store().incidents_to_purge(before).await?;
+        for id in &ids {
+            let mut tx = self.store().begin_write().await?;
+            let (count, sha256) = tx.purge_subjects(*id, to_micros(now)).await?;
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "subjects.purged",
+                Some(*id),
+                &json!({
+                    "subjects": count,
+                    "sha256": sha256,
+                    "retention_secs": retention.as_secs(),
+                }),
+            )])
+            .await?;
+            tx.commit().await?;
+            tracing::info!(
+                incident = id,
+                subjects = count,
+                "purged affected people's contact data after the retention period"
+            );
+        }
+        Ok(ids)
+    }
+}

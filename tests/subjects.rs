@@ -1,0 +1,696 @@
+//! Telling affected people, through the running daemon: streamed subject imports checked row by
+//! row, contacts encrypted at rest and masked, notice campaigns gated by Legal's approval and
+//! delivered once per person and channel to local servers, per-subject proof, the purge.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::sink::Sink;
+use common::{Backend, RESPONDER, SITE, TestApp, VIEWER};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const LEGAL: &str = "test-legal-approver-token";
+const KEY: &str = "t1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+on_both_backends!(
+    imports_keep_good_rows_and_report_the_bad_ones,
+    bad_uploads_are_refused_with_a_reason,
+    a_campaign_waits_for_legal_then_tells_everyone_once,
+    first_reachable_falls_back_when_a_channel_dies,
+    contacts_are_purged_after_the_retention_period,
+);
+
+fn sha(t: &str) -> String {
+    hex::encode(incidentd::api::token_hash(t))
+}
+
+const DEPTS: [&str; 6] = [
+    "security",
+    "government_relations",
+    "legal",
+    "public_relations",
+    "customer_service",
+    "it_operations",
+];
+
+/// The PI playbook's joint team, SMS and voice to `sink`, the contact key, and `extra`.
+fn config(sink: &Sink, extra: &str) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+
+[dispatch]
+lease = "5s"
+poll_interval = "200ms"
+backoff_base = "100ms"
+backoff_max = "200ms"
+max_attempts = 2
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.voice]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[paging.channels]
+S1 = ["voice"]
+S2 = ["voice"]
+S3 = ["voice"]
+S4 = ["voice"]
+
+[[auth.tokens]]
+name = "legal-approver"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["legal"]
+
+[notices]
+batch = 3
+{extra}
+"#,
+        repo.join("templates").display(),
+        repo.join("config/playbooks").display(),
+        sink.url("/sms"),
+        sink.url("/voice"),
+        sha(LEGAL),
+    );
+    if !extra.contains("[subjects]") {
+        c.push_str(&format!("\n[subjects]\nkey = \"{KEY}\"\n"));
+    }
+    for (i, d) in DEPTS.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i}1\"\nlevel = 1\nlead = true\n",
+        ));
+    }
+    c
+}
+
+async fn declare_pi(app: &TestApp) -> i64 {
+    app.declare(&json!({
+        "title": "会员库备份被下载",
+        "category": "pi_leak",
+        "facts": {
+            "cause": "A database backup was left publicly readable.",
+            "impact": "Names and phone numbers may be used for fraud calls.",
+            "data_types": ["name", "phone"],
+            "measures_taken": "The backup was removed and access keys rotated.",
+            "advice_to_subjects": "Beware of calls claiming to be from us.",
+            "remedies": "Free identity monitoring for a year.",
+        }
+    }))
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn upload(app: &TestApp, id: i64, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let res = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/incidents/{id}/subjects"),
+            Some(RESPONDER),
+            content_type,
+            body,
+        )
+        .await;
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn problem(report: &Value, line: u64) -> &Value {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["line"] == line)
+        .unwrap_or_else(|| panic!("no problem on line {line}: {report:#}"))
+}
+
+async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let mut csv = b"subject_id,name,phone,email,site_user_id,locale,channels\n".to_vec();
+    csv.extend_from_slice(
+        "u1,张三,+86 138 0000 0001,zhang@example.com,site-1,zh-CN,\n\
+         u2,\"Lee, Ann\",,ann@example.com,,en,email\n\
+         u3,Bad Phone,13800000003,,,,\n\
+         u4,Bad Mail,,not-an-address,,,\n\
+         u5,Fax,,,site-5,,fax\n\
+         u1,Again,+8613800000009,,,,\n\
+         u6,Too,few\n\
+         u7,Unknown Locale,+8613800000007,,,fr-FR,sms;email\n\
+         u8,Nobody,,,,,\n"
+            .as_bytes(),
+    );
+    // A row saved in GBK: 李四 is not UTF-8.
+    csv.extend_from_slice(b"u9,\xc0\xee\xcb\xc4,+8613800000010,,,,\n");
+    csv.extend_from_slice(b"u10,Last Row,+8613800000011,,,en,sms");
+    let (s, r) = upload(&app, id, "text/csv", csv).await;
+    assert_eq!(s, StatusCode::OK, "{r:#}");
+    assert_eq!(r["status"], "done");
+    assert_eq!(r["rows"], 11, "{r:#}");
+    assert_eq!(r["accepted"], 5, "u1 u2 u7 u8 u10: {r:#}");
+    assert_eq!(r["inserted"], 5);
+    assert_eq!(r["rejected"], 6, "{r:#}");
+    assert!(problem(&r, 4)["reason"].as_str().unwrap().contains("phone"));
+    assert!(problem(&r, 5)["reason"].as_str().unwrap().contains("email"));
+    assert!(
+        problem(&r, 6)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`fax` is not a channel")
+    );
+    assert!(
+        problem(&r, 7)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate")
+    );
+    assert!(
+        problem(&r, 8)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 fields")
+    );
+    assert!(
+        problem(&r, 9)["kind"] == "warning",
+        "unknown locale falls back: {r:#}"
+    );
+    assert!(
+        problem(&r, 11)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    assert!(
+        problem(&r, 11)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("GB18030")
+    );
+    assert_eq!(r["reachable"]["sms"], 3, "u1 u7 u10: {r:#}");
+    assert_eq!(
+        r["reachable"]["email"], 2,
+        "u1 u2 (u7 lists email but has none)"
+    );
+    assert_eq!(r["reachable"]["inbox"], 1);
+    assert_eq!(r["unreachable"], 1, "u8");
+    assert_eq!(r["subjects_total"], 5);
+    // The facts follow: five people affected (at least).
+    assert_eq!(app.incident(id).await["facts"]["affected_subjects"], 5);
+
+    // Listings are masked; the database holds no plaintext contact.
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/subjects")).await;
+    let text = list.to_string();
+    for secret in ["13800000001", "zhang@example.com", "张三", "Lee, Ann"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(list["total"], 5);
+    assert_eq!(list["subjects"][0]["name"], "张*");
+    let dump = dump_subjects(&app).await;
+    for secret in ["13800000001", "zhang@example.com", "张三", "Ann"] {
+        assert!(!dump.contains(secret), "{secret} stored in clear: {dump}");
+    }
+
+    // Again, as NDJSON: existing subjects are updated, never duplicated; unknown fields refused.
+    let nd = "{\"subject_id\":\"u1\",\"name\":\"张三\",\"phone\":\"+8613800000001\",\"channels\":[\"sms\"]}\n\
+              {\"subject_id\":\"u11\",\"email\":\"new@example.com\"}\n\
+              {\"subject_id\":\"u12\",\"mobile\":\"+8613800000012\"}\n\
+              not json\n";
+    let (s, r) = upload(&app, id, "application/x-ndjson", nd.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK, "{r:#}");
+    assert_eq!(
+        (r["inserted"].as_u64(), r["updated"].as_u64()),
+        (Some(1), Some(1)),
+        "{r:#}"
+    );
+    assert!(
+        problem(&r, 3)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mobile")
+    );
+    assert_eq!(problem(&r, 4)["kind"], "rejected");
+    assert_eq!(r["subjects_total"], 6);
+    let (_, u1) = app
+        .get(&format!("/api/v1/incidents/{id}/subjects/u1"))
+        .await;
+    assert_eq!(u1["subject"]["channels"], "sms");
+    assert_eq!(u1["subject"]["phone"], "+86138****0001");
+    // The audit trail has the counts, not the contacts.
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let imported: Vec<&Value> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "subjects.imported")
+        .collect();
+    assert_eq!(imported.len(), 2);
+    assert!(!tl.to_string().contains("13800000001"));
+    app.stop().await;
+}
+
+/// Every subject row as stored, all columns, as text.
+async fn dump_subjects(app: &TestApp) -> String {
+    use sqlx::{Connection, Row};
+    let q = "SELECT subject_id, name_enc, phone_enc, email_enc, name_mask, phone_mask, email_mask FROM subjects";
+    let rows: Vec<Vec<Option<String>>> = match app.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.store_url)
+                .await
+                .unwrap();
+            sqlx::query(q)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..7).map(|i| r.get::<Option<String>, _>(i)).collect())
+                .collect()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.store_url).await.unwrap();
+            sqlx::query(q)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..7).map(|i| r.get::<Option<String>, _>(i)).collect())
+                .collect()
+        }
+    };
+    format!("{rows:?}")
+}
+
+async fn bad_uploads_are_refused_with_a_reason(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let (s, v) = upload(&app, id, "application/json", b"[]".to_vec()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("text/csv"));
+    let (s, v) = upload(&app, id, "text/csv", b"subject_id,mobile\nu1,1\n".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown column `mobile`"),
+        "{v}"
+    );
+    let (s, v) = upload(&app, id, "text/csv", b"\xd3\xc3\xbb\xa7,phone\n".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("UTF-8"), "{v}");
+    let (s, v) = upload(&app, id, "text/csv", Vec::new()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("empty"), "{v}");
+    let (s, _) = upload(&app, 999, "text/csv", b"subject_id\nu1\n".to_vec()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let res = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/incidents/{id}/subjects"),
+            Some(VIEWER),
+            "text/csv",
+            "subject_id\nu1\n",
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Nothing of the refused uploads was kept.
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/subjects")).await;
+    assert_eq!(list["total"], 0);
+    // A campaign names channels that exist, and its template must render.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/notices"),
+            RESPONDER,
+            &json!({"channels": ["email"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("[channels.email]"),
+        "{v}"
+    );
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/notices"),
+            RESPONDER,
+            &json!({"channels": ["sms"], "colour": "red"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    app.stop().await;
+
+    // Without a key, contacts cannot be stored: refused, saying how to fix it.
+    let Some(app) =
+        TestApp::spawn_with(backend, &config(&sink, "[subjects]\nretention = \"30d\"\n")).await
+    else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let (s, v) = upload(&app, id, "text/csv", b"subject_id\nu1\n".to_vec()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("subjects keygen"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+async fn task_id(app: &TestApp, id: i64, key: &str) -> i64 {
+    let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .unwrap_or_else(|| panic!("no task {key}: {v:#}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Complete what the notice approval depends on, then approve it as Legal.
+async fn approve_notice(app: &TestApp, id: i64) {
+    for key in ["contain", "assess_affected", "prepare_notice"] {
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/incidents/{id}/tasks/{key}/complete"),
+                RESPONDER,
+                &json!({"note": "done"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{key}: {v}");
+    }
+    let t = task_id(app, id, "approve_notice").await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/approvals/{t}/approve"),
+            LEGAL,
+            &json!({"reason": "wording checked"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn campaign(app: &TestApp, id: i64) -> Value {
+    let (s, v) = app.get(&format!("/api/v1/incidents/{id}/notices")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v[0].clone()
+}
+
+async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            Instant::now() < until,
+            "{what} did not happen within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn count(progress: &Value, channel: &str, status: &str) -> i64 {
+    progress["progress"][channel][status].as_i64().unwrap_or(0)
+}
+
+/// SMS the sink received, by number.
+fn sms_by_number(sink: &Sink) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for r in sink.received().iter().filter(|r| r.path == "/sms") {
+        let j = r.json();
+        m.entry(j["to"].as_str().unwrap().to_string())
+            .or_default()
+            .push(j["text"].as_str().unwrap_or_default().to_string());
+    }
+    m
+}
+
+async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(mut app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let csv = "subject_id,name,phone,site_user_id,locale\n\
+               a1,王五,+8613800000101,site-a1,zh-CN\n\
+               a2,Ann Lee,+8613800000102,,en\n\
+               a3,,+8613800000103,,en\n\
+               a4,Site Only,,site-a4,en\n\
+               a5,Nobody,,,en\n\
+               a6,赵六,+8613800000106,site-a6,zh-CN\n\
+               a7,Mary,+8613800000107,,en\n";
+    let (s, r) = upload(&app, id, "text/csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK, "{r:#}");
+    assert_eq!(r["accepted"], 7);
+
+    let path = format!("/api/v1/incidents/{id}/notices");
+    let body: Value = json!({"channels": ["inbox", "sms"], "mode": "all"});
+    let (s, c) = app.post(&path, RESPONDER, &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{c:#}");
+    assert_eq!(c["status"], "awaiting_approval");
+    assert_eq!(
+        c["approval_task"],
+        task_id(&app, id, "approve_notice").await
+    );
+    // Asking twice: the same campaign.
+    let (s, again) = app.post(&path, RESPONDER, &body).await;
+    assert_eq!(s, StatusCode::OK, "{again:#}");
+    assert_eq!(
+        (again["id"].clone(), again["existing"].clone()),
+        (c["id"].clone(), json!(true))
+    );
+    // Nothing goes out before Legal approves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sms_by_number(&sink).is_empty(), "sent before approval");
+    assert_eq!(campaign(&app, id).await["status"], "awaiting_approval");
+
+    approve_notice(&app, id).await;
+    wait_until("every notice sent", 20, || async {
+        let c = campaign(&app, id).await;
+        c["status"] == "enqueued"
+            && count(&c, "sms", "sent") == 5
+            && count(&c, "inbox", "sent") == 3
+    })
+    .await;
+    let c = campaign(&app, id).await;
+    assert_eq!(c["subjects"], 7);
+    assert_eq!(c["unreachable"], 1, "a5: {c:#}");
+    assert_eq!(c["deliveries"], 8);
+
+    // Each number got exactly one SMS, in its language, with its name.
+    let sms = sms_by_number(&sink);
+    assert_eq!(sms.len(), 5, "{sms:#?}");
+    assert!(sms.values().all(|v| v.len() == 1), "{sms:#?}");
+    assert!(sms["+8613800000101"][0].contains("安全事件"), "{sms:#?}");
+    assert!(
+        sms["+8613800000102"][0].contains("security incident"),
+        "{sms:#?}"
+    );
+    // The in-site notice greets the person by name.
+    let (s, inbox) = app
+        .call(Method::GET, "/api/v1/inbox/site-a6", Some(SITE), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{inbox}");
+    let text = inbox["notices"][0]["body"].as_str().unwrap();
+    assert!(text.contains("赵六"), "{text}");
+    let (_, inbox) = app
+        .call(Method::GET, "/api/v1/inbox/site-a4", Some(SITE), None)
+        .await;
+    assert!(
+        inbox["notices"][0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Site Only")
+    );
+
+    // Proof per person: channel, time, provider message id.
+    let (s, proof) = app
+        .get(&format!("/api/v1/incidents/{id}/subjects/a1"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{proof}");
+    let notices = proof["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 2, "{proof:#}");
+    let sms_proof = notices.iter().find(|n| n["channel"] == "sms").unwrap();
+    assert_eq!(sms_proof["status"], "sent");
+    assert!(sms_proof["sent_at"].is_i64());
+    assert!(
+        sms_proof["provider_message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg-"),
+        "{proof:#}"
+    );
+    // Deliveries never hold a contact: the listing names the subject, not a number.
+    let (_, ds) = app
+        .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+        .await;
+    assert!(!ds.to_string().contains("13800000101"), "{ds}");
+
+    // A restart sends nobody anything again.
+    let before = sink.received().len();
+    app.restart().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, _) = app.post(&path, RESPONDER, &body).await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let sms_after = sink.received().iter().filter(|r| r.path == "/sms").count();
+    assert_eq!(
+        sms_after, 5,
+        "nothing sent twice (sink had {before} requests)"
+    );
+
+    // People imported later are told too, by the same campaign.
+    let (s, _) = upload(
+        &app,
+        id,
+        "text/csv",
+        b"subject_id,name,phone\na8,Late,+8613800000108\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    wait_until("the late subject told", 10, || async {
+        sms_by_number(&sink).contains_key("+8613800000108")
+    })
+    .await;
+    assert_eq!(sms_by_number(&sink).len(), 6);
+    // The timeline has the campaign's story.
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let kinds: Vec<&str> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "notice.campaign_created",
+        "notice.campaign_started",
+        "notice.campaign_enqueued",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+    }
+    app.stop().await;
+}
+
+async fn first_reachable_falls_back_when_a_channel_dies(backend: Backend) {
+    let sink = Sink::start().await;
+    // The SMS gateway refuses every message for good.
+    sink.answer("/sms", 400, "{\"error\":\"blocked\"}");
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let csv =
+        "subject_id,name,phone,site_user_id\nb1,Bo,+8613800000201,site-b1\nb2,Cy,+8613800000202,\n";
+    let (s, _) = upload(&app, id, "text/csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, c) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/notices"),
+            RESPONDER,
+            &json!({"channels": ["sms", "inbox"], "mode": "first"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    approve_notice(&app, id).await;
+    wait_until("the fallback", 20, || async {
+        let c = campaign(&app, id).await;
+        count(&c, "sms", "dead") == 2 && count(&c, "inbox", "sent") == 1
+    })
+    .await;
+    // b1 was told in-site after the SMS died; b2 had no other channel.
+    let (_, proof) = app
+        .get(&format!("/api/v1/incidents/{id}/subjects/b1"))
+        .await;
+    let n = proof["notices"].as_array().unwrap();
+    assert_eq!(n.len(), 2, "{proof:#}");
+    let sms = n.iter().find(|x| x["channel"] == "sms").unwrap();
+    let inbox = n.iter().find(|x| x["channel"] == "inbox").unwrap();
+    assert_eq!(sms["status"], "dead");
+    assert!(sms["last_error"].as_str().unwrap().contains("400"), "{sms}");
+    assert_eq!(inbox["fallback_of"], sms["delivery"]);
+    let (_, proof) = app
+        .get(&format!("/api/v1/incidents/{id}/subjects/b2"))
+        .await;
+    assert_eq!(proof["notices"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn contacts_are_purged_after_the_retention_period(backend: Backend) {
+    let sink = Sink::start().await;
+    let extra = format!("[subjects]\nkey = \"{KEY}\"\nretention = \"1s\"\npurge_every = \"1s\"\n");
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &extra)).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let (s, _) = upload(
+        &app,
+        id,
+        "text/csv",
+        b"subject_id,name,phone\nc1,Cai,+8613800000301\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Open incidents keep their contacts.
+    assert!(
+        dump_subjects(&app).await.contains("t1:"),
+        "still sealed while open"
+    );
+    for to in ["triaged", "contained", "eradicated", "recovered", "closed"] {
+        let (s, v) = app.transition(id, to, Some("handled")).await;
+        assert_eq!(s, StatusCode::OK, "{to}: {v}");
+    }
+    wait_until("the purge", 10, || async {
+        let (_, v) = app
+            .get(&format!("/api/v1/incidents/{id}/subjects/c1"))
+            .await;
+        v["subject"]["purged_at"].is_i64()
+    })
+    .await;
+    let dump = dump_subjects(&app).await;
+    assert!(!dump.contains("t1:") && !dump.contains("****"), "{dump}");
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let purged = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "subjects.purged")
+        .cloned()
+        .unwrap_or_else(|| panic!("no purge event: {tl:#}"));
+    assert_eq!(purged["data"]["subjects"], 1);
+    assert_eq!(purged["data"]["sha256"].as_str().unwrap().len(), 64);
+    let v = app.verify().await;
+    assert_eq!(v.broken_at, None, "the audit chain holds: {:?}", v.problem);
+    app.stop().await;
+}
