@@ -5,6 +5,7 @@ pub mod acklink;
 mod commands;
 mod deliveries;
 mod ingest;
+pub mod notice_gate;
 pub mod response;
 mod tasks;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use commands::{Declaration, IncidentPatch};
 pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, derived_key};
 pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
+pub use notice_gate::GateChecks;
 pub use tasks::{NewTaskRequest, Reassign};
 
 use crate::domain::classify::{Rules, Subject};
