@@ -24,7 +24,8 @@ file was used. For SMS the encoding, length and segment count are shown (GSM-7: 
 153 per part when split; UCS-2, e.g. Chinese: 70, 67 per part). More segments than
 [render] sms_max_segments is a warning on standard error; the exit status stays 0.
 Exit status 1: the template cannot be rendered; the message names file, line and problem.
-`incidentd check` renders every template against the sample incident.";
+`incidentd check` renders every template against the sample incident and lints the content of
+notices to individuals (notice/*: every required element, the SMS link and length).";
 
 fn load_templates(s: &Settings) -> anyhow::Result<Templates> {
     Templates::load(&s.templates_path, &s.render).map_err(|errors| {

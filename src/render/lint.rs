@@ -11,7 +11,10 @@
 //! element inside `{{#unless incident.drill}}` is missing from drills, which must be complete
 //! notices too), and an incident without a contact of its own (then `org.contact` must show).
 //! Every fact an element needs is present in the samples, so `{{#if fact}}` around an element
-//! is fine: that is how a template shows `measures_planned` only when there are some.
+//! is fine: that is how a template shows `measures_planned` only when there are some. Branches
+//! on anything else (`{{#if incident.facts.critical_infrastructure}}`) are taken as the sample
+//! incident takes them: an element shown only on the other side is reported missing, one hidden
+//! only on the other side is not seen.
 //!
 //! Parts: `text` and `html` carry every element; `voice`, when present, the essential ones;
 //! `sms` (or `text`, which SMS falls back to) must contain `notice.url` and fit
