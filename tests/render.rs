@@ -81,9 +81,11 @@ fn render_sample_shows_the_shipped_notice_and_its_sms_segments() {
     for needle in [
         "notice/pi_leak · sms · zh-CN",
         "templates/notice/pi_leak.zh-CN.hbs",
-        "【Example Co.】我们发生了一起安全事件，您的姓名、手机号码、电子邮箱地址可能受到影响",
+        "【Example Co.】您的姓名、手机号码、电子邮箱地址可能因安全事件受到影响",
+        // The link to the full notice (a campaign sets the real one).
+        "详见：https://incidents.example.com/announcements/2025-06-01-member-backup 咨询：",
         "privacy@example.com",
-        "── sms: UCS-2, 131 units, 2 segments (one message holds 70, split parts 67; limit 3)",
+        "── sms: UCS-2, 171 units, 3 segments (one message holds 70, split parts 67; limit 3)",
         "params: contact=privacy@example.com",
     ] {
         assert!(t.contains(needle), "`{needle}` missing:\n{t}");
@@ -147,7 +149,7 @@ fn render_warns_past_the_segment_limit_and_refuses_unknown_templates() {
     assert_eq!(o.status.code(), Some(0), "a warning, not a failure");
     assert!(
         err(&o).contains(
-            "pi_leak.zh-CN.hbs: the SMS takes 2 segments, more than render.sms_max_segments = 1"
+            "pi_leak.zh-CN.hbs: the SMS takes 3 segments, more than render.sms_max_segments = 1"
         ),
         "{}",
         err(&o)
@@ -226,6 +228,53 @@ fn check_renders_every_template_and_names_a_broken_one() {
         err(&o).contains("render.time_zone: `Mars/Olympus` is not an IANA time zone name"),
         "{}",
         err(&o)
+    );
+}
+
+#[test]
+fn check_refuses_a_notice_missing_required_content() {
+    let (dir, config) = setup("");
+    let file = dir.path().join("my-templates/notice/pi_leak.en.hbs");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // The text part loses the remedies and the contact; the SMS loses its link.
+    let text_start = text.find("{{!-- text --}}").unwrap();
+    let html_start = text.find("{{!-- html --}}").unwrap();
+    let part = &text[text_start..html_start];
+    let stripped = part
+        .replace("{{required incident.facts.remedies}}", "")
+        .replace(
+            "{{#if incident.facts.contact}}{{incident.facts.contact}}{{else}}{{org.contact}}{{/if}}",
+            "our help desk",
+        );
+    let broken = format!("{}{stripped}{}", &text[..text_start], &text[html_start..])
+        .replace("Full notice: {{required notice.url}} ", "");
+    assert_ne!(text, broken);
+    std::fs::write(&file, &broken).unwrap();
+    let o = run(&["check", "--config", &config]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    let e = err(&o);
+    let f = file.display();
+    for want in [
+        "error: 2 notice content problems".to_string(),
+        format!(
+            "{f}: text: missing the remedies offered / 提供的补救方式 (incident.facts.remedies); \
+             the contact of the personal-information protection officer / 个人信息保护负责人的联系方式 \
+             (incident.facts.contact or org.contact)"
+        ),
+        format!("{f}: sms: no link to the full notice"),
+    ] {
+        assert!(e.contains(&want), "`{want}` not in:\n{e}");
+    }
+    // The Chinese version is fine and not named.
+    assert!(!e.contains("pi_leak.zh-CN.hbs"), "{e}");
+    // Restored, it passes and says so.
+    std::fs::write(&file, &text).unwrap();
+    let o = run(&["check", "--config", &config]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("notice content  notice/pi_leak complete"),
+        "{}",
+        out(&o)
     );
 }
 

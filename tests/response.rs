@@ -410,6 +410,15 @@ async fn approvals_gate_what_depends_on_them(backend: Backend) {
             .any(|t| t["id"] == approve_notice && t["blocked_by"].as_array().unwrap().is_empty()),
         "{pending:#}"
     );
+    // The notice gate needs the notice's content in the facts (tests/notice_lint.rs).
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"cause": "c", "data_types": ["phone"], "impact": "i", "measures_taken": "m",
+                    "advice_to_subjects": "a", "remedies": "r"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = post(
         &app,
         &format!("/api/v1/approvals/{approve_notice}/approve"),

@@ -338,6 +338,13 @@ async fn decide(
 ) -> Result<axum::Json<TaskView>, ApiError> {
     caller.require(&[Role::Approver])?;
     let reason = body.reason;
+    let live = state.live.load_full();
+    let checks = crate::engine::GateChecks {
+        playbooks: live.playbooks.as_deref(),
+        templates: &live.templates,
+        organisation: &live.organisation,
+        public_url: &live.public_url,
+    };
     Ok(axum::Json(
         state
             .engine
@@ -348,6 +355,7 @@ async fn decide(
                 &caller.actor(),
                 &caller.departments,
                 caller.is_admin(),
+                &checks,
             )
             .await?,
     ))

@@ -24,7 +24,8 @@ file was used. For SMS the encoding, length and segment count are shown (GSM-7: 
 153 per part when split; UCS-2, e.g. Chinese: 70, 67 per part). More segments than
 [render] sms_max_segments is a warning on standard error; the exit status stays 0.
 Exit status 1: the template cannot be rendered; the message names file, line and problem.
-`incidentd check` renders every template against the sample incident.";
+`incidentd check` renders every template against the sample incident and lints the content of
+notices to individuals (notice/*: every required element, the SMS link and length).";
 
 fn load_templates(s: &Settings) -> anyhow::Result<Templates> {
     Templates::load(&s.templates_path, &s.render).map_err(|errors| {
@@ -49,10 +50,19 @@ pub async fn run(a: RenderArgs) -> anyhow::Result<i32> {
         );
     }
     let data = match a.incident {
-        Some(id) => incident_context(
-            &super::client::fetch_incident(&a.client, id).await?,
-            &settings.organisation,
-        ),
+        Some(id) => {
+            let mut data = incident_context(
+                &super::client::fetch_incident(&a.client, id).await?,
+                &settings.organisation,
+            );
+            // A campaign links to the person's notice page or the announcement; a preview
+            // shows where the announcement would be.
+            data["notice"] = crate::render::context::notice_value(Some(&format!(
+                "{}/announcements/<slug>",
+                settings.server.public_url.trim_end_matches('/')
+            )));
+            data
+        }
         None => sample_context(&settings.organisation),
     };
     let locale = a
@@ -166,8 +176,9 @@ pub fn check_templates(s: &Settings) -> (bool, Option<Templates>) {
     for w in &report.warnings {
         println!("  warning: {w}");
     }
+    let notices_ok = lint_notices(s, &templates);
     if report.errors.is_empty() {
-        return (true, Some(templates));
+        return (notices_ok, Some(templates));
     }
     eprintln!(
         "error: {} template rendering{} failed:\n  {}",
@@ -176,4 +187,38 @@ pub fn check_templates(s: &Settings) -> (bool, Option<Templates>) {
         report.errors.join("\n  ")
     );
     (false, Some(templates))
+}
+
+/// The content lint of the notices to individuals (`notice/*`): every required element in
+/// every full-content part, the SMS link and length. Prints what it found; false on a problem.
+fn lint_notices(s: &Settings, templates: &Templates) -> bool {
+    let names: Vec<&str> = templates
+        .names()
+        .into_iter()
+        .filter(|n| crate::render::is_notice(n))
+        .collect();
+    let problems = templates.lint_notices(&s.organisation, &s.server.public_url);
+    if problems.is_empty() {
+        println!(
+            "  notice content  {} complete (every required element; SMS within {} segments, linking to the full notice)",
+            if names.is_empty() {
+                "no notice templates".to_string()
+            } else {
+                names.join(", ")
+            },
+            s.render.sms_max_segments
+        );
+        return true;
+    }
+    eprintln!(
+        "error: {} notice content problem{} (a notice to individuals must carry every required element):\n  {}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    false
 }

@@ -407,7 +407,8 @@ pub struct RenderConfig {
     /// IANA time zone for dates in messages.
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
-    /// `incidentd render` and `check` warn when an SMS needs more segments than this.
+    /// The most segments a notice's SMS may take: the notice content lint (`check`, and the
+    /// notice approval) fails past it. For other templates `render` and `check` only warn.
     #[serde(default = "default_sms_segments")]
     pub sms_max_segments: u32,
 }

@@ -9,6 +9,7 @@ pub mod classify;
 pub mod duration;
 pub mod facts;
 pub mod incident;
+pub mod notice;
 pub mod playbook;
 pub mod records;
 pub mod time;

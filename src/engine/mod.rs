@@ -6,6 +6,7 @@ pub mod campaign;
 mod commands;
 mod deliveries;
 mod ingest;
+pub mod notice_gate;
 pub mod response;
 pub mod subjects;
 mod tasks;
@@ -18,6 +19,7 @@ use serde::Serialize;
 pub use commands::{Declaration, IncidentPatch};
 pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, derived_key};
 pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
+pub use notice_gate::GateChecks;
 pub use tasks::{NewTaskRequest, Reassign};
 
 use crate::domain::classify::{Rules, Subject};

@@ -240,6 +240,7 @@ impl Engine {
 
     /// Approve or reject an approval task for the caller's departments among its approvers.
     /// The task is approved when every approving department approved; one rejection rejects it.
+    /// Approving is refused (409, nothing recorded) while the gate's lint fails (`checks`).
     #[allow(clippy::too_many_arguments)]
     pub async fn decide(
         &self,
@@ -249,6 +250,7 @@ impl Engine {
         actor: &str,
         departments: &[String],
         admin: bool,
+        checks: &super::GateChecks<'_>,
     ) -> Result<TaskView, EngineError> {
         let now = Utc::now();
         if !approve && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
@@ -259,7 +261,7 @@ impl Engine {
             .task_by_id(task_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("there is no approval {task_id}")))?;
-        open_incident(&mut tx, t.incident_id).await?;
+        let incident = open_incident(&mut tx, t.incident_id).await?;
         if !t.approval {
             return Err(EngineError::Conflict(format!(
                 "task {task_id} (`{}`) is not an approval; complete it instead",
@@ -302,6 +304,9 @@ impl Engine {
                     format!(" (already decided: {})", decided.join(", "))
                 }
             )));
+        }
+        if approve && let Some(why) = checks.refusal(&t, &incident) {
+            return Err(EngineError::Conflict(why));
         }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {

@@ -13,8 +13,17 @@
 //!                    contact }
 //! recipient  name, phone, email, site_user_id, locale
 //! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
+//! notice     url: where the full notice to individuals can be read (null elsewhere)
 //! now        the time of rendering (RFC 3339)
 //! ```
+//!
+//! `notice.url` is the link an SMS notice (which cannot hold the whole notice) sends people to;
+//! the shipped `notice/*` SMS parts refuse to render without it (`{{required notice.url}}`).
+//! Whoever renders a notice for a person fills it in: a notice campaign sets it to that
+//! person's own notice page when there is one, else to the public announcement,
+//! `{server.public_url}/announcements/{slug}`. Pages, the manual deliveries API and
+//! [`incident_context`] leave it `null`; `render --sample` and the content lint use a sample
+//! URL ([`SAMPLE_NOTICE_URL`]).
 //!
 //! Every key is always present: a fact nobody has filled in yet is `null` (a list is `[]`), so
 //! strict mode catches a misspelt name while `{{#if incident.facts.cause}}` still works.
@@ -45,6 +54,15 @@ pub const FACT_KEYS: &[&str] = &[
 ];
 
 const LIST_FACTS: &[&str] = &["data_types", "jurisdictions"];
+
+/// The full-notice link of previews (`render --sample`, `check`).
+pub const SAMPLE_NOTICE_URL: &str =
+    "https://incidents.example.com/announcements/2025-06-01-member-backup";
+
+/// `notice` with the full notice's URL (`None`: not a notice, or not known yet).
+pub fn notice_value(url: Option<&str>) -> Value {
+    json!({ "url": url })
+}
 
 /// Incident fields copied from the API's answer; absent ones become `null`.
 const INCIDENT_KEYS: &[&str] = &[
@@ -147,6 +165,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         "incident": normalise_incident(&incident),
         "recipient": sample_recipient(),
         "links": { "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg" },
+        "notice": notice_value(Some(SAMPLE_NOTICE_URL)),
         "now": "2025-06-01T08:00:00Z",
     })
 }
@@ -159,6 +178,7 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
         "incident": normalise_incident(incident),
         "recipient": sample_recipient(),
         "links": { "ack": null },
+        "notice": notice_value(None),
         "now": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }

@@ -24,6 +24,7 @@
 
 pub mod context;
 pub mod helpers;
+pub mod lint;
 pub mod sections;
 pub mod sms;
 
@@ -39,6 +40,7 @@ use crate::channels::{ChannelKind, Content};
 use crate::config::RenderConfig;
 
 pub use context::{incident_context, sample_context};
+pub use lint::{LintProblem, is_notice};
 pub use sections::Part;
 pub use sms::{SmsEncoding, SmsSegments, sms_segments};
 
@@ -161,6 +163,8 @@ pub struct Templates {
     by_name: BTreeMap<String, BTreeMap<String, Version>>,
     dir: PathBuf,
     time_zone: Tz,
+    /// `[render] sms_max_segments`: the most segments a notice's SMS may take.
+    sms_max_segments: u32,
 }
 
 impl fmt::Debug for Templates {
@@ -251,6 +255,7 @@ impl Templates {
             by_name: BTreeMap::new(),
             dir: dir.to_path_buf(),
             time_zone,
+            sms_max_segments: cfg.sms_max_segments,
         };
         let kinds = match sorted_entries(dir) {
             Ok(k) => k,
@@ -440,6 +445,11 @@ impl Templates {
         self.time_zone
     }
 
+    /// `[render] sms_max_segments`, as loaded.
+    pub fn sms_max_segments(&self) -> u32 {
+        self.sms_max_segments
+    }
+
     /// The channels a template has the parts for.
     pub fn channels(&self, name: &str) -> Vec<ChannelKind> {
         let Some(v) = self.by_name.get(name).and_then(|v| v.values().next()) else {
@@ -565,7 +575,8 @@ impl Templates {
     }
 
     /// Render every template in every locale for every channel it supports against `data`
-    /// (normally [`sample_context`]); SMS longer than `sms_max_segments` is a warning.
+    /// (normally [`sample_context`]); SMS longer than `sms_max_segments` is a warning (for
+    /// `notice/*` templates the content lint, [`Templates::lint_notices`], makes it an error).
     pub fn check(&self, data: &Value, sms_max_segments: u32) -> CheckReport {
         let mut report = CheckReport::default();
         for (name, versions) in &self.by_name {
@@ -577,7 +588,8 @@ impl Templates {
                     report.rendered += 1;
                     match self.render_detailed(name, channel, &v.locale, data) {
                         Err(e) => report.errors.push(e.to_string()),
-                        Ok(r) if channel == ChannelKind::Sms => {
+                        // A notice's SMS length is the content lint's (an error there).
+                        Ok(r) if channel == ChannelKind::Sms && !is_notice(name) => {
                             let s = sms_segments(&r.content.text);
                             if s.segments > sms_max_segments as usize {
                                 report.warnings.push(format!(

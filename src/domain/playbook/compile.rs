@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{DEFAULT_PAGE_TEMPLATE, PI_TEAM, Playbook, TaskDef};
+use super::{DEFAULT_PAGE_TEMPLATE, PI_TEAM, Playbook, TaskDef, TaskLint};
 use crate::domain::duration::HumanDuration;
 use crate::domain::incident::{Category, Severity};
 
@@ -56,6 +56,9 @@ struct TaskSpec {
     approvers: Option<Vec<String>>,
     #[serde(default)]
     severities: Vec<String>,
+    /// `"notice"`: the gate approves the notice to individuals (content lint first).
+    #[serde(default)]
+    lint: Option<String>,
 }
 
 pub(super) struct Context<'a> {
@@ -318,6 +321,20 @@ fn compile_task(
             ),
         );
     }
+    let lint = t.lint.as_deref().and_then(|l| match l.parse::<TaskLint>() {
+        Ok(_) if !t.approval => {
+            p.add(
+                &format!("{at}.lint"),
+                "only an approval gate runs a lint before it is approved; add `approval = true` or remove `lint`",
+            );
+            None
+        }
+        Ok(lint) => Some(lint),
+        Err(e) => {
+            p.add(&format!("{at}.lint"), e);
+            None
+        }
+    });
     TaskDef {
         id: t.id.clone(),
         title: t.title.clone(),
@@ -329,6 +346,7 @@ fn compile_task(
         approval: t.approval,
         approvers,
         severities,
+        lint,
     }
 }
 

@@ -72,6 +72,42 @@ pub struct TaskDef {
     pub approvers: Vec<String>,
     /// Empty = every severity.
     pub severities: Vec<Severity>,
+    /// A content check that must pass before the gate can be approved (`lint = "notice"`).
+    pub lint: Option<TaskLint>,
+}
+
+/// A content check an approval gate runs before it can be approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskLint {
+    /// The gate approves the notice to individuals: the incident's facts must supply every
+    /// required element of a notice ([`crate::domain::notice`]) and the notice templates must
+    /// carry them.
+    Notice,
+}
+
+impl TaskLint {
+    pub const ALL: [TaskLint; 1] = [TaskLint::Notice];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskLint::Notice => "notice",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskLint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskLint::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a lint; the lints are: {}",
+                    TaskLint::ALL.map(TaskLint::as_str).join(", ")
+                )
+            })
+    }
 }
 
 /// How specific a playbook's match is; a higher value wins.

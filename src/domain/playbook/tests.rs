@@ -124,8 +124,14 @@ fn shipped_pi_playbook_has_the_joint_team_and_gates() {
     assert!(notice.approval);
     assert_eq!(notice.approvers, ["legal"]);
     assert_eq!(notice.depends_on, ["prepare_notice"]);
+    assert_eq!(
+        notice.lint,
+        Some(TaskLint::Notice),
+        "the notice gate lints first"
+    );
     let report = pi.task("approve_regulator_report").unwrap();
     assert!(report.approval);
+    assert_eq!(report.lint, None);
     assert_eq!(report.approvers, ["government_relations", "legal"]);
     assert_eq!(pi.page_template, DEFAULT_PAGE_TEMPLATE);
     assert_eq!(pi.task("contain").unwrap().due, Duration::from_secs(3600));
@@ -615,4 +621,48 @@ fn bad_ids_and_missing_folder() {
 fn only_toml_files_are_read() {
     let d = folder(&[("default.toml", DEFAULT), ("README.md", "not toml = [")]);
     assert_eq!(load_dir(d.path()).unwrap().all().len(), 1);
+}
+
+#[test]
+fn a_lint_is_known_and_only_on_gates() {
+    let text = r#"
+id = "x"
+name = "x"
+team = ["security"]
+
+[match]
+categories = ["malware"]
+
+[[tasks]]
+id = "a"
+title = "A"
+department = "security"
+due = "1h"
+lint = "notice"
+
+[[tasks]]
+id = "b"
+title = "B"
+department = "security"
+due = "1h"
+approval = true
+lint = "notices"
+"#;
+    let (d, all) = problems(&[("x.toml", text)]);
+    assert_has(
+        &all,
+        &at(
+            &d,
+            "x.toml",
+            "tasks[0] (a).lint: only an approval gate runs a lint",
+        ),
+    );
+    assert_has(
+        &all,
+        &at(
+            &d,
+            "x.toml",
+            "tasks[1] (b).lint: `notices` is not a lint; the lints are: notice",
+        ),
+    );
 }
