@@ -38,6 +38,34 @@ pub struct RawConfig {
     pub paging: PagingConfig,
     #[serde(default)]
     pub scheduler: SchedulerSection,
+    #[serde(default)]
+    pub announcements: AnnouncementsConfig,
+}
+
+/// `[announcements]`: the public announcement page (`/announcements/{slug}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementsConfig {
+    /// A `[[channels.webhooks]]` target (by name) each published version is pushed to, signed,
+    /// e.g. the organisation's public website. None: served by incidentd only.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// The page template (`subject` + `html` parts) rendered in each of its locales.
+    #[serde(default = "default_announcement_template")]
+    pub template: String,
+}
+
+impl Default for AnnouncementsConfig {
+    fn default() -> Self {
+        AnnouncementsConfig {
+            webhook: None,
+            template: default_announcement_template(),
+        }
+    }
+}
+
+fn default_announcement_template() -> String {
+    "announcement/pi_leak".into()
 }
 
 /// `[scheduler]`: persisted timers (escalations, deadlines) and cron jobs.
@@ -641,6 +669,7 @@ pub struct Settings {
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     pub scheduler: SchedulerSection,
+    pub announcements: AnnouncementsConfig,
 }
 
 #[cfg(test)]
