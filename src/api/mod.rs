@@ -2,6 +2,7 @@
 
 mod ack;
 mod alerts;
+mod announcements;
 pub mod auth;
 mod deliveries;
 pub mod error;
@@ -51,6 +52,7 @@ pub struct Live {
     pub channels: Vec<crate::channels::ChannelKind>,
     pub webhooks: Vec<String>,
     pub public_url: String,
+    pub announcements: crate::config::AnnouncementsConfig,
 }
 
 impl Live {
@@ -67,6 +69,16 @@ impl Live {
             paging: &self.paging,
             render: self.delivery_ctx(),
         })
+    }
+
+    /// What publishing the public announcement needs.
+    pub fn announce_ctx(&self) -> crate::engine::announce::AnnounceCtx<'_> {
+        crate::engine::announce::AnnounceCtx {
+            templates: &self.templates,
+            org: &self.organisation,
+            config: &self.announcements,
+            public_url: &self.public_url,
+        }
     }
 
     /// What the engine needs to render templates.
@@ -92,6 +104,7 @@ impl Live {
             channels: s.channels.kinds(),
             webhooks: s.channels.webhooks.iter().map(|w| w.name.clone()).collect(),
             public_url: s.server.public_url.clone(),
+            announcements: s.announcements.clone(),
             organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
@@ -171,6 +184,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(tasks::approvals))
         .routes(routes!(tasks::approve))
         .routes(routes!(tasks::reject))
+        .routes(routes!(announcements::publish, announcements::history))
+        .routes(routes!(announcements::list))
+        .routes(routes!(announcements::feed))
+        .routes(routes!(announcements::show))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
