@@ -250,6 +250,24 @@ async fn publish_serves_both_languages_the_list_and_the_feed(app: TestApp) {
     assert_eq!(ev["data"]["content_hash"], v["content_hash"]);
     let report = app.verify().await;
     assert!(report.broken_at.is_none(), "{report:?}");
+
+    // Described in the OpenAPI document, the public pages without security.
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    let paths = &doc["paths"];
+    assert!(paths["/api/v1/incidents/{id}/announcement"]["post"].is_object());
+    assert!(paths["/api/v1/incidents/{id}/announcement"]["get"].is_object());
+    for p in [
+        "/announcements",
+        "/announcements/{slug}",
+        "/announcements/feed.xml",
+    ] {
+        assert_eq!(
+            paths[p]["get"]["security"],
+            json!([{}]),
+            "{p}: {}",
+            paths[p]
+        );
+    }
     app.stop().await;
 }
 
@@ -620,6 +638,25 @@ webhook = "public-site"
             .unwrap()
             .contains("A hotline, open every day.")
     );
+
+    // A drill's push is stopped by the drill guard: the public never hears of a drill.
+    let drill = pi_incident(&app, true, facts()).await;
+    let (s, v) = publish(&app, drill, "drill").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["webhook_delivery"].is_i64());
+    let d = app
+        .wait_deliveries(drill, 10, |d| {
+            d["by_channel"]["webhook"]["dead"].as_i64() == Some(1)
+        })
+        .await;
+    assert!(
+        d["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("drill guard"),
+        "{d}"
+    );
+    assert_eq!(sink.count(), 2, "nothing of the drill reached the site");
     app.stop().await;
 }
 
