@@ -292,7 +292,11 @@ impl Reloader {
 
 /// Load and compile the message templates named by the settings.
 pub fn load_templates(s: &Settings) -> Result<Templates, ConfigError> {
-    Templates::load(&s.templates_path, &s.render).map_err(|problems| ConfigError { problems })
+    let t = Templates::load(&s.templates_path, &s.render)
+        .map_err(|problems| ConfigError { problems })?;
+    crate::engine::announce::check_config(&s.announcements, &t)
+        .map_err(|p| ConfigError { problems: vec![p] })?;
+    Ok(t)
 }
 
 /// Fires the response's timers (playbooks, escalations, overdue tasks, digests) with the live

@@ -2,6 +2,7 @@
 
 mod ack;
 mod alerts;
+mod announcements;
 pub mod auth;
 mod deliveries;
 pub mod error;
@@ -56,6 +57,7 @@ pub struct Live {
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
     pub subjects: crate::config::SubjectsConfig,
     pub notices: crate::config::NoticesConfig,
+    pub announcements: crate::config::AnnouncementsConfig,
 }
 
 impl Live {
@@ -81,6 +83,16 @@ impl Live {
             org: &self.organisation,
             channels: &self.channels,
             notices: &self.notices,
+            public_url: &self.public_url,
+        }
+    }
+
+    /// What publishing the public announcement needs.
+    pub fn announce_ctx(&self) -> crate::engine::announce::AnnounceCtx<'_> {
+        crate::engine::announce::AnnounceCtx {
+            templates: &self.templates,
+            org: &self.organisation,
+            config: &self.announcements,
             public_url: &self.public_url,
         }
     }
@@ -111,6 +123,7 @@ impl Live {
             subject_keys: s.subject_keys.clone(),
             subjects: s.subjects.clone(),
             notices: s.notices.clone(),
+            announcements: s.announcements.clone(),
             organisation: s.organisation.clone(),
             rules: s.rules.clone(),
             tokens: Tokens::new(&s.tokens),
@@ -195,6 +208,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(subjects::imports))
         .routes(routes!(subjects::start_campaign, subjects::campaigns))
         .routes(routes!(subjects::campaign))
+        .routes(routes!(announcements::publish, announcements::history))
+        .routes(routes!(announcements::list))
+        .routes(routes!(announcements::feed))
+        .routes(routes!(announcements::show))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -1,6 +1,7 @@
 //! The command line. `serve`, `check`, `migrate`, `audit verify` and `token` work offline on
 //! the config file; everything else is a client of the running daemon.
 
+mod announce;
 mod client;
 mod deliveries;
 mod offline;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Gates waiting for a decision.
     #[command(after_help = tasks::APPROVALS_HELP)]
     Approvals(tasks::ApprovalsArgs),
+    /// Publish or update an incident's public announcement (/announcements/<slug>).
+    #[command(after_help = announce::HELP)]
+    Announce(announce::AnnounceArgs),
     /// Approve a gate for your departments.
     Approve(tasks::DecideArgs),
     /// Reject a gate (with a reason).
@@ -354,6 +358,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Tasks(a) => tasks::tasks(a).await,
         Command::Task(c) => tasks::task(c).await,
         Command::Approvals(a) => tasks::approvals(a).await,
+        Command::Announce(a) => announce::run(a).await,
         Command::Approve(a) => tasks::decide(a, true).await,
         Command::Reject(a) => tasks::decide(a, false).await,
         Command::Subjects(c) => subjects::subjects(c).await,

@@ -70,6 +70,20 @@ pub async fn run(a: RenderArgs) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| settings.organisation.default_locale.clone());
     let supported = templates.channels(&a.template);
+    if supported.is_empty() && a.channel.is_none() {
+        // A page (the public announcement): a title and an HTML body, sent by no channel.
+        let (title, html, used) = templates.render_page(&a.template, &locale, &data)?;
+        if a.client.json {
+            let v = json!({ "template": a.template, "locale": used, "title": title, "html": html });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!(
+                "━━ {} · page · {used}\ntitle: {title}\n── html ──\n{html}\n",
+                a.template
+            );
+        }
+        return Ok(0);
+    }
     let channels: Vec<ChannelKind> = match a.channel {
         Some(c) => vec![c],
         None => PREVIEW_CHANNELS
@@ -165,6 +179,10 @@ pub fn check_templates(s: &Settings) -> (bool, Option<Templates>) {
             return (false, None);
         }
     };
+    if let Err(e) = crate::engine::announce::check_config(&s.announcements, &templates) {
+        eprintln!("error: {e}");
+        return (false, Some(templates));
+    }
     let report = templates.check(&sample_context(&s.organisation), s.render.sms_max_segments);
     println!(
         "  templates       {} ({} templates, {} renderings against the sample incident, times in {})",

@@ -381,6 +381,25 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             );
         }
     }
+    if let Some(hook) = &raw.announcements.webhook
+        && !hook_names.contains(hook.as_str())
+    {
+        p(
+            "announcements.webhook",
+            format!(
+                "no [[channels.webhooks]] target is named `{hook}`; configured: {}",
+                if hook_names.is_empty() {
+                    "none (add one with name, url and secret)".to_string()
+                } else {
+                    ch.webhooks
+                        .iter()
+                        .map(|w| w.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        );
+    }
     let d = &raw.dispatch;
     if d.batch_size == 0 || d.max_attempts == 0 {
         p(
@@ -652,6 +671,7 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             subjects: raw.subjects,
             subject_keys,
             notices: raw.notices,
+            announcements: raw.announcements,
         }),
         _ => Err(ConfigError { problems }),
     }
@@ -904,5 +924,21 @@ contact = "privacy@example.com"
             e.contains("departments.legal.members: Mail-only counsel cannot be paged at S1: no address for any of [sms]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn announcements_name_a_configured_webhook_and_refuse_unknown_keys() {
+        let e = problems(
+            &format!("{CONFIG}\n[announcements]\nwebhook = \"public-site\"\n"),
+            &[],
+        );
+        assert!(
+            e.contains(
+                "announcements.webhook: no [[channels.webhooks]] target is named `public-site`"
+            ),
+            "{e}"
+        );
+        let e = problems(&format!("{CONFIG}\n[announcements]\nhook = \"x\"\n"), &[]);
+        assert!(e.contains("unknown field `hook`"), "{e}");
     }
 }

@@ -42,6 +42,34 @@ pub struct RawConfig {
     pub subjects: SubjectsConfig,
     #[serde(default)]
     pub notices: NoticesConfig,
+    #[serde(default)]
+    pub announcements: AnnouncementsConfig,
+}
+
+/// `[announcements]`: the public announcement page (`/announcements/{slug}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementsConfig {
+    /// A `[[channels.webhooks]]` target (by name) each published version is pushed to, signed,
+    /// e.g. the organisation's public website. None: served by incidentd only.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// The page template (`subject` + `html` parts) rendered in each of its locales.
+    #[serde(default = "default_announcement_template")]
+    pub template: String,
+}
+
+impl Default for AnnouncementsConfig {
+    fn default() -> Self {
+        AnnouncementsConfig {
+            webhook: None,
+            template: default_announcement_template(),
+        }
+    }
+}
+
+fn default_announcement_template() -> String {
+    "announcement/pi_leak".into()
 }
 
 /// `[subjects]`: affected people's contact data.
@@ -731,6 +759,7 @@ pub struct Settings {
     /// The parsed `subjects.key`, if given.
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
     pub notices: NoticesConfig,
+    pub announcements: AnnouncementsConfig,
 }
 
 #[cfg(test)]

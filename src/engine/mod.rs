@@ -2,6 +2,7 @@
 //! its audit events in one transaction; nothing here talks to the outside world.
 
 pub mod acklink;
+pub mod announce;
 pub mod campaign;
 mod commands;
 mod deliveries;

@@ -167,6 +167,10 @@ impl HelperDef for MaskHelper {
 
 struct RequiredHelper;
 
+/// What `required` says after the backticked path of an empty value; callers that want every
+/// missing value at once (the announcement) look for it.
+pub(crate) const REQUIRED_EMPTY: &str = "is empty and this message cannot go out without it";
+
 fn is_blank(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -191,9 +195,7 @@ impl HelperDef for RequiredHelper {
                 .strip_prefix("incident.facts.")
                 .map(|k| format!(" (incidentd facts <id> --set {k}=…)"))
                 .unwrap_or_default();
-            return Err(fail(format!(
-                "`{path}` is empty and this message cannot go out without it: fill it in{hint}"
-            )));
+            return Err(fail(format!("`{path}` {REQUIRED_EMPTY}: fill it in{hint}")));
         }
         Ok(ScopedJson::Derived(p.value().clone()))
     }

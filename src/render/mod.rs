@@ -552,6 +552,30 @@ impl Templates {
         })
     }
 
+    /// Render a page template (a `subject` as its title and an `html` body), as the public
+    /// announcement is: `(title, html, locale used)`.
+    pub fn render_page(
+        &self,
+        name: &str,
+        locale: &str,
+        data: &Value,
+    ) -> Result<(String, String, String), RenderError> {
+        let v = self.version(name, locale)?;
+        if !(v.parts.contains_key(&Part::Subject) && v.parts.contains_key(&Part::Html)) {
+            return Err(RenderError::MissingPart {
+                file: v.file.clone(),
+                channel: ChannelKind::Webhook,
+                needs: "a subject (the title) and an html part, to be a page".into(),
+            });
+        }
+        let title = one_line(&self.render_part(name, v, Part::Subject, data)?);
+        let html = self
+            .render_part(name, v, Part::Html, data)?
+            .trim()
+            .to_string();
+        Ok((title, html, v.locale.clone()))
+    }
+
     fn render_part(
         &self,
         name: &str,
@@ -581,6 +605,12 @@ impl Templates {
         let mut report = CheckReport::default();
         for (name, versions) in &self.by_name {
             for v in versions.values() {
+                if is_page(&v.parts) {
+                    report.rendered += 1;
+                    if let Err(e) = self.render_page(name, &v.locale, data) {
+                        report.errors.push(e.to_string());
+                    }
+                }
                 for channel in PREVIEW_CHANNELS {
                     if needs(channel, &v.parts).is_err() {
                         continue;
@@ -608,6 +638,11 @@ impl Templates {
         }
         report
     }
+}
+
+/// A page (subject and html, nothing a channel sends): the public announcement.
+fn is_page(parts: &BTreeMap<Part, usize>) -> bool {
+    parts.keys().copied().eq([Part::Subject, Part::Html])
 }
 
 fn reg_name(name: &str, locale: &str, part: Part) -> String {

@@ -5,6 +5,7 @@
 //! driver, no generic bounds). Where the dialects differ, the body picks between two
 //! `&'static str` by the `pg` flag the macro provides.
 
+mod announcements;
 mod outbox;
 pub mod postgres;
 mod read;
@@ -17,6 +18,7 @@ mod write;
 
 use secrecy::ExposeSecret;
 
+pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,

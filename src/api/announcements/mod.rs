@@ -1,0 +1,293 @@
+//! The public announcement: responders publish it through the API (or the notice campaign
+//! does, through the engine); anyone reads it at `/announcements/{slug}`, in the list at
+//! `/announcements` and in the Atom feed `/announcements/feed.xml`, without a token.
+//!
+//! Drill announcements are served at their own address, marked DRILL and `noindex`, and are
+//! never listed nor put in the feed.
+
+mod page;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::{Caller, READ, WRITE};
+use super::error::{ApiError, Problem};
+use super::extract::{IncidentId, Json};
+use crate::engine::EngineError;
+use crate::engine::announce::{AnnouncementVersion, Published, page_url, version_view};
+
+/// Most entries in the list and the feed.
+const PUBLIC_LIMIT: i64 = 100;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Why it is published now (a person's decision, or the rule that found individual
+    /// notice impractical). Kept in the audit trail and the version history; not shown on the
+    /// public page.
+    pub reason: String,
+}
+
+/// Publish the incident's public announcement from its current facts, or a new version of it
+/// when the words changed (201). Unchanged words: the latest version, 200, nothing written.
+/// Facts the announcement cannot go without are listed in a 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/announcement",
+    tag = "announcements",
+    params(("id" = i64, Path)),
+    request_body = PublishRequest,
+    responses(
+        (status = 201, body = Published, description = "a new version"),
+        (status = 200, body = Published, description = "unchanged: the latest version"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "missing facts, or the template cannot render"),
+        (status = 422, body = Problem)
+    )
+)]
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Json(r): Json<PublishRequest>,
+) -> Result<(StatusCode, axum::Json<Published>), ApiError> {
+    caller.require(WRITE)?;
+    let live = state.live();
+    let p = state
+        .engine
+        .publish_announcement(&live.announce_ctx(), id, &caller.actor(), &r.reason)
+        .await?;
+    let status = if p.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(p)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnnouncementHistory {
+    pub slug: String,
+    /// The public page (latest version).
+    pub url: String,
+    pub drill: bool,
+    /// Oldest first.
+    pub versions: Vec<AnnouncementVersion>,
+}
+
+/// The incident's announcement and every version of it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/announcement",
+    tag = "announcements",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AnnouncementHistory), (status = 404, body = Problem))
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+) -> Result<axum::Json<AnnouncementHistory>, ApiError> {
+    caller.require(READ)?;
+    let store = state.engine.store();
+    let Some(a) = store.announcement_of(id).await.map_err(EngineError::from)? else {
+        if store
+            .incident(id)
+            .await
+            .map_err(EngineError::from)?
+            .is_none()
+        {
+            return Err(ApiError::not_found(format!("there is no incident {id}")));
+        }
+        return Err(ApiError::not_found(format!(
+            "incident {id} has no announcement yet: publish one with POST /api/v1/incidents/{id}/announcement (incidentd announce {id} --reason …)"
+        )));
+    };
+    let rows = store
+        .announcement_versions(a.id)
+        .await
+        .map_err(EngineError::from)?;
+    let public_url = state.live().public_url.clone();
+    Ok(axum::Json(AnnouncementHistory {
+        url: page_url(&public_url, &a.slug),
+        slug: a.slug.clone(),
+        drill: a.drill,
+        versions: rows
+            .iter()
+            .map(|v| version_view(&a, v, &public_url))
+            .collect(),
+    }))
+}
+
+/// `?lang=` and `?version=`; anything else (tracking parameters) is ignored on public pages.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// `zh-CN` or `en` (default: the browser's Accept-Language, then the organisation's).
+    pub lang: Option<String>,
+    /// An older version (default: the latest).
+    pub version: Option<String>,
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(h);
+    res
+}
+
+/// No scripts, no external anything: the pages need only their own inline styles.
+fn secure(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+}
+
+fn failed(e: EngineError) -> Response {
+    tracing::warn!(error = %e, "announcement page failed");
+    let status = match e {
+        EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    html(status, page::error_page(status, None))
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Published announcements, newest first (drills are not listed).
+#[utoipa::path(
+    get,
+    path = "/announcements",
+    tag = "announcements",
+    security(()),
+    params(PageQuery),
+    responses((status = 200, content_type = "text/html", description = "the list, HTML"))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let rows = match state
+        .engine
+        .store()
+        .public_announcements(PUBLIC_LIMIT)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
+    let live = state.live();
+    let shell = page::Shell::new(&live, q.lang.as_deref(), accept_language(&headers));
+    html(StatusCode::OK, page::list_page(&shell, &rows))
+}
+
+/// One announcement: the latest version, or `?version=N`, in `?lang=` or the reader's language.
+#[utoipa::path(
+    get,
+    path = "/announcements/{slug}",
+    tag = "announcements",
+    security(()),
+    params(("slug" = String, Path), PageQuery),
+    responses(
+        (status = 200, content_type = "text/html", description = "the page, HTML"),
+        (status = 404, content_type = "text/html", description = "no such announcement or version")
+    )
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let live = state.live();
+    let shell = page::Shell::new(&live, q.lang.as_deref(), accept_language(&headers));
+    let store = state.engine.store();
+    let a = match store.announcement_by_slug(&slug).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                page::error_page(StatusCode::NOT_FOUND, Some(&shell)),
+            );
+        }
+        Err(e) => return failed(e.into()),
+    };
+    let versions = match store.announcement_versions(a.id).await {
+        Ok(v) => v,
+        Err(e) => return failed(e.into()),
+    };
+    let wanted = match q.version.as_deref().map(str::parse::<i64>) {
+        None => versions.last(),
+        Some(Ok(n)) => versions.iter().find(|v| v.version == n),
+        Some(Err(_)) => None,
+    };
+    let Some(current) = wanted else {
+        return html(
+            StatusCode::NOT_FOUND,
+            page::error_page(StatusCode::NOT_FOUND, Some(&shell)),
+        );
+    };
+    let views: Vec<AnnouncementVersion> = versions
+        .iter()
+        .map(|v| version_view(&a, v, &live.public_url))
+        .collect();
+    let shown = version_view(&a, current, &live.public_url);
+    html(
+        StatusCode::OK,
+        page::announcement_page(&shell, &shown, &views, q.version.is_some()),
+    )
+}
+
+/// Atom 1.0: one entry per published version of the public announcements, newest first.
+#[utoipa::path(
+    get,
+    path = "/announcements/feed.xml",
+    tag = "announcements",
+    security(()),
+    responses((status = 200, content_type = "application/atom+xml", description = "Atom 1.0 feed"))
+)]
+pub async fn feed(State(state): State<AppState>) -> Response {
+    let rows = match state
+        .engine
+        .store()
+        .public_announcement_versions(PUBLIC_LIMIT)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
+    let live = state.live();
+    let mut res = (StatusCode::OK, page::atom_feed(&live, &rows)).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+    );
+    secure(h);
+    res
+}

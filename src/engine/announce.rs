@@ -1,0 +1,439 @@
+//! The public announcement: published when a person decides, or when the notice campaign finds
+//! individual notice impractical. It renders the incident's current facts in every locale of
+//! the announcement template and, in one transaction with its audit event, creates the
+//! incident's announcement (its slug never changes) or appends a version when the words
+//! changed. Publishing the same words again changes nothing.
+//!
+//! Callers: [`Engine::publish_announcement`] (its own transaction), or [`publish_in`] inside a
+//! caller's transaction (e.g. the notice campaign deciding, in the same commit, that a public
+//! announcement replaces individual notices). Both need an [`AnnounceCtx`], which
+//! `Live::announce_ctx()` gives from the live configuration.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Engine, EngineError};
+use crate::channels::sign::sha256_hex;
+use crate::channels::{ChannelKind, Content, Purpose};
+use crate::config::{AnnouncementsConfig, OrganisationConfig};
+use crate::domain::records::Incident;
+use crate::domain::time::{from_micros, to_micros};
+use crate::render::helpers::REQUIRED_EMPTY;
+use crate::render::{RenderError, Templates, incident_context};
+use crate::store::{AnnouncementRow, AnnouncementVersionRow, NewDelivery, NewEvent, WriteTx};
+
+/// What publishing needs from the live configuration.
+pub struct AnnounceCtx<'a> {
+    pub templates: &'a Templates,
+    pub org: &'a OrganisationConfig,
+    pub config: &'a AnnouncementsConfig,
+    /// `server.public_url`: the page's address in the webhook push and the feed.
+    pub public_url: &'a str,
+}
+
+/// One language of a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LocaleText {
+    pub locale: String,
+    pub title: String,
+    /// The body, HTML (values escaped by the template engine).
+    pub html: String,
+}
+
+/// A published version, as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AnnouncementVersion {
+    pub incident_id: i64,
+    pub slug: String,
+    /// 1, 2, …: each publication that changed the words.
+    pub version: i64,
+    pub published_at: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+    pub drill: bool,
+    /// The public page of this version.
+    pub url: String,
+    pub template: String,
+    /// Every language, the organisation's default first.
+    pub locales: Vec<LocaleText>,
+    /// SHA-256 of the words (`locales`): the same words are never a new version.
+    pub content_hash: String,
+    /// The facts version and the SHA-256 of the facts it was rendered from.
+    pub facts_version: i64,
+    pub facts_hash: String,
+}
+
+/// What [`publish_in`] did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// The newest version (the one just appended, or the unchanged latest one).
+    #[serde(flatten)]
+    pub version: AnnouncementVersion,
+    /// False when the words were unchanged and nothing was written.
+    pub created: bool,
+    /// The signed webhook push enqueued for this version (`[announcements] webhook`).
+    pub webhook_delivery: Option<i64>,
+}
+
+/// The public address of an announcement (latest version), under `public_url`.
+pub fn page_url(public_url: &str, slug: &str) -> String {
+    format!("{}/announcements/{slug}", public_url.trim_end_matches('/'))
+}
+
+/// Stable across versions: the discovery date and the incident id, `drill-` for drills.
+pub fn slug_for(inc: &Incident) -> String {
+    format!(
+        "{}{}-{}",
+        if inc.drill { "drill-" } else { "" },
+        inc.discovered_at.format("%Y-%m-%d"),
+        inc.id
+    )
+}
+
+/// The stored row as the API shows it.
+pub fn version_view(
+    a: &AnnouncementRow,
+    v: &AnnouncementVersionRow,
+    public_url: &str,
+) -> AnnouncementVersion {
+    AnnouncementVersion {
+        incident_id: a.incident_id,
+        slug: a.slug.clone(),
+        version: v.version,
+        published_at: from_micros(v.published_at),
+        actor: v.actor.clone(),
+        reason: v.reason.clone(),
+        drill: a.drill,
+        url: format!("{}?version={}", page_url(public_url, &a.slug), v.version),
+        template: v.template.clone(),
+        locales: serde_json::from_str(&v.locales).unwrap_or_default(),
+        content_hash: v.content_hash.clone(),
+        facts_version: v.facts_version,
+        facts_hash: v.facts_hash.clone(),
+    }
+}
+
+/// Check `[announcements]` against the loaded templates (at `check`, start and reload).
+pub fn check_config(cfg: &AnnouncementsConfig, templates: &Templates) -> Result<(), String> {
+    let name = &cfg.template;
+    if !templates.names().contains(&name.as_str()) {
+        return Err(format!(
+            "announcements.template: there is no template `{name}`; the templates are: {}",
+            templates.names().join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The locales to publish in: every one the template has, the organisation's default first.
+fn locales(ctx: &AnnounceCtx<'_>) -> Vec<String> {
+    let mut all: Vec<String> = ctx
+        .templates
+        .locales(&ctx.config.template)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let default = ctx.org.default_locale.to_ascii_lowercase();
+    all.sort_by_key(|l| l.to_ascii_lowercase() != default);
+    all
+}
+
+/// The path `required` refused, if that is what `e` is.
+fn missing_path(e: &RenderError) -> Option<String> {
+    let RenderError::Template { problem, .. } = e else {
+        return None;
+    };
+    let rest = problem.strip_prefix('`')?;
+    let (path, tail) = rest.split_once('`')?;
+    tail.trim_start()
+        .starts_with(REQUIRED_EMPTY)
+        .then(|| path.to_string())
+}
+
+/// Put a stand-in at `path` so rendering goes on to find the next missing value.
+fn fill(data: &mut Value, path: &str) -> bool {
+    let Some(slot) = data.pointer_mut(&format!("/{}", path.replace('.', "/"))) else {
+        return false;
+    };
+    *slot = if slot.is_array() {
+        json!(["…"])
+    } else {
+        json!("…")
+    };
+    true
+}
+
+/// Render one locale; every value `required` found empty, not only the first.
+fn render_locale(
+    ctx: &AnnounceCtx<'_>,
+    locale: &str,
+    data: &Value,
+    missing: &mut Vec<String>,
+) -> Result<Option<LocaleText>, EngineError> {
+    let mut data = data.clone();
+    let mut found = false;
+    for _ in 0..64 {
+        match ctx
+            .templates
+            .render_page(&ctx.config.template, locale, &data)
+        {
+            Ok((title, html, _)) => {
+                return Ok((!found).then(|| LocaleText {
+                    locale: locale.to_string(),
+                    title,
+                    html,
+                }));
+            }
+            Err(e) => match missing_path(&e) {
+                Some(path) if fill(&mut data, &path) => {
+                    found = true;
+                    if !missing.contains(&path) {
+                        missing.push(path);
+                    }
+                }
+                _ => {
+                    return Err(EngineError::Conflict(format!(
+                        "the announcement cannot be rendered: {e}"
+                    )));
+                }
+            },
+        }
+    }
+    Err(EngineError::Conflict(
+        "the announcement cannot be rendered: too many missing values".into(),
+    ))
+}
+
+/// The incident's announcement in every locale, or a 409 naming every missing fact.
+pub fn render(ctx: &AnnounceCtx<'_>, inc: &Incident) -> Result<Vec<LocaleText>, EngineError> {
+    let data = incident_context(&serde_json::to_value(inc).unwrap_or_default(), ctx.org);
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for locale in locales(ctx) {
+        if let Some(t) = render_locale(ctx, &locale, &data, &mut missing)? {
+            out.push(t);
+        }
+    }
+    if !missing.is_empty() {
+        let facts: Vec<String> = missing
+            .iter()
+            .map(|p| p.strip_prefix("incident.facts.").unwrap_or(p).to_string())
+            .collect();
+        return Err(EngineError::Conflict(format!(
+            "the announcement cannot be published without these facts of incident {}: {}; fill them in (PATCH /api/v1/incidents/{}/facts, or incidentd facts {} --set {}=…) and publish again",
+            inc.id,
+            facts.join(", "),
+            inc.id,
+            inc.id,
+            facts[0]
+        )));
+    }
+    if out.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "template `{}` has no locale to publish in",
+            ctx.config.template
+        )));
+    }
+    Ok(out)
+}
+
+/// The signed push of a version to the configured webhook target.
+fn webhook_delivery(ctx: &AnnounceCtx<'_>, target: &str, v: &AnnouncementVersion) -> NewDelivery {
+    let first = &v.locales[0];
+    let latest = page_url(ctx.public_url, &v.slug);
+    let titles: serde_json::Map<String, Value> = v
+        .locales
+        .iter()
+        .map(|l| (l.locale.clone(), json!(l.title)))
+        .collect();
+    let bodies: serde_json::Map<String, Value> = v
+        .locales
+        .iter()
+        .map(|l| (l.locale.clone(), json!(l.html)))
+        .collect();
+    NewDelivery {
+        idempotency_key: format!(
+            "{}:announcement:webhook:{target}:{}:v{}",
+            v.incident_id, v.slug, v.version
+        ),
+        incident_id: Some(v.incident_id),
+        purpose: Purpose::Announcement,
+        channel: ChannelKind::Webhook,
+        recipient: target.to_string(),
+        locale: first.locale.clone(),
+        content: Content {
+            subject: Some(first.title.clone()),
+            text: format!("{}\n{latest}", first.title),
+            template: Some(v.template.clone()),
+            data: Some(json!({
+                "slug": v.slug,
+                "version": v.version,
+                "url": latest,
+                "version_url": v.url,
+                "published_at": v.published_at,
+                "drill": v.drill,
+                "titles": titles,
+                "bodies": bodies,
+                "content_hash": v.content_hash,
+            })),
+            ..Content::default()
+        },
+        fallback: vec![],
+        fallback_of: None,
+    }
+}
+
+/// Publish inside the caller's transaction (see the module docs). Nothing is written when the
+/// words equal the latest version's (`created: false`).
+#[tracing::instrument(skip_all, fields(incident.id = incident_id), err)]
+pub async fn publish_in(
+    tx: &mut WriteTx,
+    ctx: &AnnounceCtx<'_>,
+    incident_id: i64,
+    actor: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Published, EngineError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(EngineError::invalid(
+            "reason",
+            "say why the announcement is published (the audit trail keeps it)",
+        ));
+    }
+    let inc = tx
+        .incident(incident_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))?;
+    let locales = render(ctx, &inc)?;
+    let locales_json = serde_json::to_string(&locales).unwrap_or_default();
+    let content_hash = sha256_hex(locales_json.as_bytes());
+    let at = to_micros(now);
+    let (announcement, latest) = match tx.announcement_of(incident_id).await? {
+        Some(a) => {
+            let latest = tx.latest_announcement_version(a.id).await?;
+            (a, latest)
+        }
+        None => {
+            let slug = slug_for(&inc);
+            let id = tx
+                .insert_announcement(incident_id, &slug, inc.drill, at)
+                .await?;
+            let a = AnnouncementRow {
+                id,
+                incident_id,
+                slug,
+                drill: inc.drill,
+                created_at: at,
+                updated_at: at,
+            };
+            (a, None)
+        }
+    };
+    if let Some(l) = latest.as_ref().filter(|l| l.content_hash == content_hash) {
+        return Ok(Published {
+            version: version_view(&announcement, l, ctx.public_url),
+            created: false,
+            webhook_delivery: None,
+        });
+    }
+    let row = AnnouncementVersionRow {
+        announcement_id: announcement.id,
+        version: latest.map_or(1, |l| l.version + 1),
+        published_at: at,
+        actor: actor.to_string(),
+        reason: reason.to_string(),
+        template: ctx.config.template.clone(),
+        locales: locales_json,
+        content_hash,
+        facts_version: inc.facts_version,
+        facts_hash: sha256_hex(
+            serde_json::to_string(&inc.facts)
+                .unwrap_or_default()
+                .as_bytes(),
+        ),
+    };
+    tx.append_announcement_version(&row).await?;
+    let version = version_view(&announcement, &row, ctx.public_url);
+    let webhook_delivery = match &ctx.config.webhook {
+        Some(target) => tx
+            .enqueue_deliveries(&[webhook_delivery(ctx, target, &version)], at)
+            .await?
+            .first()
+            .copied(),
+        None => None,
+    };
+    tx.append(&[NewEvent::new(
+        now,
+        actor,
+        "announcement.published",
+        Some(incident_id),
+        &json!({
+            "slug": version.slug, "version": version.version, "reason": version.reason,
+            "content_hash": version.content_hash, "facts_version": version.facts_version,
+            "facts_hash": version.facts_hash, "drill": version.drill,
+            "locales": version.locales.iter().map(|l| l.locale.as_str()).collect::<Vec<_>>(),
+            "webhook": ctx.config.webhook, "webhook_delivery": webhook_delivery,
+        }),
+    )])
+    .await?;
+    Ok(Published {
+        version,
+        created: true,
+        webhook_delivery,
+    })
+}
+
+impl Engine {
+    /// Publish (or update) the public announcement of an incident from its current facts, in
+    /// one transaction. See [`publish_in`] for what is written.
+    pub async fn publish_announcement(
+        &self,
+        ctx: &AnnounceCtx<'_>,
+        incident_id: i64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Published, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let p = publish_in(&mut tx, ctx, incident_id, actor, reason, now).await?;
+        if p.created {
+            tx.commit().await?;
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_requireds_refusals_count_as_missing() {
+        let e = RenderError::Template {
+            file: "x.hbs".into(),
+            line: Some(3),
+            part: crate::render::Part::Html,
+            problem: format!("`incident.facts.cause` {REQUIRED_EMPTY}: fill it in"),
+        };
+        assert_eq!(missing_path(&e).as_deref(), Some("incident.facts.cause"));
+        let other = RenderError::Template {
+            file: "x.hbs".into(),
+            line: Some(3),
+            part: crate::render::Part::Html,
+            problem: "`incident.facts.casue` is not in the data (strict mode)".into(),
+        };
+        assert_eq!(missing_path(&other), None);
+    }
+
+    #[test]
+    fn stand_ins_keep_the_shape_of_lists() {
+        let mut v = json!({"incident": {"facts": {"data_types": [], "cause": null}}});
+        assert!(fill(&mut v, "incident.facts.data_types"));
+        assert!(fill(&mut v, "incident.facts.cause"));
+        assert!(!fill(&mut v, "incident.facts.nothing_here"));
+        assert_eq!(v["incident"]["facts"]["data_types"], json!(["…"]));
+        assert_eq!(v["incident"]["facts"]["cause"], json!("…"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Public announcements: one row per incident (its stable slug) and its append-only versions.
+
+use serde::Serialize;
+
+use super::write::{Inner, on_tx};
+use super::{Result, Store, WriteTx, on_pool};
+
+/// An incident's announcement.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AnnouncementRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub slug: String,
+    pub drill: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One published version. `locales` is the JSON of the renderings (see
+/// `crate::engine::announce::LocaleText`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AnnouncementVersionRow {
+    pub announcement_id: i64,
+    pub version: i64,
+    pub published_at: i64,
+    pub actor: String,
+    pub reason: String,
+    pub template: String,
+    pub locales: String,
+    pub content_hash: String,
+    pub facts_version: i64,
+    pub facts_hash: String,
+}
+
+/// A version with its announcement's slug (feeds and lists).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PublishedVersionRow {
+    pub slug: String,
+    #[sqlx(flatten)]
+    pub version: AnnouncementVersionRow,
+}
+
+macro_rules! announcement_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, incident_id, slug, drill, created_at, updated_at FROM announcements ",
+            $where
+        )
+    };
+}
+
+macro_rules! version_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT announcement_id, version, published_at, actor, reason, template, locales, ",
+            "content_hash, facts_version, facts_hash FROM announcement_versions ",
+            $where
+        )
+    };
+}
+
+impl WriteTx {
+    pub async fn announcement_of(&mut self, incident_id: i64) -> Result<Option<AnnouncementRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(announcement_select!("WHERE incident_id = $1"))
+                .bind(incident_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn latest_announcement_version(
+        &mut self,
+        announcement_id: i64,
+    ) -> Result<Option<AnnouncementVersionRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(version_select!("WHERE announcement_id = $1 ORDER BY version DESC LIMIT 1"))
+                .bind(announcement_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    /// Create an incident's announcement; returns its id.
+    pub async fn insert_announcement(
+        &mut self,
+        incident_id: i64,
+        slug: &str,
+        drill: bool,
+        now: i64,
+    ) -> Result<i64> {
+        let (id,): (i64,) = on_tx!(self, c, _pg => {
+            sqlx::query_as(
+                "INSERT INTO announcements (incident_id, slug, drill, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id",
+            )
+            .bind(incident_id)
+            .bind(slug)
+            .bind(drill)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Append a version (and move the announcement's `updated_at` to it).
+    pub async fn append_announcement_version(&mut self, v: &AnnouncementVersionRow) -> Result<()> {
+        on_tx!(self, c, _pg => {
+            sqlx::query(
+                "INSERT INTO announcement_versions (announcement_id, version, published_at, actor, reason, \
+                 template, locales, content_hash, facts_version, facts_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(v.announcement_id)
+            .bind(v.version)
+            .bind(v.published_at)
+            .bind(&v.actor)
+            .bind(&v.reason)
+            .bind(&v.template)
+            .bind(&v.locales)
+            .bind(&v.content_hash)
+            .bind(v.facts_version)
+            .bind(&v.facts_hash)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query("UPDATE announcements SET updated_at = $2 WHERE id = $1")
+                .bind(v.announcement_id)
+                .bind(v.published_at)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    pub async fn announcement_of(&self, incident_id: i64) -> Result<Option<AnnouncementRow>> {
+        let row = on_pool!(self, pool, _pg => {
+            sqlx::query_as(announcement_select!("WHERE incident_id = $1"))
+                .bind(incident_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn announcement_by_slug(&self, slug: &str) -> Result<Option<AnnouncementRow>> {
+        let row = on_pool!(self, pool, _pg => {
+            sqlx::query_as(announcement_select!("WHERE slug = $1"))
+                .bind(slug)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row)
+    }
+
+    /// Every version of an announcement, oldest first.
+    pub async fn announcement_versions(
+        &self,
+        announcement_id: i64,
+    ) -> Result<Vec<AnnouncementVersionRow>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(version_select!("WHERE announcement_id = $1 ORDER BY version"))
+                .bind(announcement_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// The newest version of each public (non-drill) announcement, most recently updated first.
+    pub async fn public_announcements(&self, limit: i64) -> Result<Vec<PublishedVersionRow>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(
+                "SELECT a.slug, v.announcement_id, v.version, v.published_at, v.actor, v.reason, v.template, \
+                 v.locales, v.content_hash, v.facts_version, v.facts_hash \
+                 FROM announcements a JOIN announcement_versions v ON v.announcement_id = a.id \
+                 WHERE a.drill = $1 AND v.version = \
+                   (SELECT MAX(w.version) FROM announcement_versions w WHERE w.announcement_id = a.id) \
+                 ORDER BY a.updated_at DESC, a.id DESC LIMIT $2",
+            )
+            .bind(false)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Every version of the public (non-drill) announcements, newest first: the Atom feed.
+    pub async fn public_announcement_versions(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<PublishedVersionRow>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(
+                "SELECT a.slug, v.announcement_id, v.version, v.published_at, v.actor, v.reason, v.template, \
+                 v.locales, v.content_hash, v.facts_version, v.facts_hash \
+                 FROM announcements a JOIN announcement_versions v ON v.announcement_id = a.id \
+                 WHERE a.drill = $1 ORDER BY v.published_at DESC, a.id DESC, v.version DESC LIMIT $2",
+            )
+            .bind(false)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
