@@ -28,13 +28,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use support::{Daemon, TOKEN, cpu_ticks, proc_status};
+use support::{Daemon, Receipts, TOKEN, cpu_ticks, http_sink, proc_status, response_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 struct Opts {
@@ -73,55 +72,6 @@ fn opts() -> Opts {
         }
     }
     o
-}
-
-/// Receipts at a sink: how many, and when the first and the latest arrived.
-#[derive(Default)]
-struct Receipts {
-    n: AtomicU64,
-    times: Mutex<(Option<Instant>, Option<Instant>)>,
-}
-
-impl Receipts {
-    fn record(&self) {
-        let now = Instant::now();
-        let mut t = self.times.lock().unwrap();
-        t.0.get_or_insert(now);
-        t.1 = Some(now);
-        self.n.fetch_add(1, Ordering::SeqCst);
-    }
-    fn count(&self) -> u64 {
-        self.n.load(Ordering::SeqCst)
-    }
-    fn reset(&self) {
-        *self.times.lock().unwrap() = (None, None);
-        self.n.store(0, Ordering::SeqCst);
-    }
-    fn span(&self) -> Duration {
-        let t = self.times.lock().unwrap();
-        match *t {
-            (Some(a), Some(b)) => b - a,
-            _ => Duration::ZERO,
-        }
-    }
-    fn last(&self) -> Option<Instant> {
-        self.times.lock().unwrap().1
-    }
-}
-
-/// An SMS gateway stand-in: answers every POST `{"id": …}`.
-async fn http_sink(r: Arc<Receipts>) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let app = axum::Router::new().fallback(move || {
-        let r = r.clone();
-        async move {
-            r.record();
-            axum::Json(json!({"id": r.count().to_string()}))
-        }
-    });
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    format!("http://{addr}/sms")
 }
 
 /// A minimal SMTP server that accepts everything and counts messages.
@@ -295,31 +245,6 @@ async fn throughput(o: &Opts, api: &Api, pid: u32, channel: &str, sink: &Receipt
     );
 }
 
-/// Departments and paging for `alert-page`: every department has one level-1 member with a
-/// phone; every severity pages by SMS.
-fn response_config() -> String {
-    let mut c = String::from(
-        "[paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\nS4 = [\"sms\"]\n\
-         [scheduler]\ndigest = \"\"\n",
-    );
-    for (i, d) in [
-        "security",
-        "government_relations",
-        "legal",
-        "public_relations",
-        "customer_service",
-        "it_operations",
-    ]
-    .iter()
-    .enumerate()
-    {
-        c.push_str(&format!(
-            "[[departments]]\nid = \"{d}\"\nname = \"{d}\"\n[[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i:02}\"\n"
-        ));
-    }
-    c
-}
-
 async fn alert_to_page(o: &Opts, base: &str, sink: &Receipts) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut from_202 = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
@@ -341,7 +266,7 @@ async fn alert_to_page(o: &Opts, base: &str, sink: &Receipts) {
         while sink.count() == 0 {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
-        let first = sink.times.lock().unwrap().0.unwrap();
+        let first = sink.first().unwrap();
         from_202
             .record(first.saturating_duration_since(accepted).as_micros().max(1) as u64)
             .unwrap();

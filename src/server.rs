@@ -173,11 +173,12 @@ impl Server {
         };
         serve.await.context("the HTTP server failed")?;
         drop(reload);
+        // The campaign runner holds the engine (and with it an ingest queue handle): stop it first.
+        campaigns.shutdown(limit).await;
         // Every queue handle is gone with the router: the writer commits what is queued, then ends.
         if tokio::time::timeout(limit, writer).await.is_err() {
             error!("the alert writer did not finish within the shutdown limit");
         }
-        campaigns.shutdown(limit).await;
         scheduler.shutdown(limit).await;
         dispatcher.shutdown(limit).await;
         store.close().await;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, RESPONDER, SITE, TestApp, VIEWER};
+use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,6 +22,9 @@ on_both_backends!(
     a_campaign_waits_for_legal_then_tells_everyone_once,
     first_reachable_falls_back_when_a_channel_dies,
     contacts_are_purged_after_the_retention_period,
+    an_exemption_approved_by_legal_sends_nothing,
+    when_few_can_be_reached_the_announcement_is_published_and_linked,
+    a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone,
 );
 
 fn sha(t: &str) -> String {
@@ -513,6 +516,26 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
         sms["+8613800000102"][0].contains("security incident"),
         "{sms:#?}"
     );
+    // The SMS links to the person's own notice page: the full notice, no name, no token → 404.
+    let link = sms["+8613800000102"][0]
+        .split_whitespace()
+        .find(|w| w.contains("/n/"))
+        .unwrap_or_else(|| panic!("no link in {sms:#?}"))
+        .trim_end_matches(['.', ','])
+        .to_string();
+    let own = &link[link.find("/n/").unwrap()..];
+    let page = app.http.get(app.url(own)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Free identity monitoring"), "{html}");
+    assert!(!html.contains("Ann Lee"), "no name on the page");
+    let forged = app
+        .http
+        .get(app.url(&format!("{own}x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::NOT_FOUND);
     // The in-site notice greets the person by name.
     let (s, inbox) = app
         .call(Method::GET, "/api/v1/inbox/site-a6", Some(SITE), None)
@@ -693,4 +716,338 @@ async fn contacts_are_purged_after_the_retention_period(backend: Backend) {
     let v = app.verify().await;
     assert_eq!(v.broken_at, None, "the audit chain holds: {:?}", v.problem);
     app.stop().await;
+}
+
+async fn an_exemption_approved_by_legal_sends_nothing(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let (s, _) = upload(
+        &app,
+        id,
+        "text/csv",
+        b"subject_id,phone\ne1,+8613800000401\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // A campaign started before the facts claim the exemption waits for the approval…
+    let path = format!("/api/v1/incidents/{id}/notices");
+    let (s, c) = app
+        .post(&path, RESPONDER, &json!({"channels": ["sms"]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"mitigation_effective": true,
+                    "mitigation_justification": "The leaked file was encrypted with a key that did not leak."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // …no new campaign while the facts claim it.
+    let (s, v) = app
+        .post(
+            &path,
+            RESPONDER,
+            &json!({"channels": ["sms"], "template": "notice/pi_leak", "mode": "first"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("exemption"), "{v}");
+    // Legal approves the gate: individual notice is recorded as not required.
+    approve_notice(&app, id).await;
+    wait_until("the campaign cancelled", 10, || async {
+        campaign(&app, id).await["status"] == "cancelled"
+    })
+    .await;
+    let c = campaign(&app, id).await;
+    assert!(c["error"].as_str().unwrap().contains("exemption"), "{c}");
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let ex = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "notice.exempted")
+        .cloned()
+        .unwrap_or_else(|| panic!("no exemption on the timeline: {tl:#}"));
+    assert!(
+        ex["data"]["justification"]
+            .as_str()
+            .unwrap()
+            .contains("encrypted")
+    );
+    assert!(
+        sink.received().iter().all(|r| r.path != "/sms"),
+        "nobody is told"
+    );
+    // A regulator's order overrides the exemption; the gate approved an exemption, not words.
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"regulator_requires_notice": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app
+        .post(
+            &path,
+            RESPONDER,
+            &json!({"channels": ["sms"], "template": "notice/pi_leak"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("approved as an exemption"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    // About 1,000 people are affected; contacts are known for two.
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"affected_subjects": 1000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let csv = "subject_id,phone,locale\nf1,+8613800000501,en\nf2,+8613800000502,zh-CN\n";
+    let (s, _) = upload(&app, id, "text/csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, c) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/notices"),
+            RESPONDER,
+            &json!({"channels": ["sms"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    approve_notice(&app, id).await;
+    wait_until("both told", 20, || async {
+        sms_by_number(&sink).len() == 2
+    })
+    .await;
+    let (s, a) = app
+        .get(&format!("/api/v1/incidents/{id}/announcement"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let text = a.to_string();
+    assert!(
+        text.contains("2 of 1000"),
+        "the reason names the reach: {text}"
+    );
+    let slug = a["slug"]
+        .as_str()
+        .or(a["versions"][0]["slug"].as_str())
+        .unwrap_or_else(|| panic!("{a:#}"))
+        .to_string();
+    let sms = sms_by_number(&sink);
+    assert!(
+        sms.values()
+            .all(|t| t[0].contains(&format!("/announcements/{slug}"))),
+        "the SMS links to the announcement: {sms:#?}"
+    );
+    let page = app
+        .http
+        .get(app.url(&format!("/announcements/{slug}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// The campaign enqueues in small batches and each "provider" answer takes a while; the daemon is
+/// SIGKILLed right after the approval (mid-enqueue), started again, and every person still gets
+/// their SMS: nobody skipped, duplicates only from sends in flight at the kill.
+async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(backend: Backend) {
+    const PEOPLE: usize = 2000;
+    const DISPATCH_BATCH: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((store_url, pg)) = common::fresh_store(backend, dir.path()).await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    sink.delay(Duration::from_millis(10));
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        dir.path().join("classification.toml"),
+    )
+    .unwrap();
+    let extra = config(&sink, "")
+        .replace("batch = 3\n", "batch = 10\n")
+        .replace(
+            "max_attempts = 2",
+            &format!("max_attempts = 8\nbatch_size = {DISPATCH_BATCH}"),
+        );
+    let path = dir.path().join("incidentd.toml");
+    std::fs::write(&path, common::config_text(&store_url, &extra)).unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let daemon = Daemon::start(&path);
+    let api = |d: &Daemon, p: &str| d.url(p);
+    let send = |url: String, token: &'static str, body: Option<Value>| {
+        let http = http.clone();
+        async move {
+            let mut r = http
+                .request(
+                    if body.is_some() {
+                        Method::POST
+                    } else {
+                        Method::GET
+                    },
+                    url,
+                )
+                .bearer_auth(token);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let res = r.send().await.unwrap();
+            let status = res.status();
+            let v: Value = res.json().await.unwrap();
+            assert!(status.is_success(), "{status}: {v}");
+            v
+        }
+    };
+    let id = send(
+        api(&daemon, "/api/v1/incidents"),
+        RESPONDER,
+        Some(
+            json!({"title": "会员库泄露", "category": "pi_leak", "facts": {
+            "cause": "c", "impact": "i", "data_types": ["phone"], "measures_taken": "m",
+            "advice_to_subjects": "a", "remedies": "r"}}),
+        ),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut csv = String::from("subject_id,phone\n");
+    for i in 0..PEOPLE {
+        csv.push_str(&format!("k{i},+86137{i:08}\n"));
+    }
+    let res = http
+        .post(api(&daemon, &format!("/api/v1/incidents/{id}/subjects")))
+        .bearer_auth(RESPONDER)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    send(
+        api(&daemon, &format!("/api/v1/incidents/{id}/notices")),
+        RESPONDER,
+        Some(json!({"channels": ["sms"]})),
+    )
+    .await;
+    // Wait for the playbook's tasks, then clear the way to the notice gate and approve it.
+    let until = Instant::now() + Duration::from_secs(20);
+    let gate = loop {
+        let t = send(
+            api(&daemon, &format!("/api/v1/incidents/{id}/tasks")),
+            VIEWER,
+            None,
+        )
+        .await;
+        if let Some(g) = t["tasks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["key"] == "approve_notice"))
+        {
+            break g["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < until, "no playbook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for key in ["contain", "assess_affected", "prepare_notice"] {
+        send(
+            api(
+                &daemon,
+                &format!("/api/v1/incidents/{id}/tasks/{key}/complete"),
+            ),
+            RESPONDER,
+            Some(json!({"note": "done"})),
+        )
+        .await;
+    }
+    send(
+        api(&daemon, &format!("/api/v1/approvals/{gate}/approve")),
+        LEGAL,
+        Some(json!({"reason": "ok"})),
+    )
+    .await;
+    // Kill once sending has begun, while the campaign is still enqueueing.
+    let until = Instant::now() + Duration::from_secs(30);
+    while sink.count() < 40 {
+        assert!(Instant::now() < until, "sending did not start");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut daemon = daemon;
+    daemon.kill();
+    let at_kill = sink.count();
+    let enqueued_at_kill = enqueued_to(&store_url, backend).await;
+    assert!(
+        at_kill < PEOPLE,
+        "the kill came after everything was sent; the test proves nothing"
+    );
+
+    let daemon = Daemon::start(&path);
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let c = send(
+            api(&daemon, &format!("/api/v1/incidents/{id}/notices")),
+            VIEWER,
+            None,
+        )
+        .await;
+        if c[0]["status"] == "enqueued" && count(&c[0], "sms", "sent") == PEOPLE as i64 {
+            assert_eq!(c[0]["deliveries"], PEOPLE);
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the campaign did not finish after the restart: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let per_number = sms_by_number(&sink);
+    assert_eq!(per_number.len(), PEOPLE, "nobody skipped");
+    let duplicates: usize = per_number.values().map(|v| v.len() - 1).sum();
+    eprintln!(
+        "killed after {at_kill} SMS with subjects enqueued up to row {enqueued_at_kill}; {duplicates} duplicates"
+    );
+    assert!(
+        duplicates <= DISPATCH_BATCH * 2,
+        "{duplicates} duplicates, more than the sends in flight"
+    );
+    drop(daemon);
+    if let Some((admin, name)) = pg {
+        common::drop_pg_database(&admin, &name).await;
+    }
+}
+
+async fn enqueued_to(store_url: &str, backend: Backend) -> i64 {
+    use sqlx::Connection;
+    let q = "SELECT COALESCE(MAX(enqueued_to), 0) FROM campaigns";
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(store_url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
+        }
+    }
 }

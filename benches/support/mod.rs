@@ -4,6 +4,11 @@
 
 use std::path::Path;
 use std::process::Child;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 #[path = "../../tests/common/process.rs"]
 mod process;
@@ -129,4 +134,81 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let after = &s[s.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Receipts at a sink: how many, and when the first and the latest arrived.
+#[derive(Default)]
+pub struct Receipts {
+    n: AtomicU64,
+    times: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl Receipts {
+    pub fn record(&self) {
+        let now = Instant::now();
+        let mut t = self.times.lock().unwrap();
+        t.0.get_or_insert(now);
+        t.1 = Some(now);
+        self.n.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn count(&self) -> u64 {
+        self.n.load(Ordering::SeqCst)
+    }
+    pub fn reset(&self) {
+        *self.times.lock().unwrap() = (None, None);
+        self.n.store(0, Ordering::SeqCst);
+    }
+    pub fn span(&self) -> Duration {
+        let t = self.times.lock().unwrap();
+        match *t {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
+    pub fn first(&self) -> Option<Instant> {
+        self.times.lock().unwrap().0
+    }
+    pub fn last(&self) -> Option<Instant> {
+        self.times.lock().unwrap().1
+    }
+}
+
+/// An SMS gateway stand-in: answers every POST `{"id": …}`.
+pub async fn http_sink(r: Arc<Receipts>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let r = r.clone();
+        async move {
+            r.record();
+            axum::Json(json!({"id": r.count().to_string()}))
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}/sms")
+}
+
+/// Departments and paging for `alert-page`: every department has one level-1 member with a
+/// phone; every severity pages by SMS.
+pub fn response_config() -> String {
+    let mut c = String::from(
+        "[paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\nS4 = [\"sms\"]\n\
+         [scheduler]\ndigest = \"\"\n",
+    );
+    for (i, d) in [
+        "security",
+        "government_relations",
+        "legal",
+        "public_relations",
+        "customer_service",
+        "it_operations",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.push_str(&format!(
+            "[[departments]]\nid = \"{d}\"\nname = \"{d}\"\n[[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i:02}\"\n"
+        ));
+    }
+    c
 }

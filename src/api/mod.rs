@@ -84,6 +84,7 @@ impl Live {
             channels: &self.channels,
             notices: &self.notices,
             public_url: &self.public_url,
+            announce: self.announce_ctx(),
         }
     }
 
@@ -227,6 +228,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         "/ack/{token}",
         axum::routing::get(ack::confirm).post(ack::acknowledge),
     )
+    .route("/n/{token}", axum::routing::get(announcements::notice))
     .route(
         "/api/v1/openapi.json",
         axum::routing::get(move || {

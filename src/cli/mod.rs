@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use subjects::file_body;
+
 const ABOUT: &str = "incidentd turns security alerts into handled incidents: it ingests alerts \
 (Alertmanager, generic JSON), classifies them (personal-information leaks are always S1), opens \
 and tracks incidents, and keeps every change in a tamper-evident audit trail.";

@@ -143,6 +143,15 @@ impl futures_core::Stream for Counted {
     }
 }
 
+/// A file as a streamed request body, counting the bytes read into `sent`.
+pub fn file_body(file: tokio::fs::File, sent: Arc<AtomicU64>) -> reqwest::Body {
+    reqwest::Body::wrap_stream(Counted {
+        file,
+        sent,
+        buf: vec![0u8; 256 * 1024].into_boxed_slice(),
+    })
+}
+
 fn mb(n: u64) -> String {
     format!("{:.1} MB", n as f64 / 1e6)
 }
@@ -285,11 +294,7 @@ async fn import(
         .with_context(|| format!("cannot open {name}"))?;
     let total = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     let sent = Arc::new(AtomicU64::new(0));
-    let body = reqwest::Body::wrap_stream(Counted {
-        file: f,
-        sent: sent.clone(),
-        buf: vec![0u8; 256 * 1024].into_boxed_slice(),
-    });
+    let body = file_body(f, sent.clone());
     // No overall timeout: a large list takes as long as it takes.
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))

@@ -624,6 +624,12 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     if !(1..=10_000).contains(&raw.subjects.import_batch) {
         p("subjects.import_batch", "give 1 to 10000 rows".into());
     }
+    if !(0.0..=1.0).contains(&raw.notices.announce_when_reachable_below) {
+        p(
+            "notices.announce_when_reachable_below",
+            "give a share from 0 (off) to 1, e.g. 0.5".into(),
+        );
+    }
     if !(1..=50_000).contains(&raw.notices.batch) {
         p("notices.batch", "give 1 to 50000 subjects".into());
     }

@@ -130,6 +130,14 @@ pub struct NoticesConfig {
     /// Subjects enqueued per transaction while a campaign runs.
     #[serde(default = "default_campaign_batch")]
     pub batch: usize,
+    /// Publish the public announcement when a campaign starts and fewer than this share of the
+    /// affected people (the larger of `affected_subjects` and the subjects held) can be reached
+    /// on its channels. 0 turns the rule off.
+    #[serde(default = "default_reachable_below")]
+    pub announce_when_reachable_below: f64,
+    /// … or when more people than this are affected. 0 turns the rule off.
+    #[serde(default)]
+    pub announce_when_subjects_above: u64,
 }
 
 impl Default for NoticesConfig {
@@ -139,6 +147,8 @@ impl Default for NoticesConfig {
             approval_task: default_approval_task(),
             approval_not_required: Vec::new(),
             batch: default_campaign_batch(),
+            announce_when_reachable_below: default_reachable_below(),
+            announce_when_subjects_above: 0,
         }
     }
 }
@@ -148,6 +158,9 @@ fn default_notice_template() -> String {
 }
 fn default_approval_task() -> String {
     "approve_notice".into()
+}
+fn default_reachable_below() -> f64 {
+    0.5
 }
 fn default_campaign_batch() -> usize {
     5000

@@ -40,6 +40,12 @@ use crate::subjects::parse_channels;
 /// Where a subject's name goes in stored words (private-use characters no template writes).
 pub const NAME_MARKER: &str = "\u{E000}name\u{E001}";
 
+/// Where the token of a subject's own notice page goes in stored words.
+pub const LINK_MARKER: &str = "\u{E002}link\u{E003}";
+
+/// The `campaign_contents` channel name of the full notice shown on a subject's own page.
+pub const PAGE: &str = "page";
+
 /// Channels a notice can go out on.
 pub const NOTICE_CHANNELS: [ChannelKind; 5] = [
     ChannelKind::Inbox,
@@ -89,6 +95,8 @@ pub struct CampaignCtx<'a> {
     pub channels: &'a [ChannelKind],
     pub notices: &'a NoticesConfig,
     pub public_url: &'a str,
+    /// For the announcement the campaign publishes when individual notice is impractical.
+    pub announce: super::announce::AnnounceCtx<'a>,
 }
 
 /// A campaign with its progress.
@@ -117,12 +125,26 @@ fn notice_data(
     channel: ChannelKind,
     locale: &str,
     named: bool,
+    link: &str,
 ) -> serde_json::Value {
     let mut data = incident_context(incident, ctx.org);
     data["recipient"] = recipient_value(named.then_some(NAME_MARKER), channel, "", locale);
-    data["notice"] =
-        json!({ "url": format!("{}/announcements", ctx.public_url.trim_end_matches('/')) });
+    data["notice"] = crate::render::context::notice_value(Some(link));
     data
+}
+
+/// The link to the full notice a campaign's messages carry: the incident's public announcement
+/// if it has one, otherwise each subject's own page (`/n/<token>`, filled in at send time).
+async fn notice_link(
+    tx: &mut crate::store::WriteTx,
+    incident_id: i64,
+    ctx: &CampaignCtx<'_>,
+) -> Result<String, EngineError> {
+    let base = ctx.public_url.trim_end_matches('/');
+    Ok(match tx.announcement_of(incident_id).await? {
+        Some(a) => format!("{base}/announcements/{}", a.slug),
+        None => format!("{base}/n/{LINK_MARKER}"),
+    })
 }
 
 impl Engine {
@@ -172,11 +194,33 @@ impl Engine {
         let value = serde_json::to_value(&inc).unwrap_or_default();
         for c in &req.channels {
             for locale in ctx.templates.locales(&template) {
-                let data = notice_data(&value, ctx, *c, locale, true);
+                let data = notice_data(
+                    &value,
+                    ctx,
+                    *c,
+                    locale,
+                    true,
+                    crate::render::context::SAMPLE_NOTICE_URL,
+                );
                 ctx.templates
                     .render(&template, *c, locale, &data)
                     .map_err(|e| EngineError::invalid("template", e.to_string()))?;
             }
+        }
+        if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
+            return Err(EngineError::Conflict(exempt_message(incident_id)));
+        }
+        if self
+            .store()
+            .has_event(incident_id, "notice.exempted")
+            .await?
+        {
+            return Err(EngineError::Conflict(format!(
+                "incident {incident_id}'s notice gate was approved as an exemption (individual notice \
+                 not required), not as approval of a notice's words; its facts no longer allow the \
+                 exemption, but a new approval of the notice itself cannot be asked for yet: \
+                 declare a follow-up incident for the notice"
+            )));
         }
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
@@ -345,6 +389,20 @@ impl Engine {
             .incident(c.incident_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("incident {} vanished", c.incident_id)))?;
+        if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
+            let why = exempt_message(c.incident_id);
+            tx.cancel_campaign(c.id, &why, to_micros(now)).await?;
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "notice.campaign_cancelled",
+                Some(c.incident_id),
+                &json!({ "campaign": c.id, "reason": why }),
+            )])
+            .await?;
+            tx.commit().await?;
+            return Ok(false);
+        }
         let value = serde_json::to_value(&inc).unwrap_or_default();
         let channels: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&c.channels)
             .unwrap_or_default()
@@ -357,11 +415,43 @@ impl Engine {
             .into_iter()
             .collect();
         locales.insert(ctx.org.default_locale.clone());
-        let mut contents = Vec::new();
-        for ch in &channels {
-            for locale in &locales {
-                contents.push(render_content(&c, &value, ctx, *ch, locale)?);
+        if let Some(reason) = self.impractical(&inc, &channels, ctx).await? {
+            match super::announce::publish_in(
+                &mut tx,
+                &ctx.announce,
+                c.incident_id,
+                "incidentd",
+                &reason,
+                now,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e @ (EngineError::Unavailable(_) | EngineError::Failed(_))) => return Err(e),
+                // Refused before writing anything (e.g. a fact the announcement needs): the
+                // campaign goes on; people can publish it by hand once the facts are there.
+                Err(e) => {
+                    tracing::warn!(incident = c.incident_id, error = %e, "individual notice is impractical but the announcement cannot be published");
+                    tx.append(&[NewEvent::new(
+                        now,
+                        "incidentd",
+                        "announcement.refused",
+                        Some(c.incident_id),
+                        &json!({ "reason": reason, "error": e.to_string() }),
+                    )])
+                    .await?;
+                }
             }
+        }
+        let link = notice_link(&mut tx, c.incident_id, ctx).await?;
+        let mut contents = Vec::new();
+        for locale in &locales {
+            for ch in &channels {
+                contents.push(render_content(&c, &value, ctx, *ch, locale, &link)?);
+            }
+            contents.push(
+                render_content(&c, &value, ctx, ChannelKind::Email, locale, &link)?.into_page(),
+            );
         }
         tx.start_campaign(c.id, &contents, to_micros(now)).await?;
         tx.append(&[NewEvent::new(
@@ -384,6 +474,49 @@ impl Engine {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Why telling people one by one is impractical, if the configured rule says so: too few
+    /// of the affected reachable on the campaign's channels, or too many affected.
+    async fn impractical(
+        &self,
+        inc: &crate::domain::records::Incident,
+        channels: &[ChannelKind],
+        ctx: &CampaignCtx<'_>,
+    ) -> Result<Option<String>, EngineError> {
+        let (share_below, above) = (
+            ctx.notices.announce_when_reachable_below,
+            ctx.notices.announce_when_subjects_above,
+        );
+        let mut held = 0u64;
+        let mut reachable = 0u64;
+        for (chs, n) in self.store().subject_reach(inc.id).await? {
+            let n = n.max(0) as u64;
+            held += n;
+            let reach = parse_channels(&chs);
+            if channels.iter().any(|c| subject_has(*c, &reach)) {
+                reachable += n;
+            }
+        }
+        let affected = held.max(inc.facts.affected_subjects.unwrap_or(0));
+        if above > 0 && affected > above {
+            return Ok(Some(format!(
+                "individual notice is impractical: {affected} people are affected (more than {above})"
+            )));
+        }
+        if share_below > 0.0 && affected > 0 && (reachable as f64) < share_below * affected as f64 {
+            return Ok(Some(format!(
+                "individual notice is impractical: {reachable} of {affected} affected people ({:.0}%) can be reached on {}, fewer than {:.0}%",
+                100.0 * reachable as f64 / affected as f64,
+                channels
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                100.0 * share_below
+            )));
+        }
+        Ok(None)
     }
 
     async fn enqueue_batch(
@@ -429,22 +562,24 @@ impl Engine {
         // Locales first seen in this batch (subjects imported after the start) get their words now.
         let known: BTreeSet<(String, String)> =
             tx.campaign_content_keys(c.id).await?.into_iter().collect();
-        let mut extra = Vec::new();
+        let mut extra: Vec<CampaignContent> = Vec::new();
         for s in &subjects {
-            for ch in &channels {
-                let k = (ch.as_str().to_string(), s.locale.clone());
-                if !known.contains(&k)
-                    && !extra.iter().any(|x: &CampaignContent| {
-                        (x.channel.as_str(), x.locale.as_str()) == (k.0.as_str(), k.1.as_str())
-                    })
-                {
-                    let inc = tx.incident(c.incident_id).await?.ok_or_else(|| {
-                        EngineError::NotFound(format!("incident {} vanished", c.incident_id))
-                    })?;
-                    let value = serde_json::to_value(&inc).unwrap_or_default();
-                    extra.push(render_content(&c, &value, ctx, *ch, &s.locale)?);
-                }
+            if known.iter().any(|(ch, l)| ch == PAGE && *l == s.locale)
+                || extra.iter().any(|x| x.locale == s.locale)
+            {
+                continue;
             }
+            let inc = tx.incident(c.incident_id).await?.ok_or_else(|| {
+                EngineError::NotFound(format!("incident {} vanished", c.incident_id))
+            })?;
+            let value = serde_json::to_value(&inc).unwrap_or_default();
+            let link = notice_link(&mut tx, c.incident_id, ctx).await?;
+            for ch in &channels {
+                extra.push(render_content(&c, &value, ctx, *ch, &s.locale, &link)?);
+            }
+            extra.push(
+                render_content(&c, &value, ctx, ChannelKind::Email, &s.locale, &link)?.into_page(),
+            );
         }
         if !extra.is_empty() {
             tx.add_campaign_contents(&extra).await?;
@@ -509,6 +644,16 @@ impl Engine {
     }
 }
 
+fn exempt_message(incident_id: i64) -> String {
+    format!(
+        "incident {incident_id}'s facts claim the exemption from individual notice \
+         (mitigation_effective with a justification, and no regulator_requires_notice): when Legal \
+         approves the notice gate, individual notice is recorded as not required and nobody is \
+         sent one. To tell people anyway, set mitigation_effective to false; a regulator's order \
+         (regulator_requires_notice = true) always overrides the exemption"
+    )
+}
+
 /// Render one channel and locale of a campaign's notice: with the name marker, and without a
 /// name.
 fn render_content(
@@ -517,9 +662,10 @@ fn render_content(
     ctx: &CampaignCtx<'_>,
     channel: ChannelKind,
     locale: &str,
+    link: &str,
 ) -> Result<CampaignContent, EngineError> {
     let render = |named: bool| {
-        let data = notice_data(incident, ctx, channel, locale, named);
+        let data = notice_data(incident, ctx, channel, locale, named, link);
         ctx.templates
             .render_detailed(&c.template, channel, locale, &data)
             .map_err(|e| EngineError::invalid("template", e.to_string()))
@@ -536,6 +682,14 @@ fn render_content(
     })
 }
 
+impl CampaignContent {
+    /// The e-mail rendering, kept as the full notice of the subject's own page.
+    fn into_page(mut self) -> CampaignContent {
+        self.channel = PAGE.into();
+        self
+    }
+}
+
 fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -549,6 +703,26 @@ fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+/// Put the subject's own page token into stored words (URL-safe: no escaping needed).
+fn fill_link(mut content: Content, token: &str) -> Content {
+    let put = |s: &mut String| {
+        if s.contains(LINK_MARKER) {
+            *s = s.replace(LINK_MARKER, token);
+        }
+    };
+    if let Some(s) = content.subject.as_mut() {
+        put(s);
+    }
+    put(&mut content.text);
+    if let Some(h) = content.html.as_mut() {
+        put(h);
+    }
+    for v in content.params.values_mut() {
+        put(v);
+    }
+    content
 }
 
 /// Put the subject's name into stored words.
@@ -661,7 +835,7 @@ pub async fn materialise(
                 ),
                 None => serde_json::from_str(&stored.anonymous).map_err(|e| e.to_string())?,
             };
-            Ok((address, content))
+            Ok((address, fill_link(content, &keys.link_token(cid, sid))))
         })();
         match r {
             Ok((address, content)) => {

@@ -339,7 +339,7 @@ impl Engine {
                 started = start_followers(&mut tx, &t, now).await?;
             }
         }
-        tx.append(&[NewEvent::new(
+        let mut events = vec![NewEvent::new(
             now,
             actor,
             "approval.decided",
@@ -352,8 +352,27 @@ impl Engine {
                 "status": t.status,
                 "now_due": started,
             }),
-        )])
-        .await?;
+        )];
+        // The notice gate approved while the facts claim that the measures avoid harm (and no
+        // regulator requires notice): individual notice is recorded as not required.
+        if complete
+            && checks.lint_of(&t) == Some(crate::domain::playbook::TaskLint::Notice)
+            && crate::domain::notice::exempt_from_individual_notice(&incident.facts)
+        {
+            events.push(NewEvent::new(
+                now,
+                actor,
+                "notice.exempted",
+                Some(t.incident_id),
+                &json!({
+                    "task": t.key,
+                    "justification": incident.facts.mitigation_justification,
+                    "facts_version": incident.facts_version,
+                    "individual_notice": "not_required",
+                }),
+            ));
+        }
+        tx.append(&events).await?;
         let v = view(&mut tx, &t).await?;
         tx.commit().await?;
         Ok(v)

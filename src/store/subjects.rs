@@ -647,6 +647,18 @@ impl Store {
         Ok(rows)
     }
 
+    /// Whether the incident's audit trail has an event of this kind.
+    pub async fn has_event(&self, incident_id: i64, kind: &str) -> Result<bool> {
+        let n: i64 = on_pool!(self, pool, _pg => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE incident_id = $1 AND kind = $2")
+                .bind(incident_id)
+                .bind(kind)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
     /// Incidents closed before `before` whose subjects still hold contacts.
     pub async fn incidents_to_purge(&self, before: i64) -> Result<Vec<i64>> {
         let rows = on_pool!(self, pool, _pg => {

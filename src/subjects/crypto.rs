@@ -20,6 +20,8 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 pub struct KeyRing {
     current: String,
     keys: HashMap<String, LessSafeKey>,
+    /// Per key, a MAC key derived from it for per-subject notice links.
+    link_keys: HashMap<String, Vec<u8>>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -57,6 +59,7 @@ impl KeyRing {
     pub fn parse(text: &str) -> Result<KeyRing, String> {
         let mut current = None;
         let mut keys = HashMap::new();
+        let mut link_keys = HashMap::new();
         for (n, item) in text.split_whitespace().enumerate() {
             let (id, hex_key) = item.split_once(':').ok_or_else(|| {
                 format!("key {}: write each key as <key id>:<64 hex digits>", n + 1)
@@ -82,6 +85,10 @@ impl KeyRing {
                 })?;
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| format!("key `{id}`: not a usable AES-256 key"))?;
+            link_keys.insert(
+                id.to_string(),
+                crate::channels::sign::hmac_sha256(&bytes, b"incidentd notice links v1"),
+            );
             if keys.insert(id.to_string(), LessSafeKey::new(key)).is_some() {
                 return Err(format!("key id `{id}` is given twice"));
             }
@@ -90,7 +97,38 @@ impl KeyRing {
         let current = current.ok_or_else(|| {
             "no key given: write at least one <key id>:<64 hex digits>".to_string()
         })?;
-        Ok(KeyRing { current, keys })
+        Ok(KeyRing {
+            current,
+            keys,
+            link_keys,
+        })
+    }
+
+    /// The token of a subject's own notice page (`/n/<token>`): campaign and subject row,
+    /// signed with a key derived from the current contact key.
+    pub fn link_token(&self, campaign: i64, subject: i64) -> String {
+        let payload = format!("{campaign}.{subject}.{}", self.current);
+        let mac =
+            crate::channels::sign::hmac_sha256(&self.link_keys[&self.current], payload.as_bytes());
+        format!(
+            "{payload}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..12])
+        )
+    }
+
+    /// `(campaign, subject row)` of a valid [`KeyRing::link_token`].
+    pub fn verify_link(&self, token: &str) -> Option<(i64, i64)> {
+        let (payload, mac) = token.rsplit_once('.')?;
+        let mut parts = payload.splitn(3, '.');
+        let campaign = parts.next()?.parse().ok()?;
+        let subject = parts.next()?.parse().ok()?;
+        let key = self.link_keys.get(parts.next()?)?;
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(mac)
+            .ok()?;
+        let want = crate::channels::sign::hmac_sha256(key, payload.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(&want[..12], &mac).ok()?;
+        Some((campaign, subject))
     }
 
     /// A new random key line, `<id>:<64 hex>`.
@@ -206,6 +244,19 @@ mod tests {
         assert!(after.starts_with("2026:"));
         let e = ring(&old).open(1, "s", Field::Name, &after).unwrap_err();
         assert!(e.contains("key `2026`"), "{e}");
+    }
+
+    #[test]
+    fn notice_links_are_signed_and_survive_rotation() {
+        let old = KeyRing::generate("a");
+        let r = ring(&old);
+        let t = r.link_token(3, 77);
+        assert_eq!(r.verify_link(&t), Some((3, 77)));
+        assert_eq!(r.verify_link(&t.replace("3.77", "3.78")), None);
+        assert_eq!(r.verify_link("3.77.a.AAAA"), None);
+        let rotated = ring(&format!("{} {old}", KeyRing::generate("b")));
+        assert_eq!(rotated.verify_link(&t), Some((3, 77)));
+        assert_eq!(ring(&KeyRing::generate("a")).verify_link(&t), None);
     }
 
     #[test]

@@ -123,11 +123,19 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
             rules.default_locale.to_string()
         }
         Some(l) => {
-            let chain = crate::render::locale_chain(l);
-            if !chain.iter().any(|c| rules.locales.iter().any(|k| k == c)) {
+            let primary = |t: &str| {
+                t.split(['-', '_'])
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            };
+            let used = crate::render::locale_chain(l)
+                .into_iter()
+                .find(|c| rules.locales.iter().any(|k| k.eq_ignore_ascii_case(c)));
+            if used.as_deref().is_none_or(|u| primary(u) != primary(l)) {
                 warnings.push(format!(
                     "no notice is written in `{l}`; this person gets the {} one",
-                    crate::render::LAST_RESORT_LOCALE
+                    used.as_deref().unwrap_or(crate::render::LAST_RESORT_LOCALE)
                 ));
             }
             l.replace('_', "-")

@@ -291,3 +291,66 @@ pub async fn feed(State(state): State<AppState>) -> Response {
     secure(h);
     res
 }
+
+/// A person's own notice page, `/n/{token}`: the link their SMS (or other short message)
+/// carries when the incident has no public announcement. The token names the campaign and the
+/// subject and is signed with a key derived from the contact key; the page shows the approved
+/// notice in the person's language, without their name or contact.
+pub async fn notice(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let live = state.live();
+    let not_found = |lang: Option<&str>| {
+        let shell = page::Shell::new(&live, lang, accept_language(&headers));
+        html(
+            StatusCode::NOT_FOUND,
+            page::error_page(StatusCode::NOT_FOUND, Some(&shell)),
+        )
+    };
+    let Some((campaign, subject)) = live
+        .subject_keys
+        .as_deref()
+        .and_then(|k| k.verify_link(&token))
+    else {
+        return not_found(None);
+    };
+    let store = state.engine.store();
+    let (subject_ids, campaign_ids) = ([subject], [campaign]);
+    let (subjects, contents) = match tokio::join!(
+        store.subject_contacts(&subject_ids),
+        store.campaign_contents(&campaign_ids)
+    ) {
+        (Ok(s), Ok(c)) => (s, c),
+        (Err(e), _) | (_, Err(e)) => return failed(e.into()),
+    };
+    let Some(s) = subjects.first().filter(|s| s.purged_at.is_none()) else {
+        return not_found(None);
+    };
+    let Some(c) = contents
+        .iter()
+        .find(|c| c.channel == crate::engine::campaign::PAGE && c.locale == s.locale)
+    else {
+        return not_found(Some(&s.locale));
+    };
+    let Ok(content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
+        return not_found(Some(&s.locale));
+    };
+    let shell = page::Shell::new(&live, Some(&c.used_locale), None);
+    let body = content.html.unwrap_or_else(|| {
+        content
+            .text
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>", page::esc(p)))
+            .collect()
+    });
+    html(
+        StatusCode::OK,
+        page::notice_page(
+            &shell,
+            content.subject.as_deref().unwrap_or_default(),
+            &body,
+        ),
+    )
+}

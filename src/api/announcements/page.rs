@@ -455,6 +455,21 @@ pub fn list_page(shell: &Shell, rows: &[PublishedVersionRow]) -> String {
     shell.document(ui.list_title, "", &switch, &main)
 }
 
+/// A person's own notice (`/n/<token>`): the approved words, with no name or contact on the
+/// page, never indexed.
+pub fn notice_page(shell: &Shell, title: &str, body_html: &str) -> String {
+    let main = format!(
+        "<article>\n<h1>{}</h1>\n{body_html}\n</article>",
+        esc(title)
+    );
+    shell.document(
+        title,
+        "<meta name=\"robots\" content=\"noindex\">\n",
+        "",
+        &main,
+    )
+}
+
 /// A 404 or 5xx page; without a shell (the store failed) in both languages.
 pub fn error_page(status: StatusCode, shell: Option<&Shell>) -> String {
     let (zh_title, zh_text, en_title, en_text) = if status == StatusCode::NOT_FOUND {
