@@ -1,7 +1,8 @@
 //! Notice campaign benchmark: a release daemon on a fresh SQLite (or PostgreSQL) database with the
 //! shipped PI playbook; a personal-information incident; `--subjects` affected people (default
-//! 1,000,000) streamed in as one CSV upload; the notice approved; a campaign on two channels
-//! (in-site inbox and SMS to a local HTTP sink) enqueued and delivered.
+//! 1,000,000) streamed in as one CSV upload; the public announcement published; the notice
+//! approved; a campaign on two channels — SMS to a local HTTP gateway and e-mail to a local SMTP
+//! server, both in this process — enqueued and delivered.
 //!
 //!     cargo bench --bench campaign_load                          # 1,000,000 subjects
 //!     cargo bench --bench campaign_load -- --subjects 100000 --deliver 20
@@ -9,8 +10,8 @@
 //!
 //! Reported: the import's time and rate, the daemon's peak RSS during it; the time from the
 //! approval to the last delivery enqueued (two per subject), with peak RSS; then delivery
-//! throughput for `--deliver` seconds (SMS reaching the sink, and in-site notices recorded),
-//! with RSS. The CSV is written to a temporary file first (not timed).
+//! throughput for `--deliver` seconds (SMS and e-mail reaching the sinks), with RSS. The CSV is
+//! written to a temporary file first (not timed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mod.rs"]
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Daemon, Receipts, TOKEN, http_sink, proc_status, response_config};
+use support::{Daemon, Receipts, TOKEN, http_sink, proc_status, response_config, smtp_sink};
 
 struct Opts {
     backend: String,
@@ -117,7 +118,7 @@ fn write_csv(path: &std::path::Path, n: usize) -> u64 {
         };
         writeln!(
             f,
-            "member-{i:08},{name},+86138{i:08},member{i}@example.com,site-{i},{locale},inbox;sms",
+            "member-{i:08},{name},+86138{i:08},member{i}@example.com,site-{i},{locale},sms;email",
         )
         .unwrap();
     }
@@ -134,9 +135,12 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let sms = Arc::new(Receipts::default());
+        let mail = Arc::new(Receipts::default());
         let sms_url = http_sink(sms.clone()).await;
+        let smtp_url = smtp_sink(mail.clone()).await;
         let extra = format!(
             "{}\n[channels.sms]\nprovider = \"generic_http\"\nbase_url = \"{sms_url}\"\nconcurrency = 64\ntimeout = \"10s\"\n\
+             [channels.email]\nsmtp_url = \"{smtp_url}\"\nfrom = \"Security <security@example.com>\"\npool_max = 32\nconcurrency = 64\n\
              [dispatch]\nbatch_size = 512\n\
              [subjects]\nkey = \"bench:{}\"\n",
             response_config(),
@@ -211,11 +215,25 @@ fn main() {
             rss.peak_mb()
         );
 
-        // 2. Campaign: created, approved, enqueued.
+        // 2. The public announcement, then the campaign: created, approved, enqueued.
+        let a = api
+            .post(
+                &format!("/api/v1/incidents/{id}/announcement"),
+                json!({"reason": "a million people: a public announcement as well"}),
+            )
+            .await;
+        let page = api
+            .http
+            .get(format!("{}/announcements/{}", api.base, a["slug"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert!(page.status().is_success());
+        println!("announcement {} published", a["url"].as_str().unwrap_or("?"));
         let c = api
             .post(
                 &format!("/api/v1/incidents/{id}/notices"),
-                json!({"channels": ["inbox", "sms"], "mode": "all"}),
+                json!({"channels": ["sms", "email"], "mode": "all"}),
             )
             .await;
         let campaign = c["id"].as_i64().unwrap();
@@ -237,6 +255,7 @@ fn main() {
             .unwrap();
         rss.reset();
         sms.reset();
+        mail.reset();
         let approved = Instant::now();
         api.post(&format!("/api/v1/approvals/{gate}/approve"), json!({"reason": "bench"}))
             .await;
@@ -257,33 +276,33 @@ fn main() {
         };
         let enqueue_secs = approved.elapsed().as_secs_f64();
         println!(
-            "enqueue     {:>9} deliveries in {:>6.1} s = {:>7.0} /s          peak RSS {} MB   (import + enqueue {:.1} s; SMS sent meanwhile {})",
+            "enqueue     {:>9} deliveries in {:>6.1} s = {:>7.0} /s          peak RSS {} MB   (import + enqueue {:.1} s; sent meanwhile: SMS {}, e-mail {})",
             enqueued["deliveries"],
             enqueue_secs,
             enqueued["deliveries"].as_f64().unwrap() / enqueue_secs,
             rss.peak_mb(),
             import_secs + enqueue_secs,
-            sms.count()
+            sms.count(),
+            mail.count()
         );
 
         // 3. Delivery for a while.
         rss.reset();
-        let sms_before = sms.count();
-        let progress = |c: &Value, ch: &str| c["progress"][ch]["sent"].as_i64().unwrap_or(0);
-        let c0 = api.get(&format!("/api/v1/incidents/{id}/notices/{campaign}")).await;
+        let (sms0, mail0) = (sms.count(), mail.count());
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(o.deliver)).await;
-        let c1 = api.get(&format!("/api/v1/incidents/{id}/notices/{campaign}")).await;
         let secs = t0.elapsed().as_secs_f64();
-        let sms_n = sms.count() - sms_before;
-        let all = (progress(&c1, "sms") + progress(&c1, "inbox")) - (progress(&c0, "sms") + progress(&c0, "inbox"));
+        let (sms_n, mail_n) = (sms.count() - sms0, mail.count() - mail0);
         println!(
-            "deliver     {:>9} sent in {:>6.1} s = {:>7.0} /s (SMS at the sink {:.0} /s)   peak RSS {} MB",
-            all,
+            "deliver     {:>9} at the sinks in {:>4.1} s = {:>7.0} /s (SMS {:.0} /s, e-mail {:.0} /s)   peak RSS {} MB",
+            sms_n + mail_n,
             secs,
-            all as f64 / secs,
+            (sms_n + mail_n) as f64 / secs,
             sms_n as f64 / secs,
+            mail_n as f64 / secs,
             rss.peak_mb()
         );
+        let c = api.get(&format!("/api/v1/incidents/{id}/notices/{campaign}")).await;
+        println!("campaign    {}", c["progress"]);
     });
 }

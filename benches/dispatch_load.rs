@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use support::{Daemon, Receipts, TOKEN, cpu_ticks, http_sink, proc_status, response_config};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::{
+    Daemon, Receipts, TOKEN, cpu_ticks, http_sink, proc_status, response_config, smtp_sink,
+};
 
 struct Opts {
     scenario: String,
@@ -72,54 +73,6 @@ fn opts() -> Opts {
         }
     }
     o
-}
-
-/// A minimal SMTP server that accepts everything and counts messages.
-async fn smtp_sink(r: Arc<Receipts>) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
-            let r = r.clone();
-            tokio::spawn(async move {
-                let (rd, mut wr) = s.into_split();
-                let mut rd = BufReader::new(rd);
-                let mut line = String::new();
-                wr.write_all(b"220 sink ESMTP\r\n").await.ok()?;
-                let mut in_data = false;
-                loop {
-                    line.clear();
-                    if rd.read_line(&mut line).await.ok()? == 0 {
-                        return Some(());
-                    }
-                    if in_data {
-                        if line == ".\r\n" {
-                            in_data = false;
-                            r.record();
-                            wr.write_all(b"250 2.0.0 queued\r\n").await.ok()?;
-                        }
-                        continue;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let answer: &[u8] = match verb.as_str() {
-                        "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
-                        "DATA" => {
-                            in_data = true;
-                            b"354 go ahead\r\n"
-                        }
-                        "QUIT" => {
-                            wr.write_all(b"221 bye\r\n").await.ok()?;
-                            return Some(());
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    wr.write_all(answer).await.ok()?;
-                }
-            });
-        }
-    });
-    format!("smtp://{addr}")
 }
 
 /// The tests' Python SMTP server; counts the JSON files it writes.

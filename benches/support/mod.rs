@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 #[path = "../../tests/common/process.rs"]
 mod process;
@@ -120,7 +121,8 @@ pub fn fresh_pg_database() -> String {
 
 /// A `/proc/<pid>/status` figure (kB for memory lines).
 pub fn proc_status(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // 0 once the process is gone.
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
         .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))
@@ -211,4 +213,52 @@ pub fn response_config() -> String {
         ));
     }
     c
+}
+
+/// A minimal SMTP server that accepts everything and counts messages.
+pub async fn smtp_sink(r: Arc<Receipts>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let r = r.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = s.into_split();
+                let mut rd = tokio::io::BufReader::new(rd);
+                let mut line = String::new();
+                wr.write_all(b"220 sink ESMTP\r\n").await.ok()?;
+                let mut in_data = false;
+                loop {
+                    line.clear();
+                    if rd.read_line(&mut line).await.ok()? == 0 {
+                        return Some(());
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            r.record();
+                            wr.write_all(b"250 2.0.0 queued\r\n").await.ok()?;
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            wr.write_all(b"221 bye\r\n").await.ok()?;
+                            return Some(());
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    wr.write_all(answer).await.ok()?;
+                }
+            });
+        }
+    });
+    format!("smtp://{addr}")
 }

@@ -70,3 +70,16 @@ CREATE TABLE campaign_contents (
     anonymous    TEXT    NOT NULL,
     PRIMARY KEY (campaign_id, channel, locale)
 );
+
+-- A campaign's deliveries by channel, kept by whoever changes them (the campaign runner as it
+-- enqueues, the dispatcher as outcomes are recorded), in the same transaction: progress is one
+-- small read instead of a scan of millions of deliveries. Queued = enqueued - sent - dead.
+CREATE TABLE campaign_progress (
+    campaign_id  BIGINT NOT NULL REFERENCES campaigns (id),
+    channel      TEXT    NOT NULL,
+    enqueued     BIGINT NOT NULL DEFAULT 0,
+    sent         BIGINT NOT NULL DEFAULT 0,
+    failed       BIGINT NOT NULL DEFAULT 0,  -- attempts that failed and are retried
+    dead         BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, channel)
+);

@@ -70,3 +70,16 @@ CREATE TABLE campaign_contents (
     anonymous    TEXT    NOT NULL,
     PRIMARY KEY (campaign_id, channel, locale)
 );
+
+-- A campaign's deliveries by channel, kept by whoever changes them (the campaign runner as it
+-- enqueues, the dispatcher as outcomes are recorded), in the same transaction: progress is one
+-- small read instead of a scan of millions of deliveries. Queued = enqueued - sent - dead.
+CREATE TABLE campaign_progress (
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns (id),
+    channel      TEXT    NOT NULL,
+    enqueued     INTEGER NOT NULL DEFAULT 0,
+    sent         INTEGER NOT NULL DEFAULT 0,
+    failed       INTEGER NOT NULL DEFAULT 0,  -- attempts that failed and are retried
+    dead         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, channel)
+);

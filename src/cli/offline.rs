@@ -89,6 +89,14 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         channels.push(format!("webhook ({})", names.join(", ")));
     }
     println!("  channels        {}", channels.join(", "));
+    println!(
+        "  subjects        {}; contacts purged {} after an incident closes",
+        match &s.subject_keys {
+            Some(k) => format!("contacts encrypted with key `{}`", k.current_id()),
+            None => "no [subjects] key: subject imports are refused".into(),
+        },
+        s.subjects.retention
+    );
     let (templates_ok, templates) = super::render::check_templates(&s);
     let playbooks_ok = templates.is_some_and(|t| check_playbooks(&s, &t));
     Ok(if templates_ok && playbooks_ok { 0 } else { 1 })

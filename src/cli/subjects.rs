@@ -409,26 +409,23 @@ async fn import(
 }
 
 fn progress_line(c: &Value) -> String {
-    let mut by_status: std::collections::BTreeMap<String, i64> = Default::default();
+    let (mut total, mut done) = (0, 0);
     let mut channels = Vec::new();
-    for (ch, st) in c["progress"].as_object().into_iter().flatten() {
-        let mut parts = Vec::new();
-        for (s, n) in st.as_object().into_iter().flatten() {
-            let n = n.as_i64().unwrap_or(0);
-            *by_status.entry(s.clone()).or_default() += n;
-            parts.push(format!("{s} {n}"));
+    for (ch, p) in c["progress"].as_object().into_iter().flatten() {
+        let n = |k: &str| p[k].as_i64().unwrap_or(0);
+        total += n("enqueued");
+        done += n("sent") + n("dead");
+        let mut line = format!("{ch}: sent {}, queued {}", n("sent"), n("queued"));
+        if n("dead") > 0 {
+            line.push_str(&format!(", dead {}", n("dead")));
         }
-        channels.push(format!("{ch}: {}", parts.join(", ")));
+        if n("failed_attempts") > 0 {
+            line.push_str(&format!(", {} failed attempts", n("failed_attempts")));
+        }
+        channels.push(line);
     }
-    let total: i64 = by_status.values().sum();
-    let done =
-        by_status.get("sent").copied().unwrap_or(0) + by_status.get("dead").copied().unwrap_or(0);
     let width = 30;
-    let filled = if total > 0 {
-        (done * width / total) as usize
-    } else {
-        0
-    };
+    let filled = (done * width).checked_div(total).unwrap_or(0) as usize;
     format!(
         "campaign {} [{}] {} · {} subjects, {} unreachable · [{}{}] {done}/{total} · {}",
         c["id"],
@@ -447,15 +444,13 @@ fn progress_line(c: &Value) -> String {
 }
 
 fn finished(c: &Value) -> bool {
-    let busy = c["progress"]
+    let queued: i64 = c["progress"]
         .as_object()
         .into_iter()
         .flatten()
-        .flat_map(|(_, st)| st.as_object().into_iter().flatten())
-        .any(|(s, n)| {
-            matches!(s.as_str(), "pending" | "sending" | "failed") && n.as_i64() > Some(0)
-        });
-    matches!(c["status"].as_str(), Some("enqueued" | "cancelled")) && !busy
+        .map(|(_, p)| p["queued"].as_i64().unwrap_or(0))
+        .sum();
+    matches!(c["status"].as_str(), Some("enqueued" | "cancelled")) && queued == 0
 }
 
 async fn watch(

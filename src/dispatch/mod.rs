@@ -483,6 +483,43 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
         }
     }
     let fallback_ids = tx.enqueue_deliveries(&fallbacks, now_us).await?;
+    // Notice campaigns' progress counters, in this same transaction.
+    let mut bumps: BTreeMap<(i64, ChannelKind), crate::store::ProgressBump> = BTreeMap::new();
+    fn bump<'m>(
+        bumps: &'m mut BTreeMap<(i64, ChannelKind), crate::store::ProgressBump>,
+        key: &str,
+        channel: ChannelKind,
+    ) -> Option<&'m mut crate::store::ProgressBump> {
+        let cid = crate::store::campaign_of_key(key)?;
+        Some(
+            bumps
+                .entry((cid, channel))
+                .or_insert_with(|| crate::store::ProgressBump {
+                    campaign_id: cid,
+                    channel: channel.as_str().to_string(),
+                    ..Default::default()
+                }),
+        )
+    }
+    for (d, o) in batch.iter().zip(&outcomes) {
+        if !held(o) {
+            continue;
+        }
+        if let Some(b) = bump(&mut bumps, &d.claimed.idempotency_key, d.claimed.channel) {
+            match o.status {
+                DeliveryStatus::Sent => b.sent += 1,
+                DeliveryStatus::Dead => b.dead += 1,
+                _ => b.failed += 1,
+            }
+        }
+    }
+    for f in &fallbacks {
+        if let Some(b) = bump(&mut bumps, &f.idempotency_key, f.channel) {
+            b.enqueued += 1;
+        }
+    }
+    let bumps: Vec<_> = bumps.into_values().collect();
+    tx.bump_campaign_progress(&bumps).await?;
     // One audit event per incident: what was sent, what failed, what died and why.
     let mut per_incident: BTreeMap<Option<i64>, Recorded> = BTreeMap::new();
     for (d, o) in batch.iter().zip(&outcomes) {

@@ -111,6 +111,15 @@ pub struct CampaignView {
     pub existing: bool,
 }
 
+/// A campaign's channels, in order of preference.
+fn channels_of(c: &CampaignRow) -> Vec<ChannelKind> {
+    serde_json::from_str::<Vec<String>>(&c.channels)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
 fn subject_has(c: ChannelKind, reachable: &[ChannelKind]) -> bool {
     match c {
         ChannelKind::SiteWebhook => reachable.contains(&ChannelKind::Inbox),
@@ -314,8 +323,20 @@ impl Engine {
             String,
             std::collections::BTreeMap<String, i64>,
         > = Default::default();
-        for (channel, status, n) in self.store().campaign_counts(c.incident_id, c.id).await? {
-            progress.entry(channel).or_default().insert(status, n);
+        for (channel, enqueued, sent, failed, dead) in self.store().campaign_progress(c.id).await? {
+            progress.insert(
+                channel,
+                [
+                    ("enqueued", enqueued),
+                    ("queued", enqueued - sent - dead),
+                    ("sent", sent),
+                    ("failed_attempts", failed),
+                    ("dead", dead),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            );
         }
         Ok(CampaignView {
             campaign: c,
@@ -404,11 +425,7 @@ impl Engine {
             return Ok(false);
         }
         let value = serde_json::to_value(&inc).unwrap_or_default();
-        let channels: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&c.channels)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let channels: Vec<ChannelKind> = channels_of(&c);
         let mut locales: BTreeSet<String> = tx
             .subject_locales(c.incident_id)
             .await?
@@ -535,11 +552,7 @@ impl Engine {
         let subjects = tx
             .subjects_after(c.incident_id, c.enqueued_to, ctx.notices.batch as i64)
             .await?;
-        let channels: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&c.channels)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let channels: Vec<ChannelKind> = channels_of(&c);
         if subjects.is_empty() {
             tx.advance_campaign(c.id, c.enqueued_to, 0, 0, 0, Some(to_micros(now)))
                 .await?;
@@ -626,7 +639,8 @@ impl Engine {
         }
         let last = subjects.last().map_or(c.enqueued_to, |s| s.id);
         if !deliveries.is_empty() {
-            tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
+            tx.enqueue_deliveries_quietly(&deliveries, to_micros(now))
+                .await?;
         }
         tx.advance_campaign(
             c.id,

@@ -25,8 +25,9 @@ pub use outbox::{
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
 pub use subjects::{
-    CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, SealedSubject,
-    SubjectContacts, SubjectView, notice_key, notice_recipient, parse_notice_recipient,
+    CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
+    ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,
+    notice_recipient, parse_notice_recipient,
 };
 pub use tasks::{ApprovalRow, NewTask, TaskFilter, TaskRow, TeamRow};
 pub use timers::{DueTimer, NewTimer, TimerView};

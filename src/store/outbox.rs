@@ -249,6 +249,20 @@ impl WriteTx {
         items: &[NewDelivery],
         now: i64,
     ) -> Result<Vec<i64>> {
+        self.enqueue(items, now, true).await
+    }
+
+    /// [`WriteTx::enqueue_deliveries`] without reading the ids back (for bulk enqueues whose
+    /// callers do not need them: a notice campaign's thousands per batch).
+    pub async fn enqueue_deliveries_quietly(
+        &mut self,
+        items: &[NewDelivery],
+        now: i64,
+    ) -> Result<()> {
+        self.enqueue(items, now, false).await.map(|_| ())
+    }
+
+    async fn enqueue(&mut self, items: &[NewDelivery], now: i64, ids: bool) -> Result<Vec<i64>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -308,6 +322,10 @@ impl WriteTx {
                     .bind(now)
             });
         });
+        self.enqueued = true;
+        if !ids {
+            return Ok(Vec::new());
+        }
         let keys: Vec<&str> = items.iter().map(|d| d.idempotency_key.as_str()).collect();
         let found: Vec<(String, i64)> = on_tx!(self, c, pg => {
             let sql = if pg {
@@ -318,7 +336,6 @@ impl WriteTx {
             sqlx::query_as(sql).bind(json(&keys)).fetch_all(&mut *c).await?
         });
         let found: HashMap<String, i64> = found.into_iter().collect();
-        self.enqueued = true;
         keys.iter()
             .map(|k| {
                 found.get(*k).copied().ok_or_else(|| {

@@ -4,9 +4,10 @@
 //! masked forms for listings; this module never sees a plaintext contact.
 //!
 //! A campaign's deliveries carry no contact either: their recipient is `notice:<campaign>:<subject
-//! row>`, resolved by the dispatcher right before sending ([`Store::notice_targets`]). Their
-//! idempotency key is `<incident>:notice:<campaign>:<subject row>:<channel>` (a fallback appends
-//! `><channel>`), so one campaign's deliveries, and one subject's, are a range of the key index.
+//! row>`, resolved by the dispatcher right before sending. Their idempotency key is
+//! `<incident>:notice:<campaign>:<subject row, 12 digits>:<channel>` (a fallback appends
+//! `><channel>`), so one campaign's deliveries, and one subject's, are a range of the key index,
+//! and a campaign's keys are inserted in index order (appended, not scattered).
 
 use serde::Serialize;
 
@@ -68,6 +69,31 @@ pub struct CampaignSubject {
     pub id: i64,
     pub locale: String,
     pub channels: String,
+}
+
+/// A campaign's deliveries on one channel: (channel, enqueued, sent, failed attempts, dead).
+pub type ProgressRow = (String, i64, i64, i64, i64);
+
+/// A change to a campaign's progress on one channel.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressBump {
+    pub campaign_id: i64,
+    pub channel: String,
+    pub enqueued: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub dead: i64,
+}
+
+/// The campaign a notice delivery's idempotency key names (also for its fallbacks).
+pub fn campaign_of_key(key: &str) -> Option<i64> {
+    let (incident, rest) = key.split_once(':')?;
+    incident.parse::<i64>().ok()?;
+    rest.strip_prefix("notice:")?
+        .split(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A campaign to create (it starts `awaiting_approval`).
@@ -158,7 +184,7 @@ fn key_range(prefix: &str) -> (String, String) {
 
 /// The idempotency key of a campaign's delivery to a subject on a channel.
 pub fn notice_key(incident_id: i64, campaign_id: i64, subject_row: i64, channel: &str) -> String {
-    format!("{incident_id}:notice:{campaign_id}:{subject_row}:{channel}")
+    format!("{incident_id}:notice:{campaign_id}:{subject_row:012}:{channel}")
 }
 
 /// The recipient a campaign's delivery carries instead of a contact.
@@ -347,6 +373,31 @@ impl WriteTx {
                 .await?;
             }
         });
+        Ok(())
+    }
+
+    /// Add to campaigns' progress counters.
+    pub async fn bump_campaign_progress(&mut self, bumps: &[ProgressBump]) -> Result<()> {
+        for b in bumps {
+            on_tx!(self, c, _pg => {
+                sqlx::query(
+                    "INSERT INTO campaign_progress (campaign_id, channel, enqueued, sent, failed, dead) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (campaign_id, channel) DO UPDATE SET \
+                     enqueued = campaign_progress.enqueued + excluded.enqueued, \
+                     sent = campaign_progress.sent + excluded.sent, \
+                     failed = campaign_progress.failed + excluded.failed, \
+                     dead = campaign_progress.dead + excluded.dead",
+                )
+                .bind(b.campaign_id)
+                .bind(&b.channel)
+                .bind(b.enqueued)
+                .bind(b.sent)
+                .bind(b.failed)
+                .bind(b.dead)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
         Ok(())
     }
 
@@ -583,20 +634,14 @@ impl Store {
         Ok(rows)
     }
 
-    /// A campaign's deliveries counted by (channel, status).
-    pub async fn campaign_counts(
-        &self,
-        incident_id: i64,
-        campaign_id: i64,
-    ) -> Result<Vec<(String, String, i64)>> {
-        let (lo, hi) = key_range(&format!("{incident_id}:notice:{campaign_id}:"));
+    /// A campaign's progress by channel: (channel, enqueued, sent, failed attempts, dead).
+    pub async fn campaign_progress(&self, campaign_id: i64) -> Result<Vec<ProgressRow>> {
         let rows = on_pool!(self, pool, _pg => {
             sqlx::query_as(
-                "SELECT channel, status, COUNT(*) FROM deliveries WHERE idempotency_key >= $1 \
-                 AND idempotency_key < $2 GROUP BY channel, status ORDER BY channel, status",
+                "SELECT channel, enqueued, sent, failed, dead FROM campaign_progress \
+                 WHERE campaign_id = $1 ORDER BY channel",
             )
-            .bind(lo)
-            .bind(hi)
+            .bind(campaign_id)
             .fetch_all(pool)
             .await?
         });
@@ -617,7 +662,7 @@ impl Store {
         });
         let mut out = Vec::new();
         for cid in campaigns {
-            let (lo, hi) = key_range(&format!("{incident_id}:notice:{cid}:{subject_row}:"));
+            let (lo, hi) = key_range(&format!("{incident_id}:notice:{cid}:{subject_row:012}:"));
             let rows: Vec<DeliveryView> = on_pool!(self, pool, _pg => {
                 sqlx::query_as(
                     "SELECT id, incident_id, purpose, channel, recipient, locale, status, attempts, created_at, \
@@ -671,5 +716,25 @@ impl Store {
             .await?
         });
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_campaign_keys_name_a_campaign() {
+        let k = notice_key(4, 7, 123, "sms");
+        assert_eq!(k, "4:notice:7:000000000123:sms");
+        assert_eq!(campaign_of_key(&k), Some(7));
+        assert_eq!(campaign_of_key(&format!("{k}>email")), Some(7));
+        // A caller's own key that merely contains the word is not a campaign's.
+        assert_eq!(campaign_of_key("4:key:x:notice:7:1:sms"), None);
+        assert_eq!(campaign_of_key("4:page:sms:abc"), None);
+        assert_eq!(
+            parse_notice_recipient(&notice_recipient(7, 123)),
+            Some((7, 123))
+        );
     }
 }
