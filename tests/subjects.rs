@@ -504,6 +504,9 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
     .await;
     let c = campaign(&app, id).await;
     assert_eq!(c["subjects"], 7);
+    assert_eq!(c["progress"]["sms"]["enqueued"], 5, "{c:#}");
+    assert_eq!(c["progress"]["sms"]["queued"], 0, "{c:#}");
+    assert_eq!(c["progress"]["inbox"]["enqueued"], 3, "{c:#}");
     assert_eq!(c["unreachable"], 1, "a5: {c:#}");
     assert_eq!(c["deliveries"], 8);
 
@@ -649,6 +652,13 @@ async fn first_reachable_falls_back_when_a_channel_dies(backend: Backend) {
         count(&c, "sms", "dead") == 2 && count(&c, "inbox", "sent") == 1
     })
     .await;
+    let c = campaign(&app, id).await;
+    assert_eq!(c["progress"]["sms"]["enqueued"], 2, "{c:#}");
+    assert_eq!(
+        c["progress"]["inbox"]["enqueued"], 1,
+        "fallbacks count: {c:#}"
+    );
+    assert_eq!(c["progress"]["inbox"]["queued"], 0, "{c:#}");
     // b1 was told in-site after the SMS died; b2 had no other channel.
     let (_, proof) = app
         .get(&format!("/api/v1/incidents/{id}/subjects/b1"))

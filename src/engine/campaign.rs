@@ -32,7 +32,7 @@ use crate::render::context::recipient_value;
 use crate::render::{Templates, incident_context};
 use crate::store::{
     CampaignContent, CampaignRow, Claimed, FallbackTarget, NewCampaign, NewDelivery, NewEvent,
-    Store, notice_key, notice_recipient, parse_notice_recipient,
+    ProgressBump, Store, notice_key, notice_recipient, parse_notice_recipient,
 };
 use crate::subjects::crypto::{Field, KeyRing};
 use crate::subjects::parse_channels;
@@ -641,6 +641,20 @@ impl Engine {
         if !deliveries.is_empty() {
             tx.enqueue_deliveries_quietly(&deliveries, to_micros(now))
                 .await?;
+            let mut per_channel: std::collections::BTreeMap<&str, i64> = Default::default();
+            for d in &deliveries {
+                *per_channel.entry(d.channel.as_str()).or_default() += 1;
+            }
+            let bumps: Vec<ProgressBump> = per_channel
+                .into_iter()
+                .map(|(ch, n)| ProgressBump {
+                    campaign_id: c.id,
+                    channel: ch.to_string(),
+                    enqueued: n,
+                    ..Default::default()
+                })
+                .collect();
+            tx.bump_campaign_progress(&bumps).await?;
         }
         tx.advance_campaign(
             c.id,
