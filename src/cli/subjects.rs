@@ -196,7 +196,7 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
                     let f = |k: &str| s[k].as_str().unwrap_or("-").to_string();
                     println!(
                         "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} {}",
-                        s["id"],
+                        s["id"].as_i64().unwrap_or_default(),
                         f("subject_id"),
                         f("name"),
                         f("phone"),

@@ -856,6 +856,9 @@ pub async fn materialise(
                         d.channel, d.locale
                     )
                 })?;
+            // The in-site inbox keeps what it is given in our own database, in the clear: it gets
+            // the words without the name (the host site knows whose inbox it is).
+            let name = name.filter(|_| d.channel != ChannelKind::Inbox);
             let content = match &name {
                 Some(n) => fill_name(
                     serde_json::from_str(&stored.named).map_err(|e| e.to_string())?,
