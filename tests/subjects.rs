@@ -585,12 +585,13 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
         "nothing sent twice (sink had {before} requests)"
     );
 
-    // People imported later are told too, by the same campaign.
+    // People imported later are told too, by the same campaign, in the words approved at the
+    // start (en-GB falls back to the English rendered then).
     let (s, _) = upload(
         &app,
         id,
         "text/csv",
-        b"subject_id,name,phone\na8,Late,+8613800000108\n".to_vec(),
+        b"subject_id,name,phone,locale\na8,Late,+8613800000108,en-GB\n".to_vec(),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -598,6 +599,11 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
         sms_by_number(&sink).contains_key("+8613800000108")
     })
     .await;
+    assert!(
+        sms_by_number(&sink)["+8613800000108"][0].contains("security incident"),
+        "{:#?}",
+        sms_by_number(&sink)
+    );
     assert_eq!(sms_by_number(&sink).len(), 6);
     // The timeline has the campaign's story.
     let (_, tl) = app

@@ -309,10 +309,15 @@ async fn claim_loop(
             let unresolved = unresolved.clone();
             tasks.spawn(async move {
                 let (attempt, provider) = match lane {
-                    _ if unresolved.contains_key(&c.id) => (
-                        Attempt::Failed(SendError::Permanent(unresolved[&c.id].clone())),
-                        "none".to_string(),
-                    ),
+                    _ if unresolved.contains_key(&c.id) => {
+                        use crate::engine::campaign::Unresolved as U;
+                        let a = match &unresolved[&c.id] {
+                            U::Retry(m) => Attempt::Released(m.clone()),
+                            U::Transient(m) => Attempt::Failed(SendError::Transient(m.clone())),
+                            U::Permanent(m) => Attempt::Failed(SendError::Permanent(m.clone())),
+                        };
+                        (a, "none".to_string())
+                    }
                     _ if drills_unknown && c.drill => (
                         Attempt::Released("the drill's recipient list could not be read".into()),
                         "none".to_string(),

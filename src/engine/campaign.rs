@@ -432,6 +432,14 @@ impl Engine {
             .into_iter()
             .collect();
         locales.insert(ctx.org.default_locale.clone());
+        // Every language the template has, so that people imported later, in any locale, get
+        // words rendered (and approved) now: their locale falls back to one of these.
+        locales.extend(
+            ctx.templates
+                .locales(&c.template)
+                .into_iter()
+                .map(str::to_string),
+        );
         if let Some(reason) = self.impractical(&inc, &channels, ctx).await? {
             match super::announce::publish_in(
                 &mut tx,
@@ -572,27 +580,46 @@ impl Engine {
             tx.commit().await?;
             return Ok(false);
         }
-        // Locales first seen in this batch (subjects imported after the start) get their words now.
+        // Locales first seen in this batch (subjects imported after the start) get the words
+        // rendered at the start for the language they fall back to: never new words.
         let known: BTreeSet<(String, String)> =
             tx.campaign_content_keys(c.id).await?.into_iter().collect();
         let mut extra: Vec<CampaignContent> = Vec::new();
+        let mut stored: Option<Vec<CampaignContent>> = None;
         for s in &subjects {
             if known.iter().any(|(ch, l)| ch == PAGE && *l == s.locale)
                 || extra.iter().any(|x| x.locale == s.locale)
             {
                 continue;
             }
-            let inc = tx.incident(c.incident_id).await?.ok_or_else(|| {
-                EngineError::NotFound(format!("incident {} vanished", c.incident_id))
-            })?;
-            let value = serde_json::to_value(&inc).unwrap_or_default();
-            let link = notice_link(&mut tx, c.incident_id, ctx).await?;
-            for ch in &channels {
-                extra.push(render_content(&c, &value, ctx, *ch, &s.locale, &link)?);
+            let have = ctx.templates.locales(&c.template);
+            let used = crate::render::locale_chain(&s.locale)
+                .into_iter()
+                .find(|l| have.iter().any(|h| h.eq_ignore_ascii_case(l)))
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!(
+                        "campaign {}: no language of {} serves locale {}",
+                        c.id, c.template, s.locale
+                    ))
+                })?;
+            if stored.is_none() {
+                stored = Some(self.store().campaign_contents(&[c.id]).await?);
             }
-            extra.push(
-                render_content(&c, &value, ctx, ChannelKind::Email, &s.locale, &link)?.into_page(),
-            );
+            let from: Vec<&CampaignContent> = stored
+                .iter()
+                .flatten()
+                .filter(|x| x.locale.eq_ignore_ascii_case(&used))
+                .collect();
+            if from.is_empty() {
+                return Err(EngineError::Conflict(format!(
+                    "campaign {}: nothing was rendered for {used} at its start, so people with locale {} cannot be told words Legal approved; start a new campaign",
+                    c.id, s.locale
+                )));
+            }
+            extra.extend(from.into_iter().map(|x| CampaignContent {
+                locale: s.locale.clone(),
+                ..x.clone()
+            }));
         }
         if !extra.is_empty() {
             tx.add_campaign_contents(&extra).await?;
@@ -773,24 +800,52 @@ fn fill_name(mut content: Content, name: &str) -> Content {
     content
 }
 
+/// Why a notice delivery could not be resolved, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The store could not be read: give the claim back (no attempt counted).
+    Retry(String),
+    /// No key, or a value that does not decrypt (a half-done key rotation?): an attempt that
+    /// failed, retried with backoff until `max_attempts`.
+    Transient(String),
+    /// Nothing to send to: the subject is gone or purged, has no contact for the channel.
+    Permanent(String),
+}
+
+/// The claimed deliveries that are a campaign's notices: `(index, campaign, subject row)`. Only
+/// rows a campaign made count — purpose `notice` and the key naming the same campaign and
+/// subject — never a caller's delivery that merely names such a recipient.
+fn notice_refs(claimed: &[Claimed]) -> Vec<(usize, i64, i64)> {
+    claimed
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.purpose == Purpose::Notice)
+        .filter_map(|(i, c)| {
+            let (cid, sid) = parse_notice_recipient(&c.recipient)?;
+            let incident = c.incident_id?;
+            let base = notice_key(incident, cid, sid, c.channel.as_str());
+            let own = base.rsplit_once(':').map(|(p, _)| p)?;
+            c.idempotency_key
+                .starts_with(&format!("{own}:"))
+                .then_some((i, cid, sid))
+        })
+        .collect()
+}
+
 /// Turn claimed notice deliveries (recipient `notice:<campaign>:<subject>`) into real ones: the
 /// subject's decrypted contact and the campaign's words. Deliveries that cannot be resolved are
-/// returned with the reason (they fail permanently: the contact was purged, the key is gone).
+/// returned with the reason and what to do ([`Unresolved`]).
 pub async fn materialise(
     store: &Store,
     keys: Option<&KeyRing>,
     claimed: &mut [Claimed],
-) -> HashMap<i64, String> {
+) -> HashMap<i64, Unresolved> {
     let mut failed = HashMap::new();
-    let refs: Vec<(usize, i64, i64)> = claimed
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| parse_notice_recipient(&c.recipient).map(|(cid, sid)| (i, cid, sid)))
-        .collect();
+    let refs = notice_refs(claimed);
     if refs.is_empty() {
         return failed;
     }
-    let fail_all = |failed: &mut HashMap<i64, String>, why: String| {
+    let fail_all = |failed: &mut HashMap<i64, Unresolved>, why: Unresolved| {
         for (i, _, _) in &refs {
             failed.insert(claimed[*i].id, why.clone());
         }
@@ -798,7 +853,7 @@ pub async fn materialise(
     let Some(keys) = keys else {
         fail_all(
             &mut failed,
-            "no contact encryption key is configured ([subjects] key_file): the subject's contact cannot be read".into(),
+            Unresolved::Transient("no contact encryption key is configured ([subjects] key_file): the subject's contact cannot be read".into()),
         );
         return failed;
     };
@@ -816,7 +871,7 @@ pub async fn materialise(
         (Err(e), _) | (_, Err(e)) => {
             fail_all(
                 &mut failed,
-                format!("cannot read the subject or campaign: {e}"),
+                Unresolved::Retry(format!("cannot read the subject or campaign: {e}")),
             );
             return failed;
         }
@@ -828,17 +883,27 @@ pub async fn materialise(
         .collect();
     for (i, cid, sid) in refs {
         let d = &mut claimed[i];
-        let r: Result<(String, Content), String> = (|| {
+        let r: Result<(String, Content), Unresolved> = (|| {
+            let gone = Unresolved::Permanent;
             let s = subjects
                 .get(&sid)
-                .ok_or_else(|| format!("subject row {sid} does not exist"))?;
+                .ok_or_else(|| gone(format!("subject row {sid} does not exist")))?;
             if s.purged_at.is_some() {
-                return Err("the subject's contact data was purged (retention period)".into());
+                return Err(gone(
+                    "the subject's contact data was purged (retention period)".into(),
+                ));
             }
-            let open = |f: Field, v: &Option<String>| -> Result<Option<String>, String> {
+            if Some(s.incident_id) != d.incident_id {
+                return Err(gone(format!(
+                    "subject row {sid} belongs to incident {}, not this delivery's",
+                    s.incident_id
+                )));
+            }
+            let open = |f: Field, v: &Option<String>| -> Result<Option<String>, Unresolved> {
                 v.as_deref()
                     .map(|x| keys.open(s.incident_id, &s.subject_id, f, x))
                     .transpose()
+                    .map_err(Unresolved::Transient)
             };
             let address = match d.channel {
                 ChannelKind::Sms | ChannelKind::Voice => open(Field::Phone, &s.phone_enc)?,
@@ -846,25 +911,23 @@ pub async fn materialise(
                 ChannelKind::Inbox | ChannelKind::SiteWebhook => s.site_user_id.clone(),
                 ChannelKind::Webhook => None,
             }
-            .ok_or_else(|| format!("the subject has no contact for {}", d.channel))?;
+            .ok_or_else(|| gone(format!("the subject has no contact for {}", d.channel)))?;
             let name = open(Field::Name, &s.name_enc)?;
             let stored = contents
                 .get(&(cid, d.channel.as_str(), d.locale.as_str()))
                 .ok_or_else(|| {
-                    format!(
+                    gone(format!(
                         "campaign {cid} has no {} message for locale {}",
                         d.channel, d.locale
-                    )
+                    ))
                 })?;
+            let bad = |e: serde_json::Error| gone(format!("campaign {cid}'s stored message: {e}"));
             // The in-site inbox keeps what it is given in our own database, in the clear: it gets
             // the words without the name (the host site knows whose inbox it is).
             let name = name.filter(|_| d.channel != ChannelKind::Inbox);
             let content = match &name {
-                Some(n) => fill_name(
-                    serde_json::from_str(&stored.named).map_err(|e| e.to_string())?,
-                    n,
-                ),
-                None => serde_json::from_str(&stored.anonymous).map_err(|e| e.to_string())?,
+                Some(n) => fill_name(serde_json::from_str(&stored.named).map_err(bad)?, n),
+                None => serde_json::from_str(&stored.anonymous).map_err(bad)?,
             };
             Ok((address, fill_link(content, &keys.link_token(cid, sid))))
         })();
@@ -884,6 +947,52 @@ pub async fn materialise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claimed(purpose: Purpose, key: &str, recipient: &str) -> Claimed {
+        Claimed {
+            id: 1,
+            idempotency_key: key.into(),
+            incident_id: Some(4),
+            drill: false,
+            purpose,
+            channel: ChannelKind::Inbox,
+            recipient: recipient.into(),
+            locale: "en".into(),
+            content: Content::default(),
+            fallback: Vec::new(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn only_a_campaigns_own_deliveries_are_resolved() {
+        let key = notice_key(4, 7, 12, "inbox");
+        let rec = notice_recipient(7, 12);
+        assert_eq!(
+            notice_refs(&[claimed(Purpose::Notice, &key, &rec)]),
+            [(0, 7, 12)]
+        );
+        // Its fallback keeps the key's prefix.
+        assert_eq!(
+            notice_refs(&[claimed(
+                Purpose::Notice,
+                &format!("{}>inbox", notice_key(4, 7, 12, "sms")),
+                &rec
+            )])
+            .len(),
+            1
+        );
+        // A caller's delivery that merely names such a recipient is left alone: another
+        // purpose, another campaign or subject in the key, or a caller's own key.
+        for c in [
+            claimed(Purpose::Page, &key, &rec),
+            claimed(Purpose::Notice, &notice_key(4, 8, 12, "inbox"), &rec),
+            claimed(Purpose::Notice, &notice_key(4, 7, 13, "inbox"), &rec),
+            claimed(Purpose::Notice, "4:key:anything", &rec),
+        ] {
+            assert!(notice_refs(std::slice::from_ref(&c)).is_empty(), "{c:?}");
+        }
+    }
 
     #[test]
     fn names_go_in_escaped_for_html_only() {

@@ -179,6 +179,10 @@ impl Engine {
                     .into(),
             );
         }
+        if w.more_duplicates > 0 {
+            report.rejected += w.more_duplicates;
+            report.problems_truncated = true;
+        }
         report.problems.sort_by_key(|p| p.line);
         report.subject_ids_sha256 = hex::encode(w.hash.finish().as_ref());
         let interrupted = match (&read_result, &w.error) {
@@ -265,7 +269,9 @@ struct WriterState {
     updated: u64,
     unreachable: u64,
     reachable: BTreeMap<String, u64>,
+    /// The first duplicates (line, id), then only a count: memory stays bounded.
     duplicates: Vec<(u64, String)>,
+    more_duplicates: u64,
     hash: HashState,
     error: Option<String>,
 }
@@ -322,7 +328,10 @@ impl WriterState {
                     self.hash.0.update(s.subject_id.as_bytes());
                     self.hash.0.update(b"\n");
                 }
-                None => self.duplicates.push((*line, s.subject_id.clone())),
+                None if self.duplicates.len() < MAX_PROBLEMS => {
+                    self.duplicates.push((*line, s.subject_id.clone()))
+                }
+                None => self.more_duplicates += 1,
             }
         }
         Ok(())

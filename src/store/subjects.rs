@@ -108,7 +108,7 @@ pub struct NewCampaign<'a> {
 }
 
 /// A subject's sealed contacts as the purge reads them.
-type SealedRow = (String, Option<String>, Option<String>, Option<String>);
+type SealedRow = (i64, String, Option<String>, Option<String>, Option<String>);
 
 /// A campaign row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -493,34 +493,48 @@ impl WriteTx {
     /// Clear the contacts of every subject of an incident. Returns how many rows were purged and
     /// a SHA-256 over their ids and ciphertexts (the audit trail keeps that, not the contacts).
     pub async fn purge_subjects(&mut self, incident_id: i64, now: i64) -> Result<(i64, String)> {
-        let rows: Vec<SealedRow> = on_tx!(self, c, _pg => {
-            sqlx::query_as(
-                "SELECT subject_id, name_enc, phone_enc, email_enc FROM subjects \
-                 WHERE incident_id = $1 AND purged_at IS NULL ORDER BY id",
-            )
-            .bind(incident_id)
-            .fetch_all(&mut *c)
-            .await?
-        });
         let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        for (id, a, b, c) in &rows {
-            for part in [Some(id), a.as_ref(), b.as_ref(), c.as_ref()] {
-                h.update(part.map_or("", String::as_str).as_bytes());
-                h.update(b"\x1f");
+        let mut count = 0i64;
+        let mut after = 0i64;
+        // In chunks: a million subjects' ciphertexts never sit in memory at once.
+        loop {
+            let rows: Vec<SealedRow> = on_tx!(self, c, _pg => {
+                sqlx::query_as(
+                    "SELECT id, subject_id, name_enc, phone_enc, email_enc FROM subjects \
+                     WHERE incident_id = $1 AND purged_at IS NULL AND id > $2 ORDER BY id LIMIT 10000",
+                )
+                .bind(incident_id)
+                .bind(after)
+                .fetch_all(&mut *c)
+                .await?
+            });
+            let Some(last) = rows.last().map(|r| r.0) else {
+                break;
+            };
+            for (_, id, a, b, c) in &rows {
+                for part in [Some(id), a.as_ref(), b.as_ref(), c.as_ref()] {
+                    h.update(part.map_or("", String::as_str).as_bytes());
+                    h.update(b"\x1f");
+                }
+                h.update(b"\n");
             }
-            h.update(b"\n");
+            count += rows.len() as i64;
+            on_tx!(self, c, _pg => {
+                sqlx::query(
+                    "UPDATE subjects SET name_enc = NULL, phone_enc = NULL, email_enc = NULL, name_mask = NULL, \
+                     phone_mask = NULL, email_mask = NULL, purged_at = $1 \
+                     WHERE incident_id = $2 AND purged_at IS NULL AND id > $3 AND id <= $4",
+                )
+                .bind(now)
+                .bind(incident_id)
+                .bind(after)
+                .bind(last)
+                .execute(&mut *c)
+                .await?;
+            });
+            after = last;
         }
-        on_tx!(self, c, _pg => {
-            sqlx::query(
-                "UPDATE subjects SET name_enc = NULL, phone_enc = NULL, email_enc = NULL, name_mask = NULL, \
-                 phone_mask = NULL, email_mask = NULL, purged_at = $1 WHERE incident_id = $2 AND purged_at IS NULL",
-            )
-            .bind(now)
-            .bind(incident_id)
-            .execute(&mut *c)
-            .await?;
-        });
-        Ok((rows.len() as i64, hex::encode(h.finish().as_ref())))
+        Ok((count, hex::encode(h.finish().as_ref())))
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Splitter {
     /// Skipping the rest of an over-long record.
     skipping: bool,
     at_start: bool,
+    /// The next byte starts a field (CSV).
+    field_start: bool,
+    /// The last byte closed a quoted field (CSV).
+    just_closed: bool,
 }
 
 impl Splitter {
@@ -82,13 +86,17 @@ impl Splitter {
             lines: 0,
             skipping: false,
             at_start: true,
+            field_start: true,
+            just_closed: false,
         }
     }
 
     /// Feed a chunk; complete records are pushed to `out`.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Record>) {
         if self.at_start && !chunk.is_empty() {
-            if self.buf.len() + chunk.len() < 3 && [0xEF, 0xBB, 0xBF].starts_with(chunk) {
+            let mut seen = self.buf.clone();
+            seen.extend_from_slice(chunk);
+            if seen.len() < 3 && [0xEF, 0xBB, 0xBF].starts_with(&seen) {
                 // A chunk too short to tell; keep it (rare: only with tiny first chunks).
                 self.buf.extend_from_slice(chunk);
                 return;
@@ -116,8 +124,18 @@ impl Splitter {
             if self.skipping {
                 continue;
             }
-            if self.format == Format::Csv && b == b'"' {
-                self.in_quotes = !self.in_quotes;
+            if self.format == Format::Csv {
+                // A quote opens a field only at its start (or re-opens right after a closing
+                // quote: an escaped `""`); a stray quote inside an unquoted field is left to
+                // the field parser, which rejects that one row.
+                let closed_now = self.in_quotes && b == b'"';
+                if closed_now {
+                    self.in_quotes = false;
+                } else if b == b'"' && (self.field_start || self.just_closed) {
+                    self.in_quotes = true;
+                }
+                self.just_closed = closed_now;
+                self.field_start = !self.in_quotes && b == b',';
             }
             if self.buf.len() >= MAX_RECORD_BYTES {
                 out.push(Record::TooLong {
@@ -140,6 +158,8 @@ impl Splitter {
     }
 
     fn finish(&mut self, out: &mut Vec<Record>) {
+        self.field_start = true;
+        self.just_closed = false;
         let start = self.start_line;
         self.start_line = self.lines + 1;
         if self.skipping {
@@ -306,12 +326,31 @@ impl Header {
     }
 }
 
+/// `text` with every `` `…` `` span replaced by `…`.
+fn without_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for ch in text.chars() {
+        if ch == '`' {
+            if !inside {
+                out.push('…');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// Parse one NDJSON line.
 pub fn ndjson_subject(line: &str) -> Result<RawSubject, String> {
     let de = &mut serde_json::Deserializer::from_str(line);
     serde_path_to_error::deserialize::<_, RawSubject>(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        // serde quotes the offending value between backticks: it may be a phone number or an
+        // address, and reports are stored and shown, so leave it out.
+        let inner = without_quoted(&e.into_inner().to_string());
         if path == "." || path.is_empty() {
             format!("not a subject object: {inner}")
         } else {
@@ -359,6 +398,40 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn a_stray_quote_spoils_one_row_not_the_rest() {
+        let got = split(
+            Format::Csv,
+            &[b"a,Screen 5\" TV\nb,\"say \"\"hi\"\"\"\nc,x\n"],
+        );
+        assert_eq!(
+            got,
+            vec![
+                line(1, "a,Screen 5\" TV"),
+                line(2, "b,\"say \"\"hi\"\"\""),
+                line(3, "c,x"),
+            ]
+        );
+        assert!(csv_fields("a,Screen 5\" TV").is_err());
+        assert_eq!(
+            csv_fields("b,\"say \"\"hi\"\"\"").unwrap(),
+            ["b", "say \"hi\""]
+        );
+    }
+
+    #[test]
+    fn a_bom_split_over_tiny_chunks_is_still_skipped() {
+        let got = split(Format::Csv, &[b"\xEF", b"\xBB", b"\xBFsubject_id\nu1\n"]);
+        assert_eq!(got, vec![line(1, "subject_id"), line(2, "u1")]);
+    }
+
+    #[test]
+    fn ndjson_errors_never_echo_values() {
+        let e = ndjson_subject(r#"{"subject_id":"u1","phone":8613800000000}"#).unwrap_err();
+        assert!(e.starts_with("phone:"), "{e}");
+        assert!(!e.contains("8613800000000"), "{e}");
     }
 
     #[test]

@@ -328,15 +328,32 @@ pub async fn notice(
     let Some(s) = subjects.first().filter(|s| s.purged_at.is_none()) else {
         return not_found(None);
     };
-    let Some(c) = contents
+    // The person's locale, else what it falls back to (their locale may have changed since).
+    let pages: Vec<_> = contents
         .iter()
-        .find(|c| c.channel == crate::engine::campaign::PAGE && c.locale == s.locale)
+        .filter(|c| c.channel == crate::engine::campaign::PAGE)
+        .collect();
+    let Some(c) = crate::render::locale_chain(&s.locale)
+        .iter()
+        .find_map(|l| pages.iter().find(|c| c.locale.eq_ignore_ascii_case(l)))
+        .or_else(|| pages.first())
     else {
         return not_found(Some(&s.locale));
     };
-    let Ok(content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
+    let Ok(mut content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
         return not_found(Some(&s.locale));
     };
+    // The page's own words may name the page's link: it is this token.
+    for part in [
+        content.subject.as_mut(),
+        Some(&mut content.text),
+        content.html.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *part = part.replace(crate::engine::campaign::LINK_MARKER, &token);
+    }
     let shell = page::Shell::new(&live, Some(&c.used_locale), None);
     let body = content.html.unwrap_or_else(|| {
         content
