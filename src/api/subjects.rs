@@ -61,7 +61,7 @@ pub async fn import(
     let live = state.live();
     let template = live.notices.template.clone();
     let ctx = ImportCtx {
-        keys: live.subject_keys.as_deref(),
+        keys: live.subject_keys.clone(),
         locales: live
             .templates
             .locales(&template)

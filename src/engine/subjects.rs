@@ -99,7 +99,7 @@ impl ImportReport {
 
 /// What an import needs from the live configuration.
 pub struct ImportCtx<'a> {
-    pub keys: Option<&'a KeyRing>,
+    pub keys: Option<std::sync::Arc<KeyRing>>,
     /// Locales the notice templates are written in.
     pub locales: Vec<String>,
     pub default_locale: &'a str,
@@ -121,7 +121,7 @@ impl Engine {
         ctx: &ImportCtx<'_>,
         actor: &str,
     ) -> Result<ImportReport, EngineError> {
-        let keys = ctx.keys.ok_or_else(|| {
+        let keys = ctx.keys.clone().ok_or_else(|| {
             EngineError::Conflict(
                 "no contact encryption key is configured, so subjects cannot be stored: set [subjects] key_file (make a key with `incidentd subjects keygen`)".into(),
             )
@@ -150,11 +150,12 @@ impl Engine {
         };
         let (to_writer, mut batches) = mpsc::channel::<Batch>(2);
         let store = self.store().clone();
-        // Writer: seals and writes batches while the reader parses the next ones.
-        let writer = async move {
+        // Writer: seals and writes batches while the reader parses the next ones, on a task of
+        // its own so that the two use both cores.
+        let writer = tokio::spawn(async move {
             let mut w = WriterState::default();
             while let Some(b) = batches.recv().await {
-                if let Err(e) = w.write(&store, keys, incident_id, import_id, b).await {
+                if let Err(e) = w.write(&store, &keys, incident_id, import_id, b).await {
                     w.error = Some(e);
                     break;
                 }
@@ -162,9 +163,12 @@ impl Engine {
             // Drain so the reader never blocks on a writer that stopped.
             while batches.recv().await.is_some() {}
             w
-        };
-        let reader = read_body(format, body, ctx, &mut report, to_writer);
-        let (read_result, w) = tokio::join!(reader, writer);
+        });
+        let read_result = read_body(format, body, ctx, &mut report, to_writer).await;
+        let w = writer.await.unwrap_or_else(|e| WriterState {
+            error: Some(format!("the subject writer failed: {e}")),
+            ..Default::default()
+        });
         report.inserted = w.inserted;
         report.updated = w.updated;
         report.accepted = w.inserted + w.updated;
