@@ -302,15 +302,12 @@ impl Engine {
             }),
         )])
         .await?;
+        let c = tx
+            .campaign(id)
+            .await?
+            .ok_or_else(|| EngineError::Failed(format!("campaign {id} vanished")))?;
         tx.commit().await?;
         self.campaigns.notify_one();
-        let c = self
-            .store()
-            .campaigns(Some(incident_id))
-            .await?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| EngineError::Failed(format!("campaign {id} vanished")))?;
         self.campaign_view(c, false).await
     }
 
@@ -745,59 +742,36 @@ impl CampaignContent {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(ch),
+/// Replace `marker` in every part of stored words: `with` in text parts, `with_html` in the
+/// HTML part.
+fn fill(mut content: Content, marker: &str, with: &str, with_html: &str) -> Content {
+    let put = |s: &mut String, with: &str| {
+        if s.contains(marker) {
+            *s = s.replace(marker, with);
         }
+    };
+    if let Some(s) = content.subject.as_mut() {
+        put(s, with);
     }
-    out
+    put(&mut content.text, with);
+    if let Some(h) = content.html.as_mut() {
+        put(h, with_html);
+    }
+    for v in content.params.values_mut() {
+        put(v, with);
+    }
+    content
 }
 
 /// Put the subject's own page token into stored words (URL-safe: no escaping needed).
-fn fill_link(mut content: Content, token: &str) -> Content {
-    let put = |s: &mut String| {
-        if s.contains(LINK_MARKER) {
-            *s = s.replace(LINK_MARKER, token);
-        }
-    };
-    if let Some(s) = content.subject.as_mut() {
-        put(s);
-    }
-    put(&mut content.text);
-    if let Some(h) = content.html.as_mut() {
-        put(h);
-    }
-    for v in content.params.values_mut() {
-        put(v);
-    }
-    content
+pub fn fill_link(content: Content, token: &str) -> Content {
+    fill(content, LINK_MARKER, token, token)
 }
 
-/// Put the subject's name into stored words.
-fn fill_name(mut content: Content, name: &str) -> Content {
-    let put = |s: &mut String, with: &str| {
-        if s.contains(NAME_MARKER) {
-            *s = s.replace(NAME_MARKER, with);
-        }
-    };
-    if let Some(s) = content.subject.as_mut() {
-        put(s, name);
-    }
-    put(&mut content.text, name);
-    if let Some(h) = content.html.as_mut() {
-        put(h, &escape_html(name));
-    }
-    for v in content.params.values_mut() {
-        put(v, name);
-    }
-    content
+/// Put the subject's name into stored words, escaped for HTML the way the template's own
+/// values were.
+fn fill_name(content: Content, name: &str) -> Content {
+    fill(content, NAME_MARKER, name, &handlebars::html_escape(name))
 }
 
 /// Why a notice delivery could not be resolved, and what to do about it.

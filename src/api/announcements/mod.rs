@@ -340,20 +340,11 @@ pub async fn notice(
     else {
         return not_found(Some(&s.locale));
     };
-    let Ok(mut content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
+    let Ok(content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
         return not_found(Some(&s.locale));
     };
     // The page's own words may name the page's link: it is this token.
-    for part in [
-        content.subject.as_mut(),
-        Some(&mut content.text),
-        content.html.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        *part = part.replace(crate::engine::campaign::LINK_MARKER, &token);
-    }
+    let content = crate::engine::campaign::fill_link(content, &token);
     let shell = page::Shell::new(&live, Some(&c.used_locale), None);
     let body = content.html.unwrap_or_else(|| {
         content
