@@ -276,32 +276,12 @@ async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
 
 /// Every subject row as stored, all columns, as text.
 async fn dump_subjects(app: &TestApp) -> String {
-    use sqlx::{Connection, Row};
-    let q = "SELECT subject_id, name_enc, phone_enc, email_enc, name_mask, phone_mask, email_mask FROM subjects";
-    let rows: Vec<Vec<Option<String>>> = match app.backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.store_url)
-                .await
-                .unwrap();
-            sqlx::query(q)
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| (0..7).map(|i| r.get::<Option<String>, _>(i)).collect())
-                .collect()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.store_url).await.unwrap();
-            sqlx::query(q)
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| (0..7).map(|i| r.get::<Option<String>, _>(i)).collect())
-                .collect()
-        }
-    };
+    let rows = common::query_text(
+        app.backend,
+        &app.store_url,
+        "SELECT subject_id, name_enc, phone_enc, email_enc, name_mask, phone_mask, email_mask FROM subjects",
+    )
+    .await;
     format!("{rows:?}")
 }
 
@@ -1047,16 +1027,11 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
 }
 
 async fn enqueued_to(store_url: &str, backend: Backend) -> i64 {
-    use sqlx::Connection;
-    let q = "SELECT COALESCE(MAX(enqueued_to), 0) FROM campaigns";
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(store_url).await.unwrap();
-            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(store_url).await.unwrap();
-            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
-        }
-    }
+    let rows = common::query_text(
+        backend,
+        store_url,
+        "SELECT CAST(COALESCE(MAX(enqueued_to), 0) AS TEXT) FROM campaigns",
+    )
+    .await;
+    rows[0][0].as_deref().unwrap().parse().unwrap()
 }

@@ -489,6 +489,32 @@ impl Drop for TestApp {
     }
 }
 
+/// Read rows directly from the database behind a store URL, every column as text (cast
+/// non-text columns in the query); for checking what is stored, behind the daemon's back.
+pub async fn query_text(backend: Backend, store_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    macro_rules! rows {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(store_url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect()
+        }};
+    }
+    match backend {
+        Backend::Sqlite => rows!(sqlx::SqliteConnection),
+        Backend::Postgres => rows!(sqlx::PgConnection),
+    }
+}
+
 /// Wait until `f` holds, polling; for effects of background work only.
 pub async fn eventually<F, Fut>(mut f: F)
 where
