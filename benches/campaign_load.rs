@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Daemon, Receipts, TOKEN, http_sink, proc_status, response_config, smtp_sink};
+use support::{Api, Daemon, Receipts, TOKEN, http_sink, proc_status, response_config, smtp_sink};
 
 struct Opts {
     backend: String,
@@ -72,34 +72,6 @@ impl RssWatch {
     }
     fn peak_mb(&self) -> u64 {
         self.peak.load(Ordering::Relaxed) / 1024
-    }
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap();
-        assert!(status.is_success(), "{path}: {status}: {v}");
-        v
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await
     }
 }
 

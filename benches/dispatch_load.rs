@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use support::{
-    Daemon, Receipts, TOKEN, cpu_ticks, http_sink, proc_status, response_config, smtp_sink,
+    Api, Daemon, Receipts, TOKEN, cpu_ticks, http_sink, proc_status, response_config, smtp_sink,
 };
 
 struct Opts {
@@ -95,28 +95,6 @@ fn python_smtp_sink(dir: &std::path::Path) -> (std::process::Child, String) {
         .unwrap();
     let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
     (child, format!("smtp://127.0.0.1:{port}"))
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap();
-        assert!(status.is_success(), "{status}: {v}");
-        v
-    }
 }
 
 fn channels_config(o: &Opts, sms_url: &str, smtp_url: &str) -> String {
