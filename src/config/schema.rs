@@ -662,13 +662,7 @@ fn default_locale() -> String {
     "zh-CN".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperatorType {
-    Cii,
-    StateOrgan,
-    Other,
-}
+pub use crate::domain::regulation::OperatorType;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

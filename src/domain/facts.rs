@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::duration::HumanDuration;
+
 /// Kinds of personal data, as used by the jurisdiction rules (e.g. Singapore's significant-harm
 /// combinations). A closed list, so a typo is refused instead of silently weakening a rule.
 pub const DATA_TYPES: &[&str] = &[
@@ -112,6 +114,111 @@ impl fmt::Display for Jurisdiction {
     }
 }
 
+macro_rules! fact_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!("`{}` is not one of: {}", s, [$($text),+].join(", "))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+fact_enum! {
+    /// How serious the threat is (CN grading guide), least to most.
+    Threat {
+        RelativelySerious => "relatively_serious",
+        Serious => "serious",
+        ParticularlySerious => "particularly_serious",
+    }
+}
+
+fact_enum! {
+    /// The risk to people's rights and freedoms (GDPR), least to most.
+    Risk {
+        Unlikely => "unlikely",
+        Risk => "risk",
+        High => "high",
+    }
+}
+
+fact_enum! {
+    /// Who holds back individual notice (PDPA s 26D(6)).
+    NotificationHold {
+        LawEnforcement => "law_enforcement",
+        Pdpc => "pdpc",
+    }
+}
+
+/// Every fact by name, in the order the API documents them (templates and report fields refer
+/// to facts by these names).
+pub const FACT_FIELDS: &[&str] = &[
+    "affected_subjects",
+    "affected_subjects_estimated",
+    "data_types",
+    "jurisdictions",
+    "critical_infrastructure",
+    "mitigation_effective",
+    "mitigation_justification",
+    "regulator_requires_notice",
+    "suspected_crime",
+    "economic_loss_cny",
+    "outage_whole_system",
+    "outage_main_functions",
+    "important_data",
+    "threat",
+    "significant_harm",
+    "technological_protection",
+    "notification_hold",
+    "risk",
+    "risk_reason",
+    "disproportionate_effort",
+    "records_affected",
+    "cause",
+    "impact",
+    "measures_taken",
+    "measures_planned",
+    "advice_to_subjects",
+    "remedies",
+    "contact",
+];
+
+/// The facts that are yes/no, by name: jurisdiction packs test them (`facts_true`).
+pub const FLAG_FACTS: &[&str] = &[
+    "affected_subjects_estimated",
+    "critical_infrastructure",
+    "mitigation_effective",
+    "regulator_requires_notice",
+    "suspected_crime",
+    "important_data",
+    "significant_harm",
+    "technological_protection",
+    "notification_hold",
+    "disproportionate_effort",
+];
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Facts {
@@ -139,6 +246,45 @@ pub struct Facts {
     /// Direct economic loss in CNY.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub economic_loss_cny: Option<u64>,
+    /// Outage of the whole system (CN grading: CII outage thresholds), e.g. `"45m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "45m")]
+    pub outage_whole_system: Option<HumanDuration>,
+    /// Outage of the main functions (CN grading), e.g. `"2h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "2h")]
+    pub outage_main_functions: Option<HumanDuration>,
+    /// Important data (as the Data Security Law defines it) is involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub important_data: Option<bool>,
+    /// A person's judgement of the threat to national security, public interest or people's
+    /// rights (CN grading): `relatively_serious`, `serious` or `particularly_serious`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<Threat>,
+    /// A person's judgement that the breach causes or is likely to cause significant harm to an
+    /// affected individual (SG), beyond the data combinations deemed so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub significant_harm: Option<bool>,
+    /// The data were protected so that they are unintelligible (e.g. encrypted with a key that
+    /// did not leak): SG's technological-measure exception, GDPR art. 34(3)(a).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technological_protection: Option<bool>,
+    /// Individual notice must not be given: a law-enforcement agency instructs so, or the PDPC
+    /// directs so (SG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_hold: Option<NotificationHold>,
+    /// The risk to people's rights and freedoms (GDPR): `unlikely`, `risk` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+    /// Why the risk is what `risk` says; required for `unlikely` (GDPR art. 33(1), 33(5)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_reason: Option<String>,
+    /// Telling people one by one would take disproportionate effort (GDPR art. 34(3)(c)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disproportionate_effort: Option<bool>,
+    /// Approximate number of personal-data records concerned (GDPR art. 33(3)(a)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_affected: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +327,19 @@ impl Facts {
                 message: "`mitigation_effective = true` needs a justification: say which measures prevent harm and why".into(),
             });
         }
+        if self.risk == Some(Risk::Unlikely)
+            && self
+                .risk_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+        {
+            return Err(FactsError {
+                path: "risk_reason".into(),
+                message: "`risk = \"unlikely\"` needs a reason: GDPR art. 33(5) requires the \
+                          reason a breach is not reported to be documented"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
@@ -213,12 +372,39 @@ impl Facts {
         Ok(facts)
     }
 
+    /// A yes/no fact by its name in [`FLAG_FACTS`] (`notification_hold`: whether one is set).
+    /// Unset reads as no.
+    pub fn flag(&self, name: &str) -> bool {
+        match name {
+            "affected_subjects_estimated" => self.affected_subjects_estimated == Some(true),
+            "critical_infrastructure" => self.critical_infrastructure == Some(true),
+            "mitigation_effective" => self.mitigation_effective == Some(true),
+            "regulator_requires_notice" => self.regulator_requires_notice == Some(true),
+            "suspected_crime" => self.suspected_crime == Some(true),
+            "important_data" => self.important_data == Some(true),
+            "significant_harm" => self.significant_harm == Some(true),
+            "technological_protection" => self.technological_protection == Some(true),
+            "notification_hold" => self.notification_hold.is_some(),
+            "disproportionate_effort" => self.disproportionate_effort == Some(true),
+            _ => false,
+        }
+    }
+
     /// Fold in facts reported by an alert: counts only grow, lists are unions, and values a
     /// person already set are kept. Returns whether anything changed.
     pub fn absorb(&mut self, other: &Facts) -> bool {
         let before = self.clone();
         if let Some(n) = other.affected_subjects {
             self.affected_subjects = Some(self.affected_subjects.map_or(n, |m| m.max(n)));
+        }
+        // Outages only grow: a later alert reports the outage so far.
+        for (mine, theirs) in [
+            (&mut self.outage_whole_system, other.outage_whole_system),
+            (&mut self.outage_main_functions, other.outage_main_functions),
+        ] {
+            if let Some(t) = theirs {
+                *mine = Some(mine.map_or(t, |m| m.max(t)));
+            }
         }
         for d in &other.data_types {
             if !self.data_types.contains(d) {
@@ -238,6 +424,8 @@ impl Facts {
             critical_infrastructure,
             suspected_crime,
             economic_loss_cny,
+            important_data,
+            records_affected,
             cause,
             impact
         );

@@ -12,6 +12,7 @@ pub mod incident;
 pub mod notice;
 pub mod playbook;
 pub mod records;
+pub mod regulation;
 pub mod time;
 
 pub use alert::{AlertStatus, NewAlert};

@@ -35,6 +35,12 @@ pub struct Incident {
     /// Alerts Alertmanager left out of its notifications (the full group is in Alertmanager).
     pub truncated_alerts: i64,
     pub created_by: String,
+    /// When the breach was assessed notifiable (the SG reporting clock).
+    #[serde(default)]
+    pub assessed_notifiable_at: Option<DateTime<Utc>>,
+    /// When handling ended (the CN closing-report clock); the closing, unless a person says.
+    #[serde(default)]
+    pub handling_closed_at: Option<DateTime<Utc>>,
 }
 
 /// The stored part of an alert besides its indexed columns.

@@ -154,6 +154,8 @@ impl Engine {
             updated_at: now,
             alert_count: 0,
             truncated_alerts: 0,
+            assessed_notifiable_at: None,
+            handling_closed_at: None,
             created_by: actor.to_string(),
         };
         // What a person declared is raised, never lowered, by what the rules see in it.

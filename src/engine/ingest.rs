@@ -505,6 +505,8 @@ fn open_incident(id: i64, a: &PreparedAlert, actor: &str, now: DateTime<Utc>) ->
         updated_at: now,
         alert_count: 1,
         truncated_alerts: 0,
+        assessed_notifiable_at: None,
+        handling_closed_at: None,
         created_by: actor.to_string(),
     }
 }

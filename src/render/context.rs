@@ -33,25 +33,7 @@ use serde_json::{Map, Value, json};
 use crate::config::OrganisationConfig;
 
 /// Every fact key, in the order the API documents them.
-pub const FACT_KEYS: &[&str] = &[
-    "affected_subjects",
-    "affected_subjects_estimated",
-    "data_types",
-    "jurisdictions",
-    "critical_infrastructure",
-    "mitigation_effective",
-    "mitigation_justification",
-    "regulator_requires_notice",
-    "suspected_crime",
-    "economic_loss_cny",
-    "cause",
-    "impact",
-    "measures_taken",
-    "measures_planned",
-    "advice_to_subjects",
-    "remedies",
-    "contact",
-];
+pub use crate::domain::facts::FACT_FIELDS as FACT_KEYS;
 
 const LIST_FACTS: &[&str] = &["data_types", "jurisdictions"];
 
@@ -79,6 +61,8 @@ const INCIDENT_KEYS: &[&str] = &[
     "discovered_at",
     "declared_at",
     "aware_at",
+    "assessed_notifiable_at",
+    "handling_closed_at",
     "contained_at",
     "closed_at",
     "alert_count",
@@ -228,6 +212,17 @@ mod tests {
             regulator_requires_notice: Some(false),
             suspected_crime: Some(false),
             economic_loss_cny: Some(1),
+            outage_whole_system: Some("1h".parse().unwrap()),
+            outage_main_functions: Some("1h".parse().unwrap()),
+            important_data: Some(false),
+            threat: Some(crate::domain::facts::Threat::Serious),
+            significant_harm: Some(false),
+            technological_protection: Some(false),
+            notification_hold: Some(crate::domain::facts::NotificationHold::Pdpc),
+            risk: Some(crate::domain::facts::Risk::High),
+            risk_reason: Some("x".into()),
+            disproportionate_effort: Some(false),
+            records_affected: Some(1),
             cause: Some("x".into()),
             impact: Some("x".into()),
             measures_taken: Some("x".into()),

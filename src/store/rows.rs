@@ -29,12 +29,14 @@ pub(super) struct IncidentRow {
     pub alert_count: i64,
     pub truncated_alerts: i64,
     pub created_by: String,
+    pub assessed_notifiable_at: Option<i64>,
+    pub handling_closed_at: Option<i64>,
 }
 
 /// The incident columns, as a literal for `concat!`.
 macro_rules! incident_columns {
     () => {
-        "id, title, summary, category, severity, status, drill, origin, rule, facts, facts_version, first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at, updated_at, alert_count, truncated_alerts, created_by"
+        "id, title, summary, category, severity, status, drill, origin, rule, facts, facts_version, first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at, updated_at, alert_count, truncated_alerts, created_by, assessed_notifiable_at, handling_closed_at"
     };
 }
 pub(super) use incident_columns;
@@ -72,6 +74,8 @@ impl TryFrom<IncidentRow> for Incident {
             alert_count: r.alert_count,
             truncated_alerts: r.truncated_alerts,
             created_by: r.created_by,
+            assessed_notifiable_at: r.assessed_notifiable_at.map(from_micros),
+            handling_closed_at: r.handling_closed_at.map(from_micros),
         })
     }
 }
@@ -100,6 +104,8 @@ pub(super) struct IncidentOut<'a> {
     pub alert_count: i64,
     pub truncated_alerts: i64,
     pub created_by: &'a str,
+    pub assessed_notifiable_at: Option<i64>,
+    pub handling_closed_at: Option<i64>,
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -126,6 +132,8 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             alert_count: i.alert_count,
             truncated_alerts: i.truncated_alerts,
             created_by: &i.created_by,
+            assessed_notifiable_at: i.assessed_notifiable_at.map(to_micros),
+            handling_closed_at: i.handling_closed_at.map(to_micros),
         }
     }
 }

@@ -464,8 +464,8 @@ impl WriteTx {
             sqlx::query(
                 "UPDATE incidents SET title = $2, summary = $3, category = $4, severity = $5, status = $6, \
                  rule = $7, facts = $8, facts_version = $9, discovered_at = $10, declared_at = $11, aware_at = $12, \
-                 contained_at = $13, closed_at = $14, updated_at = $15, alert_count = $16, truncated_alerts = $17 \
-                 WHERE id = $1",
+                 contained_at = $13, closed_at = $14, updated_at = $15, alert_count = $16, truncated_alerts = $17, \
+                 assessed_notifiable_at = $18, handling_closed_at = $19 WHERE id = $1",
             )
             .bind(r.id)
             .bind(r.title)
@@ -484,6 +484,8 @@ impl WriteTx {
             .bind(r.updated_at)
             .bind(r.alert_count)
             .bind(r.truncated_alerts)
+            .bind(r.assessed_notifiable_at)
+            .bind(r.handling_closed_at)
             .execute(&mut *c)
             .await?;
         });
