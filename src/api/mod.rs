@@ -8,6 +8,7 @@ mod deliveries;
 pub mod error;
 mod extract;
 mod incidents;
+mod obligations;
 mod ops;
 mod subjects;
 mod tasks;
@@ -47,6 +48,8 @@ pub struct Live {
     pub organisation: OrganisationConfig,
     /// `None` when no `[[departments]]` are configured: incidents then get no team.
     pub playbooks: Option<Arc<Playbooks>>,
+    /// Jurisdiction packs (empty: incidents are not graded).
+    pub packs: Arc<crate::domain::regulation::Packs>,
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     /// Channels configured (the inbox always is), and webhook target names.
@@ -63,6 +66,15 @@ pub struct Live {
 impl Live {
     pub fn department_ids(&self) -> Vec<String> {
         self.departments.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// What assessing incidents under the packs needs.
+    pub fn regulation(&self) -> crate::engine::obligations::Regulation {
+        crate::engine::obligations::Regulation {
+            packs: self.packs.clone(),
+            operator_type: self.organisation.operator_type,
+            jurisdictions: self.organisation.jurisdictions.clone(),
+        }
     }
 
     /// What applying playbooks needs; `None` without departments.
@@ -112,10 +124,12 @@ impl Live {
         s: &Settings,
         templates: Arc<Templates>,
         playbooks: Option<Arc<Playbooks>>,
+        packs: Arc<crate::domain::regulation::Packs>,
     ) -> Self {
         Live {
             templates,
             playbooks,
+            packs,
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
@@ -213,6 +227,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(announcements::list))
         .routes(routes!(announcements::feed))
         .routes(routes!(announcements::show))
+        .routes(routes!(obligations::list))
+        .routes(routes!(obligations::incident_obligations))
+        .routes(routes!(obligations::met))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

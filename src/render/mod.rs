@@ -615,6 +615,12 @@ impl Templates {
                     if needs(channel, &v.parts).is_err() {
                         continue;
                     }
+                    // Regulator reports go out by e-mail or webhook only, never by SMS or voice.
+                    if name.starts_with("regulator/")
+                        && !matches!(channel, ChannelKind::Email | ChannelKind::Webhook)
+                    {
+                        continue;
+                    }
                     report.rendered += 1;
                     match self.render_detailed(name, channel, &v.locale, data) {
                         Err(e) => report.errors.push(e.to_string()),

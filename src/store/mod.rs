@@ -6,6 +6,7 @@
 //! `&'static str` by the `pg` flag the macro provides.
 
 mod announcements;
+mod obligations;
 mod outbox;
 pub mod postgres;
 mod read;
@@ -19,6 +20,7 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
+pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,

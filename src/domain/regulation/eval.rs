@@ -76,7 +76,7 @@ pub struct GradeOutcome {
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ObligationOutcome {
     /// Unique per incident: `CN:cac_report_other`, `CN:cac_supplementary#2`.
     pub key: String,
