@@ -296,7 +296,13 @@ fn standing(
     env: &Env<'_>,
     why: &mut Vec<String>,
 ) -> (Standing, Option<String>) {
-    for e in &def.exemptions {
+    // A hold forbids the notice; an exemption only excuses it. So a hold that applies wins
+    // wherever the pack lists it (PDPA s 26D(6) before s 26D(5)); otherwise, in order.
+    let (holds, others): (Vec<_>, Vec<_>) = def
+        .exemptions
+        .iter()
+        .partition(|e| e.standing == Standing::Hold);
+    for e in holds.into_iter().chain(others) {
         let Some(reasons) = check(&e.when, env) else {
             continue;
         };
@@ -351,8 +357,19 @@ fn clock_of(clock: Clock, inc: &Incident) -> Option<DateTime<Utc>> {
 
 /// The facts among `names` whose values differ, as `name: before → after`.
 fn changed_facts(before: &Facts, after: &Facts, names: &[String]) -> Vec<String> {
-    let b = serde_json::to_value(before).unwrap_or_default();
-    let a = serde_json::to_value(after).unwrap_or_default();
+    // Lists are sets here: the same data types in another order are no new fact.
+    let sorted = |f: &Facts| {
+        let mut v = serde_json::to_value(f).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for x in m.values_mut() {
+                if let Some(list) = x.as_array_mut() {
+                    list.sort_by_key(|e| e.to_string());
+                }
+            }
+        }
+        v
+    };
+    let (b, a) = (sorted(before), sorted(after));
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "(none)".to_string(),
         serde_json::Value::String(s) if s.chars().count() > 40 => {

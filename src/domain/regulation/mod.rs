@@ -424,7 +424,7 @@ pub struct ObligationDef {
     /// each time a fact in `on_change_of` changes.
     pub after: Vec<String>,
     pub on_change_of: Vec<String>,
-    /// In order; the first that holds decides the standing.
+    /// Holds (`standing = "hold"`) first, then in order; the first that applies decides.
     pub exemptions: Vec<Exemption>,
     /// For `task` obligations: the task to create.
     pub task: Option<TaskTemplate>,

@@ -538,7 +538,10 @@ fn compile(
                 None => {
                     p.add(
                         &format!("{at}.report"),
-                        format!("there is no [reports.{r}] in this pack to render it"),
+                        format!(
+                            "there is no [reports.{r}] in this pack to render it; name one of {} or add [reports.{r}] with kind, template and required",
+                            ids_or_none(reports.keys())
+                        ),
                     );
                     (None, None)
                 }
@@ -753,16 +756,22 @@ fn compile(
     }
     // `after` must name a report obligation of this pack.
     for (i, o) in obligations.iter().enumerate() {
+        let others: Vec<String> = obligations
+            .iter()
+            .filter(|x| x.kind == ObligationKind::Report && x.id != o.id)
+            .map(|x| x.id.clone())
+            .collect();
+        let hint = format!("use one of {}", ids_or_none(others.iter()));
         for (j, a) in o.after.iter().enumerate() {
             match obligations.iter().find(|x| &x.id == a) {
                 Some(x) if x.kind == ObligationKind::Report && x.id != o.id => {}
                 Some(_) => p.add(
                     &format!("obligations[{i}].after[{j}]"),
-                    format!("`{a}` must be another report obligation"),
+                    format!("`{a}` must be another report obligation; {hint}"),
                 ),
                 None => p.add(
                     &format!("obligations[{i}].after[{j}]"),
-                    format!("there is no obligation `{a}` in this pack"),
+                    format!("there is no obligation `{a}` in this pack; {hint}"),
                 ),
             }
         }
@@ -780,6 +789,16 @@ fn compile(
         recipients,
         reports,
         fields,
+    }
+}
+
+/// `a, b, c`, or `(none yet)`.
+fn ids_or_none<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let all: Vec<&str> = ids.map(String::as_str).collect();
+    if all.is_empty() {
+        "(none yet)".into()
+    } else {
+        all.join(", ")
     }
 }
 
