@@ -247,14 +247,16 @@ fn obligation(
         clocks_to_start.push(def.clock);
     }
     let due_at = clock_start.map(|s| deadline(s, def.deadline, def.counting, env.pack.timezone));
+    let window = match def.counting {
+        super::Counting::Elapsed => format!("{} from", def.deadline_written),
+        super::Counting::CalendarDaysAfter => format!(
+            "{} calendar days after the day of",
+            def.deadline.as_secs() / 86_400
+        ),
+    };
     match (clock_start, due_at) {
         (Some(s), Some(d)) => why.push(format!(
-            "deadline: {} {} {} ({}) → {} ({})",
-            HumanDuration(def.deadline),
-            match def.counting {
-                super::Counting::Elapsed => "from",
-                super::Counting::CalendarDaysAfter => "calendar days after the day of",
-            },
+            "deadline: {window} {} ({}) → {} ({})",
             def.clock,
             s.with_timezone(&env.pack.timezone)
                 .format("%Y-%m-%d %H:%M %:z"),
@@ -263,8 +265,7 @@ fn obligation(
                 .format("%Y-%m-%d %H:%M %:z"),
         )),
         _ => why.push(format!(
-            "deadline: {} from {}, which has not started",
-            HumanDuration(def.deadline),
+            "deadline: {window} {}, which has not started",
             def.clock
         )),
     }
@@ -285,7 +286,7 @@ fn obligation(
         clock: def.clock,
         clock_start,
         due_at,
-        deadline: HumanDuration(def.deadline).to_string(),
+        deadline: def.deadline_written.clone(),
         reminders: def.reminders.clone(),
         why,
     })
@@ -407,6 +408,21 @@ fn thousands(n: u64) -> String {
 fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
     let f = env.facts;
     let mut why = Vec::new();
+    // The grade first: it reads as the main reason ("grade III ≥ III; operator type other").
+    if let Some(g) = &c.grade_at_least {
+        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
+        if rank > want {
+            return None;
+        }
+        why.push(format!("grade {} ≥ {g}", env.pack.grades[rank].id));
+    }
+    if let Some(g) = &c.grade_below {
+        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
+        if rank <= want {
+            return None;
+        }
+        why.push(format!("grade {} < {g}", env.pack.grades[rank].id));
+    }
     let at_least =
         |name: &str, have: Option<u64>, min: Option<u64>, why: &mut Vec<String>| -> bool {
             match min {
@@ -556,20 +572,6 @@ fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
                 ""
             }
         ));
-    }
-    if let Some(g) = &c.grade_at_least {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank > want {
-            return None;
-        }
-        why.push(format!("grade {} ≥ {g}", env.pack.grades[rank].id));
-    }
-    if let Some(g) = &c.grade_below {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank <= want {
-            return None;
-        }
-        why.push(format!("grade {} < {g}", env.pack.grades[rank].id));
     }
     if !c.any.is_empty() {
         let first = c.any.iter().find_map(|a| check(a, env))?;

@@ -415,6 +415,8 @@ pub struct ObligationDef {
     pub when: Condition,
     pub clock: Clock,
     pub deadline: Duration,
+    /// The window as the pack writes it (`72h`), for the why.
+    pub deadline_written: String,
     pub counting: Counting,
     /// The department reminded and escalated to.
     pub owner: String,

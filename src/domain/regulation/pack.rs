@@ -160,7 +160,8 @@ struct ObligationSpec {
     #[serde(default)]
     when: ConditionSpec,
     clock: String,
-    deadline: HumanDuration,
+    /// Parsed in `compile`, so the window is shown as the pack writes it (`72h`, not `3d`).
+    deadline: String,
     #[serde(default)]
     counting: Option<String>,
     owner: String,
@@ -609,10 +610,18 @@ fn compile(
             p.add(&format!("{at}.clock"), e);
             Clock::DiscoveredAt
         });
+        let window = o
+            .deadline
+            .parse::<HumanDuration>()
+            .map(|d| d.0)
+            .unwrap_or_else(|e| {
+                p.add(&format!("{at}.deadline"), e);
+                Duration::from_secs(3600)
+            });
         let counting = match o.counting.as_deref() {
             None | Some("elapsed") => Counting::Elapsed,
             Some("calendar_days_after") => {
-                if o.deadline.0.as_secs() % 86_400 != 0 || o.deadline.0.is_zero() {
+                if window.as_secs() % 86_400 != 0 || window.is_zero() {
                     p.add(
                         &format!("{at}.deadline"),
                         "calendar days are whole days: write it like 3d",
@@ -744,7 +753,8 @@ fn compile(
             law: o.law.trim().to_string(),
             when,
             clock,
-            deadline: o.deadline.0,
+            deadline: window,
+            deadline_written: o.deadline.trim().to_string(),
             counting,
             owner: o.owner.clone(),
             reminders,
