@@ -202,14 +202,19 @@ pub async fn recompute(
     }
 
     // Grades: a row when one changes.
-    let current = tx.current_grades(inc.id).await?;
+    let current = if assessment.jurisdictions.is_empty() {
+        Vec::new()
+    } else {
+        tx.current_grades(inc.id).await?
+    };
+    let mut grades = Vec::new();
     for j in &assessment.jurisdictions {
         let code = j.jurisdiction.as_str();
         let before = current.iter().find(|g| g.jurisdiction == code);
         if before.is_some_and(|b| b.grade == j.grade.id && b.criterion == j.grade.criterion) {
             continue;
         }
-        tx.insert_grade(&GradeRow {
+        grades.push(GradeRow {
             id: 0,
             incident_id: inc.id,
             jurisdiction: code.to_string(),
@@ -217,8 +222,7 @@ pub async fn recompute(
             criterion: j.grade.criterion.clone(),
             why: j.grade.why.clone(),
             at: to_micros(now),
-        })
-        .await?;
+        });
         events.push(NewEvent::new(
             now,
             "incidentd",
@@ -234,7 +238,10 @@ pub async fn recompute(
         ));
     }
 
+    tx.insert_grades(&grades).await?;
+
     let now_us = to_micros(now);
+    let mut upserts = Vec::new();
     let mut timers = Vec::new();
     let mut tasks = Vec::new();
     let mut seen = Vec::new();
@@ -274,7 +281,7 @@ pub async fn recompute(
             if old.is_some_and(|r| r.detail == row.detail && !changed) {
                 continue;
             }
-            tx.upsert_obligation(&row).await?;
+            upserts.push(row.clone());
             if changed {
                 events.push(NewEvent::new(
                     now,
@@ -339,7 +346,7 @@ pub async fn recompute(
         let mut w = r.clone();
         w.standing = "withdrawn".into();
         w.updated_at = now_us;
-        tx.upsert_obligation(&w).await?;
+        upserts.push(w);
         events.push(NewEvent::new(
             now,
             "incidentd",
@@ -352,6 +359,7 @@ pub async fn recompute(
             } }),
         ));
     }
+    tx.upsert_obligations(&upserts).await?;
     for (task, key) in &tasks {
         if !tx
             .insert_tasks(std::slice::from_ref(task), now_us)
@@ -378,7 +386,9 @@ pub async fn recompute(
             }
             _ => None,
         };
+        let open = rows.iter().find(|r| r.key == o.key).is_none_or(|r| r.is_open());
         if let Some(by) = by
+            && open
             && o.standing == crate::domain::regulation::Standing::Required
             && tx
                 .meet_obligation(inc.id, &o.key, now_us, "incidentd", by, None)
@@ -395,7 +405,9 @@ pub async fn recompute(
             ));
         }
     }
-    tx.schedule_timers(&timers, now_us).await?;
+    if !timers.is_empty() {
+        tx.schedule_timers(&timers, now_us).await?;
+    }
     Ok(events)
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::write::{Inner, on_tx};
+use super::write::{BulkInsert, Inner, chunks, on_tx};
 use super::{Result, Store, WriteTx, on_pool};
 
 /// A stored obligation.
@@ -84,6 +84,22 @@ macro_rules! obligation_select {
     };
 }
 
+static UPSERT_OBLIGATIONS: BulkInsert = BulkInsert::new(
+    "INSERT INTO obligations (incident_id, key, jurisdiction, obligation, kind, report_kind, recipient, owner, \
+     standing, clock, clock_start, due_at, detail, status, met_at, met_by, met_ref, late_reason, met_facts, \
+     created_at, updated_at)",
+    21,
+    " ON CONFLICT (incident_id, key) DO UPDATE SET recipient = excluded.recipient, owner = excluded.owner, \
+     standing = excluded.standing, clock = excluded.clock, clock_start = excluded.clock_start, \
+     due_at = excluded.due_at, detail = excluded.detail, updated_at = excluded.updated_at",
+);
+
+static INSERT_GRADES: BulkInsert = BulkInsert::new(
+    "INSERT INTO grades (incident_id, jurisdiction, grade, criterion, why, at)",
+    6,
+    "",
+);
+
 impl WriteTx {
     pub async fn obligations_of(&mut self, incident_id: i64) -> Result<Vec<ObligationRow>> {
         let rows = on_tx!(self, c, _pg => {
@@ -110,42 +126,40 @@ impl WriteTx {
         Ok(row)
     }
 
-    /// Insert an obligation, or update what the assessment decides (standing, clock, deadline,
-    /// detail) of the one with its key. Whether and how it was met is left alone.
-    pub async fn upsert_obligation(&mut self, o: &ObligationRow) -> Result<()> {
-        on_tx!(self, c, _pg => {
-            sqlx::query(
-                "INSERT INTO obligations (incident_id, key, jurisdiction, obligation, kind, report_kind, recipient, owner, \
-                 standing, clock, clock_start, due_at, detail, status, met_at, met_by, met_ref, late_reason, met_facts, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-                 ON CONFLICT (incident_id, key) DO UPDATE SET recipient = $7, owner = $8, standing = $9, clock = $10, \
-                 clock_start = $11, due_at = $12, detail = $13, updated_at = $21",
-            )
-            .bind(o.incident_id)
-            .bind(&o.key)
-            .bind(&o.jurisdiction)
-            .bind(&o.obligation)
-            .bind(&o.kind)
-            .bind(&o.report_kind)
-            .bind(&o.recipient)
-            .bind(&o.owner)
-            .bind(&o.standing)
-            .bind(&o.clock)
-            .bind(o.clock_start)
-            .bind(o.due_at)
-            .bind(&o.detail)
-            .bind(&o.status)
-            .bind(o.met_at)
-            .bind(&o.met_by)
-            .bind(&o.met_ref)
-            .bind(&o.late_reason)
-            .bind(&o.met_facts)
-            .bind(o.created_at)
-            .bind(o.updated_at)
-            .execute(&mut *c)
-            .await?;
-        });
+    /// Insert obligations, or update what the assessment decides (standing, clock, deadline,
+    /// detail) of those whose keys exist. Whether and how they were met is left alone. One
+    /// statement per chunk of rows.
+    pub async fn upsert_obligations(&mut self, rows: &[ObligationRow]) -> Result<()> {
+        for (at, n) in chunks(rows.len()) {
+            on_tx!(self, c, pg => {
+                let mut q = sqlx::query(UPSERT_OBLIGATIONS.statement(n, pg));
+                for o in &rows[at..at + n] {
+                    q = q
+                        .bind(o.incident_id)
+                        .bind(&o.key)
+                        .bind(&o.jurisdiction)
+                        .bind(&o.obligation)
+                        .bind(&o.kind)
+                        .bind(&o.report_kind)
+                        .bind(&o.recipient)
+                        .bind(&o.owner)
+                        .bind(&o.standing)
+                        .bind(&o.clock)
+                        .bind(o.clock_start)
+                        .bind(o.due_at)
+                        .bind(&o.detail)
+                        .bind(&o.status)
+                        .bind(o.met_at)
+                        .bind(&o.met_by)
+                        .bind(&o.met_ref)
+                        .bind(&o.late_reason)
+                        .bind(&o.met_facts)
+                        .bind(o.created_at)
+                        .bind(o.updated_at);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
         Ok(())
     }
 
@@ -184,9 +198,8 @@ impl WriteTx {
     pub async fn current_grades(&mut self, incident_id: i64) -> Result<Vec<GradeRow>> {
         let rows = on_tx!(self, c, _pg => {
             sqlx::query_as(
-                "SELECT g.id, g.incident_id, g.jurisdiction, g.grade, g.criterion, g.why, g.at FROM grades g \
-                 WHERE g.incident_id = $1 AND g.id = (SELECT MAX(id) FROM grades h \
-                 WHERE h.incident_id = g.incident_id AND h.jurisdiction = g.jurisdiction) ORDER BY g.jurisdiction",
+                "SELECT id, incident_id, jurisdiction, grade, criterion, why, at FROM grades WHERE id IN \
+                 (SELECT MAX(id) FROM grades WHERE incident_id = $1 GROUP BY jurisdiction) ORDER BY jurisdiction",
             )
             .bind(incident_id)
             .fetch_all(&mut *c)
@@ -195,20 +208,22 @@ impl WriteTx {
         Ok(rows)
     }
 
-    pub async fn insert_grade(&mut self, g: &GradeRow) -> Result<()> {
-        on_tx!(self, c, _pg => {
-            sqlx::query(
-                "INSERT INTO grades (incident_id, jurisdiction, grade, criterion, why, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(g.incident_id)
-            .bind(&g.jurisdiction)
-            .bind(&g.grade)
-            .bind(&g.criterion)
-            .bind(&g.why)
-            .bind(g.at)
-            .execute(&mut *c)
-            .await?;
-        });
+    pub async fn insert_grades(&mut self, grades: &[GradeRow]) -> Result<()> {
+        for (at, n) in chunks(grades.len()) {
+            on_tx!(self, c, pg => {
+                let mut q = sqlx::query(INSERT_GRADES.statement(n, pg));
+                for g in &grades[at..at + n] {
+                    q = q
+                        .bind(g.incident_id)
+                        .bind(&g.jurisdiction)
+                        .bind(&g.grade)
+                        .bind(&g.criterion)
+                        .bind(&g.why)
+                        .bind(g.at);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
         Ok(())
     }
 
