@@ -25,6 +25,7 @@
 pub mod context;
 pub mod helpers;
 pub mod lint;
+pub mod report;
 pub mod sections;
 pub mod sms;
 
@@ -618,8 +619,13 @@ impl Templates {
                     report.rendered += 1;
                     match self.render_detailed(name, channel, &v.locale, data) {
                         Err(e) => report.errors.push(e.to_string()),
-                        // A notice's SMS length is the content lint's (an error there).
-                        Ok(r) if channel == ChannelKind::Sms && !is_notice(name) => {
+                        // A notice's SMS length is the content lint's (an error there); regulator
+                        // reports are never sent by SMS.
+                        Ok(r)
+                            if channel == ChannelKind::Sms
+                                && !is_notice(name)
+                                && !name.starts_with(report::PREFIX) =>
+                        {
                             let s = sms_segments(&r.content.text);
                             if s.segments > sms_max_segments as usize {
                                 report.warnings.push(format!(

@@ -9,6 +9,7 @@ mod announcements;
 mod outbox;
 pub mod postgres;
 mod read;
+mod reports;
 mod rows;
 pub mod sqlite;
 mod subjects;
@@ -24,6 +25,7 @@ pub use outbox::{
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use reports::{NewReport, ReportRow, Submission};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
     ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,
