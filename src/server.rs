@@ -73,6 +73,8 @@ impl Server {
             &settings,
             Arc::new(templates),
             playbooks.map(Arc::new),
+            // Interim on the reports branch: main loads the packs here ([paths] jurisdictions).
+            Arc::new(crate::domain::regulation::Packs::default()),
         )));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
@@ -256,7 +258,12 @@ impl Reloader {
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let live = Live::from_settings(&new, templates, playbooks);
+        let live = Live::from_settings(
+            &new,
+            templates,
+            playbooks,
+            Arc::new(crate::domain::regulation::Packs::default()),
+        );
         let event = NewEvent::new(
             Utc::now(),
             "incidentd",

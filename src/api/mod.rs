@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod incidents;
 mod ops;
+mod reports;
 mod subjects;
 mod tasks;
 
@@ -47,6 +48,8 @@ pub struct Live {
     pub organisation: OrganisationConfig,
     /// `None` when no `[[departments]]` are configured: incidents then get no team.
     pub playbooks: Option<Arc<Playbooks>>,
+    /// Jurisdiction packs (empty: incidents are not graded).
+    pub packs: Arc<crate::domain::regulation::Packs>,
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     /// Channels configured (the inbox always is), and webhook target names.
@@ -58,6 +61,9 @@ pub struct Live {
     pub subjects: crate::config::SubjectsConfig,
     pub notices: crate::config::NoticesConfig,
     pub announcements: crate::config::AnnouncementsConfig,
+    /// `[reports]` and `[[regulators]]`: who approves reports, where they are submitted.
+    pub reports: crate::config::ReportsConfig,
+    pub regulators: Vec<crate::config::RegulatorConfig>,
 }
 
 impl Live {
@@ -112,10 +118,14 @@ impl Live {
         s: &Settings,
         templates: Arc<Templates>,
         playbooks: Option<Arc<Playbooks>>,
+        packs: Arc<crate::domain::regulation::Packs>,
     ) -> Self {
         Live {
             templates,
             playbooks,
+            packs,
+            reports: s.reports.clone(),
+            regulators: s.regulators.clone(),
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
@@ -213,6 +223,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(announcements::list))
         .routes(routes!(announcements::feed))
         .routes(routes!(announcements::show))
+        .routes(routes!(reports::draft, reports::list))
+        .routes(routes!(reports::show))
+        .routes(routes!(reports::submit))
+        .routes(routes!(reports::summary))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

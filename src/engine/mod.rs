@@ -8,8 +8,10 @@ mod commands;
 mod deliveries;
 mod ingest;
 pub mod notice_gate;
+pub mod reports;
 pub mod response;
 pub mod subjects;
+pub mod summary;
 mod tasks;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 //! `&'static str` by the `pg` flag the macro provides.
 
 mod announcements;
+mod obligations;
 mod outbox;
 pub mod postgres;
 mod read;
@@ -20,12 +21,13 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
+pub use obligations::ObligationRow;
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
-pub use reports::{NewReport, ReportRow, Submission};
+pub use reports::{NewReport, NoticeStats, ReportRow, Submission};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
     ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,

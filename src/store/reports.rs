@@ -271,3 +271,34 @@ impl Store {
         Ok(row)
     }
 }
+
+/// What the notices to individuals achieved, for report fields (`stats.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoticeStats {
+    /// Notice deliveries sent, and those that died.
+    pub sent: i64,
+    pub failed: i64,
+    /// Distinct people (recipients) told on at least one channel.
+    pub notified: i64,
+}
+
+impl Store {
+    pub async fn notice_stats(&self, incident_id: i64) -> Result<NoticeStats> {
+        let (sent, failed, notified): (i64, i64, i64) = on_pool!(self, pool, _pg => {
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0), \
+                 COUNT(DISTINCT CASE WHEN status = 'sent' THEN recipient END) \
+                 FROM deliveries WHERE incident_id = $1 AND purpose = 'notice'",
+            )
+            .bind(incident_id)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(NoticeStats {
+            sent,
+            failed,
+            notified,
+        })
+    }
+}
