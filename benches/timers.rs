@@ -25,11 +25,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use incidentd::channels::BoxFuture;
-use incidentd::config::{SqliteSync, StoreConfig};
-use incidentd::domain::duration::HumanDuration;
 use incidentd::domain::time::to_micros;
 use incidentd::scheduler::{Scheduler, SchedulerConfig, TimerHandler};
-use incidentd::store::{DueTimer, NewEvent, NewTimer, Store, StoreError, WriteTx};
+use incidentd::store::{DueTimer, NewEvent, NewTimer, StoreError, WriteTx};
 use sqlx::Connection;
 
 struct Opts {
@@ -109,67 +107,13 @@ impl TimerHandler for Recorder {
     }
 }
 
-struct Db {
-    store: Store,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn open(backend: &str) -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        "sqlite" => format!("sqlite://{}/incidentd.db", dir.path().display()),
-        "postgres" => support::fresh_pg_database(),
-        other => panic!("--backend {other}: use sqlite or postgres"),
-    };
-    let cfg = StoreConfig {
-        url: url.clone().into(),
-        max_connections: 8,
-        sqlite_synchronous: SqliteSync::Full,
-        busy_timeout: HumanDuration(Duration::from_secs(5)),
-    };
-    let store = if backend == "postgres" {
-        Store::Postgres(
-            incidentd::store::postgres::PgStore::connect(&url, &cfg)
-                .await
-                .unwrap(),
-        )
-    } else {
-        Store::Sqlite(
-            incidentd::store::sqlite::SqliteStore::connect(&url, &cfg)
-                .await
-                .unwrap(),
-        )
-    };
-    store.migrate().await.unwrap();
-    Db {
-        store,
-        url,
-        _dir: dir,
-    }
-}
-
-async fn drop_pg(url: &str) {
-    let Ok(admin) = std::env::var("INCIDENTD_BENCH_PG_URL") else {
-        return;
-    };
-    let name = url.rsplit_once('/').unwrap().1;
-    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut c)
-    .await
-    .unwrap();
-}
-
 fn pct(sorted: &[i64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i] as f64 / 1000.0
 }
 
 async fn scenario(o: &Opts, name: &str) {
-    let db = open(&o.backend).await;
+    let db = support::open_db(&o.backend).await;
     let rec = Arc::new(Recorder {
         audit: match o.work.as_str() {
             "audit" => true,
@@ -270,7 +214,7 @@ async fn scenario(o: &Opts, name: &str) {
     assert!(late[0] >= 0, "a timer fired before its due time");
     db.store.close().await;
     if o.backend == "postgres" {
-        drop_pg(&db.url).await;
+        support::drop_pg_db(&db.url).await;
     }
 }
 

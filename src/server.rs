@@ -46,6 +46,8 @@ pub struct Reloader {
     /// The engine's "playbooks configured" flag (not the engine: that would keep the ingest
     /// queue, and so the writer, alive past shutdown).
     respond: Arc<AtomicBool>,
+    /// The engine's jurisdiction packs and organisation settings.
+    regulation: Arc<ArcSwap<crate::engine::obligations::Regulation>>,
     live: Arc<ArcSwap<Live>>,
     current: Arc<Mutex<Settings>>,
     store: Store,
@@ -69,12 +71,12 @@ impl Server {
         let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
         let playbooks =
             load_playbooks(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let packs = load_packs(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
         let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(
             &settings,
             Arc::new(templates),
             playbooks.map(Arc::new),
-            // Interim on the reports branch: main loads the packs here ([paths] jurisdictions).
-            Arc::new(crate::domain::regulation::Packs::default()),
+            Arc::new(packs),
         )));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
@@ -86,6 +88,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         state.engine.set_respond(state.live().playbooks.is_some());
+        state.engine.set_regulation(state.live().regulation());
         let keys_live = live.clone();
         let dispatcher = Dispatcher::start(
             store.clone(),
@@ -93,6 +96,17 @@ impl Server {
             settings.dispatch.clone(),
             Arc::new(move || keys_live.load().subject_keys.clone()),
         );
+        if state.engine.regulates() {
+            // The packs may have changed while the daemon was down: open incidents are
+            // assessed again once the scheduler runs.
+            let mut tx = store.begin_write().await?;
+            crate::engine::obligations::recompute_open(&mut tx, Utc::now())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot queue open incidents for re-assessment: {e}")
+                })?;
+            tx.commit().await?;
+        }
         let campaigns = CampaignRunner::start(state.engine.clone(), live.clone());
         // Last, as nothing may fail after it: a scheduler once started keeps running.
         let scheduler = Scheduler::start(
@@ -104,6 +118,7 @@ impl Server {
         .context("cannot start the scheduler")?;
         let reload = Reloader {
             respond: state.engine.respond_flag(),
+            regulation: state.engine.regulation_handle(),
             reload_error: state.reload_error.clone(),
             live: live.clone(),
             current: Arc::new(Mutex::new(settings.clone())),
@@ -229,6 +244,14 @@ impl Reloader {
                 return Err(e);
             }
         };
+        let packs = match load_packs(&new, &templates) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                error!(problems = %e, "reload refused: keeping the running configuration and jurisdiction packs");
+                self.reload_error.store(Arc::new(Some(e.to_string())));
+                return Err(e);
+            }
+        };
         let mut restart = Vec::new();
         if new.server.listen != current.server.listen {
             restart.push("server.listen");
@@ -258,12 +281,14 @@ impl Reloader {
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let live = Live::from_settings(
-            &new,
-            templates,
-            playbooks,
-            Arc::new(crate::domain::regulation::Packs::default()),
-        );
+        let live = Live::from_settings(&new, templates, playbooks, packs);
+        let regulation = live.regulation();
+        let regulation_changed = {
+            let old = self.regulation.load();
+            (old.operator_type, &old.jurisdictions)
+                != (regulation.operator_type, &regulation.jurisdictions)
+                || packs_text(&old.packs) != packs_text(&regulation.packs)
+        };
         let event = NewEvent::new(
             Utc::now(),
             "incidentd",
@@ -285,10 +310,30 @@ impl Reloader {
         );
         self.respond
             .store(live.playbooks.is_some(), Ordering::Relaxed);
+        self.regulation.store(Arc::new(regulation));
+        if regulation_changed {
+            // Open incidents are assessed again under the new packs, by the scheduler.
+            match self.recompute_open().await {
+                Ok(n) => info!(
+                    incidents = n,
+                    "jurisdiction packs changed: open incidents will be re-assessed"
+                ),
+                Err(e) => {
+                    warn!(error = %e, "jurisdiction packs changed but open incidents could not be queued for re-assessment")
+                }
+            }
+        }
         self.live.store(Arc::new(live));
         self.reload_error.store(Arc::new(None));
         *current = new;
         Ok(())
+    }
+
+    async fn recompute_open(&self) -> Result<usize, crate::engine::EngineError> {
+        let mut tx = self.store.begin_write().await?;
+        let n = crate::engine::obligations::recompute_open(&mut tx, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn audit(&self, event: NewEvent) -> Result<(), crate::store::StoreError> {
@@ -322,18 +367,39 @@ impl TimerHandler for ResponseTimers {
     ) -> crate::channels::BoxFuture<'a, Result<(), crate::store::StoreError>> {
         Box::pin(async move {
             let live = self.live.load_full();
-            let Some(ctx) = live.response_ctx() else {
+            let to_store = |e| match e {
+                crate::engine::EngineError::Unavailable(m) => {
+                    crate::store::StoreError::Unavailable(m)
+                }
+                other => crate::store::StoreError::Failed(other.to_string()),
+            };
+            let (obligations, response): (Vec<_>, Vec<_>) = timers
+                .iter()
+                .cloned()
+                .partition(|t| t.kind.starts_with("obligation."));
+            let ctx = live.response_ctx();
+            if !obligations.is_empty() {
+                // Deadlines are tracked without departments too: a miss is recorded, unpaged.
+                crate::engine::obligations::fire(
+                    tx,
+                    &live.regulation(),
+                    ctx.as_ref(),
+                    &obligations,
+                    now,
+                )
+                .await
+                .map_err(to_store)?;
+            }
+            let Some(ctx) = ctx else {
                 // No departments (configured away since): nothing to page, nobody to escalate to.
                 return Ok(());
             };
-            crate::engine::response::fire(tx, &ctx, timers, now)
+            if response.is_empty() {
+                return Ok(());
+            }
+            crate::engine::response::fire(tx, &ctx, &response, now)
                 .await
-                .map_err(|e| match e {
-                    crate::engine::EngineError::Unavailable(m) => {
-                        crate::store::StoreError::Unavailable(m)
-                    }
-                    other => crate::store::StoreError::Failed(other.to_string()),
-                })
+                .map_err(to_store)
         })
     }
 }
@@ -352,6 +418,38 @@ pub fn load_playbooks(
     Playbooks::load(&s.playbooks_path, &ids, &|t| names.contains(&t))
         .map(Some)
         .map_err(|problems| ConfigError { problems })
+}
+
+/// Load and check the jurisdiction packs against the departments and templates; none when no
+/// folder is configured or found.
+pub fn load_packs(
+    s: &Settings,
+    templates: &Templates,
+) -> Result<crate::domain::regulation::Packs, ConfigError> {
+    let Some(dir) = &s.jurisdictions_path else {
+        return Ok(Default::default());
+    };
+    let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
+    let names = templates.names();
+    let packs = crate::domain::regulation::Packs::load(dir, &ids, &|t| names.contains(&t))
+        .map_err(|problems| ConfigError { problems })?;
+    // A regulator no pack names would leave the real one without an address.
+    let unknown = crate::config::unknown_regulators(&s.regulators, &packs);
+    if !unknown.is_empty() {
+        let shown = s.config_path.display().to_string();
+        return Err(ConfigError {
+            problems: unknown
+                .into_iter()
+                .map(|p| format!("{shown}: {p}"))
+                .collect(),
+        });
+    }
+    Ok(packs)
+}
+
+/// The packs' validated content, to tell whether a reload changed them.
+fn packs_text(p: &crate::domain::regulation::Packs) -> String {
+    format!("{:?}", p.all())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -291,3 +291,64 @@ impl Api {
         self.call(reqwest::Method::GET, path, None).await
     }
 }
+
+/// A fresh, migrated store in this process (SQLite file in a temporary folder, or a new
+/// PostgreSQL database), for benchmarks through the library API.
+pub struct Db {
+    pub store: incidentd::store::Store,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn open_db(backend: &str) -> Db {
+    use incidentd::config::{SqliteSync, StoreConfig};
+    use incidentd::domain::duration::HumanDuration;
+    use incidentd::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        "sqlite" => format!("sqlite://{}/incidentd.db", dir.path().display()),
+        "postgres" => fresh_pg_database(),
+        other => panic!("--backend {other}: use sqlite or postgres"),
+    };
+    let cfg = StoreConfig {
+        url: url.clone().into(),
+        max_connections: 8,
+        sqlite_synchronous: SqliteSync::Full,
+        busy_timeout: HumanDuration(Duration::from_secs(5)),
+    };
+    let store = if backend == "postgres" {
+        Store::Postgres(
+            incidentd::store::postgres::PgStore::connect(&url, &cfg)
+                .await
+                .unwrap(),
+        )
+    } else {
+        Store::Sqlite(
+            incidentd::store::sqlite::SqliteStore::connect(&url, &cfg)
+                .await
+                .unwrap(),
+        )
+    };
+    store.migrate().await.unwrap();
+    Db {
+        store,
+        url,
+        _dir: dir,
+    }
+}
+
+/// Drop a database [`open_db`] made.
+pub async fn drop_pg_db(url: &str) {
+    use sqlx::Connection;
+    let Ok(admin) = std::env::var("INCIDENTD_BENCH_PG_URL") else {
+        return;
+    };
+    let name = url.rsplit_once('/').unwrap().1;
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+}

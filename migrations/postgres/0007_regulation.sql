@@ -41,6 +41,7 @@ CREATE TABLE obligations (
     met_by       TEXT,
     met_ref      TEXT,
     late_reason  TEXT,
+    met_facts    TEXT,                   -- the facts when met (supplementary reports compare against them)
     created_at   BIGINT  NOT NULL,
     updated_at   BIGINT  NOT NULL,
     UNIQUE (incident_id, key)

@@ -40,7 +40,8 @@ CREATE TABLE obligations (
     met_at       INTEGER,
     met_by       TEXT,
     met_ref      TEXT,                   -- what met it: report id, campaign, task, announcement
-    late_reason  TEXT,                   -- required when met after due_at
+    late_reason  TEXT,                   -- required when a report is met after due_at
+    met_facts    TEXT,                   -- the facts when met (supplementary reports compare against them)
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,
     UNIQUE (incident_id, key)

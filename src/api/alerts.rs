@@ -129,7 +129,13 @@ async fn ingest(
     let outcomes = state
         .engine
         .ingest_queue()
-        .submit(prepared, caller.actor(), rules, respond)
+        .submit(
+            prepared,
+            caller.actor(),
+            rules,
+            respond,
+            state.engine.regulates(),
+        )
         .await?;
     let count = |d: Disposition| outcomes.iter().filter(|o| o.disposition == d).count();
     let duplicates = count(Disposition::Duplicate);

@@ -130,6 +130,8 @@ pub struct IncidentView {
     pub timeline: Vec<Event>,
     /// Where this incident may move next.
     pub allowed_transitions: Vec<Status>,
+    /// Its grade per jurisdiction and its obligations (`…/obligations` alone).
+    pub regulation: super::obligations::IncidentRegulation,
 }
 
 /// Show one incident with its alerts, facts and timeline.
@@ -164,8 +166,10 @@ pub async fn show(
         .timeline(id, 0, 500)
         .await
         .map_err(EngineError::from)?;
+    let regulation = super::obligations::regulation_of(&state, id).await?;
     Ok(axum::Json(IncidentView {
         allowed_transitions: incident.status.allowed_next().to_vec(),
+        regulation,
         incident,
         alerts,
         timeline,

@@ -8,6 +8,7 @@ mod deliveries;
 pub mod error;
 mod extract;
 mod incidents;
+mod obligations;
 mod ops;
 mod reports;
 mod subjects;
@@ -69,6 +70,15 @@ pub struct Live {
 impl Live {
     pub fn department_ids(&self) -> Vec<String> {
         self.departments.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// What assessing incidents under the packs needs.
+    pub fn regulation(&self) -> crate::engine::obligations::Regulation {
+        crate::engine::obligations::Regulation {
+            packs: self.packs.clone(),
+            operator_type: self.organisation.operator_type,
+            jurisdictions: self.organisation.jurisdictions.clone(),
+        }
     }
 
     /// What applying playbooks needs; `None` without departments.
@@ -227,6 +237,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(reports::show))
         .routes(routes!(reports::submit))
         .routes(routes!(reports::summary))
+        .routes(routes!(obligations::list))
+        .routes(routes!(obligations::incident_obligations))
+        .routes(routes!(obligations::met))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -323,6 +323,11 @@ pub async fn update(a: UpdateArgs) -> anyhow::Result<i32> {
     put("severity", a.severity.map(|x| json!(x)));
     put("discovered_at", a.discovered_at.map(|x| json!(x)));
     put("aware_at", a.aware_at.map(|x| json!(x)));
+    put(
+        "assessed_notifiable_at",
+        a.assessed_notifiable_at.map(|x| json!(x)),
+    );
+    put("handling_closed_at", a.handling_closed_at.map(|x| json!(x)));
     put("reason", a.reason.map(|x| json!(x)));
     let v = c
         .call(

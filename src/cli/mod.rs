@@ -4,6 +4,7 @@
 mod announce;
 mod client;
 mod deliveries;
+mod obligations;
 mod offline;
 mod output;
 mod render;
@@ -134,6 +135,13 @@ pub enum Command {
     /// Notice campaigns to affected people: start one, follow its progress.
     #[command(subcommand, after_help = subjects::NOTICES_HELP)]
     Notices(subjects::NoticesCommand),
+    /// What the law asks of incidents — regulator reports, notices, announcements — by when,
+    /// soonest first, with time left and why.
+    #[command(after_help = obligations::HELP)]
+    Obligations(obligations::ObligationsArgs),
+    /// Record that an obligation other than a report was met outside incidentd.
+    #[command(subcommand, after_help = obligations::MET_HELP)]
+    Obligation(obligations::ObligationCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +310,13 @@ pub struct UpdateArgs {
     pub discovered_at: Option<chrono::DateTime<chrono::Utc>>,
     #[arg(long)]
     pub aware_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the breach was assessed notifiable (SG clock; set automatically when the facts
+    /// first make it notifiable).
+    #[arg(long)]
+    pub assessed_notifiable_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When handling ended (CN closing-report clock; the closing, unless given).
+    #[arg(long)]
+    pub handling_closed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Required to lower severity, change the category or move a clock.
     #[arg(long)]
     pub reason: Option<String>,
@@ -365,6 +380,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Reject(a) => tasks::decide(a, false).await,
         Command::Subjects(c) => subjects::subjects(c).await,
         Command::Notices(c) => subjects::notices(c).await,
+        Command::Obligations(a) => obligations::list(a).await,
+        Command::Obligation(c) => obligations::obligation(c).await,
     };
     match result {
         Ok(code) => code,

@@ -98,8 +98,75 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         s.subjects.retention
     );
     let (templates_ok, templates) = super::render::check_templates(&s);
-    let playbooks_ok = templates.is_some_and(|t| check_playbooks(&s, &t));
-    Ok(if templates_ok && playbooks_ok { 0 } else { 1 })
+    let playbooks_ok = templates.as_ref().is_some_and(|t| check_playbooks(&s, t));
+    let packs_ok = templates.as_ref().is_some_and(|t| check_packs(&s, t));
+    Ok(if templates_ok && playbooks_ok && packs_ok {
+        0
+    } else {
+        1
+    })
+}
+
+/// Load the jurisdiction packs as the daemon does; print what they grade and owe.
+fn check_packs(s: &Settings, templates: &crate::render::Templates) -> bool {
+    match crate::server::load_packs(s, templates) {
+        Ok(p) if p.is_empty() => {
+            println!(
+                "  jurisdictions   none: incidents are not graded and no regulator deadlines are tracked (add config/jurisdictions/*.toml or set [paths] jurisdictions)"
+            );
+            true
+        }
+        Ok(p) => {
+            let list: Vec<String> = p
+                .all()
+                .iter()
+                .map(|pack| {
+                    format!(
+                        "{} ({} grades, {} obligations, {} reports)",
+                        pack.code,
+                        pack.grades.len(),
+                        pack.obligations.len(),
+                        pack.reports.len()
+                    )
+                })
+                .collect();
+            println!(
+                "  jurisdictions   {}: {}",
+                s.jurisdictions_path
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                list.join(", ")
+            );
+            let applied: Vec<&str> = s
+                .organisation
+                .jurisdictions
+                .iter()
+                .map(|j| j.as_str())
+                .collect();
+            let missing: Vec<&str> = applied
+                .iter()
+                .copied()
+                .filter(|j| p.all().iter().all(|pack| pack.code.as_str() != *j))
+                .collect();
+            if !missing.is_empty() {
+                println!(
+                    "  warning         [organisation] jurisdictions {} have no pack: nothing is tracked for them",
+                    missing.join(", ")
+                );
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {} jurisdiction pack problem{}:\n  {}",
+                e.problems.len(),
+                if e.problems.len() == 1 { "" } else { "s" },
+                e.problems.join("\n  ")
+            );
+            false
+        }
+    }
 }
 
 /// Load the playbooks as the daemon does, against the departments and templates; print what

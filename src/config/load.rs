@@ -649,6 +649,10 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     }
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
+    let jurisdictions_path = match &raw.paths.jurisdictions {
+        Some(p) => Some(dir.join(p)),
+        None => Some(dir.join("jurisdictions")).filter(|p| p.is_dir()),
+    };
     let classification_path = dir.join(&raw.paths.classification);
     let rules = match load_rules(&classification_path) {
         Ok(r) => Some(r),
@@ -674,6 +678,7 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             render: raw.render,
             templates_path,
             playbooks_path,
+            jurisdictions_path,
             departments: raw.departments,
             paging: raw.paging,
             scheduler: raw.scheduler,

@@ -677,6 +677,11 @@ pub struct PathsConfig {
     /// Playbooks, `*.toml` (relative to the config file).
     #[serde(default = "default_playbooks")]
     pub playbooks: PathBuf,
+    /// Jurisdiction packs, `*.toml` (relative to the config file). When not given, the folder
+    /// `jurisdictions` beside the config file is used if it exists; otherwise incidents are not
+    /// graded and no regulator obligations are tracked.
+    #[serde(default)]
+    pub jurisdictions: Option<PathBuf>,
 }
 
 impl Default for PathsConfig {
@@ -685,6 +690,7 @@ impl Default for PathsConfig {
             classification: default_classification(),
             templates: default_templates(),
             playbooks: default_playbooks(),
+            jurisdictions: None,
         }
     }
 }
@@ -816,6 +822,8 @@ pub struct Settings {
     pub templates_path: PathBuf,
     /// `paths.playbooks` resolved against the config file's folder.
     pub playbooks_path: PathBuf,
+    /// `paths.jurisdictions` resolved; `None`: not given and no `jurisdictions` folder.
+    pub jurisdictions_path: Option<PathBuf>,
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     pub scheduler: SchedulerSection,

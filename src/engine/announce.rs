@@ -378,6 +378,15 @@ pub async fn publish_in(
         }),
     )])
     .await?;
+    let met = super::obligations::meet_kind(
+        tx,
+        incident_id,
+        crate::domain::regulation::ObligationKind::PublicAnnouncement,
+        &format!("announcement:{}:v{}", version.slug, version.version),
+        now,
+    )
+    .await?;
+    tx.append(&met).await?;
     Ok(Published {
         version,
         created: true,

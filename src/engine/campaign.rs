@@ -407,6 +407,34 @@ impl Engine {
             .incident(c.incident_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("incident {} vanished", c.incident_id)))?;
+        // Law enforcement or the regulator directs that individuals must not be told yet (SG):
+        // the campaign waits, approved, until the hold is lifted.
+        let held: Vec<String> = tx
+            .obligations_of(c.incident_id)
+            .await?
+            .into_iter()
+            .filter(|o| o.kind == "notify_individuals" && o.standing == "hold")
+            .map(|o| o.key)
+            .collect();
+        if !held.is_empty() {
+            if !self
+                .store()
+                .has_event(c.incident_id, "notice.campaign_held")
+                .await?
+            {
+                tx.append(&[NewEvent::new(
+                    now,
+                    "incidentd",
+                    "notice.campaign_held",
+                    Some(c.incident_id),
+                    &json!({ "campaign": c.id, "holds": held,
+                             "detail": "individual notice must not be given while law enforcement or the regulator directs so; clear the incident's `notification_hold` fact to send" }),
+                )])
+                .await?;
+                tx.commit().await?;
+            }
+            return Ok(false);
+        }
         if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
             let why = exempt_message(c.incident_id);
             tx.cancel_campaign(c.id, &why, to_micros(now)).await?;
@@ -476,6 +504,15 @@ impl Engine {
             );
         }
         tx.start_campaign(c.id, &contents, to_micros(now)).await?;
+        let met = super::obligations::meet_kind(
+            &mut tx,
+            c.incident_id,
+            crate::domain::regulation::ObligationKind::NotifyIndividuals,
+            &format!("campaign:{}", c.id),
+            now,
+        )
+        .await?;
+        tx.append(&met).await?;
         tx.append(&[NewEvent::new(
             now,
             "incidentd",

@@ -59,6 +59,13 @@ pub struct IncidentPatch {
     pub discovered_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub aware_at: Option<DateTime<Utc>>,
+    /// When the breach was assessed notifiable (SG); incidentd sets it when the facts first
+    /// make the breach notifiable.
+    #[serde(default)]
+    pub assessed_notifiable_at: Option<DateTime<Utc>>,
+    /// When handling ended (CN closing report); the closing, unless given.
+    #[serde(default)]
+    pub handling_closed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -165,6 +172,7 @@ impl Engine {
         let mut tx = self.store().begin_write().await?;
         inc.id = tx.max_id(Table::Incidents).await? + 1;
         tx.insert_incidents(std::slice::from_ref(&inc)).await?;
+        let regulated = self.recompute_obligations(&mut tx, &mut inc, now).await?;
         if self.responds() {
             tx.schedule_timers(
                 &[super::response::playbook_timer(&inc, now)],
@@ -187,9 +195,27 @@ impl Engine {
         if let Some(r) = auto {
             events.push(reclassified_event(inc.id, &r, "incidentd", None, now));
         }
+        events.extend(regulated);
         tx.append(&events).await?;
         tx.commit().await?;
         Ok(inc)
+    }
+
+    /// Recompute the incident's grade and obligations in `tx`; writes the incident back when
+    /// the recompute started a clock. Returns the events to append after the caller's own.
+    pub(crate) async fn recompute_obligations(
+        &self,
+        tx: &mut WriteTx,
+        inc: &mut Incident,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, EngineError> {
+        let reg = self.regulation();
+        let before = inc.assessed_notifiable_at;
+        let events = super::obligations::recompute(tx, &reg, inc, now).await?;
+        if inc.assessed_notifiable_at != before {
+            tx.update_incident(inc).await?;
+        }
+        Ok(events)
     }
 
     async fn load(tx: &mut WriteTx, id: i64) -> Result<Incident, EngineError> {
@@ -229,7 +255,13 @@ impl Engine {
             Status::Contained => {
                 inc.contained_at.get_or_insert(now);
             }
-            Status::Closed | Status::FalsePositive => inc.closed_at = Some(now),
+            Status::Closed => {
+                inc.closed_at = Some(now);
+                // Handling ends with the closing unless a person said when (the CN closing
+                // report counts from it).
+                inc.handling_closed_at.get_or_insert(now);
+            }
+            Status::FalsePositive => inc.closed_at = Some(now),
             Status::Reopened => inc.closed_at = None,
             _ => {}
         }
@@ -241,14 +273,15 @@ impl Engine {
             .await?;
         }
         tx.update_incident(&inc).await?;
-        tx.append(&[event(
+        let mut events = vec![event(
             actor,
             "incident.transitioned",
             id,
             json!({ "from": from, "to": to, "note": note }),
             now,
-        )])
-        .await?;
+        )];
+        events.extend(self.recompute_obligations(&mut tx, &mut inc, now).await?);
+        tx.append(&events).await?;
         tx.commit().await?;
         Ok(inc)
     }
@@ -294,6 +327,7 @@ impl Engine {
             }
         }
         tx.update_incident(&inc).await?;
+        events.extend(self.recompute_obligations(&mut tx, &mut inc, now).await?);
         tx.append(&events).await?;
         tx.commit().await?;
         Ok(inc)
@@ -309,6 +343,8 @@ impl Engine {
         let now = Utc::now();
         not_future("discovered_at", p.discovered_at, now)?;
         not_future("aware_at", p.aware_at, now)?;
+        not_future("assessed_notifiable_at", p.assessed_notifiable_at, now)?;
+        not_future("handling_closed_at", p.handling_closed_at, now)?;
         let reason = p.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
         let mut tx = self.store().begin_write().await?;
         let mut inc = Self::load(&mut tx, id).await?;
@@ -349,6 +385,12 @@ impl Engine {
         if let Some(t) = p.aware_at {
             inc.aware_at = Some(t);
         }
+        if let Some(t) = p.assessed_notifiable_at {
+            inc.assessed_notifiable_at = Some(t);
+        }
+        if let Some(t) = p.handling_closed_at {
+            inc.handling_closed_at = Some(t);
+        }
 
         let mut changes = Map::new();
         let mut needs_reason = Vec::new();
@@ -386,6 +428,18 @@ impl Engine {
             json!(inc.aware_at),
             true,
         );
+        note(
+            "assessed_notifiable_at",
+            json!(before.assessed_notifiable_at),
+            json!(inc.assessed_notifiable_at),
+            before.assessed_notifiable_at.is_some(),
+        );
+        note(
+            "handling_closed_at",
+            json!(before.handling_closed_at),
+            json!(inc.handling_closed_at),
+            before.handling_closed_at.is_some(),
+        );
         if changes.is_empty() {
             return Ok(inc);
         }
@@ -410,14 +464,15 @@ impl Engine {
             .await?;
         }
         tx.update_incident(&inc).await?;
-        tx.append(&[event(
+        let mut events = vec![event(
             actor,
             "incident.updated",
             id,
             json!({ "changes": changes, "reason": reason }),
             now,
-        )])
-        .await?;
+        )];
+        events.extend(self.recompute_obligations(&mut tx, &mut inc, now).await?);
+        tx.append(&events).await?;
         tx.commit().await?;
         Ok(inc)
     }

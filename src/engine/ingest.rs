@@ -147,6 +147,8 @@ struct Job {
     rules: Arc<Rules>,
     /// Playbooks are configured: new incidents (and severity raises) get a playbook timer.
     respond: bool,
+    /// Jurisdiction packs are loaded: new and changed incidents get an obligations timer.
+    regulate: bool,
     reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
 }
 
@@ -172,6 +174,7 @@ impl IngestQueue {
         actor: String,
         rules: Arc<Rules>,
         respond: bool,
+        regulate: bool,
     ) -> Result<Vec<IngestOutcome>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
@@ -179,6 +182,7 @@ impl IngestQueue {
             actor,
             rules,
             respond,
+            regulate,
             reply,
         };
         self.tx.try_send(job).map_err(|e| match e {
@@ -432,12 +436,26 @@ async fn apply(
     } else {
         Vec::new()
     };
+    let regulate = jobs.iter().any(|j| j.regulate);
+    if regulate {
+        timers.extend(
+            new_incidents
+                .iter()
+                .map(|i| super::obligations::recompute_timer(i.id, now)),
+        );
+    }
     for inc in &mut current {
         let group = members.remove(&inc.id).unwrap_or_default();
         let before = (inc.category, inc.severity);
+        let facts_version = inc.facts_version;
         let changes = absorb(inc, &group, &rules, now);
         if respond && (inc.category, inc.severity) != before {
             timers.push(super::response::playbook_timer(inc, now));
+        }
+        if regulate
+            && ((inc.category, inc.severity) != before || inc.facts_version != facts_version)
+        {
+            timers.push(super::obligations::recompute_timer(inc.id, now));
         }
         let j = joined.remove(&inc.id).unwrap_or_default();
         inc.truncated_alerts = inc.truncated_alerts.max(j.truncated as i64);

@@ -8,6 +8,7 @@ mod commands;
 mod deliveries;
 mod ingest;
 pub mod notice_gate;
+pub mod obligations;
 pub mod reports;
 pub mod response;
 pub mod subjects;
@@ -79,6 +80,8 @@ pub struct Engine {
     respond: Arc<std::sync::atomic::AtomicBool>,
     /// Told when a campaign is created or subjects are imported: wakes the campaign runner.
     campaigns: Arc<tokio::sync::Notify>,
+    /// The jurisdiction packs and the organisation's settings (swapped on reload).
+    regulation: Arc<arc_swap::ArcSwap<obligations::Regulation>>,
 }
 
 impl Engine {
@@ -88,6 +91,7 @@ impl Engine {
             ingest,
             respond: Default::default(),
             campaigns: Default::default(),
+            regulation: Default::default(),
         }
     }
 

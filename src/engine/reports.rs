@@ -559,21 +559,35 @@ impl Engine {
             },
         )
         .await?;
-        tx.meet_obligation(
-            incident_id,
-            &ob.key,
-            to_micros(at),
-            actor,
-            &format!("report:{rid}"),
-            if late { late_reason.as_deref() } else { None },
-        )
-        .await?;
+        let met_ref = format!("report:{rid}");
+        let met = tx
+            .meet_obligation(
+                incident_id,
+                &ob.key,
+                to_micros(at),
+                actor,
+                &met_ref,
+                if late { late_reason.as_deref() } else { None },
+            )
+            .await?;
         let recipient_name = regulator.map(|g| g.name.clone()).or_else(|| {
             let code = row.jurisdiction.parse().ok()?;
             let pack = ctx.packs.get(&code)?;
             Some(pack.recipient_name(row.recipient.as_deref()?))
         });
-        tx.append(&[NewEvent::new(
+        let mut events = Vec::new();
+        if met {
+            events.push(super::obligations::met_event(
+                incident_id,
+                &ob.key,
+                actor,
+                &met_ref,
+                if late { late_reason.as_deref() } else { None },
+                ob.due_at.map(from_micros),
+                at,
+            ));
+        }
+        events.push(NewEvent::new(
             now,
             actor,
             "report.submitted",
@@ -584,8 +598,8 @@ impl Engine {
                 "late_reason": late_reason, "recipient": row.recipient, "recipient_name": recipient_name,
                 "delivery_key": delivery_key, "content_hash": row.content_hash, "drill": inc.drill,
             }),
-        )])
-        .await?;
+        ));
+        tx.append(&events).await?;
         let row = tx
             .report(rid)
             .await?

@@ -239,7 +239,7 @@ pub async fn apply_playbook(
 }
 
 /// The channels a member can be paged on at this severity, with the address for each.
-fn addresses<'m>(
+pub(super) fn addresses<'m>(
     ctx: &ResponseCtx<'_>,
     incident: &Incident,
     m: &'m MemberConfig,

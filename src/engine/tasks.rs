@@ -225,14 +225,25 @@ impl Engine {
         tx.ack_team(incident_id, &t.department, actor, to_micros(now))
             .await?;
         let started = start_followers(&mut tx, &t, now).await?;
-        tx.append(&[NewEvent::new(
+        let mut events = vec![NewEvent::new(
             now,
             actor,
             "task.completed",
             Some(incident_id),
             &json!({"task": key, "note": note, "now_due": started}),
-        )])
-        .await?;
+        )];
+        events.extend(
+            super::obligations::meet_task(
+                &mut tx,
+                &self.regulation(),
+                incident_id,
+                &t.key,
+                actor,
+                now,
+            )
+            .await?,
+        );
+        tx.append(&events).await?;
         let v = view(&mut tx, &t).await?;
         tx.commit().await?;
         Ok(v)

@@ -616,16 +616,17 @@ impl Templates {
                     if needs(channel, &v.parts).is_err() {
                         continue;
                     }
+                    // Regulator reports go out by e-mail or webhook only, never by SMS or voice.
+                    if name.starts_with("regulator/")
+                        && !matches!(channel, ChannelKind::Email | ChannelKind::Webhook)
+                    {
+                        continue;
+                    }
                     report.rendered += 1;
                     match self.render_detailed(name, channel, &v.locale, data) {
                         Err(e) => report.errors.push(e.to_string()),
-                        // A notice's SMS length is the content lint's (an error there); regulator
-                        // reports are never sent by SMS.
-                        Ok(r)
-                            if channel == ChannelKind::Sms
-                                && !is_notice(name)
-                                && !name.starts_with(report::PREFIX) =>
-                        {
+                        // A notice's SMS length is the content lint's (an error there).
+                        Ok(r) if channel == ChannelKind::Sms && !is_notice(name) => {
                             let s = sms_segments(&r.content.text);
                             if s.segments > sms_max_segments as usize {
                                 report.warnings.push(format!(

@@ -21,7 +21,7 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
-pub use obligations::ObligationRow;
+pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,

@@ -238,7 +238,7 @@ pub(super) fn chunks(n: usize) -> Vec<(usize, usize)> {
 
 static INSERT_INCIDENTS: BulkInsert = BulkInsert::new(
     concat!("INSERT INTO incidents (", incident_columns!(), ")"),
-    21,
+    23,
     "",
 );
 static INSERT_INCIDENT_KEYS: BulkInsert = BulkInsert::new(
@@ -452,6 +452,8 @@ impl WriteTx {
                     .bind(r.alert_count)
                     .bind(r.truncated_alerts)
                     .bind(r.created_by)
+                    .bind(r.assessed_notifiable_at)
+                    .bind(r.handling_closed_at)
             });
         });
         Ok(())

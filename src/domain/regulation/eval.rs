@@ -76,7 +76,7 @@ pub struct GradeOutcome {
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ObligationOutcome {
     /// Unique per incident: `CN:cac_report_other`, `CN:cac_supplementary#2`.
     pub key: String,
@@ -247,14 +247,16 @@ fn obligation(
         clocks_to_start.push(def.clock);
     }
     let due_at = clock_start.map(|s| deadline(s, def.deadline, def.counting, env.pack.timezone));
+    let window = match def.counting {
+        super::Counting::Elapsed => format!("{} from", def.deadline_written),
+        super::Counting::CalendarDaysAfter => format!(
+            "{} calendar days after the day of",
+            def.deadline.as_secs() / 86_400
+        ),
+    };
     match (clock_start, due_at) {
         (Some(s), Some(d)) => why.push(format!(
-            "deadline: {} {} {} ({}) → {} ({})",
-            HumanDuration(def.deadline),
-            match def.counting {
-                super::Counting::Elapsed => "from",
-                super::Counting::CalendarDaysAfter => "calendar days after the day of",
-            },
+            "deadline: {window} {} ({}) → {} ({})",
             def.clock,
             s.with_timezone(&env.pack.timezone)
                 .format("%Y-%m-%d %H:%M %:z"),
@@ -263,8 +265,7 @@ fn obligation(
                 .format("%Y-%m-%d %H:%M %:z"),
         )),
         _ => why.push(format!(
-            "deadline: {} from {}, which has not started",
-            HumanDuration(def.deadline),
+            "deadline: {window} {}, which has not started",
             def.clock
         )),
     }
@@ -285,7 +286,7 @@ fn obligation(
         clock: def.clock,
         clock_start,
         due_at,
-        deadline: HumanDuration(def.deadline).to_string(),
+        deadline: def.deadline_written.clone(),
         reminders: def.reminders.clone(),
         why,
     })
@@ -296,7 +297,13 @@ fn standing(
     env: &Env<'_>,
     why: &mut Vec<String>,
 ) -> (Standing, Option<String>) {
-    for e in &def.exemptions {
+    // A hold forbids the notice; an exemption only excuses it. So a hold that applies wins
+    // wherever the pack lists it (PDPA s 26D(6) before s 26D(5)); otherwise, in order.
+    let (holds, others): (Vec<_>, Vec<_>) = def
+        .exemptions
+        .iter()
+        .partition(|e| e.standing == Standing::Hold);
+    for e in holds.into_iter().chain(others) {
         let Some(reasons) = check(&e.when, env) else {
             continue;
         };
@@ -351,8 +358,19 @@ fn clock_of(clock: Clock, inc: &Incident) -> Option<DateTime<Utc>> {
 
 /// The facts among `names` whose values differ, as `name: before → after`.
 fn changed_facts(before: &Facts, after: &Facts, names: &[String]) -> Vec<String> {
-    let b = serde_json::to_value(before).unwrap_or_default();
-    let a = serde_json::to_value(after).unwrap_or_default();
+    // Lists are sets here: the same data types in another order are no new fact.
+    let sorted = |f: &Facts| {
+        let mut v = serde_json::to_value(f).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for x in m.values_mut() {
+                if let Some(list) = x.as_array_mut() {
+                    list.sort_by_key(|e| e.to_string());
+                }
+            }
+        }
+        v
+    };
+    let (b, a) = (sorted(before), sorted(after));
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "(none)".to_string(),
         serde_json::Value::String(s) if s.chars().count() > 40 => {
@@ -390,6 +408,21 @@ fn thousands(n: u64) -> String {
 fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
     let f = env.facts;
     let mut why = Vec::new();
+    // The grade first: it reads as the main reason ("grade III ≥ III; operator type other").
+    if let Some(g) = &c.grade_at_least {
+        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
+        if rank > want {
+            return None;
+        }
+        why.push(format!("grade {} ≥ {g}", env.pack.grades[rank].id));
+    }
+    if let Some(g) = &c.grade_below {
+        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
+        if rank <= want {
+            return None;
+        }
+        why.push(format!("grade {} < {g}", env.pack.grades[rank].id));
+    }
     let at_least =
         |name: &str, have: Option<u64>, min: Option<u64>, why: &mut Vec<String>| -> bool {
             match min {
@@ -539,20 +572,6 @@ fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
                 ""
             }
         ));
-    }
-    if let Some(g) = &c.grade_at_least {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank > want {
-            return None;
-        }
-        why.push(format!("grade {} ≥ {g}", env.pack.grades[rank].id));
-    }
-    if let Some(g) = &c.grade_below {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank <= want {
-            return None;
-        }
-        why.push(format!("grade {} < {g}", env.pack.grades[rank].id));
     }
     if !c.any.is_empty() {
         let first = c.any.iter().find_map(|a| check(a, env))?;

@@ -415,6 +415,8 @@ pub struct ObligationDef {
     pub when: Condition,
     pub clock: Clock,
     pub deadline: Duration,
+    /// The window as the pack writes it (`72h`), for the why.
+    pub deadline_written: String,
     pub counting: Counting,
     /// The department reminded and escalated to.
     pub owner: String,
@@ -424,7 +426,7 @@ pub struct ObligationDef {
     /// each time a fact in `on_change_of` changes.
     pub after: Vec<String>,
     pub on_change_of: Vec<String>,
-    /// In order; the first that holds decides the standing.
+    /// Holds (`standing = "hold"`) first, then in order; the first that applies decides.
     pub exemptions: Vec<Exemption>,
     /// For `task` obligations: the task to create.
     pub task: Option<TaskTemplate>,

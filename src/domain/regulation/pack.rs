@@ -160,7 +160,8 @@ struct ObligationSpec {
     #[serde(default)]
     when: ConditionSpec,
     clock: String,
-    deadline: HumanDuration,
+    /// Parsed in `compile`, so the window is shown as the pack writes it (`72h`, not `3d`).
+    deadline: String,
     #[serde(default)]
     counting: Option<String>,
     owner: String,
@@ -538,7 +539,10 @@ fn compile(
                 None => {
                     p.add(
                         &format!("{at}.report"),
-                        format!("there is no [reports.{r}] in this pack to render it"),
+                        format!(
+                            "there is no [reports.{r}] in this pack to render it; name one of {} or add [reports.{r}] with kind, template and required",
+                            ids_or_none(reports.keys())
+                        ),
                     );
                     (None, None)
                 }
@@ -606,10 +610,18 @@ fn compile(
             p.add(&format!("{at}.clock"), e);
             Clock::DiscoveredAt
         });
+        let window = o
+            .deadline
+            .parse::<HumanDuration>()
+            .map(|d| d.0)
+            .unwrap_or_else(|e| {
+                p.add(&format!("{at}.deadline"), e);
+                Duration::from_secs(3600)
+            });
         let counting = match o.counting.as_deref() {
             None | Some("elapsed") => Counting::Elapsed,
             Some("calendar_days_after") => {
-                if o.deadline.0.as_secs() % 86_400 != 0 || o.deadline.0.is_zero() {
+                if window.as_secs() % 86_400 != 0 || window.is_zero() {
                     p.add(
                         &format!("{at}.deadline"),
                         "calendar days are whole days: write it like 3d",
@@ -741,7 +753,8 @@ fn compile(
             law: o.law.trim().to_string(),
             when,
             clock,
-            deadline: o.deadline.0,
+            deadline: window,
+            deadline_written: o.deadline.trim().to_string(),
             counting,
             owner: o.owner.clone(),
             reminders,
@@ -753,16 +766,22 @@ fn compile(
     }
     // `after` must name a report obligation of this pack.
     for (i, o) in obligations.iter().enumerate() {
+        let others: Vec<String> = obligations
+            .iter()
+            .filter(|x| x.kind == ObligationKind::Report && x.id != o.id)
+            .map(|x| x.id.clone())
+            .collect();
+        let hint = format!("use one of {}", ids_or_none(others.iter()));
         for (j, a) in o.after.iter().enumerate() {
             match obligations.iter().find(|x| &x.id == a) {
                 Some(x) if x.kind == ObligationKind::Report && x.id != o.id => {}
                 Some(_) => p.add(
                     &format!("obligations[{i}].after[{j}]"),
-                    format!("`{a}` must be another report obligation"),
+                    format!("`{a}` must be another report obligation; {hint}"),
                 ),
                 None => p.add(
                     &format!("obligations[{i}].after[{j}]"),
-                    format!("there is no obligation `{a}` in this pack"),
+                    format!("there is no obligation `{a}` in this pack; {hint}"),
                 ),
             }
         }
@@ -780,6 +799,16 @@ fn compile(
         recipients,
         reports,
         fields,
+    }
+}
+
+/// `a, b, c`, or `(none yet)`.
+fn ids_or_none<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let all: Vec<&str> = ids.map(String::as_str).collect();
+    if all.is_empty() {
+        "(none yet)".into()
+    } else {
+        all.join(", ")
     }
 }
 
