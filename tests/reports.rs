@@ -6,18 +6,33 @@
 //! `UPDATE_GOLDEN=1 cargo test --test reports golden`, then review the diff of `tests/golden/`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use common::sink::Sink;
+use common::smtp::Smtp;
+use common::{Backend, RESPONDER, TestApp};
 use incidentd::config::{OrganisationConfig, RenderConfig};
 use incidentd::domain::records::Incident;
 use incidentd::domain::regulation::{OperatorType, Pack, Packs};
 use incidentd::render::Templates;
 use incidentd::render::report::{
-    AssessmentInfo, DraftError, Header, LintError, Sources, Stats, Step, draft,
+    AssessmentInfo, DraftError, Header, LintError, Sources, Stats, Step,
 };
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    drafting_lists_what_is_missing_and_a_partial_report_marks_what_follows,
+    approval_needs_government_relations_and_legal_and_refuses_an_incomplete_version,
+    a_report_is_submitted_by_email_and_is_then_immutable,
+    a_report_is_submitted_by_signed_webhook,
+    by_hand_needs_the_reference_and_past_the_deadline_the_reason,
+    a_drill_report_never_reaches_the_regulator,
+);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -191,7 +206,7 @@ fn render(case: &Case) -> Result<incidentd::render::report::Draft, DraftError> {
         grade: Some(grade.into()),
         drafted_at: at(case.drafted_at),
     };
-    draft(&t, pack, case.report, &src, &header)
+    incidentd::render::report::draft(&t, pack, case.report, &src, &header)
 }
 
 const CN_INITIAL_INPUTS: &[(&str, &str)] = &[
@@ -450,9 +465,726 @@ fn every_pack_report_renders_with_its_template() {
                 drafted_at: at("2025-06-01T09:00:00Z"),
                 ..Default::default()
             };
-            let d = draft(&t, pack, id, &src, &header)
+            let d = incidentd::render::report::draft(&t, pack, id, &src, &header)
                 .unwrap_or_else(|e| panic!("{} {id} ({}): {e}", pack.code, spec.template));
             assert!(!d.subject.is_empty() && !d.html.is_empty());
         }
     }
+}
+
+// ------------------------------------------------------------------ through the daemon
+
+const GR: &str = "test-government-relations-token";
+const LEGAL: &str = "test-legal-token";
+const HOOK_SECRET: &str = "regulator-hook-secret-0123456789";
+
+fn sha(t: &str) -> String {
+    hex::encode(incidentd::api::token_hash(t))
+}
+
+/// Shipped templates, playbooks and packs; the six departments paged by SMS to `pager`; GR and
+/// Legal approver tokens; `extra` (channels, regulators).
+fn daemon_config(pager: &Sink, extra: &str) -> String {
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+jurisdictions = "{}"
+
+[dispatch]
+poll_interval = "100ms"
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[paging.channels]
+S1 = ["sms"]
+S2 = ["sms"]
+S3 = ["sms"]
+S4 = ["sms"]
+
+[[auth.tokens]]
+name = "gr"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["government_relations"]
+
+[[auth.tokens]]
+name = "legal"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["legal"]
+
+{extra}
+"#,
+        root().join("templates").display(),
+        root().join("config/playbooks").display(),
+        root().join("config/jurisdictions").display(),
+        pager.url("/sms"),
+        sha(GR),
+        sha(LEGAL),
+    );
+    for (i, d) in [
+        "security",
+        "government_relations",
+        "legal",
+        "public_relations",
+        "customer_service",
+        "it_operations",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n",
+            i + 1
+        ));
+    }
+    c
+}
+
+/// A PI leak of 1.2 million people discovered `ago` seconds ago (CN grade III: the CAC report
+/// is owed within 4 h of discovery; PIPL: the authority within 24 h of awareness).
+async fn leak(app: &TestApp, ago: i64, drill: bool, complete: bool) -> i64 {
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - ago, 0).unwrap();
+    let mut facts = json!({
+        "affected_subjects": 1_200_000,
+        "data_types": ["name", "phone"],
+        "jurisdictions": ["CN"],
+    });
+    if complete {
+        for (k, v) in [
+            ("cause", "备份桶权限配置错误"),
+            ("impact", "可能被用于诈骗"),
+            ("measures_taken", "已关闭公开访问"),
+            ("measures_planned", "全面排查"),
+            ("advice_to_subjects", "警惕诈骗电话"),
+        ] {
+            facts[k] = json!(v);
+        }
+    }
+    let inc = app
+        .declare(&json!({
+            "title": "会员库泄露", "category": "pi_leak", "drill": drill,
+            "discovered_at": at, "aware_at": at, "facts": facts,
+        }))
+        .await;
+    inc["id"].as_i64().unwrap()
+}
+
+const INPUTS: &str = r#"{"system": "会员中心", "location": "上海机房", "likely_development": "可能扩散", "tracing": "公开桶匿名下载"}"#;
+
+async fn draft(app: &TestApp, id: i64, body: Value) -> (StatusCode, Value) {
+    app.post(&format!("/api/v1/incidents/{id}/reports"), RESPONDER, &body)
+        .await
+}
+
+async fn decide(app: &TestApp, token: &str, task: i64, approve: bool) -> (StatusCode, Value) {
+    let (verb, body) = if approve {
+        ("approve", json!({}))
+    } else {
+        ("reject", json!({"reason": "wrong figures"}))
+    };
+    app.post(&format!("/api/v1/approvals/{task}/{verb}"), token, &body)
+        .await
+}
+
+/// Draft the complete CAC initial report and have GR and Legal approve it.
+async fn approved(app: &TestApp, id: i64) -> Value {
+    let (s, r) = draft(
+        app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let task = r["approval_task"].as_i64().unwrap();
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(app, t, task, true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    r
+}
+
+async fn submit(app: &TestApp, id: i64, rid: i64, body: Value) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/incidents/{id}/reports/{rid}/submit"),
+        RESPONDER,
+        &body,
+    )
+    .await
+}
+
+async fn obligation(app: &TestApp, id: i64, key: &str) -> Value {
+    let (s, v) = app
+        .get(&format!("/api/v1/incidents/{id}/obligations"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == key)
+        .unwrap_or_else(|| panic!("no obligation {key}: {v:#}"))
+        .clone()
+}
+
+async fn drafting_lists_what_is_missing_and_a_partial_report_marks_what_follows(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, false).await;
+
+    // Unknown keys and obligations that are not reports are refused, naming the reports owed.
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:nope"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CN:cac_report_other"),
+        "{v}"
+    );
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:pipl_individuals"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("notify_individuals"),
+        "{v}"
+    );
+
+    // Missing inputs and facts: refused with each field, its label and how to fill it.
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:cac_report_other"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["code"], "report_incomplete");
+    let missing: Vec<&str> = v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "system",
+            "location",
+            "harm",
+            "measures_taken",
+            "likely_development",
+            "cause",
+            "tracing",
+            "next_steps"
+        ]
+    );
+    let cause = &v["missing"][5];
+    assert_eq!(cause["label"], "初步原因");
+    assert!(
+        cause["how"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("PATCH /api/v1/incidents/{id}/facts"))
+    );
+    assert!(v["detail"].as_str().unwrap().contains("初步原因"), "{v}");
+    assert!(app.get(&format!("/api/v1/incidents/{id}/reports")).await.1 == json!([]));
+
+    // Partial: what may follow is marked 待补充; what may not (measures taken) still refuses.
+    let (s, v) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["missing"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["missing"][0]["field"], "measures_taken");
+    let (s, f) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"measures_taken": "已关闭公开访问"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let (s, v1) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (v1["version"].as_i64(), v1["status"].as_str()),
+        (Some(1), Some("draft"))
+    );
+    let follows: Vec<&str> = v1["to_follow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        follows,
+        [
+            "location",
+            "harm",
+            "likely_development",
+            "cause",
+            "tracing",
+            "next_steps"
+        ]
+    );
+    let rid = v1["id"].as_i64().unwrap();
+    let (ctype, text) = document(&app, &format!("/api/v1/reports/{rid}?format=markdown")).await;
+    assert!(ctype.starts_with("text/markdown"), "{ctype}");
+    assert!(text.contains("## 四、发现地点\n\n待补充"), "{text}");
+    assert!(text.contains("会员中心"));
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert!(
+        full["html"].as_str().unwrap().contains("<em>待补充</em>"),
+        "{full}"
+    );
+
+    // A new version supersedes the old one and closes its approval.
+    let (s, v2) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心", "tracing": "匿名下载"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/reports")).await;
+    let st: Vec<(i64, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(st, [(1, "superseded"), (2, "draft")]);
+    let (s, v) = decide(&app, GR, v1["approval_task"].as_i64().unwrap(), true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    app.stop().await;
+}
+
+async fn approval_needs_government_relations_and_legal_and_refuses_an_incomplete_version(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let (s, r) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (rid, task) = (
+        r["id"].as_i64().unwrap(),
+        r["approval_task"].as_i64().unwrap(),
+    );
+    // Government Relations alone is not enough: the version stays a draft and cannot go out.
+    let (s, v) = decide(&app, GR, task, true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "open");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "X", "submitted_at": Utc::now()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waits for its approval"),
+        "{v}"
+    );
+    // A viewer or a responder without the department cannot decide it.
+    let (s, _) = decide(&app, RESPONDER, task, true).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = decide(&app, LEGAL, task, true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved");
+    let (_, shown) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(shown["status"], "approved");
+
+    // A version stored incomplete (the pack changed underneath, or a bug) is refused at
+    // approval: the lint runs again against the pack.
+    let (s, r2) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r2}");
+    let rid2 = r2["id"].as_i64().unwrap();
+    app.sql(&[&format!(
+        "UPDATE reports SET fields = REPLACE(fields, '\"value\":\"会员中心\"', '\"value\":null') WHERE id = {rid2}"
+    )])
+    .await;
+    let (s, v) = decide(&app, GR, r2["approval_task"].as_i64().unwrap(), true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("受影响的设施、系统或平台"),
+        "{v}"
+    );
+    // Rejecting is always allowed.
+    let (s, v) = decide(&app, LEGAL, r2["approval_task"].as_i64().unwrap(), false).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, shown) = app.get(&format!("/api/v1/reports/{rid2}")).await;
+    assert_eq!(shown["status"], "rejected");
+    app.stop().await;
+}
+
+async fn a_report_is_submitted_by_email_and_is_then_immutable(backend: Backend) {
+    let smtp = Smtp::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nemail = \"report@cac.example.gov.cn\"\n",
+        smtp.url()
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["via"].as_str()),
+        (Some("submitted"), Some("email"))
+    );
+    app.wait_deliveries(id, 15, |v| {
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report" && d["status"] == "sent")
+    })
+    .await;
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    let msgs: Vec<Value> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("网络安全事件报告"))
+        })
+        .collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["subject"], full["subject"]);
+    let text = msgs[0]["text"].as_str().unwrap().replace("\r\n", "\n");
+    assert_eq!(
+        text.trim_end(),
+        full["markdown"].as_str().unwrap().trim_end()
+    );
+    assert!(
+        msgs[0]["html"]
+            .as_str()
+            .unwrap()
+            .contains("<h1>网络安全事件报告（初次报告）</h1>")
+    );
+    assert!(
+        msgs[0]["to"]
+            .to_string()
+            .contains("report@cac.example.gov.cn"),
+        "{}",
+        msgs[0]
+    );
+
+    // The obligation is met by this report, with an audit trail.
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(
+        (o["status"].as_str(), o["met_ref"].as_str()),
+        (Some("met"), Some(format!("report:{rid}").as_str())),
+        "{o}"
+    );
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let kinds: Vec<&str> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "report.drafted",
+        "report.approved",
+        "report.submitted",
+        "obligation.met",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+
+    // Immutable: the API refuses to submit again or to draft over it; the database refuses a
+    // raw UPDATE or DELETE.
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("immutable"), "{v}");
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    for sql in [
+        format!("UPDATE reports SET markdown = 'edited' WHERE id = {rid}"),
+        format!("DELETE FROM reports WHERE id = {rid}"),
+    ] {
+        let e = raw_sql(&app, &sql).await.unwrap_err();
+        assert!(e.contains("a submitted report is immutable"), "{e}");
+    }
+    let (_, after) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(after["markdown"], full["markdown"]);
+
+    // The post-incident summary: the first report against its deadline.
+    let (s, sum) = app.get(&format!("/api/v1/incidents/{id}/summary")).await;
+    assert_eq!(s, StatusCode::OK, "{sum}");
+    let reported = sum["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "reported")
+        .unwrap();
+    assert_eq!(reported["met"], true, "{sum:#}");
+    assert_eq!(reported["target_from"], "CN:cac_report_other");
+    let (_, md) = document(
+        &app,
+        &format!("/api/v1/incidents/{id}/summary?format=markdown"),
+    )
+    .await;
+    assert!(md.contains("| First regulator report submitted |"), "{md}");
+    app.stop().await;
+}
+
+/// A document endpoint's content type and text.
+async fn document(app: &TestApp, path: &str) -> (String, String) {
+    let res = app
+        .http
+        .request(Method::GET, app.url(path))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    let ctype = res.headers()["content-type"].to_str().unwrap().to_string();
+    (ctype, res.text().await.unwrap())
+}
+
+/// Run one statement behind the daemon's back; the database's error text on failure.
+async fn raw_sql(app: &TestApp, sql: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let q = || sqlx::AssertSqlSafe(sql.to_string());
+    let r = match app.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.store_url)
+                .await
+                .unwrap();
+            sqlx::query(q()).execute(&mut c).await.map(|_| ())
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.store_url).await.unwrap();
+            sqlx::query(q()).execute(&mut c).await.map(|_| ())
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
+async fn a_report_is_submitted_by_signed_webhook(backend: Backend) {
+    let sink = Sink::start().await;
+    let extra = format!(
+        "[[channels.webhooks]]\nname = \"cac-gateway\"\nurl = \"{}\"\nsecret = \"{HOOK_SECRET}\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nwebhook = \"cac-gateway\"\n",
+        sink.url("/reports")
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    // No e-mail address configured for this regulator: e-mail is refused, naming the routes.
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("webhook, manual"),
+        "{v}"
+    );
+    let (s, v) = submit(&app, id, rid, json!({"via": "webhook"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_deliveries(id, 15, |v| {
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report" && d["status"] == "sent")
+    })
+    .await;
+    let got: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/reports")
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let ts: i64 = got[0]
+        .header("x-incidentd-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected =
+        incidentd::channels::sign::webhook_signature(HOOK_SECRET.as_bytes(), ts, &got[0].body);
+    assert_eq!(
+        got[0].header("x-incidentd-signature").unwrap(),
+        format!("sha256={expected}")
+    );
+    let body = got[0].json();
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(body["purpose"], "report");
+    assert_eq!(body["recipient"], "cac-gateway");
+    assert_eq!(body["subject"], full["subject"]);
+    assert_eq!(body["text"], full["markdown"]);
+    assert_eq!(body["html"], full["html"]);
+    assert_eq!(body["data"]["report_id"], rid);
+    assert_eq!(body["data"]["obligation"], "CN:cac_report_other");
+    assert_eq!(body["data"]["content_hash"], full["content_hash"]);
+    app.stop().await;
+}
+
+async fn by_hand_needs_the_reference_and_past_the_deadline_the_reason(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    // Discovered 5 h ago: the 4-hour CAC deadline has passed.
+    let id = leak(&app, 5 * 3600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 60, 0).unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "manual", "submitted_at": at})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "reference");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "submitted_at");
+    let (s, v) = submit(&app, id, rid, json!({"via": "fax"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001", "submitted_at": at}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "late_reason");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reasons for the delay"),
+        "{v}"
+    );
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001", "submitted_at": at, "late_reason": "省网信办热线占线，改为门户报送"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["reference"], "12387-2025-0001");
+    assert_eq!(
+        v["submitted_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        at
+    );
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(o["status"], "met", "{o}");
+    assert_eq!(o["late_reason"], "省网信办热线占线，改为门户报送");
+    // Nothing was sent: a manual submission only records.
+    let (_, d) = app
+        .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+        .await;
+    assert!(
+        !d["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report"),
+        "{d}"
+    );
+    let (s, sum) = app.get(&format!("/api/v1/incidents/{id}/summary")).await;
+    assert_eq!(s, StatusCode::OK);
+    let reported = sum["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "reported")
+        .unwrap();
+    assert_eq!(reported["met"], false, "late: {sum:#}");
+    app.stop().await;
+}
+
+async fn a_drill_report_never_reaches_the_regulator(backend: Backend) {
+    let smtp = Smtp::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nemail = \"report@cac.example.gov.cn\"\n",
+        smtp.url()
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, true, true).await;
+    let r = approved(&app, id).await;
+    let (_, full) = app.get(&format!("/api/v1/reports/{}", r["id"])).await;
+    assert!(
+        full["subject"].as_str().unwrap().starts_with("【演练】"),
+        "{full}"
+    );
+    let (s, v) = submit(&app, id, r["id"].as_i64().unwrap(), json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let d = app
+        .wait_deliveries(id, 15, |v| {
+            v["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["purpose"] == "report" && d["status"] == "dead")
+        })
+        .await;
+    let rep = d["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["purpose"] == "report")
+        .unwrap()
+        .clone();
+    assert!(
+        rep["last_error"].as_str().unwrap().contains("drill guard"),
+        "{rep}"
+    );
+    assert!(
+        !smtp
+            .messages()
+            .iter()
+            .any(|m| m["to"].to_string().contains("cac.example.gov.cn")),
+        "a drill report reached the regulator"
+    );
+    app.stop().await;
 }
