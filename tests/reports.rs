@@ -32,6 +32,7 @@ on_both_backends!(
     a_report_is_submitted_by_signed_webhook,
     by_hand_needs_the_reference_and_past_the_deadline_the_reason,
     a_drill_report_never_reaches_the_regulator,
+    the_cli_drafts_shows_submits_and_summarises,
 );
 
 fn root() -> PathBuf {
@@ -1185,6 +1186,129 @@ async fn a_drill_report_never_reaches_the_regulator(backend: Backend) {
             .iter()
             .any(|m| m["to"].to_string().contains("cac.example.gov.cn")),
         "a drill report reached the regulator"
+    );
+    app.stop().await;
+}
+
+/// Run the CLI against the daemon as `token`; (exit code, stdout, stderr).
+async fn cli(app: &TestApp, token: &str, args: &[&str]) -> (i32, String, String) {
+    let url = app.url("");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let token = token.to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args(&args)
+            .env("INCIDENTD_URL", url)
+            .env("INCIDENTD_TOKEN", token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+async fn the_cli_drafts_shows_submits_and_summarises(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let sid = id.to_string();
+    // The lint's refusal reaches the person with what to do.
+    let (code, _, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "draft",
+            &sid,
+            "--obligation",
+            "CN:cac_report_other",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--input system="), "{err}");
+    let (code, out, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "draft",
+            &sid,
+            "--obligation",
+            "CN:cac_report_other",
+            "--partial",
+            "--input",
+            "system=会员中心",
+            "--input",
+            "location=上海机房",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[to follow: likely_development, tracing]"),
+        "{out}"
+    );
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/reports")).await;
+    let rid = list[0]["id"].as_i64().unwrap().to_string();
+    let task = list[0]["approval_task"].as_i64().unwrap().to_string();
+    let (code, out, err) = cli(&app, RESPONDER, &["reports", &sid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("CN:cac_report_other") && out.contains("draft"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&app, RESPONDER, &["report", "show", &rid, "--format", "md"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("## 十一、事态发展趋势及可能造成的进一步影响\n\n待补充"),
+        "{out}"
+    );
+    for t in [GR, LEGAL] {
+        let (code, _, err) = cli(&app, t, &["approve", &task]).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (code, out, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "submit",
+            &rid,
+            "--via",
+            "manual",
+            "--reference",
+            "CAC-2025-77",
+            "--at",
+            &at,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("reference CAC-2025-77") && out.contains("CN:cac_report_other is met"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&app, RESPONDER, &["summary", &sid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("# Post-incident summary: incident"), "{out}");
+    assert!(
+        out.contains("| First regulator report submitted |"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&app, RESPONDER, &["report", "--help"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("待补充") && out.contains("--via manual"),
+        "{out}"
     );
     app.stop().await;
 }
