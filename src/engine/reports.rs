@@ -240,7 +240,7 @@ impl Engine {
         ctx: &ReportCtx<'_>,
         actor: &str,
     ) -> Result<ReportView, DraftFailure> {
-        for (k, _) in r.inputs.iter().filter(|(k, _)| {
+        if let Some(k) = r.inputs.keys().find(|k| {
             k.is_empty()
                 || !k
                     .chars()
