@@ -311,6 +311,9 @@ impl Reloader {
         self.respond
             .store(live.playbooks.is_some(), Ordering::Relaxed);
         self.regulation.store(Arc::new(regulation));
+        self.live.store(Arc::new(live));
+        self.reload_error.store(Arc::new(None));
+        // After the swap: the scheduler assesses with the live packs.
         if regulation_changed {
             // Open incidents are assessed again under the new packs, by the scheduler.
             match self.recompute_open().await {
@@ -323,8 +326,6 @@ impl Reloader {
                 }
             }
         }
-        self.live.store(Arc::new(live));
-        self.reload_error.store(Arc::new(None));
         *current = new;
         Ok(())
     }

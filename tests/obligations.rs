@@ -22,6 +22,7 @@ on_both_backends!(
     tasks_campaign_holds_and_people_meet_obligations,
     an_incident_opened_by_alerts_is_assessed_and_listed_by_time_left,
     a_changed_pack_reassesses_open_incidents_on_reload,
+    closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothing,
 );
 
 const DEPTS: [&str; 6] = [
@@ -814,5 +815,71 @@ async fn a_changed_pack_reassesses_open_incidents_on_reload(backend: Backend) {
     assert!(e.contains("`noticed_at` is not a clock"), "{e}");
     let (_, ready) = app.get("/readyz").await;
     assert!(ready.to_string().contains("noticed_at"), "{ready}");
+    app.stop().await;
+}
+
+async fn closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothing(
+    backend: Backend,
+) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &shipped())).await else {
+        return;
+    };
+    let facts = json!({"affected_subjects": 1_000_000, "jurisdictions": ["CN"]});
+    let id = app
+        .declare(&json!({"title": "会员库泄露", "category": "pi_leak", "facts": facts}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    for to in ["triaged", "contained", "eradicated", "recovered"] {
+        let (s, b) = app.transition(id, to, None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, b) = app.transition(id, "closed", Some("处置完毕")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let inc = app.incident(id).await;
+    let closed = ts(&inc["closed_at"]);
+    assert_eq!(ts(&inc["handling_closed_at"]), closed);
+    let v = regulation(&app, id).await;
+    let closing = obligation(&v, "CN:cac_closing");
+    assert_eq!(ts(&closing["due_at"]), closed + chrono::Duration::days(30));
+    assert!(
+        closing["why"].to_string().contains("handling_closed_at"),
+        "{closing}"
+    );
+    // Reopened: handling goes on, the closing report waits again.
+    let (s, b) = app.transition(id, "reopened", Some("新的泄露线索")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(app.incident(id).await["handling_closed_at"].is_null());
+    let v = regulation(&app, id).await;
+    assert!(obligation(&v, "CN:cac_closing")["due_at"].is_null());
+
+    // A false positive owes nothing: what was owed is withdrawn, and says why.
+    let fp = app
+        .declare(&json!({"title": "疑似泄露", "category": "pi_leak", "facts": facts}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (s, b) = app
+        .transition(fp, "false_positive", Some("测试数据，非真实用户"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let v = regulation(&app, fp).await;
+    assert!(
+        v["obligations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["standing"] == "withdrawn"),
+        "{v:#}"
+    );
+    let w = events(&app, fp, "obligation.withdrawn").await;
+    assert!(
+        !w.is_empty()
+            && w.iter()
+                .all(|e| e["data"]["detail"] == "the incident is a false positive")
+    );
+    let (_, owed) = app.get(&format!("/api/v1/obligations?incident={fp}")).await;
+    assert_eq!(owed["obligations"], json!([]));
     app.stop().await;
 }

@@ -262,7 +262,13 @@ impl Engine {
                 inc.handling_closed_at.get_or_insert(now);
             }
             Status::FalsePositive => inc.closed_at = Some(now),
-            Status::Reopened => inc.closed_at = None,
+            Status::Reopened => {
+                // Handling goes on: a handling end that was only the closing is taken back.
+                if inc.handling_closed_at == inc.closed_at {
+                    inc.handling_closed_at = None;
+                }
+                inc.closed_at = None;
+            }
             _ => {}
         }
         if to == Status::Reopened && self.responds() {

@@ -166,6 +166,12 @@ pub async fn recompute(
     let rows = tx.obligations_of(inc.id).await?;
     let mut events = Vec::new();
     let mut assessment = assess(reg, inc, &rows, now);
+    // A false positive was no breach: nothing is owed (what was met stays met).
+    let false_positive = inc.status == crate::domain::incident::Status::FalsePositive;
+    if false_positive {
+        assessment.jurisdictions.clear();
+        assessment.clocks_to_start.clear();
+    }
     if assessment
         .clocks_to_start
         .contains(&Clock::AssessedNotifiableAt)
@@ -339,7 +345,11 @@ pub async fn recompute(
             "incidentd",
             "obligation.withdrawn",
             Some(inc.id),
-            &json!({ "key": r.key, "detail": "the facts no longer make it owed" }),
+            &json!({ "key": r.key, "detail": if false_positive {
+                "the incident is a false positive"
+            } else {
+                "the facts no longer make it owed"
+            } }),
         ));
     }
     for (task, key) in &tasks {
