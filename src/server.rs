@@ -432,8 +432,20 @@ pub fn load_packs(
     };
     let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
     let names = templates.names();
-    crate::domain::regulation::Packs::load(dir, &ids, &|t| names.contains(&t))
-        .map_err(|problems| ConfigError { problems })
+    let packs = crate::domain::regulation::Packs::load(dir, &ids, &|t| names.contains(&t))
+        .map_err(|problems| ConfigError { problems })?;
+    // A regulator no pack names would leave the real one without an address.
+    let unknown = crate::config::unknown_regulators(&s.regulators, &packs);
+    if !unknown.is_empty() {
+        let shown = s.config_path.display().to_string();
+        return Err(ConfigError {
+            problems: unknown
+                .into_iter()
+                .map(|p| format!("{shown}: {p}"))
+                .collect(),
+        });
+    }
+    Ok(packs)
 }
 
 /// The packs' validated content, to tell whether a reload changed them.

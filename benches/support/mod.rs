@@ -35,6 +35,11 @@ impl Daemon {
     /// Start `incidentd serve` on a fresh `backend` ("sqlite" or "postgres") database, with
     /// `extra` appended to the configuration.
     pub fn start(backend: &str, extra: &str) -> Daemon {
+        Daemon::start_with_paths(backend, "", extra)
+    }
+
+    /// As [`Daemon::start`], with `paths` added to its `[paths]` table (e.g. `jurisdictions`).
+    pub fn start_with_paths(backend: &str, paths: &str, extra: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         std::fs::copy(
@@ -70,6 +75,7 @@ roles = ["ingest", "responder", "admin"]
 [paths]
 templates = "{templates}"
 playbooks = "{playbooks}"
+{paths}
 [organisation]
 name = "Bench"
 operator_type = "other"

@@ -21,6 +21,10 @@ pub struct Problem {
     /// The JSON path of the offending field, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// A report's required fields without values, each with how to fill it (`report_incomplete`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub missing: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -30,6 +34,7 @@ pub struct ApiError {
     detail: String,
     path: Option<String>,
     retry_after: Option<u32>,
+    missing: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -40,7 +45,14 @@ impl ApiError {
             detail: detail.into(),
             path: None,
             retry_after: None,
+            missing: None,
         }
+    }
+
+    /// With the list of a report's missing fields.
+    pub fn with_missing(mut self, missing: serde_json::Value) -> Self {
+        self.missing = Some(missing);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -110,6 +122,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code,
             path: self.path,
+            missing: self.missing,
         };
         let mut res = (self.status, axum::Json(body)).into_response();
         let h = res.headers_mut();

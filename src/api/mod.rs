@@ -10,6 +10,7 @@ mod extract;
 mod incidents;
 mod obligations;
 mod ops;
+mod reports;
 mod subjects;
 mod tasks;
 
@@ -61,6 +62,9 @@ pub struct Live {
     pub subjects: crate::config::SubjectsConfig,
     pub notices: crate::config::NoticesConfig,
     pub announcements: crate::config::AnnouncementsConfig,
+    /// `[reports]` and `[[regulators]]`: who approves reports, where they are submitted.
+    pub reports: crate::config::ReportsConfig,
+    pub regulators: Vec<crate::config::RegulatorConfig>,
 }
 
 impl Live {
@@ -130,6 +134,8 @@ impl Live {
             templates,
             playbooks,
             packs,
+            reports: s.reports.clone(),
+            regulators: s.regulators.clone(),
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
@@ -227,6 +233,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(announcements::list))
         .routes(routes!(announcements::feed))
         .routes(routes!(announcements::show))
+        .routes(routes!(reports::draft, reports::list))
+        .routes(routes!(reports::show))
+        .routes(routes!(reports::submit))
+        .routes(routes!(reports::summary))
         .routes(routes!(obligations::list))
         .routes(routes!(obligations::incident_obligations))
         .routes(routes!(obligations::met))

@@ -344,6 +344,7 @@ async fn decide(
         templates: &live.templates,
         organisation: &live.organisation,
         public_url: &live.public_url,
+        packs: Some(&live.packs),
     };
     Ok(axum::Json(
         state

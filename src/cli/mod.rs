@@ -8,6 +8,7 @@ mod obligations;
 mod offline;
 mod output;
 mod render;
+mod reports;
 mod subjects;
 mod tasks;
 
@@ -142,6 +143,15 @@ pub enum Command {
     /// Record that an obligation other than a report was met outside incidentd.
     #[command(subcommand, after_help = obligations::MET_HELP)]
     Obligation(obligations::ObligationCommand),
+    /// Every version of an incident's regulator reports.
+    #[command(after_help = reports::REPORTS_HELP)]
+    Reports(reports::ReportsArgs),
+    /// Regulator reports: draft a version, show it, submit it once approved.
+    #[command(subcommand, after_help = reports::REPORT_HELP)]
+    Report(reports::ReportCommand),
+    /// The post-incident summary: the times that matter against their targets, and the timeline.
+    #[command(after_help = reports::SUMMARY_HELP)]
+    Summary(reports::SummaryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,6 +392,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Notices(c) => subjects::notices(c).await,
         Command::Obligations(a) => obligations::list(a).await,
         Command::Obligation(c) => obligations::obligation(c).await,
+        Command::Reports(a) => reports::list(a).await,
+        Command::Report(c) => reports::report(c).await,
+        Command::Summary(a) => reports::summary(a).await,
     };
     match result {
         Ok(code) => code,

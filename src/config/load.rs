@@ -644,6 +644,9 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             format!("`{c}` is a personal-information category: its notices always need approval"),
         );
     }
+    for (key, msg) in regulator_problems(&raw) {
+        p(&key, msg);
+    }
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
     let jurisdictions_path = match &raw.paths.jurisdictions {
@@ -683,9 +686,122 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             subject_keys,
             notices: raw.notices,
             announcements: raw.announcements,
+            reports: raw.reports,
+            regulators: raw.regulators,
         }),
         _ => Err(ConfigError { problems }),
     }
+}
+
+/// `[reports]` and `[[regulators]]`: approvers are departments; each regulator has a unique id,
+/// a name, a well-formed mailbox (with [channels.email]) and/or a configured webhook target.
+fn regulator_problems(raw: &RawConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let departments: Vec<&str> = raw.departments.iter().map(|d| d.id.as_str()).collect();
+    if raw.reports.approvers.is_empty() {
+        out.push((
+            "reports.approvers".into(),
+            "name at least one department that approves regulator reports, e.g. [\"government_relations\", \"legal\"]".into(),
+        ));
+    }
+    for a in &raw.reports.approvers {
+        if !departments.is_empty() && !departments.contains(&a.as_str()) {
+            out.push((
+                "reports.approvers".into(),
+                format!(
+                    "`{a}` is not a configured department; use one of {}",
+                    departments.join(", ")
+                ),
+            ));
+        }
+    }
+    let hooks: Vec<&str> = raw
+        .channels
+        .webhooks
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    let mut ids = HashSet::new();
+    for (i, r) in raw.regulators.iter().enumerate() {
+        let at = |k: &str| format!("regulators[{i}].{k}");
+        if r.id.is_empty()
+            || !r
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            out.push((at("id"), format!("`{}`: use the pack's recipient id ([recipients.<id>] in config/jurisdictions/*.toml), e.g. cac_provincial or pdpc", r.id)));
+        }
+        if !ids.insert(r.id.as_str()) {
+            out.push((
+                at("id"),
+                format!(
+                    "`{}` is configured twice; keep one entry per regulator",
+                    r.id
+                ),
+            ));
+        }
+        if r.name.trim().is_empty() {
+            out.push((at("name"), "name the regulator".into()));
+        }
+        if let Some(e) = &r.email {
+            if let Err(err) = e.parse::<lettre::message::Mailbox>() {
+                out.push((
+                    at("email"),
+                    format!(
+                        "`{e}` is not a mailbox ({err}); write e.g. \"report@cac.example.gov.cn\""
+                    ),
+                ));
+            }
+            if raw.channels.email.is_none() {
+                out.push((
+                    at("email"),
+                    "reports by e-mail need [channels.email]".into(),
+                ));
+            }
+        }
+        if let Some(h) = &r.webhook
+            && !hooks.contains(&h.as_str())
+        {
+            out.push((
+                at("webhook"),
+                format!(
+                    "no [[channels.webhooks]] target is named `{h}`; configured: {}",
+                    if hooks.is_empty() {
+                        "none (add one with name, url and secret)".to_string()
+                    } else {
+                        hooks.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Regulators in `[[regulators]]` that no jurisdiction pack names as a recipient: a typo would
+/// leave the real regulator without an address. `incidentd check` reports them.
+pub fn unknown_regulators(
+    regulators: &[super::RegulatorConfig],
+    packs: &crate::domain::regulation::Packs,
+) -> Vec<String> {
+    regulators
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !packs.all().iter().any(|p| p.recipients.contains_key(&r.id)))
+        .map(|(i, r)| {
+            let known: Vec<String> = packs
+                .all()
+                .iter()
+                .flat_map(|p| p.recipients.keys().map(move |k| format!("{k} ({})", p.code)))
+                .collect();
+            format!(
+                "regulators[{i}].id: `{}` is not a recipient of any jurisdiction pack; use one of {}",
+                r.id,
+                known.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// SQLite paths are relative to the config file's folder; PostgreSQL URLs pass through.

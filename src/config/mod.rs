@@ -4,6 +4,6 @@
 mod load;
 mod schema;
 
-pub use load::{ConfigError, load, load_rules};
+pub use load::{ConfigError, load, load_rules, unknown_regulators};
 pub(crate) use load::{deserialize, parse_table};
 pub use schema::*;

@@ -44,6 +44,63 @@ pub struct RawConfig {
     pub notices: NoticesConfig,
     #[serde(default)]
     pub announcements: AnnouncementsConfig,
+    #[serde(default)]
+    pub reports: ReportsConfig,
+    #[serde(default)]
+    pub regulators: Vec<RegulatorConfig>,
+}
+
+/// `[reports]`: regulator reports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// The departments that must all approve a report before it can be submitted.
+    #[serde(default = "default_report_approvers")]
+    pub approvers: Vec<String>,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            approvers: default_report_approvers(),
+        }
+    }
+}
+
+fn default_report_approvers() -> Vec<String> {
+    vec!["government_relations".into(), "legal".into()]
+}
+
+/// `[[regulators]]`: where reports to a regulator are submitted. `id` is a jurisdiction pack's
+/// recipient id (`[recipients.<id>]`, e.g. `cac_provincial`, `pdpc`); a regulator with neither
+/// `email` nor `webhook` is submitted by hand (portal, hotline) and recorded with its reference.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegulatorConfig {
+    pub id: String,
+    /// How the organisation names it (shown with submissions).
+    pub name: String,
+    /// Its mailbox for reports (needs [channels.email]).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// A `[[channels.webhooks]]` target, by name, the report is POSTed to (signed).
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+impl RegulatorConfig {
+    /// How reports can reach it, for messages: `e-mail, webhook` or `manual only`.
+    pub fn routes(&self) -> String {
+        let mut v = Vec::new();
+        if self.email.is_some() {
+            v.push("email");
+        }
+        if self.webhook.is_some() {
+            v.push("webhook");
+        }
+        v.push("manual");
+        v.join(", ")
+    }
 }
 
 /// `[announcements]`: the public announcement page (`/announcements/{slug}`).
@@ -775,6 +832,8 @@ pub struct Settings {
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
     pub notices: NoticesConfig,
     pub announcements: AnnouncementsConfig,
+    pub reports: ReportsConfig,
+    pub regulators: Vec<RegulatorConfig>,
 }
 
 #[cfg(test)]

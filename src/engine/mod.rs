@@ -9,8 +9,10 @@ mod deliveries;
 mod ingest;
 pub mod notice_gate;
 pub mod obligations;
+pub mod reports;
 pub mod response;
 pub mod subjects;
+pub mod summary;
 mod tasks;
 
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! the incident's facts lack a required element of the notice, or a `notice/*` template does
 //! not carry one ([`crate::domain::notice`], [`crate::render::lint`]). Rejecting is always
 //! allowed, and so is approving when the facts claim the PIPL exemption (nobody is notified).
+//! A regulator report's approval (task `report-<id>`) is refused while the report version lacks
+//! required fields that may not follow (see [`super::reports`]).
 
 use crate::config::OrganisationConfig;
 use crate::domain::notice::{exempt_from_individual_notice, missing_notice_facts};
@@ -20,6 +22,9 @@ pub struct GateChecks<'a> {
     pub organisation: &'a OrganisationConfig,
     /// `[server] public_url` (links in the lint's sample notice).
     pub public_url: &'a str,
+    /// The jurisdiction packs: a regulator report's approval (`report-<id>`) re-runs the
+    /// report's required-field lint against them ([`super::reports::approval_refusal`]).
+    pub packs: Option<&'a crate::domain::regulation::Packs>,
 }
 
 impl GateChecks<'_> {

@@ -411,7 +411,7 @@ pub async fn recompute(
     Ok(events)
 }
 
-fn met_event(
+pub(crate) fn met_event(
     incident_id: i64,
     key: &str,
     actor: &str,

@@ -272,7 +272,14 @@ impl Engine {
             .task_by_id(task_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("there is no approval {task_id}")))?;
-        let incident = open_incident(&mut tx, t.incident_id).await?;
+        // A report's approval outlives the incident's closing: the closing report is owed after.
+        let incident = if super::reports::report_of_task(&t).is_some() {
+            tx.incident(t.incident_id).await?.ok_or_else(|| {
+                EngineError::NotFound(format!("there is no incident {}", t.incident_id))
+            })?
+        } else {
+            open_incident(&mut tx, t.incident_id).await?
+        };
         if !t.approval {
             return Err(EngineError::Conflict(format!(
                 "task {task_id} (`{}`) is not an approval; complete it instead",
@@ -319,6 +326,11 @@ impl Engine {
         if approve && let Some(why) = checks.refusal(&t, &incident) {
             return Err(EngineError::Conflict(why));
         }
+        if approve
+            && let Some(why) = super::reports::approval_refusal(&mut tx, &t, checks.packs).await?
+        {
+            return Err(EngineError::Conflict(why));
+        }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -350,6 +362,7 @@ impl Engine {
                 started = start_followers(&mut tx, &t, now).await?;
             }
         }
+        let report_event = super::reports::approval_decided(&mut tx, &t, actor, now).await?;
         let mut events = vec![NewEvent::new(
             now,
             actor,
@@ -364,6 +377,7 @@ impl Engine {
                 "now_due": started,
             }),
         )];
+        events.extend(report_event);
         // The notice gate approved while the facts claim that the measures avoid harm (and no
         // regulator requires notice): individual notice is recorded as not required.
         if complete

@@ -14,6 +14,8 @@
 //! recipient  name, phone, email, site_user_id, locale
 //! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
 //! notice     url: where the full notice to individuals can be read (null elsewhere)
+//! report     the regulator report being rendered (`regulator/*` only; see [`super::report`]);
+//!            a sample in previews, null elsewhere
 //! now        the time of rendering (RFC 3339)
 //! ```
 //!
@@ -69,7 +71,7 @@ const INCIDENT_KEYS: &[&str] = &[
     "facts_version",
 ];
 
-fn org_value(org: &OrganisationConfig) -> Value {
+pub(crate) fn org_value(org: &OrganisationConfig) -> Value {
     json!({
         "name": org.name,
         "contact": org.contact,
@@ -150,6 +152,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         "recipient": sample_recipient(),
         "links": { "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg" },
         "notice": notice_value(Some(SAMPLE_NOTICE_URL)),
+        "report": super::report::sample_report(),
         "now": "2025-06-01T08:00:00Z",
     })
 }
@@ -163,12 +166,13 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
         "recipient": sample_recipient(),
         "links": { "ack": null },
         "notice": notice_value(None),
+        "report": Value::Null,
         "now": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }
 
 /// Keep the documented keys, each present; facts padded with `null` / `[]`.
-fn normalise_incident(incident: &Value) -> Value {
+pub(crate) fn normalise_incident(incident: &Value) -> Value {
     let mut out = Map::new();
     for k in INCIDENT_KEYS {
         out.insert(

@@ -243,7 +243,7 @@ impl HelperDef for LabelHelper {
 }
 
 /// Words for the codes messages show: categories, statuses and data types.
-fn label(code: &str, zh: bool) -> Option<&'static str> {
+pub(crate) fn label(code: &str, zh: bool) -> Option<&'static str> {
     let (z, e) = match code {
         "pi_leak" => ("个人信息泄露", "personal information leak"),
         "pi_damage" => (

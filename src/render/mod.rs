@@ -25,6 +25,7 @@
 pub mod context;
 pub mod helpers;
 pub mod lint;
+pub mod report;
 pub mod sections;
 pub mod sms;
 

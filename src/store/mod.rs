@@ -10,6 +10,7 @@ mod obligations;
 mod outbox;
 pub mod postgres;
 mod read;
+mod reports;
 mod rows;
 pub mod sqlite;
 mod subjects;
@@ -26,6 +27,7 @@ pub use outbox::{
     NewDelivery, Outcome,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use reports::{NewReport, NoticeStats, ReportRow, Submission};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
     ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,

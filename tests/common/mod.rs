@@ -22,6 +22,7 @@ pub const SITE: &str = "test-site-token";
 
 pub mod process;
 pub mod sink;
+pub mod smtp;
 
 /// The PostgreSQL server tests use: `INCIDENTD_TEST_PG_URL`, an admin URL such as
 /// `postgres://postgres@127.0.0.1:5432/postgres` (`.ci/run` sets it).

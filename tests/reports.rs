@@ -1,0 +1,1314 @@
+//! Regulator reports. Golden (snapshot) tests of the shipped `regulator/*` templates rendered
+//! from the shipped jurisdiction packs, in both languages; the required-field lint; and, through
+//! the running daemon on both backends, drafting, the approval gate, submission and immutability.
+//!
+//! Refresh the goldens after an intended change with
+//! `UPDATE_GOLDEN=1 cargo test --test reports golden`, then review the diff of `tests/golden/`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use common::sink::Sink;
+use common::smtp::Smtp;
+use common::{Backend, RESPONDER, TestApp};
+use incidentd::config::{OrganisationConfig, RenderConfig};
+use incidentd::domain::records::Incident;
+use incidentd::domain::regulation::{OperatorType, Pack, Packs};
+use incidentd::render::Templates;
+use incidentd::render::report::{
+    AssessmentInfo, DraftError, Header, LintError, Sources, Stats, Step,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    drafting_lists_what_is_missing_and_a_partial_report_marks_what_follows,
+    approval_needs_government_relations_and_legal_and_refuses_an_incomplete_version,
+    a_report_is_submitted_by_email_and_is_then_immutable,
+    a_report_is_submitted_by_signed_webhook,
+    by_hand_needs_the_reference_and_past_the_deadline_the_reason,
+    a_drill_report_never_reaches_the_regulator,
+    the_cli_drafts_shows_submits_and_summarises,
+);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn templates() -> Templates {
+    let cfg = RenderConfig {
+        time_zone: "Asia/Shanghai".into(),
+        ..RenderConfig::default()
+    };
+    Templates::load(&root().join("templates"), &cfg).unwrap_or_else(|e| panic!("{}", e.join("\n")))
+}
+
+fn packs(t: &Templates) -> Packs {
+    Packs::load(&root().join("config/jurisdictions"), &[], &|name| {
+        !t.locales(name).is_empty()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.join("\n")))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn org() -> OrganisationConfig {
+    OrganisationConfig {
+        name: "示例科技有限公司".into(),
+        operator_type: OperatorType::Other,
+        jurisdictions: vec!["CN".parse().unwrap()],
+        contact: "个人信息保护负责人 李四 +86 10 1234 5678 privacy@example.com".into(),
+        default_locale: "zh-CN".into(),
+    }
+}
+
+/// A personal-information leak with every fact the reports ask for.
+fn incident() -> Incident {
+    serde_json::from_value(json!({
+        "id": 42,
+        "title": "会员数据库备份文件遭未授权访问",
+        "summary": "对象存储中的一份会员数据库备份被设置为公开访问。",
+        "category": "pi_leak",
+        "severity": "S1",
+        "status": "contained",
+        "drill": false,
+        "origin": "declaration",
+        "rule": null,
+        "facts": {
+            "affected_subjects": 1_250_000,
+            "affected_subjects_estimated": true,
+            "records_affected": 1_310_412,
+            "data_types": ["name", "phone", "email"],
+            "jurisdictions": ["CN", "SG", "EU"],
+            "risk": "high",
+            "cause": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
+            "impact": "姓名、手机号码和电子邮箱地址可能被用于诈骗电话、短信或钓鱼邮件。",
+            "measures_taken": "已关闭公开访问、更换访问密钥、保全访问日志，并启动全量排查。",
+            "measures_planned": "全面排查存储权限配置，对备份文件加密并加强访问审计；请求协助追查下载来源。",
+            "advice_to_subjects": "警惕自称本公司工作人员的来电、短信和邮件，不向任何人提供验证码。",
+            "remedies": "免费提供12个月账户异常登录提醒服务。"
+        },
+        "facts_version": 5,
+        "first_seen_at": "2025-06-01T06:05:00Z",
+        "discovered_at": "2025-06-01T06:05:00Z",
+        "declared_at": "2025-06-01T06:20:00Z",
+        "aware_at": "2025-06-01T06:30:00Z",
+        "assessed_notifiable_at": "2025-06-01T08:00:00Z",
+        "handling_closed_at": "2025-06-20T10:00:00Z",
+        "contained_at": "2025-06-01T07:10:00Z",
+        "closed_at": "2025-06-20T10:00:00Z",
+        "updated_at": "2025-06-20T10:00:00Z",
+        "alert_count": 3,
+        "truncated_alerts": 0,
+        "created_by": "oncall"
+    }))
+    .unwrap()
+}
+
+fn steps() -> Vec<Step> {
+    [
+        (
+            "2025-06-01T06:05:00Z",
+            "Alert: public read access on the member-database backup bucket",
+        ),
+        (
+            "2025-06-01T06:20:00Z",
+            "Incident declared by the security on-call engineer",
+        ),
+        (
+            "2025-06-01T07:10:00Z",
+            "Public access removed and access keys rotated: contained",
+        ),
+        (
+            "2025-06-01T08:00:00Z",
+            "Breach assessed notifiable: 1,250,000 individuals, contact data",
+        ),
+    ]
+    .iter()
+    .map(|(t, s)| Step {
+        at: at(t),
+        text: s.to_string(),
+    })
+    .collect()
+}
+
+fn pack<'a>(packs: &'a Packs, code: &str) -> &'a Pack {
+    packs.get(&code.parse().unwrap()).unwrap()
+}
+
+struct Case {
+    code: &'static str,
+    obligation: &'static str,
+    report: &'static str,
+    inputs: &'static [(&'static str, &'static str)],
+    partial: bool,
+    due_at: &'static str,
+    drafted_at: &'static str,
+}
+
+fn render(case: &Case) -> Result<incidentd::render::report::Draft, DraftError> {
+    let t = templates();
+    let packs = packs(&t);
+    let pack = pack(&packs, case.code);
+    let inc = incident();
+    let org = org();
+    let inputs: BTreeMap<String, String> = case
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let steps = steps();
+    let def = pack.obligation(case.obligation).unwrap();
+    let recipient = def
+        .recipient
+        .clone()
+        .or_else(|| def.recipient_by_operator.get(&OperatorType::Other).cloned());
+    let grade = match case.code {
+        "CN" => "较大 / relatively major (III)",
+        "EU" => "High risk to rights and freedoms",
+        _ => "Notifiable: significant harm and significant scale",
+    };
+    let assessment = AssessmentInfo {
+        grade: Some("III".into()),
+        grade_name: Some(grade.into()),
+        why: None,
+        deadline: Some(at(case.due_at)),
+        late_reason: None,
+    };
+    let stats = Stats::default();
+    let src = Sources {
+        incident: &inc,
+        org: &org,
+        assessment: &assessment,
+        stats: &stats,
+        events: &steps,
+        steps: &steps,
+        inputs: &inputs,
+    };
+    let header = Header {
+        id: Some(7),
+        version: 1,
+        kind: None,
+        partial: case.partial,
+        jurisdiction: case.code.into(),
+        obligation: case.obligation.into(),
+        title: def.title.clone(),
+        law: def.law.clone(),
+        recipient_name: recipient.as_deref().map(|r| pack.recipient_name(r)),
+        recipient_id: recipient,
+        due_at: Some(at(case.due_at)),
+        late_reason: None,
+        grade: Some(grade.into()),
+        drafted_at: at(case.drafted_at),
+    };
+    incidentd::render::report::draft(&t, pack, case.report, &src, &header)
+}
+
+const CN_INITIAL_INPUTS: &[(&str, &str)] = &[
+    ("system", "会员中心对象存储（备份桶 member-backup）"),
+    (
+        "location",
+        "上海数据中心；由安全运营中心的对象存储公开访问告警发现",
+    ),
+    (
+        "likely_development",
+        "数据可能在黑市流通，诈骗短信可能增加；暂未发现进一步扩散。",
+    ),
+    (
+        "tracing",
+        "攻击路径：公开桶的匿名列目录与下载；来源 IP 203.0.113.7；未利用漏洞。",
+    ),
+];
+
+/// Compare with `tests/golden/<name>.{md,html}`, or write them with `UPDATE_GOLDEN=1`.
+fn golden(name: &str, d: &incidentd::render::report::Draft) {
+    let dir = root().join("tests/golden");
+    let md = format!("Subject: {}\n\n{}\n", d.subject, d.markdown);
+    let html = format!("{}\n", d.html);
+    for (ext, got) in [("md", &md), ("html", &html)] {
+        let path = dir.join(format!("{name}.{ext}"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test reports golden",
+                path.display()
+            )
+        });
+        assert!(
+            &want == got,
+            "{} differs from the rendering (refresh with UPDATE_GOLDEN=1 cargo test --test reports golden, then review the diff):\n--- rendered ---\n{got}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn golden_cn_initial_zh() {
+    let d = render(&Case {
+        code: "CN",
+        obligation: "cac_report_other",
+        report: "cac_initial",
+        inputs: CN_INITIAL_INPUTS,
+        partial: false,
+        due_at: "2025-06-01T10:05:00Z",
+        drafted_at: "2025-06-01T08:30:00Z",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.locale, "zh-CN");
+    assert!(d.to_follow.is_empty());
+    // Numbers with separators, data types in words, times in the pack's zone (+08:00).
+    assert!(d.markdown.contains("1,250,000（估计）"), "{}", d.markdown);
+    assert!(d.markdown.contains("姓名、手机号码、电子邮箱地址"));
+    assert!(d.markdown.contains("2025年06月01日 14:05（UTC+08:00）"));
+    golden("cn_initial.zh-CN", &d);
+}
+
+#[test]
+fn golden_cn_initial_partial_zh() {
+    // Only the basic items: the rest is marked 待补充 (to follow).
+    let d = render(&Case {
+        code: "CN",
+        obligation: "cac_report_other",
+        report: "cac_initial",
+        inputs: &[("system", "会员中心对象存储（备份桶 member-backup）")],
+        partial: true,
+        due_at: "2025-06-01T10:05:00Z",
+        drafted_at: "2025-06-01T08:30:00Z",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let follows: Vec<&str> = d.to_follow.iter().map(|m| m.field.as_str()).collect();
+    assert_eq!(follows, ["location", "likely_development", "tracing"]);
+    assert!(d.markdown.contains("待补充"));
+    assert!(d.subject.contains("部分事项待补充"));
+    golden("cn_initial_partial.zh-CN", &d);
+}
+
+#[test]
+fn golden_cn_closing_zh() {
+    let d = render(&Case {
+        code: "CN",
+        obligation: "cac_closing",
+        report: "cac_closing",
+        inputs: &[
+            ("system", "会员中心对象存储（备份桶 member-backup）"),
+            (
+                "accountability",
+                "运维组未执行备份桶权限复核流程；已对责任人作出处理。",
+            ),
+            (
+                "remediation",
+                "备份桶默认私有并强制加密；权限变更纳入双人复核；每日自动巡检公开访问。",
+            ),
+            (
+                "lessons",
+                "备份数据与生产数据同等保护；公开访问告警须在15分钟内响应。",
+            ),
+        ],
+        partial: false,
+        due_at: "2025-07-20T10:00:00Z",
+        drafted_at: "2025-06-25T02:00:00Z",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.markdown.contains("总结报告"));
+    golden("cn_closing.zh-CN", &d);
+}
+
+#[test]
+fn golden_sg_pdpc_en() {
+    let d = render(&Case {
+        code: "SG",
+        obligation: "pdpc_report",
+        report: "pdpc_notification",
+        inputs: &[
+            ("how_aware", "Our security monitoring alerted on public read access to a backup bucket."),
+            ("notification_plan", "Affected individuals are told by e-mail and SMS from 2 June 2025; a public notice is on our website."),
+        ],
+        partial: false,
+        due_at: "2025-06-04T15:59:59Z",
+        drafted_at: "2025-06-01T09:00:00Z",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.locale, "en");
+    assert!(d.markdown.contains("1,250,000 (estimated)"));
+    assert!(d.markdown.contains("name, phone number, e-mail address"));
+    // The chronological account, as a list, in Singapore time.
+    assert!(
+        d.markdown
+            .contains("- 2025-06-01 14:20 (UTC+08:00) — Incident declared"),
+        "{}",
+        d.markdown
+    );
+    golden("sg_pdpc.en", &d);
+}
+
+#[test]
+fn golden_eu_sa_en() {
+    let d = render(&Case {
+        code: "EU",
+        obligation: "sa_report",
+        report: "sa_notification",
+        inputs: &[(
+            "categories_of_subjects",
+            "Customers (members of the loyalty programme)",
+        )],
+        partial: false,
+        due_at: "2025-06-04T06:30:00Z",
+        drafted_at: "2025-06-01T09:00:00Z",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.markdown.contains("1,310,412"));
+    assert!(d.markdown.contains("2025-06-01 07:30 (UTC+01:00)"));
+    golden("eu_sa.en", &d);
+}
+
+#[test]
+fn a_report_missing_required_fields_is_refused_listing_each() {
+    let e = render(&Case {
+        code: "CN",
+        obligation: "cac_report_other",
+        report: "cac_initial",
+        inputs: &[],
+        partial: false,
+        due_at: "2025-06-01T10:05:00Z",
+        drafted_at: "2025-06-01T08:30:00Z",
+    })
+    .unwrap_err();
+    let DraftError::Lint(LintError::Missing(m)) = e else {
+        panic!("{e}")
+    };
+    let ids: Vec<&str> = m.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(ids, ["system", "location", "likely_development", "tracing"]);
+    assert_eq!(m[0].label, "受影响的设施、系统或平台");
+    assert!(m[0].how.contains("--input system="), "{}", m[0].how);
+}
+
+#[test]
+fn a_partial_report_still_needs_the_fields_that_may_not_follow() {
+    // `system` is not in may_follow: a partial initial report without it is refused.
+    let e = render(&Case {
+        code: "CN",
+        obligation: "cac_report_other",
+        report: "cac_initial",
+        inputs: &[],
+        partial: true,
+        due_at: "2025-06-01T10:05:00Z",
+        drafted_at: "2025-06-01T08:30:00Z",
+    })
+    .unwrap_err();
+    let DraftError::Lint(LintError::Missing(m)) = e else {
+        panic!("{e}")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].field, "system");
+}
+
+#[test]
+fn a_closing_report_cannot_be_partial() {
+    let e = render(&Case {
+        code: "CN",
+        obligation: "cac_closing",
+        report: "cac_closing",
+        inputs: &[],
+        partial: true,
+        due_at: "2025-07-20T10:00:00Z",
+        drafted_at: "2025-06-25T02:00:00Z",
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&e, DraftError::Lint(LintError::PartialNotAllowed(m)) if m.contains("closing report")),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_pack_report_renders_with_its_template() {
+    // Whatever the packs ship, each report's template renders in the pack's language for an
+    // incident with every fact and input.
+    let t = templates();
+    let packs = packs(&t);
+    for pack in packs.all() {
+        for (id, spec) in &pack.reports {
+            let inputs: BTreeMap<String, String> = pack
+                .fields
+                .values()
+                .filter_map(|f| f.from.strip_prefix("input."))
+                .map(|n| (n.to_string(), format!("value of {n}")))
+                .collect();
+            let inc = incident();
+            let org = org();
+            let steps = steps();
+            let assessment = AssessmentInfo {
+                grade_name: Some("g".into()),
+                ..Default::default()
+            };
+            let stats = Stats::default();
+            let src = Sources {
+                incident: &inc,
+                org: &org,
+                assessment: &assessment,
+                stats: &stats,
+                events: &steps,
+                steps: &steps,
+                inputs: &inputs,
+            };
+            let header = Header {
+                version: 1,
+                drafted_at: at("2025-06-01T09:00:00Z"),
+                ..Default::default()
+            };
+            let d = incidentd::render::report::draft(&t, pack, id, &src, &header)
+                .unwrap_or_else(|e| panic!("{} {id} ({}): {e}", pack.code, spec.template));
+            assert!(!d.subject.is_empty() && !d.html.is_empty());
+        }
+    }
+}
+
+// ------------------------------------------------------------------ through the daemon
+
+const GR: &str = "test-government-relations-token";
+const LEGAL: &str = "test-legal-token";
+const HOOK_SECRET: &str = "regulator-hook-secret-0123456789";
+
+fn sha(t: &str) -> String {
+    hex::encode(incidentd::api::token_hash(t))
+}
+
+/// Shipped templates, playbooks and packs; the six departments paged by SMS to `pager`; GR and
+/// Legal approver tokens; `extra` (channels, regulators).
+fn daemon_config(pager: &Sink, extra: &str) -> String {
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+jurisdictions = "{}"
+
+[dispatch]
+poll_interval = "100ms"
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[paging.channels]
+S1 = ["sms"]
+S2 = ["sms"]
+S3 = ["sms"]
+S4 = ["sms"]
+
+[[auth.tokens]]
+name = "gr"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["government_relations"]
+
+[[auth.tokens]]
+name = "legal"
+sha256 = "{}"
+roles = ["approver", "responder"]
+departments = ["legal"]
+
+{extra}
+"#,
+        root().join("templates").display(),
+        root().join("config/playbooks").display(),
+        root().join("config/jurisdictions").display(),
+        pager.url("/sms"),
+        sha(GR),
+        sha(LEGAL),
+    );
+    for (i, d) in [
+        "security",
+        "government_relations",
+        "legal",
+        "public_relations",
+        "customer_service",
+        "it_operations",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n",
+            i + 1
+        ));
+    }
+    c
+}
+
+/// A PI leak of 1.2 million people discovered `ago` seconds ago (CN grade III: the CAC report
+/// is owed within 4 h of discovery; PIPL: the authority within 24 h of awareness).
+async fn leak(app: &TestApp, ago: i64, drill: bool, complete: bool) -> i64 {
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - ago, 0).unwrap();
+    let mut facts = json!({
+        "affected_subjects": 1_200_000,
+        "data_types": ["name", "phone"],
+        "jurisdictions": ["CN"],
+    });
+    if complete {
+        for (k, v) in [
+            ("cause", "备份桶权限配置错误"),
+            ("impact", "可能被用于诈骗"),
+            ("measures_taken", "已关闭公开访问"),
+            ("measures_planned", "全面排查"),
+            ("advice_to_subjects", "警惕诈骗电话"),
+        ] {
+            facts[k] = json!(v);
+        }
+    }
+    let inc = app
+        .declare(&json!({
+            "title": "会员库泄露", "category": "pi_leak", "drill": drill,
+            "discovered_at": at, "aware_at": at, "facts": facts,
+        }))
+        .await;
+    inc["id"].as_i64().unwrap()
+}
+
+const INPUTS: &str = r#"{"system": "会员中心", "location": "上海机房", "likely_development": "可能扩散", "tracing": "公开桶匿名下载"}"#;
+
+async fn draft(app: &TestApp, id: i64, body: Value) -> (StatusCode, Value) {
+    app.post(&format!("/api/v1/incidents/{id}/reports"), RESPONDER, &body)
+        .await
+}
+
+async fn decide(app: &TestApp, token: &str, task: i64, approve: bool) -> (StatusCode, Value) {
+    let (verb, body) = if approve {
+        ("approve", json!({}))
+    } else {
+        ("reject", json!({"reason": "wrong figures"}))
+    };
+    app.post(&format!("/api/v1/approvals/{task}/{verb}"), token, &body)
+        .await
+}
+
+/// Draft the complete CAC initial report and have GR and Legal approve it.
+async fn approved(app: &TestApp, id: i64) -> Value {
+    let (s, r) = draft(
+        app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let task = r["approval_task"].as_i64().unwrap();
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(app, t, task, true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    r
+}
+
+async fn submit(app: &TestApp, id: i64, rid: i64, body: Value) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/incidents/{id}/reports/{rid}/submit"),
+        RESPONDER,
+        &body,
+    )
+    .await
+}
+
+async fn obligation(app: &TestApp, id: i64, key: &str) -> Value {
+    let (s, v) = app
+        .get(&format!("/api/v1/incidents/{id}/obligations"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == key)
+        .unwrap_or_else(|| panic!("no obligation {key}: {v:#}"))
+        .clone()
+}
+
+async fn drafting_lists_what_is_missing_and_a_partial_report_marks_what_follows(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, false).await;
+
+    // Unknown keys and obligations that are not reports are refused, naming the reports owed.
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:nope"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CN:cac_report_other"),
+        "{v}"
+    );
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:pipl_individuals"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("notify_individuals"),
+        "{v}"
+    );
+
+    // Missing inputs and facts: refused with each field, its label and how to fill it.
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:cac_report_other"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["code"], "report_incomplete");
+    let missing: Vec<&str> = v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "system",
+            "location",
+            "harm",
+            "measures_taken",
+            "likely_development",
+            "cause",
+            "tracing",
+            "next_steps"
+        ]
+    );
+    let cause = &v["missing"][5];
+    assert_eq!(cause["label"], "初步原因");
+    assert!(
+        cause["how"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("PATCH /api/v1/incidents/{id}/facts"))
+    );
+    assert!(v["detail"].as_str().unwrap().contains("初步原因"), "{v}");
+    assert!(app.get(&format!("/api/v1/incidents/{id}/reports")).await.1 == json!([]));
+
+    // Partial: what may follow is marked 待补充; what may not (measures taken) still refuses.
+    let (s, v) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["missing"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["missing"][0]["field"], "measures_taken");
+    let (s, f) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"measures_taken": "已关闭公开访问"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let (s, v1) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (v1["version"].as_i64(), v1["status"].as_str()),
+        (Some(1), Some("draft"))
+    );
+    let follows: Vec<&str> = v1["to_follow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        follows,
+        [
+            "location",
+            "harm",
+            "likely_development",
+            "cause",
+            "tracing",
+            "next_steps"
+        ]
+    );
+    let rid = v1["id"].as_i64().unwrap();
+    let (ctype, text) = document(&app, &format!("/api/v1/reports/{rid}?format=markdown")).await;
+    assert!(ctype.starts_with("text/markdown"), "{ctype}");
+    assert!(text.contains("## 四、发现地点\n\n待补充"), "{text}");
+    assert!(text.contains("会员中心"));
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert!(
+        full["html"].as_str().unwrap().contains("<em>待补充</em>"),
+        "{full}"
+    );
+
+    // A new version supersedes the old one and closes its approval.
+    let (s, v2) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "partial": true, "inputs": {"system": "会员中心", "tracing": "匿名下载"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/reports")).await;
+    let st: Vec<(i64, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(st, [(1, "superseded"), (2, "draft")]);
+    let (s, v) = decide(&app, GR, v1["approval_task"].as_i64().unwrap(), true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    app.stop().await;
+}
+
+async fn approval_needs_government_relations_and_legal_and_refuses_an_incomplete_version(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let (s, r) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (rid, task) = (
+        r["id"].as_i64().unwrap(),
+        r["approval_task"].as_i64().unwrap(),
+    );
+    // Government Relations alone is not enough: the version stays a draft and cannot go out.
+    let (s, v) = decide(&app, GR, task, true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "open");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "X", "submitted_at": Utc::now()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waits for its approval"),
+        "{v}"
+    );
+    // A viewer or a responder without the department cannot decide it.
+    let (s, _) = decide(&app, RESPONDER, task, true).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = decide(&app, LEGAL, task, true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved");
+    let (_, shown) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(shown["status"], "approved");
+
+    // A version stored incomplete (the pack changed underneath, or a bug) is refused at
+    // approval: the lint runs again against the pack.
+    let (s, r2) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r2}");
+    let rid2 = r2["id"].as_i64().unwrap();
+    app.sql(&[&format!(
+        "UPDATE reports SET fields = REPLACE(fields, '\"value\":\"会员中心\"', '\"value\":null') WHERE id = {rid2}"
+    )])
+    .await;
+    let (s, v) = decide(&app, GR, r2["approval_task"].as_i64().unwrap(), true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("受影响的设施、系统或平台"),
+        "{v}"
+    );
+    // Rejecting is always allowed.
+    let (s, v) = decide(&app, LEGAL, r2["approval_task"].as_i64().unwrap(), false).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, shown) = app.get(&format!("/api/v1/reports/{rid2}")).await;
+    assert_eq!(shown["status"], "rejected");
+    app.stop().await;
+}
+
+async fn a_report_is_submitted_by_email_and_is_then_immutable(backend: Backend) {
+    let smtp = Smtp::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nemail = \"report@cac.example.gov.cn\"\n",
+        smtp.url()
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["via"].as_str()),
+        (Some("submitted"), Some("email"))
+    );
+    app.wait_deliveries(id, 15, |v| {
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report" && d["status"] == "sent")
+    })
+    .await;
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    let msgs: Vec<Value> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("网络安全事件报告"))
+        })
+        .collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["subject"], full["subject"]);
+    let text = msgs[0]["text"].as_str().unwrap().replace("\r\n", "\n");
+    assert_eq!(
+        text.trim_end(),
+        full["markdown"].as_str().unwrap().trim_end()
+    );
+    assert!(
+        msgs[0]["html"]
+            .as_str()
+            .unwrap()
+            .contains("<h1>网络安全事件报告（初次报告）</h1>")
+    );
+    assert!(
+        msgs[0]["to"]
+            .to_string()
+            .contains("report@cac.example.gov.cn"),
+        "{}",
+        msgs[0]
+    );
+
+    // The obligation is met by this report, with an audit trail.
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(
+        (o["status"].as_str(), o["met_ref"].as_str()),
+        (Some("met"), Some(format!("report:{rid}").as_str())),
+        "{o}"
+    );
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let kinds: Vec<&str> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "report.drafted",
+        "report.approved",
+        "report.submitted",
+        "obligation.met",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+
+    // Immutable: the API refuses to submit again or to draft over it; the database refuses a
+    // raw UPDATE or DELETE.
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("immutable"), "{v}");
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    for sql in [
+        format!("UPDATE reports SET markdown = 'edited' WHERE id = {rid}"),
+        format!("DELETE FROM reports WHERE id = {rid}"),
+    ] {
+        let e = raw_sql(&app, &sql).await.unwrap_err();
+        assert!(e.contains("a submitted report is immutable"), "{e}");
+    }
+    let (_, after) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(after["markdown"], full["markdown"]);
+
+    // The post-incident summary: the first report against its deadline.
+    let (s, sum) = app.get(&format!("/api/v1/incidents/{id}/summary")).await;
+    assert_eq!(s, StatusCode::OK, "{sum}");
+    let reported = sum["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "reported")
+        .unwrap();
+    assert_eq!(reported["met"], true, "{sum:#}");
+    assert_eq!(reported["target_from"], "CN:cac_report_other");
+    let (_, md) = document(
+        &app,
+        &format!("/api/v1/incidents/{id}/summary?format=markdown"),
+    )
+    .await;
+    assert!(md.contains("| First regulator report submitted |"), "{md}");
+    app.stop().await;
+}
+
+/// A document endpoint's content type and text.
+async fn document(app: &TestApp, path: &str) -> (String, String) {
+    let res = app
+        .http
+        .request(Method::GET, app.url(path))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    let ctype = res.headers()["content-type"].to_str().unwrap().to_string();
+    (ctype, res.text().await.unwrap())
+}
+
+/// Run one statement behind the daemon's back; the database's error text on failure.
+async fn raw_sql(app: &TestApp, sql: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let q = || sqlx::AssertSqlSafe(sql.to_string());
+    let r = match app.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.store_url)
+                .await
+                .unwrap();
+            sqlx::query(q()).execute(&mut c).await.map(|_| ())
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.store_url).await.unwrap();
+            sqlx::query(q()).execute(&mut c).await.map(|_| ())
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
+async fn a_report_is_submitted_by_signed_webhook(backend: Backend) {
+    let sink = Sink::start().await;
+    let extra = format!(
+        "[[channels.webhooks]]\nname = \"cac-gateway\"\nurl = \"{}\"\nsecret = \"{HOOK_SECRET}\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nwebhook = \"cac-gateway\"\n",
+        sink.url("/reports")
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    // No e-mail address configured for this regulator: e-mail is refused, naming the routes.
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("webhook, manual"),
+        "{v}"
+    );
+    let (s, v) = submit(&app, id, rid, json!({"via": "webhook"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_deliveries(id, 15, |v| {
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report" && d["status"] == "sent")
+    })
+    .await;
+    let got: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/reports")
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let ts: i64 = got[0]
+        .header("x-incidentd-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected =
+        incidentd::channels::sign::webhook_signature(HOOK_SECRET.as_bytes(), ts, &got[0].body);
+    assert_eq!(
+        got[0].header("x-incidentd-signature").unwrap(),
+        format!("sha256={expected}")
+    );
+    let body = got[0].json();
+    let (_, full) = app.get(&format!("/api/v1/reports/{rid}")).await;
+    assert_eq!(body["purpose"], "report");
+    assert_eq!(body["recipient"], "cac-gateway");
+    assert_eq!(body["subject"], full["subject"]);
+    assert_eq!(body["text"], full["markdown"]);
+    assert_eq!(body["html"], full["html"]);
+    assert_eq!(body["data"]["report_id"], rid);
+    assert_eq!(body["data"]["obligation"], "CN:cac_report_other");
+    assert_eq!(body["data"]["content_hash"], full["content_hash"]);
+    app.stop().await;
+}
+
+async fn by_hand_needs_the_reference_and_past_the_deadline_the_reason(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    // Discovered 5 h ago: the 4-hour CAC deadline has passed.
+    let id = leak(&app, 5 * 3600, false, true).await;
+    let r = approved(&app, id).await;
+    let rid = r["id"].as_i64().unwrap();
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 60, 0).unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "manual", "submitted_at": at})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "reference");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "submitted_at");
+    let (s, v) = submit(&app, id, rid, json!({"via": "fax"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001", "submitted_at": at}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "late_reason");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reasons for the delay"),
+        "{v}"
+    );
+    let (s, v) = submit(
+        &app,
+        id,
+        rid,
+        json!({"via": "manual", "reference": "12387-2025-0001", "submitted_at": at, "late_reason": "省网信办热线占线，改为门户报送"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["reference"], "12387-2025-0001");
+    assert_eq!(
+        v["submitted_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        at
+    );
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(o["status"], "met", "{o}");
+    assert_eq!(o["late_reason"], "省网信办热线占线，改为门户报送");
+    // Nothing was sent: a manual submission only records.
+    let (_, d) = app
+        .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+        .await;
+    assert!(
+        !d["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["purpose"] == "report"),
+        "{d}"
+    );
+    let (s, sum) = app.get(&format!("/api/v1/incidents/{id}/summary")).await;
+    assert_eq!(s, StatusCode::OK);
+    let reported = sum["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "reported")
+        .unwrap();
+    assert_eq!(reported["met"], false, "late: {sum:#}");
+    app.stop().await;
+}
+
+async fn a_drill_report_never_reaches_the_regulator(backend: Backend) {
+    let smtp = Smtp::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nemail = \"report@cac.example.gov.cn\"\n",
+        smtp.url()
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, true, true).await;
+    let r = approved(&app, id).await;
+    let (_, full) = app.get(&format!("/api/v1/reports/{}", r["id"])).await;
+    assert!(
+        full["subject"].as_str().unwrap().starts_with("【演练】"),
+        "{full}"
+    );
+    let (s, v) = submit(&app, id, r["id"].as_i64().unwrap(), json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let d = app
+        .wait_deliveries(id, 15, |v| {
+            v["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["purpose"] == "report" && d["status"] == "dead")
+        })
+        .await;
+    let rep = d["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["purpose"] == "report")
+        .unwrap()
+        .clone();
+    assert!(
+        rep["last_error"].as_str().unwrap().contains("drill guard"),
+        "{rep}"
+    );
+    assert!(
+        !smtp
+            .messages()
+            .iter()
+            .any(|m| m["to"].to_string().contains("cac.example.gov.cn")),
+        "a drill report reached the regulator"
+    );
+    app.stop().await;
+}
+
+/// Run the CLI against the daemon as `token`; (exit code, stdout, stderr).
+async fn cli(app: &TestApp, token: &str, args: &[&str]) -> (i32, String, String) {
+    let url = app.url("");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let token = token.to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args(&args)
+            .env("INCIDENTD_URL", url)
+            .env("INCIDENTD_TOKEN", token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+async fn the_cli_drafts_shows_submits_and_summarises(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let sid = id.to_string();
+    // The lint's refusal reaches the person with what to do.
+    let (code, _, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "draft",
+            &sid,
+            "--obligation",
+            "CN:cac_report_other",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--input system="), "{err}");
+    let (code, out, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "draft",
+            &sid,
+            "--obligation",
+            "CN:cac_report_other",
+            "--partial",
+            "--input",
+            "system=会员中心",
+            "--input",
+            "location=上海机房",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[to follow: likely_development, tracing]"),
+        "{out}"
+    );
+    let (_, list) = app.get(&format!("/api/v1/incidents/{id}/reports")).await;
+    let rid = list[0]["id"].as_i64().unwrap().to_string();
+    let task = list[0]["approval_task"].as_i64().unwrap().to_string();
+    let (code, out, err) = cli(&app, RESPONDER, &["reports", &sid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("CN:cac_report_other") && out.contains("draft"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&app, RESPONDER, &["report", "show", &rid, "--format", "md"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("## 十一、事态发展趋势及可能造成的进一步影响\n\n待补充"),
+        "{out}"
+    );
+    for t in [GR, LEGAL] {
+        let (code, _, err) = cli(&app, t, &["approve", &task]).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (code, out, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "report",
+            "submit",
+            &rid,
+            "--via",
+            "manual",
+            "--reference",
+            "CAC-2025-77",
+            "--at",
+            &at,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("reference CAC-2025-77") && out.contains("CN:cac_report_other is met"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&app, RESPONDER, &["summary", &sid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("# Post-incident summary: incident"), "{out}");
+    assert!(
+        out.contains("| First regulator report submitted |"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&app, RESPONDER, &["report", "--help"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("待补充") && out.contains("--via manual"),
+        "{out}"
+    );
+    app.stop().await;
+}
