@@ -386,7 +386,10 @@ pub async fn recompute(
             }
             _ => None,
         };
-        let open = rows.iter().find(|r| r.key == o.key).is_none_or(|r| r.is_open());
+        let open = rows
+            .iter()
+            .find(|r| r.key == o.key)
+            .is_none_or(|r| r.is_open());
         if let Some(by) = by
             && open
             && o.standing == crate::domain::regulation::Standing::Required
