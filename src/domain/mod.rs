@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod audit;
 pub mod classify;
+pub mod drill;
 pub mod duration;
 pub mod facts;
 pub mod incident;
