@@ -5,9 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,81 +16,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::TcpListener;
 
-const PYTHON_ENV: &str = "INCIDENTD_TEST_PYTHON";
-
-/// A running smtp_sink.py; killed when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg("--out")
-            .arg(dir.path())
-            .args(["--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `{python}` ({e}). tests/email.rs needs Python 3 for its SMTP \
-                     server: install it (Debian: apt-get install python3; on Python 3.12 or \
-                     newer also python3-aiosmtpd or `pip install aiosmtpd`), or name an \
-                     interpreter in {PYTHON_ENV}"
-                )
-            });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "{} exited before listening (see its error above); on Python 3.12 or newer \
-                     install aiosmtpd (apt-get install python3-aiosmtpd or pip install aiosmtpd)",
-                    script.display()
-                )
-            });
-        Sink { child, port, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Every message the server accepted, in order.
-    fn messages(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The shared SMTP server process (`tests/common/smtp.rs`).
+use common::smtp::Smtp as Sink;
 
 fn config(url: &str, extra: &str) -> EmailConfig {
     let toml =

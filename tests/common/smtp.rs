@@ -13,7 +13,7 @@ const PYTHON_ENV: &str = "INCIDENTD_TEST_PYTHON";
 /// A running smtp_sink.py; killed when dropped.
 pub struct Smtp {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -33,7 +33,7 @@ impl Smtp {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot run `{python}` ({e}). tests/email.rs needs Python 3 for its SMTP \
+                    "cannot run `{python}` ({e}). The e-mail tests need Python 3 for their SMTP \
                      server: install it (Debian: apt-get install python3; on Python 3.12 or \
                      newer also python3-aiosmtpd or `pip install aiosmtpd`), or name an \
                      interpreter in {PYTHON_ENV}"
