@@ -363,6 +363,16 @@ async fn a_drill_is_scored_against_its_targets_and_its_after_action_report_is_se
         format!("[DRILL] After-action report: pi_leak_functional (incident #{id})")
     );
     assert_eq!(msg["rcpt_tos"], json!(["drill.owner@example.com"]));
+    let text = msg["text"].as_str().unwrap();
+    for part in [
+        "## Metrics against targets",
+        "| Time to contain | it_operations | 1h 0m | 1h 15m | MISSED |",
+        "- token:responder",
+        "`aar-1`",
+    ] {
+        assert!(text.contains(part), "{part} not in\n{text}");
+    }
+    assert!(!text.contains("- system\n"), "{text}");
     store.close().await;
     app.stop().await;
 }

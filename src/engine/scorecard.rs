@@ -45,6 +45,9 @@ pub const ACTION_ITEM_DUE_DAYS: i64 = 14;
 /// How many audit events the report's timeline reads at most.
 const TIMELINE_LIMIT: i64 = 10_000;
 
+/// Actors that are the daemon itself, not participants.
+const AUTOMATIC_ACTORS: [&str; 3] = ["system", "dispatcher", "scheduler"];
+
 /// The key prefix of the tasks an after-action report creates; the scorecard ignores them.
 pub const ACTION_ITEM_PREFIX: &str = "aar-";
 
@@ -1005,7 +1008,7 @@ pub async fn after_action_inputs(
         .map(|t| t.department)
         .collect();
     for e in &events {
-        if !e.actor.starts_with("system") && !participants.contains(&e.actor) {
+        if !AUTOMATIC_ACTORS.contains(&e.actor.as_str()) && !participants.contains(&e.actor) {
             participants.push(e.actor.clone());
         }
     }
