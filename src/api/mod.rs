@@ -65,6 +65,9 @@ pub struct Live {
     /// `[reports]` and `[[regulators]]`: who approves reports, where they are submitted.
     pub reports: crate::config::ReportsConfig,
     pub regulators: Vec<crate::config::RegulatorConfig>,
+    /// Drill scenarios (`config/drills/*.toml`) and their schedules.
+    pub drills: Arc<crate::domain::drill::Scenarios>,
+    pub drill_schedules: Vec<crate::config::DrillSchedule>,
 }
 
 impl Live {
@@ -136,6 +139,8 @@ impl Live {
             packs,
             reports: s.reports.clone(),
             regulators: s.regulators.clone(),
+            drills: Default::default(),
+            drill_schedules: s.drills.schedule.clone(),
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
