@@ -390,9 +390,18 @@ impl TimerHandler for ResponseTimers {
                 }
                 other => crate::store::StoreError::Failed(other.to_string()),
             };
-            let (obligations, response): (Vec<_>, Vec<_>) = timers
+            let (drills, timers): (Vec<_>, Vec<_>) = timers
                 .iter()
                 .cloned()
+                .partition(|t| t.kind.starts_with("drill.") || t.key.starts_with("cron:drill."));
+            if !drills.is_empty() {
+                let regulation = live.regulation();
+                crate::engine::drills::fire(tx, &live.drill_ctx(&regulation), &drills, now)
+                    .await
+                    .map_err(to_store)?;
+            }
+            let (obligations, response): (Vec<_>, Vec<_>) = timers
+                .into_iter()
                 .partition(|t| t.kind.starts_with("obligation."));
             let ctx = live.response_ctx();
             if !obligations.is_empty() {

@@ -5,6 +5,7 @@ mod alerts;
 mod announcements;
 pub mod auth;
 mod deliveries;
+mod drills;
 pub mod error;
 mod extract;
 mod incidents;
@@ -104,6 +105,23 @@ impl Live {
             notices: &self.notices,
             public_url: &self.public_url,
             announce: self.announce_ctx(),
+        }
+    }
+
+    /// What starting and running drills needs.
+    pub fn drill_ctx<'a>(
+        &'a self,
+        regulation: &'a crate::engine::obligations::Regulation,
+    ) -> crate::engine::drills::DrillCtx<'a> {
+        crate::engine::drills::DrillCtx {
+            scenarios: &self.drills,
+            departments: &self.departments,
+            rules: &self.rules,
+            regulation,
+            responds: self.playbooks.is_some(),
+            keys: self.subject_keys.as_deref(),
+            default_locale: &self.organisation.default_locale,
+            channels: &self.channels,
         }
     }
 
@@ -218,6 +236,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(deliveries::show))
         .routes(routes!(deliveries::test_send))
         .routes(routes!(deliveries::allow_drill_recipients))
+        .routes(routes!(drills::start, drills::list))
+        .routes(routes!(drills::show))
         .routes(routes!(deliveries::inbox))
         .routes(routes!(deliveries::mark_read))
         .routes(routes!(tasks::incident_tasks, tasks::add_task))

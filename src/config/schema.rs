@@ -78,9 +78,9 @@ fn default_drill_zone() -> String {
 }
 
 impl DrillSchedule {
-    /// The cron job's name (and the drill's schedule key).
+    /// The cron job's name: `drill.<scenario>`.
     pub fn job(&self) -> String {
-        format!("drill:{}", self.scenario)
+        format!("drill.{}", self.scenario)
     }
 }
 

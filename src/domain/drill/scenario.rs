@@ -329,6 +329,19 @@ fn check(
                 "an inject does something: give message, facts and/or transition".into(),
             );
         }
+        if let Some(t) = inj.transition
+            && !matches!(
+                t,
+                Status::Triaged | Status::Contained | Status::Eradicated | Status::Recovered
+            )
+        {
+            p(
+                &format!("{at}.transition"),
+                format!(
+                    "`{t}`: an inject may move the drill to triaged, contained, eradicated or recovered; closing is the responders' call"
+                ),
+            );
+        }
         if let Some(f) = &inj.facts {
             let patch = serde_json::to_value(f).unwrap_or_default();
             if let Err(e) = s.start.facts.apply_patch(&patch) {
