@@ -177,7 +177,7 @@ fn check_renders_every_template_and_names_a_broken_one() {
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert!(
         out(&o).contains(
-            "(11 templates, 26 renderings against the sample incident, times in Asia/Shanghai)"
+            "(12 templates, 28 renderings against the sample incident, times in Asia/Shanghai)"
         ),
         "{}",
         out(&o)

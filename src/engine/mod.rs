@@ -12,6 +12,7 @@ pub mod notice_gate;
 pub mod obligations;
 pub mod reports;
 pub mod response;
+pub mod scorecard;
 pub mod subjects;
 pub mod summary;
 mod tasks;

@@ -56,7 +56,9 @@ pub struct Timed {
     pub met: Option<bool>,
 }
 
-fn verdict(
+/// Met (on or before the target), missed (after it, or not reached and `now` is past it), or
+/// `None` without a target or while not yet due. The scorecard judges a drill's times the same way.
+pub(crate) fn verdict(
     at: Option<DateTime<Utc>>,
     target: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -68,7 +70,8 @@ fn verdict(
     }
 }
 
-fn since(from: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<String> {
+/// The time from `from` to `at`, humanised (`1h 5m`); `None` if not reached (or before `from`).
+pub(crate) fn since(from: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<String> {
     let d = (at? - from).to_std().ok()?;
     Some(humanize(d))
 }

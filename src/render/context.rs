@@ -153,6 +153,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         "links": { "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg" },
         "notice": notice_value(Some(SAMPLE_NOTICE_URL)),
         "report": super::report::sample_report(),
+        "drill": crate::engine::scorecard::sample_drill_value(),
         "now": "2025-06-01T08:00:00Z",
     })
 }

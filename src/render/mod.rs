@@ -616,8 +616,9 @@ impl Templates {
                     if needs(channel, &v.parts).is_err() {
                         continue;
                     }
-                    // Regulator reports go out by e-mail or webhook only, never by SMS or voice.
-                    if name.starts_with("regulator/")
+                    // Regulator reports (and drills' after-action reports) go out by e-mail or
+                    // webhook only, never by SMS or voice.
+                    if (name.starts_with("regulator/") || name.starts_with("drill/"))
                         && !matches!(channel, ChannelKind::Email | ChannelKind::Webhook)
                     {
                         continue;

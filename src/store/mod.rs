@@ -13,6 +13,7 @@ pub mod postgres;
 mod read;
 mod reports;
 mod rows;
+mod scorecard;
 pub mod sqlite;
 mod subjects;
 mod tasks;

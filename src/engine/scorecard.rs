@@ -1,0 +1,1512 @@
+//! A drill's scorecard and after-action report (issue #7, item 4; NIST SP 800-84's hot-wash
+//! and after-action report).
+//!
+//! When a drill ends, [`scorecard`] reads what the response did — pages and their
+//! acknowledgements, tasks, containment, grades, regulator report versions and their approval,
+//! the notice gate and the notice deliveries — into a [`Snapshot`], and [`compute`] judges each
+//! time against the scenario's [`Targets`] with the post-incident summary's rule (met on or
+//! before the target; missed after it, or not reached when the drill ended past it).
+//! [`after_action`] renders the report for the drill's owner, e-mails it, and turns every
+//! missed target and every missed or late task into a tracked task (`aar-<n>`). [`trend`]
+//! compares drills: medians and the share of targets met, oldest to newest.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::EngineError;
+use super::summary::{since, verdict};
+use crate::channels::{ChannelKind, Purpose, validate_recipient};
+use crate::config::OrganisationConfig;
+use crate::domain::drill::{Mode, Targets};
+use crate::domain::duration::{HumanDuration, humanize};
+use crate::domain::notice::{exempt_from_individual_notice, missing_notice_facts};
+use crate::domain::records::Incident;
+use crate::domain::time::{from_micros, to_micros};
+use crate::render::Templates;
+use crate::render::report::{Missing, Step};
+use crate::store::{NewDelivery, NewEvent, NewTask, ReportRow, TaskRow, TeamRow, WriteTx};
+
+/// The measures other than acknowledgement, in the order a scorecard lists them.
+pub const MEASURES: [&str; 6] = [
+    "contain",
+    "grade",
+    "report_draft",
+    "report_approved",
+    "notice_approved",
+    "notice_delivered",
+];
+
+/// Action items are due this long after the after-action report.
+pub const ACTION_ITEM_DUE_DAYS: i64 = 14;
+
+/// How many audit events the report's timeline reads at most.
+const TIMELINE_LIMIT: i64 = 10_000;
+
+/// Actors that are the daemon itself, not participants.
+const AUTOMATIC_ACTORS: [&str; 3] = ["system", "dispatcher", "scheduler"];
+
+/// The key prefix of the tasks an after-action report creates; the scorecard ignores them.
+pub const ACTION_ITEM_PREFIX: &str = "aar-";
+
+/// One time measured against its target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Measure {
+    /// `acknowledge`, or one of [`MEASURES`].
+    pub id: String,
+    /// The department responsible: the one paged (`acknowledge`), otherwise the owner of the
+    /// task, obligation or gate the time belongs to.
+    pub department: Option<String>,
+    /// Where the clock starts: the department's page (`acknowledge`), otherwise the drill's
+    /// start.
+    pub from: DateTime<Utc>,
+    /// When it was reached (before the drill ended).
+    pub at: Option<DateTime<Utc>>,
+    pub target_secs: Option<i64>,
+    /// The target, e.g. `15m`.
+    pub target: Option<String>,
+    pub actual_secs: Option<i64>,
+    /// e.g. `12m`, or `not reached`.
+    pub actual: String,
+    /// Met (on or before the target), missed (after it, or not reached when the drill ended
+    /// past it); `None` without a target, or not reached while the target had not yet passed.
+    pub met: Option<bool>,
+}
+
+/// A task that was not done in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TaskIssue {
+    pub key: String,
+    pub title: String,
+    pub department: String,
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was closed; `None` for a task still open at the drill's end.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// How late it was closed (late tasks), e.g. `20m`.
+    pub late_by: Option<String>,
+}
+
+/// A regulator report version that was not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReportGap {
+    pub obligation_key: String,
+    pub version: i64,
+    pub status: String,
+    pub partial: bool,
+    /// Labels of the required fields it left to follow.
+    pub missing: Vec<String>,
+}
+
+/// How complete the notice and the regulator reports were.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Completeness {
+    /// The facts claim the PIPL art. 57 exemption: no notice was needed.
+    pub notice_exempt: bool,
+    /// The notice elements the facts lacked at the drill's end (the notice gate's lint), in
+    /// English. `[organisation] contact` is required configuration, so the contact element is
+    /// never missing here.
+    pub notice_missing: Vec<String>,
+    /// The newest version of each report obligation that was partial or lacked fields.
+    pub reports: Vec<ReportGap>,
+}
+
+/// A drill measured against its scenario's targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Scorecard {
+    pub incident_id: i64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// How long the drill ran, e.g. `2h 5m`.
+    pub duration: String,
+    /// Acknowledgement per department (by department id), then [`MEASURES`].
+    pub measures: Vec<Measure>,
+    /// Measures met and missed.
+    pub met: usize,
+    pub missed: usize,
+    /// Tasks still open at the end.
+    pub tasks_missed: Vec<TaskIssue>,
+    /// Tasks closed after they were due.
+    pub tasks_late: Vec<TaskIssue>,
+    /// Departments whose page was never acknowledged.
+    pub unacknowledged: Vec<String>,
+    pub completeness: Completeness,
+}
+
+/// A department's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub department: String,
+    pub paged_at: DateTime<Utc>,
+    pub acked_at: Option<DateTime<Utc>>,
+}
+
+/// A task as the scorecard judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub key: String,
+    pub title: String,
+    pub department: String,
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was done, approved or rejected.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the scorecard is computed from, read from the store (or written by a test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub incident_id: i64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub pages: Vec<Page>,
+    pub tasks: Vec<TaskState>,
+    /// When each of [`MEASURES`] was reached, by id.
+    pub reached: BTreeMap<&'static str, DateTime<Utc>>,
+    /// The department responsible for each of [`MEASURES`], by id.
+    pub owners: BTreeMap<&'static str, String>,
+    pub completeness: Completeness,
+}
+
+fn target_of(targets: &Targets, id: &str) -> Option<HumanDuration> {
+    match id {
+        "contain" => targets.contain,
+        "grade" => targets.grade,
+        "report_draft" => targets.report_draft,
+        "report_approved" => targets.report_approved,
+        "notice_approved" => targets.notice_approved,
+        "notice_delivered" => targets.notice_delivered,
+        _ => None,
+    }
+}
+
+fn ack_target(targets: &Targets, department: &str) -> Option<HumanDuration> {
+    targets
+        .acknowledge
+        .get(department)
+        .or_else(|| targets.acknowledge.get("default"))
+        .copied()
+}
+
+/// Judge one time: reached at `at` (counted only up to the drill's end) from `from`.
+fn measure(
+    id: &str,
+    department: Option<String>,
+    from: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
+    target: Option<HumanDuration>,
+    ended_at: DateTime<Utc>,
+) -> Measure {
+    let at = at.filter(|a| *a <= ended_at);
+    let target_at = target.and_then(|t| chrono::Duration::from_std(t.0).ok().map(|d| from + d));
+    Measure {
+        id: id.to_string(),
+        department,
+        from,
+        at,
+        target_secs: target.map(|t| t.0.as_secs() as i64),
+        target: target.map(|t| humanize(t.0)),
+        actual_secs: at.map(|a| (a - from).num_seconds()),
+        actual: since(from, at).unwrap_or_else(|| "not reached".into()),
+        met: verdict(at, target_at, ended_at),
+    }
+}
+
+fn task_issue(t: &TaskState, late: bool) -> TaskIssue {
+    let late_by = match (late, t.closed_at, t.due_at) {
+        (true, Some(c), Some(d)) => (c - d).to_std().ok().map(humanize),
+        _ => None,
+    };
+    TaskIssue {
+        key: t.key.clone(),
+        title: t.title.clone(),
+        department: t.department.clone(),
+        due_at: t.due_at,
+        closed_at: if late { t.closed_at } else { None },
+        late_by,
+    }
+}
+
+/// The scorecard of a snapshot: pure arithmetic, exact to the second.
+pub fn compute(s: &Snapshot, targets: &Targets) -> Scorecard {
+    let end = s.ended_at;
+    let mut measures: Vec<Measure> = s
+        .pages
+        .iter()
+        .map(|p| {
+            let target = ack_target(targets, &p.department);
+            measure(
+                "acknowledge",
+                Some(p.department.clone()),
+                p.paged_at,
+                p.acked_at,
+                target,
+                end,
+            )
+        })
+        .collect();
+    let fallback = s.pages.first().map(|p| p.department.clone());
+    for id in MEASURES {
+        let owner = s.owners.get(id).cloned().or_else(|| fallback.clone());
+        let at = s.reached.get(id).copied();
+        measures.push(measure(
+            id,
+            owner,
+            s.started_at,
+            at,
+            target_of(targets, id),
+            end,
+        ));
+    }
+    let open_at_end = |t: &TaskState| t.closed_at.is_none_or(|c| c > end);
+    let tasks_missed = s
+        .tasks
+        .iter()
+        .filter(|t| open_at_end(t))
+        .map(|t| task_issue(t, false))
+        .collect();
+    let tasks_late = s
+        .tasks
+        .iter()
+        .filter(|t| !open_at_end(t))
+        .filter(|t| matches!((t.closed_at, t.due_at), (Some(c), Some(d)) if c > d))
+        .map(|t| task_issue(t, true))
+        .collect();
+    let unacknowledged = s
+        .pages
+        .iter()
+        .filter(|p| p.acked_at.is_none_or(|a| a > end))
+        .map(|p| p.department.clone())
+        .collect();
+    Scorecard {
+        incident_id: s.incident_id,
+        started_at: s.started_at,
+        ended_at: end,
+        duration: (end - s.started_at)
+            .to_std()
+            .map(humanize)
+            .unwrap_or_else(|_| "0s".into()),
+        met: measures.iter().filter(|m| m.met == Some(true)).count(),
+        missed: measures.iter().filter(|m| m.met == Some(false)).count(),
+        measures,
+        tasks_missed,
+        tasks_late,
+        unacknowledged,
+        completeness: s.completeness.clone(),
+    }
+}
+
+fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
+    us.map(from_micros)
+}
+
+/// When an approval task was approved.
+fn approved_at(t: &TaskRow) -> Option<DateTime<Utc>> {
+    (t.status == "approved")
+        .then(|| time(t.closed_at))
+        .flatten()
+}
+
+/// When something was reached and the department that reached it.
+type ReachedBy = (DateTime<Utc>, String);
+
+/// When the first initial regulator report was drafted, and when (and by whom) the first one
+/// was approved.
+fn report_times(
+    reports: &[ReportRow],
+    tasks: &[TaskRow],
+) -> (Option<DateTime<Utc>>, Option<ReachedBy>) {
+    let initial = || reports.iter().filter(|r| r.report_kind == "initial");
+    let drafted = initial().map(|r| r.created_at).min().map(from_micros);
+    let approved = initial()
+        .filter_map(|r| tasks.iter().find(|t| Some(t.id) == r.task_id))
+        .filter_map(|t| approved_at(t).map(|at| (at, t.department.clone())))
+        .min_by_key(|(at, _)| *at);
+    (drafted, approved)
+}
+
+fn report_gaps(reports: &[ReportRow]) -> Vec<ReportGap> {
+    let mut newest: BTreeMap<&str, &ReportRow> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.status != "superseded") {
+        let slot = newest.entry(r.obligation_key.as_str()).or_insert(r);
+        if r.version > slot.version {
+            *slot = r;
+        }
+    }
+    newest
+        .values()
+        .filter_map(|r| {
+            let missing: Vec<Missing> = serde_json::from_str(&r.missing).unwrap_or_default();
+            (r.partial || !missing.is_empty()).then(|| ReportGap {
+                obligation_key: r.obligation_key.clone(),
+                version: r.version,
+                status: r.status.clone(),
+                partial: r.partial,
+                missing: missing.into_iter().map(|m| m.label).collect(),
+            })
+        })
+        .collect()
+}
+
+fn is_notice_gate(t: &TaskRow, gate_ids: &[i64]) -> bool {
+    t.approval && (gate_ids.contains(&t.id) || t.key.contains("notice"))
+}
+
+/// Read the snapshot of a drill incident inside `tx`.
+async fn snapshot(
+    tx: &mut WriteTx,
+    inc: &Incident,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+) -> Result<Snapshot, EngineError> {
+    let id = inc.id;
+    let team: Vec<TeamRow> = tx.team_of(id).await?;
+    let all_tasks = tx.tasks_of(id).await?;
+    let tasks: Vec<&TaskRow> = all_tasks
+        .iter()
+        .filter(|t| !t.key.starts_with(ACTION_ITEM_PREFIX))
+        .collect();
+    let reports = tx.reports_of(id).await?;
+    let obligations = tx.obligations_of(id).await?;
+    let campaigns = tx.campaigns_of(id).await?;
+    let gate_ids: Vec<i64> = campaigns.iter().filter_map(|c| c.approval_task).collect();
+    let mut reached = BTreeMap::new();
+    let mut owners = BTreeMap::new();
+    if let Some(at) = inc.contained_at {
+        reached.insert("contain", at);
+    }
+    if let Some(t) = tasks.iter().find(|t| t.key.contains("contain")) {
+        owners.insert("contain", t.department.clone());
+    }
+    if let Some(at) = tx.first_grade_at(id).await? {
+        reached.insert("grade", from_micros(at));
+    }
+    let report_owner = obligations
+        .iter()
+        .filter(|o| o.kind == "report" && o.report_kind.as_deref() == Some("initial"))
+        .min_by_key(|o| o.due_at)
+        .map(|o| o.owner.clone());
+    if let Some(o) = report_owner {
+        for m in ["grade", "report_draft", "report_approved"] {
+            owners.insert(m, o.clone());
+        }
+    }
+    let (drafted, approved) = report_times(&reports, &all_tasks);
+    if let Some(at) = drafted {
+        reached.insert("report_draft", at);
+    }
+    if let Some((at, dept)) = approved {
+        reached.insert("report_approved", at);
+        owners.insert("report_approved", dept);
+    }
+    let gates: Vec<&&TaskRow> = tasks
+        .iter()
+        .filter(|t| is_notice_gate(t, &gate_ids))
+        .collect();
+    if let Some(at) = gates.iter().filter_map(|t| approved_at(t)).min() {
+        reached.insert("notice_approved", at);
+    }
+    if let Some(t) = gates.first() {
+        owners.insert("notice_approved", t.department.clone());
+        owners.insert("notice_delivered", t.department.clone());
+    }
+    if let Some(at) = tx.first_sent_at(id, Purpose::Notice.as_str()).await? {
+        reached.insert("notice_delivered", from_micros(at));
+    }
+    Ok(Snapshot {
+        incident_id: id,
+        started_at,
+        ended_at,
+        pages: team
+            .iter()
+            .map(|r| Page {
+                department: r.department.clone(),
+                paged_at: from_micros(r.paged_at),
+                acked_at: time(r.acked_at),
+            })
+            .collect(),
+        tasks: tasks
+            .iter()
+            .map(|t| TaskState {
+                key: t.key.clone(),
+                title: t.title.clone(),
+                department: t.department.clone(),
+                due_at: time(t.due_at),
+                closed_at: if t.is_closed() {
+                    time(t.closed_at)
+                } else {
+                    None
+                },
+            })
+            .collect(),
+        reached,
+        owners,
+        completeness: Completeness {
+            notice_exempt: exempt_from_individual_notice(&inc.facts),
+            // `[organisation] contact` is required configuration: it supplies the contact.
+            notice_missing: missing_notice_facts(&inc.facts, None)
+                .into_iter()
+                .filter(|e| !e.org_fallback)
+                .map(|e| e.en.to_string())
+                .collect(),
+            reports: report_gaps(&reports),
+        },
+    })
+}
+
+async fn incident_of(tx: &mut WriteTx, incident_id: i64) -> Result<Incident, EngineError> {
+    tx.incident(incident_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))
+}
+
+/// The scorecard of drill incident `incident_id`, which ran from `started_at` to `ended_at`,
+/// against `targets`. Reads everything inside `tx`; writes nothing.
+#[tracing::instrument(skip_all, fields(incident.id = incident_id), err)]
+pub async fn scorecard(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    targets: &Targets,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+) -> Result<Scorecard, EngineError> {
+    let inc = incident_of(tx, incident_id).await?;
+    let snap = snapshot(tx, &inc, started_at, ended_at).await?;
+    Ok(compute(&snap, targets))
+}
+
+/// One drill's value in a trend.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Point {
+    /// When the drill ran (the date given with its scorecard).
+    pub drill_at: DateTime<Utc>,
+    /// The time taken; `None` if not reached.
+    pub actual_secs: Option<i64>,
+    pub met: Option<bool>,
+}
+
+/// How one department's acknowledgement went across drills.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AckTrend {
+    pub department: String,
+    /// The median time to acknowledge over the drills that reached it.
+    pub median_secs: Option<i64>,
+    pub median: Option<String>,
+    /// The share of drills that met the target, of those judged (0.0–1.0).
+    pub met_share: Option<f64>,
+    /// Oldest first.
+    pub series: Vec<Point>,
+}
+
+/// How one measure went across drills.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MeasureTrend {
+    /// One of [`MEASURES`].
+    pub id: String,
+    pub median_secs: Option<i64>,
+    pub median: Option<String>,
+    pub met_share: Option<f64>,
+    /// Oldest first.
+    pub series: Vec<Point>,
+}
+
+/// Drills compared, oldest to newest.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Trend {
+    pub drills: usize,
+    pub acknowledge: Vec<AckTrend>,
+    pub measures: Vec<MeasureTrend>,
+}
+
+/// The median of `v` (the mean of the middle two, rounded down, for an even count).
+fn median(mut v: Vec<i64>) -> Option<i64> {
+    v.sort_unstable();
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]).div_euclid(2)),
+    }
+}
+
+/// Median and share met of a series.
+fn summarise(series: &[Point]) -> (Option<i64>, Option<String>, Option<f64>) {
+    let m = median(series.iter().filter_map(|p| p.actual_secs).collect());
+    let judged: Vec<bool> = series.iter().filter_map(|p| p.met).collect();
+    let share = (!judged.is_empty())
+        .then(|| judged.iter().filter(|x| **x).count() as f64 / judged.len() as f64);
+    let shown = m.map(|s| humanize(std::time::Duration::from_secs(s.max(0) as u64)));
+    (m, shown, share)
+}
+
+fn point(at: DateTime<Utc>, m: &Measure) -> Point {
+    Point {
+        drill_at: at,
+        actual_secs: m.actual_secs,
+        met: m.met,
+    }
+}
+
+/// Compare drills: per department the median time to acknowledge, per measure the median and
+/// the share of targets met, each with its series oldest to newest.
+pub fn trend(cards: &[(DateTime<Utc>, Scorecard)]) -> Trend {
+    let mut sorted: Vec<&(DateTime<Utc>, Scorecard)> = cards.iter().collect();
+    sorted.sort_by_key(|(at, _)| *at);
+    let mut acks: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    let mut others: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
+    for (at, card) in sorted {
+        for m in &card.measures {
+            match (m.id.as_str(), &m.department) {
+                ("acknowledge", Some(d)) => acks.entry(d.clone()).or_default().push(point(*at, m)),
+                (id, _) => {
+                    if let Some(known) = MEASURES.iter().find(|x| **x == id) {
+                        others.entry(known).or_default().push(point(*at, m));
+                    }
+                }
+            }
+        }
+    }
+    let acknowledge = acks
+        .into_iter()
+        .map(|(department, series)| {
+            let (median_secs, median, met_share) = summarise(&series);
+            AckTrend {
+                department,
+                median_secs,
+                median,
+                met_share,
+                series,
+            }
+        })
+        .collect();
+    let measures = MEASURES
+        .iter()
+        .filter_map(|id| others.remove(id).map(|s| (id, s)))
+        .map(|(id, series)| {
+            let (median_secs, median, met_share) = summarise(&series);
+            MeasureTrend {
+                id: id.to_string(),
+                median_secs,
+                median,
+                met_share,
+                series,
+            }
+        })
+        .collect();
+    Trend {
+        drills: cards.len(),
+        acknowledge,
+        measures,
+    }
+}
+
+/// The drill scenario the after-action report describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    pub mode: Mode,
+    pub objectives: Vec<String>,
+    /// Who receives the after-action report.
+    pub owner_email: String,
+    /// The report's language (`en`, `zh-CN`).
+    pub locale: String,
+}
+
+/// What the after-action report needs from the live configuration (as [`super::DeliveryCtx`]).
+pub struct AfterActionCtx<'a> {
+    pub templates: &'a Templates,
+    pub org: &'a OrganisationConfig,
+    /// The configured channels: the report is e-mailed only if e-mail is one of them.
+    pub channels: &'a [ChannelKind],
+}
+
+/// A follow-up the after-action report assigns, created as task `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ActionItem {
+    /// `aar-1`, `aar-2`, …
+    pub key: String,
+    pub department: String,
+    pub title: String,
+}
+
+/// Everything an after-action report shows besides the organisation.
+#[derive(Debug, Clone)]
+pub struct AfterActionReport<'a> {
+    pub scenario: &'a ScenarioInfo,
+    pub card: &'a Scorecard,
+    /// The condensed audit events ([`crate::render::report::timeline`]).
+    pub timeline: &'a [Step],
+    /// Departments paged and the people who acted.
+    pub participants: &'a [String],
+    pub action_items: &'a [ActionItem],
+    pub now: DateTime<Utc>,
+}
+
+fn is_zh(locale: &str) -> bool {
+    locale.to_ascii_lowercase().starts_with("zh")
+}
+
+fn measure_label(id: &str, zh: bool) -> &'static str {
+    match (id, zh) {
+        ("acknowledge", false) => "Time to acknowledge the page",
+        ("acknowledge", true) => "确认呼叫用时",
+        ("contain", false) => "Time to contain",
+        ("contain", true) => "控制事态用时",
+        ("grade", false) => "Time to grade",
+        ("grade", true) => "完成定级用时",
+        ("report_draft", false) => "Time to draft the first regulator report",
+        ("report_draft", true) => "首份监管报告起草用时",
+        ("report_approved", false) => "Time to approve the first regulator report",
+        ("report_approved", true) => "首份监管报告审批用时",
+        ("notice_approved", false) => "Time to approve the notice",
+        ("notice_approved", true) => "告知内容审批用时",
+        ("notice_delivered", false) => "Time to the first notice delivered",
+        ("notice_delivered", true) => "首条告知送达用时",
+        (_, false) => "Time",
+        (_, true) => "用时",
+    }
+}
+
+fn measure_title(m: &Measure, zh: bool) -> String {
+    let label = measure_label(&m.id, zh);
+    match &m.department {
+        Some(d) if m.id == "acknowledge" => format!("{label} ({d})"),
+        _ => label.to_string(),
+    }
+}
+
+fn verdict_label(met: Option<bool>, zh: bool) -> &'static str {
+    match (met, zh) {
+        (Some(true), false) => "met",
+        (Some(true), true) => "达成",
+        (Some(false), false) => "MISSED",
+        (Some(false), true) => "未达成",
+        (None, false) => "—",
+        (None, true) => "—",
+    }
+}
+
+fn missed_measures(card: &Scorecard) -> impl Iterator<Item = &Measure> {
+    card.measures.iter().filter(|m| m.met == Some(false))
+}
+
+/// The follow-ups a scorecard calls for, numbered `aar-1`…: each missed target, then each task
+/// missed, then each task late; each for the department responsible (`fallback` when none is
+/// known).
+pub fn action_items(card: &Scorecard, fallback: &str, locale: &str) -> Vec<ActionItem> {
+    let zh = is_zh(locale);
+    let mut items: Vec<(String, String)> = Vec::new();
+    for m in missed_measures(card) {
+        let target = m.target.as_deref().unwrap_or("—");
+        let title = if zh {
+            format!(
+                "演练改进：{}未达目标（目标 {target}，实际 {}）",
+                measure_title(m, zh),
+                m.actual
+            )
+        } else {
+            format!(
+                "Drill follow-up: {} missed its target (target {target}, actual {})",
+                measure_title(m, zh),
+                m.actual
+            )
+        };
+        let dept = m.department.clone().unwrap_or_else(|| fallback.to_string());
+        items.push((dept, title));
+    }
+    for t in &card.tasks_missed {
+        let title = if zh {
+            format!("演练改进：任务“{}”（{}）演练结束时仍未完成", t.title, t.key)
+        } else {
+            format!(
+                "Drill follow-up: task `{}` ({}) was still open when the drill ended",
+                t.key, t.title
+            )
+        };
+        items.push((t.department.clone(), title));
+    }
+    for t in &card.tasks_late {
+        let by = t.late_by.as_deref().unwrap_or("—");
+        let title = if zh {
+            format!("演练改进：任务“{}”（{}）逾期 {by} 完成", t.title, t.key)
+        } else {
+            format!(
+                "Drill follow-up: task `{}` ({}) was done {by} late",
+                t.key, t.title
+            )
+        };
+        items.push((t.department.clone(), title));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (department, title))| ActionItem {
+            key: format!("{ACTION_ITEM_PREFIX}{}", i + 1),
+            department,
+            title,
+        })
+        .collect()
+}
+
+/// What did not go as planned, one sentence each.
+fn observations(card: &Scorecard, zh: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in missed_measures(card) {
+        let target = m.target.as_deref().unwrap_or("—");
+        out.push(if zh {
+            format!(
+                "{}未达目标：目标 {target}，实际 {}。",
+                measure_title(m, zh),
+                m.actual
+            )
+        } else {
+            format!(
+                "{} missed its target: target {target}, actual {}.",
+                measure_title(m, zh),
+                m.actual
+            )
+        });
+    }
+    for d in &card.unacknowledged {
+        out.push(if zh {
+            format!("部门 {d} 的呼叫始终未被确认。")
+        } else {
+            format!("The page to {d} was never acknowledged.")
+        });
+    }
+    let open: Vec<&str> = card.tasks_missed.iter().map(|t| t.key.as_str()).collect();
+    if !open.is_empty() {
+        out.push(if zh {
+            format!(
+                "演练结束时仍有 {} 项任务未完成：{}。",
+                open.len(),
+                open.join("、")
+            )
+        } else {
+            format!(
+                "{} task(s) were still open when the drill ended: {}.",
+                open.len(),
+                open.join(", ")
+            )
+        });
+    }
+    let late: Vec<&str> = card.tasks_late.iter().map(|t| t.key.as_str()).collect();
+    if !late.is_empty() {
+        out.push(if zh {
+            format!("{} 项任务逾期完成：{}。", late.len(), late.join("、"))
+        } else {
+            format!(
+                "{} task(s) were done late: {}.",
+                late.len(),
+                late.join(", ")
+            )
+        });
+    }
+    let c = &card.completeness;
+    if !c.notice_exempt && !c.notice_missing.is_empty() {
+        out.push(if zh {
+            format!("告知内容缺少要素：{}。", c.notice_missing.join("、"))
+        } else {
+            format!("The notice lacked: {}.", c.notice_missing.join("; "))
+        });
+    }
+    for r in &c.reports {
+        out.push(if zh {
+            format!(
+                "监管报告 {}（第 {} 版）不完整，待补充：{}。",
+                r.obligation_key,
+                r.version,
+                r.missing.join("、")
+            )
+        } else {
+            format!(
+                "Regulator report {} (version {}) was incomplete; to follow: {}.",
+                r.obligation_key,
+                r.version,
+                r.missing.join("; ")
+            )
+        });
+    }
+    out
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The `drill` value the after-action templates render (documented in
+/// `templates/drill/after_action.en.hbs`).
+pub fn drill_value(r: &AfterActionReport<'_>) -> Value {
+    let zh = is_zh(&r.scenario.locale);
+    let card = r.card;
+    let measures: Vec<Value> = card
+        .measures
+        .iter()
+        .map(|m| {
+            json!({
+                "measure": measure_title(m, zh),
+                "department": m.department.clone().unwrap_or_default(),
+                "target": m.target.clone().unwrap_or_else(|| "—".into()),
+                "actual": m.actual,
+                "verdict": verdict_label(m.met, zh),
+                "missed": m.met == Some(false),
+            })
+        })
+        .collect();
+    let mode = match (r.scenario.mode, zh) {
+        (Mode::Tabletop, false) => "tabletop (tasks and pages only)",
+        (Mode::Tabletop, true) => "桌面推演（仅任务与呼叫）",
+        (Mode::Functional, false) => "functional (notices and reports to capture recipients)",
+        (Mode::Functional, true) => "功能演练（告知与报告发往捕获收件人）",
+    };
+    json!({
+        "name": r.scenario.name,
+        "description": r.scenario.description,
+        "mode": mode,
+        "objectives": r.scenario.objectives,
+        "owner": r.scenario.owner_email,
+        "started_at": rfc3339(card.started_at),
+        "ended_at": rfc3339(card.ended_at),
+        "duration": card.duration,
+        "met": card.met,
+        "missed": card.missed,
+        "measures": measures,
+        "observations": observations(card, zh),
+        "timeline": r.timeline.iter().map(|s| json!({"at": rfc3339(s.at), "text": s.text})).collect::<Vec<_>>(),
+        "participants": r.participants,
+        "action_items": r.action_items,
+        "now": rfc3339(r.now),
+    })
+}
+
+/// Render the after-action report: `(subject, markdown, html)`.
+pub fn render_after_action(
+    templates: &Templates,
+    org: &OrganisationConfig,
+    incident: &Incident,
+    r: &AfterActionReport<'_>,
+) -> Result<(String, String, String), EngineError> {
+    let incident = serde_json::to_value(incident).unwrap_or(Value::Null);
+    let mut data = crate::render::context::incident_context(&incident, org);
+    data["drill"] = drill_value(r);
+    data["now"] = json!(rfc3339(r.now));
+    let c = templates
+        .render(
+            AFTER_ACTION_TEMPLATE,
+            ChannelKind::Email,
+            &r.scenario.locale,
+            &data,
+        )
+        .map_err(|e| EngineError::Failed(format!("the after-action report failed: {e}")))?;
+    Ok((
+        c.subject.unwrap_or_default(),
+        c.text,
+        c.html.unwrap_or_default(),
+    ))
+}
+
+/// A plausible drill's `drill` value, for previews and `incidentd check` (every after-action
+/// template renders against it).
+pub fn sample_drill_value() -> Value {
+    let (card, scenario) = sample();
+    let items = action_items(&card, "security", "en");
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+    let timeline = vec![
+        Step {
+            at: at("2025-06-01T06:20:00Z"),
+            text: "Incident declared (drill)".into(),
+        },
+        Step {
+            at: at("2025-06-01T07:10:00Z"),
+            text: "Contained".into(),
+        },
+    ];
+    drill_value(&AfterActionReport {
+        scenario: &scenario,
+        card: &card,
+        timeline: &timeline,
+        participants: &["security".into(), "legal".into(), "alice".into()],
+        action_items: &items,
+        now: at("2025-06-01T09:00:00Z"),
+    })
+}
+
+/// The sample drill: a scorecard with one target met, one missed, a task missed and one late.
+fn sample() -> (Scorecard, ScenarioInfo) {
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+    let start = at("2025-06-01T06:20:00Z");
+    let d = |s: u64| HumanDuration(std::time::Duration::from_secs(s));
+    let targets = Targets {
+        acknowledge: BTreeMap::from([("default".to_string(), d(900))]),
+        contain: Some(d(3600)),
+        ..Targets::default()
+    };
+    let snap = Snapshot {
+        incident_id: 42,
+        started_at: start,
+        ended_at: at("2025-06-01T08:20:00Z"),
+        pages: vec![
+            Page {
+                department: "security".into(),
+                paged_at: start,
+                acked_at: Some(at("2025-06-01T06:25:00Z")),
+            },
+            Page {
+                department: "legal".into(),
+                paged_at: start,
+                acked_at: None,
+            },
+        ],
+        tasks: vec![
+            TaskState {
+                key: "contain".into(),
+                title: "Contain the leak".into(),
+                department: "security".into(),
+                due_at: Some(at("2025-06-01T07:20:00Z")),
+                closed_at: Some(at("2025-06-01T07:40:00Z")),
+            },
+            TaskState {
+                key: "prepare_notice".into(),
+                title: "Prepare the notice".into(),
+                department: "legal".into(),
+                due_at: Some(at("2025-06-01T08:00:00Z")),
+                closed_at: None,
+            },
+        ],
+        reached: BTreeMap::from([("contain", at("2025-06-01T07:40:00Z"))]),
+        owners: BTreeMap::from([("contain", "security".to_string())]),
+        completeness: Completeness::default(),
+    };
+    let scenario = ScenarioInfo {
+        name: "pi_leak_tabletop".into(),
+        description: "A member database backup is found publicly readable.".into(),
+        mode: Mode::Tabletop,
+        objectives: vec!["Page and acknowledge within 15 minutes".into()],
+        owner_email: "drills@example.com".into(),
+        locale: "en".into(),
+    };
+    (compute(&snap, &targets), scenario)
+}
+
+/// The after-action report's template.
+pub const AFTER_ACTION_TEMPLATE: &str = "drill/after_action";
+
+/// The report's timeline (condensed audit events, in `locale`) and participants (departments
+/// paged, then people who acted), read inside `tx`.
+pub async fn after_action_inputs(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    locale: &str,
+) -> Result<(Vec<Step>, Vec<String>), EngineError> {
+    let events = tx.events_of(incident_id, TIMELINE_LIMIT).await?;
+    let (steps, _) = crate::render::report::timeline(&events, locale);
+    let mut participants: Vec<String> = tx
+        .team_of(incident_id)
+        .await?
+        .into_iter()
+        .map(|t| t.department)
+        .collect();
+    for e in &events {
+        if !AUTOMATIC_ACTORS.contains(&e.actor.as_str()) && !participants.contains(&e.actor) {
+            participants.push(e.actor.clone());
+        }
+    }
+    Ok((steps, participants))
+}
+
+fn item_task(incident_id: i64, item: &ActionItem, scenario: &str, due_at: i64) -> NewTask {
+    NewTask {
+        incident_id,
+        key: item.key.clone(),
+        playbook: None,
+        title: item.title.clone(),
+        department: item.department.clone(),
+        description: format!("From the after-action report of drill `{scenario}`."),
+        approval: false,
+        approvers: Vec::new(),
+        depends_on: Vec::new(),
+        after_task: None,
+        due_offset_secs: ACTION_ITEM_DUE_DAYS * 86_400,
+        due_at: Some(due_at),
+    }
+}
+
+/// The idempotency key of a drill's after-action e-mail.
+pub fn after_action_key(incident_id: i64) -> String {
+    format!("drill:{incident_id}:after_action")
+}
+
+/// Close a drill: render its after-action report, e-mail it to the owner (purpose `drill`, once
+/// per drill) if e-mail is configured, and create one task per action item (`aar-<n>`, due in
+/// [`ACTION_ITEM_DUE_DAYS`] days; existing keys are kept). Returns the audit events
+/// (`drill.scorecard`, `drill.after_action`) for the caller to append.
+#[tracing::instrument(skip_all, fields(incident.id = incident.id), err)]
+pub async fn after_action(
+    tx: &mut WriteTx,
+    ctx: &AfterActionCtx<'_>,
+    incident: &Incident,
+    scenario: &ScenarioInfo,
+    card: &Scorecard,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let (timeline, participants) = after_action_inputs(tx, incident.id, &scenario.locale).await?;
+    let fallback = participants.first().map_or("security", String::as_str);
+    let items = action_items(card, fallback, &scenario.locale);
+    let report = AfterActionReport {
+        scenario,
+        card,
+        timeline: &timeline,
+        participants: &participants,
+        action_items: &items,
+        now,
+    };
+    let (subject, markdown, html) = render_after_action(ctx.templates, ctx.org, incident, &report)?;
+    let due_at = to_micros(now + chrono::Duration::days(ACTION_ITEM_DUE_DAYS));
+    let tasks: Vec<NewTask> = items
+        .iter()
+        .map(|i| item_task(incident.id, i, &scenario.name, due_at))
+        .collect();
+    let created = tx.insert_tasks(&tasks, to_micros(now)).await?;
+    let emailed = if ctx.channels.contains(&ChannelKind::Email) {
+        let to = validate_recipient(ChannelKind::Email, &scenario.owner_email)
+            .map_err(|m| EngineError::invalid("owner_email", m))?;
+        tx.allow_drill_recipients(incident.id, &[(ChannelKind::Email, to.clone())])
+            .await?;
+        let d = NewDelivery {
+            idempotency_key: after_action_key(incident.id),
+            incident_id: Some(incident.id),
+            purpose: Purpose::Drill,
+            channel: ChannelKind::Email,
+            recipient: to,
+            locale: scenario.locale.clone(),
+            content: crate::channels::Content {
+                subject: Some(subject.clone()),
+                text: markdown,
+                html: Some(html),
+                template: Some(AFTER_ACTION_TEMPLATE.into()),
+                ..Default::default()
+            },
+            fallback: Vec::new(),
+            fallback_of: None,
+        };
+        tx.enqueue_deliveries(&[d], to_micros(now)).await?;
+        true
+    } else {
+        false
+    };
+    let measures: Vec<Value> = card
+        .measures
+        .iter()
+        .map(|m| json!({"id": m.id, "department": m.department, "actual_secs": m.actual_secs, "target_secs": m.target_secs, "met": m.met}))
+        .collect();
+    Ok(vec![
+        NewEvent::new(
+            now,
+            "system",
+            "drill.scorecard",
+            Some(incident.id),
+            &json!({
+                "scenario": scenario.name, "started_at": card.started_at, "ended_at": card.ended_at,
+                "met": card.met, "missed": card.missed, "measures": measures,
+                "tasks_missed": card.tasks_missed.iter().map(|t| &t.key).collect::<Vec<_>>(),
+                "tasks_late": card.tasks_late.iter().map(|t| &t.key).collect::<Vec<_>>(),
+                "unacknowledged": card.unacknowledged,
+            }),
+        ),
+        NewEvent::new(
+            now,
+            "system",
+            "drill.after_action",
+            Some(incident.id),
+            &json!({
+                "scenario": scenario.name, "subject": subject,
+                "action_items": items.iter().map(|i| &i.key).collect::<Vec<_>>(),
+                "created": created,
+                "emailed": emailed.then(|| after_action_key(incident.id)),
+            }),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::RenderConfig;
+    use crate::domain::regulation::OperatorType;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-03-02T01:00:00Z".parse().unwrap()
+    }
+
+    /// `t0` plus `m` minutes.
+    fn at(m: i64) -> DateTime<Utc> {
+        t0() + chrono::Duration::minutes(m)
+    }
+
+    fn mins(m: u64) -> HumanDuration {
+        HumanDuration(std::time::Duration::from_secs(m * 60))
+    }
+
+    fn page(d: &str, paged: i64, acked: Option<i64>) -> Page {
+        Page {
+            department: d.into(),
+            paged_at: at(paged),
+            acked_at: acked.map(at),
+        }
+    }
+
+    fn task(key: &str, due: Option<i64>, closed: Option<i64>) -> TaskState {
+        TaskState {
+            key: key.into(),
+            title: format!("Task {key}"),
+            department: "legal".into(),
+            due_at: due.map(at),
+            closed_at: closed.map(at),
+        }
+    }
+
+    /// A 120-minute drill.
+    fn snap() -> Snapshot {
+        Snapshot {
+            incident_id: 7,
+            started_at: at(0),
+            ended_at: at(120),
+            pages: Vec::new(),
+            tasks: Vec::new(),
+            reached: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            completeness: Completeness::default(),
+        }
+    }
+
+    fn find<'a>(c: &'a Scorecard, id: &str, dept: Option<&str>) -> &'a Measure {
+        c.measures
+            .iter()
+            .find(|m| m.id == id && (dept.is_none() || m.department.as_deref() == dept))
+            .unwrap()
+    }
+
+    #[test]
+    fn acknowledgement_is_timed_from_the_page_against_the_departments_target_or_the_default() {
+        let mut s = snap();
+        s.pages = vec![
+            page("security", 0, Some(12)),
+            page("legal", 10, Some(45)),
+            page("public_relations", 0, None),
+        ];
+        let targets = Targets {
+            acknowledge: BTreeMap::from([
+                ("security".to_string(), mins(15)),
+                ("default".to_string(), mins(30)),
+            ]),
+            ..Targets::default()
+        };
+        let c = compute(&s, &targets);
+        let sec = find(&c, "acknowledge", Some("security"));
+        assert_eq!(
+            (sec.actual_secs, sec.target_secs, sec.met),
+            (Some(720), Some(900), Some(true))
+        );
+        assert_eq!(
+            (sec.actual.as_str(), sec.target.as_deref()),
+            ("12m 0s", Some("15m 0s"))
+        );
+        // Paged 10 minutes in, acknowledged 35 minutes later: the default 30 m is missed.
+        let legal = find(&c, "acknowledge", Some("legal"));
+        assert_eq!(
+            (legal.from, legal.actual_secs, legal.target_secs, legal.met),
+            (at(10), Some(2100), Some(1800), Some(false))
+        );
+        // Never acknowledged, and the drill ended past the target: missed, not reached.
+        let pr = find(&c, "acknowledge", Some("public_relations"));
+        assert_eq!(
+            (pr.actual.as_str(), pr.actual_secs, pr.met),
+            ("not reached", None, Some(false))
+        );
+        assert_eq!(c.unacknowledged, ["public_relations"]);
+        assert_eq!((c.met, c.missed), (1, 2));
+    }
+
+    #[test]
+    fn each_measure_is_met_missed_not_reached_or_without_a_target() {
+        let mut s = snap();
+        s.ended_at = at(90);
+        s.reached = BTreeMap::from([
+            ("contain", at(40)),
+            ("grade", at(20)),
+            ("report_draft", at(75)),
+            // After the drill ended: does not count.
+            ("notice_delivered", at(95)),
+        ]);
+        s.owners = BTreeMap::from([("contain", "security".to_string())]);
+        s.pages = vec![page("it_operations", 0, Some(3))];
+        let targets = Targets {
+            contain: Some(mins(60)),
+            grade: Some(mins(15)),
+            report_draft: Some(mins(60)),
+            report_approved: Some(mins(120)),
+            notice_delivered: Some(mins(80)),
+            ..Targets::default()
+        };
+        let c = compute(&s, &targets);
+        let got = |id: &str| {
+            let m = find(&c, id, None);
+            (m.actual_secs, m.met)
+        };
+        assert_eq!(got("contain"), (Some(2400), Some(true)));
+        assert_eq!(got("grade"), (Some(1200), Some(false)));
+        assert_eq!(got("report_draft"), (Some(4500), Some(false)));
+        // Not reached, but the drill ended (90 m) before its target (120 m) passed.
+        assert_eq!(got("report_approved"), (None, None));
+        // Reached only after the drill ended, past its target: missed.
+        assert_eq!(got("notice_delivered"), (None, Some(false)));
+        // No target: measured, not judged.
+        assert_eq!(got("notice_approved"), (None, None));
+        // Unlisted department, no default: not judged.
+        assert_eq!(find(&c, "acknowledge", Some("it_operations")).met, None);
+        assert_eq!(
+            find(&c, "contain", None).department.as_deref(),
+            Some("security")
+        );
+        // Without an owner the first paged department answers for it.
+        assert_eq!(
+            find(&c, "grade", None).department.as_deref(),
+            Some("it_operations")
+        );
+        assert_eq!((c.met, c.missed, c.duration.as_str()), (1, 3, "1h 30m"));
+    }
+
+    #[test]
+    fn open_tasks_are_missed_and_tasks_closed_after_their_due_time_are_late() {
+        let mut s = snap();
+        s.tasks = vec![
+            task("on_time", Some(60), Some(50)),
+            task("late", Some(60), Some(80)),
+            task("open", Some(60), None),
+            task("undated_open", None, None),
+            task("undated_done", None, Some(100)),
+            // Closed after the drill ended: it was open at the end.
+            task("after_end", Some(200), Some(130)),
+        ];
+        let c = compute(&s, &Targets::default());
+        let keys = |v: &[TaskIssue]| v.iter().map(|t| t.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&c.tasks_missed), ["open", "undated_open", "after_end"]);
+        assert_eq!(keys(&c.tasks_late), ["late"]);
+        let late = &c.tasks_late[0];
+        assert_eq!(
+            (late.closed_at, late.late_by.as_deref()),
+            (Some(at(80)), Some("20m 0s"))
+        );
+        assert_eq!(c.tasks_missed[0].closed_at, None);
+    }
+
+    #[test]
+    fn action_items_cover_missed_targets_then_missed_then_late_tasks() {
+        let mut s = snap();
+        s.pages = vec![page("security", 0, None)];
+        s.tasks = vec![task("a", Some(10), None), task("b", Some(10), Some(30))];
+        let targets = Targets {
+            acknowledge: BTreeMap::from([("default".to_string(), mins(15))]),
+            contain: Some(mins(60)),
+            ..Targets::default()
+        };
+        let c = compute(&s, &targets);
+        let items = action_items(&c, "security", "en");
+        let got: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.key.as_str(), i.department.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("aar-1", "security"),
+                ("aar-2", "security"),
+                ("aar-3", "legal"),
+                ("aar-4", "legal")
+            ]
+        );
+        assert_eq!(
+            items[1].title,
+            "Drill follow-up: Time to contain missed its target (target 1h 0m, actual not reached)"
+        );
+        assert_eq!(
+            items[3].title,
+            "Drill follow-up: task `b` (Task b) was done 20m 0s late"
+        );
+        assert!(
+            action_items(&c, "security", "zh-CN")[0]
+                .title
+                .starts_with("演练改进")
+        );
+    }
+
+    fn card_with(ack_secs: Option<i64>, contain_met: Option<bool>) -> Scorecard {
+        let mut s = snap();
+        s.pages = vec![page("legal", 0, ack_secs.map(|x| x / 60))];
+        if contain_met == Some(true) {
+            s.reached.insert("contain", at(30));
+        }
+        let targets = Targets {
+            contain: contain_met.map(|_| mins(60)),
+            ..Targets::default()
+        };
+        compute(&s, &targets)
+    }
+
+    #[test]
+    fn trend_takes_medians_and_the_share_met_oldest_first() {
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        // Given newest first: the trend sorts them.
+        let cards = vec![
+            (day(3), card_with(Some(600), Some(true))),
+            (day(1), card_with(Some(1200), Some(false))),
+            (day(2), card_with(None, Some(true))),
+            (day(0), card_with(Some(300), None)),
+        ];
+        let tr = trend(&cards);
+        assert_eq!(tr.drills, 4);
+        let legal = &tr.acknowledge[0];
+        assert_eq!(legal.department, "legal");
+        // Reached in three drills: 300, 1200, 600 → median 600.
+        assert_eq!(
+            (legal.median_secs, legal.median.as_deref()),
+            (Some(600), Some("10m 0s"))
+        );
+        let order: Vec<DateTime<Utc>> = legal.series.iter().map(|p| p.drill_at).collect();
+        assert_eq!(order, [day(0), day(1), day(2), day(3)]);
+        let contain = tr.measures.iter().find(|m| m.id == "contain").unwrap();
+        // Judged in three drills, met in two.
+        assert_eq!(contain.met_share, Some(2.0 / 3.0));
+        // Reached at 30 m in the two that met it.
+        assert_eq!(contain.median_secs, Some(1800));
+        assert_eq!(
+            tr.measures
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>(),
+            MEASURES
+        );
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![40, 10, 20, 30]), Some(25));
+        assert_eq!(median(vec![5]), Some(5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    fn incident() -> Incident {
+        serde_json::from_value(json!({
+            "id": 42, "title": "Drill: backup exposed", "summary": "", "category": "pi_leak",
+            "severity": "S2", "status": "contained", "drill": true, "origin": "declaration",
+            "rule": null, "facts": {}, "facts_version": 1,
+            "first_seen_at": "2025-06-01T06:05:00Z", "discovered_at": "2025-06-01T06:05:00Z",
+            "declared_at": "2025-06-01T06:20:00Z", "aware_at": null,
+            "contained_at": "2025-06-01T07:40:00Z", "closed_at": null,
+            "updated_at": "2025-06-01T07:40:00Z", "alert_count": 0, "truncated_alerts": 0,
+            "created_by": "token:test"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_after_action_report_renders_every_section_in_both_locales() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let t = Templates::load(&dir, &RenderConfig::default()).unwrap();
+        let org = OrganisationConfig {
+            name: "Example Co.".into(),
+            operator_type: OperatorType::Other,
+            jurisdictions: vec![],
+            contact: "privacy@example.com".into(),
+            default_locale: "zh-CN".into(),
+        };
+        let (card, mut scenario) = sample();
+        let timeline = [Step {
+            at: "2025-06-01T06:20:00Z".parse().unwrap(),
+            text: "Declared".into(),
+        }];
+        let participants = ["security".to_string(), "alice".to_string()];
+        let sections = [
+            (
+                "en",
+                "[DRILL] After-action report: pi_leak_tabletop (incident #42)",
+                [
+                    "## Scope",
+                    "## Objectives",
+                    "## Scenario",
+                    "## Timeline",
+                    "## Observations",
+                    "## Metrics against targets",
+                    "## Participants",
+                    "## Action items",
+                ],
+                "| Time to contain | security | 1h 0m | 1h 20m | MISSED |",
+            ),
+            (
+                "zh-CN",
+                "【演练】演练总结报告：pi_leak_tabletop（事件 #42）",
+                [
+                    "## 演练范围",
+                    "## 演练目标",
+                    "## 演练情景",
+                    "## 时间线",
+                    "## 发现的问题",
+                    "## 指标与目标对照",
+                    "## 参与人员",
+                    "## 改进事项",
+                ],
+                "| 控制事态用时 | security | 1h 0m | 1h 20m | 未达成 |",
+            ),
+        ];
+        for (locale, subject, headings, row) in sections {
+            scenario.locale = locale.into();
+            let items = action_items(&card, "security", locale);
+            let r = AfterActionReport {
+                scenario: &scenario,
+                card: &card,
+                timeline: &timeline,
+                participants: &participants,
+                action_items: &items,
+                now: "2025-06-01T09:00:00Z".parse().unwrap(),
+            };
+            let (s, md, html) = render_after_action(&t, &org, &incident(), &r).unwrap();
+            assert_eq!(s, subject);
+            for h in headings {
+                assert!(md.contains(h), "{locale}: {h} missing in\n{md}");
+            }
+            assert!(md.contains(row), "{locale}: {row} missing in\n{md}");
+            assert!(md.contains("A member database backup is found publicly readable."));
+            assert!(md.contains("Page and acknowledge within 15 minutes"));
+            assert!(md.contains("alice"), "{md}");
+            // Legal never acknowledged; prepare_notice open; contain late.
+            assert!(
+                md.contains("`aar-1` (legal)") || md.contains("`aar-1`（legal）"),
+                "{md}"
+            );
+            assert!(md.contains("`aar-4`"), "{md}");
+            assert!(html.contains("<h2>") && html.contains("<strong>"), "{html}");
+        }
+    }
+
+    #[test]
+    fn shipped_templates_still_pass_the_check_with_the_after_action_report() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let cfg = RenderConfig::default();
+        let t = Templates::load(&dir, &cfg).unwrap();
+        assert_eq!(t.locales(AFTER_ACTION_TEMPLATE), ["en", "zh-CN"]);
+        let org = OrganisationConfig {
+            name: "Example Co.".into(),
+            operator_type: OperatorType::Other,
+            jurisdictions: vec![],
+            contact: "privacy@example.com".into(),
+            default_locale: "zh-CN".into(),
+        };
+        let data = crate::render::context::sample_context(&org);
+        let report = t.check(&data, cfg.sms_max_segments);
+        assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    }
+}
