@@ -430,6 +430,23 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     let (_, v) = app.get("/api/v1/drills").await;
     assert_eq!(v["drills"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(events(&app, id, "drill.ended").await.len(), 1);
+    // Scored against its targets, with the after-action report e-mailed to the owner.
+    let (_, d) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
+    let measures = d["scorecard"]["measures"].as_array().unwrap();
+    assert!(
+        measures
+            .iter()
+            .any(|m| m["id"] == "acknowledge" && m["department"] == "security"),
+        "{d:#}"
+    );
+    assert!(d["report"]["subject"].is_string(), "{d:#}");
+    assert_eq!(v["trend"]["drills"], 1, "{v}");
+    wait_for("the after-action e-mail", 15, async || {
+        smtp.messages()
+            .iter()
+            .any(|m| m.to_string().contains("drill-owner@example.com"))
+    })
+    .await;
     app.stop().await;
 }
 

@@ -83,6 +83,8 @@ pub struct DrillList {
     pub scheduled: Vec<NextDrill>,
     /// The scenarios that can be started.
     pub scenarios: Vec<String>,
+    /// How the scored drills compare, oldest to newest.
+    pub trend: crate::engine::scorecard::Trend,
 }
 
 /// Start a drill of a scenario now.
@@ -155,7 +157,15 @@ pub async fn list(
         })
         .collect();
     scheduled.sort_by_key(|n| n.next_at.map_or(i64::MAX, to_micros));
+    let cards: Vec<(DateTime<Utc>, crate::engine::scorecard::Scorecard)> = rows
+        .iter()
+        .filter_map(|r| {
+            let c = serde_json::from_str(r.scorecard.as_deref()?).ok()?;
+            Some((from_micros(r.started_at), c))
+        })
+        .collect();
     Ok(axum::Json(DrillList {
+        trend: crate::engine::scorecard::trend(&cards),
         drills: rows.iter().map(view).collect(),
         scheduled,
         scenarios: live.drills.names().iter().map(|s| s.to_string()).collect(),

@@ -122,6 +122,8 @@ impl Live {
             keys: self.subject_keys.as_deref(),
             default_locale: &self.organisation.default_locale,
             channels: &self.channels,
+            templates: &self.templates,
+            org: &self.organisation,
         }
     }
 

@@ -44,6 +44,24 @@ pub struct DrillCtx<'a> {
     pub default_locale: &'a str,
     /// Channels configured (inject messages go by e-mail and SMS when configured).
     pub channels: &'a [ChannelKind],
+    /// For the after-action report.
+    pub templates: &'a crate::render::Templates,
+    pub org: &'a crate::config::OrganisationConfig,
+}
+
+/// The end timer's payload: what the scorecard and after-action report need, as the scenario
+/// was when the drill started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EndPayload {
+    drill: i64,
+    #[serde(default)]
+    targets: crate::domain::drill::Targets,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    objectives: Vec<String>,
+    #[serde(default)]
+    owner: String,
 }
 
 /// A drill timer's payload: the inject is copied in at the start, so a scenario edited
@@ -227,7 +245,14 @@ fn timers(
         kind: TIMER_END.to_string(),
         incident_id: Some(incident_id),
         due_at: to_micros(ends_at),
-        payload: json!({ "drill": drill_id }),
+        payload: serde_json::to_value(EndPayload {
+            drill: drill_id,
+            targets: s.targets.clone(),
+            description: s.description.clone(),
+            objectives: s.objectives.clone(),
+            owner: s.owner.clone(),
+        })
+        .unwrap_or_default(),
     });
     out
 }
@@ -346,7 +371,10 @@ pub async fn fire(
                 Ok(p) => events.extend(inject(tx, ctx, incident_id, &p, now).await?),
                 Err(e) => warn!(error = %e, key = %t.key, "unreadable drill inject; dropped"),
             },
-            TIMER_END => events.extend(end(tx, &drill, "time limit reached", now).await?),
+            TIMER_END => match t.payload::<EndPayload>() {
+                Ok(p) => events.extend(end(tx, ctx, &drill, &p, "time limit reached", now).await?),
+                Err(e) => warn!(error = %e, key = %t.key, "unreadable drill end; dropped"),
+            },
             other => warn!(kind = other, key = %t.key, "unknown drill timer kind; dropped"),
         }
     }
@@ -354,23 +382,95 @@ pub async fn fire(
     Ok(())
 }
 
-/// End a running drill: mark it ended. Returns its audit events (none if it had ended).
-pub async fn end(
+/// End a running drill: score it against its targets, write the after-action report (e-mailed
+/// to the owner, action items as tasks), and keep both on the drill row. Returns the audit
+/// events (none if it had ended already).
+async fn end(
     tx: &mut WriteTx,
+    ctx: &DrillCtx<'_>,
     drill: &DrillRow,
+    p: &EndPayload,
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<NewEvent>, EngineError> {
-    if !tx.end_drill(drill.id, to_micros(now), None, None).await? {
+    match scored(tx, ctx, drill, p, why, now).await {
+        Err(EngineError::Unavailable(m)) => Err(EngineError::Unavailable(m)),
+        Err(e) => {
+            // A drill that cannot be scored still ends: its time is up either way.
+            warn!(error = %e, drill = drill.id, "drill ended without a scorecard");
+            if !tx.end_drill(drill.id, to_micros(now), None, None).await? {
+                return Ok(Vec::new());
+            }
+            Ok(vec![NewEvent::new(
+                now,
+                "incidentd",
+                "drill.ended",
+                Some(drill.incident_id),
+                &json!({ "drill": drill.id, "scenario": drill.scenario, "why": why,
+                         "scorecard_error": e.to_string() }),
+            )])
+        }
+        ok => ok,
+    }
+}
+
+async fn scored(
+    tx: &mut WriteTx,
+    ctx: &DrillCtx<'_>,
+    drill: &DrillRow,
+    p: &EndPayload,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let started = crate::domain::time::from_micros(drill.started_at);
+    let card = super::scorecard::scorecard(tx, drill.incident_id, &p.targets, started, now).await?;
+    let Some(inc) = tx.incident(drill.incident_id).await? else {
+        return Ok(Vec::new());
+    };
+    let info = super::scorecard::ScenarioInfo {
+        name: drill.scenario.clone(),
+        description: p.description.clone(),
+        mode: if drill.mode == "functional" {
+            Mode::Functional
+        } else {
+            Mode::Tabletop
+        },
+        objectives: p.objectives.clone(),
+        owner_email: p.owner.clone(),
+        locale: ctx.default_locale.to_string(),
+    };
+    let actx = super::scorecard::AfterActionCtx {
+        templates: ctx.templates,
+        org: ctx.org,
+        channels: ctx.channels,
+    };
+    let mut events = super::scorecard::after_action(tx, &actx, &inc, &info, &card, now).await?;
+    let report: serde_json::Value = events
+        .iter()
+        .find(|e| e.kind == "drill.after_action")
+        .and_then(|e| serde_json::from_str(&e.data).ok())
+        .unwrap_or_default();
+    let card_json = serde_json::to_string(&card).unwrap_or_default();
+    if !tx
+        .end_drill(
+            drill.id,
+            to_micros(now),
+            Some(&card_json),
+            Some(&report.to_string()),
+        )
+        .await?
+    {
         return Ok(Vec::new());
     }
-    Ok(vec![NewEvent::new(
+    events.push(NewEvent::new(
         now,
         "incidentd",
         "drill.ended",
         Some(drill.incident_id),
-        &json!({ "drill": drill.id, "scenario": drill.scenario, "why": why }),
-    )])
+        &json!({ "drill": drill.id, "scenario": drill.scenario, "why": why,
+                 "met": card.met, "missed": card.missed }),
+    ));
+    Ok(events)
 }
 
 async fn inject(
@@ -581,6 +681,7 @@ mod tests {
         let d = declaration(&Scenario {
             name: "x".into(),
             description: String::new(),
+            objectives: vec![],
             mode: Mode::Tabletop,
             owner: "o@example.com".into(),
             time_limit: crate::domain::duration::HumanDuration(std::time::Duration::from_secs(60)),

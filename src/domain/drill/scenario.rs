@@ -19,6 +19,9 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// What the drill sets out to test (listed in the after-action report).
+    #[serde(default)]
+    pub objectives: Vec<String>,
     pub mode: Mode,
     /// Who organises the drill: receives the after-action report.
     pub owner: String,
