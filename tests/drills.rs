@@ -504,5 +504,37 @@ async fn unknown_scenarios_are_refused_and_drills_stay_out_of_obligations(backen
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "running");
+    // The CLI: run, list, show; an unknown scenario is refused with the ones there are.
+    let cli = |args: Vec<&'static str>| {
+        let url = app.url("");
+        tokio::task::spawn_blocking(move || {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                .args(&args)
+                .env("INCIDENTD_URL", url)
+                .env("INCIDENTD_TOKEN", RESPONDER)
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).to_string()
+                    + &String::from_utf8_lossy(&o.stderr),
+            )
+        })
+    };
+    let (code, out) = cli(vec!["drill", "run", "beta"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("beta (tabletop)") && out.contains("running"),
+        "{out}"
+    );
+    let (code, out) = cli(vec!["drill", "list"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("alpha") && out.contains("beta"), "{out}");
+    let (code, out) = cli(vec!["drill", "show", "1"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("drill 1 — alpha"), "{out}");
+    let (code, out) = cli(vec!["drill", "run", "nope"]).await.unwrap();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("alpha, beta"), "{out}");
     app.stop().await;
 }
