@@ -17,6 +17,7 @@ on_both_backends!(
     a_drill_reaches_nobody_off_its_list_on_any_channel,
     a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart,
     unknown_scenarios_are_refused_and_drills_stay_out_of_obligations,
+    a_drill_ends_and_is_scored_when_every_task_is_done,
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
@@ -536,5 +537,65 @@ async fn unknown_scenarios_are_refused_and_drills_stay_out_of_obligations(backen
     let (code, out) = cli(vec!["drill", "run", "nope"]).await.unwrap();
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("alpha, beta"), "{out}");
+    app.stop().await;
+}
+
+const ONE_TASK_PLAYBOOK: &str = r#"
+id = "default"
+name = "One task"
+team = ["security", "government_relations", "legal"]
+[[tasks]]
+id = "triage"
+title = "Triage"
+department = "security"
+due = "1h"
+"#;
+
+async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let drills = tempfile::tempdir().unwrap();
+    std::fs::write(drills.path().join("beta.toml"), BETA).unwrap();
+    let playbooks = tempfile::tempdir().unwrap();
+    std::fs::write(playbooks.path().join("default.toml"), ONE_TASK_PLAYBOOK).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = config(&sink, &smtp, drills.path(), "").replace(
+        &format!(
+            "playbooks = \"{}\"",
+            repo.join("config/playbooks").display()
+        ),
+        &format!("playbooks = \"{}\"", playbooks.path().display()),
+    );
+    let Some(app) = TestApp::spawn_with(backend, &c).await else {
+        return;
+    };
+    let d = start_drill(&app, "beta").await;
+    let id = d["incident_id"].as_i64().unwrap();
+    wait_for("the playbook's task", 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        v["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    let (_, d0) = app.get(&format!("/api/v1/drills/{}", d["id"])).await;
+    assert_eq!(d0["status"], "running", "{d0}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/triage/complete"),
+        RESPONDER,
+        json!({"note": "done in the drill"}),
+    )
+    .await;
+    assert!(s.is_success(), "{s} {v}");
+    let mut drill = Value::Null;
+    wait_for("the drill's end", 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/drills/{}", d["id"])).await;
+        drill = v;
+        drill["status"] == "ended"
+    })
+    .await;
+    assert!(drill["scorecard"]["measures"].is_array(), "{drill:#}");
+    let ended = events(&app, id, "drill.ended").await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["data"]["why"], "every task is done", "{ended:?}");
     app.stop().await;
 }

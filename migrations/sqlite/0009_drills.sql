@@ -13,7 +13,8 @@ CREATE TABLE drills (
     started_by   TEXT    NOT NULL,
     schedule_key TEXT    UNIQUE,                -- cron tick key: one drill per tick across instances
     scorecard    TEXT,                          -- JSON, when scored
-    report       TEXT                           -- JSON, the after-action report
+    report       TEXT,                          -- JSON, the after-action report
+    plan         TEXT    NOT NULL               -- JSON: targets, owner, objectives, capture recipients (as started)
 );
 
 CREATE INDEX drills_started ON drills (started_at);

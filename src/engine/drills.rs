@@ -49,11 +49,10 @@ pub struct DrillCtx<'a> {
     pub org: &'a crate::config::OrganisationConfig,
 }
 
-/// The end timer's payload: what the scorecard and after-action report need, as the scenario
-/// was when the drill started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EndPayload {
-    drill: i64,
+/// What the scorecard, the after-action report and report capture need, as the scenario was
+/// when the drill started (kept on the drill row).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Plan {
     #[serde(default)]
     targets: crate::domain::drill::Targets,
     #[serde(default)]
@@ -62,6 +61,24 @@ struct EndPayload {
     objectives: Vec<String>,
     #[serde(default)]
     owner: String,
+    #[serde(default)]
+    pub capture: crate::domain::drill::Capture,
+}
+
+impl Plan {
+    fn of(s: &Scenario) -> Plan {
+        Plan {
+            targets: s.targets.clone(),
+            description: s.description.clone(),
+            objectives: s.objectives.clone(),
+            owner: s.owner.clone(),
+            capture: s.capture.clone(),
+        }
+    }
+
+    pub fn read(row: &DrillRow) -> Plan {
+        serde_json::from_str(&row.plan).unwrap_or_default()
+    }
 }
 
 /// A drill timer's payload: the inject is copied in at the start, so a scenario edited
@@ -109,6 +126,7 @@ pub async fn start(
     tx.allow_drill_recipients(inc.id, &allowed).await?;
     let ends_at = now + chrono::Duration::from_std(s.time_limit.0).unwrap_or_default();
     let mode = mode_str(s.mode);
+    let plan = serde_json::to_string(&Plan::of(s)).unwrap_or_default();
     let drill_id = tx
         .insert_drill(&NewDrill {
             scenario: &s.name,
@@ -118,6 +136,7 @@ pub async fn start(
             ends_at: to_micros(ends_at),
             started_by: actor,
             schedule_key,
+            plan: &plan,
         })
         .await?;
     tx.schedule_timers(&timers(s, drill_id, inc.id, now, ends_at), to_micros(now))
@@ -149,6 +168,7 @@ pub async fn start(
         schedule_key: schedule_key.map(str::to_string),
         scorecard: None,
         report: None,
+        plan,
     };
     Ok((row, events))
 }
@@ -245,14 +265,7 @@ fn timers(
         kind: TIMER_END.to_string(),
         incident_id: Some(incident_id),
         due_at: to_micros(ends_at),
-        payload: serde_json::to_value(EndPayload {
-            drill: drill_id,
-            targets: s.targets.clone(),
-            description: s.description.clone(),
-            objectives: s.objectives.clone(),
-            owner: s.owner.clone(),
-        })
-        .unwrap_or_default(),
+        payload: json!({ "drill": drill_id }),
     });
     out
 }
@@ -371,10 +384,14 @@ pub async fn fire(
                 Ok(p) => events.extend(inject(tx, ctx, incident_id, &p, now).await?),
                 Err(e) => warn!(error = %e, key = %t.key, "unreadable drill inject; dropped"),
             },
-            TIMER_END => match t.payload::<EndPayload>() {
-                Ok(p) => events.extend(end(tx, ctx, &drill, &p, "time limit reached", now).await?),
-                Err(e) => warn!(error = %e, key = %t.key, "unreadable drill end; dropped"),
-            },
+            TIMER_END => {
+                let why = if t.key.ends_with(":tasks") {
+                    "every task is done"
+                } else {
+                    "time limit reached"
+                };
+                events.extend(end(tx, ctx, &drill, why, now).await?)
+            }
             other => warn!(kind = other, key = %t.key, "unknown drill timer kind; dropped"),
         }
     }
@@ -389,11 +406,11 @@ async fn end(
     tx: &mut WriteTx,
     ctx: &DrillCtx<'_>,
     drill: &DrillRow,
-    p: &EndPayload,
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<NewEvent>, EngineError> {
-    match scored(tx, ctx, drill, p, why, now).await {
+    let p = Plan::read(drill);
+    match scored(tx, ctx, drill, &p, why, now).await {
         Err(EngineError::Unavailable(m)) => Err(EngineError::Unavailable(m)),
         Err(e) => {
             // A drill that cannot be scored still ends: its time is up either way.
@@ -418,7 +435,7 @@ async fn scored(
     tx: &mut WriteTx,
     ctx: &DrillCtx<'_>,
     drill: &DrillRow,
-    p: &EndPayload,
+    p: &Plan,
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<NewEvent>, EngineError> {
@@ -503,6 +520,53 @@ async fn inject(
         tx.enqueue_deliveries(&out, to_micros(now)).await?;
     }
     Ok(events)
+}
+
+/// After a task of a drill incident closes: when every task is closed, the drill ends now
+/// (through its timer, so the scorecard runs where the scheduler's live configuration is).
+pub async fn end_if_done(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let Some(drill) = tx.drill_of_incident(incident_id).await? else {
+        return Ok(());
+    };
+    if drill.status != "running" {
+        return Ok(());
+    }
+    let tasks = tx.tasks_of(incident_id).await?;
+    if tasks.is_empty() || !tasks.iter().all(|t| t.is_closed()) {
+        return Ok(());
+    }
+    let t = NewTimer {
+        key: format!("drill:{}:end:tasks", drill.id),
+        kind: TIMER_END.to_string(),
+        incident_id: Some(incident_id),
+        due_at: to_micros(now),
+        payload: json!({ "drill": drill.id }),
+    };
+    tx.schedule_timers(&[t], to_micros(now)).await?;
+    Ok(())
+}
+
+/// Where a scenario drill's regulator report goes instead of the regulator: its first capture
+/// e-mail or webhook (`Some(None)`: the scenario captures nothing on that channel). `None`: not
+/// a scenario drill.
+pub async fn report_capture(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    channel: ChannelKind,
+) -> Result<Option<Option<String>>, EngineError> {
+    let Some(drill) = tx.drill_of_incident(incident_id).await? else {
+        return Ok(None);
+    };
+    let c = Plan::read(&drill).capture;
+    Ok(Some(match channel {
+        ChannelKind::Email => c.email.first().cloned(),
+        ChannelKind::Webhook => c.webhook.first().cloned(),
+        _ => None,
+    }))
 }
 
 /// A facts patch from the script, as a person's `PATCH …/facts` would apply it.

@@ -20,6 +20,9 @@ pub struct DrillRow {
     pub schedule_key: Option<String>,
     pub scorecard: Option<String>,
     pub report: Option<String>,
+    /// JSON: what the drill was started with (targets, owner, objectives, capture recipients).
+    #[serde(skip)]
+    pub plan: String,
 }
 
 /// A drill to record.
@@ -32,13 +35,14 @@ pub struct NewDrill<'a> {
     pub ends_at: i64,
     pub started_by: &'a str,
     pub schedule_key: Option<&'a str>,
+    pub plan: &'a str,
 }
 
 macro_rules! drill_select {
     ($where:literal) => {
         concat!(
             "SELECT id, scenario, mode, incident_id, started_at, ends_at, ended_at, status, ",
-            "started_by, schedule_key, scorecard, report FROM drills ",
+            "started_by, schedule_key, scorecard, report, plan FROM drills ",
             $where
         )
     };
@@ -49,7 +53,7 @@ impl WriteTx {
         let (id,): (i64,) = on_tx!(self, c, _pg => {
             sqlx::query_as(
                 "INSERT INTO drills (scenario, mode, incident_id, started_at, ends_at, status, \
-                 started_by, schedule_key) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7) RETURNING id",
+                 started_by, schedule_key, plan) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8) RETURNING id",
             )
             .bind(d.scenario)
             .bind(d.mode)
@@ -58,6 +62,7 @@ impl WriteTx {
             .bind(d.ends_at)
             .bind(d.started_by)
             .bind(d.schedule_key)
+            .bind(d.plan)
             .fetch_one(&mut *c)
             .await?
         });
