@@ -18,6 +18,7 @@ on_both_backends!(
     a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart,
     unknown_scenarios_are_refused_and_drills_stay_out_of_obligations,
     a_drill_ends_and_is_scored_when_every_task_is_done,
+    a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures,
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
@@ -597,5 +598,70 @@ async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
     let ended = events(&app, id, "drill.ended").await;
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["data"]["why"], "every task is done", "{ended:?}");
+    app.stop().await;
+}
+
+const GAMMA: &str = r#"
+name = "gamma"
+mode = "functional"
+owner = "drill-owner@example.com"
+time_limit = "1h"
+synthetic_subjects = 4
+[start]
+title = "Order export bucket public"
+category = "pi_leak"
+[participants]
+departments = ["security"]
+[capture]
+email = ["capture-gamma@example.com"]
+phone = ["+8613900009903"]
+site_users = ["capture-gamma"]
+"#;
+
+const KEY: &str = "t1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+async fn a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures(
+    backend: Backend,
+) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    std::fs::write(dir.path().join("gamma.toml"), GAMMA).unwrap();
+    let extra = format!("\n[subjects]\nkey = \"{KEY}\"\n");
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), &extra)).await
+    else {
+        return;
+    };
+    let d = start_drill(&app, "gamma").await;
+    assert_eq!(d["mode"], "functional");
+    let id = d["incident_id"].as_i64().unwrap();
+    let (s, v) = app.get(&format!("/api/v1/incidents/{id}/subjects")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 4, "{v}");
+    for subject in v["subjects"].as_array().unwrap() {
+        assert!(
+            subject["subject_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("drill-"),
+            "{subject}"
+        );
+        assert_eq!(subject["site_user_id"], "capture-gamma", "{subject}");
+        // Masked, and the capture's: no real person.
+        assert!(
+            subject["phone"].as_str().unwrap().ends_with("9903"),
+            "{subject}"
+        );
+        assert!(
+            subject["email"].as_str().unwrap().ends_with("@example.com"),
+            "{subject}"
+        );
+    }
+    // A tabletop drill gets none.
+    let t = start_drill(&app, "beta").await;
+    let (_, v) = app
+        .get(&format!("/api/v1/incidents/{}/subjects", t["incident_id"]))
+        .await;
+    assert_eq!(v["total"], 0, "{v}");
     app.stop().await;
 }
