@@ -665,3 +665,79 @@ async fn a_functional_drill_has_synthetic_subjects_reachable_only_at_its_capture
     assert_eq!(v["total"], 0, "{v}");
     app.stop().await;
 }
+
+/// `incidentd check` refuses a schedule naming an unknown scenario, a bad cron line or zone, and
+/// a scenario naming an unknown department — each as file: key: message.
+#[test]
+fn check_refuses_bad_schedules_and_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let drills = dir.path().join("drills");
+    std::fs::create_dir(&drills).unwrap();
+    std::fs::write(drills.join("beta.toml"), BETA).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = common::config_text(
+        &format!("sqlite://{}/t.db", dir.path().display()),
+        &format!(
+            "[paths]\ntemplates = \"{}\"\nplaybooks = \"{}\"\nclassification = \"{}\"\n\n\
+             [channels.sms]\nprovider = \"generic_http\"\nbase_url = \"http://127.0.0.1:9\"\n\n\
+             [paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\nS4 = [\"sms\"]\n\n\
+             [[drills.schedule]]\nscenario = \"nope\"\ncron = \"0 0 10 * * Wed\"\ntime_zone = \"Asia/Shanghai\"\n",
+            repo.join("templates").display(),
+            repo.join("config/playbooks").display(),
+            repo.join("config/classification.toml").display(),
+        ),
+    );
+    for (i, d) in DEPTS.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\n[[departments.members]]\nname = \"x\"\nphone = \"{}\"\n",
+            phone(i + 1, 1)
+        ));
+    }
+    let config = dir.path().join("incidentd.toml");
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, out) = check(&c);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("drills.schedule[0].scenario: unknown scenario `nope`")
+            && out.contains("beta"),
+        "{out}"
+    );
+    let (code, out) = check(
+        &c.replace("\"nope\"", "\"beta\"")
+            .replace("Asia/Shanghai", "Mars/Olympus")
+            .replace("0 0 10 * * Wed", "0 10 * * Wed"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("drills.schedule[0].time_zone: `Mars/Olympus`"),
+        "{out}"
+    );
+    assert!(out.contains("drills.schedule[0].cron:"), "{out}");
+    let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("beta (tabletop, 0 injects, cron `0 0 10 * * Wed` Asia/Shanghai)"),
+        "{out}"
+    );
+    std::fs::write(
+        drills.join("beta.toml"),
+        BETA.replace("[\"security\"]", "[\"finance\"]"),
+    )
+    .unwrap();
+    let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("beta.toml: participants.departments[0]: unknown department `finance`"),
+        "{out}"
+    );
+}
