@@ -72,12 +72,16 @@ impl Server {
         let playbooks =
             load_playbooks(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
         let packs = load_packs(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let live = Arc::new(ArcSwap::from_pointee(Live::from_settings(
+        let drills = load_drills(&settings, &templates, playbooks.as_ref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut live = Live::from_settings(
             &settings,
             Arc::new(templates),
             playbooks.map(Arc::new),
             Arc::new(packs),
-        )));
+        );
+        live.drills = Arc::new(drills);
+        let live = Arc::new(ArcSwap::from_pointee(live));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
             live: live.clone(),
@@ -112,7 +116,7 @@ impl Server {
         let scheduler = Scheduler::start(
             store.clone(),
             Arc::new(ResponseTimers { live: live.clone() }),
-            settings.scheduler.to_config(),
+            settings.scheduler.with_drills(&settings.drills),
         )
         .await
         .context("cannot start the scheduler")?;
@@ -252,6 +256,14 @@ impl Reloader {
                 return Err(e);
             }
         };
+        let drills = match load_drills(&new, &templates, playbooks.as_deref()) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                error!(problems = %e, "reload refused: keeping the running configuration and drill scenarios");
+                self.reload_error.store(Arc::new(Some(e.to_string())));
+                return Err(e);
+            }
+        };
         let mut restart = Vec::new();
         if new.server.listen != current.server.listen {
             restart.push("server.listen");
@@ -278,10 +290,14 @@ impl Reloader {
         if format!("{:?}", new.scheduler) != format!("{:?}", current.scheduler) {
             restart.push("scheduler");
         }
+        if new.drills.schedule != current.drills.schedule {
+            restart.push("drills.schedule");
+        }
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let live = Live::from_settings(&new, templates, playbooks, packs);
+        let mut live = Live::from_settings(&new, templates, playbooks, packs);
+        live.drills = drills;
         let regulation = live.regulation();
         let regulation_changed = {
             let old = self.regulation.load();
@@ -374,9 +390,18 @@ impl TimerHandler for ResponseTimers {
                 }
                 other => crate::store::StoreError::Failed(other.to_string()),
             };
-            let (obligations, response): (Vec<_>, Vec<_>) = timers
+            let (drills, timers): (Vec<_>, Vec<_>) = timers
                 .iter()
                 .cloned()
+                .partition(|t| t.kind.starts_with("drill.") || t.key.starts_with("cron:drill."));
+            if !drills.is_empty() {
+                let regulation = live.regulation();
+                crate::engine::drills::fire(tx, &live.drill_ctx(&regulation), &drills, now)
+                    .await
+                    .map_err(to_store)?;
+            }
+            let (obligations, response): (Vec<_>, Vec<_>) = timers
+                .into_iter()
                 .partition(|t| t.kind.starts_with("obligation."));
             let ctx = live.response_ctx();
             if !obligations.is_empty() {
@@ -446,6 +471,56 @@ pub fn load_packs(
         });
     }
     Ok(packs)
+}
+
+/// Load and check the drill scenarios against the departments, templates and playbooks, and
+/// the `[[drills.schedule]]` entries against the scenarios; none when no folder is configured
+/// or found.
+pub fn load_drills(
+    s: &Settings,
+    templates: &Templates,
+    playbooks: Option<&Playbooks>,
+) -> Result<crate::domain::drill::Scenarios, ConfigError> {
+    let shown = s.config_path.display().to_string();
+    let Some(dir) = &s.drills_path else {
+        return match s.drills.schedule.first() {
+            None => Ok(Default::default()),
+            Some(d) => Err(ConfigError {
+                problems: vec![format!(
+                    "{shown}: drills.schedule[0].scenario: `{}`: there is no drills folder (add config/drills/*.toml or set [paths] drills)",
+                    d.scenario
+                )],
+            }),
+        };
+    };
+    let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
+    let names = templates.names();
+    let pb_ids: Vec<&str> = playbooks
+        .map(|p| p.all().iter().map(|p| p.id.as_str()).collect())
+        .unwrap_or_default();
+    let scenarios =
+        crate::domain::drill::Scenarios::load(dir, &ids, &|t| names.contains(&t), &pb_ids)
+            .map_err(|problems| ConfigError { problems })?;
+    let problems: Vec<String> = s
+        .drills
+        .schedule
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| scenarios.get(&d.scenario).is_none())
+        .map(|(i, d)| {
+            format!(
+                "{shown}: drills.schedule[{i}].scenario: unknown scenario `{}`; the scenarios in {} are: {}",
+                d.scenario,
+                dir.display(),
+                scenarios.names().join(", ")
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 /// The packs' validated content, to tell whether a reload changed them.

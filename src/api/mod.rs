@@ -5,6 +5,7 @@ mod alerts;
 mod announcements;
 pub mod auth;
 mod deliveries;
+mod drills;
 pub mod error;
 mod extract;
 mod incidents;
@@ -65,6 +66,9 @@ pub struct Live {
     /// `[reports]` and `[[regulators]]`: who approves reports, where they are submitted.
     pub reports: crate::config::ReportsConfig,
     pub regulators: Vec<crate::config::RegulatorConfig>,
+    /// Drill scenarios (`config/drills/*.toml`) and their schedules.
+    pub drills: Arc<crate::domain::drill::Scenarios>,
+    pub drill_schedules: Vec<crate::config::DrillSchedule>,
 }
 
 impl Live {
@@ -104,6 +108,25 @@ impl Live {
         }
     }
 
+    /// What starting and running drills needs.
+    pub fn drill_ctx<'a>(
+        &'a self,
+        regulation: &'a crate::engine::obligations::Regulation,
+    ) -> crate::engine::drills::DrillCtx<'a> {
+        crate::engine::drills::DrillCtx {
+            scenarios: &self.drills,
+            departments: &self.departments,
+            rules: &self.rules,
+            regulation,
+            responds: self.playbooks.is_some(),
+            keys: self.subject_keys.as_deref(),
+            default_locale: &self.organisation.default_locale,
+            channels: &self.channels,
+            templates: &self.templates,
+            org: &self.organisation,
+        }
+    }
+
     /// What publishing the public announcement needs.
     pub fn announce_ctx(&self) -> crate::engine::announce::AnnounceCtx<'_> {
         crate::engine::announce::AnnounceCtx {
@@ -136,6 +159,8 @@ impl Live {
             packs,
             reports: s.reports.clone(),
             regulators: s.regulators.clone(),
+            drills: Default::default(),
+            drill_schedules: s.drills.schedule.clone(),
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
@@ -213,6 +238,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(deliveries::show))
         .routes(routes!(deliveries::test_send))
         .routes(routes!(deliveries::allow_drill_recipients))
+        .routes(routes!(drills::start, drills::list))
+        .routes(routes!(drills::show))
         .routes(routes!(deliveries::inbox))
         .routes(routes!(deliveries::mark_read))
         .routes(routes!(tasks::incident_tasks, tasks::add_task))

@@ -114,6 +114,9 @@ pub struct ObligationQuery {
     pub all: bool,
     /// At most this many (default 200, at most 1000).
     pub limit: Option<i64>,
+    /// `true`: also drill incidents' obligations (left out by default: drills never count).
+    #[serde(default)]
+    pub drills: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -161,6 +164,7 @@ pub async fn list(
                 .map(|d| to_micros(now) + d.0.as_micros().min(i64::MAX as u128) as i64),
             jurisdiction: q.jurisdiction.map(|j| j.trim().to_ascii_uppercase()),
             limit,
+            drills: q.drills,
         })
         .await
         .map_err(EngineError::from)?;

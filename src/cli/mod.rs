@@ -4,6 +4,7 @@
 mod announce;
 mod client;
 mod deliveries;
+mod drills;
 mod obligations;
 mod offline;
 mod output;
@@ -136,6 +137,9 @@ pub enum Command {
     /// Notice campaigns to affected people: start one, follow its progress.
     #[command(subcommand, after_help = subjects::NOTICES_HELP)]
     Notices(subjects::NoticesCommand),
+    /// Drills: run a scenario now, list past and next drills, show a scorecard.
+    #[command(subcommand, after_help = drills::HELP)]
+    Drill(drills::DrillCommand),
     /// What the law asks of incidents — regulator reports, notices, announcements — by when,
     /// soonest first, with time left and why.
     #[command(after_help = obligations::HELP)]
@@ -390,6 +394,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Reject(a) => tasks::decide(a, false).await,
         Command::Subjects(c) => subjects::subjects(c).await,
         Command::Notices(c) => subjects::notices(c).await,
+        Command::Drill(c) => drills::drill(c).await,
         Command::Obligations(a) => obligations::list(a).await,
         Command::Obligation(c) => obligations::obligation(c).await,
         Command::Reports(a) => reports::list(a).await,

@@ -100,11 +100,81 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
     let (templates_ok, templates) = super::render::check_templates(&s);
     let playbooks_ok = templates.as_ref().is_some_and(|t| check_playbooks(&s, t));
     let packs_ok = templates.as_ref().is_some_and(|t| check_packs(&s, t));
-    Ok(if templates_ok && playbooks_ok && packs_ok {
+    let drills_ok = templates.as_ref().is_some_and(|t| check_drills(&s, t));
+    Ok(if templates_ok && playbooks_ok && packs_ok && drills_ok {
         0
     } else {
         1
     })
+}
+
+/// Load the drill scenarios as the daemon does; print them and their schedules.
+fn check_drills(s: &Settings, templates: &crate::render::Templates) -> bool {
+    let playbooks = crate::server::load_playbooks(s, templates).ok().flatten();
+    match crate::server::load_drills(s, templates, playbooks.as_ref()) {
+        Ok(d) if d.is_empty() => {
+            println!("  drills          none (add config/drills/*.toml or set [paths] drills)");
+            true
+        }
+        Ok(d) => {
+            let list: Vec<String> = d
+                .all()
+                .map(|sc| {
+                    let mode = serde_json::to_value(sc.mode).unwrap_or_default();
+                    let when = s
+                        .drills
+                        .schedule
+                        .iter()
+                        .find(|x| x.scenario == sc.name)
+                        .map(|x| format!(", cron `{}` {}", x.cron, x.time_zone))
+                        .unwrap_or_default();
+                    format!(
+                        "{} ({}, {} injects{when})",
+                        sc.name,
+                        mode.as_str().unwrap_or_default(),
+                        sc.injects.len()
+                    )
+                })
+                .collect();
+            println!(
+                "  drills          {}: {}",
+                s.drills_path
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                list.join(", ")
+            );
+            let hooks: Vec<&str> = s
+                .channels
+                .webhooks
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect();
+            for sc in d.all() {
+                for w in sc
+                    .capture
+                    .webhook
+                    .iter()
+                    .filter(|w| !hooks.contains(&w.as_str()))
+                {
+                    println!(
+                        "  warning         drill `{}` captures to webhook `{w}`, which no [[channels.webhooks]] defines: those captures will fail",
+                        sc.name
+                    );
+                }
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {} drill scenario problem{}:\n  {}",
+                e.problems.len(),
+                if e.problems.len() == 1 { "" } else { "s" },
+                e.problems.join("\n  ")
+            );
+            false
+        }
+    }
 }
 
 /// Load the jurisdiction packs as the daemon does; print what they grade and owe.

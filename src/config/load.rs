@@ -608,6 +608,28 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             }
         }
     }
+    for (i, d) in raw.drills.schedule.iter().enumerate() {
+        if d.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            p(
+                &format!("drills.schedule[{i}].time_zone"),
+                format!(
+                    "`{}` is not an IANA time zone; use e.g. `Asia/Shanghai` or `UTC`",
+                    d.time_zone
+                ),
+            );
+        }
+        if let Err(e) = crate::scheduler::validate_cron(&d.cron) {
+            p(&format!("drills.schedule[{i}].cron"), e);
+        }
+    }
+    if raw.drills.schedule.iter().any(|d| {
+        !raw.drills
+            .schedule
+            .iter()
+            .all(|o| std::ptr::eq(o, d) || o.scenario != d.scenario)
+    }) {
+        p("drills.schedule", "a scenario is scheduled twice: give it one [[drills.schedule]] with one cron expression".into());
+    }
     if let Err(e) = raw.scheduler.to_config().validate() {
         p("scheduler", e);
     }
@@ -653,6 +675,10 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
         Some(p) => Some(dir.join(p)),
         None => Some(dir.join("jurisdictions")).filter(|p| p.is_dir()),
     };
+    let drills_path = match &raw.paths.drills {
+        Some(p) => Some(dir.join(p)),
+        None => Some(dir.join("drills")).filter(|p| p.is_dir()),
+    };
     let classification_path = dir.join(&raw.paths.classification);
     let rules = match load_rules(&classification_path) {
         Ok(r) => Some(r),
@@ -679,6 +705,8 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             templates_path,
             playbooks_path,
             jurisdictions_path,
+            drills_path,
+            drills: raw.drills,
             departments: raw.departments,
             paging: raw.paging,
             scheduler: raw.scheduler,

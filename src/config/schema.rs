@@ -48,6 +48,40 @@ pub struct RawConfig {
     pub reports: ReportsConfig,
     #[serde(default)]
     pub regulators: Vec<RegulatorConfig>,
+    #[serde(default)]
+    pub drills: DrillsConfig,
+}
+
+/// `[drills]`: when scenarios run by themselves.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillsConfig {
+    #[serde(default)]
+    pub schedule: Vec<DrillSchedule>,
+}
+
+/// `[[drills.schedule]]`: run `scenario` on a cron schedule read in `time_zone`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillSchedule {
+    /// A scenario's `name` in the drills folder.
+    pub scenario: String,
+    /// Six fields, seconds first, e.g. `0 0 10 * * Wed` (10:00 every Wednesday).
+    pub cron: String,
+    /// IANA zone the expression is read in, e.g. `Asia/Shanghai`.
+    #[serde(default = "default_drill_zone")]
+    pub time_zone: String,
+}
+
+fn default_drill_zone() -> String {
+    "UTC".into()
+}
+
+impl DrillSchedule {
+    /// The cron job's name: `drill.<scenario>`.
+    pub fn job(&self) -> String {
+        format!("drill.{}", self.scenario)
+    }
 }
 
 /// `[reports]`: regulator reports.
@@ -263,6 +297,18 @@ fn default_digest() -> String {
 }
 
 impl SchedulerSection {
+    /// The scheduler's settings with the drill schedules as cron jobs (`drill:<scenario>`).
+    pub fn with_drills(&self, drills: &DrillsConfig) -> crate::scheduler::SchedulerConfig {
+        let mut c = self.to_config();
+        for d in &drills.schedule {
+            c.cron.push((d.job(), d.cron.clone()));
+            if let Ok(tz) = d.time_zone.parse::<chrono_tz::Tz>() {
+                c.cron_zones.insert(d.job(), tz);
+            }
+        }
+        c
+    }
+
     pub fn to_config(&self) -> crate::scheduler::SchedulerConfig {
         crate::scheduler::SchedulerConfig {
             poll_interval: self.poll_interval.0,
@@ -682,6 +728,10 @@ pub struct PathsConfig {
     /// graded and no regulator obligations are tracked.
     #[serde(default)]
     pub jurisdictions: Option<PathBuf>,
+    /// Drill scenarios, `*.toml` (relative to the config file). When not given, the folder
+    /// `drills` beside the config file is used if it exists; otherwise no scenarios.
+    #[serde(default)]
+    pub drills: Option<PathBuf>,
 }
 
 impl Default for PathsConfig {
@@ -691,6 +741,7 @@ impl Default for PathsConfig {
             templates: default_templates(),
             playbooks: default_playbooks(),
             jurisdictions: None,
+            drills: None,
         }
     }
 }
@@ -824,6 +875,9 @@ pub struct Settings {
     pub playbooks_path: PathBuf,
     /// `paths.jurisdictions` resolved; `None`: not given and no `jurisdictions` folder.
     pub jurisdictions_path: Option<PathBuf>,
+    /// `paths.drills` resolved; `None`: not given and no `drills` folder.
+    pub drills_path: Option<PathBuf>,
+    pub drills: DrillsConfig,
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     pub scheduler: SchedulerSection,

@@ -80,6 +80,135 @@ fn not_future(path: &str, t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Resul
     }
 }
 
+/// Declare an incident in `tx` (the caller commits): checks, classification, the incident row,
+/// its obligations, its playbook timer (when `responds`) and its audit events.
+pub(crate) async fn declare_in(
+    tx: &mut WriteTx,
+    d: Declaration,
+    rules: &Rules,
+    reg: &super::obligations::Regulation,
+    responds: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Incident, EngineError> {
+    if d.title.trim().is_empty() {
+        return Err(EngineError::invalid("title", "give the incident a title"));
+    }
+    if let (Some(c), Some(s)) = (d.category, d.severity)
+        && c.is_personal_information()
+        && s != Severity::S1
+    {
+        return Err(EngineError::invalid(
+            "severity",
+            format!("`{c}` incidents are always S1; omit severity or give S1"),
+        ));
+    }
+    not_future("discovered_at", d.discovered_at, now)?;
+    not_future("aware_at", d.aware_at, now)?;
+    d.facts
+        .validate()
+        .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
+
+    let text = format!("{}\n{}", d.title, d.summary);
+    let empty = Default::default();
+    let classified = rules.classify(&Subject {
+        source: "declaration",
+        text: &text,
+        labels: &empty,
+        annotations: &empty,
+        facts: &d.facts,
+    });
+    let category = d
+        .category
+        .or(classified.as_ref().map(|c| c.category))
+        .unwrap_or(Category::Other);
+    let severity = d
+        .severity
+        .or(classified.as_ref().map(|c| c.severity))
+        .unwrap_or(Severity::S3);
+    let discovered = d.discovered_at.unwrap_or(now);
+    let mut inc = Incident {
+        id: 0,
+        title: d.title.trim().to_string(),
+        summary: d.summary,
+        category,
+        severity: category
+            .severity_floor()
+            .map_or(severity, |f| f.max(severity)),
+        status: Status::Detected,
+        drill: d.drill,
+        origin: "declaration".into(),
+        rule: if d.category.is_some() {
+            None
+        } else {
+            classified.as_ref().map(|c| c.rule.clone())
+        },
+        facts: d.facts,
+        facts_version: 1,
+        first_seen_at: discovered,
+        discovered_at: discovered,
+        declared_at: Some(now),
+        aware_at: d
+            .aware_at
+            .or(category.is_personal_information().then_some(now)),
+        contained_at: None,
+        closed_at: None,
+        updated_at: now,
+        alert_count: 0,
+        truncated_alerts: 0,
+        assessed_notifiable_at: None,
+        handling_closed_at: None,
+        created_by: actor.to_string(),
+    };
+    // What a person declared is raised, never lowered, by what the rules see in it.
+    let auto =
+        classified.and_then(|c| reclassify(&mut inc, (c.category, c.severity), Some(&c.rule), now));
+
+    inc.id = tx.max_id(Table::Incidents).await? + 1;
+    tx.insert_incidents(std::slice::from_ref(&inc)).await?;
+    let regulated = recompute_in(tx, reg, &mut inc, now).await?;
+    if responds {
+        tx.schedule_timers(
+            &[super::response::playbook_timer(&inc, now)],
+            crate::domain::time::to_micros(now),
+        )
+        .await?;
+    }
+    let mut events = vec![event(
+        actor,
+        "incident.declared",
+        inc.id,
+        json!({
+            "title": inc.title, "summary": inc.summary, "category": inc.category,
+            "severity": inc.severity, "status": inc.status, "drill": inc.drill,
+            "facts": inc.facts, "discovered_at": inc.discovered_at, "aware_at": inc.aware_at,
+            "rule": inc.rule,
+        }),
+        now,
+    )];
+    if let Some(r) = auto {
+        events.push(reclassified_event(inc.id, &r, "incidentd", None, now));
+    }
+    events.extend(regulated);
+    tx.append(&events).await?;
+    Ok(inc)
+}
+
+/// Recompute an incident's grade and obligations in `tx`, writing it back when a clock started.
+pub(crate) async fn recompute_in(
+    tx: &mut WriteTx,
+    reg: &super::obligations::Regulation,
+    inc: &mut Incident,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let before = inc.assessed_notifiable_at;
+    let events = super::obligations::recompute(tx, reg, inc, now).await?;
+    if inc.assessed_notifiable_at != before {
+        tx.update_incident(inc).await?;
+    }
+    Ok(events)
+}
+
 fn not_found(id: i64) -> EngineError {
     EngineError::NotFound(format!("there is no incident {id}"))
 }
@@ -95,108 +224,17 @@ impl Engine {
         rules: &Rules,
         actor: &str,
     ) -> Result<Incident, EngineError> {
-        let now = Utc::now();
-        if d.title.trim().is_empty() {
-            return Err(EngineError::invalid("title", "give the incident a title"));
-        }
-        if let (Some(c), Some(s)) = (d.category, d.severity)
-            && c.is_personal_information()
-            && s != Severity::S1
-        {
-            return Err(EngineError::invalid(
-                "severity",
-                format!("`{c}` incidents are always S1; omit severity or give S1"),
-            ));
-        }
-        not_future("discovered_at", d.discovered_at, now)?;
-        not_future("aware_at", d.aware_at, now)?;
-        d.facts
-            .validate()
-            .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
-
-        let text = format!("{}\n{}", d.title, d.summary);
-        let empty = Default::default();
-        let classified = rules.classify(&Subject {
-            source: "declaration",
-            text: &text,
-            labels: &empty,
-            annotations: &empty,
-            facts: &d.facts,
-        });
-        let category = d
-            .category
-            .or(classified.as_ref().map(|c| c.category))
-            .unwrap_or(Category::Other);
-        let severity = d
-            .severity
-            .or(classified.as_ref().map(|c| c.severity))
-            .unwrap_or(Severity::S3);
-        let discovered = d.discovered_at.unwrap_or(now);
-        let mut inc = Incident {
-            id: 0,
-            title: d.title.trim().to_string(),
-            summary: d.summary,
-            category,
-            severity: category
-                .severity_floor()
-                .map_or(severity, |f| f.max(severity)),
-            status: Status::Detected,
-            drill: d.drill,
-            origin: "declaration".into(),
-            rule: if d.category.is_some() {
-                None
-            } else {
-                classified.as_ref().map(|c| c.rule.clone())
-            },
-            facts: d.facts,
-            facts_version: 1,
-            first_seen_at: discovered,
-            discovered_at: discovered,
-            declared_at: Some(now),
-            aware_at: d
-                .aware_at
-                .or(category.is_personal_information().then_some(now)),
-            contained_at: None,
-            closed_at: None,
-            updated_at: now,
-            alert_count: 0,
-            truncated_alerts: 0,
-            assessed_notifiable_at: None,
-            handling_closed_at: None,
-            created_by: actor.to_string(),
-        };
-        // What a person declared is raised, never lowered, by what the rules see in it.
-        let auto = classified
-            .and_then(|c| reclassify(&mut inc, (c.category, c.severity), Some(&c.rule), now));
-
         let mut tx = self.store().begin_write().await?;
-        inc.id = tx.max_id(Table::Incidents).await? + 1;
-        tx.insert_incidents(std::slice::from_ref(&inc)).await?;
-        let regulated = self.recompute_obligations(&mut tx, &mut inc, now).await?;
-        if self.responds() {
-            tx.schedule_timers(
-                &[super::response::playbook_timer(&inc, now)],
-                crate::domain::time::to_micros(now),
-            )
-            .await?;
-        }
-        let mut events = vec![event(
+        let inc = declare_in(
+            &mut tx,
+            d,
+            rules,
+            &self.regulation(),
+            self.responds(),
             actor,
-            "incident.declared",
-            inc.id,
-            json!({
-                "title": inc.title, "summary": inc.summary, "category": inc.category,
-                "severity": inc.severity, "status": inc.status, "drill": inc.drill,
-                "facts": inc.facts, "discovered_at": inc.discovered_at, "aware_at": inc.aware_at,
-                "rule": inc.rule,
-            }),
-            now,
-        )];
-        if let Some(r) = auto {
-            events.push(reclassified_event(inc.id, &r, "incidentd", None, now));
-        }
-        events.extend(regulated);
-        tx.append(&events).await?;
+            Utc::now(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(inc)
     }

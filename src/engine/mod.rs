@@ -6,6 +6,7 @@ pub mod announce;
 pub mod campaign;
 mod commands;
 mod deliveries;
+pub mod drills;
 mod ingest;
 pub mod notice_gate;
 pub mod obligations;

@@ -508,13 +508,31 @@ impl Engine {
                 "email" => (ChannelKind::Email, g.email.clone()),
                 _ => (ChannelKind::Webhook, g.webhook.clone()),
             };
-            let Some(recipient) = recipient else {
+            let Some(mut recipient) = recipient else {
                 return Err(EngineError::Conflict(format!(
                     "regulator `{}` has no {via} address in [[regulators]]; it can be reached by: {}",
                     g.id,
                     g.routes()
                 )));
             };
+            let mut subject = row.subject.clone();
+            // A scenario drill's report goes to the drill's capture recipient, never to the
+            // regulator (a drill declared by hand keeps the address: the drill guard refuses it).
+            if inc.drill {
+                if let Some(capture) =
+                    super::drills::report_capture(&mut tx, incident_id, channel).await?
+                {
+                    recipient = capture.ok_or_else(|| {
+                        EngineError::Conflict(format!(
+                            "this drill's scenario has no capture {via} recipient: a drill report never goes to the regulator; add [capture] {} to the scenario or submit by hand (via manual)",
+                            if channel == ChannelKind::Email { "email" } else { "webhook" }
+                        ))
+                    })?;
+                }
+                if !subject.contains("DRILL") {
+                    subject = format!("{} {subject}", super::drills::DRILL_MARK);
+                }
+            }
             let key = format!("{incident_id}:report:{rid}:{}", channel.as_str());
             tx.enqueue_deliveries(
                 &[NewDelivery {
@@ -525,7 +543,7 @@ impl Engine {
                     recipient,
                     locale: row.locale.clone(),
                     content: Content {
-                        subject: Some(row.subject.clone()),
+                        subject: Some(subject),
                         text: row.markdown.clone(),
                         html: Some(row.html.clone()),
                         template: None,

@@ -52,7 +52,7 @@ const AUTOMATIC_ACTORS: [&str; 3] = ["system", "dispatcher", "scheduler"];
 pub const ACTION_ITEM_PREFIX: &str = "aar-";
 
 /// One time measured against its target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Measure {
     /// `acknowledge`, or one of [`MEASURES`].
     pub id: String,
@@ -76,7 +76,7 @@ pub struct Measure {
 }
 
 /// A task that was not done in time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskIssue {
     pub key: String,
     pub title: String,
@@ -89,7 +89,7 @@ pub struct TaskIssue {
 }
 
 /// A regulator report version that was not complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReportGap {
     pub obligation_key: String,
     pub version: i64,
@@ -100,7 +100,7 @@ pub struct ReportGap {
 }
 
 /// How complete the notice and the regulator reports were.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Completeness {
     /// The facts claim the PIPL art. 57 exemption: no notice was needed.
     pub notice_exempt: bool,
@@ -113,7 +113,7 @@ pub struct Completeness {
 }
 
 /// A drill measured against its scenario's targets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Scorecard {
     pub incident_id: i64,
     pub started_at: DateTime<Utc>,

@@ -244,6 +244,7 @@ impl Engine {
             .await?,
         );
         tx.append(&events).await?;
+        super::drills::end_if_done(&mut tx, incident_id, now).await?;
         let v = view(&mut tx, &t).await?;
         tx.commit().await?;
         Ok(v)
@@ -398,6 +399,7 @@ impl Engine {
             ));
         }
         tx.append(&events).await?;
+        super::drills::end_if_done(&mut tx, t.incident_id, now).await?;
         let v = view(&mut tx, &t).await?;
         tx.commit().await?;
         Ok(v)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use serde::{Deserialize, Serialize};
@@ -96,10 +97,15 @@ pub fn cron_timer(name: &str, tick: DateTime<Utc>) -> NewTimer {
 }
 
 /// The tick a run at `now` is for: the latest scheduled second not after `now`.
-fn tick_at(cron: &Cron, now: DateTime<Utc>) -> Result<DateTime<Utc>, croner::errors::CronError> {
+fn tick_at(
+    cron: &Cron,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<DateTime<Utc>, croner::errors::CronError> {
     // croner keeps the sub-second part of a matching start time; ticks are whole seconds.
-    let second = now.with_nanosecond(0).unwrap_or(now);
+    let second = now.with_nanosecond(0).unwrap_or(now).with_timezone(&tz);
     cron.find_previous_occurrence(&second, true)
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// One cron job: on each tick, schedule that tick's timer.
@@ -107,13 +113,15 @@ struct TickJob {
     store: Store,
     name: String,
     cron: Cron,
+    /// The zone the expression is read in.
+    tz: Tz,
 }
 
 impl TickJob {
     async fn tick(&self, now: DateTime<Utc>) {
         // The tick this run is for: the latest scheduled time not after now (tokio-cron-
         // scheduler runs a job at or shortly after its time, never before).
-        let tick = match tick_at(&self.cron, now) {
+        let tick = match tick_at(&self.cron, now, self.tz) {
             Ok(t) => t,
             Err(e) => {
                 warn!(job = %self.name, error = %e, "cannot place this cron run on its schedule; skipped");
@@ -155,18 +163,21 @@ impl CronJobs {
     pub(super) async fn start(
         store: Store,
         jobs: &[(String, String)],
+        zones: &std::collections::HashMap<String, Tz>,
     ) -> Result<CronJobs, SchedulerError> {
         let fail = |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Cron(e.to_string());
         let sched = JobScheduler::new().await.map_err(fail)?;
         for (name, expr) in jobs {
             let cron = validate_cron(expr)
                 .map_err(|e| SchedulerError::Config(format!("cron job `{name}`: {e}")))?;
+            let tz = zones.get(name).copied().unwrap_or(Tz::UTC);
             let job = Arc::new(TickJob {
                 store: store.clone(),
                 name: name.clone(),
                 cron,
+                tz,
             });
-            let j = Job::new_async(expr.as_str(), move |_id, _sched| {
+            let j = Job::new_async_tz(expr.as_str(), tz, move |_id, _sched| {
                 let job = job.clone();
                 Box::pin(async move { job.tick(Utc::now()).await })
             })
@@ -222,7 +233,7 @@ mod tests {
         let tick = Utc.with_ymd_and_hms(2026, 3, 1, 9, 5, 0).unwrap();
         for late_ms in [0, 1, 499, 1500] {
             let now = tick + chrono::Duration::milliseconds(late_ms);
-            assert_eq!(tick_at(&cron, now).unwrap(), tick);
+            assert_eq!(tick_at(&cron, now, Tz::UTC).unwrap(), tick);
         }
         let t = cron_timer("digest", tick);
         assert_eq!(t.key, "cron:digest:2026-03-01T09:05:00Z");
@@ -230,5 +241,18 @@ mod tests {
         assert_eq!(t.due_at, to_micros(tick));
         let p: CronTick = serde_json::from_value(t.payload).unwrap();
         assert_eq!(p.job, "digest");
+    }
+
+    #[test]
+    fn a_job_in_a_time_zone_ticks_at_local_time() {
+        let cron = validate_cron("0 0 9 * * *").unwrap();
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        // 09:00 in Shanghai is 01:00 UTC.
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 1, 0, 0).unwrap();
+        assert_eq!(tick_at(&cron, now, tz).unwrap(), now);
+        assert_eq!(
+            tick_at(&cron, now, Tz::UTC).unwrap(),
+            Utc.with_ymd_and_hms(2026, 2, 28, 9, 0, 0).unwrap()
+        );
     }
 }

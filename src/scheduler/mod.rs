@@ -64,6 +64,8 @@ pub struct SchedulerConfig {
     pub batch: usize,
     /// Cron jobs: (name, six-field expression with seconds first, UTC).
     pub cron: Vec<(String, String)>,
+    /// The IANA zone a job's expression is read in, by job name; UTC when absent.
+    pub cron_zones: std::collections::HashMap<String, chrono_tz::Tz>,
     /// The first retry delay of a timer whose handler failed; doubles per failure.
     pub retry_base: Duration,
     pub retry_max: Duration,
@@ -79,6 +81,7 @@ impl Default for SchedulerConfig {
             poll_interval: Duration::from_secs(1),
             batch: 256,
             cron: Vec::new(),
+            cron_zones: Default::default(),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             // 1 + 2 + … + 256 s, then 5 min apart: about 50 minutes of trying.
@@ -136,7 +139,7 @@ impl Scheduler {
         let cron = if cfg.cron.is_empty() {
             None
         } else {
-            Some(cron::CronJobs::start(store.clone(), &cfg.cron).await?)
+            Some(cron::CronJobs::start(store.clone(), &cfg.cron, &cfg.cron_zones).await?)
         };
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(store, handler, cfg, stopped));

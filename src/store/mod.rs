@@ -6,6 +6,7 @@
 //! `&'static str` by the `pg` flag the macro provides.
 
 mod announcements;
+mod drills;
 mod obligations;
 mod outbox;
 pub mod postgres;
@@ -22,6 +23,7 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
+pub use drills::{DrillRow, NewDrill};
 pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,

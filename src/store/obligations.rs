@@ -71,6 +71,8 @@ pub struct ObligationFilter {
     pub due_before: Option<i64>,
     pub jurisdiction: Option<String>,
     pub limit: i64,
+    /// Also drill incidents' obligations (always, when `incident_id` names one).
+    pub drills: bool,
 }
 
 macro_rules! obligation_select {
@@ -248,6 +250,7 @@ impl Store {
                      AND ($2 = FALSE OR (status = 'open' AND standing = 'required')) \
                      AND ($3::bigint IS NULL OR due_at < $3) \
                      AND ($4::text IS NULL OR jurisdiction = $4) \
+                     AND ($6 = TRUE OR $1::bigint IS NOT NULL OR incident_id NOT IN (SELECT id FROM incidents WHERE drill = TRUE)) \
                      ORDER BY (due_at IS NULL), due_at, incident_id, id LIMIT $5"
                 )
             } else {
@@ -256,6 +259,7 @@ impl Store {
                      AND ($2 = FALSE OR (status = 'open' AND standing = 'required')) \
                      AND ($3 IS NULL OR due_at < $3) \
                      AND ($4 IS NULL OR jurisdiction = $4) \
+                     AND ($6 = TRUE OR $1 IS NOT NULL OR incident_id NOT IN (SELECT id FROM incidents WHERE drill = TRUE)) \
                      ORDER BY (due_at IS NULL), due_at, incident_id, id LIMIT $5"
                 )
             };
@@ -265,6 +269,7 @@ impl Store {
                 .bind(f.due_before)
                 .bind(&f.jurisdiction)
                 .bind(f.limit)
+                .bind(f.drills)
                 .fetch_all(pool)
                 .await?
         });

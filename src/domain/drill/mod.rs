@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
 
+pub mod scenario;
+pub use scenario::{Capture, Inject, Participants, Scenario, Scenarios, Start};
+
 /// How much of the path a drill runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

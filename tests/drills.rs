@@ -1,0 +1,743 @@
+//! Drills through the running daemon: started by hand and by their schedule, they page their
+//! participants on real local sinks, and the drill guard keeps every channel away from anyone
+//! not on the drill's own list — two drills at once keeping their own lists — across a restart.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sink::Sink;
+use common::smtp::Smtp;
+use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    a_drill_reaches_nobody_off_its_list_on_any_channel,
+    a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart,
+    unknown_scenarios_are_refused_and_drills_stay_out_of_obligations,
+    a_drill_ends_and_is_scored_when_every_task_is_done,
+    a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures,
+);
+
+const SECRET: &str = "drill-test-webhook-secret";
+
+const DEPTS: [&str; 6] = [
+    "security",
+    "government_relations",
+    "legal",
+    "public_relations",
+    "customer_service",
+    "it_operations",
+];
+
+/// Department n, level l → +861390000{n}0{l}.
+fn phone(dept: usize, level: usize) -> String {
+    format!("+861390000{dept:02}0{level}")
+}
+
+const ALPHA: &str = r#"
+name = "alpha"
+description = "Order data exposed"
+mode = "tabletop"
+owner = "drill-owner@example.com"
+time_limit = "12s"
+playbook = "pi_incident"
+[start]
+title = "Order bucket publicly readable"
+category = "pi_leak"
+[start.facts]
+affected_subjects = 1000
+data_types = ["name", "phone"]
+[participants]
+departments = ["security", "legal"]
+[capture]
+email = ["capture-alpha@example.com"]
+phone = ["+8613900009901"]
+site_users = ["capture-alpha"]
+webhook = ["capture-hook"]
+[targets.acknowledge]
+default = "10m"
+[[injects]]
+after = "2s"
+message = "Affected count rises to 1.2M"
+facts = { affected_subjects = 1200000 }
+[[injects]]
+after = "5s"
+message = "A journalist asks for comment"
+"#;
+
+const BETA: &str = r#"
+name = "beta"
+mode = "tabletop"
+owner = "drill-owner@example.com"
+time_limit = "1h"
+[start]
+title = "Ransomware on the HR file server"
+category = "pi_damage"
+[participants]
+departments = ["security"]
+[capture]
+phone = ["+8613900009902"]
+"#;
+
+fn drills_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("alpha.toml"), ALPHA).unwrap();
+    std::fs::write(d.path().join("beta.toml"), BETA).unwrap();
+    d
+}
+
+fn config(sink: &Sink, smtp: &Smtp, drills: &std::path::Path, extra: &str) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+jurisdictions = "{}"
+drills = "{}"
+
+[dispatch]
+lease = "5s"
+poll_interval = "200ms"
+backoff_base = "100ms"
+backoff_max = "400ms"
+max_attempts = 3
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.voice]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.email]
+smtp_url = "{}"
+from = "Security <security@example.com>"
+timeout = "2s"
+
+[channels.site_webhook]
+url = "{}"
+secret = "{SECRET}"
+timeout = "2s"
+
+[[channels.webhooks]]
+name = "capture-hook"
+url = "{}"
+secret = "{SECRET}"
+timeout = "2s"
+
+[[channels.webhooks]]
+name = "chatops"
+url = "{}"
+secret = "{SECRET}"
+timeout = "2s"
+
+[paging.channels]
+S1 = ["sms"]
+S2 = ["sms"]
+S3 = ["sms"]
+S4 = ["sms"]
+{extra}
+"#,
+        repo.join("templates").display(),
+        repo.join("config/playbooks").display(),
+        repo.join("config/jurisdictions").display(),
+        drills.display(),
+        sink.url("/sms"),
+        sink.url("/voice"),
+        smtp.url(),
+        sink.url("/site"),
+        sink.url("/capture-hook"),
+        sink.url("/chatops"),
+    );
+    for (i, d) in DEPTS.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
+             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n",
+            phone(i + 1, 1),
+        ));
+    }
+    c
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    app.call(Method::POST, path, Some(token), Some(&body)).await
+}
+
+async fn start_drill(app: &TestApp, scenario: &str) -> Value {
+    let (s, v) = post(
+        app,
+        "/api/v1/drills",
+        RESPONDER,
+        json!({"scenario": scenario}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            Instant::now() < until,
+            "{what} did not happen within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn events(app: &TestApp, id: i64, kind: &str) -> Vec<Value> {
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn sms_to(sink: &Sink, to: &str) -> Vec<Value> {
+    sink.received()
+        .iter()
+        .filter(|r| r.path == "/sms" || r.path == "/voice")
+        .map(|r| r.json())
+        .filter(|b| b["to"] == to)
+        .collect()
+}
+
+/// Enqueue one delivery on the incident; its id.
+async fn enqueue(app: &TestApp, incident: i64, d: Value) -> i64 {
+    let (s, v) = post(
+        app,
+        &format!("/api/v1/incidents/{incident}/deliveries"),
+        RESPONDER,
+        json!({ "deliveries": [d] }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    v["ids"][0].as_i64().unwrap()
+}
+
+async fn delivery_settled(app: &TestApp, id: i64) -> Value {
+    let mut last = Value::Null;
+    wait_for(&format!("delivery {id} settling"), 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/deliveries/{id}")).await;
+        last = v.clone();
+        matches!(v["status"].as_str(), Some("sent" | "dead"))
+    })
+    .await;
+    last
+}
+
+async fn a_drill_reaches_nobody_off_its_list_on_any_channel(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), "")).await
+    else {
+        return;
+    };
+    let alpha = start_drill(&app, "alpha").await;
+    let beta = start_drill(&app, "beta").await;
+    let (a, b) = (
+        alpha["incident_id"].as_i64().unwrap(),
+        beta["incident_id"].as_i64().unwrap(),
+    );
+    let inc = app.incident(a).await;
+    assert_eq!(inc["drill"], true, "{inc}");
+    assert!(
+        inc["title"].as_str().unwrap().starts_with("【演练】DRILL"),
+        "{inc}"
+    );
+    let text = |t: &str| json!({"subject": "【演练】DRILL test", "text": t});
+    // Every channel, to someone not on alpha's list (beta's capture phone included).
+    let refused = [
+        json!({"channel": "email", "recipient": "stranger@example.com", "content": text("x")}),
+        json!({"channel": "sms", "recipient": "+8613811112222", "content": text("x")}),
+        json!({"channel": "voice", "recipient": "+8613811112222", "content": text("x")}),
+        json!({"channel": "inbox", "recipient": "real-user-1", "content": text("x")}),
+        json!({"channel": "site_webhook", "recipient": "real-user-1", "content": text("x")}),
+        json!({"channel": "webhook", "recipient": "chatops", "content": text("x")}),
+        json!({"channel": "sms", "recipient": "+8613900009902", "content": text("beta's capture")}),
+    ];
+    let mut ids = Vec::new();
+    for d in refused {
+        ids.push(enqueue(&app, a, d).await);
+    }
+    // On the lists: alpha's capture phone and webhook, beta's own capture phone.
+    let allowed_a = enqueue(
+        &app,
+        a,
+        json!({"channel": "sms", "recipient": "+8613900009901", "content": text("alpha capture")}),
+    )
+    .await;
+    let hook_a = enqueue(
+        &app,
+        a,
+        json!({"channel": "webhook", "recipient": "capture-hook", "content": text("alpha hook")}),
+    )
+    .await;
+    let allowed_b = enqueue(
+        &app,
+        b,
+        json!({"channel": "sms", "recipient": "+8613900009902", "content": text("beta capture")}),
+    )
+    .await;
+    let refused_b = enqueue(
+        &app,
+        b,
+        json!({"channel": "sms", "recipient": "+8613900009901", "content": text("alpha's capture")}),
+    )
+    .await;
+    for id in ids.iter().chain([&refused_b]) {
+        let d = delivery_settled(&app, *id).await;
+        assert_eq!(d["status"], "dead", "{d}");
+        assert!(
+            d["last_error"].as_str().unwrap().contains("drill guard"),
+            "the refusal is recorded: {d}"
+        );
+    }
+    for id in [allowed_a, hook_a, allowed_b] {
+        let d = delivery_settled(&app, id).await;
+        assert_eq!(d["status"], "sent", "{d}");
+    }
+    // Nothing reached the sinks for anyone off the lists.
+    assert!(sms_to(&sink, "+8613811112222").is_empty());
+    let beta_capture = sms_to(&sink, "+8613900009902");
+    assert_eq!(beta_capture.len(), 1, "only beta's own: {beta_capture:?}");
+    assert_eq!(beta_capture[0]["text"], "beta capture");
+    let alpha_capture = sms_to(&sink, "+8613900009901");
+    assert_eq!(
+        alpha_capture.len(),
+        1,
+        "only alpha's own: {alpha_capture:?}"
+    );
+    assert_eq!(alpha_capture[0]["text"], "alpha capture");
+    let paths: Vec<String> = sink.received().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        !paths.iter().any(|p| p == "/chatops" || p == "/site"),
+        "{paths:?}"
+    );
+    assert!(paths.iter().any(|p| p == "/capture-hook"), "{paths:?}");
+    assert!(
+        !smtp
+            .messages()
+            .iter()
+            .any(|m| m.to_string().contains("stranger@example.com")),
+        "no e-mail to the stranger"
+    );
+    let (_, n) = app
+        .call(Method::GET, "/api/v1/inbox/real-user-1", Some(SITE), None)
+        .await;
+    assert_eq!(n["notices"].as_array().unwrap().len(), 0, "{n}");
+    // Pages went to the participants only: security and legal, not customer service.
+    let security = phone(1, 1);
+    let legal = phone(3, 1);
+    let customer_service = phone(5, 1);
+    let mut seen = Vec::new();
+    wait_for("the participants' pages", 15, async || {
+        seen = sms_to(&sink, &security);
+        !seen.is_empty() && !sms_to(&sink, &legal).is_empty()
+    })
+    .await;
+    assert!(
+        seen[0]["text"].as_str().unwrap().contains("DRILL")
+            || seen[0]["text"].as_str().unwrap().contains("演练"),
+        "a drill page says so: {seen:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        sms_to(&sink, &customer_service).is_empty(),
+        "customer service is not in alpha or beta"
+    );
+    app.stop().await;
+}
+
+async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    // A cron line that fires once, a few seconds from now, written in Shanghai time.
+    let tz: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&tz);
+    use chrono::Timelike;
+    let extra = format!(
+        "\n[[drills.schedule]]\nscenario = \"alpha\"\ncron = \"{} {} {} * * *\"\ntime_zone = \"Asia/Shanghai\"\n",
+        at.second(),
+        at.minute(),
+        at.hour()
+    );
+    let Some(mut app) =
+        TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), &extra)).await
+    else {
+        return;
+    };
+    let (s, v) = app.get("/api/v1/drills").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["scheduled"][0]["scenario"], "alpha", "{v}");
+    assert!(v["scheduled"][0]["next_at"].is_string(), "{v}");
+    let mut drill = Value::Null;
+    wait_for("the scheduled drill", 20, async || {
+        let (_, v) = app.get("/api/v1/drills").await;
+        drill = v["drills"][0].clone();
+        drill.is_object()
+    })
+    .await;
+    assert_eq!(drill["started_by"], "schedule", "{drill}");
+    assert_eq!(drill["scenario"], "alpha");
+    let id = drill["incident_id"].as_i64().unwrap();
+    // The participants are paged on the local SMS sink.
+    let security = phone(1, 1);
+    wait_for("the security page", 15, async || {
+        !sms_to(&sink, &security).is_empty()
+    })
+    .await;
+    // The first inject changes the facts and tells the participants.
+    wait_for("the first inject", 15, async || {
+        !events(&app, id, "drill.inject").await.is_empty()
+    })
+    .await;
+    let inc = app.incident(id).await;
+    assert_eq!(inc["facts"]["affected_subjects"], 1_200_000, "{inc}");
+    // A restart mid-drill: the second inject still fires, from its persisted timer.
+    app.restart().await;
+    wait_for("the second inject after the restart", 20, async || {
+        events(&app, id, "drill.inject").await.len() == 2
+    })
+    .await;
+    wait_for("the inject message to the participants", 15, async || {
+        sms_to(&sink, &security).iter().any(|b| {
+            let t = b["text"].as_str().unwrap_or_default();
+            t.contains("A journalist asks") && t.starts_with("【演练】DRILL")
+        })
+    })
+    .await;
+    // Only one drill for the one tick, and it ends at its time limit.
+    let drill_id = drill["id"].as_i64().unwrap();
+    wait_for("the drill's end", 20, async || {
+        let (_, d) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
+        d["status"] == "ended"
+    })
+    .await;
+    let (_, v) = app.get("/api/v1/drills").await;
+    assert_eq!(v["drills"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(events(&app, id, "drill.ended").await.len(), 1);
+    // Scored against its targets, with the after-action report e-mailed to the owner.
+    let (_, d) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
+    let measures = d["scorecard"]["measures"].as_array().unwrap();
+    assert!(
+        measures
+            .iter()
+            .any(|m| m["id"] == "acknowledge" && m["department"] == "security"),
+        "{d:#}"
+    );
+    assert!(d["report"]["subject"].is_string(), "{d:#}");
+    assert_eq!(v["trend"]["drills"], 1, "{v}");
+    wait_for("the after-action e-mail", 15, async || {
+        smtp.messages()
+            .iter()
+            .any(|m| m.to_string().contains("drill-owner@example.com"))
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn unknown_scenarios_are_refused_and_drills_stay_out_of_obligations(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), "")).await
+    else {
+        return;
+    };
+    let (s, v) = post(
+        &app,
+        "/api/v1/drills",
+        RESPONDER,
+        json!({"scenario": "nope"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("alpha"), "{v}");
+    let (s, _) = post(&app, "/api/v1/drills", VIEWER, json!({"scenario": "alpha"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let d = start_drill(&app, "alpha").await;
+    let drill_inc = d["incident_id"].as_i64().unwrap();
+    let real = app
+        .declare(&json!({"title": "Real leak", "category": "pi_leak", "facts": {"affected_subjects": 200000, "data_types": ["id_number"]}}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (_, v) = app.get("/api/v1/obligations?all=true").await;
+    let incidents: Vec<i64> = v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["incident_id"].as_i64().unwrap())
+        .collect();
+    assert!(incidents.contains(&real), "{v}");
+    assert!(!incidents.contains(&drill_inc), "drills are left out: {v}");
+    let (_, v) = app.get("/api/v1/obligations?all=true&drills=true").await;
+    assert!(
+        v["obligations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["incident_id"] == drill_inc),
+        "asked for, drills are listed: {v}"
+    );
+    let (s, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/drills/{}", d["id"]),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "running");
+    // The CLI: run, list, show; an unknown scenario is refused with the ones there are.
+    let cli = |args: Vec<&'static str>| {
+        let url = app.url("");
+        tokio::task::spawn_blocking(move || {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                .args(&args)
+                .env("INCIDENTD_URL", url)
+                .env("INCIDENTD_TOKEN", RESPONDER)
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).to_string()
+                    + &String::from_utf8_lossy(&o.stderr),
+            )
+        })
+    };
+    let (code, out) = cli(vec!["drill", "run", "beta"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("beta (tabletop)") && out.contains("running"),
+        "{out}"
+    );
+    let (code, out) = cli(vec!["drill", "list"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("alpha") && out.contains("beta"), "{out}");
+    let (code, out) = cli(vec!["drill", "show", "1"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("drill 1 — alpha"), "{out}");
+    let (code, out) = cli(vec!["drill", "run", "nope"]).await.unwrap();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("alpha, beta"), "{out}");
+    app.stop().await;
+}
+
+const ONE_TASK_PLAYBOOK: &str = r#"
+id = "default"
+name = "One task"
+team = ["security", "government_relations", "legal"]
+[[tasks]]
+id = "triage"
+title = "Triage"
+department = "security"
+due = "1h"
+"#;
+
+async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let drills = tempfile::tempdir().unwrap();
+    std::fs::write(drills.path().join("beta.toml"), BETA).unwrap();
+    let playbooks = tempfile::tempdir().unwrap();
+    std::fs::write(playbooks.path().join("default.toml"), ONE_TASK_PLAYBOOK).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = config(&sink, &smtp, drills.path(), "").replace(
+        &format!(
+            "playbooks = \"{}\"",
+            repo.join("config/playbooks").display()
+        ),
+        &format!("playbooks = \"{}\"", playbooks.path().display()),
+    );
+    let Some(app) = TestApp::spawn_with(backend, &c).await else {
+        return;
+    };
+    let d = start_drill(&app, "beta").await;
+    let id = d["incident_id"].as_i64().unwrap();
+    wait_for("the playbook's task", 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        v["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    let (_, d0) = app.get(&format!("/api/v1/drills/{}", d["id"])).await;
+    assert_eq!(d0["status"], "running", "{d0}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/triage/complete"),
+        RESPONDER,
+        json!({"note": "done in the drill"}),
+    )
+    .await;
+    assert!(s.is_success(), "{s} {v}");
+    let mut drill = Value::Null;
+    wait_for("the drill's end", 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/drills/{}", d["id"])).await;
+        drill = v;
+        drill["status"] == "ended"
+    })
+    .await;
+    assert!(drill["scorecard"]["measures"].is_array(), "{drill:#}");
+    let ended = events(&app, id, "drill.ended").await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["data"]["why"], "every task is done", "{ended:?}");
+    app.stop().await;
+}
+
+const GAMMA: &str = r#"
+name = "gamma"
+mode = "functional"
+owner = "drill-owner@example.com"
+time_limit = "1h"
+synthetic_subjects = 4
+[start]
+title = "Order export bucket public"
+category = "pi_leak"
+[participants]
+departments = ["security"]
+[capture]
+email = ["capture-gamma@example.com"]
+phone = ["+8613900009903"]
+site_users = ["capture-gamma"]
+"#;
+
+const KEY: &str = "t1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+async fn a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures(
+    backend: Backend,
+) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    std::fs::write(dir.path().join("gamma.toml"), GAMMA).unwrap();
+    let extra = format!("\n[subjects]\nkey = \"{KEY}\"\n");
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), &extra)).await
+    else {
+        return;
+    };
+    let d = start_drill(&app, "gamma").await;
+    assert_eq!(d["mode"], "functional");
+    let id = d["incident_id"].as_i64().unwrap();
+    let (s, v) = app.get(&format!("/api/v1/incidents/{id}/subjects")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 4, "{v}");
+    for subject in v["subjects"].as_array().unwrap() {
+        assert!(
+            subject["subject_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("drill-"),
+            "{subject}"
+        );
+        assert_eq!(subject["site_user_id"], "capture-gamma", "{subject}");
+        // Masked, and the capture's: no real person.
+        assert!(
+            subject["phone"].as_str().unwrap().ends_with("9903"),
+            "{subject}"
+        );
+        assert!(
+            subject["email"].as_str().unwrap().ends_with("@example.com"),
+            "{subject}"
+        );
+    }
+    // A tabletop drill gets none.
+    let t = start_drill(&app, "beta").await;
+    let (_, v) = app
+        .get(&format!("/api/v1/incidents/{}/subjects", t["incident_id"]))
+        .await;
+    assert_eq!(v["total"], 0, "{v}");
+    app.stop().await;
+}
+
+/// `incidentd check` refuses a schedule naming an unknown scenario, a bad cron line or zone, and
+/// a scenario naming an unknown department — each as file: key: message.
+#[test]
+fn check_refuses_bad_schedules_and_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let drills = dir.path().join("drills");
+    std::fs::create_dir(&drills).unwrap();
+    std::fs::write(drills.join("beta.toml"), BETA).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = common::config_text(
+        &format!("sqlite://{}/t.db", dir.path().display()),
+        &format!(
+            "[paths]\ntemplates = \"{}\"\nplaybooks = \"{}\"\nclassification = \"{}\"\n\n\
+             [channels.sms]\nprovider = \"generic_http\"\nbase_url = \"http://127.0.0.1:9\"\n\n\
+             [paging.channels]\nS1 = [\"sms\"]\nS2 = [\"sms\"]\nS3 = [\"sms\"]\nS4 = [\"sms\"]\n\n\
+             [[drills.schedule]]\nscenario = \"nope\"\ncron = \"0 0 10 * * Wed\"\ntime_zone = \"Asia/Shanghai\"\n",
+            repo.join("templates").display(),
+            repo.join("config/playbooks").display(),
+            repo.join("config/classification.toml").display(),
+        ),
+    );
+    for (i, d) in DEPTS.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\n[[departments.members]]\nname = \"x\"\nphone = \"{}\"\n",
+            phone(i + 1, 1)
+        ));
+    }
+    let config = dir.path().join("incidentd.toml");
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, out) = check(&c);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("drills.schedule[0].scenario: unknown scenario `nope`")
+            && out.contains("beta"),
+        "{out}"
+    );
+    let (code, out) = check(
+        &c.replace("\"nope\"", "\"beta\"")
+            .replace("Asia/Shanghai", "Mars/Olympus")
+            .replace("0 0 10 * * Wed", "0 10 * * Wed"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("drills.schedule[0].time_zone: `Mars/Olympus`"),
+        "{out}"
+    );
+    assert!(out.contains("drills.schedule[0].cron:"), "{out}");
+    let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("beta (tabletop, 0 injects, cron `0 0 10 * * Wed` Asia/Shanghai)"),
+        "{out}"
+    );
+    std::fs::write(
+        drills.join("beta.toml"),
+        BETA.replace("[\"security\"]", "[\"finance\"]"),
+    )
+    .unwrap();
+    let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("beta.toml: participants.departments[0]: unknown department `finance`"),
+        "{out}"
+    );
+}
