@@ -19,6 +19,7 @@ on_both_backends!(
     unknown_scenarios_are_refused_and_drills_stay_out_of_obligations,
     a_drill_ends_and_is_scored_when_every_task_is_done,
     a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures,
+    a_functional_drill_tells_and_reports_only_to_its_captures,
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
@@ -740,4 +741,152 @@ fn check_refuses_bad_schedules_and_scenarios() {
         out.contains("beta.toml: participants.departments[0]: unknown department `finance`"),
         "{out}"
     );
+}
+
+/// The whole functional path in a drill: the notice, approved by Legal, goes to the synthetic
+/// affected people — that is, to the capture recipients only — marked DRILL; the regulator
+/// report, approved by Government Relations and Legal and submitted by e-mail, goes to the
+/// capture mailbox, never to the regulator configured for it.
+async fn a_functional_drill_tells_and_reports_only_to_its_captures(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = drills_dir();
+    std::fs::write(dir.path().join("gamma.toml"), GAMMA).unwrap();
+    let extra = format!(
+        "\n[subjects]\nkey = \"{KEY}\"\n\n[[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nemail = \"real-regulator@cac.example.gov.cn\"\n"
+    );
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), &extra)).await
+    else {
+        return;
+    };
+    let d = start_drill(&app, "gamma").await;
+    let id = d["incident_id"].as_i64().unwrap();
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({
+                "affected_subjects": 1_000_000,
+                "data_types": ["name", "phone", "address"],
+                "cause": "An order-export bucket was left publicly readable.",
+                "impact": "Names, phones and addresses may be used for fraud.",
+                "measures_taken": "The bucket was made private and its keys rotated.",
+                "measures_planned": "Audit every bucket's policy within a week.",
+                "advice_to_subjects": "Beware of calls claiming to be from us.",
+                "remedies": "Free identity monitoring for a year."
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The notice: gate approved, campaign started, delivered to the captures only.
+    for key in ["contain", "assess_affected", "prepare_notice"] {
+        let (s, v) = post(
+            &app,
+            &format!("/api/v1/incidents/{id}/tasks/{key}/complete"),
+            RESPONDER,
+            json!({"note": "done"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{key}: {v}");
+    }
+    let (_, tasks) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    let gate = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == "approve_notice")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{gate}/approve"),
+        ADMIN,
+        json!({"reason": "drill: wording checked"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/notices"),
+        RESPONDER,
+        json!({"channels": ["sms", "email"]}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    wait_for("the notices to reach the captures", 20, async || {
+        sms_to(&sink, "+8613900009903").len() >= 4
+            && smtp
+                .messages()
+                .iter()
+                .filter(|m| m["to"].to_string().contains("capture-gamma@example.com"))
+                .count()
+                >= 4
+    })
+    .await;
+    for m in sms_to(&sink, "+8613900009903") {
+        let text = m["text"].as_str().unwrap();
+        assert!(text.contains("演练") || text.contains("DRILL"), "{text}");
+    }
+    // Nobody else was told: every SMS went to the capture phone or to a participant.
+    let participant = phone(1, 1);
+    for r in sink.received().iter().filter(|r| r.path == "/sms") {
+        let to = r.json()["to"].as_str().unwrap().to_string();
+        assert!(to == "+8613900009903" || to == participant, "SMS to {to}");
+    }
+
+    // The regulator report: drafted, approved, submitted by e-mail — to the capture mailbox.
+    let (s, r) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/reports"),
+        RESPONDER,
+        json!({
+            "obligation": "CN:cac_report_other",
+            "inputs": {
+                "system": "订单导出对象存储桶",
+                "location": "上海数据中心",
+                "likely_development": "暂未发现进一步扩散。",
+                "tracing": "匿名列目录与下载。"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let rid = r["id"].as_i64().unwrap();
+    let task = r["approval_task"].as_i64().unwrap();
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{task}/approve"),
+        ADMIN,
+        json!({"reason": "drill: checked"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/reports/{rid}/submit"),
+        RESPONDER,
+        json!({"via": "email"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the report to reach the capture mailbox", 20, async || {
+        smtp.messages().iter().any(|m| {
+            m["to"].to_string().contains("capture-gamma@example.com")
+                && m["subject"].as_str().unwrap_or("").contains("演练")
+                && m["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("订单导出对象存储桶")
+        })
+    })
+    .await;
+    assert!(
+        !smtp
+            .messages()
+            .iter()
+            .any(|m| m["to"].to_string().contains("cac.example.gov.cn")),
+        "the real regulator was reached"
+    );
+    app.stop().await;
 }

@@ -717,7 +717,13 @@ mod tests {
     fn the_allow_list_holds_participants_captures_and_owner_only() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let s = crate::config::load(&repo.join("config/incidentd.toml")).unwrap();
-        let text = std::fs::read_to_string(repo.join("config/drills/phone_id_dump.toml")).unwrap();
+        // The shipped scenario, with its (commented-out) webhook capture switched on.
+        let text = std::fs::read_to_string(repo.join("config/drills/phone_id_dump.toml"))
+            .unwrap()
+            .replace(
+                "# webhook = [\"drill-capture\"]",
+                "webhook = [\"drill-capture\"]",
+            );
         let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
         let sc =
             crate::domain::drill::scenario::parse("x", &text, &ids, &|_| true, &["pi_incident"])
