@@ -114,62 +114,30 @@ impl fmt::Display for Jurisdiction {
     }
 }
 
-macro_rules! fact_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.trim() {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(format!("`{}` is not one of: {}", s, [$($text),+].join(", "))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-fact_enum! {
+string_enum! {
     /// How serious the threat is (CN grading guide), least to most.
     Threat {
         RelativelySerious => "relatively_serious",
         Serious => "serious",
         ParticularlySerious => "particularly_serious",
-    }
+    } what = "threat level"
 }
 
-fact_enum! {
+string_enum! {
     /// The risk to people's rights and freedoms (GDPR), least to most.
     Risk {
         Unlikely => "unlikely",
         Risk => "risk",
         High => "high",
-    }
+    } what = "risk level"
 }
 
-fact_enum! {
+string_enum! {
     /// Who holds back individual notice (PDPA s 26D(6)).
     NotificationHold {
         LawEnforcement => "law_enforcement",
         Pdpc => "pdpc",
-    }
+    } what = "notification hold"
 }
 
 /// Every fact by name, in the order the API documents them (templates and report fields refer

@@ -3,6 +3,45 @@
 //! Raw strings from the outside world are parsed into these types once, at the edge (config
 //! loading, HTTP extraction, CLI parsing); everything inside works with validated values.
 
+/// A closed set of names as an enum: `as_str`, `Display`, `FromStr` naming the choices, and
+/// serde in snake_case. Variants are ordered as written. Call sites bring `fmt`, `FromStr`,
+/// `Serialize` and `Deserialize` into scope.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        concat!("`{}` is not a known ", $what, "; use one of: {}"),
+                        s,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
 pub mod alert;
 pub mod audit;
 pub mod classify;
