@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER};
+use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -181,30 +181,6 @@ async fn start_drill(app: &TestApp, scenario: &str) -> Value {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            Instant::now() < until,
-            "{what} did not happen within {secs}s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn events(app: &TestApp, id: i64, kind: &str) -> Vec<Value> {
-    let (_, tl) = app
-        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
-        .await;
-    tl["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
 }
 
 fn sms_to(sink: &Sink, to: &str) -> Vec<Value> {
@@ -405,7 +381,7 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     .await;
     // The first inject changes the facts and tells the participants.
     wait_for("the first inject", 15, async || {
-        !events(&app, id, "drill.inject").await.is_empty()
+        !app.events(id, "drill.inject").await.is_empty()
     })
     .await;
     let inc = app.incident(id).await;
@@ -413,7 +389,7 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     // A restart mid-drill: the second inject still fires, from its persisted timer.
     app.restart().await;
     wait_for("the second inject after the restart", 20, async || {
-        events(&app, id, "drill.inject").await.len() == 2
+        app.events(id, "drill.inject").await.len() == 2
     })
     .await;
     wait_for("the inject message to the participants", 15, async || {
@@ -432,7 +408,7 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     .await;
     let (_, v) = app.get("/api/v1/drills").await;
     assert_eq!(v["drills"].as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(events(&app, id, "drill.ended").await.len(), 1);
+    assert_eq!(app.events(id, "drill.ended").await.len(), 1);
     // Scored against its targets, with the after-action report e-mailed to the owner.
     let (_, d) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
     let measures = d["scorecard"]["measures"].as_array().unwrap();
@@ -596,7 +572,7 @@ async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
     })
     .await;
     assert!(drill["scorecard"]["measures"].is_array(), "{drill:#}");
-    let ended = events(&app, id, "drill.ended").await;
+    let ended = app.events(id, "drill.ended").await;
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["data"]["why"], "every task is done", "{ended:?}");
     app.stop().await;

@@ -7,11 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use common::sink::Sink;
-use common::{Backend, INGEST, RESPONDER, TestApp};
+use common::{Backend, INGEST, RESPONDER, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -179,34 +179,6 @@ fn ts(v: &Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()
 }
 
-async fn events(app: &TestApp, id: i64, kind: &str) -> Vec<Value> {
-    let (_, tl) = app
-        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
-        .await;
-    tl["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
-
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            Instant::now() < until,
-            "{what} did not happen within {secs}s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A time a whole number of seconds in the past (RFC 3339 round-trips exactly).
 fn ago(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(Utc::now().timestamp() - secs, 0).unwrap()
@@ -321,8 +293,8 @@ async fn a_pi_incident_is_graded_and_owes_reports_with_exact_deadlines_and_why(b
         - chrono::Duration::microseconds(1);
     assert_eq!(ts(&obligation(&v, "SG:pdpc_report")["due_at"]), end);
     assert_eq!(obligation(&v, "SG:assessment")["status"], "met");
-    assert_eq!(events(&app, id, "incident.clock_started").await.len(), 1);
-    assert_eq!(events(&app, id, "grade.changed").await.len(), 3);
+    assert_eq!(app.events(id, "incident.clock_started").await.len(), 1);
+    assert_eq!(app.events(id, "grade.changed").await.len(), 3);
     // The incident itself shows the same.
     assert_eq!(
         inc["regulation"]["obligations"].as_array().unwrap().len(),
@@ -502,10 +474,10 @@ async fn reminders_and_a_missed_deadline_page_the_owner_across_a_restart(backend
     })
     .await;
     assert!(Utc::now() >= due);
-    let missed = events(&app, id, "obligation.missed").await;
+    let missed = app.events(id, "obligation.missed").await;
     assert_eq!(missed.len(), 1);
     assert_eq!(missed[0]["data"]["key"], "XT:report");
-    assert_eq!(events(&app, id, "obligation.reminded").await.len(), 1);
+    assert_eq!(app.events(id, "obligation.reminded").await.len(), 1);
     let v = regulation(&app, id).await;
     assert!(
         obligation(&v, "XT:report")["time_left"]
@@ -593,7 +565,7 @@ async fn tasks_campaign_holds_and_people_meet_obligations(backend: Backend) {
             && police["time_left"].as_str().unwrap().ends_with(" late"),
         "{police}"
     );
-    let met = events(&app, id, "obligation.met").await;
+    let met = app.events(id, "obligation.met").await;
     assert!(
         met.iter()
             .any(|e| e["data"]["key"] == "CN:police_report" && e["data"]["late"] == true),
@@ -873,7 +845,7 @@ async fn closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothi
             .all(|o| o["standing"] == "withdrawn"),
         "{v:#}"
     );
-    let w = events(&app, fp, "obligation.withdrawn").await;
+    let w = app.events(fp, "obligation.withdrawn").await;
     assert!(
         !w.is_empty()
             && w.iter()

@@ -174,19 +174,6 @@ async fn declare_pi(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-async fn events(app: &TestApp, id: i64, kind: &str) -> Vec<Value> {
-    let (_, tl) = app
-        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
-        .await;
-    tl["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
-
 async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::POST, path, Some(token), Some(&body)).await
 }
@@ -268,7 +255,7 @@ async fn s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan(backend: Backe
         sms["text"].as_str().unwrap().contains(&format!("#{id}")),
         "{sms}"
     );
-    assert_eq!(events(&app, id, "playbook.applied").await.len(), 1);
+    assert_eq!(app.events(id, "playbook.applied").await.len(), 1);
 
     // A second alert joining the incident, and a facts change, change nothing: no new tasks or pages.
     app.alerts(
@@ -338,7 +325,7 @@ async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend
         !r.contains_key(&("/sms".into(), phone(2, 2))),
         "an acknowledged department does not escalate"
     );
-    let esc = events(&app, id, "incident.escalated").await;
+    let esc = app.events(id, "incident.escalated").await;
     assert_eq!(esc.len(), 1, "{esc:?}");
     assert_eq!(esc[0]["data"]["department"], "security");
     assert_eq!(esc[0]["data"]["to_level"], 2);
@@ -476,7 +463,7 @@ async fn approvals_gate_what_depends_on_them(backend: Backend) {
             .contains("rejected by legal: the affected count is unverified"),
         "{v}"
     );
-    let decided = events(&app, id, "approval.decided").await;
+    let decided = app.events(id, "approval.decided").await;
     assert_eq!(decided.len(), 3, "{decided:?}");
     app.stop().await;
 }
@@ -496,7 +483,7 @@ async fn acks_are_harmless_twice_and_refused_on_closed_incidents(backend: Backen
         a["acked_at"], b["acked_at"],
         "the first acknowledgement stands"
     );
-    assert_eq!(events(&app, id, "task.acked").await.len(), 1);
+    assert_eq!(app.events(id, "task.acked").await.len(), 1);
     let (s, _) = post(
         &app,
         &format!("/api/v1/incidents/{id}/tasks/no_such_task/ack"),
@@ -569,7 +556,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
             .any(|t| t["key"] == "call_bank" && t["overdue"] == true),
         "{over:#}"
     );
-    assert_eq!(events(&app, id, "task.overdue").await.len(), 1);
+    assert_eq!(app.events(id, "task.overdue").await.len(), 1);
     // Done before its due time: no page.
     let (s, _) = post(
         &app,
@@ -588,7 +575,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::OK);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(events(&app, id, "task.overdue").await.len(), 1);
+    assert_eq!(app.events(id, "task.overdue").await.len(), 1);
     app.stop().await;
 }
 
@@ -660,7 +647,7 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
         .as_i64()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let digests = events(&app, id, "digest.sent").await;
+    let digests = app.events(id, "digest.sent").await;
     assert!(
         (2..=4).contains(&digests.len()),
         "one digest per second-tick: {digests:?}"
@@ -670,7 +657,7 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
         "{digests:?}"
     );
     assert!(
-        events(&app, low, "digest.sent").await.is_empty(),
+        app.events(low, "digest.sent").await.is_empty(),
         "S4 gets no digest"
     );
     app.stop().await;
@@ -713,7 +700,7 @@ async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     let res = app.http.get(app.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("<form method=\"post\""));
-    assert!(events(&app, id, "task.acked").await.is_empty());
+    assert!(app.events(id, "task.acked").await.is_empty());
     let mut forged = path.clone();
     forged.insert(6, 'x');
     let res = app.http.post(app.url(&forged)).send().await.unwrap();
@@ -721,13 +708,13 @@ async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     let res = app.http.post(app.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("Acknowledged"));
-    let acked = events(&app, id, "task.acked").await;
+    let acked = app.events(id, "task.acked").await;
     assert_eq!(acked.len(), 1, "{acked:?}");
     assert_eq!(acked[0]["actor"], "member:security/1");
     // Acknowledged: Security does not escalate.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
-    assert!(events(&app, id, "incident.escalated").await.is_empty());
+    assert!(app.events(id, "incident.escalated").await.is_empty());
     app.stop().await;
 }
 
@@ -866,7 +853,7 @@ async fn a_department_without_tasks_acknowledges_its_page(backend: Backend) {
     assert!(gr["acked_at"].as_i64().is_some(), "{team}");
     let (s, _) = post(&app, &path, RESPONDER, json!({})).await;
     assert_eq!(s, StatusCode::OK, "twice is harmless");
-    assert_eq!(events(&app, id, "page.acknowledged").await.len(), 1);
+    assert_eq!(app.events(id, "page.acknowledged").await.len(), 1);
     let (s, _) = post(
         &app,
         &format!("/api/v1/incidents/{id}/team/legal/ack"),
@@ -915,7 +902,7 @@ async fn a_severity_raise_pages_the_unacknowledged_on_the_new_channels(backend: 
     let r = received(&sink);
     assert!(!r.contains_key(&("/voice".into(), phone(1, 1))), "{r:?}");
     assert_eq!(r[&("/sms".into(), phone(6, 1))], 1, "{r:?}");
-    let applied = events(&app, id, "playbook.applied").await;
+    let applied = app.events(id, "playbook.applied").await;
     assert_eq!(applied.len(), 2, "{applied:?}");
     assert_eq!(applied[1]["data"]["severity"], "S1");
     app.stop().await;
@@ -943,6 +930,6 @@ async fn a_reopened_incident_is_rearmed(backend: Backend) {
         received(&sink).contains_key(&("/sms".into(), phone(1, 2)))
     })
     .await;
-    assert_eq!(events(&app, id, "response.rearmed").await.len(), 1);
+    assert_eq!(app.events(id, "response.rearmed").await.len(), 1);
     app.stop().await;
 }

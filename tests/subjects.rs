@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER};
+use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -404,21 +404,6 @@ async fn campaign(app: &TestApp, id: i64) -> Value {
     v[0].clone()
 }
 
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            Instant::now() < until,
-            "{what} did not happen within {secs}s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn count(progress: &Value, channel: &str, status: &str) -> i64 {
     progress["progress"][channel][status].as_i64().unwrap_or(0)
 }
@@ -475,7 +460,7 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
     assert_eq!(campaign(&app, id).await["status"], "awaiting_approval");
 
     approve_notice(&app, id).await;
-    wait_until("every notice sent", 20, || async {
+    wait_for("every notice sent", 20, || async {
         let c = campaign(&app, id).await;
         c["status"] == "enqueued"
             && count(&c, "sms", "sent") == 5
@@ -575,7 +560,7 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    wait_until("the late subject told", 10, || async {
+    wait_for("the late subject told", 10, || async {
         sms_by_number(&sink).contains_key("+8613800000108")
     })
     .await;
@@ -626,7 +611,7 @@ async fn first_reachable_falls_back_when_a_channel_dies(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     approve_notice(&app, id).await;
-    wait_until("the fallback", 20, || async {
+    wait_for("the fallback", 20, || async {
         let c = campaign(&app, id).await;
         count(&c, "sms", "dead") == 2 && count(&c, "inbox", "sent") == 1
     })
@@ -681,7 +666,7 @@ async fn contacts_are_purged_after_the_retention_period(backend: Backend) {
         let (s, v) = app.transition(id, to, Some("handled")).await;
         assert_eq!(s, StatusCode::OK, "{to}: {v}");
     }
-    wait_until("the purge", 10, || async {
+    wait_for("the purge", 10, || async {
         let (_, v) = app
             .get(&format!("/api/v1/incidents/{id}/subjects/c1"))
             .await;
@@ -747,7 +732,7 @@ async fn an_exemption_approved_by_legal_sends_nothing(backend: Backend) {
     assert!(v["detail"].as_str().unwrap().contains("exemption"), "{v}");
     // Legal approves the gate: individual notice is recorded as not required.
     approve_notice(&app, id).await;
-    wait_until("the campaign cancelled", 10, || async {
+    wait_for("the campaign cancelled", 10, || async {
         campaign(&app, id).await["status"] == "cancelled"
     })
     .await;
@@ -825,7 +810,7 @@ async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backen
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     approve_notice(&app, id).await;
-    wait_until("both told", 20, || async {
+    wait_for("both told", 20, || async {
         sms_by_number(&sink).len() == 2
     })
     .await;

@@ -427,6 +427,20 @@ impl TestApp {
         .await
     }
 
+    /// The incident's audit events of one kind (its first 500 events).
+    pub async fn events(&self, id: i64, kind: &str) -> Vec<Value> {
+        let (_, tl) = self
+            .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+            .await;
+        tl["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
     /// Run SQL directly on the database, behind the daemon's back.
     pub async fn sql(&self, statements: &[&str]) {
         match self.backend {
@@ -513,6 +527,18 @@ pub async fn query_text(backend: Backend, store_url: &str, sql: &str) -> Vec<Vec
     match backend {
         Backend::Sqlite => rows!(sqlx::SqliteConnection),
         Backend::Postgres => rows!(sqlx::PgConnection),
+    }
+}
+
+/// Wait up to `secs` until `check` holds, polling every 100 ms; `what` names it in the failure.
+pub async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} did not happen within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
