@@ -1,4 +1,4 @@
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 //! incidentd: security incident response and notification.
 
 pub mod api;

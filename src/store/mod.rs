@@ -10,6 +10,7 @@ mod drills;
 mod obligations;
 mod outbox;
 pub mod postgres;
+mod raw;
 mod read;
 mod reports;
 mod rows;

@@ -269,16 +269,29 @@ pub(super) fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// Insert `$rows` with the bulk statement `$stmt`, chunk by chunk, binding each row with
-/// `$bind` (inside [`on_tx!`], whose `$c` and `$pg` it takes).
+/// Insert `$rows` with the bulk statement `$stmt`, binding each row with `$bind` (inside
+/// [`on_tx!`], whose `$c` and `$pg` it takes); `$bind` is written once and serves both
+/// backends. SQLite steps one prepared one-row statement per row on the locked connection
+/// handle ([`super::raw`]); PostgreSQL gets multi-row statements, chunk by chunk.
 macro_rules! insert_chunks {
     ($c:ident, $pg:ident, $stmt:expr, $rows:expr, |$q:ident, $r:pat_param| $bind:expr) => {
-        for (at, n) in chunks($rows.len()) {
-            let mut $q = sqlx::query($stmt.statement(n, $pg));
-            for $r in &$rows[at..at + n] {
-                $q = $bind;
+        if $rows.is_empty() {
+        } else if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *$c) {
+            let mut handle = lite.lock_handle().await?;
+            let mut stmt = super::raw::Stmt::prepare(&mut handle, $stmt.statement(1, false))?;
+            for $r in $rows.iter() {
+                let $q = stmt.row();
+                let row = $bind;
+                row.exec()?;
             }
-            $q.execute(&mut *$c).await?;
+        } else {
+            for (at, n) in chunks($rows.len()) {
+                let mut $q = sqlx::query($stmt.statement(n, $pg));
+                for $r in &$rows[at..at + n] {
+                    $q = $bind;
+                }
+                $q.execute(&mut *$c).await?;
+            }
         }
     };
 }
