@@ -12,9 +12,10 @@
 //! began: the statements run on the same connection, between sqlx's own.
 //!
 //! The steps run on the calling task without yielding (for the largest group commits, up to
-//! about ten milliseconds per table), as the same work ran on sqlx's thread while the task waited; the
-//! runtime's other worker goes on serving requests. `block_in_place` around them was tried and
-//! not kept: the worker threads it spins up raised peak RSS by 20–40 MB under load.
+//! about ten milliseconds per table), as the same work ran on sqlx's thread while the task
+//! waited; the runtime's other worker goes on serving requests. `block_in_place` around them
+//! was tried and not kept: the worker threads it spins up raised peak RSS by 20–40 MB under
+//! load.
 //!
 //! This is the crate's only `unsafe` code. Every block is a call into SQLite's C API with a
 //! handle that the lock keeps open and to itself for the statement's whole life.
