@@ -6,10 +6,10 @@
 //! `SQLITE_TRANSIENT`) and freed on another thread, and each statement is a round trip to
 //! sqlx's connection thread. A profile of a batch load showed that overhead at about as much
 //! CPU as SQLite's own work, all of it on the one serial path. Here the writer locks the
-//! connection ([`sqlx::SqliteConnection::lock_handle`], sqlx's documented escape hatch), prepares
-//! a one-row `INSERT` once per call and steps it per row, binding text in place
-//! (`SQLITE_STATIC`), so SQLite copies nothing it does not store. It stays inside the transaction sqlx
-//! began: the statements run on the same connection, between sqlx's own.
+//! connection ([`sqlx::SqliteConnection::lock_handle`], sqlx's documented escape hatch),
+//! prepares a one-row `INSERT` once per call and steps it per row, binding text in place
+//! (`SQLITE_STATIC`), so SQLite copies nothing it does not store. It stays inside the
+//! transaction sqlx began: the statements run on the same connection, between sqlx's own.
 //!
 //! The steps run on the calling task without yielding (for the largest group commits, up to
 //! about ten milliseconds per table), as the same work ran on sqlx's thread while the task
