@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -23,15 +23,6 @@ on_both_backends!(
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
-
-const DEPTS: [&str; 6] = [
-    "security",
-    "government_relations",
-    "legal",
-    "public_relations",
-    "customer_service",
-    "it_operations",
-];
 
 /// Department n, level l → +861390000{n}0{l}.
 fn phone(dept: usize, level: usize) -> String {

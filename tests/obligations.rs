@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use common::sink::Sink;
-use common::{Backend, INGEST, RESPONDER, TestApp, wait_for};
+use common::{Backend, DEPTS, INGEST, RESPONDER, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -24,15 +24,6 @@ on_both_backends!(
     a_changed_pack_reassesses_open_incidents_on_reload,
     closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothing,
 );
-
-const DEPTS: [&str; 6] = [
-    "security",
-    "government_relations",
-    "legal",
-    "public_relations",
-    "customer_service",
-    "it_operations",
-];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

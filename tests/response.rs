@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, INGEST, RESPONDER, TestApp};
+use common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -38,15 +38,6 @@ fn sha(t: &str) -> String {
 fn phone(dept: usize, level: usize) -> String {
     format!("+861390000{dept:02}0{level}")
 }
-
-const DEPTS: [&str; 6] = [
-    "security",
-    "government_relations",
-    "legal",
-    "public_relations",
-    "customer_service",
-    "it_operations",
-];
 
 fn config(sink: &Sink, security_escalates: &str) -> String {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, RESPONDER, TestApp, eventually, query_text};
+use common::{Backend, DEPTS, RESPONDER, TestApp, eventually, query_text};
 use incidentd::channels::ChannelKind;
 use incidentd::domain::drill::{Mode, Targets};
 use incidentd::domain::duration::HumanDuration;
@@ -24,15 +24,6 @@ use incidentd::render::Templates;
 use serde_json::{Value, json};
 
 on_both_backends!(a_drill_is_scored_against_its_targets_and_its_after_action_report_is_sent);
-
-const DEPTS: [&str; 6] = [
-    "security",
-    "government_relations",
-    "legal",
-    "public_relations",
-    "customer_service",
-    "it_operations",
-];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{Backend, DEPTS, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -30,15 +30,6 @@ on_both_backends!(
 fn sha(t: &str) -> String {
     hex::encode(incidentd::api::token_hash(t))
 }
-
-const DEPTS: [&str; 6] = [
-    "security",
-    "government_relations",
-    "legal",
-    "public_relations",
-    "customer_service",
-    "it_operations",
-];
 
 /// The PI playbook's joint team, SMS and voice to `sink`, the contact key, and `extra`.
 fn config(sink: &Sink, extra: &str) -> String {

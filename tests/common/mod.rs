@@ -24,6 +24,17 @@ pub mod process;
 pub mod sink;
 pub mod smtp;
 
+/// The six departments of the shipped playbooks, in the order the stories number their
+/// members' phones.
+pub const DEPTS: [&str; 6] = [
+    "security",
+    "government_relations",
+    "legal",
+    "public_relations",
+    "customer_service",
+    "it_operations",
+];
+
 /// The PostgreSQL server tests use: `INCIDENTD_TEST_PG_URL`, an admin URL such as
 /// `postgres://postgres@127.0.0.1:5432/postgres` (`.ci/run` sets it).
 pub const PG_ENV: &str = "INCIDENTD_TEST_PG_URL";
