@@ -55,24 +55,6 @@ fn opts() -> Opts {
     o
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn report(name: &str, mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p99 = pct(&ms, 0.99);
-    println!(
-        "{name:<14} n={:<6} p50 {:>6.3} ms   p99 {:>6.3} ms   max {:>6.3} ms",
-        ms.len(),
-        pct(&ms, 0.50),
-        p99,
-        ms.last().copied().unwrap_or_default()
-    );
-    p99
-}
-
 /// The facts change number `i`: across the CN relatively-major threshold and back, with
 /// material facts that differ each time.
 fn patch(i: usize) -> serde_json::Value {
@@ -160,8 +142,8 @@ async fn main() {
         after.len(),
         after.iter().filter(|r| r.standing == "withdrawn").count()
     );
-    let p99 = report("recompute", recompute_ms);
-    report("facts change", command_ms);
+    let p99 = support::latency("recompute", recompute_ms, 3);
+    support::latency("facts change", command_ms, 3);
     println!(
         "aim: recompute p99 < 5 ms: {}",
         if p99 < 5.0 { "met" } else { "NOT met" }

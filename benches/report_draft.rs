@@ -47,24 +47,6 @@ fn opts() -> Opts {
     o
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn report(name: &str, mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p99 = pct(&ms, 0.99);
-    println!(
-        "{name:<22} n={:<5} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
-        ms.len(),
-        pct(&ms, 0.50),
-        p99,
-        ms.last().copied().unwrap_or_default()
-    );
-    p99
-}
-
 #[tokio::main]
 async fn main() {
     let o = opts();
@@ -130,9 +112,9 @@ async fn main() {
         total.push((t2 - t0).as_secs_f64() * 1e3);
     }
     println!("backend {}, {} runs", o.backend, o.runs);
-    report("declare", declare);
-    report("draft report", draft);
-    let p99 = report("declare → draft", total);
+    support::latency("declare", declare, 2);
+    support::latency("draft report", draft, 2);
+    let p99 = support::latency("declare → draft", total, 2);
     println!(
         "target: declared to a lint-clean rendered initial report draft under 1000 ms: {}",
         if p99 < 1000.0 {

@@ -107,11 +107,6 @@ impl TimerHandler for Recorder {
     }
 }
 
-fn pct(sorted: &[i64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
-}
-
 async fn scenario(o: &Opts, name: &str) {
     let db = support::open_db(&o.backend).await;
     let rec = Arc::new(Recorder {
@@ -170,6 +165,7 @@ async fn scenario(o: &Opts, name: &str) {
     let seen = rec.seen.lock().unwrap().clone();
     let mut late: Vec<i64> = seen.iter().map(|(due, at)| at - due).collect();
     late.sort_unstable();
+    let late_ms: Vec<f64> = late.iter().map(|l| *l as f64 / 1000.0).collect();
     assert_eq!(late.len(), o.timers, "handler calls per timer");
     let events: i64 = {
         // With `--work none` nothing but the fired mark is written.
@@ -196,9 +192,9 @@ async fn scenario(o: &Opts, name: &str) {
         o.work,
         o.timers,
         o.batch,
-        pct(&late, 0.50),
-        pct(&late, 0.99),
-        *late.last().unwrap() as f64 / 1000.0,
+        support::pct(&late_ms, 0.50),
+        support::pct(&late_ms, 0.99),
+        late_ms.last().unwrap(),
         within_1s,
         o.timers,
         events,

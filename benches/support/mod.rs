@@ -358,3 +358,24 @@ pub async fn drop_pg_db(url: &str) {
     .await
     .unwrap();
 }
+
+/// The `p`-quantile of sorted samples (nearest rank).
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Print one line of latencies in milliseconds — count, p50, p99, max, with `decimals`
+/// places — and return the p99.
+pub fn latency(name: &str, mut ms: Vec<f64>, decimals: usize) -> f64 {
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let p99 = pct(&ms, 0.99);
+    println!(
+        "{name:<22} n={:<6} p50 {:>7.decimals$} ms   p99 {:>7.decimals$} ms   max {:>7.decimals$} ms",
+        ms.len(),
+        pct(&ms, 0.50),
+        p99,
+        ms.last().copied().unwrap_or_default()
+    );
+    p99
+}
