@@ -160,7 +160,8 @@ struct EventOut<'a> {
 /// handful of prepared statements serve every batch size.
 const MAX_CHUNK: usize = 1024;
 
-/// The multi-row INSERT statements of one table, built once per chunk size and dialect.
+/// The multi-row INSERT statements of one table, built once per chunk size and dialect, and
+/// the one-row statement the SQLite writer steps per row.
 ///
 /// SQLite gets anonymous `?` parameters: with numbered ones, binding costs SQLite a name lookup
 /// per parameter that is linear in the parameter count (quadratic per statement).
@@ -170,6 +171,8 @@ pub(super) struct BulkInsert {
     tail: &'static str,
     sqlite: OnceLock<Vec<String>>,
     postgres: OnceLock<Vec<String>>,
+    /// The one-row SQLite statement [`insert_chunks`] steps per row.
+    sqlite_row: OnceLock<String>,
 }
 
 impl BulkInsert {
@@ -180,6 +183,7 @@ impl BulkInsert {
             tail,
             sqlite: OnceLock::new(),
             postgres: OnceLock::new(),
+            sqlite_row: OnceLock::new(),
         }
     }
 
@@ -193,6 +197,11 @@ impl BulkInsert {
                 .collect()
         });
         &all[rows.trailing_zeros() as usize]
+    }
+
+    /// The one-row SQLite statement, without building the multi-row ones.
+    pub(super) fn sqlite_row(&'static self) -> &'static str {
+        self.sqlite_row.get_or_init(|| self.build(1, false))
     }
 
     fn build(&self, rows: usize, pg: bool) -> String {
@@ -278,7 +287,7 @@ macro_rules! insert_chunks {
         if $rows.is_empty() {
         } else if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *$c) {
             let mut handle = lite.lock_handle().await?;
-            let mut stmt = super::raw::Stmt::prepare(&mut handle, $stmt.statement(1, false))?;
+            let mut stmt = super::raw::Stmt::prepare(&mut handle, $stmt.sqlite_row())?;
             for $r in $rows.iter() {
                 let $q = stmt.row();
                 let row = $bind;
@@ -658,5 +667,9 @@ mod tests {
             "INSERT INTO incident_keys (group_key, incident_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
         assert!(INSERT_ALERTS.statement(128, true).ends_with("$2048)"));
+        assert_eq!(
+            INSERT_INCIDENT_KEYS.sqlite_row(),
+            "INSERT INTO incident_keys (group_key, incident_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        );
     }
 }
