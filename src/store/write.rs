@@ -306,6 +306,27 @@ macro_rules! insert_chunks {
 }
 pub(super) use insert_chunks;
 
+/// Run a one-parameter query once per key on SQLite's locked handle ([`super::raw`]),
+/// folding its rows into a map: one prepared statement and an index probe per key, instead
+/// of sending the keys as JSON for `json_each` to parse.
+async fn lookup_each<T>(
+    c: &mut SqliteConnection,
+    sql: &str,
+    keys: &[&str],
+    mut fold: impl FnMut(&str, super::raw::Cols<'_>, &mut HashMap<String, T>),
+) -> Result<HashMap<String, T>> {
+    let mut out = HashMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut handle = c.lock_handle().await?;
+    let mut stmt = super::raw::Stmt::prepare(&mut handle, sql)?;
+    for key in keys {
+        stmt.row().bind(*key).each(|row| fold(key, row, &mut out))?;
+    }
+    Ok(out)
+}
+
 impl WriteTx {
     /// `committed` is told after every commit (the SQLite checkpointer listens).
     pub(super) fn sqlite(
@@ -402,6 +423,19 @@ impl WriteTx {
         keys: &[&str],
     ) -> Result<HashMap<String, (i64, Option<i64>)>> {
         let rows: Vec<(String, i64, Option<i64>)> = on_tx!(self, c, pg => {
+            if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
+                return lookup_each(
+                    lite,
+                    "SELECT id, incident_id FROM alerts WHERE dedup_key = ?",
+                    keys,
+                    |key, row, out: &mut HashMap<String, (i64, Option<i64>)>| {
+                        if let Some(id) = row.int(0) {
+                            out.insert(key.to_string(), (id, row.int(1)));
+                        }
+                    },
+                )
+                .await;
+            }
             let sql = if pg {
                 "SELECT dedup_key, id, incident_id FROM alerts WHERE dedup_key IN (SELECT jsonb_array_elements_text($1::jsonb))"
             } else {
@@ -418,6 +452,20 @@ impl WriteTx {
     /// Open incidents collecting alerts under these group keys: key → newest such incident.
     pub async fn open_incidents_by_key(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
         let rows: Vec<(String, i64)> = on_tx!(self, c, pg => {
+            if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
+                return lookup_each(
+                    lite,
+                    "SELECT MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
+                     WHERE k.group_key = ? AND i.status NOT IN ('closed', 'false_positive')",
+                    keys,
+                    |key, row, out: &mut HashMap<String, i64>| {
+                        if let Some(id) = row.int(0) {
+                            out.insert(key.to_string(), id);
+                        }
+                    },
+                )
+                .await;
+            }
             let sql = if pg {
                 "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
                  WHERE k.group_key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
