@@ -309,6 +309,7 @@ async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
     let rules = jobs[0].rules.clone();
+    let mut phases = Phases::start();
     let mut tx = store.begin_write().await?;
     let mut outcomes: Vec<Vec<IngestOutcome>> = jobs
         .iter()
@@ -327,6 +328,7 @@ async fn apply(
     let open = tx.open_incidents_by_key(&open_keys).await?;
 
     let (max_alert, max_incident) = tx.max_ids().await?;
+    phases.lap("lookup");
     let mut next_alert = max_alert + 1;
     let mut next_incident = max_incident + 1;
     let mut first_copy: HashMap<&str, IngestOutcome> = HashMap::new();
@@ -477,6 +479,7 @@ async fn apply(
         ));
     }
 
+    phases.lap("plan");
     tx.insert_incidents(&new_incidents).await?;
     let keys: Vec<(&str, i64)> = new_by_key
         .iter()
@@ -487,8 +490,46 @@ async fn apply(
     tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
         .await?;
     tx.append(&events).await?;
+    phases.lap("write");
     tx.commit().await?;
+    phases.lap("commit");
+    phases.record();
     Ok(outcomes)
+}
+
+/// Where a group commit's time went, for `incidentd_ingest_phase_seconds{phase}`: `lookup`
+/// (the write lock, dedup and open-incident lookups), `plan` (grouping, incident rows, audit
+/// events), `write` (the inserts and the audit chain), `commit` (the WAL write and fsync, or
+/// PostgreSQL's commit). Recorded only for commits that succeed.
+struct Phases {
+    at: Instant,
+    laps: [(&'static str, std::time::Duration); 4],
+    n: usize,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            at: Instant::now(),
+            laps: [("", std::time::Duration::ZERO); 4],
+            n: 0,
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        if let Some(slot) = self.laps.get_mut(self.n) {
+            *slot = (phase, now - self.at);
+            self.n += 1;
+        }
+        self.at = now;
+    }
+
+    fn record(&self) {
+        for (phase, took) in &self.laps[..self.n] {
+            metrics::histogram!("incidentd_ingest_phase_seconds", "phase" => *phase).record(*took);
+        }
+    }
 }
 
 fn all(jobs: &[Job]) -> impl Iterator<Item = (&Job, &PreparedAlert)> {
