@@ -9,6 +9,8 @@
 //! Every alert is distinct (no duplicates); "own" scenarios give each alert its own incident,
 //! "join" scenarios spread alerts over 10 open incidents. After the last scenario the daemon
 //! holds every alert it took (100,000s) open, and its idle CPU is measured for 10 s.
+//! Under each scenario's line, the writer's serial time per alert by phase (lookup, plan,
+//! write, commit), read from the daemon's `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
