@@ -498,9 +498,10 @@ async fn apply(
 }
 
 /// Where a group commit's time went, for `incidentd_ingest_phase_seconds{phase}`: `lookup`
-/// (the write lock, dedup and open-incident lookups), `plan` (grouping, incident rows, audit
-/// events), `write` (the inserts and the audit chain), `commit` (the WAL write and fsync, or
-/// PostgreSQL's commit). Recorded only for commits that succeed.
+/// (the write lock, dedup and open-incident lookups), `plan` (grouping, building incident rows
+/// and audit events, reading and updating the open incidents that alerts joined), `write` (the
+/// inserts and the audit chain), `commit` (the WAL write and fsync, or PostgreSQL's commit).
+/// Recorded only for commits that succeed.
 struct Phases {
     at: Instant,
     laps: [(&'static str, std::time::Duration); 4],

@@ -422,7 +422,7 @@ impl WriteTx {
         &mut self,
         keys: &[&str],
     ) -> Result<HashMap<String, (i64, Option<i64>)>> {
-        let rows: Vec<(String, i64, Option<i64>)> = on_tx!(self, c, pg => {
+        let rows: Vec<(String, i64, Option<i64>)> = on_tx!(self, c, _pg => {
             if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
                 return lookup_each(
                     lite,
@@ -436,11 +436,8 @@ impl WriteTx {
                 )
                 .await;
             }
-            let sql = if pg {
-                "SELECT dedup_key, id, incident_id FROM alerts WHERE dedup_key IN (SELECT jsonb_array_elements_text($1::jsonb))"
-            } else {
-                "SELECT dedup_key, id, incident_id FROM alerts WHERE dedup_key IN (SELECT value FROM json_each($1))"
-            };
+            // PostgreSQL (SQLite returned above).
+            let sql = "SELECT dedup_key, id, incident_id FROM alerts WHERE dedup_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
             sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
         });
         Ok(rows
@@ -451,7 +448,7 @@ impl WriteTx {
 
     /// Open incidents collecting alerts under these group keys: key → newest such incident.
     pub async fn open_incidents_by_key(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> = on_tx!(self, c, pg => {
+        let rows: Vec<(String, i64)> = on_tx!(self, c, _pg => {
             if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
                 return lookup_each(
                     lite,
@@ -466,15 +463,10 @@ impl WriteTx {
                 )
                 .await;
             }
-            let sql = if pg {
-                "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
+            // PostgreSQL (SQLite returned above).
+            let sql = "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
                  WHERE k.group_key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
-                 AND i.status NOT IN ('closed', 'false_positive') GROUP BY k.group_key"
-            } else {
-                "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
-                 WHERE k.group_key IN (SELECT value FROM json_each($1)) \
-                 AND i.status NOT IN ('closed', 'false_positive') GROUP BY k.group_key"
-            };
+                 AND i.status NOT IN ('closed', 'false_positive') GROUP BY k.group_key";
             sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
         });
         Ok(rows.into_iter().collect())
