@@ -91,7 +91,9 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// One request body: `batch` distinct alerts. "join" alerts share 10 fingerprints (so they
-/// join 10 incidents) and differ by start time; "own" alerts each have their own fingerprint.
+/// join 10 incidents) and differ by start time; "own" alerts each have their own fingerprint,
+/// 16 hex digits of a hash as Alertmanager's are, so that their group keys land all over the
+/// index as real ones do (sequential names made the writer's lookups and commits cheaper).
 /// Start times are "now" (the benchmark's start plus a distinct microsecond per alert), as
 /// they are for alerts that have just begun firing.
 fn body(s: Scenario, seq: u64, conn: usize) -> Bytes {
@@ -104,7 +106,11 @@ fn body(s: Scenario, seq: u64, conn: usize) -> Bytes {
         let fp = if s.join {
             format!("join-{}", n % 10)
         } else {
-            format!("own-{conn}-{n}")
+            // splitmix64 of (connection, alert number): distinct, and spread like a hash.
+            let mut x = ((conn as u64) << 40 | n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            format!("{:016x}", x ^ (x >> 31))
         };
         if i > 0 {
             out.push(',');
