@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, RESPONDER, TestApp};
+use common::{Backend, DEPTS, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -50,17 +50,7 @@ departments = ["legal"]
         sink.url("/sms"),
         hex::encode(incidentd::api::token_hash(LEGAL)),
     );
-    for (i, d) in [
-        "security",
-        "government_relations",
-        "legal",
-        "public_relations",
-        "customer_service",
-        "it_operations",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, d) in DEPTS.iter().enumerate() {
         c.push_str(&format!(
             "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
              [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{i:02}001\"\nlevel = 1\n",

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, RESPONDER, TestApp};
+use common::{Backend, DEPTS, RESPONDER, TestApp};
 use incidentd::config::{OrganisationConfig, RenderConfig};
 use incidentd::domain::records::Incident;
 use incidentd::domain::regulation::{OperatorType, Pack, Packs};
@@ -528,17 +528,7 @@ departments = ["legal"]
         sha(GR),
         sha(LEGAL),
     );
-    for (i, d) in [
-        "security",
-        "government_relations",
-        "legal",
-        "public_relations",
-        "customer_service",
-        "it_operations",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, d) in DEPTS.iter().enumerate() {
         c.push_str(&format!(
             "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
              [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n",
