@@ -20,7 +20,7 @@ fn pi_payload(base: &str) -> String {
 
 both_backends!(
     alertmanager_single_opens_a_pi_incident,
-    alertmanager_group_joins_one_incident_per_fingerprint,
+    alertmanager_group_is_one_incident,
     alertmanager_ha_peers_and_resends_are_recorded_once,
     alertmanager_resolved_is_on_the_timeline_but_does_not_close,
     alertmanager_truncated_group_is_recorded,
@@ -64,28 +64,62 @@ async fn alertmanager_single_opens_a_pi_incident(app: TestApp) {
     app.stop().await;
 }
 
-async fn alertmanager_group_joins_one_incident_per_fingerprint(app: TestApp) {
+async fn alertmanager_group_is_one_incident(app: TestApp) {
     let v = app.alertmanager(&pi_payload(GROUPED)).await;
     assert_eq!(v["accepted"], 10);
-    // Ten distinct fingerprints: ten incidents (grouping is by fingerprint unless configured).
-    assert_eq!(v["incidents_opened"], 10);
+    // One notification of one Alertmanager group: one problem, one incident.
+    assert_eq!(v["incidents_opened"], 1);
     let ids: std::collections::HashSet<i64> = v["alerts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["incident_id"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids.len(), 10);
-    // The same group again, later (a repeat notification with new starts): each joins its incident.
+    assert_eq!(ids.len(), 1);
+    let id = *ids.iter().next().unwrap();
+    let dispositions: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["disposition"].as_str().unwrap())
+        .collect();
+    assert_eq!(dispositions[0], "opened");
+    assert!(
+        dispositions[1..].iter().all(|d| *d == "joined"),
+        "{dispositions:?}"
+    );
+    let inc = app.incident(id).await;
+    assert_eq!(
+        (
+            inc["alert_count"].as_i64(),
+            inc["alerts_firing"].as_i64(),
+            inc["alerts_resolved"].as_i64()
+        ),
+        (Some(10), Some(10), Some(0))
+    );
+    // The same group again, later (a repeat notification with new starts): it joins.
     let again = pi_payload(GROUPED).replace("2026-11-25T07:57:56Z", "2026-11-25T08:57:56Z");
     let v = app.alertmanager(&again).await;
     assert_eq!(v["incidents_opened"], 0);
     for o in v["alerts"].as_array().unwrap() {
         assert_eq!(o["disposition"], "joined");
-        assert!(ids.contains(&o["incident_id"].as_i64().unwrap()));
+        assert_eq!(o["incident_id"], id);
     }
-    let inc = app.incident(*ids.iter().next().unwrap()).await;
-    assert_eq!(inc["alert_count"], 2);
+    let inc = app.incident(id).await;
+    assert_eq!(inc["alert_count"], 20, "every notification is kept");
+    assert_eq!(inc["alerts_firing"], 10, "but they are still ten alerts");
+    // Another group of the same alerts' kind is another problem.
+    let other = pi_payload(GROUPED).replace("instance=\\\"inst-9\\\"", "instance=\\\"inst-10\\\"");
+    assert_ne!(other, pi_payload(GROUPED));
+    let v = app.alertmanager(&other).await;
+    // Same fingerprints as the first group's alerts: those alerts are held by incident `id`.
+    assert_eq!(v["incidents_opened"], 0);
+    let fresh = other
+        .replace("\"fingerprint\": \"", "\"fingerprint\": \"x")
+        .replace("2026-11-25T07:57:56Z", "2026-11-25T10:57:56Z");
+    let v = app.alertmanager(&fresh).await;
+    assert_eq!(v["incidents_opened"], 1, "{v}");
+    assert_ne!(v["alerts"][0]["incident_id"], id);
     app.stop().await;
 }
 
@@ -153,8 +187,36 @@ async fn alertmanager_resolved_is_on_the_timeline_but_does_not_close(app: TestAp
         .find(|e| e["kind"] == "alerts.received")
         .unwrap();
     assert_eq!(ev["data"]["alerts"][0]["status"], "resolved");
-    // A resolved alert for which no incident is open opens none.
-    let lone = resolved.replace("5149311743671fb0", "aaaaaaaaaaaaaaaa");
+    assert_eq!(
+        (
+            inc["alerts_firing"].as_i64(),
+            inc["alerts_resolved"].as_i64()
+        ),
+        (Some(0), Some(1)),
+        "one alert, now resolved"
+    );
+    // A late copy of the firing notification does not make it fire again.
+    let v = app
+        .alertmanager(
+            &pi_payload(SINGLE).replace("\"receiver\": \"sink\"", "\"receiver\": \"peer\""),
+        )
+        .await;
+    assert_eq!(v["alerts"][0]["disposition"], "duplicate");
+    // It fires again (a new start): firing once more.
+    let refire = pi_payload(SINGLE).replace("2026-11-25T07:48:17Z", "2026-11-25T09:00:00Z");
+    app.alertmanager(&refire).await;
+    let inc = app.incident(id).await;
+    assert_eq!(
+        (
+            inc["alerts_firing"].as_i64(),
+            inc["alerts_resolved"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    // A resolved alert for which no incident is open (another alert, another group) opens none.
+    let lone = resolved
+        .replace("5149311743671fb0", "aaaaaaaaaaaaaaaa")
+        .replace("inst-2\\\"}", "inst-77\\\"}");
     let v = app.alertmanager(&lone).await;
     assert_eq!(v["alerts"][0]["disposition"], "recorded");
     app.stop().await;

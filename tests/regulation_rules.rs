@@ -91,6 +91,11 @@ fn incident(category: &str, facts: &Value, clocks: &[(&str, &str)]) -> Incident 
         created_by: "test".into(),
         assessed_notifiable_at: None,
         handling_closed_at: None,
+        alerts_firing: 0,
+        alerts_resolved: 0,
+        merged_into: None,
+        intake: None,
+        storm: false,
     };
     for (clock, at) in clocks {
         let at = (!at.is_empty()).then(|| t(at));

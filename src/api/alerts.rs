@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
-use super::extract::{Body, Query};
+use super::extract::{AlertId, Body, Json, Query};
 use crate::config::Role;
 use crate::domain::alert::NewAlert;
 use crate::domain::records::AlertRecord;
-use crate::engine::{Disposition, IngestOutcome, prepare};
+use crate::domain::records::Incident;
+use crate::engine::correlate::{MoveAlert, Moved, Promote};
+use crate::engine::{Disposition, IngestOutcome, IngestPolicy, prepare};
 use crate::ingest::{alertmanager, generic};
 use crate::store::AlertFilter;
 
@@ -108,7 +110,12 @@ async fn ingest(
         )));
     }
     let rules = live.rules.clone();
-    let respond = live.playbooks.is_some();
+    let policy = IngestPolicy {
+        rules: rules.clone(),
+        respond: live.playbooks.is_some(),
+        regulate: state.engine.regulates(),
+        storm: live.storm,
+    };
     drop(live);
     let prepared = if alerts.len() <= INLINE_PREPARE {
         alerts
@@ -129,13 +136,7 @@ async fn ingest(
     let outcomes = state
         .engine
         .ingest_queue()
-        .submit(
-            prepared,
-            caller.actor(),
-            rules,
-            respond,
-            state.engine.regulates(),
-        )
+        .submit(prepared, caller.actor(), policy)
         .await?;
     let count = |d: Disposition| outcomes.iter().filter(|o| o.disposition == d).count();
     let duplicates = count(Disposition::Duplicate);
@@ -202,4 +203,62 @@ pub async fn list_alerts(
         alerts,
         next_before,
     }))
+}
+
+/// Move an alert to another incident.
+///
+/// Every notification of the alert (its source and fingerprint) in its incident moves, and
+/// later ones join the new incident; a recorded alert (in no incident) is attached. Both
+/// incidents' timelines say so, with the reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/move",
+    tag = "alerts",
+    params(("id" = i64, Path)),
+    request_body = MoveAlert,
+    responses(
+        (status = 200, body = Moved),
+        (status = 404, description = "no such alert or incident", body = Problem),
+        (status = 409, description = "already there, or the incident is not open", body = Problem),
+        (status = 422, body = Problem),
+    )
+)]
+pub async fn move_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    AlertId(id): AlertId,
+    Json(m): Json<MoveAlert>,
+) -> Result<axum::Json<Moved>, ApiError> {
+    caller.require(super::auth::WRITE)?;
+    Ok(axum::Json(
+        state.engine.move_alert(id, m, &caller.actor()).await?,
+    ))
+}
+
+/// Open an incident for a recorded alert (one no rule opened an incident for).
+///
+/// Its other recorded notifications go with it, and later alerts of its group join the new
+/// incident, which gets its playbook like any other.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/promote",
+    tag = "alerts",
+    params(("id" = i64, Path)),
+    request_body = Promote,
+    responses(
+        (status = 201, body = Incident),
+        (status = 404, body = Problem),
+        (status = 409, description = "the alert is in an incident already", body = Problem),
+        (status = 422, body = Problem),
+    )
+)]
+pub async fn promote_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    AlertId(id): AlertId,
+    Json(p): Json<Promote>,
+) -> Result<(StatusCode, axum::Json<Incident>), ApiError> {
+    caller.require(super::auth::WRITE)?;
+    let inc = state.engine.promote_alert(id, p, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, axum::Json(inc)))
 }

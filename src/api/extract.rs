@@ -134,22 +134,34 @@ fn serde_urlencoded_de<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
 /// An incident id from the path.
 pub struct IncidentId(pub i64);
 
+/// An alert id from the path.
+pub struct AlertId(pub i64);
+
+/// A numeric id from the path (`#12` is read as 12); anything else is no such `what`.
+async fn path_id(parts: &mut Parts, state: &AppState, what: &str) -> Result<i64, ApiError> {
+    let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request("bad_path", e.body_text()))?;
+    raw.trim_start_matches('#').parse::<i64>().map_err(|_| {
+        ApiError::not_found(format!(
+            "there is no {what} `{raw}`; {what} ids are numbers"
+        ))
+    })
+}
+
 impl FromRequestParts<AppState> for IncidentId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::bad_request("bad_path", e.body_text()))?;
-        raw.trim_start_matches('#')
-            .parse::<i64>()
-            .map(IncidentId)
-            .map_err(|_| {
-                ApiError::not_found(format!(
-                    "there is no incident `{raw}`; incident ids are numbers"
-                ))
-            })
+        path_id(parts, state, "incident").await.map(IncidentId)
+    }
+}
+
+impl FromRequestParts<AppState> for AlertId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        path_id(parts, state, "alert").await.map(AlertId)
     }
 }
 

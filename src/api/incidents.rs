@@ -264,6 +264,38 @@ pub async fn transition(
     ))
 }
 
+/// Merge this incident into another, which carries on.
+///
+/// Its alerts, their group keys, its facts and earlier clocks go to the survivor (whose
+/// classification may rise, never fall); it becomes `merged`, pointing at the survivor, and
+/// owes nothing more. The survivor's timeline shows both. An incident that already holds
+/// affected people, notice campaigns, submitted reports or an announcement is not merged away:
+/// merge the other one into it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/merge",
+    tag = "incidents",
+    params(("id" = i64, Path)),
+    request_body = crate::engine::correlate::Merge,
+    responses(
+        (status = 200, description = "the survivor", body = Incident),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    )
+)]
+pub async fn merge(
+    State(state): State<AppState>,
+    caller: Caller,
+    IncidentId(id): IncidentId,
+    Json(m): Json<crate::engine::correlate::Merge>,
+) -> Result<axum::Json<Incident>, ApiError> {
+    caller.require(WRITE)?;
+    Ok(axum::Json(
+        state.engine.merge_incident(id, m, &caller.actor()).await?,
+    ))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineQuery {
@@ -280,7 +312,7 @@ pub struct Timeline {
     pub next_after: Option<i64>,
 }
 
-/// The incident's audited events, oldest first.
+/// The incident's audited events, oldest first, with those of incidents merged into it.
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}/timeline",

@@ -45,6 +45,8 @@ pub struct Live {
     pub tokens: Tokens,
     pub max_body_bytes: usize,
     pub max_alerts_per_request: usize,
+    /// `[ingest]` storm control, `None` when off.
+    pub storm: Option<crate::engine::StormPolicy>,
     pub default_locale: String,
     pub templates: Arc<Templates>,
     pub organisation: OrganisationConfig,
@@ -175,6 +177,7 @@ impl Live {
             tokens: Tokens::new(&s.tokens),
             max_body_bytes: s.server.max_body_bytes,
             max_alerts_per_request: s.ingest.max_alerts_per_request,
+            storm: s.ingest.storm(),
             default_locale: s.organisation.default_locale.clone(),
         }
     }
@@ -229,6 +232,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(alerts::post_alerts))
         .routes(routes!(alerts::post_alertmanager))
         .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::move_alert))
+        .routes(routes!(alerts::promote_alert))
+        .routes(routes!(incidents::merge))
         .routes(routes!(incidents::declare, incidents::list))
         .routes(routes!(incidents::show, incidents::update))
         .routes(routes!(incidents::update_facts))

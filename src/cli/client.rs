@@ -160,6 +160,9 @@ pub async fn alert(a: AlertArgs) -> anyhow::Result<i32> {
     if let Some(f) = a.fingerprint {
         body["fingerprint"] = json!(f);
     }
+    if let Some(g) = a.group_key {
+        body["group_key"] = json!(g);
+    }
     let v = c.call(Method::POST, "/api/v1/alerts", Some(body)).await?;
     print(&a.client, &v, |v| {
         for o in v["alerts"].as_array().into_iter().flatten() {
@@ -234,7 +237,10 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<i32> {
         incident,
         limit,
         client,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("run() sends move and promote elsewhere");
+    };
     let c = Client::new(&client)?;
     let mut q = vec![format!("limit={limit}")];
     if unmatched {

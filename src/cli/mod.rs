@@ -3,6 +3,7 @@
 
 mod announce;
 mod client;
+mod correlate;
 mod deliveries;
 mod drills;
 mod obligations;
@@ -97,6 +98,9 @@ pub enum Command {
     /// List recorded alerts (e.g. those that matched no rule).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Merge an incident into another, which carries on with both.
+    #[command(after_help = correlate::MERGE_HELP)]
+    Merge(correlate::MergeArgs),
     /// Move an incident through its lifecycle.
     ///
     /// detected → triaged → contained → eradicated → recovered → closed; false_positive from
@@ -230,6 +234,10 @@ pub struct AlertArgs {
     pub annotations: Vec<String>,
     #[arg(long)]
     pub fingerprint: Option<String>,
+    /// The problem it belongs to: alerts with the same group key join one incident (without
+    /// one, alerts join by fingerprint).
+    #[arg(long)]
+    pub group_key: Option<String>,
     /// Send the alert as resolved.
     #[arg(long)]
     pub resolved: bool,
@@ -271,6 +279,7 @@ pub enum IncidentsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
+    /// Newest first.
     List {
         /// Only alerts that opened or joined no incident.
         #[arg(long)]
@@ -282,6 +291,12 @@ pub enum AlertsCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Move an alert (every notification of it) to another incident; later ones follow.
+    #[command(after_help = correlate::MOVE_HELP)]
+    Move(correlate::MoveArgs),
+    /// Open an incident for a recorded alert (one that opened or joined none).
+    #[command(after_help = correlate::PROMOTE_HELP)]
+    Promote(correlate::PromoteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -379,7 +394,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Declare(a) => client::declare(a).await,
         Command::Alert(a) => client::alert(a).await,
         Command::Incidents(c) => client::incidents(c).await,
+        Command::Alerts(AlertsCommand::Move(a)) => correlate::move_alert(a).await,
+        Command::Alerts(AlertsCommand::Promote(a)) => correlate::promote(a).await,
         Command::Alerts(c) => client::alerts(c).await,
+        Command::Merge(a) => correlate::merge(a).await,
         Command::Transition(a) => client::transition(a).await,
         Command::Facts(a) => client::facts(a).await,
         Command::Update(a) => client::update(a).await,

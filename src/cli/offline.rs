@@ -247,6 +247,9 @@ fn check_playbooks(s: &Settings, templates: &crate::render::Templates) -> bool {
             println!(
                 "  playbooks       not loaded: no [[departments]], so incidents get no team (add departments to page anyone)"
             );
+            println!(
+                "  warning         a critical alert that no rule matches pages nobody: there are no [[departments]]"
+            );
             true
         }
         Ok(Some(p)) => {
@@ -262,6 +265,10 @@ fn check_playbooks(s: &Settings, templates: &crate::render::Templates) -> bool {
             );
             let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
             println!("  departments     {}", ids.join(", "));
+            match triage_reach(s, &p) {
+                Ok(who) => println!("  unmatched       {who}"),
+                Err(why) => println!("  warning         {why}"),
+            }
             true
         }
         Err(e) => {
@@ -274,6 +281,86 @@ fn check_playbooks(s: &Settings, templates: &crate::render::Templates) -> bool {
             false
         }
     }
+}
+
+/// Who a `severity=critical` alert that no rule matches pages, or why nobody.
+fn triage_reach(
+    s: &Settings,
+    playbooks: &crate::domain::playbook::Playbooks,
+) -> Result<String, String> {
+    let label = |v: &str| -> std::collections::BTreeMap<String, String> {
+        [("severity".to_string(), v.to_string())]
+            .into_iter()
+            .collect()
+    };
+    let nobody = "a critical alert that no rule matches pages nobody";
+    let Some(min) = s.rules.triage_from() else {
+        return Err(format!(
+            "{nobody}: [unmatched] policy = \"record\" in {} only records it",
+            s.classification_path.display()
+        ));
+    };
+    let Some(c) = s.rules.triage(&label("critical")) else {
+        return Err(format!(
+            "{nobody}: `severity=critical` maps to {}, below [unmatched] min_severity = {min}",
+            s.rules
+                .sender_severity(&label("critical"))
+                .map_or("no severity (add it to severity_map)".into(), |x| x
+                    .to_string())
+        ));
+    };
+    let pb = playbooks.select(c.category, c.severity);
+    let configured = s.channels.kinds();
+    let channels: Vec<_> = s
+        .paging
+        .channels
+        .get(&c.severity)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ch| configured.contains(ch))
+        .collect();
+    let mut reached = Vec::new();
+    for d in s
+        .departments
+        .iter()
+        .filter(|d| pb.departments.contains(&d.id))
+    {
+        let first = d.levels().first().copied().unwrap_or(1);
+        let n = d
+            .at_level(first)
+            .filter(|m| {
+                channels.iter().any(|ch| match ch {
+                    crate::channels::ChannelKind::Email => m.email.is_some(),
+                    crate::channels::ChannelKind::Sms | crate::channels::ChannelKind::Voice => {
+                        m.phone.is_some()
+                    }
+                    _ => false,
+                })
+            })
+            .count();
+        if n > 0 {
+            reached.push(format!("{} ({n})", d.id));
+        }
+    }
+    if reached.is_empty() {
+        return Err(format!(
+            "{nobody}: playbook `{}` pages no level-1 member reachable on the {} channels configured for {}",
+            pb.id,
+            channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join("/"),
+            c.severity
+        ));
+    }
+    Ok(format!(
+        "alerts no rule matches open a triage incident from sender severity {min} up (critical: {}, playbook `{}`, paging {})",
+        c.severity,
+        pb.id,
+        reached.join(", ")
+    ))
 }
 
 async fn open(path: &Path) -> anyhow::Result<(Settings, Store)> {

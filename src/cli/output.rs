@@ -140,8 +140,19 @@ pub fn incident_detail(i: &Value) {
     }
     let alerts = i["alerts"].as_array().cloned().unwrap_or_default();
     let truncated = i["truncated_alerts"].as_i64().unwrap_or(0);
+    if let Some(into) = i["merged_into"].as_i64() {
+        println!("  merged into incident {into}, which carries on");
+    }
+    if i["storm"].as_bool() == Some(true) {
+        println!(
+            "  storm incident: alerts of {} fold in here",
+            s(&i["intake"])
+        );
+    }
     println!(
-        "Alerts ({} total{})",
+        "Alerts ({} firing, {} resolved; {} notifications{})",
+        i["alerts_firing"],
+        i["alerts_resolved"],
         i["alert_count"],
         if truncated > 0 {
             format!(", Alertmanager left out {truncated}")

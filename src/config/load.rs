@@ -338,6 +338,12 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             "max_alerts_per_request, max_batch_alerts and queue_capacity must be at least 1".into(),
         );
     }
+    if raw.ingest.storm_incidents > 0 && raw.ingest.storm_window.0.is_zero() {
+        p(
+            "ingest.storm_window",
+            "must be longer than 0s while storm_incidents is above 0 (set storm_incidents = 0 to turn storm control off)".into(),
+        );
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
         p(
             "log.level",

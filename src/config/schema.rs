@@ -790,6 +790,13 @@ pub struct IngestConfig {
     /// Requests waiting for the writer before new ones get 503 (Alertmanager retries those).
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+    /// Storm control: incidents one intake bucket (an alert source and classification rule)
+    /// may open within `storm_window`; its further alerts that would open incidents fold into
+    /// one storm incident instead. 0 turns storm control off.
+    #[serde(default = "default_storm_incidents")]
+    pub storm_incidents: u32,
+    #[serde(default = "default_storm_window")]
+    pub storm_window: HumanDuration,
 }
 
 impl Default for IngestConfig {
@@ -798,8 +805,27 @@ impl Default for IngestConfig {
             max_alerts_per_request: default_max_alerts(),
             max_batch_alerts: default_batch(),
             queue_capacity: default_queue(),
+            storm_incidents: default_storm_incidents(),
+            storm_window: default_storm_window(),
         }
     }
+}
+
+impl IngestConfig {
+    /// The storm policy the writer applies, `None` when storm control is off.
+    pub fn storm(&self) -> Option<crate::engine::StormPolicy> {
+        (self.storm_incidents > 0).then_some(crate::engine::StormPolicy {
+            max_incidents: self.storm_incidents,
+            window: self.storm_window.0,
+        })
+    }
+}
+
+fn default_storm_incidents() -> u32 {
+    10
+}
+fn default_storm_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(600))
 }
 
 fn default_max_alerts() -> usize {

@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::classify::Correlation;
 use super::facts::Facts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -105,19 +106,37 @@ impl NewAlert {
         format!("{:014x}-{hash}", self.occurred_at.timestamp_micros().max(0))
     }
 
-    /// The key under which this alert joins an open incident: the configured labels when the
-    /// alert has them all, otherwise its fingerprint.
-    pub fn group_key(&self, group_by: &[String]) -> String {
-        if !group_by.is_empty() {
-            let values: Option<Vec<String>> = group_by
-                .iter()
-                .map(|l| self.labels.get(l).map(|v| format!("{l}={v}")))
-                .collect();
-            if let Some(values) = values {
-                return format!("{}|labels|{}", self.source, values.join(","));
+    /// The key under which this alert joins an open incident: its sender's group (the
+    /// fingerprint when the sender names none), its own fingerprint, or the configured labels
+    /// when it has them all (else its fingerprint).
+    pub fn group_key(&self, how: &Correlation) -> String {
+        match how {
+            Correlation::Group => match self.origin.group_key.as_deref() {
+                Some(g) if !g.is_empty() => format!("{}|group|{g}", self.source),
+                _ => self.fingerprint_key(),
+            },
+            Correlation::Fingerprint => self.fingerprint_key(),
+            Correlation::Labels(group_by) => {
+                let values: Option<Vec<String>> = group_by
+                    .iter()
+                    .map(|l| self.labels.get(l).map(|v| format!("{l}={v}")))
+                    .collect();
+                match values {
+                    Some(values) => format!("{}|labels|{}", self.source, values.join(",")),
+                    None => self.fingerprint_key(),
+                }
             }
         }
+    }
+
+    fn fingerprint_key(&self) -> String {
         format!("{}|fp|{}", self.source, self.fingerprint)
+    }
+
+    /// Identifies the alert itself across its notifications (firing, resolved, firing again):
+    /// an incident keeps one status per alert key.
+    pub fn alert_key(&self) -> String {
+        alert_key(&self.source, &self.fingerprint)
     }
 
     /// Everything a text rule looks at: title, description and annotation values.
@@ -132,6 +151,11 @@ impl NewAlert {
         }
         t
     }
+}
+
+/// See [`NewAlert::alert_key`].
+pub fn alert_key(source: &str, fingerprint: &str) -> String {
+    format!("{source}|{fingerprint}")
 }
 
 /// A fingerprint for senders that give none: stable over source, title and sorted labels.
@@ -191,17 +215,33 @@ mod tests {
     }
 
     #[test]
-    fn group_key_uses_labels_only_when_all_present() {
-        let a = alert();
-        assert_eq!(a.group_key(&[]), "alertmanager|fp|e7c069c9d88f841a");
+    fn group_key_follows_the_correlation() {
+        let mut a = alert();
+        let labels = |l: &[&str]| Correlation::Labels(l.iter().map(|s| s.to_string()).collect());
+        // Without a sender's group, the group is the alert itself.
         assert_eq!(
-            a.group_key(&["alertname".into()]),
+            a.group_key(&Correlation::Group),
+            "alertmanager|fp|e7c069c9d88f841a"
+        );
+        a.origin.group_key = Some("{}:{alertname=\"A\"}".into());
+        assert_eq!(
+            a.group_key(&Correlation::Group),
+            "alertmanager|group|{}:{alertname=\"A\"}"
+        );
+        assert_eq!(
+            a.group_key(&Correlation::Fingerprint),
+            "alertmanager|fp|e7c069c9d88f841a"
+        );
+        assert_eq!(
+            a.group_key(&labels(&["alertname"])),
             "alertmanager|labels|alertname=A"
         );
         assert_eq!(
-            a.group_key(&["alertname".into(), "cluster".into()]),
-            "alertmanager|fp|e7c069c9d88f841a"
+            a.group_key(&labels(&["alertname", "cluster"])),
+            "alertmanager|fp|e7c069c9d88f841a",
+            "labels only when all are present"
         );
+        assert_eq!(a.alert_key(), "alertmanager|e7c069c9d88f841a");
     }
 
     #[test]

@@ -20,6 +20,90 @@ pub struct RulesFile {
     pub facts_from: FactsFrom,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// What happens to alerts no rule matches.
+    #[serde(default)]
+    pub unmatched: UnmatchedSpec,
+}
+
+/// `[unmatched]`: alerts no rule matches. A critical signal must never be only recorded, so
+/// the default opens a triage incident for what the sender calls critical or high.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnmatchedSpec {
+    /// `triage`: an unmatched alert whose sender's severity maps to `min_severity` or higher
+    /// opens an `unclassified` incident at that severity; `record`: unmatched alerts are only
+    /// recorded (and counted on /metrics).
+    #[serde(default = "default_unmatched_policy")]
+    pub policy: String,
+    #[serde(default = "default_unmatched_min")]
+    pub min_severity: String,
+}
+
+impl Default for UnmatchedSpec {
+    fn default() -> Self {
+        UnmatchedSpec {
+            policy: default_unmatched_policy(),
+            min_severity: default_unmatched_min(),
+        }
+    }
+}
+
+fn default_unmatched_policy() -> String {
+    "triage".into()
+}
+fn default_unmatched_min() -> String {
+    "S2".into()
+}
+
+/// The rule name a triage incident for an unmatched alert carries; no rule may use it.
+pub const UNMATCHED_RULE: &str = "unmatched";
+
+/// How alerts join one incident.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Correlation {
+    /// The sender's group: Alertmanager's and Grafana's `groupKey`, the generic `group_key`;
+    /// the fingerprint for senders that give none.
+    #[default]
+    Group,
+    /// Each alert (fingerprint) on its own.
+    Fingerprint,
+    /// These labels' values; the fingerprint for an alert that lacks one of them.
+    Labels(Vec<String>),
+}
+
+impl Correlation {
+    /// From `correlate` and `group_by` as a rules file writes them; `at` names the table.
+    fn parse(
+        correlate: Option<&str>,
+        group_by: Option<&[String]>,
+        at: &str,
+        errors: &mut Vec<String>,
+    ) -> Option<Correlation> {
+        let labels = group_by.filter(|g| !g.is_empty());
+        match (correlate, labels) {
+            (None, None) | (Some("group"), None) => Some(Correlation::Group),
+            (Some("fingerprint"), None) => Some(Correlation::Fingerprint),
+            (None | Some("labels"), Some(l)) => Some(Correlation::Labels(l.to_vec())),
+            (Some("labels"), None) => {
+                errors.push(format!(
+                    "{at}.group_by: correlate = \"labels\" needs the labels: group_by = [\"alertname\", \"service\"]"
+                ));
+                None
+            }
+            (Some(c @ ("group" | "fingerprint")), Some(_)) => {
+                errors.push(format!(
+                    "{at}.group_by: group_by names labels for correlate = \"labels\", not \"{c}\"; remove one of them"
+                ));
+                None
+            }
+            (Some(other), _) => {
+                errors.push(format!(
+                    "{at}.correlate: `{other}` is not a correlation; use \"group\" (the sender's alert group, the default), \"fingerprint\" or \"labels\" (with group_by)"
+                ));
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,7 +117,10 @@ pub struct Defaults {
     pub severity_label: String,
     #[serde(default)]
     pub severity_map: BTreeMap<String, String>,
-    /// Labels that group alerts into one incident; empty means "by fingerprint".
+    /// How alerts join one open incident: `group` (default), `fingerprint` or `labels`.
+    #[serde(default)]
+    pub correlate: Option<String>,
+    /// The labels for `correlate = "labels"` (naming them alone implies it).
     #[serde(default)]
     pub group_by: Vec<String>,
 }
@@ -44,6 +131,7 @@ impl Default for Defaults {
             severity: default_severity(),
             severity_label: default_severity_label(),
             severity_map: BTreeMap::new(),
+            correlate: None,
             group_by: Vec::new(),
         }
     }
@@ -80,6 +168,9 @@ pub struct RuleSpec {
     /// `false`: record matching alerts but open no incident (known noise).
     #[serde(default = "yes")]
     pub incident: bool,
+    /// How this rule's alerts join one incident (default: `[defaults] correlate`).
+    #[serde(default)]
+    pub correlate: Option<String>,
     #[serde(default)]
     pub group_by: Option<Vec<String>>,
     #[serde(default)]
@@ -115,7 +206,14 @@ pub struct Classification {
     pub category: Category,
     pub severity: Severity,
     pub opens_incident: bool,
-    pub group_by: Vec<String>,
+    pub correlate: Correlation,
+}
+
+impl Classification {
+    /// A triage incident for an alert no rule matched ([`UNMATCHED_RULE`]).
+    pub fn is_triage(&self) -> bool {
+        self.rule == UNMATCHED_RULE
+    }
 }
 
 /// What a rule looks at.
@@ -133,7 +231,7 @@ struct Rule {
     category: Category,
     severity: Option<Severity>,
     opens_incident: bool,
-    group_by: Option<Vec<String>>,
+    correlate: Option<Correlation>,
     source: Option<Regex>,
     text: Option<Regex>,
     labels: Vec<(String, Regex)>,
@@ -149,8 +247,11 @@ pub struct Rules {
     default_severity: Severity,
     severity_label: String,
     severity_map: BTreeMap<String, Severity>,
-    group_by: Vec<String>,
+    correlate: Correlation,
     facts_from: FactsFrom,
+    /// `[unmatched]`: the lowest sender severity that opens a triage incident; `None` records
+    /// unmatched alerts only.
+    triage_from: Option<Severity>,
 }
 
 impl Rules {
@@ -178,12 +279,39 @@ impl Rules {
                 }
             }
         }
+        let correlate = Correlation::parse(
+            file.defaults.correlate.as_deref(),
+            Some(&file.defaults.group_by),
+            "defaults",
+            &mut errors,
+        )
+        .unwrap_or_default();
+        let min = parse_or(
+            &file.unmatched.min_severity,
+            "unmatched.min_severity",
+            &mut errors,
+        );
+        let triage_from = match file.unmatched.policy.as_str() {
+            "triage" => min,
+            "record" => None,
+            other => {
+                errors.push(format!(
+                    "unmatched.policy: `{other}` is not a policy; use \"triage\" (critical and high alerts no rule matches open a triage incident) or \"record\" (they are only recorded)"
+                ));
+                None
+            }
+        };
         let mut names = std::collections::HashSet::new();
         let mut rules = Vec::new();
         for (i, spec) in file.rules.iter().enumerate() {
             let at = format!("rules[{i}] ({})", spec.name);
             if !names.insert(spec.name.clone()) {
                 errors.push(format!("{at}.name: another rule already uses this name"));
+            }
+            if spec.name == UNMATCHED_RULE {
+                errors.push(format!(
+                    "{at}.name: `{UNMATCHED_RULE}` names the triage of alerts no rule matches; choose another name"
+                ));
             }
             if let Some(rule) = compile_rule(spec, &at, &mut errors) {
                 rules.push(rule);
@@ -195,8 +323,9 @@ impl Rules {
                 default_severity,
                 severity_label: file.defaults.severity_label.clone(),
                 severity_map,
-                group_by: file.defaults.group_by.clone(),
+                correlate,
                 facts_from: file.facts_from.clone(),
+                triage_from,
             })
         } else {
             Err(errors)
@@ -211,9 +340,38 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    /// Labels used to group alerts when no matching rule says otherwise.
-    pub fn default_group_by(&self) -> &[String] {
-        &self.group_by
+    /// How alerts join incidents when no matching rule says otherwise.
+    pub fn default_correlation(&self) -> &Correlation {
+        &self.correlate
+    }
+
+    /// The rule names, for messages that refuse an unknown one.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// `[unmatched]`: the lowest sender severity that opens a triage incident, if any do.
+    pub fn triage_from(&self) -> Option<Severity> {
+        self.triage_from
+    }
+
+    /// What becomes of an alert no rule matched: a triage incident when its sender's
+    /// severity (mapped) reaches `[unmatched] min_severity`, else nothing (recorded only).
+    pub fn triage(&self, labels: &BTreeMap<String, String>) -> Option<Classification> {
+        let min = self.triage_from?;
+        let severity = self.label_severity(labels).filter(|s| *s >= min)?;
+        Some(Classification {
+            rule: UNMATCHED_RULE.to_string(),
+            category: Category::Unclassified,
+            severity,
+            opens_incident: true,
+            correlate: self.correlate.clone(),
+        })
+    }
+
+    /// The sender's severity mapped through `severity_map`, if its label has a known value.
+    pub fn sender_severity(&self, labels: &BTreeMap<String, String>) -> Option<Severity> {
+        self.label_severity(labels)
     }
 
     /// The first matching rule's verdict, or `None` when no rule matches.
@@ -231,10 +389,10 @@ impl Rules {
             category: rule.category,
             severity,
             opens_incident: rule.opens_incident,
-            group_by: rule
-                .group_by
+            correlate: rule
+                .correlate
                 .clone()
-                .unwrap_or_else(|| self.group_by.clone()),
+                .unwrap_or_else(|| self.correlate.clone()),
         })
     }
 
@@ -375,6 +533,16 @@ fn compile_rule(spec: &RuleSpec, at: &str, errors: &mut Vec<String>) -> Option<R
             "{at}: a rule needs at least one condition (source, text, labels, annotations or facts)"
         ));
     }
+    let correlate = if spec.correlate.is_none() && spec.group_by.is_none() {
+        None
+    } else {
+        Correlation::parse(
+            spec.correlate.as_deref(),
+            spec.group_by.as_deref(),
+            at,
+            errors,
+        )
+    };
     if errors.len() > before {
         return None;
     }
@@ -383,7 +551,7 @@ fn compile_rule(spec: &RuleSpec, at: &str, errors: &mut Vec<String>) -> Option<R
         category: category?,
         severity,
         opens_incident: spec.incident,
-        group_by: spec.group_by.clone(),
+        correlate,
         source,
         text,
         labels,
@@ -594,6 +762,234 @@ category = "leak"
             all.contains("rules[1] (a): a rule needs at least one condition"),
             "{all}"
         );
+    }
+
+    /// The shipped rules file, as users get it.
+    fn shipped() -> Rules {
+        let file: RulesFile =
+            toml::from_str(include_str!("../../config/classification.toml")).unwrap();
+        Rules::compile(&file).unwrap_or_else(|e| panic!("{}", e.join("\n")))
+    }
+
+    fn shipped_classify(
+        rules: &Rules,
+        text: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<Classification> {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        rules
+            .classify(&Subject {
+                source: "alertmanager",
+                text,
+                labels: &labels,
+                annotations: &BTreeMap::new(),
+                facts: &Facts::default(),
+            })
+            .or_else(|| rules.triage(&labels))
+    }
+
+    /// Alert texts as DLP, SIEM and database-audit products word them, in Chinese and English:
+    /// each moves personal data in bulk or out of the house, and none says "leak".
+    #[test]
+    fn dlp_siem_and_database_audit_wording_is_a_pi_leak() {
+        let rules = shipped();
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            (
+                "DLP: bulk export of table crm.customers (phone, id_card_no) to unknown host 203.0.113.77",
+                &[("severity", "critical"), ("policy", "PII-bulk-export")],
+            ),
+            (
+                "DLP: bulk export of table crm.customers (phone, id_card_no) to unknown host 203.0.113.77",
+                &[("severity", "critical")],
+            ),
+            (
+                "Forcepoint DLP incident #88213: 12,483 records matching 'China ID Card Number' sent via HTTPS to pastebin.com",
+                &[],
+            ),
+            (
+                "Netskope: user j.doe uploaded customer_list.xlsx containing 45,000 e-mail addresses to a personal Google Drive",
+                &[],
+            ),
+            (
+                "Splunk ES notable: large volume download of user table by service account svc-backup from 10.2.3.4",
+                &[("severity", "high")],
+            ),
+            (
+                "QRadar offense 4711: excessive database reads of customer records followed by outbound transfer to rare external IP",
+                &[],
+            ),
+            (
+                "DB audit: mass SELECT on users table (2.1M rows, columns email, phone) by non-application account",
+                &[],
+            ),
+            (
+                "MySQL audit: mysqldump of database crm (customer table) executed from unknown host 198.51.100.23",
+                &[],
+            ),
+            (
+                "敏感数据外发告警：用户 zhangsan 通过邮件外发含身份证号的文件 客户名单.xlsx（3,200 条）",
+                &[],
+            ),
+            (
+                "数据防泄漏(DLP)：检测到手机号批量导出 12 万条至外部 FTP 服务器",
+                &[],
+            ),
+            (
+                "数据库审计：账号 report_ro 执行 SELECT * FROM member_info，返回 2,300,000 行，涉及字段 mobile、id_no",
+                &[],
+            ),
+            (
+                "异常大量下载：账号 svc-report 1 小时内下载用户表 users 共 850 万行",
+                &[],
+            ),
+            ("终端DLP：检测到客户资料批量拷贝至U盘", &[]),
+            ("UEBA：离职前员工批量下载客户信息 1.2 万条", &[]),
+            (
+                "alert",
+                &[("policy", "个人信息批量外发"), ("severity", "warning")],
+            ),
+        ];
+        for (text, labels) in cases {
+            let c = shipped_classify(&rules, text, labels)
+                .unwrap_or_else(|| panic!("no rule matched: {text} {labels:?}"));
+            assert_eq!(
+                (c.category, c.severity),
+                (Category::PiLeak, Severity::S1),
+                "{text} {labels:?} (rule {})",
+                c.rule
+            );
+        }
+    }
+
+    /// Everyday operations wording that mentions exports, backups or users without moving
+    /// personal data out must not page the whole joint team.
+    #[test]
+    fn everyday_exports_and_backups_are_not_pi() {
+        let rules = shipped();
+        for text in [
+            "Export job for monthly sales report completed",
+            "Backup of database crm to s3://corp-backup finished successfully",
+            "Scheduled export of aggregated metrics to the data warehouse failed",
+            "数据库备份任务完成",
+            "High CPU on db-3 (users: 1,200 connections)",
+            "用户登录失败次数过多",
+            "Disk almost full on /var/lib/mysql",
+            "Large download of build artifacts from artifactory by CI runner",
+            "Bulk export of the product catalog to the partner SFTP completed",
+            "批量导出商品目录任务失败",
+        ] {
+            if let Some(c) = shipped_classify(&rules, text, &[("severity", "warning")]) {
+                assert!(
+                    !c.category.is_personal_information(),
+                    "{text}: {:?} by {}",
+                    c.category,
+                    c.rule
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unmatched_critical_and_high_open_triage_lower_are_recorded() {
+        let rules = shipped();
+        let text = "Replication lag on db-7 exceeds 30 minutes";
+        for level in ["critical", "high", "CRITICAL"] {
+            let c = shipped_classify(&rules, text, &[("severity", level)]).unwrap();
+            assert!(c.is_triage(), "{level}");
+            assert_eq!(
+                (c.category, c.severity),
+                (Category::Unclassified, Severity::S2)
+            );
+            assert!(c.opens_incident);
+        }
+        for level in ["warning", "info", "low", "bogus"] {
+            assert!(
+                shipped_classify(&rules, text, &[("severity", level)]).is_none(),
+                "{level}"
+            );
+        }
+        assert!(shipped_classify(&rules, text, &[]).is_none());
+        assert_eq!(rules.default_correlation(), &Correlation::Group);
+    }
+
+    #[test]
+    fn correlation_and_unmatched_policy_are_checked() {
+        let file: RulesFile = toml::from_str(
+            r#"
+[defaults]
+correlate = "groups"
+
+[unmatched]
+policy = "page"
+min_severity = "S9"
+
+[[rules]]
+name = "unmatched"
+category = "other"
+text = "x"
+
+[[rules]]
+name = "b"
+category = "other"
+text = "y"
+correlate = "labels"
+
+[[rules]]
+name = "c"
+category = "other"
+text = "z"
+correlate = "fingerprint"
+group_by = ["alertname"]
+"#,
+        )
+        .unwrap();
+        let all = Rules::compile(&file).unwrap_err().join("\n");
+        for want in [
+            "defaults.correlate: `groups` is not a correlation",
+            "unmatched.policy: `page` is not a policy",
+            "unmatched.min_severity: `S9` is not a severity",
+            "rules[0] (unmatched).name: `unmatched` names the triage",
+            "rules[1] (b).group_by: correlate = \"labels\" needs the labels",
+            "rules[2] (c).group_by: group_by names labels for correlate = \"labels\", not \"fingerprint\"",
+        ] {
+            assert!(all.contains(want), "missing `{want}` in:\n{all}");
+        }
+        let file: RulesFile = toml::from_str(
+            r#"
+[unmatched]
+policy = "record"
+
+[[rules]]
+name = "by-service"
+category = "other"
+text = "y"
+group_by = ["service"]
+"#,
+        )
+        .unwrap();
+        let rules = Rules::compile(&file).unwrap();
+        assert_eq!(rules.triage_from(), None);
+        let labels: BTreeMap<String, String> = [("severity".to_string(), "critical".to_string())]
+            .into_iter()
+            .collect();
+        assert!(rules.triage(&labels).is_none(), "record: nothing opens");
+        let c = classify_with(&rules, "y");
+        assert_eq!(c.correlate, Correlation::Labels(vec!["service".into()]));
+    }
+
+    fn classify_with(rules: &Rules, text: &str) -> Classification {
+        rules
+            .classify(&Subject {
+                source: "s",
+                text,
+                labels: &BTreeMap::new(),
+                annotations: &BTreeMap::new(),
+                facts: &Facts::default(),
+            })
+            .unwrap()
     }
 
     #[test]

@@ -87,6 +87,9 @@ string_enum! {
         EquipmentFault => "equipment_fault",
         Disaster => "disaster",
         Other => "other",
+        // An alert no rule classified, opened for triage because its sender called it
+        // critical or high (`[unmatched]` in the rules file): a person decides what it is.
+        Unclassified => "unclassified",
     } what = "category"
 }
 
@@ -116,6 +119,8 @@ string_enum! {
         Closed => "closed",
         FalsePositive => "false_positive",
         Reopened => "reopened",
+        // Merged into another incident (`merged_into`), which carries on: final.
+        Merged => "merged",
     } what = "status"
 }
 
@@ -131,12 +136,17 @@ impl Status {
             Recovered => &[Closed],
             Closed | FalsePositive => &[Reopened],
             Reopened => &[Triaged],
+            // Only a merge leads here, and nothing leads out: the survivor carries on.
+            Merged => &[],
         }
     }
 
-    /// Open incidents collect new alerts; closed and false-positive ones do not.
+    /// Open incidents collect new alerts; closed, false-positive and merged ones do not.
     pub fn is_open(self) -> bool {
-        !matches!(self, Status::Closed | Status::FalsePositive)
+        !matches!(
+            self,
+            Status::Closed | Status::FalsePositive | Status::Merged
+        )
     }
 
     pub fn check_transition(self, to: Status) -> Result<(), TransitionError> {
@@ -173,16 +183,22 @@ pub fn raise_only(current: Severity, proposed: Severity, category: Category) -> 
 }
 
 /// The category an automatic re-classification leaves: a PI category always wins; otherwise a
-/// strictly more severe classification may replace the category, an equal or lesser one may not.
+/// strictly more severe classification may replace the category, an equal or lesser one may not
+/// — except that any real classification replaces `unclassified`, and `unclassified` replaces
+/// nothing.
 pub fn reclassify_category(
     current: (Category, Severity),
     proposed: (Category, Severity),
 ) -> Category {
     let (cur_cat, cur_sev) = current;
     let (new_cat, new_sev) = proposed;
-    if cur_cat.is_personal_information() {
+    if cur_cat.is_personal_information() || new_cat == Category::Unclassified {
+        // Not knowing what something is never replaces knowing.
         cur_cat
-    } else if new_cat.is_personal_information() || new_sev > cur_sev {
+    } else if new_cat.is_personal_information()
+        || new_sev > cur_sev
+        || cur_cat == Category::Unclassified
+    {
         new_cat
     } else {
         cur_cat
@@ -228,6 +244,22 @@ mod tests {
             (Category::Vulnerability, Severity::S3),
         );
         assert_eq!(c, Category::Malware);
+    }
+
+    #[test]
+    fn unclassified_yields_to_any_classification_and_replaces_none() {
+        let c = reclassify_category(
+            (Category::Unclassified, Severity::S2),
+            (Category::Malware, Severity::S3),
+        );
+        assert_eq!(c, Category::Malware);
+        let c = reclassify_category(
+            (Category::Malware, Severity::S3),
+            (Category::Unclassified, Severity::S1),
+        );
+        assert_eq!(c, Category::Malware);
+        assert!(!Status::Merged.is_open());
+        assert!(Status::Merged.allowed_next().is_empty());
     }
 
     #[test]

@@ -31,7 +31,14 @@ pub struct Incident {
     pub contained_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Alert notifications received (a firing and its resolution count twice).
     pub alert_count: i64,
+    /// Its alerts (by source and fingerprint) whose newest notification is firing…
+    #[serde(default)]
+    pub alerts_firing: i64,
+    /// …and resolved. Resolved alerts never close an incident: a person does.
+    #[serde(default)]
+    pub alerts_resolved: i64,
     /// Alerts Alertmanager left out of its notifications (the full group is in Alertmanager).
     pub truncated_alerts: i64,
     pub created_by: String,
@@ -41,6 +48,15 @@ pub struct Incident {
     /// When handling ended (the CN closing-report clock); the closing, unless a person says.
     #[serde(default)]
     pub handling_closed_at: Option<DateTime<Utc>>,
+    /// The incident this one was merged into (status `merged`): that one carries on.
+    #[serde(default)]
+    pub merged_into: Option<i64>,
+    /// `source|rule` of the alert that opened it (storm control counts incidents per bucket).
+    #[serde(default)]
+    pub intake: Option<String>,
+    /// A storm incident: alerts of a bucket that opened too many incidents fold into it.
+    #[serde(default)]
+    pub storm: bool,
 }
 
 /// The stored part of an alert besides its indexed columns.

@@ -158,6 +158,11 @@ pub(crate) async fn declare_in(
         truncated_alerts: 0,
         assessed_notifiable_at: None,
         handling_closed_at: None,
+        alerts_firing: 0,
+        alerts_resolved: 0,
+        merged_into: None,
+        intake: None,
+        storm: false,
         created_by: actor.to_string(),
     };
     // What a person declared is raised, never lowered, by what the rules see in it.
@@ -272,6 +277,11 @@ impl Engine {
         let mut tx = self.store().begin_write().await?;
         let mut inc = Self::load(&mut tx, id).await?;
         let from = inc.status;
+        if let Some(survivor) = inc.merged_into {
+            return Err(EngineError::Conflict(format!(
+                "incident {id} was merged into incident {survivor}, which carries on; work on {survivor}"
+            )));
+        }
         // An illegal move is refused as such first: asking for a note it could never use
         // would only send the person round twice.
         from.check_transition(to)

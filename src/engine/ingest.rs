@@ -24,18 +24,46 @@ use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
 use crate::domain::time::to_micros;
-use crate::store::{AlertInsert, NewAlertRow, NewEvent, Store, StoreError};
+use crate::store::{
+    AlertInsert, HeldAlert, IncidentAlertRow, NewAlertRow, NewEvent, Store, StoreError,
+};
 
 /// An alert normalised, classified and hashed, waiting for the writer.
 #[derive(Debug, Clone)]
 pub struct PreparedAlert {
     pub row: NewAlertRow,
     pub status: AlertStatus,
+    /// The rule that matched, or a triage of an unmatched critical alert ([`Rules::triage`]);
+    /// `None`: no rule matched and it is only recorded.
     pub classification: Option<Classification>,
+    /// The sender's own severity (its label mapped through the rules' `severity_map`).
+    pub sender_severity: Option<Severity>,
+    /// The alert itself across its notifications (`source|fingerprint`).
+    pub alert_key: String,
     pub facts: Facts,
     pub description: String,
     pub occurred_at: DateTime<Utc>,
     pub truncated_alerts: u64,
+}
+
+impl PreparedAlert {
+    /// The intake bucket storm control counts incidents in: the source and the rule.
+    fn bucket(&self) -> Option<String> {
+        let c = self.classification.as_ref()?;
+        Some(format!("{}|{}", self.row.source, c.rule))
+    }
+
+    fn opens(&self) -> bool {
+        self.status == AlertStatus::Firing
+            && self
+                .classification
+                .as_ref()
+                .is_some_and(|c| c.opens_incident)
+    }
+
+    fn resolved(&self) -> bool {
+        self.status == AlertStatus::Resolved
+    }
 }
 
 /// What became of one alert.
@@ -44,8 +72,11 @@ pub struct PreparedAlert {
 pub enum Disposition {
     /// It opened a new incident.
     Opened,
-    /// It joined an open incident.
+    /// It joined an open incident: the one holding the alert already, or its group's.
     Joined,
+    /// It would have opened an incident, but its source and rule opened too many lately
+    /// (`[ingest] storm_incidents` within `storm_window`): it joined their storm incident.
+    Folded,
     /// It was already recorded (a re-send, or another Alertmanager peer's copy).
     Duplicate,
     /// Recorded, but it matched no incident rule and no open incident.
@@ -57,6 +88,7 @@ impl Disposition {
         match self {
             Disposition::Opened => "opened",
             Disposition::Joined => "joined",
+            Disposition::Folded => "folded",
             Disposition::Duplicate => "duplicate",
             Disposition::Recorded => "recorded",
         }
@@ -70,22 +102,46 @@ pub struct IngestOutcome {
     pub disposition: Disposition,
 }
 
+/// Storm control (`[ingest] storm_incidents`, `storm_window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormPolicy {
+    /// Incidents one intake bucket may open within `window` before the rest fold.
+    pub max_incidents: u32,
+    pub window: std::time::Duration,
+}
+
+/// What the writer applies to a request's alerts, from the configuration live when it came.
+#[derive(Clone)]
+pub struct IngestPolicy {
+    pub rules: Arc<Rules>,
+    /// Playbooks are configured: new incidents (and severity raises) get a playbook timer.
+    pub respond: bool,
+    /// Jurisdiction packs are loaded: new and changed incidents get an obligations timer.
+    pub regulate: bool,
+    pub storm: Option<StormPolicy>,
+}
+
 /// Normalise, classify and hash one alert. Pure CPU work, done on the request's thread.
 pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> PreparedAlert {
     let mut facts = a.facts.clone();
     facts.absorb(&rules.extract_facts(&a.labels, &a.annotations));
     let text = a.text();
-    let classification = rules.classify(&Subject {
-        source: &a.source,
-        text: &text,
-        labels: &a.labels,
-        annotations: &a.annotations,
-        facts: &facts,
-    });
-    let group_key = match &classification {
-        Some(c) => a.group_key(&c.group_by),
-        None => a.group_key(rules.default_group_by()),
-    };
+    let classification = rules
+        .classify(&Subject {
+            source: &a.source,
+            text: &text,
+            labels: &a.labels,
+            annotations: &a.annotations,
+            facts: &facts,
+        })
+        .or_else(|| rules.triage(&a.labels));
+    let group_key = a.group_key(
+        classification
+            .as_ref()
+            .map_or(rules.default_correlation(), |c| &c.correlate),
+    );
+    let sender_severity = rules.sender_severity(&a.labels);
+    let alert_key = a.alert_key();
     let dedup_key = a.dedup_key();
     let truncated_alerts = a.origin.truncated_alerts;
     let detail = AlertDetail {
@@ -116,6 +172,8 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         row,
         status: a.status,
         classification,
+        sender_severity,
+        alert_key,
         facts,
         description: a.description,
         occurred_at: a.occurred_at,
@@ -144,11 +202,7 @@ fn content(r: &NewAlertRow) -> AlertContent<'_> {
 struct Job {
     alerts: Vec<PreparedAlert>,
     actor: String,
-    rules: Arc<Rules>,
-    /// Playbooks are configured: new incidents (and severity raises) get a playbook timer.
-    respond: bool,
-    /// Jurisdiction packs are loaded: new and changed incidents get an obligations timer.
-    regulate: bool,
+    policy: IngestPolicy,
     reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
 }
 
@@ -172,17 +226,13 @@ impl IngestQueue {
         &self,
         alerts: Vec<PreparedAlert>,
         actor: String,
-        rules: Arc<Rules>,
-        respond: bool,
-        regulate: bool,
+        policy: IngestPolicy,
     ) -> Result<Vec<IngestOutcome>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             alerts,
             actor,
-            rules,
-            respond,
-            regulate,
+            policy,
             reply,
         };
         self.tx.try_send(job).map_err(|e| match e {
@@ -284,6 +334,29 @@ fn record_metrics(job: &Job, out: &[IngestOutcome]) {
         )
         .increment(n);
     }
+    // Alerts no rule matched: triaged (an incident) or only recorded, by the sender's severity.
+    let mut unmatched: HashMap<(&str, &'static str, &'static str), u64> = HashMap::new();
+    for (a, o) in job.alerts.iter().zip(out) {
+        let handled = match (&a.classification, o.disposition) {
+            (_, Disposition::Duplicate) => continue,
+            (None, _) => "recorded",
+            (Some(c), _) if c.is_triage() => "triage",
+            _ => continue,
+        };
+        let severity = a.sender_severity.map_or("none", Severity::as_str);
+        *unmatched
+            .entry((&a.row.source, severity, handled))
+            .or_default() += 1;
+    }
+    for ((source, severity, handled), n) in unmatched {
+        metrics::counter!(
+            "incidentd_alerts_unmatched_total",
+            "source" => crate::telemetry::source_label(source),
+            "severity" => severity,
+            "handled" => handled
+        )
+        .increment(n);
+    }
 }
 
 /// Alerts that joined one incident in this batch, by actor (one timeline event each).
@@ -302,13 +375,48 @@ struct AlertItem<'a> {
     title: &'a str,
 }
 
+/// The state of one alert in one incident while a batch is planned: the newest notification
+/// as the store had it and as the batch leaves it, and the row of the batch's newest, if any.
+struct AlertState {
+    newest: Option<(i64, bool)>,
+    alert_id: Option<i64>,
+}
+
+/// Storm control's view of one intake bucket during a batch.
+struct Bucket {
+    /// Incidents (storm incidents aside) it opened within the window, this batch's included.
+    opened: i64,
+    /// Its open storm incident, if it has one.
+    storm: Option<i64>,
+}
+
+/// The group key under which a bucket's storm incident collects alerts. It starts with `|`,
+/// which no source name contains, so no sender's group key can collide with it.
+fn storm_key(bucket: &str) -> String {
+    format!("|storm|{bucket}")
+}
+
+fn sorted_unique<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut ks: Vec<&str> = keys.collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
 /// One transaction for a whole batch. See the module docs.
+///
+/// An alert goes to the open incident that holds it already (an earlier notification of the
+/// same source and fingerprint), else to the open incident of its group (its correlation key),
+/// else it opens one if its classification says so — or, when its intake bucket (source and
+/// rule) opened `storm.max_incidents` incidents within the window, it folds into the bucket's
+/// storm incident — else it is recorded.
 async fn apply(
     store: &Store,
     jobs: &[Job],
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
-    let rules = jobs[0].rules.clone();
+    let policy = jobs[0].policy.clone();
+    let rules = policy.rules.clone();
     let mut phases = Phases::start();
     let mut tx = store.begin_write().await?;
     let mut outcomes: Vec<Vec<IngestOutcome>> = jobs
@@ -319,22 +427,61 @@ async fn apply(
     // Duplicates: against the store, and within the batch (the first copy wins).
     let keys: Vec<&str> = all(jobs).map(|(_, a)| a.row.dedup_key.as_str()).collect();
     let existing = tx.existing_alerts(&keys).await?;
-    let open_keys: Vec<&str> = {
-        let mut ks: Vec<&str> = all(jobs).map(|(_, a)| a.row.group_key.as_str()).collect();
-        ks.sort_unstable();
-        ks.dedup();
-        ks
+    let fresh = || {
+        all(jobs)
+            .map(|(_, a)| a)
+            .filter(|a| !existing.contains_key(&a.row.dedup_key))
     };
+    // Alerts an open incident holds already: their further notifications join it.
+    let alert_keys = sorted_unique(fresh().map(|a| a.alert_key.as_str()));
+    let held = tx.open_incident_alerts(&alert_keys).await?;
+    // Groups with an open incident, for the alerts no incident holds yet.
+    let unheld = || fresh().filter(|a| !held.contains_key(&a.alert_key));
+    let open_keys = sorted_unique(unheld().map(|a| a.row.group_key.as_str()));
     let open = tx.open_incidents_by_key(&open_keys).await?;
-
     let (max_alert, max_incident) = tx.max_ids().await?;
+    // Storm control: for each bucket whose alerts may open incidents, how many it opened within
+    // the window, and its open storm incident.
+    let mut buckets: HashMap<String, Bucket> = HashMap::new();
+    if let Some(storm) = policy.storm {
+        let mut names: Vec<String> = unheld()
+            .filter(|a| a.opens() && !open.contains_key(&a.row.group_key))
+            .filter_map(PreparedAlert::bucket)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if !names.is_empty() {
+            let window = chrono::Duration::from_std(storm.window).unwrap_or(chrono::Duration::MAX);
+            let since = to_micros(now.checked_sub_signed(window).unwrap_or(now));
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let counts = tx.intake_counts(&refs, since).await?;
+            let storm_keys: Vec<String> = names.iter().map(|b| storm_key(b)).collect();
+            let storm_refs: Vec<&str> = storm_keys.iter().map(String::as_str).collect();
+            let storms = tx.open_incidents_by_key(&storm_refs).await?;
+            for (name, key) in names.into_iter().zip(storm_keys) {
+                let bucket = Bucket {
+                    opened: counts.get(&name).copied().unwrap_or(0),
+                    storm: storms.get(&key).copied(),
+                };
+                buckets.insert(name, bucket);
+            }
+        }
+    }
     phases.lap("lookup");
+
     let mut next_alert = max_alert + 1;
     let mut next_incident = max_incident + 1;
     let mut first_copy: HashMap<&str, IngestOutcome> = HashMap::new();
     let mut new_incidents: Vec<Incident> = Vec::new();
-    let mut new_by_key: HashMap<&str, usize> = HashMap::new();
     let mut opened_by: Vec<&str> = Vec::new();
+    // Group keys this batch gave an incident, and the keys to register for them.
+    let mut by_group: HashMap<&str, i64> = HashMap::new();
+    let mut new_keys: Vec<(String, i64)> = Vec::new();
+    // Alert keys placed in this batch, and each alert's state per incident.
+    let mut placed: HashMap<&str, i64> = HashMap::new();
+    let mut states: HashMap<(&str, i64), AlertState> = HashMap::new();
+    // Per incident: (firing, resolved) deltas.
+    let mut counts: HashMap<i64, (i64, i64)> = HashMap::new();
     let mut joined: BTreeMap<i64, Joined<'_>> = BTreeMap::new();
     let mut members: BTreeMap<i64, Vec<&PreparedAlert>> = BTreeMap::new();
     let mut unmatched: BTreeMap<&str, Vec<AlertItem<'_>>> = BTreeMap::new();
@@ -360,19 +507,51 @@ async fn apply(
             }
             let id = next_alert;
             next_alert += 1;
+            let ak = a.alert_key.as_str();
             let gk = a.row.group_key.as_str();
-            let firing = a.status == AlertStatus::Firing;
-            let (incident_id, disposition) = if let Some(&iid) = open.get(gk) {
+            let (incident_id, disposition) = if let Some(&iid) = placed.get(ak) {
                 (Some(iid), Disposition::Joined)
-            } else if let Some(&ni) = new_by_key.get(gk) {
-                (Some(new_incidents[ni].id), Disposition::Joined)
-            } else if firing && a.classification.as_ref().is_some_and(|c| c.opens_incident) {
-                let iid = next_incident;
-                next_incident += 1;
-                new_by_key.insert(gk, new_incidents.len());
-                new_incidents.push(open_incident(iid, a, &job.actor, now));
-                opened_by.push(job.actor.as_str());
-                (Some(iid), Disposition::Opened)
+            } else if let Some(h) = held.get(ak) {
+                (Some(h.incident_id), Disposition::Joined)
+            } else if let Some(&iid) = open.get(gk).or_else(|| by_group.get(gk)) {
+                (Some(iid), Disposition::Joined)
+            } else if a.opens() {
+                let bucket = a.bucket().unwrap_or_default();
+                let state = buckets.get_mut(&bucket);
+                let (iid, disposition) = match (policy.storm, state) {
+                    (Some(storm), Some(b)) if b.opened >= i64::from(storm.max_incidents) => {
+                        match b.storm {
+                            Some(iid) => (iid, Disposition::Folded),
+                            None => {
+                                let iid = next_incident;
+                                next_incident += 1;
+                                new_incidents
+                                    .push(storm_incident(iid, a, &bucket, storm, &job.actor, now));
+                                opened_by.push(job.actor.as_str());
+                                new_keys.push((storm_key(&bucket), iid));
+                                b.storm = Some(iid);
+                                metrics::counter!("incidentd_storm_incidents_opened_total")
+                                    .increment(1);
+                                (iid, Disposition::Opened)
+                            }
+                        }
+                    }
+                    (_, state) => {
+                        let iid = next_incident;
+                        next_incident += 1;
+                        let mut inc = open_incident(iid, a, &job.actor, now);
+                        inc.intake = Some(bucket);
+                        new_incidents.push(inc);
+                        opened_by.push(job.actor.as_str());
+                        if let Some(b) = state {
+                            b.opened += 1;
+                        }
+                        (iid, Disposition::Opened)
+                    }
+                };
+                by_group.insert(gk, iid);
+                new_keys.push((gk.to_string(), iid));
+                (Some(iid), disposition)
             } else {
                 (None, Disposition::Recorded)
             };
@@ -384,6 +563,8 @@ async fn apply(
             };
             match incident_id {
                 Some(iid) => {
+                    placed.insert(ak, iid);
+                    track_state(&mut states, &mut counts, &held, a, id, iid);
                     let j = joined.entry(iid).or_default();
                     j.by_actor.entry(job.actor.as_str()).or_default().push(item);
                     j.truncated = j.truncated.max(a.truncated_alerts);
@@ -412,9 +593,11 @@ async fn apply(
     for (inc, actor) in new_incidents.iter_mut().zip(&opened_by) {
         let group = members.remove(&inc.id).unwrap_or_default();
         let changes = absorb(inc, &group[1..], &rules, now);
+        count_alerts(inc, &counts);
         let j = joined.remove(&inc.id).unwrap_or_default();
         inc.truncated_alerts = j.truncated as i64;
-        events.push(opened_event(inc, actor, &j, now));
+        describe_storm(inc, policy.storm);
+        events.push(opened_event(inc, actor, &j, policy.storm, now));
         push_join_events(&mut events, inc.id, j, Some(actor), now);
         push_change_events(&mut events, inc, changes, now);
     }
@@ -429,8 +612,7 @@ async fn apply(
     } else {
         tx.incidents(&ids).await?
     };
-    let respond = jobs.iter().any(|j| j.respond);
-    let mut timers: Vec<crate::store::NewTimer> = if respond {
+    let mut timers: Vec<crate::store::NewTimer> = if policy.respond {
         new_incidents
             .iter()
             .map(|i| super::response::playbook_timer(i, now))
@@ -438,8 +620,7 @@ async fn apply(
     } else {
         Vec::new()
     };
-    let regulate = jobs.iter().any(|j| j.regulate);
-    if regulate {
+    if policy.regulate {
         timers.extend(
             new_incidents
                 .iter()
@@ -451,10 +632,11 @@ async fn apply(
         let before = (inc.category, inc.severity);
         let facts_version = inc.facts_version;
         let changes = absorb(inc, &group, &rules, now);
-        if respond && (inc.category, inc.severity) != before {
+        count_alerts(inc, &counts);
+        if policy.respond && (inc.category, inc.severity) != before {
             timers.push(super::response::playbook_timer(inc, now));
         }
-        if regulate
+        if policy.regulate
             && ((inc.category, inc.severity) != before || inc.facts_version != facts_version)
         {
             timers.push(super::obligations::recompute_timer(inc.id, now));
@@ -462,6 +644,7 @@ async fn apply(
         let j = joined.remove(&inc.id).unwrap_or_default();
         inc.truncated_alerts = inc.truncated_alerts.max(j.truncated as i64);
         inc.updated_at = now;
+        describe_storm(inc, policy.storm);
         push_join_events(&mut events, inc.id, j, None, now);
         push_change_events(&mut events, inc, changes, now);
         tx.update_incident(inc).await?;
@@ -478,15 +661,28 @@ async fn apply(
             },
         ));
     }
+    let alert_rows: Vec<IncidentAlertRow<'_>> = states
+        .iter()
+        .filter_map(|(&(alert_key, incident_id), st)| {
+            let (starts_at, resolved) = st.newest?;
+            Some(IncidentAlertRow {
+                alert_key,
+                incident_id,
+                resolved,
+                starts_at,
+                alert_id: st.alert_id?,
+            })
+        })
+        .collect();
 
     phases.lap("plan");
     tx.insert_incidents(&new_incidents).await?;
-    let keys: Vec<(&str, i64)> = new_by_key
-        .iter()
-        .map(|(k, &i)| (*k, new_incidents[i].id))
-        .collect();
+    new_keys.sort_unstable();
+    new_keys.dedup();
+    let keys: Vec<(&str, i64)> = new_keys.iter().map(|(k, i)| (k.as_str(), *i)).collect();
     tx.insert_incident_keys(&keys).await?;
     tx.insert_alerts(&rows).await?;
+    tx.upsert_incident_alerts(&alert_rows).await?;
     tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
         .await?;
     tx.append(&events).await?;
@@ -495,6 +691,53 @@ async fn apply(
     phases.lap("commit");
     phases.record();
     Ok(outcomes)
+}
+
+/// Note alert `a` (row `id`) in incident `iid`: the newest notification of each alert counts
+/// as firing or resolved on the incident, an older one (arriving late) changes nothing.
+fn track_state<'a>(
+    states: &mut HashMap<(&'a str, i64), AlertState>,
+    counts: &mut HashMap<i64, (i64, i64)>,
+    held: &HashMap<String, HeldAlert>,
+    a: &'a PreparedAlert,
+    id: i64,
+    iid: i64,
+) {
+    let st = states
+        .entry((a.alert_key.as_str(), iid))
+        .or_insert_with(|| AlertState {
+            newest: held
+                .get(&a.alert_key)
+                .filter(|h| h.incident_id == iid)
+                .map(|h| (h.starts_at, h.resolved)),
+            alert_id: None,
+        });
+    let new = (a.row.occurred_at, a.resolved());
+    let delta = counts.entry(iid).or_default();
+    let mut bump = |resolved: bool, by: i64| {
+        if resolved {
+            delta.1 += by;
+        } else {
+            delta.0 += by;
+        }
+    };
+    match st.newest {
+        Some(old) if old >= new => return,
+        Some(old) => {
+            bump(old.1, -1);
+            bump(new.1, 1);
+        }
+        None => bump(new.1, 1),
+    }
+    st.newest = Some(new);
+    st.alert_id = Some(id);
+}
+
+fn count_alerts(inc: &mut Incident, counts: &HashMap<i64, (i64, i64)>) {
+    if let Some((firing, resolved)) = counts.get(&inc.id) {
+        inc.alerts_firing = (inc.alerts_firing + firing).max(0);
+        inc.alerts_resolved = (inc.alerts_resolved + resolved).max(0);
+    }
 }
 
 /// Where a group commit's time went, for `incidentd_ingest_phase_seconds{phase}`: `lookup`
@@ -564,11 +807,54 @@ fn open_incident(id: i64, a: &PreparedAlert, actor: &str, now: DateTime<Utc>) ->
         closed_at: None,
         updated_at: now,
         alert_count: 1,
+        alerts_firing: 0,
+        alerts_resolved: 0,
         truncated_alerts: 0,
         assessed_notifiable_at: None,
         handling_closed_at: None,
+        merged_into: None,
+        intake: None,
+        storm: false,
         created_by: actor.to_string(),
     }
+}
+
+/// The storm incident of `bucket`, opened by alert `a`, the first of its alerts to fold.
+fn storm_incident(
+    id: i64,
+    a: &PreparedAlert,
+    bucket: &str,
+    storm: StormPolicy,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Incident {
+    let mut inc = open_incident(id, a, actor, now);
+    let (source, rule) = bucket.split_once('|').unwrap_or((bucket, ""));
+    inc.title = format!("告警风暴 / Alert storm: {rule} ({source})");
+    inc.intake = Some(bucket.to_string());
+    inc.storm = true;
+    describe_storm(&mut inc, Some(storm));
+    inc
+}
+
+/// A storm incident's summary, with its running count.
+fn describe_storm(inc: &mut Incident, storm: Option<StormPolicy>) {
+    let (Some(storm), Some(bucket)) = (storm.filter(|_| inc.storm), inc.intake.as_deref()) else {
+        return;
+    };
+    let (source, rule) = bucket.split_once('|').unwrap_or((bucket, ""));
+    let window = crate::domain::duration::HumanDuration(storm.window);
+    inc.summary = format!(
+        "来源 {source} 的规则 {rule} 在 {window} 内已打开 {max} 个事件，此后本应各自打开事件的告警都并入本事件，逐条记录。\
+         目前共收到 {n} 条告警通知，{firing} 个告警仍在告警，{resolved} 个已恢复。\n\
+         Rule {rule} of source {source} opened {max} incidents within {window}; its further alerts that would each have \
+         opened one are folded into this incident, every one recorded. So far: {n} notifications, {firing} alerts firing, \
+         {resolved} resolved.",
+        max = storm.max_incidents,
+        n = inc.alert_count,
+        firing = inc.alerts_firing,
+        resolved = inc.alerts_resolved,
+    );
 }
 
 /// What absorbing alerts changed on an incident.
@@ -619,7 +905,13 @@ struct AlertsData<'a> {
     truncated_alerts: Option<u64>,
 }
 
-fn opened_event(inc: &Incident, actor: &str, j: &Joined<'_>, now: DateTime<Utc>) -> NewEvent {
+fn opened_event(
+    inc: &Incident,
+    actor: &str,
+    j: &Joined<'_>,
+    storm: Option<StormPolicy>,
+    now: DateTime<Utc>,
+) -> NewEvent {
     #[derive(Serialize)]
     struct Opened<'a> {
         title: &'a str,
@@ -631,8 +923,17 @@ fn opened_event(inc: &Incident, actor: &str, j: &Joined<'_>, now: DateTime<Utc>)
         drill: bool,
         facts: &'a Facts,
         alerts: &'a [AlertItem<'a>],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        storm: Option<serde_json::Value>,
     }
     let alerts = j.by_actor.get(actor).map(Vec::as_slice).unwrap_or_default();
+    let storm = storm.filter(|_| inc.storm).map(|s| {
+        json!({
+            "bucket": inc.intake,
+            "max_incidents": s.max_incidents,
+            "window": crate::domain::duration::HumanDuration(s.window).to_string(),
+        })
+    });
     NewEvent::new(
         now,
         actor,
@@ -648,6 +949,7 @@ fn opened_event(inc: &Incident, actor: &str, j: &Joined<'_>, now: DateTime<Utc>)
             drill: inc.drill,
             facts: &inc.facts,
             alerts,
+            storm,
         },
     )
 }

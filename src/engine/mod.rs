@@ -5,6 +5,7 @@ pub mod acklink;
 pub mod announce;
 pub mod campaign;
 mod commands;
+pub mod correlate;
 mod deliveries;
 pub mod drills;
 mod ingest;
@@ -24,7 +25,9 @@ use serde::Serialize;
 
 pub use commands::{Declaration, IncidentPatch};
 pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, derived_key};
-pub use ingest::{Disposition, IngestOutcome, IngestQueue, PreparedAlert, prepare};
+pub use ingest::{
+    Disposition, IngestOutcome, IngestPolicy, IngestQueue, PreparedAlert, StormPolicy, prepare,
+};
 pub use notice_gate::GateChecks;
 pub use tasks::{NewTaskRequest, Reassign};
 

@@ -166,9 +166,11 @@ pub async fn recompute(
     let rows = tx.obligations_of(inc.id).await?;
     let mut events = Vec::new();
     let mut assessment = assess(reg, inc, &rows, now);
-    // A false positive was no breach: nothing is owed (what was met stays met).
+    // A false positive was no breach, and a merged incident's breach is its survivor's:
+    // nothing is owed here (what was met stays met).
     let false_positive = inc.status == crate::domain::incident::Status::FalsePositive;
-    if false_positive {
+    let merged = inc.status == crate::domain::incident::Status::Merged;
+    if false_positive || merged {
         assessment.jurisdictions.clear();
         assessment.clocks_to_start.clear();
     }
@@ -354,6 +356,8 @@ pub async fn recompute(
             Some(inc.id),
             &json!({ "key": r.key, "detail": if false_positive {
                 "the incident is a false positive"
+            } else if merged {
+                "the incident was merged into another, which owes what it owed"
             } else {
                 "the facts no longer make it owed"
             } }),

@@ -32,9 +32,17 @@ pub struct GenericAlert {
     /// when absent.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// The problem this alert belongs to, as the sender groups them (like Alertmanager's
+    /// `groupKey`): alerts with the same group key join one open incident. Without it, alerts
+    /// join by fingerprint.
+    #[serde(default)]
+    pub group_key: Option<String>,
     #[serde(default)]
     pub facts: Facts,
 }
+
+/// Longest accepted `group_key`: a key, not a document.
+const MAX_GROUP_KEY: usize = 512;
 
 /// Parse a request body: one alert or an array.
 pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<Vec<NewAlert>, FormatError> {
@@ -86,6 +94,24 @@ fn normalise(a: GenericAlert, now: DateTime<Utc>) -> Result<NewAlert, (&'static 
     a.facts
         .validate()
         .map_err(|e| ("facts", format!("{}: {}", e.path, e.message)))?;
+    let group_key = a.group_key.map(clean).map(|g| g.trim().to_string());
+    if let Some(g) = &group_key {
+        if g.is_empty() {
+            return Err((
+                "group_key",
+                "is empty; leave it out to join alerts by fingerprint".into(),
+            ));
+        }
+        if g.len() > MAX_GROUP_KEY {
+            return Err((
+                "group_key",
+                format!(
+                    "is {} bytes long; at most {MAX_GROUP_KEY} are accepted (a key such as \"db-3/exfiltration\", not a document)",
+                    g.len()
+                ),
+            ));
+        }
+    }
     let labels = clean_map(a.labels);
     let fingerprint = match a.fingerprint.map(clean) {
         Some(f) if !f.trim().is_empty() => f.trim().to_string(),
@@ -102,7 +128,10 @@ fn normalise(a: GenericAlert, now: DateTime<Utc>) -> Result<NewAlert, (&'static 
         fingerprint,
         dedup_scope: String::new(),
         facts: a.facts,
-        origin: Origin::default(),
+        origin: Origin {
+            group_key,
+            ..Origin::default()
+        },
         source: a.source,
     })
 }
@@ -155,6 +184,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path, "facts.data_types[0]");
+    }
+
+    #[test]
+    fn group_key_is_kept_and_checked() {
+        let a = parse(
+            br#"{"source":"siem","title":"x","group_key":" db-3 "}"#,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(a[0].origin.group_key.as_deref(), Some("db-3"));
+        let e = parse(br#"{"source":"siem","title":"x","group_key":"  "}"#, now()).unwrap_err();
+        assert_eq!(e.path, "group_key");
+        let long = format!(
+            r#"{{"source":"siem","title":"x","group_key":"{}"}}"#,
+            "k".repeat(600)
+        );
+        let e = parse(long.as_bytes(), now()).unwrap_err();
+        assert!(e.message.contains("at most 512"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `&'static str` by the `pg` flag the macro provides.
 
 mod announcements;
+mod correlate;
 mod drills;
 mod obligations;
 mod outbox;
@@ -24,6 +25,7 @@ mod write;
 use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
+pub use correlate::{HeldAlert, IncidentAlertRow};
 pub use drills::{DrillRow, NewDrill};
 pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{

@@ -232,7 +232,7 @@ impl WriteTx {
     /// Open incidents, oldest first (recomputed after the packs change).
     pub async fn open_incidents(&mut self, limit: i64) -> Result<Vec<i64>> {
         let rows: Vec<(i64,)> = on_tx!(self, c, _pg => {
-            sqlx::query_as("SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive') ORDER BY id LIMIT $1")
+            sqlx::query_as("SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive', 'merged') ORDER BY id LIMIT $1")
                 .bind(limit)
                 .fetch_all(&mut *c)
                 .await?

@@ -67,7 +67,7 @@ impl Store {
                 "SELECT ", incident_columns!(), " FROM incidents WHERE ",
                 "($1 IS NULL OR status = $1) AND ($2 IS NULL OR severity = $2) AND ($3 IS NULL OR category = $3) ",
                 "AND ($4 IS NULL OR drill = $4) AND ($5 IS NULL OR id < $5) ",
-                "AND ($6 IS NULL OR (status NOT IN ('closed', 'false_positive')) = $6) ",
+                "AND ($6 IS NULL OR (status NOT IN ('closed', 'false_positive', 'merged')) = $6) ",
                 "ORDER BY id DESC LIMIT $7"
             ))
             .bind(f.status.map(Status::as_str))
@@ -100,13 +100,22 @@ impl Store {
         rows.into_iter().map(AlertRecord::try_from).collect()
     }
 
-    /// The audited events of one incident, oldest first.
+    /// The audited events of one incident and of the incidents merged into it (and into
+    /// those), oldest first.
     pub async fn timeline(&self, incident_id: i64, after: i64, limit: i64) -> Result<Vec<Event>> {
-        let rows: Vec<EventRow> = on_pool!(self, pool, _pg => {
-            sqlx::query_as(
-                "SELECT id, at, actor, kind, incident_id, data, prev_hash, hash FROM events \
-                 WHERE incident_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-            )
+        let rows: Vec<EventRow> = on_pool!(self, pool, pg => {
+            let sql = if pg {
+                "WITH RECURSIVE family(id) AS (SELECT $1::bigint UNION \
+                 SELECT i.id FROM incidents i JOIN family f ON i.merged_into = f.id) \
+                 SELECT id, at, actor, kind, incident_id, data, prev_hash, hash FROM events \
+                 WHERE incident_id IN (SELECT id FROM family) AND id > $2 ORDER BY id LIMIT $3"
+            } else {
+                "WITH RECURSIVE family(id) AS (SELECT $1 UNION \
+                 SELECT i.id FROM incidents i JOIN family f ON i.merged_into = f.id) \
+                 SELECT id, at, actor, kind, incident_id, data, prev_hash, hash FROM events \
+                 WHERE incident_id IN (SELECT id FROM family) AND id > $2 ORDER BY id LIMIT $3"
+            };
+            sqlx::query_as(sql)
             .bind(incident_id)
             .bind(after)
             .bind(limit)
@@ -121,7 +130,7 @@ impl Store {
         let rows: Vec<(String, i64)> = on_pool!(self, pool, _pg => {
             sqlx::query_as(
                 "SELECT severity, COUNT(*) FROM incidents \
-                 WHERE status NOT IN ('closed', 'false_positive') AND drill = FALSE GROUP BY severity",
+                 WHERE status NOT IN ('closed', 'false_positive', 'merged') AND drill = FALSE GROUP BY severity",
             )
             .fetch_all(pool)
             .await?

@@ -31,12 +31,17 @@ pub(super) struct IncidentRow {
     pub created_by: String,
     pub assessed_notifiable_at: Option<i64>,
     pub handling_closed_at: Option<i64>,
+    pub alerts_firing: i64,
+    pub alerts_resolved: i64,
+    pub merged_into: Option<i64>,
+    pub intake: Option<String>,
+    pub storm: bool,
 }
 
 /// The incident columns, as a literal for `concat!`.
 macro_rules! incident_columns {
     () => {
-        "id, title, summary, category, severity, status, drill, origin, rule, facts, facts_version, first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at, updated_at, alert_count, truncated_alerts, created_by, assessed_notifiable_at, handling_closed_at"
+        "id, title, summary, category, severity, status, drill, origin, rule, facts, facts_version, first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at, updated_at, alert_count, truncated_alerts, created_by, assessed_notifiable_at, handling_closed_at, alerts_firing, alerts_resolved, merged_into, intake, storm"
     };
 }
 pub(super) use incident_columns;
@@ -76,6 +81,11 @@ impl TryFrom<IncidentRow> for Incident {
             created_by: r.created_by,
             assessed_notifiable_at: r.assessed_notifiable_at.map(from_micros),
             handling_closed_at: r.handling_closed_at.map(from_micros),
+            alerts_firing: r.alerts_firing,
+            alerts_resolved: r.alerts_resolved,
+            merged_into: r.merged_into,
+            intake: r.intake,
+            storm: r.storm,
         })
     }
 }
@@ -106,6 +116,11 @@ pub(super) struct IncidentOut<'a> {
     pub created_by: &'a str,
     pub assessed_notifiable_at: Option<i64>,
     pub handling_closed_at: Option<i64>,
+    pub alerts_firing: i64,
+    pub alerts_resolved: i64,
+    pub merged_into: Option<i64>,
+    pub intake: Option<&'a str>,
+    pub storm: bool,
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -134,6 +149,11 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             created_by: &i.created_by,
             assessed_notifiable_at: i.assessed_notifiable_at.map(to_micros),
             handling_closed_at: i.handling_closed_at.map(to_micros),
+            alerts_firing: i.alerts_firing,
+            alerts_resolved: i.alerts_resolved,
+            merged_into: i.merged_into,
+            intake: i.intake.as_deref(),
+            storm: i.storm,
         }
     }
 }

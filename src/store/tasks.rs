@@ -122,10 +122,10 @@ impl WriteTx {
     pub async fn open_incident_ids(&mut self, severities: &[&str]) -> Result<Vec<i64>> {
         let rows: Vec<(i64,)> = on_tx!(self, c, pg => {
             let sql = if pg {
-                "SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive') \
+                "SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive', 'merged') \
                  AND severity IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id"
             } else {
-                "SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive') \
+                "SELECT id FROM incidents WHERE status NOT IN ('closed', 'false_positive', 'merged') \
                  AND severity IN (SELECT value FROM json_each($1)) ORDER BY id"
             };
             sqlx::query_as(sql).bind(json(severities)).fetch_all(&mut *c).await?

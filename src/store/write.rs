@@ -247,7 +247,7 @@ pub(super) fn chunks(n: usize) -> Vec<(usize, usize)> {
 
 static INSERT_INCIDENTS: BulkInsert = BulkInsert::new(
     concat!("INSERT INTO incidents (", incident_columns!(), ")"),
-    23,
+    28,
     "",
 );
 static INSERT_INCIDENT_KEYS: BulkInsert = BulkInsert::new(
@@ -309,7 +309,7 @@ pub(super) use insert_chunks;
 /// Run a one-parameter query once per key on SQLite's locked handle ([`super::raw`]),
 /// folding its rows into a map: one prepared statement and an index probe per key, instead
 /// of sending the keys as JSON for `json_each` to parse.
-async fn lookup_each<T>(
+pub(super) async fn lookup_each<T>(
     c: &mut SqliteConnection,
     sql: &str,
     keys: &[&str],
@@ -453,7 +453,7 @@ impl WriteTx {
                 return lookup_each(
                     lite,
                     "SELECT MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
-                     WHERE k.group_key = ? AND i.status NOT IN ('closed', 'false_positive')",
+                     WHERE k.group_key = ? AND i.status NOT IN ('closed', 'false_positive', 'merged')",
                     keys,
                     |key, row, out: &mut HashMap<String, i64>| {
                         if let Some(id) = row.int(0) {
@@ -466,7 +466,7 @@ impl WriteTx {
             // PostgreSQL (SQLite returned above).
             let sql = "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
                  WHERE k.group_key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
-                 AND i.status NOT IN ('closed', 'false_positive') GROUP BY k.group_key";
+                 AND i.status NOT IN ('closed', 'false_positive', 'merged') GROUP BY k.group_key";
             sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
         });
         Ok(rows.into_iter().collect())
@@ -516,6 +516,11 @@ impl WriteTx {
                     .bind(r.created_by)
                     .bind(r.assessed_notifiable_at)
                     .bind(r.handling_closed_at)
+                    .bind(r.alerts_firing)
+                    .bind(r.alerts_resolved)
+                    .bind(r.merged_into)
+                    .bind(r.intake)
+                    .bind(r.storm)
             });
         });
         Ok(())
@@ -529,7 +534,8 @@ impl WriteTx {
                 "UPDATE incidents SET title = $2, summary = $3, category = $4, severity = $5, status = $6, \
                  rule = $7, facts = $8, facts_version = $9, discovered_at = $10, declared_at = $11, aware_at = $12, \
                  contained_at = $13, closed_at = $14, updated_at = $15, alert_count = $16, truncated_alerts = $17, \
-                 assessed_notifiable_at = $18, handling_closed_at = $19 WHERE id = $1",
+                 assessed_notifiable_at = $18, handling_closed_at = $19, alerts_firing = $20, alerts_resolved = $21, \
+                 merged_into = $22, storm = $23 WHERE id = $1",
             )
             .bind(r.id)
             .bind(r.title)
@@ -550,6 +556,10 @@ impl WriteTx {
             .bind(r.truncated_alerts)
             .bind(r.assessed_notifiable_at)
             .bind(r.handling_closed_at)
+            .bind(r.alerts_firing)
+            .bind(r.alerts_resolved)
+            .bind(r.merged_into)
+            .bind(r.storm)
             .execute(&mut *c)
             .await?;
         });

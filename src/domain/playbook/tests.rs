@@ -89,7 +89,7 @@ due = "1h"
 fn shipped_playbooks_load_without_problems() {
     let p = load_dir(&shipped()).unwrap_or_else(|e| panic!("{}", e.join("\n")));
     let ids: Vec<&str> = p.all().iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, ["cyber_general", "default", "pi_incident"]);
+    assert_eq!(ids, ["cyber_general", "default", "pi_incident", "triage"]);
     assert_eq!(p.default_playbook().id, "default");
 }
 
@@ -111,6 +111,12 @@ fn shipped_selection() {
     );
     assert_eq!(p.select(Category::Other, Severity::S1).id, "default");
     assert_eq!(p.select(Category::Disaster, Severity::S3).id, "default");
+    // An alert no rule classified: Security's on-call triages it.
+    let t = p.select(Category::Unclassified, Severity::S2);
+    assert_eq!(
+        (t.id.as_str(), t.departments.as_slice()),
+        ("triage", &["security".to_string()][..])
+    );
 }
 
 #[test]
