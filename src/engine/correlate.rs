@@ -144,6 +144,18 @@ fn raise(
     reclassify(inc, proposed?, rule, now)
 }
 
+/// Alerts as an event that puts them in its incident lists them: `{id, hash}` each, which
+/// `audit verify` checks against where they are.
+fn vouch(rows: &[(i64, String)]) -> serde_json::Value {
+    rows.iter()
+        .map(|(id, hash)| json!({ "id": id, "hash": hash }))
+        .collect()
+}
+
+fn ids(rows: &[(i64, String)]) -> Vec<i64> {
+    rows.iter().map(|(id, _)| *id).collect()
+}
+
 fn event(
     actor: &str,
     kind: &'static str,
@@ -217,7 +229,7 @@ impl Engine {
                     actor,
                     "alert.moved",
                     from_id,
-                    json!({ "alerts": moved, "fingerprint": alert.fingerprint, "source": alert.source,
+                    json!({ "moved": ids(&moved), "fingerprint": alert.fingerprint, "source": alert.source,
                             "from": from_id, "to": to.id, "reason": why }),
                     now,
                 ));
@@ -251,7 +263,7 @@ impl Engine {
             actor,
             "alert.moved",
             to.id,
-            json!({ "alerts": moved, "fingerprint": alert.fingerprint, "source": alert.source,
+            json!({ "alerts": vouch(&moved), "fingerprint": alert.fingerprint, "source": alert.source,
                     "from": alert.incident_id, "to": to.id, "reason": why }),
             now,
         ));
@@ -264,7 +276,7 @@ impl Engine {
         Ok(Moved {
             from: alert.incident_id,
             to: to.id,
-            alerts: moved,
+            alerts: ids(&moved),
         })
     }
 
@@ -330,7 +342,7 @@ impl Engine {
             json!({
                 "title": inc.title, "category": inc.category, "severity": inc.severity,
                 "status": inc.status, "origin": inc.origin, "drill": false, "facts": inc.facts,
-                "promoted_alert": alert.id, "alerts": attached, "rule": alert.rule, "reason": why,
+                "promoted_alert": alert.id, "alerts": vouch(&attached), "rule": alert.rule, "reason": why,
             }),
             now,
         )];
@@ -460,14 +472,14 @@ impl Engine {
                 actor,
                 "incident.merged",
                 id,
-                json!({ "into": survivor.id, "reason": why, "alerts": moved.len(), "keys": keys }),
+                json!({ "into": survivor.id, "reason": why, "moved": moved.len(), "keys": keys }),
                 now,
             ),
             event(
                 actor,
                 "incident.merged_in",
                 survivor.id,
-                json!({ "from": id, "title": gone.title, "reason": why, "alerts": moved.len(),
+                json!({ "from": id, "title": gone.title, "reason": why, "alerts": vouch(&moved),
                         "keys": keys, "facts_changed": facts_changed }),
                 now,
             ),

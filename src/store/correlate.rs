@@ -225,17 +225,18 @@ impl WriteTx {
     }
 
     /// Move alert rows to another incident: all of `from`'s when `alert_key` is `None`, else
-    /// that alert's notifications only. Returns their ids.
+    /// that alert's notifications only. Returns their ids and content hashes, by id (the
+    /// event recording the move vouches for them where they are now).
     pub async fn move_alerts(
         &mut self,
         from: i64,
         alert_key: Option<&str>,
         to: i64,
-    ) -> Result<Vec<i64>> {
-        let ids: Vec<(i64,)> = on_tx!(self, c, _pg => {
+    ) -> Result<Vec<(i64, String)>> {
+        let mut rows: Vec<(i64, String)> = on_tx!(self, c, _pg => {
             sqlx::query_as(
                 "UPDATE alerts SET incident_id = $3 WHERE incident_id = $1 \
-                 AND ($2 IS NULL OR source || '|' || fingerprint = $2) RETURNING id",
+                 AND ($2 IS NULL OR source || '|' || fingerprint = $2) RETURNING id, hash",
             )
             .bind(from)
             .bind(alert_key)
@@ -243,9 +244,8 @@ impl WriteTx {
             .fetch_all(&mut *c)
             .await?
         });
-        let mut ids: Vec<i64> = ids.into_iter().map(|(i,)| i).collect();
-        ids.sort_unstable();
-        Ok(ids)
+        rows.sort_unstable();
+        Ok(rows)
     }
 
     /// Let the keys `from` collected alerts under lead to `to` as well (a merge).
@@ -276,20 +276,23 @@ impl WriteTx {
     }
 
     /// Point the recorded rows of an alert (those in no incident) at an incident: a recorded
-    /// alert promoted to one. Returns their ids.
-    pub async fn attach_recorded(&mut self, alert_key: &str, incident_id: i64) -> Result<Vec<i64>> {
-        let ids: Vec<(i64,)> = on_tx!(self, c, _pg => {
+    /// alert promoted or moved to one. Returns their ids and hashes, by id.
+    pub async fn attach_recorded(
+        &mut self,
+        alert_key: &str,
+        incident_id: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut rows: Vec<(i64, String)> = on_tx!(self, c, _pg => {
             sqlx::query_as(
                 "UPDATE alerts SET incident_id = $2 WHERE incident_id IS NULL \
-                 AND source || '|' || fingerprint = $1 RETURNING id",
+                 AND source || '|' || fingerprint = $1 RETURNING id, hash",
             )
             .bind(alert_key)
             .bind(incident_id)
             .fetch_all(&mut *c)
             .await?
         });
-        let mut ids: Vec<i64> = ids.into_iter().map(|(i,)| i).collect();
-        ids.sort_unstable();
-        Ok(ids)
+        rows.sort_unstable();
+        Ok(rows)
     }
 }

@@ -153,6 +153,10 @@ impl Store {
             head: GENESIS.to_string(),
         };
         let mut last_id = 0i64;
+        // Alerts found in another incident than the event that vouched for them said, each
+        // with that event and the incident they are in: cleared when a later event (a move, a
+        // merge) vouches for them there.
+        let mut moved: HashMap<i64, (i64, String, Option<i64>)> = HashMap::new();
         loop {
             let page: Vec<EventRow> = on_pool!(self, pool, _pg => {
                 sqlx::query_as(
@@ -165,6 +169,12 @@ impl Store {
                 .await?
             });
             if page.is_empty() {
+                if let Some((_, (event_id, problem, _))) =
+                    moved.into_iter().min_by_key(|(_, v)| v.0)
+                {
+                    report.broken_at = Some(event_id);
+                    report.problem = Some(problem);
+                }
                 return Ok(report);
             }
             let mut vouched: HashMap<i64, (String, Option<i64>, i64)> = HashMap::new();
@@ -175,11 +185,16 @@ impl Store {
                     return Ok(report);
                 }
                 collect_alert_hashes(e, &mut vouched);
+                moved.retain(|id, (_, _, now_in)| {
+                    vouched
+                        .get(id)
+                        .is_none_or(|(_, incident, _)| incident != now_in)
+                });
                 report.head = e.hash.clone();
                 last_id = e.id;
                 report.events += 1;
             }
-            if let Some((event_id, problem)) = self.check_alerts(&vouched).await? {
+            if let Some((event_id, problem)) = self.check_alerts(&vouched, &mut moved).await? {
                 report.broken_at = Some(event_id);
                 report.problem = Some(problem);
                 return Ok(report);
@@ -189,10 +204,13 @@ impl Store {
         }
     }
 
-    /// Compare stored alerts with the hashes their events recorded. Returns the first mismatch.
+    /// Compare stored alerts with the hashes their events recorded. Returns the first mismatch
+    /// of content; an alert in another incident than its event said goes to `moved`, for a
+    /// later event to account for.
     async fn check_alerts(
         &self,
         vouched: &HashMap<i64, (String, Option<i64>, i64)>,
+        moved: &mut HashMap<i64, (i64, String, Option<i64>)>,
     ) -> Result<Option<(i64, String)>> {
         if vouched.is_empty() {
             return Ok(None);
@@ -219,12 +237,20 @@ impl Store {
                     "alert {} was changed after event {event_id} recorded it",
                     r.id
                 ))
-            } else if r.incident_id != *incident {
-                Some(format!(
-                    "alert {} was moved to another incident after event {event_id}",
-                    r.id
-                ))
             } else {
+                if r.incident_id != *incident {
+                    moved.insert(
+                        r.id,
+                        (
+                            *event_id,
+                            format!(
+                                "alert {} was moved to another incident after event {event_id}, and no event records the move",
+                                r.id
+                            ),
+                            r.incident_id,
+                        ),
+                    );
+                }
                 None
             };
             if let Some(p) = problem

@@ -81,6 +81,12 @@ pub fn config_text(store_url: &str, extra: &str) -> String {
                 .display()
         )
     };
+    // A request limit suits the stories, unless the test sets `[ingest]` itself.
+    let ingest = if extra.contains("[ingest]") {
+        ""
+    } else {
+        "[ingest]\nmax_alerts_per_request = 200\n"
+    };
     format!(
         r#"
 [server]
@@ -125,9 +131,7 @@ operator_type = "other"
 jurisdictions = ["CN"]
 contact = "privacy@test.example"
 
-[ingest]
-max_alerts_per_request = 200
-
+{ingest}
 {templates}
 {extra}
 "#,
