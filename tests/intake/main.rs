@@ -1,0 +1,9 @@
+//! Intake stories (issue #15): correlation, triage of unmatched alerts, storms, heartbeats,
+//! silences, paging, and the path through a real Prometheus Alertmanager — on SQLite and
+//! PostgreSQL. One test binary; each part is a module of its own.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod alertmanager;
