@@ -21,6 +21,10 @@ pub const TOKEN: &str = "bench-token";
 pub struct Daemon {
     pub child: Child,
     pub addr: String,
+    /// The store it runs on (an absolute `sqlite://` path, or the PostgreSQL database's URL).
+    pub store_url: String,
+    /// Its configuration file.
+    pub config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -88,10 +92,65 @@ level = "warn,incidentd::cli=info"
         );
         std::fs::write(dir.path().join("incidentd.toml"), config).unwrap();
         let (child, addr) = process::spawn_serve(&dir.path().join("incidentd.toml"));
+        let store_url = match backend {
+            "sqlite" => format!("sqlite://{}/incidentd.db", dir.path().display()),
+            _ => url,
+        };
         Daemon {
             child,
             addr,
+            store_url,
+            config: dir.path().join("incidentd.toml"),
             _dir: dir,
+        }
+    }
+
+    /// Start `incidentd serve` on the repository's shipped example configuration, as a user
+    /// runs it: the whole `config/` folder (incidentd.toml, classification.toml, playbooks,
+    /// jurisdiction packs, drills) is copied into a temporary folder, and only what must change
+    /// is overridden through the daemon's own `INCIDENTD__<SECTION>__<KEY>` variables — the
+    /// listen address (port 0), a fresh store on `backend`, `paths.templates` (the copy's
+    /// `../templates` would not exist) — plus `env`, e.g. channels pointed at local sinks.
+    pub fn start_shipped(backend: &str, env: &[(&str, String)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_dir(&root.join("config"), &dir.path().join("config"));
+        let store_url = match backend {
+            "sqlite" => format!("sqlite://{}/incidentd.db", dir.path().display()),
+            "postgres" => fresh_pg_database(),
+            other => panic!("--backend {other}: use sqlite or postgres"),
+        };
+        let mut vars: Vec<(String, String)> = vec![
+            ("INCIDENTD__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+            ("INCIDENTD__STORE__URL".into(), store_url.clone()),
+            (
+                "INCIDENTD__PATHS__TEMPLATES".into(),
+                root.join("templates").display().to_string(),
+            ),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let config = dir.path().join("config/incidentd.toml");
+        let (child, addr) = process::spawn_serve_with_env(&config, &vars);
+        Daemon {
+            child,
+            addr,
+            store_url,
+            config,
+            _dir: dir,
+        }
+    }
+}
+
+/// Copy a folder and everything under it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
         }
     }
 }
@@ -260,6 +319,147 @@ pub async fn smtp_sink(r: Arc<Receipts>) -> String {
                             return Some(());
                         }
                         _ => b"250 ok\r\n",
+                    };
+                    wr.write_all(answer).await.ok()?;
+                }
+            });
+        }
+    });
+    format!("smtp://{addr}")
+}
+
+/// One message a person received, as a sink saw it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// `email`, `sms` or `voice`.
+    pub channel: String,
+    /// The address or phone number it went to.
+    pub recipient: String,
+    /// What the delivery's idempotency key starts with (`page` for pages), else `other`.
+    pub kind: String,
+    pub at: Instant,
+}
+
+/// Every message the channel sinks received, per recipient.
+#[derive(Default)]
+pub struct Inbox {
+    msgs: Mutex<Vec<Received>>,
+}
+
+impl Inbox {
+    pub fn record(&self, channel: &str, recipient: &str, kind: &str) {
+        self.msgs.lock().unwrap().push(Received {
+            channel: channel.to_string(),
+            recipient: recipient.to_string(),
+            kind: kind.to_string(),
+            at: Instant::now(),
+        });
+    }
+    pub fn len(&self) -> usize {
+        self.msgs.lock().unwrap().len()
+    }
+    pub fn snapshot(&self) -> Vec<Received> {
+        self.msgs.lock().unwrap().clone()
+    }
+    pub fn reset(&self) {
+        self.msgs.lock().unwrap().clear();
+    }
+}
+
+/// The kind of an idempotency key: its first `:`-separated part (`page:12:security:1:0:sms`).
+fn key_kind(key: &str) -> String {
+    match key.split_once(':') {
+        Some((k, _)) if !k.is_empty() => k.to_string(),
+        _ => "other".to_string(),
+    }
+}
+
+/// An SMS and voice gateway (`generic_http`) that accepts at once: answers every POST 200
+/// `{"id": …}` and records the body's `kind` (sms/voice), `to` and idempotency key.
+pub async fn phone_sink(inbox: Arc<Inbox>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (inbox, n) = (inbox.clone(), n.clone());
+        async move {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let key = v["idempotency_key"].as_str().unwrap_or("");
+            inbox.record(
+                v["kind"].as_str().unwrap_or("?"),
+                v["to"].as_str().unwrap_or("?"),
+                &key_kind(key),
+            );
+            axum::Json(json!({"id": n.fetch_add(1, Ordering::Relaxed).to_string()}))
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A minimal SMTP server that accepts everything at once (220, 250, 354, 250, 221) and records
+/// each message once per `RCPT TO`, with the kind read from incidentd's
+/// `Message-ID: <incidentd.{idempotency key}@…>` (`:` written `=3A`).
+pub async fn recipient_smtp_sink(inbox: Arc<Inbox>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = s.into_split();
+                let mut rd = tokio::io::BufReader::new(rd);
+                let mut line = String::new();
+                wr.write_all(b"220 sink ESMTP\r\n").await.ok()?;
+                let mut rcpts: Vec<String> = Vec::new();
+                let mut kind = String::from("other");
+                let (mut in_data, mut in_headers) = (false, false);
+                loop {
+                    line.clear();
+                    if rd.read_line(&mut line).await.ok()? == 0 {
+                        return Some(());
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            for r in rcpts.drain(..) {
+                                inbox.record("email", &r, &kind);
+                            }
+                            wr.write_all(b"250 2.0.0 queued\r\n").await.ok()?;
+                        } else if in_headers {
+                            if line == "\r\n" {
+                                in_headers = false;
+                            } else if line.to_ascii_lowercase().starts_with("message-id:") {
+                                if let Some(i) = line.find("<incidentd.") {
+                                    let key = &line[i + 11..];
+                                    let end = key.find(['@', '>']).unwrap_or(key.len());
+                                    kind = key_kind(&key[..end].replace("=3A", ":"));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let upper = line.to_ascii_uppercase();
+                    let answer: &[u8] = if upper.starts_with("EHLO") {
+                        b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                    } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+                        rcpts.clear();
+                        kind = "other".into();
+                        b"250 ok\r\n"
+                    } else if upper.starts_with("RCPT TO:") {
+                        let to = line[8..].trim();
+                        let to = to.split_whitespace().next().unwrap_or("");
+                        rcpts.push(to.trim_matches(['<', '>']).to_string());
+                        b"250 ok\r\n"
+                    } else if upper.starts_with("DATA") {
+                        (in_data, in_headers) = (true, true);
+                        b"354 go ahead\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        wr.write_all(b"221 bye\r\n").await.ok()?;
+                        return Some(());
+                    } else {
+                        b"250 ok\r\n"
                     };
                     wr.write_all(answer).await.ok()?;
                 }

@@ -20,6 +20,7 @@ pub const VIEWER: &str = "test-viewer-token";
 pub const ADMIN: &str = "test-admin-token";
 pub const SITE: &str = "test-site-token";
 
+pub mod alertmanager;
 pub mod process;
 pub mod sink;
 pub mod smtp;

@@ -8,11 +8,18 @@ use std::process::{Child, Command, Stdio};
 /// Start the daemon on `config` and wait until it listens; its log goes to our stderr.
 /// Returns the process and its `host:port`.
 pub fn spawn_serve(config: &Path) -> (Child, String) {
+    spawn_serve_with_env(config, &[])
+}
+
+/// As [`spawn_serve`], with environment variables set for the daemon (e.g. the
+/// `INCIDENTD__<SECTION>__<KEY>` overrides of its configuration).
+pub fn spawn_serve_with_env(config: &Path, env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
         .args(["serve", "--config"])
         .arg(config)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

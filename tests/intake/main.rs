@@ -1,9 +1,10 @@
-//! Intake a monitoring stack can trust (issue #15), through the running daemon on SQLite and
-//! PostgreSQL: alert groups as incidents, triage of unmatched critical alerts, storms, and
-//! people's corrections (move, promote, merge).
+//! Intake stories (issue #15): correlation, triage of unmatched alerts, storms, heartbeats,
+//! silences, paging, people's corrections (move, promote, merge), and the path through a real
+//! Prometheus Alertmanager — on SQLite and PostgreSQL. One test binary; each part is a module.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alertmanager;
 mod correlation;
