@@ -211,6 +211,11 @@ impl Rules {
         self.rules.is_empty()
     }
 
+    /// The rules' names, in order (silences name a rule; an unknown one is refused).
+    pub fn names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
     /// Labels used to group alerts when no matching rule says otherwise.
     pub fn default_group_by(&self) -> &[String] {
         &self.group_by
@@ -321,12 +326,19 @@ fn ascii_word_boundaries(pattern: &str) -> String {
 }
 
 fn regex(pattern: &str, key: &str, errors: &mut Vec<String>) -> Option<Regex> {
+    compile_pattern(pattern)
+        .map_err(|e| errors.push(format!("{key}: {e}")))
+        .ok()
+}
+
+/// A rule's pattern as rules compile it: unanchored, case-insensitive, ASCII word boundaries
+/// (heartbeats' label patterns are read the same way).
+pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
     RegexBuilder::new(&ascii_word_boundaries(pattern))
         .case_insensitive(true)
         .size_limit(1 << 22)
         .build()
-        .map_err(|e| errors.push(format!("{key}: invalid regular expression: {e}")))
-        .ok()
+        .map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 fn compile_rule(spec: &RuleSpec, at: &str, errors: &mut Vec<String>) -> Option<Rule> {
