@@ -75,6 +75,9 @@ pub struct AlertRecord {
     pub severity: Option<Severity>,
     pub rule: Option<String>,
     pub incident_id: Option<i64>,
+    /// The silence that silenced it: it opened and joined nothing, and paged nobody.
+    #[serde(default)]
+    pub silence_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

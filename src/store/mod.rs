@@ -7,6 +7,7 @@
 
 mod announcements;
 mod drills;
+mod heartbeats;
 mod obligations;
 mod outbox;
 pub mod postgres;
@@ -15,6 +16,7 @@ mod read;
 mod reports;
 mod rows;
 mod scorecard;
+mod silences;
 pub mod sqlite;
 mod subjects;
 mod tasks;
@@ -25,6 +27,7 @@ use secrecy::ExposeSecret;
 
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
 pub use drills::{DrillRow, NewDrill};
+pub use heartbeats::{HeartbeatRow, WasLate};
 pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
@@ -32,6 +35,7 @@ pub use outbox::{
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
 pub use reports::{NewReport, NoticeStats, ReportRow, Submission};
+pub use silences::{ActiveSilence, NewSilenceRow, SilenceFilter, SilenceRow};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
     ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,
