@@ -36,6 +36,10 @@ pub struct PreparedAlert {
     pub description: String,
     pub occurred_at: DateTime<Utc>,
     pub truncated_alerts: u64,
+    /// The alert's labels (silences match on them).
+    pub labels: BTreeMap<String, String>,
+    /// The heartbeats this alert keeps alive (set by the API from the live configuration).
+    pub heartbeats: Vec<Arc<crate::domain::heartbeat::Heartbeat>>,
 }
 
 /// What became of one alert.
@@ -50,6 +54,8 @@ pub enum Disposition {
     Duplicate,
     /// Recorded, but it matched no incident rule and no open incident.
     Recorded,
+    /// Recorded and marked silenced by a silence: it opened and joined nothing, paged nobody.
+    Silenced,
 }
 
 impl Disposition {
@@ -59,6 +65,7 @@ impl Disposition {
             Disposition::Joined => "joined",
             Disposition::Duplicate => "duplicate",
             Disposition::Recorded => "recorded",
+            Disposition::Silenced => "silenced",
         }
     }
 }
@@ -120,6 +127,8 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         description: a.description,
         occurred_at: a.occurred_at,
         truncated_alerts,
+        labels: detail.labels,
+        heartbeats: Vec::new(),
     }
 }
 
@@ -328,6 +337,8 @@ async fn apply(
     let open = tx.open_incidents_by_key(&open_keys).await?;
 
     let (max_alert, max_incident) = tx.max_ids().await?;
+    // Silences (issue #15 part 5): those active now; matching new alerts are silenced.
+    let mut silences = super::silences::SilenceCheck::load(&mut tx, now).await?;
     phases.lap("lookup");
     let mut next_alert = max_alert + 1;
     let mut next_incident = max_incident + 1;
@@ -362,7 +373,11 @@ async fn apply(
             next_alert += 1;
             let gk = a.row.group_key.as_str();
             let firing = a.status == AlertStatus::Firing;
-            let (incident_id, disposition) = if let Some(&iid) = open.get(gk) {
+            // Silences: a silenced alert opens and joins nothing (never a PI one, see silences.rs).
+            let hit = silences.check(a);
+            let (incident_id, disposition) = if hit.silence().is_some() {
+                (None, Disposition::Silenced)
+            } else if let Some(&iid) = open.get(gk) {
                 (Some(iid), Disposition::Joined)
             } else if let Some(&ni) = new_by_key.get(gk) {
                 (Some(new_incidents[ni].id), Disposition::Joined)
@@ -389,8 +404,10 @@ async fn apply(
                     j.truncated = j.truncated.max(a.truncated_alerts);
                     members.entry(iid).or_default().push(a);
                 }
+                None if hit.silence().is_some() => {}
                 None => unmatched.entry(job.actor.as_str()).or_default().push(item),
             }
+            silences.record(hit, &job.actor, id, a, incident_id, now);
             let outcome = IngestOutcome {
                 alert_id: id,
                 incident_id,
@@ -401,6 +418,7 @@ async fn apply(
             rows.push(AlertInsert {
                 id,
                 incident_id,
+                silence_id: hit.silence(),
                 row: &a.row,
             });
         }
@@ -478,6 +496,12 @@ async fn apply(
             },
         ));
     }
+
+    // Silences: `alerts.silenced` per actor, `silence.overridden` per PI alert a silence matched.
+    events.extend(silences.events(now));
+    // Heartbeats (issue #15 part 4): every firing alert that keeps one alive counts, duplicates
+    // (Alertmanager's re-sends) included.
+    events.extend(super::heartbeats::signalled(&mut tx, all(jobs).map(|(_, a)| a), now).await?);
 
     phases.lap("plan");
     tx.insert_incidents(&new_incidents).await?;
