@@ -25,6 +25,8 @@ pub struct IngestResponse {
     pub accepted: usize,
     pub duplicates: usize,
     pub incidents_opened: usize,
+    /// New alerts an active silence silenced (they open and join nothing).
+    pub silenced: usize,
     /// One entry per alert, in request order.
     pub alerts: Vec<IngestOutcome>,
 }
@@ -109,8 +111,9 @@ async fn ingest(
     }
     let rules = live.rules.clone();
     let respond = live.playbooks.is_some();
+    let heartbeats = live.heartbeats.clone();
     drop(live);
-    let prepared = if alerts.len() <= INLINE_PREPARE {
+    let mut prepared: Vec<_> = if alerts.len() <= INLINE_PREPARE {
         alerts
             .into_iter()
             .map(|a| prepare(a, &rules, now))
@@ -126,6 +129,8 @@ async fn ingest(
         .await
         .map_err(|_| ApiError::internal())?
     };
+    // Heartbeats (issue #15 part 4): which of them each alert keeps alive.
+    crate::engine::heartbeats::mark(&heartbeats, &mut prepared);
     let outcomes = state
         .engine
         .ingest_queue()
@@ -145,6 +150,7 @@ async fn ingest(
             accepted: outcomes.len() - duplicates,
             duplicates,
             incidents_opened: count(Disposition::Opened),
+            silenced: count(Disposition::Silenced),
             alerts: outcomes,
         }),
     ))
@@ -153,9 +159,12 @@ async fn ingest(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
-    /// Only alerts that opened or joined no incident.
+    /// Only alerts that opened or joined no incident and were not silenced.
     #[serde(default)]
     pub unmatched: bool,
+    /// Only alerts a silence silenced.
+    #[serde(default)]
+    pub silenced: bool,
     /// Only alerts of this incident.
     pub incident: Option<i64>,
     /// Page: alerts with ids below this.
@@ -191,6 +200,7 @@ pub async fn list_alerts(
         .store()
         .alerts(&AlertFilter {
             unmatched: q.unmatched,
+            silenced: q.silenced,
             incident_id: q.incident,
             before: q.before,
             limit,
