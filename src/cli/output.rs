@@ -236,9 +236,11 @@ pub fn alert_table(v: &Value) {
         "ID", "RECEIVED", "STATUS", "SOURCE", "INCIDENT"
     );
     for a in &list {
-        let inc = a["incident_id"]
-            .as_i64()
-            .map_or("—".to_string(), |i| i.to_string());
+        let inc = match (a["incident_id"].as_i64(), a["silence_id"].as_i64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(s)) => format!("sil {s}"),
+            (None, None) => "—".to_string(),
+        };
         println!(
             "{:>8}  {:<20}  {:<8}  {:<14}  {:>8}  {}",
             a["id"].to_string(),

@@ -216,6 +216,11 @@ impl Rules {
         self.rules.iter().map(|r| r.name.as_str()).collect()
     }
 
+    /// The category a rule (by name) gives.
+    pub fn category_of(&self, name: &str) -> Option<Category> {
+        self.rules.iter().find(|r| r.name == name).map(|r| r.category)
+    }
+
     /// Labels used to group alerts when no matching rule says otherwise.
     pub fn default_group_by(&self) -> &[String] {
         &self.group_by

@@ -361,16 +361,16 @@ impl SilenceRequest {
         } else {
             "duration"
         };
-        if ends_at <= starts_at {
-            return Err(refuse(
-                at,
-                format!("the silence would end ({ends_at}) before it starts ({starts_at})"),
-            ));
-        }
         if ends_at <= now {
             return Err(refuse(
                 at,
                 format!("the silence would already be over ({ends_at} is in the past)"),
+            ));
+        }
+        if ends_at <= starts_at {
+            return Err(refuse(
+                at,
+                format!("the silence would end ({ends_at}) before it starts ({starts_at})"),
             ));
         }
         let reason = self.reason.as_deref().map(str::trim).unwrap_or_default();

@@ -30,6 +30,15 @@ pub async fn create(
     let s = req
         .validate(&rules.names(), now)
         .map_err(|r| EngineError::invalid(&r.path, r.message))?;
+    if let Some(r) = &s.conditions.rule
+        && let Some(c) = rules.category_of(r)
+        && c.is_personal_information()
+    {
+        return Err(EngineError::invalid(
+            "rule",
+            format!("rule `{r}` classifies alerts as {c}, a personal-information category: those are never silenced"),
+        ));
+    }
     let matchers = s.conditions.matchers_json();
     let mut tx = store.begin_write().await?;
     let id = tx
