@@ -204,6 +204,24 @@ fn event_note(e: &Value) -> String {
             }
         }
         "incident.facts_updated" => format!("facts v{}", d["version"]),
+        "heartbeat.late" => format!(
+            "{} silent since {} (every {} + {})",
+            s(&d["heartbeat"]),
+            when(&d["silent_since"]),
+            s(&d["interval"]),
+            s(&d["grace"])
+        ),
+        "heartbeat.recovered" => format!(
+            "{} back via {} after {}",
+            s(&d["heartbeat"]),
+            s(&d["via"]),
+            s(&d["silent_for"])
+        ),
+        "silence.overridden" => format!(
+            "silence {} matched alert {}, not applied: personal information",
+            s(&d["silence"]),
+            s(&d["alert_id"])
+        ),
         "incident.updated" => {
             let keys: Vec<&String> = d["changes"]
                 .as_object()

@@ -169,13 +169,23 @@ fn table(v: &Value) {
 }
 
 fn one(v: &Value) {
-    println!(
-        "silence {} is {} until {}: {}",
-        s(&v["id"]),
-        s(&v["state"]),
-        when(&v["ends_at"]),
-        what(v)
-    );
+    let span = match v["state"].as_str() {
+        Some("expired") => format!(
+            "expired (ended {})",
+            when(if v["expired_at"].is_string() {
+                &v["expired_at"]
+            } else {
+                &v["ends_at"]
+            })
+        ),
+        Some("pending") => format!(
+            "pending (from {} until {})",
+            when(&v["starts_at"]),
+            when(&v["ends_at"])
+        ),
+        _ => format!("active until {}", when(&v["ends_at"])),
+    };
+    println!("silence {} is {span}: {}", s(&v["id"]), what(v));
     println!(
         "  from {} · by {} · reason: {}",
         when(&v["starts_at"]),

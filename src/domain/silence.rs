@@ -78,17 +78,22 @@ impl Matcher {
             ));
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                regex::RegexBuilder::new(&format!("^(?:{value})$"))
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| {
-                        format!(
-                            "`{value}` is not a valid regular expression: {}",
-                            one_line(&e.to_string())
-                        )
-                    })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                let build = |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build();
+                // The pattern alone first, so that a mistake is shown in the writer's terms.
+                build(value).map_err(|e| {
+                    format!(
+                        "`{value}` is not a valid regular expression: {}",
+                        regex_problem(&e)
+                    )
+                })?;
+                Some(build(&format!("^(?:{value})$")).map_err(|e| {
+                    format!(
+                        "`{value}` is not a valid regular expression: {}",
+                        regex_problem(&e)
+                    )
+                })?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Matcher {
@@ -127,8 +132,13 @@ impl Matcher {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The regex crate's multi-line message, cut to what went wrong (`unclosed group`).
+fn regex_problem(e: &regex::Error) -> String {
+    let text = e.to_string();
+    match text.rfind("error: ") {
+        Some(i) => text[i + 7..].trim().to_string(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn is_label_name(s: &str) -> bool {
@@ -488,7 +498,7 @@ mod tests {
             );
         }
         let e = "instance=~db-(".parse::<Matcher>().unwrap_err();
-        assert!(e.contains("`db-(` is not a valid regular expression"), "{e}");
+        assert_eq!(e, "`db-(` is not a valid regular expression: unclosed group");
         let e = "a=\"open".parse::<Matcher>().unwrap_err();
         assert!(e.contains("opens a quote"), "{e}");
     }
