@@ -59,7 +59,9 @@ pub async fn ping(
     let Some(b) = beats.get(&name) else {
         let names = beats.names();
         return Err(ApiError::not_found(if names.is_empty() {
-            format!("no heartbeat `{name}` is configured; none are ([[heartbeats]] in incidentd.toml)")
+            format!(
+                "no heartbeat `{name}` is configured; none are ([[heartbeats]] in incidentd.toml)"
+            )
         } else {
             format!(
                 "no heartbeat `{name}` is configured; the configured ones are: {}",
@@ -68,6 +70,7 @@ pub async fn ping(
         }));
     };
     let now = Utc::now();
-    let row = crate::engine::heartbeats::ping(state.engine.store(), b, &caller.actor(), now).await?;
+    let row =
+        crate::engine::heartbeats::ping(state.engine.store(), b, &caller.actor(), now).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view(b, Some(&row), now))))
 }

@@ -68,7 +68,10 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
                 } else {
                     "ping"
                 };
-                format!("{} (every {every} + {grace}, {how}, {})", b.name, b.severity)
+                format!(
+                    "{} (every {every} + {grace}, {how}, {})",
+                    b.name, b.severity
+                )
             })
             .collect();
         println!("  heartbeats      {}", list.join(", "));

@@ -77,7 +77,12 @@ pub struct AddArgs {
     #[arg(long)]
     pub rule: Option<String>,
     /// How long: 90m, 2h, 1d.
-    #[arg(long = "for", value_name = "DURATION", required_unless_present = "until", conflicts_with = "until")]
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        required_unless_present = "until",
+        conflicts_with = "until"
+    )]
     pub duration: Option<String>,
     /// When it ends (RFC 3339).
     #[arg(long, value_name = "TIME")]
@@ -159,11 +164,7 @@ fn table(v: &Value) {
             s(&x["created_by"]),
         );
         if let Some(r) = x["expire_reason"].as_str() {
-            println!(
-                "{:>5}  * ended early by {}: {r}",
-                "",
-                s(&x["expired_by"])
-            );
+            println!("{:>5}  * ended early by {}: {r}", "", s(&x["expired_by"]));
         }
     }
 }

@@ -1106,14 +1106,20 @@ contact = "privacy@example.com"
             ),
             &[],
         );
-        assert!(e.contains("heartbeats[0].interval: `soon` is not a duration"), "{e}");
+        assert!(
+            e.contains("heartbeats[0].interval: `soon` is not a duration"),
+            "{e}"
+        );
         let e = problems(
             &format!(
                 "{CONFIG}\n[[heartbeats]]\nname = \"w\"\ninterval = \"0s\"\ngrace = \"1m\"\nalert = {{ labels = {{ alertname = \"(\" }} }}\n"
             ),
             &[],
         );
-        assert!(e.contains("incidentd.toml: heartbeats[0].interval: 0s is too short"), "{e}");
+        assert!(
+            e.contains("incidentd.toml: heartbeats[0].interval: 0s is too short"),
+            "{e}"
+        );
         assert!(
             e.contains("heartbeats[0].alert.labels.alertname: invalid regular expression"),
             "{e}"

@@ -218,7 +218,10 @@ impl Rules {
 
     /// The category a rule (by name) gives.
     pub fn category_of(&self, name: &str) -> Option<Category> {
-        self.rules.iter().find(|r| r.name == name).map(|r| r.category)
+        self.rules
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.category)
     }
 
     /// Labels used to group alerts when no matching rule says otherwise.

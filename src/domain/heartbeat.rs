@@ -203,7 +203,11 @@ impl Heartbeats {
             let mut labels = Vec::new();
             if let Some(a) = &s.alert {
                 if a.source.as_deref().is_some_and(|x| x.trim().is_empty()) {
-                    problems.push((at("alert.source"), "give the alerts' source, e.g. \"alertmanager\", or leave source out".into()));
+                    problems.push((
+                        at("alert.source"),
+                        "give the alerts' source, e.g. \"alertmanager\", or leave source out"
+                            .into(),
+                    ));
                 }
                 if a.source.is_none() && a.labels.is_empty() {
                     problems.push((
@@ -330,7 +334,10 @@ severity = "S3"
         let b = Heartbeats::compile(&specs(WATCHDOG)).unwrap();
         assert_eq!(b.names(), vec!["alertmanager_watchdog", "backup-job"]);
         assert_eq!(b.get("backup-job").unwrap().severity, Severity::S3);
-        assert_eq!(b.get("alertmanager_watchdog").unwrap().severity, Severity::S2);
+        assert_eq!(
+            b.get("alertmanager_watchdog").unwrap().severity,
+            Severity::S2
+        );
         let hit = |a: &NewAlert| {
             b.signalled_by(&a.source, a.status, &a.labels)
                 .iter()
@@ -396,7 +403,10 @@ grace = "1m"
         assert!(title.contains("心跳超时：alertmanager_watchdog 自 2026-03-01 10:00:00 UTC 起无信号（应每 1m 一次）"), "{title}");
         assert!(title.contains("Heartbeat late: alertmanager_watchdog silent since 2026-03-01 10:00:00 UTC (expected every 1m)"), "{title}");
         assert!(w.late_title(t, false).contains("never heard from"));
-        let s = w.late_summary(Some((t, "alert:alertmanager")), t + chrono::Duration::minutes(6));
+        let s = w.late_summary(
+            Some((t, "alert:alertmanager")),
+            t + chrono::Duration::minutes(6),
+        );
         assert!(s.contains("via alert:alertmanager (6m 0s ago)"), "{s}");
         assert!(s.contains("alertname ~ ^Watchdog$"), "{s}");
     }

@@ -307,7 +307,10 @@ impl SilenceRequest {
     pub fn validate(&self, rules: &[&str], now: DateTime<Utc>) -> Result<NewSilence, Refusal> {
         let mut matchers = Vec::with_capacity(self.matchers.len());
         for (i, m) in self.matchers.iter().enumerate() {
-            matchers.push(m.parse::<Matcher>().map_err(|e| refuse(format!("matchers[{i}]"), e))?);
+            matchers.push(
+                m.parse::<Matcher>()
+                    .map_err(|e| refuse(format!("matchers[{i}]"), e))?,
+            );
         }
         let source = match self.source.as_deref().map(str::trim) {
             Some("") => return Err(refuse("source", "give a source name, or leave source out")),
@@ -347,7 +350,10 @@ impl SilenceRequest {
         let starts_at = self.starts_at.unwrap_or(now);
         let ends_at = match (self.ends_at, self.duration.as_deref()) {
             (Some(_), Some(_)) => {
-                return Err(refuse("duration", "give either ends_at or duration, not both"));
+                return Err(refuse(
+                    "duration",
+                    "give either ends_at or duration, not both",
+                ));
             }
             (None, None) => {
                 return Err(refuse(
@@ -359,11 +365,13 @@ impl SilenceRequest {
             (None, Some(d)) => {
                 let d: HumanDuration = d.parse().map_err(|e: String| refuse("duration", e))?;
                 if d.0.is_zero() {
-                    return Err(refuse("duration", "give a duration longer than zero, e.g. 2h"));
+                    return Err(refuse(
+                        "duration",
+                        "give a duration longer than zero, e.g. 2h",
+                    ));
                 }
                 starts_at
-                    + chrono::Duration::from_std(d.0)
-                        .map_err(|_| refuse("duration", "too long"))?
+                    + chrono::Duration::from_std(d.0).map_err(|_| refuse("duration", "too long"))?
             }
         };
         let at = if self.ends_at.is_some() {
@@ -483,7 +491,11 @@ mod tests {
             "x=\"\"",
         ] {
             let parsed = m(text);
-            assert_eq!(parsed.to_string().parse::<Matcher>().unwrap(), parsed, "{text}");
+            assert_eq!(
+                parsed.to_string().parse::<Matcher>().unwrap(),
+                parsed,
+                "{text}"
+            );
         }
         assert_eq!(m("a = b").to_string(), "a=b");
     }
@@ -498,7 +510,10 @@ mod tests {
             );
         }
         let e = "instance=~db-(".parse::<Matcher>().unwrap_err();
-        assert_eq!(e, "`db-(` is not a valid regular expression: unclosed group");
+        assert_eq!(
+            e,
+            "`db-(` is not a valid regular expression: unclosed group"
+        );
         let e = "a=\"open".parse::<Matcher>().unwrap_err();
         assert!(e.contains("opens a quote"), "{e}");
     }
@@ -558,7 +573,11 @@ mod tests {
         };
         let back = Conditions::from_stored(&c.matchers_json(), None, Some("r".into())).unwrap();
         assert_eq!(back, c);
-        assert!(c.matchers_json().contains(r#""op":"!~""#), "{}", c.matchers_json());
+        assert!(
+            c.matchers_json().contains(r#""op":"!~""#),
+            "{}",
+            c.matchers_json()
+        );
     }
 
     fn now() -> DateTime<Utc> {
@@ -570,7 +589,9 @@ mod tests {
     }
 
     fn refused(v: serde_json::Value) -> Refusal {
-        req(v).validate(&["malware", "pi-leak-text"], now()).unwrap_err()
+        req(v)
+            .validate(&["malware", "pi-leak-text"], now())
+            .unwrap_err()
     }
 
     #[test]
@@ -591,26 +612,85 @@ mod tests {
         }))
         .validate(&["malware"], now())
         .unwrap();
-        assert_eq!((s.starts_at.to_rfc3339(), s.ends_at), ("2026-03-01T22:00:00+00:00".into(), later));
+        assert_eq!(
+            (s.starts_at.to_rfc3339(), s.ends_at),
+            ("2026-03-01T22:00:00+00:00".into(), later)
+        );
     }
 
     #[test]
     fn every_bad_request_names_its_field() {
         let cases = [
-            (serde_json::json!({"duration": "1h", "reason": "x"}), "matchers", "at least one matcher"),
-            (serde_json::json!({"matchers": ["DiskFull"], "duration": "1h", "reason": "x"}), "matchers[0]", "name=value"),
-            (serde_json::json!({"matchers": ["a=b", "i=~("], "duration": "1h", "reason": "x"}), "matchers[1]", "regular expression"),
-            (serde_json::json!({"matchers": ["team!=db"], "duration": "1h", "reason": "x"}), "matchers", "silence every alert"),
-            (serde_json::json!({"rule": "nope", "duration": "1h", "reason": "x"}), "rule", "the rules are: malware, pi-leak-text"),
-            (serde_json::json!({"source": " ", "matchers": ["a=b"], "duration": "1h", "reason": "x"}), "source", "give a source"),
-            (serde_json::json!({"matchers": ["a=b"], "reason": "x"}), "ends_at", "duration"),
-            (serde_json::json!({"matchers": ["a=b"], "duration": "1h", "ends_at": "2026-03-01T12:00:00Z", "reason": "x"}), "duration", "not both"),
-            (serde_json::json!({"matchers": ["a=b"], "duration": "2 hours", "reason": "x"}), "duration", "unit"),
-            (serde_json::json!({"matchers": ["a=b"], "duration": "0s", "reason": "x"}), "duration", "longer than zero"),
-            (serde_json::json!({"matchers": ["a=b"], "starts_at": "2026-03-01T12:00:00Z", "ends_at": "2026-03-01T11:00:00Z", "reason": "x"}), "ends_at", "before it starts"),
-            (serde_json::json!({"matchers": ["a=b"], "starts_at": "2026-03-01T08:00:00Z", "ends_at": "2026-03-01T09:00:00Z", "reason": "x"}), "ends_at", "already be over"),
-            (serde_json::json!({"matchers": ["a=b"], "duration": "1h"}), "reason", "say why"),
-            (serde_json::json!({"matchers": ["a=b"], "duration": "1h", "reason": "  "}), "reason", "say why"),
+            (
+                serde_json::json!({"duration": "1h", "reason": "x"}),
+                "matchers",
+                "at least one matcher",
+            ),
+            (
+                serde_json::json!({"matchers": ["DiskFull"], "duration": "1h", "reason": "x"}),
+                "matchers[0]",
+                "name=value",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b", "i=~("], "duration": "1h", "reason": "x"}),
+                "matchers[1]",
+                "regular expression",
+            ),
+            (
+                serde_json::json!({"matchers": ["team!=db"], "duration": "1h", "reason": "x"}),
+                "matchers",
+                "silence every alert",
+            ),
+            (
+                serde_json::json!({"rule": "nope", "duration": "1h", "reason": "x"}),
+                "rule",
+                "the rules are: malware, pi-leak-text",
+            ),
+            (
+                serde_json::json!({"source": " ", "matchers": ["a=b"], "duration": "1h", "reason": "x"}),
+                "source",
+                "give a source",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "reason": "x"}),
+                "ends_at",
+                "duration",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "duration": "1h", "ends_at": "2026-03-01T12:00:00Z", "reason": "x"}),
+                "duration",
+                "not both",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "duration": "2 hours", "reason": "x"}),
+                "duration",
+                "unit",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "duration": "0s", "reason": "x"}),
+                "duration",
+                "longer than zero",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "starts_at": "2026-03-01T12:00:00Z", "ends_at": "2026-03-01T11:00:00Z", "reason": "x"}),
+                "ends_at",
+                "before it starts",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "starts_at": "2026-03-01T08:00:00Z", "ends_at": "2026-03-01T09:00:00Z", "reason": "x"}),
+                "ends_at",
+                "already be over",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "duration": "1h"}),
+                "reason",
+                "say why",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "duration": "1h", "reason": "  "}),
+                "reason",
+                "say why",
+            ),
         ];
         for (body, path, needle) in cases {
             let r = refused(body.clone());
@@ -624,8 +704,14 @@ mod tests {
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         let (s, e) = (t("2026-03-01T09:00:00Z"), t("2026-03-01T11:00:00Z"));
         assert_eq!(SilenceState::of(s, e, None, now()), SilenceState::Active);
-        assert_eq!(SilenceState::of(s, e, None, t("2026-03-01T08:00:00Z")), SilenceState::Pending);
+        assert_eq!(
+            SilenceState::of(s, e, None, t("2026-03-01T08:00:00Z")),
+            SilenceState::Pending
+        );
         assert_eq!(SilenceState::of(s, e, None, e), SilenceState::Expired);
-        assert_eq!(SilenceState::of(s, e, Some(now()), now()), SilenceState::Expired);
+        assert_eq!(
+            SilenceState::of(s, e, Some(now()), now()),
+            SilenceState::Expired
+        );
     }
 }

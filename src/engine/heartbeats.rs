@@ -80,15 +80,15 @@ pub async fn arm(
             continue;
         };
         if row.late_since.is_none() {
-            timers.push(check_timer(&b.name, b.deadline(from_micros(row.watched_since()))));
+            timers.push(check_timer(
+                &b.name,
+                b.deadline(from_micros(row.watched_since())),
+            ));
         }
     }
     tx.schedule_timers(&timers, now_us).await?;
     tx.commit().await?;
-    info!(
-        heartbeats = heartbeats.all().len(),
-        "heartbeats armed"
-    );
+    info!(heartbeats = heartbeats.all().len(), "heartbeats armed");
     Ok(())
 }
 
@@ -129,7 +129,9 @@ pub(crate) async fn signal(
         let Some(was) = tx.heartbeat_seen(&b.name, via, now_us).await? else {
             continue;
         };
-        let silent_for = (now - from_micros(was.late_since)).to_std().unwrap_or_default();
+        let silent_for = (now - from_micros(was.late_since))
+            .to_std()
+            .unwrap_or_default();
         events.push(NewEvent::new(
             now,
             "incidentd",
@@ -278,8 +280,13 @@ async fn late(
             "incident_opened": opened,
         }),
     ));
-    tx.heartbeat_late(&b.name, to_micros(silent_since), incident_id, to_micros(now))
-        .await?;
+    tx.heartbeat_late(
+        &b.name,
+        to_micros(silent_since),
+        incident_id,
+        to_micros(now),
+    )
+    .await?;
     warn!(heartbeat = %b.name, incident = incident_id, silent_since = %silent_since, "heartbeat late");
     Ok(())
 }

@@ -36,7 +36,9 @@ pub async fn create(
     {
         return Err(EngineError::invalid(
             "rule",
-            format!("rule `{r}` classifies alerts as {c}, a personal-information category: those are never silenced"),
+            format!(
+                "rule `{r}` classifies alerts as {c}, a personal-information category: those are never silenced"
+            ),
         ));
     }
     let matchers = s.conditions.matchers_json();
@@ -53,7 +55,12 @@ pub async fn create(
             created_at: to_micros(now),
         })
         .await?;
-    let shown: Vec<String> = s.conditions.matchers.iter().map(|m| m.to_string()).collect();
+    let shown: Vec<String> = s
+        .conditions
+        .matchers
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
     tx.append(&[NewEvent::new(
         now,
         actor,
@@ -207,8 +214,7 @@ impl SilenceCheck {
         else {
             return Hit::None;
         };
-        if a
-            .classification
+        if a.classification
             .as_ref()
             .is_some_and(|c| c.category.is_personal_information())
         {

@@ -52,7 +52,12 @@ pub struct WasLate {
 impl WriteTx {
     /// Make sure every heartbeat has its row (new ones are watched from `now`); with `restart`,
     /// watching restarts at `now` for all of them.
-    pub async fn ensure_heartbeats(&mut self, names: &[&str], now: i64, restart: bool) -> Result<()> {
+    pub async fn ensure_heartbeats(
+        &mut self,
+        names: &[&str],
+        now: i64,
+        restart: bool,
+    ) -> Result<()> {
         for name in names {
             on_tx!(self, c, _pg => {
                 sqlx::query(
@@ -87,7 +92,12 @@ impl WriteTx {
 
     /// Record a signal (one statement; the row is made if missing). If the heartbeat was late,
     /// it is no longer, and what its lateness was comes back.
-    pub async fn heartbeat_seen(&mut self, name: &str, via: &str, now: i64) -> Result<Option<WasLate>> {
+    pub async fn heartbeat_seen(
+        &mut self,
+        name: &str,
+        via: &str,
+        now: i64,
+    ) -> Result<Option<WasLate>> {
         let (late_since, late_at, incident_id): (Option<i64>, Option<i64>, Option<i64>) = on_tx!(self, c, _pg => {
             sqlx::query_as(
                 "INSERT INTO heartbeats (name, created_at, armed_at, last_seen_at, last_via, updated_at) \

@@ -133,7 +133,10 @@ async fn a_late_heartbeat_opens_an_incident_and_pages(backend: Backend) {
     let start = Utc::now();
     let w = heartbeat(&app, "alertmanager_watchdog").await;
     assert_eq!(w["state"], "never");
-    assert_eq!((w["interval"].as_str(), w["grace"].as_str()), (Some("1m"), Some("2m")));
+    assert_eq!(
+        (w["interval"].as_str(), w["grace"].as_str()),
+        (Some("1m"), Some("2m"))
+    );
     assert!(time(&w["next_due"]) > start + Duration::minutes(2));
     assert_eq!(pending_checks(&app, "alertmanager_watchdog").await, 1);
     assert_eq!(pending_checks(&app, "nightly_backup").await, 1);
@@ -141,7 +144,10 @@ async fn a_late_heartbeat_opens_an_incident_and_pages(backend: Backend) {
         .post("/api/v1/heartbeats/nightly_backup", INGEST, &json!({}))
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-    assert_eq!((b["state"].as_str(), b["last_via"].as_str()), (Some("ok"), Some("ping:token:ingest")));
+    assert_eq!(
+        (b["state"].as_str(), b["last_via"].as_str()),
+        (Some("ok"), Some("ping:token:ingest"))
+    );
 
     // Within interval + grace nothing happens; past it, an incident opens and the team is paged.
     settle(&app, start + Duration::minutes(2)).await;
@@ -161,23 +167,39 @@ async fn a_late_heartbeat_opens_an_incident_and_pages(backend: Backend) {
     ] {
         assert!(title.contains(needle), "`{needle}` not in {title}");
     }
-    assert_eq!((inc["severity"].as_str(), inc["category"].as_str()), (Some("S2"), Some("other")));
+    assert_eq!(
+        (inc["severity"].as_str(), inc["category"].as_str()),
+        (Some("S2"), Some("other"))
+    );
     assert_eq!(inc["created_by"], "incidentd");
     let late = app.events(id, "heartbeat.late").await;
     assert_eq!(late.len(), 1);
     assert_eq!(late[0]["data"]["heartbeat"], "alertmanager_watchdog");
     assert_eq!(late[0]["data"]["interval"], "1m");
     assert!(late[0]["data"]["last_seen_at"].is_null());
-    assert_eq!(app.events(id, "playbook.applied").await.len(), 1, "paged through the playbook");
+    assert_eq!(
+        app.events(id, "playbook.applied").await.len(),
+        1,
+        "paged through the playbook"
+    );
     assert!(pages_of(&app, id).await > 0, "pages are queued");
 
     let w = heartbeat(&app, "alertmanager_watchdog").await;
-    assert_eq!((w["state"].as_str(), w["incident_id"].as_i64()), (Some("late"), Some(id)));
+    assert_eq!(
+        (w["state"].as_str(), w["incident_id"].as_i64()),
+        (Some("late"), Some(id))
+    );
     assert!(w["late_since"].is_string());
     assert_eq!(heartbeat(&app, "nightly_backup").await["state"], "ok");
     let m = metrics(&app).await;
-    assert!(m.contains("incidentd_heartbeat_late{name=\"alertmanager_watchdog\"} 1"), "{m}");
-    assert!(m.contains("incidentd_heartbeat_late{name=\"nightly_backup\"} 0"), "{m}");
+    assert!(
+        m.contains("incidentd_heartbeat_late{name=\"alertmanager_watchdog\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("incidentd_heartbeat_late{name=\"nightly_backup\"} 0"),
+        "{m}"
+    );
 
     // Still late later: no second incident, no second event.
     settle(&app, at + Duration::minutes(30)).await;
@@ -201,10 +223,21 @@ async fn recovery_is_on_the_timeline_and_late_again_reuses_the_open_incident(bac
     assert_eq!(rec.len(), 1, "recovery is on the incident's timeline");
     assert_eq!(rec[0]["data"]["via"], "alert:alertmanager");
     let w = heartbeat(&app, "alertmanager_watchdog").await;
-    assert_eq!((w["state"].as_str(), w["incident_id"].as_i64()), (Some("ok"), Some(id)));
-    assert_eq!(app.incident(id).await["status"], "detected", "a person closes it");
+    assert_eq!(
+        (w["state"].as_str(), w["incident_id"].as_i64()),
+        (Some("ok"), Some(id))
+    );
+    assert_eq!(
+        app.incident(id).await["status"],
+        "detected",
+        "a person closes it"
+    );
     let seen = time(&w["last_seen_at"]);
-    assert_eq!(pending_checks(&app, "alertmanager_watchdog").await, 1, "armed again");
+    assert_eq!(
+        pending_checks(&app, "alertmanager_watchdog").await,
+        1,
+        "armed again"
+    );
 
     // Silent again while that incident is open: the same incident, another heartbeat.late.
     settle(&app, seen + Duration::minutes(3)).await;
@@ -226,7 +259,10 @@ async fn recovery_is_on_the_timeline_and_late_again_reuses_the_open_incident(bac
     assert_eq!(incidents.len(), 2);
     assert_ne!(incidents[1]["id"].as_i64(), Some(id));
     assert!(
-        incidents[1]["title"].as_str().unwrap().contains("silent since"),
+        incidents[1]["title"]
+            .as_str()
+            .unwrap()
+            .contains("silent since"),
         "{}",
         incidents[1]["title"]
     );
@@ -252,7 +288,10 @@ async fn alertmanager_resends_keep_the_watchdog_fresh(backend: Backend) {
     // When the first signal would have made it late, the re-send keeps it fresh …
     settle(&app, first + Duration::minutes(3)).await;
     assert!(heartbeat_incidents(&app).await.is_empty());
-    assert_eq!(heartbeat(&app, "alertmanager_watchdog").await["state"], "ok");
+    assert_eq!(
+        heartbeat(&app, "alertmanager_watchdog").await["state"],
+        "ok"
+    );
     // … and a resolved Watchdog is no signal.
     app.alertmanager(&watchdog("resolved")).await;
     assert_eq!(
@@ -282,7 +321,12 @@ async fn checks_survive_a_restart_and_a_silent_source_is_noticed(backend: Backen
     settle(&app, now + Duration::minutes(10)).await;
     let incidents = heartbeat_incidents(&app).await;
     assert_eq!(incidents.len(), 1);
-    assert!(incidents[0]["title"].as_str().unwrap().contains("alertmanager_watchdog never heard from"));
+    assert!(
+        incidents[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("alertmanager_watchdog never heard from")
+    );
     // The backup pinged before the restart; watching restarted with the daemon, so it is due
     // interval + grace after the restart, and late after that.
     settle(&app, now + Duration::minutes(69)).await;
@@ -292,8 +336,18 @@ async fn checks_survive_a_restart_and_a_silent_source_is_noticed(backend: Backen
     assert_eq!(incidents.len(), 2);
     let backup = app.incident(incidents[1]["id"].as_i64().unwrap()).await;
     assert_eq!(backup["severity"], "S3");
-    assert!(backup["title"].as_str().unwrap().contains("nightly_backup silent since"));
-    assert!(backup["summary"].as_str().unwrap().contains("via ping:token:ingest"));
+    assert!(
+        backup["title"]
+            .as_str()
+            .unwrap()
+            .contains("nightly_backup silent since")
+    );
+    assert!(
+        backup["summary"]
+            .as_str()
+            .unwrap()
+            .contains("via ping:token:ingest")
+    );
     app.stop().await;
 }
 
@@ -304,7 +358,9 @@ async fn heartbeats_added_on_reload_are_watched(backend: Backend) {
     let text = std::fs::read_to_string(&app.config_path).unwrap();
     std::fs::write(
         &app.config_path,
-        format!("{text}\n[[heartbeats]]\nname = \"siem-forwarder\"\ninterval = \"5m\"\ngrace = \"5m\"\n"),
+        format!(
+            "{text}\n[[heartbeats]]\nname = \"siem-forwarder\"\ninterval = \"5m\"\ngrace = \"5m\"\n"
+        ),
     )
     .unwrap();
     app.reload().await.unwrap();
@@ -367,13 +423,25 @@ async fn pings_name_a_configured_heartbeat_and_the_cli_shows_them(backend: Backe
         }
     };
     let (ok, out) = cli(&["heartbeat", "ping", "nightly_backup"], INGEST).await;
-    assert!(ok && out.contains("heartbeat nightly_backup is ok"), "{out}");
+    assert!(
+        ok && out.contains("heartbeat nightly_backup is ok"),
+        "{out}"
+    );
     let (ok, out) = cli(&["heartbeat", "ping", "nope"], INGEST).await;
-    assert!(!ok && out.contains("404") && out.contains("alertmanager_watchdog, nightly_backup"), "{out}");
+    assert!(
+        !ok && out.contains("404") && out.contains("alertmanager_watchdog, nightly_backup"),
+        "{out}"
+    );
     let (ok, out) = cli(&["heartbeats"], RESPONDER).await;
     assert!(ok, "{out}");
-    assert!(out.contains("alertmanager_watchdog") && out.contains("never"), "{out}");
-    assert!(out.contains("nightly_backup") && out.contains("ping:token:ingest"), "{out}");
+    assert!(
+        out.contains("alertmanager_watchdog") && out.contains("never"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nightly_backup") && out.contains("ping:token:ingest"),
+        "{out}"
+    );
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
@@ -385,7 +453,13 @@ async fn without_heartbeats_a_ping_is_404_saying_none_are_configured(backend: Ba
         .post("/api/v1/heartbeats/watchdog", INGEST, &json!({}))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
-    assert!(e["detail"].as_str().unwrap().contains("none are ([[heartbeats]] in incidentd.toml)"), "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("none are ([[heartbeats]] in incidentd.toml)"),
+        "{e}"
+    );
     let (_, v) = app.get("/api/v1/heartbeats").await;
     assert_eq!(v["heartbeats"], json!([]));
     app.stop().await;

@@ -70,7 +70,9 @@ pub async fn pages(app: &TestApp) -> i64 {
 /// Page deliveries of one incident.
 pub async fn pages_of(app: &TestApp, incident: i64) -> usize {
     let (s, v) = app
-        .get(&format!("/api/v1/incidents/{incident}/deliveries?limit=500"))
+        .get(&format!(
+            "/api/v1/incidents/{incident}/deliveries?limit=500"
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["deliveries"]
@@ -130,8 +132,7 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
         json!(["alertname=BruteForce", "instance=~db-.*"])
     );
     assert_eq!(sil["created_by"], "token:responder");
-    let starts: chrono::DateTime<chrono::Utc> =
-        sil["starts_at"].as_str().unwrap().parse().unwrap();
+    let starts: chrono::DateTime<chrono::Utc> = sil["starts_at"].as_str().unwrap().parse().unwrap();
     let ends: chrono::DateTime<chrono::Utc> = sil["ends_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(ends - starts, chrono::Duration::hours(2));
 
@@ -140,7 +141,10 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
     let v = app.alerts(&quiet).await;
     assert_eq!(v["alerts"][0]["disposition"], "silenced", "{v}");
     assert!(v["alerts"][0]["incident_id"].is_null());
-    assert_eq!((v["silenced"].as_i64(), v["incidents_opened"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(
+        (v["silenced"].as_i64(), v["incidents_opened"].as_i64()),
+        (Some(1), Some(0))
+    );
     let silenced_id = v["alerts"][0]["alert_id"].as_i64().unwrap();
     let v = app.alerts(&quiet).await;
     assert_eq!(v["alerts"][0]["disposition"], "duplicate");
@@ -180,7 +184,10 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
     assert_eq!(ev[0]["alerts"][0]["id"], silenced_id);
     assert_eq!(ev[0]["alerts"][0]["silence"], sid);
     let created = global_events(&app, "silence.created").await;
-    assert_eq!(created[0]["reason"], "CHG-1042: database failover rehearsal");
+    assert_eq!(
+        created[0]["reason"],
+        "CHG-1042: database failover rehearsal"
+    );
     let m = app
         .http
         .get(app.url("/metrics"))
@@ -191,8 +198,9 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        m.lines().any(|l| l.starts_with("incidentd_alerts_received_total")
-            && l.contains("outcome=\"silenced\"")),
+        m.lines()
+            .any(|l| l.starts_with("incidentd_alerts_received_total")
+                && l.contains("outcome=\"silenced\"")),
         "{m}"
     );
     let r = app.verify().await;
@@ -223,9 +231,16 @@ async fn personal_information_is_never_silenced(backend: Backend) {
     assert_eq!(o["disposition"], "opened", "{v}");
     let incident = o["incident_id"].as_i64().unwrap();
     let inc = app.incident(incident).await;
-    assert_eq!((inc["category"].as_str(), inc["severity"].as_str()), (Some("pi_leak"), Some("S1")));
+    assert_eq!(
+        (inc["category"].as_str(), inc["severity"].as_str()),
+        (Some("pi_leak"), Some("S1"))
+    );
     let overridden = app.events(incident, "silence.overridden").await;
-    assert_eq!(overridden.len(), 1, "the timeline notes the silence it overrode");
+    assert_eq!(
+        overridden.len(),
+        1,
+        "the timeline notes the silence it overrode"
+    );
     assert_eq!(overridden[0]["data"]["silence"], sid);
     assert_eq!(overridden[0]["data"]["alert_id"], o["alert_id"]);
     common::wait_for("the PI incident's pages", 10, async || {
@@ -249,7 +264,10 @@ async fn personal_information_is_never_silenced(backend: Backend) {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["path"], "rule");
-    assert!(e["detail"].as_str().unwrap().contains("never silenced"), "{e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("never silenced"),
+        "{e}"
+    );
     let r = app.verify().await;
     assert!(r.broken_at.is_none(), "{r:?}");
     app.stop().await;
@@ -302,17 +320,33 @@ async fn expired_silences_stop_matching_and_are_kept(backend: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["path"], "reason");
     let (s, v) = app
-        .post(&path, RESPONDER, &json!({"reason": "pentest finished early"}))
+        .post(
+            &path,
+            RESPONDER,
+            &json!({"reason": "pentest finished early"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "expired");
     assert_eq!(v["expired_by"], "token:responder");
     assert_eq!(v["expire_reason"], "pentest finished early");
-    let (s, e) = app.post(&path, RESPONDER, &json!({"reason": "again"})).await;
+    let (s, e) = app
+        .post(&path, RESPONDER, &json!({"reason": "again"}))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
-    assert!(e["detail"].as_str().unwrap().contains("already ended early"), "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already ended early"),
+        "{e}"
+    );
     let (s, _) = app
-        .post("/api/v1/silences/999/expire", RESPONDER, &json!({"reason": "x"}))
+        .post(
+            "/api/v1/silences/999/expire",
+            RESPONDER,
+            &json!({"reason": "x"}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let v = app
@@ -359,18 +393,58 @@ async fn bad_silences_are_refused_naming_the_field(backend: Backend) {
         b
     };
     let cases = [
-        (json!({"duration": "1h", "reason": "r"}), "matchers", "at least one matcher"),
-        (with("matchers", json!(["DiskFull"])), "matchers[0]", "name=value, name!=value, name=~regex or name!~regex"),
-        (with("matchers", json!(["alertname=DiskFull", "instance=~db-("])), "matchers[1]", "not a valid regular expression"),
-        (with("matchers", json!(["team!=db"])), "matchers", "silence every alert"),
-        (with("rule", json!("disk-rule")), "rule", "the rules are: alertmanager-watchdog, pi-category-label"),
-        (without("duration"), "ends_at", "give ends_at (RFC 3339) or duration"),
+        (
+            json!({"duration": "1h", "reason": "r"}),
+            "matchers",
+            "at least one matcher",
+        ),
+        (
+            with("matchers", json!(["DiskFull"])),
+            "matchers[0]",
+            "name=value, name!=value, name=~regex or name!~regex",
+        ),
+        (
+            with("matchers", json!(["alertname=DiskFull", "instance=~db-("])),
+            "matchers[1]",
+            "not a valid regular expression",
+        ),
+        (
+            with("matchers", json!(["team!=db"])),
+            "matchers",
+            "silence every alert",
+        ),
+        (
+            with("rule", json!("disk-rule")),
+            "rule",
+            "the rules are: alertmanager-watchdog, pi-category-label",
+        ),
+        (
+            without("duration"),
+            "ends_at",
+            "give ends_at (RFC 3339) or duration",
+        ),
         (with("ends_at", json!(soon)), "duration", "not both"),
-        (with("duration", json!("2 hours")), "duration", "use one of s, m, h, d"),
-        (json!({"matchers": ["a=b"], "starts_at": soon, "ends_at": sooner, "reason": "r"}), "ends_at", "before it starts"),
-        (json!({"matchers": ["a=b"], "ends_at": past, "reason": "r"}), "ends_at", "already be over"),
+        (
+            with("duration", json!("2 hours")),
+            "duration",
+            "use one of s, m, h, d",
+        ),
+        (
+            json!({"matchers": ["a=b"], "starts_at": soon, "ends_at": sooner, "reason": "r"}),
+            "ends_at",
+            "before it starts",
+        ),
+        (
+            json!({"matchers": ["a=b"], "ends_at": past, "reason": "r"}),
+            "ends_at",
+            "already be over",
+        ),
         (without("reason"), "reason", "say why"),
-        (with("matcher", json!(["a=b"])), "", "unknown field `matcher`"),
+        (
+            with("matcher", json!(["a=b"])),
+            "",
+            "unknown field `matcher`",
+        ),
     ];
     for (body, path, needle) in cases {
         let (s, e) = app.post("/api/v1/silences", RESPONDER, &body).await;
@@ -379,8 +453,14 @@ async fn bad_silences_are_refused_naming_the_field(backend: Backend) {
             assert_eq!(e["path"], path, "{body}: {e}");
         }
         let detail = e["detail"].as_str().unwrap();
-        assert!(detail.contains(needle), "{body}: `{needle}` not in {detail}");
-        assert!(detail.starts_with(path), "the detail names the field: {detail}");
+        assert!(
+            detail.contains(needle),
+            "{body}: `{needle}` not in {detail}"
+        );
+        assert!(
+            detail.starts_with(path),
+            "the detail names the field: {detail}"
+        );
     }
     let (s, _) = app.post("/api/v1/silences", VIEWER, &ok).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -393,12 +473,13 @@ async fn bad_silences_are_refused_naming_the_field(backend: Backend) {
         let (s, _) = app.get(missing).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{missing}");
     }
-    let (s, _) = app
-        .call(Method::GET, "/api/v1/silences", None, None)
-        .await;
+    let (s, _) = app.call(Method::GET, "/api/v1/silences", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (_, v) = app.get("/api/v1/silences").await;
-    assert!(v["silences"].as_array().unwrap().is_empty(), "nothing was created: {v}");
+    assert!(
+        v["silences"].as_array().unwrap().is_empty(),
+        "nothing was created: {v}"
+    );
     app.stop().await;
 }
 
@@ -427,20 +508,38 @@ async fn the_cli_adds_lists_and_expires_silences(backend: Backend) {
     let app = std::sync::Arc::new(app);
     let run = |args: &'static [&'static str]| {
         let app = app.clone();
-        async move { tokio::task::spawn_blocking(move || cli(&app, args)).await.unwrap() }
+        async move {
+            tokio::task::spawn_blocking(move || cli(&app, args))
+                .await
+                .unwrap()
+        }
     };
     let (ok, out) = run(&["silence", "add", "--help"]).await;
     assert!(ok && out.contains("--match 'instance=~db-.*'"), "{out}");
     let (ok, out) = run(&[
-        "silence", "add", "--match", "alertname=BruteForce", "--match", "instance=~db-.*",
-        "--for", "2h", "--reason", "CHG-7: failover",
+        "silence",
+        "add",
+        "--match",
+        "alertname=BruteForce",
+        "--match",
+        "instance=~db-.*",
+        "--for",
+        "2h",
+        "--reason",
+        "CHG-7: failover",
     ])
     .await;
     assert!(ok, "{out}");
     assert!(out.contains("silence 1 is active until"), "{out}");
-    let (ok, out) = run(&["silence", "add", "--match", "DiskFull", "--for", "2h", "--reason", "x"]).await;
+    let (ok, out) = run(&[
+        "silence", "add", "--match", "DiskFull", "--for", "2h", "--reason", "x",
+    ])
+    .await;
     assert!(!ok, "{out}");
-    assert!(out.contains("422") && out.contains("matchers[0]: `DiskFull` is not a matcher"), "{out}");
+    assert!(
+        out.contains("422") && out.contains("matchers[0]: `DiskFull` is not a matcher"),
+        "{out}"
+    );
     let (ok, out) = run(&["silence", "add", "--match", "a=b", "--reason", "x"]).await;
     assert!(!ok && out.contains("--for"), "{out}");
     let v = app
