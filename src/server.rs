@@ -111,6 +111,10 @@ impl Server {
                 })?;
             tx.commit().await?;
         }
+        // Heartbeats: every configured one gets its row and its check; watching restarts now.
+        crate::engine::heartbeats::arm(&store, &state.live().heartbeats, Utc::now(), true)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot arm the heartbeats: {e}"))?;
         let campaigns = CampaignRunner::start(state.engine.clone(), live.clone());
         // Last, as nothing may fail after it: a scheduler once started keeps running.
         let scheduler = Scheduler::start(
@@ -342,8 +346,28 @@ impl Reloader {
                 }
             }
         }
+        // Heartbeats added by the new configuration get their row and check.
+        let beats = self.live.load().heartbeats.clone();
+        if let Err(e) = crate::engine::heartbeats::arm(&self.store, &beats, Utc::now(), false).await
+        {
+            warn!(error = %e, "reload: heartbeats could not be armed; they are armed at the next start or reload");
+        }
         *current = new;
         Ok(())
+    }
+
+    /// Fire every timer due at `now` with this daemon's timer handler and live configuration,
+    /// as the scheduler would at that moment; returns how many fired. Tests move time on with
+    /// it instead of waiting (the scheduler itself keeps running on the wall clock).
+    pub async fn fire_due(
+        &self,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<usize, crate::store::StoreError> {
+        let cfg = self.current.lock().await.scheduler.to_config();
+        let handler = ResponseTimers {
+            live: self.live.clone(),
+        };
+        crate::scheduler::fire_due(&self.store, &handler, &cfg, now).await
     }
 
     async fn recompute_open(&self) -> Result<usize, crate::engine::EngineError> {
@@ -394,6 +418,15 @@ impl TimerHandler for ResponseTimers {
                 .iter()
                 .cloned()
                 .partition(|t| t.kind.starts_with("drill.") || t.key.starts_with("cron:drill."));
+            // Heartbeat checks work without departments too (the incident opens, unpaged).
+            let (heartbeats, timers): (Vec<_>, Vec<_>) = timers
+                .into_iter()
+                .partition(|t| t.kind == crate::engine::heartbeats::TIMER_CHECK);
+            if !heartbeats.is_empty() {
+                crate::engine::heartbeats::fire(tx, &live.heartbeat_ctx(), &heartbeats, now)
+                    .await
+                    .map_err(to_store)?;
+            }
             if !drills.is_empty() {
                 let regulation = live.regulation();
                 crate::engine::drills::fire(tx, &live.drill_ctx(&regulation), &drills, now)

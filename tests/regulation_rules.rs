@@ -69,33 +69,18 @@ fn incident(category: &str, facts: &Value, clocks: &[(&str, &str)]) -> Incident 
         .unwrap_or_else(|e| panic!("facts {facts}: {e}"));
     let mut inc = Incident {
         id: 1,
-        title: "Customer database exposed".into(),
-        summary: String::new(),
-        category: category.parse::<Category>().unwrap(),
-        severity: Severity::S1,
         status: Status::Triaged,
-        drill: false,
-        origin: "declaration".into(),
-        rule: None,
         facts,
-        facts_version: 1,
-        first_seen_at: t(DISCOVERED),
-        discovered_at: t(DISCOVERED),
-        declared_at: Some(t(DISCOVERED)),
         aware_at: Some(t(AWARE)),
-        contained_at: None,
-        closed_at: None,
-        updated_at: t(DISCOVERED),
         alert_count: 1,
-        truncated_alerts: 0,
-        created_by: "test".into(),
-        assessed_notifiable_at: None,
-        handling_closed_at: None,
-        alerts_firing: 0,
-        alerts_resolved: 0,
-        merged_into: None,
-        intake: None,
-        storm: false,
+        ..Incident::opening(
+            "Customer database exposed".into(),
+            category.parse::<Category>().unwrap(),
+            Severity::S1,
+            "declaration",
+            "test",
+            t(DISCOVERED),
+        )
     };
     for (clock, at) in clocks {
         let at = (!at.is_empty()).then(|| t(at));

@@ -27,6 +27,8 @@ pub struct IngestResponse {
     pub accepted: usize,
     pub duplicates: usize,
     pub incidents_opened: usize,
+    /// New alerts an active silence silenced (they open and join nothing).
+    pub silenced: usize,
     /// One entry per alert, in request order.
     pub alerts: Vec<IngestOutcome>,
 }
@@ -116,8 +118,9 @@ async fn ingest(
         regulate: state.engine.regulates(),
         storm: live.storm,
     };
+    let heartbeats = live.heartbeats.clone();
     drop(live);
-    let prepared = if alerts.len() <= INLINE_PREPARE {
+    let mut prepared: Vec<_> = if alerts.len() <= INLINE_PREPARE {
         alerts
             .into_iter()
             .map(|a| prepare(a, &rules, now))
@@ -133,6 +136,8 @@ async fn ingest(
         .await
         .map_err(|_| ApiError::internal())?
     };
+    // Heartbeats (issue #15 part 4): which of them each alert keeps alive.
+    crate::engine::heartbeats::mark(&heartbeats, &mut prepared);
     let outcomes = state
         .engine
         .ingest_queue()
@@ -146,6 +151,7 @@ async fn ingest(
             accepted: outcomes.len() - duplicates,
             duplicates,
             incidents_opened: count(Disposition::Opened),
+            silenced: count(Disposition::Silenced),
             alerts: outcomes,
         }),
     ))
@@ -154,9 +160,12 @@ async fn ingest(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
-    /// Only alerts that opened or joined no incident.
+    /// Only alerts that opened or joined no incident and were not silenced.
     #[serde(default)]
     pub unmatched: bool,
+    /// Only alerts a silence silenced.
+    #[serde(default)]
+    pub silenced: bool,
     /// Only alerts of this incident.
     pub incident: Option<i64>,
     /// Page: alerts with ids below this.
@@ -192,6 +201,7 @@ pub async fn list_alerts(
         .store()
         .alerts(&AlertFilter {
             unmatched: q.unmatched,
+            silenced: q.silenced,
             incident_id: q.incident,
             before: q.before,
             limit,

@@ -8,10 +8,12 @@ mod deliveries;
 mod drills;
 pub mod error;
 mod extract;
+mod heartbeats;
 mod incidents;
 mod obligations;
 mod ops;
 mod reports;
+mod silences;
 mod subjects;
 mod tasks;
 
@@ -71,6 +73,8 @@ pub struct Live {
     /// Drill scenarios (`config/drills/*.toml`) and their schedules.
     pub drills: Arc<crate::domain::drill::Scenarios>,
     pub drill_schedules: Vec<crate::config::DrillSchedule>,
+    /// `[[heartbeats]]`: signals expected to keep arriving.
+    pub heartbeats: Arc<crate::domain::heartbeat::Heartbeats>,
 }
 
 impl Live {
@@ -139,6 +143,15 @@ impl Live {
         }
     }
 
+    /// What firing heartbeat checks needs.
+    pub fn heartbeat_ctx(&self) -> crate::engine::heartbeats::HeartbeatCtx<'_> {
+        crate::engine::heartbeats::HeartbeatCtx {
+            heartbeats: &self.heartbeats,
+            respond: self.playbooks.is_some(),
+            regulate: !self.packs.is_empty(),
+        }
+    }
+
     /// What the engine needs to render templates.
     pub fn delivery_ctx(&self) -> crate::engine::DeliveryCtx<'_> {
         crate::engine::DeliveryCtx {
@@ -163,6 +176,7 @@ impl Live {
             regulators: s.regulators.clone(),
             drills: Default::default(),
             drill_schedules: s.drills.schedule.clone(),
+            heartbeats: s.heartbeats.clone(),
             departments: s.departments.clone(),
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
@@ -273,6 +287,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .routes(routes!(obligations::list))
         .routes(routes!(obligations::incident_obligations))
         .routes(routes!(obligations::met))
+        .routes(routes!(silences::create, silences::list))
+        .routes(routes!(silences::show))
+        .routes(routes!(silences::expire))
+        .routes(routes!(heartbeats::list))
+        .routes(routes!(heartbeats::ping))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -73,6 +73,20 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("incidentd_timers_dead").set(dead as f64);
     }
     metrics::gauge!("incidentd_ingest_queue_depth").set(state.engine.ingest_queue().depth() as f64);
+    // Heartbeats, from the store: the same figure on every instance.
+    let beats = state.live().heartbeats.clone();
+    if let Ok(views) =
+        crate::engine::heartbeats::list(state.engine.store(), &beats, chrono::Utc::now()).await
+    {
+        for v in views {
+            let late = if v.state == "late" { 1.0 } else { 0.0 };
+            metrics::gauge!("incidentd_heartbeat_late", "name" => v.name.clone()).set(late);
+            if let Some(t) = v.last_seen_at {
+                metrics::gauge!("incidentd_heartbeat_last_seen_timestamp_seconds", "name" => v.name)
+                    .set(t.timestamp_micros() as f64 / 1e6);
+            }
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::prometheus().render(),

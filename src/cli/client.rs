@@ -234,6 +234,7 @@ pub async fn incidents(cmd: IncidentsCommand) -> anyhow::Result<i32> {
 pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<i32> {
     let AlertsCommand::List {
         unmatched,
+        silenced,
         incident,
         limit,
         client,
@@ -245,6 +246,9 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<i32> {
     let mut q = vec![format!("limit={limit}")];
     if unmatched {
         q.push("unmatched=true".into());
+    }
+    if silenced {
+        q.push("silenced=true".into());
     }
     if let Some(i) = incident {
         q.push(format!("incident={i}"));

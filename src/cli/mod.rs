@@ -6,11 +6,13 @@ mod client;
 mod correlate;
 mod deliveries;
 mod drills;
+mod heartbeats;
 mod obligations;
 mod offline;
 mod output;
 mod render;
 mod reports;
+mod silences;
 mod subjects;
 mod tasks;
 
@@ -160,6 +162,18 @@ pub enum Command {
     /// The post-incident summary: the times that matter against their targets, and the timeline.
     #[command(after_help = reports::SUMMARY_HELP)]
     Summary(reports::SummaryArgs),
+    /// Silences (maintenance windows): add one, end one early, show one.
+    #[command(subcommand, after_help = silences::SILENCE_HELP)]
+    Silence(silences::SilenceCommand),
+    /// List silences: active, pending, expired (kept).
+    #[command(after_help = silences::LIST_HELP)]
+    Silences(silences::SilencesArgs),
+    /// Heartbeats (dead-man's switches): last seen, next due, late or not.
+    #[command(after_help = heartbeats::LIST_HELP)]
+    Heartbeats(heartbeats::HeartbeatsArgs),
+    /// Signal a heartbeat by hand or from a script.
+    #[command(subcommand)]
+    Heartbeat(heartbeats::HeartbeatCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,9 +295,12 @@ pub enum IncidentsCommand {
 pub enum AlertsCommand {
     /// Newest first.
     List {
-        /// Only alerts that opened or joined no incident.
-        #[arg(long)]
+        /// Only alerts that opened or joined no incident (and were not silenced).
+        #[arg(long, conflicts_with = "silenced")]
         unmatched: bool,
+        /// Only alerts a silence silenced.
+        #[arg(long)]
+        silenced: bool,
         #[arg(long)]
         incident: Option<i64>,
         #[arg(long, default_value_t = 50)]
@@ -418,6 +435,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Reports(a) => reports::list(a).await,
         Command::Report(c) => reports::report(c).await,
         Command::Summary(a) => reports::summary(a).await,
+        Command::Silence(c) => silences::silence(c).await,
+        Command::Silences(a) => silences::list(a).await,
+        Command::Heartbeats(a) => heartbeats::list(a).await,
+        Command::Heartbeat(c) => heartbeats::heartbeat(c).await,
     };
     match result {
         Ok(code) => code,

@@ -55,6 +55,27 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         s.classification_path.display(),
         s.rules.len()
     );
+    if !s.heartbeats.is_empty() {
+        let list: Vec<String> = s
+            .heartbeats
+            .all()
+            .iter()
+            .map(|b| {
+                let every = crate::domain::duration::HumanDuration(b.interval);
+                let grace = crate::domain::duration::HumanDuration(b.grace);
+                let how = if b.alert_spec.is_some() {
+                    "alert or ping"
+                } else {
+                    "ping"
+                };
+                format!(
+                    "{} (every {every} + {grace}, {how}, {})",
+                    b.name, b.severity
+                )
+            })
+            .collect();
+        println!("  heartbeats      {}", list.join(", "));
+    }
     println!(
         "  tokens          {}",
         if s.tokens.is_empty() {

@@ -215,6 +215,24 @@ fn event_note(e: &Value) -> String {
             }
         }
         "incident.facts_updated" => format!("facts v{}", d["version"]),
+        "heartbeat.late" => format!(
+            "{} silent since {} (every {} + {})",
+            s(&d["heartbeat"]),
+            when(&d["silent_since"]),
+            s(&d["interval"]),
+            s(&d["grace"])
+        ),
+        "heartbeat.recovered" => format!(
+            "{} back via {} after {}",
+            s(&d["heartbeat"]),
+            s(&d["via"]),
+            s(&d["silent_for"])
+        ),
+        "silence.overridden" => format!(
+            "silence {} matched alert {}, not applied: personal information",
+            s(&d["silence"]),
+            s(&d["alert_id"])
+        ),
         "incident.updated" => {
             let keys: Vec<&String> = d["changes"]
                 .as_object()
@@ -247,9 +265,11 @@ pub fn alert_table(v: &Value) {
         "ID", "RECEIVED", "STATUS", "SOURCE", "INCIDENT"
     );
     for a in &list {
-        let inc = a["incident_id"]
-            .as_i64()
-            .map_or("—".to_string(), |i| i.to_string());
+        let inc = match (a["incident_id"].as_i64(), a["silence_id"].as_i64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(s)) => format!("sil {s}"),
+            (None, None) => "—".to_string(),
+        };
         println!(
             "{:>8}  {:<20}  {:<8}  {:<14}  {:>8}  {}",
             a["id"].to_string(),

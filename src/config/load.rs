@@ -675,6 +675,15 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     for (key, msg) in regulator_problems(&raw) {
         p(&key, msg);
     }
+    let heartbeats = match crate::domain::heartbeat::Heartbeats::compile(&raw.heartbeats) {
+        Ok(h) => Arc::new(h),
+        Err(found) => {
+            for (key, msg) in found {
+                p(&key, msg);
+            }
+            Default::default()
+        }
+    };
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
     let jurisdictions_path = match &raw.paths.jurisdictions {
@@ -722,6 +731,7 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
             announcements: raw.announcements,
             reports: raw.reports,
             regulators: raw.regulators,
+            heartbeats,
         }),
         _ => Err(ConfigError { problems }),
     }
@@ -1085,6 +1095,46 @@ contact = "privacy@example.com"
             e.contains("departments.legal.members: Mail-only counsel cannot be paged at S1: no address for any of [sms]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn heartbeats_are_checked_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = format!(
+            "{CONFIG}\n[[heartbeats]]\nname = \"alertmanager_watchdog\"\ninterval = \"1m\"\ngrace = \"4m\"\n\
+             alert = {{ source = \"alertmanager\", labels = {{ alertname = \"^Watchdog$\" }} }}\n"
+        );
+        let s = load_with_env(&write(dir.path(), &ok), []).unwrap();
+        assert_eq!(s.heartbeats.names(), vec!["alertmanager_watchdog"]);
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[[heartbeats]]\nname = \"w\"\ninterval = \"soon\"\ngrace = \"1m\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            e.contains("heartbeats[0].interval: `soon` is not a duration"),
+            "{e}"
+        );
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[[heartbeats]]\nname = \"w\"\ninterval = \"0s\"\ngrace = \"1m\"\nalert = {{ labels = {{ alertname = \"(\" }} }}\n"
+            ),
+            &[],
+        );
+        assert!(
+            e.contains("incidentd.toml: heartbeats[0].interval: 0s is too short"),
+            "{e}"
+        );
+        assert!(
+            e.contains("heartbeats[0].alert.labels.alertname: invalid regular expression"),
+            "{e}"
+        );
+        let e = problems(
+            &format!("{CONFIG}\n[[heartbeats]]\nname = \"w\"\ninterval = \"1m\"\n"),
+            &[],
+        );
+        assert!(e.contains("heartbeats[0]: missing field `grace`"), "{e}");
     }
 
     #[test]

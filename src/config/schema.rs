@@ -50,6 +50,9 @@ pub struct RawConfig {
     pub regulators: Vec<RegulatorConfig>,
     #[serde(default)]
     pub drills: DrillsConfig,
+    /// `[[heartbeats]]`: signals expected to keep arriving (dead-man's switches).
+    #[serde(default)]
+    pub heartbeats: Vec<crate::domain::heartbeat::HeartbeatSpec>,
 }
 
 /// `[drills]`: when scenarios run by themselves.
@@ -914,6 +917,8 @@ pub struct Settings {
     pub announcements: AnnouncementsConfig,
     pub reports: ReportsConfig,
     pub regulators: Vec<RegulatorConfig>,
+    /// `[[heartbeats]]`, compiled.
+    pub heartbeats: Arc<crate::domain::heartbeat::Heartbeats>,
 }
 
 #[cfg(test)]

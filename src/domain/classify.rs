@@ -345,9 +345,17 @@ impl Rules {
         &self.correlate
     }
 
-    /// The rule names, for messages that refuse an unknown one.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.name.as_str())
+    /// The rules' names, in order (silences name a rule; an unknown one is refused).
+    pub fn names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// The category a rule (by name) gives.
+    pub fn category_of(&self, name: &str) -> Option<Category> {
+        self.rules
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.category)
     }
 
     /// `[unmatched]`: the lowest sender severity that opens a triage incident, if any do.
@@ -479,12 +487,19 @@ fn ascii_word_boundaries(pattern: &str) -> String {
 }
 
 fn regex(pattern: &str, key: &str, errors: &mut Vec<String>) -> Option<Regex> {
+    compile_pattern(pattern)
+        .map_err(|e| errors.push(format!("{key}: {e}")))
+        .ok()
+}
+
+/// A rule's pattern as rules compile it: unanchored, case-insensitive, ASCII word boundaries
+/// (heartbeats' label patterns are read the same way).
+pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
     RegexBuilder::new(&ascii_word_boundaries(pattern))
         .case_insensitive(true)
         .size_limit(1 << 22)
         .build()
-        .map_err(|e| errors.push(format!("{key}: invalid regular expression: {e}")))
-        .ok()
+        .map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 fn compile_rule(spec: &RuleSpec, at: &str, errors: &mut Vec<String>) -> Option<Rule> {

@@ -48,11 +48,13 @@ pub mod classify;
 pub mod drill;
 pub mod duration;
 pub mod facts;
+pub mod heartbeat;
 pub mod incident;
 pub mod notice;
 pub mod playbook;
 pub mod records;
 pub mod regulation;
+pub mod silence;
 pub mod time;
 
 pub use alert::{AlertStatus, NewAlert};

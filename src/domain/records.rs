@@ -59,6 +59,51 @@ pub struct Incident {
     pub storm: bool,
 }
 
+impl Incident {
+    /// A new incident as it opens at `now` (status `detected`, facts empty, every clock but
+    /// the declaration unset, no alerts yet); callers set what they know besides. Its id is
+    /// given when it is written. A personal-information category starts the awareness clock.
+    pub fn opening(
+        title: String,
+        category: Category,
+        severity: Severity,
+        origin: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            id: 0,
+            title,
+            summary: String::new(),
+            category,
+            severity,
+            status: Status::Detected,
+            drill: false,
+            origin: origin.to_string(),
+            rule: None,
+            facts: Facts::default(),
+            facts_version: 1,
+            first_seen_at: now,
+            discovered_at: now,
+            declared_at: Some(now),
+            aware_at: category.is_personal_information().then_some(now),
+            contained_at: None,
+            closed_at: None,
+            updated_at: now,
+            alert_count: 0,
+            alerts_firing: 0,
+            alerts_resolved: 0,
+            truncated_alerts: 0,
+            created_by: actor.to_string(),
+            assessed_notifiable_at: None,
+            handling_closed_at: None,
+            merged_into: None,
+            intake: None,
+            storm: false,
+        }
+    }
+}
+
 /// The stored part of an alert besides its indexed columns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertDetail {
@@ -91,6 +136,9 @@ pub struct AlertRecord {
     pub severity: Option<Severity>,
     pub rule: Option<String>,
     pub incident_id: Option<i64>,
+    /// The silence that silenced it: it opened and joined nothing, and paged nobody.
+    #[serde(default)]
+    pub silence_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

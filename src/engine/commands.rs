@@ -127,43 +127,31 @@ pub(crate) async fn declare_in(
         .or(classified.as_ref().map(|c| c.severity))
         .unwrap_or(Severity::S3);
     let discovered = d.discovered_at.unwrap_or(now);
+    let category_severity = category
+        .severity_floor()
+        .map_or(severity, |f| f.max(severity));
     let mut inc = Incident {
-        id: 0,
-        title: d.title.trim().to_string(),
         summary: d.summary,
-        category,
-        severity: category
-            .severity_floor()
-            .map_or(severity, |f| f.max(severity)),
-        status: Status::Detected,
         drill: d.drill,
-        origin: "declaration".into(),
         rule: if d.category.is_some() {
             None
         } else {
             classified.as_ref().map(|c| c.rule.clone())
         },
         facts: d.facts,
-        facts_version: 1,
         first_seen_at: discovered,
         discovered_at: discovered,
-        declared_at: Some(now),
         aware_at: d
             .aware_at
             .or(category.is_personal_information().then_some(now)),
-        contained_at: None,
-        closed_at: None,
-        updated_at: now,
-        alert_count: 0,
-        truncated_alerts: 0,
-        assessed_notifiable_at: None,
-        handling_closed_at: None,
-        alerts_firing: 0,
-        alerts_resolved: 0,
-        merged_into: None,
-        intake: None,
-        storm: false,
-        created_by: actor.to_string(),
+        ..Incident::opening(
+            d.title.trim().to_string(),
+            category,
+            category_severity,
+            "declaration",
+            actor,
+            now,
+        )
     };
     // What a person declared is raised, never lowered, by what the rules see in it.
     let auto =

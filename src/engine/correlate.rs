@@ -517,34 +517,11 @@ fn promoted(
     let severity = category
         .severity_floor()
         .map_or(severity, |f| severity.max(f));
+    let title = title.map_or_else(|| alert.title.clone(), |t| t.trim().to_string());
     Incident {
-        id: 0,
-        title: title.map_or_else(|| alert.title.clone(), |t| t.trim().to_string()),
         summary: alert.description.clone(),
-        category,
-        severity,
-        status: Status::Detected,
-        drill: false,
-        origin: "promoted".into(),
         rule: alert.rule.clone(),
         facts: alert.facts.clone(),
-        facts_version: 1,
-        first_seen_at: now,
-        discovered_at: now,
-        declared_at: Some(now),
-        aware_at: category.is_personal_information().then_some(now),
-        contained_at: None,
-        closed_at: None,
-        updated_at: now,
-        alert_count: 0,
-        alerts_firing: 0,
-        alerts_resolved: 0,
-        truncated_alerts: 0,
-        assessed_notifiable_at: None,
-        handling_closed_at: None,
-        merged_into: None,
-        intake: None,
-        storm: false,
-        created_by: actor.to_string(),
+        ..Incident::opening(title, category, severity, "promoted", actor, now)
     }
 }

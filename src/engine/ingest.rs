@@ -44,6 +44,10 @@ pub struct PreparedAlert {
     pub description: String,
     pub occurred_at: DateTime<Utc>,
     pub truncated_alerts: u64,
+    /// The alert's labels (silences match on them).
+    pub labels: BTreeMap<String, String>,
+    /// The heartbeats this alert keeps alive (set by the API from the live configuration).
+    pub heartbeats: Vec<Arc<crate::domain::heartbeat::Heartbeat>>,
 }
 
 impl PreparedAlert {
@@ -81,6 +85,8 @@ pub enum Disposition {
     Duplicate,
     /// Recorded, but it matched no incident rule and no open incident.
     Recorded,
+    /// Recorded and marked silenced by a silence: it opened and joined nothing, paged nobody.
+    Silenced,
 }
 
 impl Disposition {
@@ -91,6 +97,7 @@ impl Disposition {
             Disposition::Folded => "folded",
             Disposition::Duplicate => "duplicate",
             Disposition::Recorded => "recorded",
+            Disposition::Silenced => "silenced",
         }
     }
 }
@@ -178,6 +185,8 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         description: a.description,
         occurred_at: a.occurred_at,
         truncated_alerts,
+        labels: detail.labels,
+        heartbeats: Vec::new(),
     }
 }
 
@@ -467,6 +476,8 @@ async fn apply(
             }
         }
     }
+    // Silences (issue #15 part 5): those active now; matching new alerts are silenced.
+    let mut silences = super::silences::SilenceCheck::load(&mut tx, now).await?;
     phases.lap("lookup");
 
     let mut next_alert = max_alert + 1;
@@ -509,7 +520,11 @@ async fn apply(
             next_alert += 1;
             let ak = a.alert_key.as_str();
             let gk = a.row.group_key.as_str();
-            let (incident_id, disposition) = if let Some(&iid) = placed.get(ak) {
+            // Silences: a silenced alert opens and joins nothing (never a PI one, see silences.rs).
+            let hit = silences.check(a);
+            let (incident_id, disposition) = if hit.silence().is_some() {
+                (None, Disposition::Silenced)
+            } else if let Some(&iid) = placed.get(ak) {
                 (Some(iid), Disposition::Joined)
             } else if let Some(h) = held.get(ak) {
                 (Some(h.incident_id), Disposition::Joined)
@@ -570,8 +585,10 @@ async fn apply(
                     j.truncated = j.truncated.max(a.truncated_alerts);
                     members.entry(iid).or_default().push(a);
                 }
+                None if hit.silence().is_some() => {}
                 None => unmatched.entry(job.actor.as_str()).or_default().push(item),
             }
+            silences.record(hit, &job.actor, id, a, incident_id, now);
             let outcome = IngestOutcome {
                 alert_id: id,
                 incident_id,
@@ -582,6 +599,7 @@ async fn apply(
             rows.push(AlertInsert {
                 id,
                 incident_id,
+                silence_id: hit.silence(),
                 row: &a.row,
             });
         }
@@ -674,6 +692,12 @@ async fn apply(
             })
         })
         .collect();
+
+    // Silences: `alerts.silenced` per actor, `silence.overridden` per PI alert a silence matched.
+    events.extend(silences.events(now));
+    // Heartbeats (issue #15 part 4): every firing alert that keeps one alive counts, duplicates
+    // (Alertmanager's re-sends) included.
+    events.extend(super::heartbeats::signalled(&mut tx, all(jobs).map(|(_, a)| a), now).await?);
 
     phases.lap("plan");
     tx.insert_incidents(&new_incidents).await?;
@@ -782,40 +806,32 @@ fn all(jobs: &[Job]) -> impl Iterator<Item = (&Job, &PreparedAlert)> {
 }
 
 fn open_incident(id: i64, a: &PreparedAlert, actor: &str, now: DateTime<Utc>) -> Incident {
+    let mut inc = opened(a, actor, now);
+    inc.id = id;
+    inc
+}
+
+fn opened(a: &PreparedAlert, actor: &str, now: DateTime<Utc>) -> Incident {
     let c = a
         .classification
         .as_ref()
         .expect("only classified alerts open incidents");
     let first_seen = a.occurred_at.min(now);
     Incident {
-        id,
-        title: a.row.title.clone(),
         summary: a.description.clone(),
-        category: c.category,
-        severity: c.severity,
-        status: Status::Detected,
-        drill: false,
-        origin: "alert".into(),
         rule: Some(c.rule.clone()),
         facts: a.facts.clone(),
-        facts_version: 1,
         first_seen_at: first_seen,
         discovered_at: first_seen,
-        declared_at: Some(now),
-        aware_at: c.category.is_personal_information().then_some(now),
-        contained_at: None,
-        closed_at: None,
-        updated_at: now,
         alert_count: 1,
-        alerts_firing: 0,
-        alerts_resolved: 0,
-        truncated_alerts: 0,
-        assessed_notifiable_at: None,
-        handling_closed_at: None,
-        merged_into: None,
-        intake: None,
-        storm: false,
-        created_by: actor.to_string(),
+        ..Incident::opening(
+            a.row.title.clone(),
+            c.category,
+            c.severity,
+            "alert",
+            actor,
+            now,
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 mod announcements;
 mod correlate;
 mod drills;
+mod heartbeats;
 mod obligations;
 mod outbox;
 pub mod postgres;
@@ -16,6 +17,7 @@ mod read;
 mod reports;
 mod rows;
 mod scorecard;
+mod silences;
 pub mod sqlite;
 mod subjects;
 mod tasks;
@@ -27,6 +29,7 @@ use secrecy::ExposeSecret;
 pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
 pub use correlate::{HeldAlert, IncidentAlertRow};
 pub use drills::{DrillRow, NewDrill};
+pub use heartbeats::{HeartbeatRow, WasLate};
 pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
@@ -34,6 +37,7 @@ pub use outbox::{
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
 pub use reports::{NewReport, NoticeStats, ReportRow, Submission};
+pub use silences::{ActiveSilence, NewSilenceRow, SilenceFilter, SilenceRow};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
     ProgressRow, SealedSubject, SubjectContacts, SubjectView, campaign_of_key, notice_key,

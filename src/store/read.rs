@@ -23,8 +23,10 @@ pub struct IncidentFilter {
 
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
-    /// Only alerts that opened or joined no incident.
+    /// Only alerts that opened or joined no incident (and were not silenced).
     pub unmatched: bool,
+    /// Only alerts a silence silenced.
+    pub silenced: bool,
     pub incident_id: Option<i64>,
     pub before: Option<i64>,
     pub limit: i64,
@@ -87,12 +89,14 @@ impl Store {
         let rows: Vec<AlertRow> = on_pool!(self, pool, _pg => {
             sqlx::query_as(concat!(
                 "SELECT ", alert_columns!(), " FROM alerts WHERE ",
-                "($1 IS NULL OR incident_id = $1) AND ($2 = FALSE OR incident_id IS NULL) AND ($3 IS NULL OR id < $3) ",
-                "ORDER BY id DESC LIMIT $4"
+                "($1 IS NULL OR incident_id = $1) AND ($2 = FALSE OR (incident_id IS NULL AND silence_id IS NULL)) ",
+                "AND ($3 IS NULL OR id < $3) AND ($4 = FALSE OR silence_id IS NOT NULL) ",
+                "ORDER BY id DESC LIMIT $5"
             ))
             .bind(f.incident_id)
             .bind(f.unmatched)
             .bind(f.before)
+            .bind(f.silenced)
             .bind(f.limit)
             .fetch_all(pool)
             .await?

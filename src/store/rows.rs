@@ -176,12 +176,13 @@ pub(super) struct AlertRow {
     pub rule: Option<String>,
     pub incident_id: Option<i64>,
     pub hash: String,
+    pub silence_id: Option<i64>,
 }
 
 /// The alert columns, as a literal for `concat!`.
 macro_rules! alert_columns {
     () => {
-        "id, dedup_key, source, status, fingerprint, group_key, title, detail, occurred_at, ends_at, received_at, category, severity, rule, incident_id, hash"
+        "id, dedup_key, source, status, fingerprint, group_key, title, detail, occurred_at, ends_at, received_at, category, severity, rule, incident_id, hash, silence_id"
     };
 }
 pub(super) use alert_columns;
@@ -232,6 +233,7 @@ impl TryFrom<AlertRow> for AlertRecord {
             severity: r.severity.map(|s| s.parse()).transpose().map_err(bad)?,
             rule: r.rule,
             incident_id: r.incident_id,
+            silence_id: r.silence_id,
         })
     }
 }

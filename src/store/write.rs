@@ -142,6 +142,8 @@ pub struct NewAlertRow {
 pub struct AlertInsert<'a> {
     pub id: i64,
     pub incident_id: Option<i64>,
+    /// The silence that silenced it (then `incident_id` is `None`).
+    pub silence_id: Option<i64>,
     pub row: &'a NewAlertRow,
 }
 
@@ -257,8 +259,8 @@ static INSERT_INCIDENT_KEYS: BulkInsert = BulkInsert::new(
 );
 static INSERT_ALERTS: BulkInsert = BulkInsert::new(
     "INSERT INTO alerts (id, dedup_key, source, status, fingerprint, group_key, title, detail, \
-     occurred_at, ends_at, received_at, category, severity, rule, incident_id, hash)",
-    16,
+     occurred_at, ends_at, received_at, category, severity, rule, incident_id, hash, silence_id)",
+    17,
     "",
 );
 static INSERT_EVENTS: BulkInsert = BulkInsert::new(
@@ -577,7 +579,7 @@ impl WriteTx {
 
     pub async fn insert_alerts(&mut self, rows: &[AlertInsert<'_>]) -> Result<()> {
         on_tx!(self, c, pg => {
-            insert_chunks!(c, pg, INSERT_ALERTS, rows, |q, AlertInsert { id, incident_id, row: r }| {
+            insert_chunks!(c, pg, INSERT_ALERTS, rows, |q, AlertInsert { id, incident_id, silence_id, row: r }| {
                 q
                     .bind(*id)
                     .bind(&r.dedup_key)
@@ -595,6 +597,7 @@ impl WriteTx {
                     .bind(&r.rule)
                     .bind(*incident_id)
                     .bind(&r.hash)
+                    .bind(*silence_id)
             });
         });
         Ok(())
@@ -716,7 +719,7 @@ mod tests {
             INSERT_INCIDENT_KEYS.statement(2, false),
             "INSERT INTO incident_keys (group_key, incident_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
-        assert!(INSERT_ALERTS.statement(128, true).ends_with("$2048)"));
+        assert!(INSERT_ALERTS.statement(128, true).ends_with("$2176)"));
         assert_eq!(
             INSERT_INCIDENT_KEYS.sqlite_row(),
             "INSERT INTO incident_keys (group_key, incident_id) VALUES (?, ?) ON CONFLICT DO NOTHING"

@@ -497,6 +497,17 @@ impl TestApp {
         self.reloader.as_ref().expect("started").reload().await
     }
 
+    /// Fire every timer due at `at` with the daemon's own timer handler, as its scheduler would
+    /// at that moment: moves time on without waiting. Returns how many fired.
+    pub async fn fire_due(&self, at: chrono::DateTime<chrono::Utc>) -> usize {
+        self.reloader
+            .as_ref()
+            .expect("started")
+            .fire_due(at)
+            .await
+            .unwrap()
+    }
+
     /// The config file's path, for the CLI binary.
     pub fn config_arg(&self) -> String {
         self.config_path.display().to_string()

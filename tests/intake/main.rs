@@ -8,3 +8,5 @@ mod common;
 
 mod alertmanager;
 mod correlation;
+mod heartbeats;
+mod silences;

@@ -1,0 +1,76 @@
+//! Heartbeats (dead-man's switches): list their state, ping one.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::{Caller, READ};
+use super::error::{ApiError, Problem};
+use crate::config::Role;
+use crate::engine::heartbeats::{HeartbeatView, view};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeartbeatList {
+    /// The configured heartbeats, in configuration order.
+    pub heartbeats: Vec<HeartbeatView>,
+}
+
+/// Every configured heartbeat: last seen, next due, state (`ok`, `late`, `never`), incident.
+#[utoipa::path(
+    get,
+    path = "/api/v1/heartbeats",
+    tag = "heartbeats",
+    responses((status = 200, body = HeartbeatList))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<HeartbeatList>, ApiError> {
+    caller.require(READ)?;
+    let beats = state.live().heartbeats.clone();
+    let heartbeats =
+        crate::engine::heartbeats::list(state.engine.store(), &beats, Utc::now()).await?;
+    Ok(axum::Json(HeartbeatList { heartbeats }))
+}
+
+/// Signal a heartbeat: the source calling this is alive.
+///
+/// Any source can keep a heartbeat alive by calling this at least every `interval`. A
+/// heartbeat that was late recovers (its incident's timeline says so).
+#[utoipa::path(
+    post,
+    path = "/api/v1/heartbeats/{name}",
+    tag = "heartbeats",
+    params(("name" = String, Path, description = "a configured heartbeat's name")),
+    responses(
+        (status = 202, description = "recorded", body = HeartbeatView),
+        (status = 404, description = "no heartbeat of that name is configured", body = Problem),
+    )
+)]
+pub async fn ping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, axum::Json<HeartbeatView>), ApiError> {
+    caller.require(&[Role::Ingest])?;
+    let beats = state.live().heartbeats.clone();
+    let Some(b) = beats.get(&name) else {
+        let names = beats.names();
+        return Err(ApiError::not_found(if names.is_empty() {
+            format!(
+                "no heartbeat `{name}` is configured; none are ([[heartbeats]] in incidentd.toml)"
+            )
+        } else {
+            format!(
+                "no heartbeat `{name}` is configured; the configured ones are: {}",
+                names.join(", ")
+            )
+        }));
+    };
+    let now = Utc::now();
+    let row =
+        crate::engine::heartbeats::ping(state.engine.store(), b, &caller.actor(), now).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(b, Some(&row), now))))
+}
