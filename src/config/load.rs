@@ -272,7 +272,7 @@ fn read_secret(file: &str, dir: &Path) -> Result<String, String> {
     Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigError> {
+fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, ConfigError> {
     let shown = path.display().to_string();
     let mut problems = Vec::new();
     let mut p = |key: &str, msg: String| problems.push(format!("{shown}: {key}: {msg}"));
@@ -546,6 +546,14 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     {
         p("paging.ack_secret", "use at least 16 characters".into());
     }
+    if raw.paging.coalesce.0 > std::time::Duration::from_secs(3600) {
+        p(
+            "paging.coalesce",
+            "a held page waits this long before its digest goes out: use at most 1h (2m is a good start), or 0s for no coalescing".into(),
+        );
+    }
+    // Template-only providers cannot send a digest without an approved template for it.
+    raw.paging.no_digest = crate::engine::paging::channels_without_digest(&raw.channels);
     // Paging matters once there is someone to page.
     let paging = if raw.departments.is_empty() {
         Default::default()

@@ -10,6 +10,7 @@ pub mod drills;
 mod ingest;
 pub mod notice_gate;
 pub mod obligations;
+pub mod paging;
 pub mod reports;
 pub mod response;
 pub mod scorecard;
