@@ -1,0 +1,557 @@
+//! Paging through the running daemon (issue #15, parts 3b and 6): in a storm, each person gets
+//! one page, then one digest per channel listing every page held meanwhile; a page whose every
+//! channel dies pages the department's next level (at the top, its lead) and says so on the
+//! timeline. SMS and voice go to a local HTTP sink, e-mail to a real SMTP server.
+
+use incidentd::channels::{ChannelKind, mask};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::sink::Sink;
+use crate::common::smtp::Smtp;
+use crate::common::{Backend, TestApp, wait_for};
+
+crate::on_both_backends!(
+    pages_in_a_storm_reach_each_person_once_then_in_one_digest,
+    without_coalescing_every_page_goes_out_by_itself,
+    a_page_that_dies_pages_the_next_level_then_the_lead,
+    a_digest_that_dies_kills_its_pages_and_they_escalate,
+);
+
+/// Department n's level-l phone: +86139000{n}0{l}.
+fn phone(dept: usize, level: usize) -> String {
+    format!("+861390000{dept:02}0{level}")
+}
+
+/// One member: (name, level, lead, email).
+type Member<'a> = (&'a str, u32, bool, &'a str);
+
+fn config(
+    sink: &Sink,
+    smtp: &Smtp,
+    coalesce: &str,
+    channels: &str,
+    depts: &[(&str, Vec<Member<'_>>)],
+) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = format!(
+        r#"
+[paths]
+templates = "{}"
+playbooks = "{}"
+
+[dispatch]
+lease = "20s"
+poll_interval = "100ms"
+backoff_base = "100ms"
+backoff_max = "400ms"
+
+[scheduler]
+poll_interval = "200ms"
+
+[channels.sms]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.voice]
+provider = "generic_http"
+base_url = "{}"
+timeout = "2s"
+
+[channels.email]
+smtp_url = "{}"
+from = "Security <security@example.com>"
+timeout = "5s"
+
+[paging]
+ack_secret = "test-ack-link-secret-0123456789"
+coalesce = "{coalesce}"
+
+[paging.channels]
+{channels}
+"#,
+        repo.join("templates").display(),
+        repo.join("config/playbooks").display(),
+        sink.url("/sms"),
+        sink.url("/voice"),
+        smtp.url(),
+    );
+    for (n, (id, members)) in depts.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[departments]]\nid = \"{id}\"\nname = \"{id}\"\nescalate_after = \"1h\"\n"
+        ));
+        for (name, level, lead, email) in members {
+            c.push_str(&format!(
+                "[[departments.members]]\nname = \"{name}\"\nemail = \"{email}\"\nphone = \"{}\"\nlevel = {level}\nlead = {lead}\nlocale = \"en\"\n",
+                phone(n + 1, *level as usize),
+            ));
+        }
+    }
+    c
+}
+
+/// The six departments of the shipped playbooks, each with an on-call (level 1) and a head
+/// (level 2, the lead), all reachable.
+fn everyone_reachable() -> Vec<(&'static str, Vec<Member<'static>>)> {
+    crate::common::DEPTS
+        .iter()
+        .map(|d| {
+            let oncall: &'static str =
+                Box::leak(format!("{d}-oncall@example.com").into_boxed_str());
+            let head: &'static str = Box::leak(format!("{d}-head@example.com").into_boxed_str());
+            (
+                *d,
+                vec![("on-call", 1, false, oncall), ("head", 2, true, head)],
+            )
+        })
+        .collect()
+}
+
+const SMS_AND_EMAIL: &str = "S1 = [\"sms\", \"email\"]\nS2 = [\"sms\", \"email\"]\nS3 = [\"sms\", \"email\"]\nS4 = [\"sms\", \"email\"]";
+const EMAIL: &str = "S1 = [\"email\"]\nS2 = [\"email\"]\nS3 = [\"email\"]\nS4 = [\"email\"]";
+
+async fn declare(app: &TestApp, title: &str, category: &str, severity: &str) -> i64 {
+    app.declare(&json!({"title": title, "category": category, "severity": severity}))
+        .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// What the SMS gateway received for one number, in order.
+fn sms_to(sink: &Sink, to: &str) -> Vec<Value> {
+    sink.received()
+        .into_iter()
+        .filter(|r| r.path == "/sms")
+        .map(|r| r.json())
+        .filter(|b| b["to"] == to)
+        .collect()
+}
+
+/// What the SMTP server accepted for one address, in order.
+fn mails_to(smtp: &Smtp, to: &str) -> Vec<Value> {
+    smtp.messages()
+        .into_iter()
+        .filter(|m| {
+            m["rcpt_tos"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == to))
+        })
+        .collect()
+}
+
+async fn deliveries(app: &TestApp, incident: i64) -> Vec<Value> {
+    let (s, v) = app
+        .get(&format!(
+            "/api/v1/incidents/{incident}/deliveries?limit=500"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["deliveries"].as_array().unwrap().clone()
+}
+
+/// The incident's page on `channel` to `address`.
+async fn page_to(
+    app: &TestApp,
+    incident: i64,
+    channel: ChannelKind,
+    address: &str,
+) -> Option<Value> {
+    let masked = mask(channel, address);
+    deliveries(app, incident)
+        .await
+        .into_iter()
+        .find(|d| d["channel"] == channel.as_str() && d["recipient"] == masked.as_str())
+}
+
+async fn delivery(app: &TestApp, id: i64) -> Value {
+    let (s, v) = app.get(&format!("/api/v1/deliveries/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+/// The window ends now (instead of in ten minutes): every pending digest is due.
+async fn end_windows(app: &TestApp) {
+    app.sql(&["UPDATE deliveries SET next_attempt_at = 0 WHERE idempotency_key LIKE 'coalesce:%' AND status = 'pending'"])
+        .await;
+}
+
+async fn team_level(app: &TestApp, incident: i64, dept: &str) -> i64 {
+    let (_, v) = app
+        .get(&format!("/api/v1/incidents/{incident}/tasks"))
+        .await;
+    v["team"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["department"] == dept)
+        .unwrap_or_else(|| panic!("{dept} not on the team: {v:#}"))["level"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn pages_in_a_storm_reach_each_person_once_then_in_one_digest(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let cfg = config(&sink, &smtp, "10m", SMS_AND_EMAIL, &everyone_reachable());
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let p = phone(1, 1);
+    let mail = "security-oncall@example.com";
+    // The storm's first incident pages Security's on-call at once, on each channel.
+    let a = declare(&app, "WAF blocks spike on the shop frontend", "other", "S3").await;
+    wait_for("the first page", 10, async || {
+        sms_to(&sink, &p).len() == 1 && mails_to(&smtp, mail).len() == 1
+    })
+    .await;
+    assert!(
+        sms_to(&sink, &p)[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("#{a}"))
+    );
+    // Three more within the window, two of them S1: held, not sent.
+    let b = declare(&app, "会员数据库备份文件遭未授权访问", "pi_leak", "S1").await;
+    let c = declare(
+        &app,
+        "Ransomware sample on an office laptop",
+        "malware",
+        "S2",
+    )
+    .await;
+    let d = declare(
+        &app,
+        "DLP: bulk export of table crm.customers (phone, id_card_no) to unknown host 203.0.113.77",
+        "pi_leak",
+        "S1",
+    )
+    .await;
+    let mut held = Vec::new();
+    wait_for("the three pages held for the digests", 10, async || {
+        held.clear();
+        for id in [b, c, d] {
+            for (ch, to) in [(ChannelKind::Sms, p.as_str()), (ChannelKind::Email, mail)] {
+                match page_to(&app, id, ch, to).await {
+                    Some(x) if x["status"] == "pending" && x["coalesced_into"].is_i64() => {
+                        held.push(x)
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(sms_to(&sink, &p).len(), 1, "held pages are not sent");
+    assert_eq!(mails_to(&smtp, mail).len(), 1, "held pages are not sent");
+    let sms_digest = held[0]["coalesced_into"].as_i64().unwrap();
+    let mail_digest = held[1]["coalesced_into"].as_i64().unwrap();
+    assert_ne!(sms_digest, mail_digest, "one digest per channel");
+    for h in &held {
+        assert!(
+            [sms_digest, mail_digest].contains(&h["coalesced_into"].as_i64().unwrap()),
+            "one digest per person and channel: {held:#?}"
+        );
+    }
+    let coalesced = app.events(b, "page.coalesced").await;
+    assert!(
+        coalesced[0]["data"]["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["digest"] == sms_digest),
+        "{coalesced:#?}"
+    );
+
+    // The window ends: one digest per channel, listing every held page, most severe first.
+    end_windows(&app).await;
+    wait_for("the digests", 10, async || {
+        sms_to(&sink, &p).len() == 2 && mails_to(&smtp, mail).len() == 2
+    })
+    .await;
+    let sms = &sms_to(&sink, &p)[1];
+    assert_eq!(sms["template"], "page/digest", "{sms:#}");
+    assert_eq!(
+        sms["params"],
+        json!({"count": "3", "s1": "2", "first": format!("#{b},#{d}"), "more": "1"})
+    );
+    let text = sms["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("3 incidents, 2 S1: #{b} S1 ")),
+        "{text}"
+    );
+    assert!(text.contains("and 1 more"), "{text}");
+    let m = &mails_to(&smtp, mail)[1];
+    assert_eq!(
+        m["subject"], "[S1] 3 security incidents paged to you (2 S1)",
+        "{m:#}"
+    );
+    let body = m["text"].as_str().unwrap();
+    let at = |id: i64, sev: &str| {
+        body.find(&format!("#{id} [{sev}]"))
+            .unwrap_or_else(|| panic!("#{id} not in the digest: {body}"))
+    };
+    assert!(
+        at(b, "S1") < at(d, "S1") && at(d, "S1") < at(c, "S2"),
+        "{body}"
+    );
+    assert_eq!(
+        body.matches("/ack/").count(),
+        3,
+        "each with its ack link: {body}"
+    );
+
+    // Every held page ends with the digest's outcome and provider message id.
+    let sent = delivery(&app, sms_digest).await;
+    assert_eq!(sent["status"], "sent", "{sent:#}");
+    assert!(sent["incident_id"].is_null());
+    let mid = sent["provider_message_id"].as_str().unwrap().to_string();
+    let mut recorded = false;
+    wait_for("the held pages' outcomes", 10, async || {
+        for id in [b, c, d] {
+            let x = page_to(&app, id, ChannelKind::Sms, &p).await.unwrap();
+            if x["status"] != "sent" {
+                return false;
+            }
+            assert_eq!(x["coalesced_into"], sms_digest);
+            assert_eq!(x["provider_message_id"], mid.as_str());
+            let y = page_to(&app, id, ChannelKind::Email, mail).await.unwrap();
+            if y["status"] != "sent" {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for e in app.events(c, "deliveries.recorded").await {
+        recorded |= e["data"]["coalesced"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["digest"] == sms_digest && x["status"] == "sent")
+        });
+    }
+    assert!(
+        recorded,
+        "the audit trail says the page went out in the digest"
+    );
+
+    // The digest opened the next window: a page now waits for the next digest.
+    let e = declare(&app, "VPN gateway login failures surge", "other", "S3").await;
+    wait_for("the next page held", 10, async || {
+        page_to(&app, e, ChannelKind::Sms, &p)
+            .await
+            .is_some_and(|x| x["status"] == "pending" && x["coalesced_into"].is_i64())
+    })
+    .await;
+    let next = page_to(&app, e, ChannelKind::Sms, &p).await.unwrap();
+    assert_ne!(next["coalesced_into"], sms_digest);
+    assert_eq!(sms_to(&sink, &p).len(), 2, "at most one message per window");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("incidentd_pages_coalesced_total{channel=\"sms\",outcome=\"sent\"}"),
+        "{metrics}"
+    );
+    assert!(app.verify().await.broken_at.is_none(), "audit chain intact");
+    app.stop().await;
+}
+
+async fn without_coalescing_every_page_goes_out_by_itself(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let cfg = config(&sink, &smtp, "0s", SMS_AND_EMAIL, &everyone_reachable());
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let p = phone(1, 1);
+    let mut ids = Vec::new();
+    for t in ["one", "two", "three"] {
+        ids.push(declare(&app, &format!("storm incident {t}"), "other", "S3").await);
+    }
+    wait_for("three pages", 10, async || sms_to(&sink, &p).len() == 3).await;
+    for sms in sms_to(&sink, &p) {
+        assert_eq!(sms["template"], "page/incident_opened");
+    }
+    for id in ids {
+        let x = page_to(&app, id, ChannelKind::Sms, &p).await.unwrap();
+        assert!(x["coalesced_into"].is_null(), "{x}");
+        assert!(app.events(id, "page.coalesced").await.is_empty());
+    }
+    app.stop().await;
+}
+
+/// Departments whose pages die: Security's on-call and head (the lead) are refused by the mail
+/// server; IT Operations' on-call and head too, but its director (a lead, at level 1) is not.
+fn some_unreachable() -> Vec<(&'static str, Vec<Member<'static>>)> {
+    let mut d = everyone_reachable();
+    for (id, members) in &mut d {
+        match *id {
+            "security" => {
+                *members = vec![
+                    (
+                        "security on-call",
+                        1,
+                        false,
+                        "reject-security-oncall@example.com",
+                    ),
+                    ("security head", 2, true, "reject-security-head@example.com"),
+                ]
+            }
+            "it_operations" => {
+                *members = vec![
+                    ("ops on-call", 1, false, "reject-ops-oncall@example.com"),
+                    ("ops director", 1, true, "ops-director@example.com"),
+                    ("ops head", 2, false, "reject-ops-head@example.com"),
+                ]
+            }
+            _ => {}
+        }
+    }
+    d
+}
+
+fn dead<'a>(events: &'a [Value], dept: &str, level: Value) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["data"]["department"] == dept && e["data"]["level"] == level)
+        .unwrap_or_else(|| panic!("no page.dead for {dept} at {level}: {events:#?}"))
+}
+
+async fn a_page_that_dies_pages_the_next_level_then_the_lead(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let cfg = config(&sink, &smtp, "0s", EMAIL, &some_unreachable());
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let id = declare(&app, "客户订单库被拖库", "pi_leak", "S1").await;
+    // Level 1 dies for Security and IT Operations, then their level 2 dies too.
+    let mut events = Vec::new();
+    wait_for("four dead pages", 15, async || {
+        events = app.events(id, "page.dead").await;
+        events.len() >= 4
+    })
+    .await;
+    let sec1 = dead(&events, "security", json!(1));
+    assert_eq!(sec1["data"]["member"], "security on-call");
+    assert_eq!(sec1["data"]["action"], "paged level 2");
+    assert_eq!(sec1["data"]["paged"], json!(["security head"]));
+    let d0 = &sec1["data"]["deliveries"][0];
+    assert_eq!(d0["channel"], "email");
+    assert!(d0["error"].as_str().unwrap().contains("550"), "{sec1:#}");
+    let sec2 = dead(&events, "security", json!(2));
+    assert!(
+        sec2["data"]["action"]
+            .as_str()
+            .unwrap()
+            .contains("security head is the department's only lead"),
+        "{sec2:#}"
+    );
+    assert_eq!(sec2["data"]["paged"], json!([]));
+    let ops1 = dead(&events, "it_operations", json!(1));
+    assert_eq!(ops1["data"]["member"], "ops on-call");
+    assert_eq!(ops1["data"]["paged"], json!(["ops head"]));
+    let ops2 = dead(&events, "it_operations", json!(2));
+    assert_eq!(ops2["data"]["paged"], json!(["ops director"]), "{ops2:#}");
+    // The director hears twice: paged with level 1, then as the lead when the head's page died.
+    wait_for("the lead page", 10, async || {
+        mails_to(&smtp, "ops-director@example.com").len() == 2
+    })
+    .await;
+    let lead = &mails_to(&smtp, "ops-director@example.com")[1];
+    assert!(
+        lead["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[the page to ops head died] "),
+        "{lead:#}"
+    );
+    assert!(mails_to(&smtp, "reject-security-head@example.com").is_empty());
+    let esc = app.events(id, "incident.escalated").await;
+    assert_eq!(esc.len(), 2, "{esc:#?}");
+    assert!(esc.iter().all(|e| e["data"]["reason"] == "page.dead"));
+    assert_eq!(team_level(&app, id, "security").await, 2);
+    assert_eq!(team_level(&app, id, "it_operations").await, 2);
+    assert_eq!(team_level(&app, id, "legal").await, 1);
+    // Nothing more happens: every death was handled once.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(app.events(id, "page.dead").await.len(), 4);
+    assert_eq!(app.events(id, "incident.escalated").await.len(), 2);
+    assert!(app.verify().await.broken_at.is_none(), "audit chain intact");
+    app.stop().await;
+}
+
+async fn a_digest_that_dies_kills_its_pages_and_they_escalate(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let mut depts = everyone_reachable();
+    depts[0].1 = vec![
+        (
+            "security on-call",
+            1,
+            false,
+            "reject-security-oncall@example.com",
+        ),
+        ("security head", 2, true, "security-head@example.com"),
+    ];
+    let cfg = config(&sink, &smtp, "10m", EMAIL, &depts);
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let oncall = "reject-security-oncall@example.com";
+    // The first page to the on-call goes out at once, dies, and escalates.
+    let a = declare(&app, "Suspicious admin login", "other", "S3").await;
+    wait_for("the first dead page", 15, async || {
+        !app.events(a, "page.dead").await.is_empty()
+    })
+    .await;
+    // The next one waits for the digest, which the mail server refuses too.
+    let b = declare(&app, "Second suspicious admin login", "other", "S3").await;
+    let mut digest = 0;
+    wait_for("the page held", 10, async || {
+        match page_to(&app, b, ChannelKind::Email, oncall).await {
+            Some(x) if x["coalesced_into"].is_i64() => {
+                digest = x["coalesced_into"].as_i64().unwrap();
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    end_windows(&app).await;
+    let mut events = Vec::new();
+    wait_for("the held page's death escalated", 15, async || {
+        events = app.events(b, "page.dead").await;
+        !events.is_empty()
+    })
+    .await;
+    let held = page_to(&app, b, ChannelKind::Email, oncall).await.unwrap();
+    assert_eq!(held["status"], "dead", "{held:#}");
+    let why = held["last_error"].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!("coalesced into digest #{digest}, which died: "))
+            && why.contains("550"),
+        "{why}"
+    );
+    assert_eq!(delivery(&app, digest).await["status"], "dead");
+    let e = &events[0]["data"];
+    assert_eq!(e["department"], "security");
+    assert_eq!(e["deliveries"][0]["digest"], digest);
+    assert_eq!(e["action"], "paged level 2");
+    assert_eq!(team_level(&app, b, "security").await, 2);
+    // Security's head is paged for B (held in turn: the head was paged for A moments ago).
+    assert!(
+        page_to(&app, b, ChannelKind::Email, "security-head@example.com")
+            .await
+            .is_some()
+    );
+    assert!(app.verify().await.broken_at.is_none(), "audit chain intact");
+    app.stop().await;
+}
