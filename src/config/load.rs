@@ -552,6 +552,21 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             "a held page waits this long before its digest goes out: use at most 1h (2m is a good start), or 0s for no coalescing".into(),
         );
     }
+    if !raw.paging.coalesce.0.is_zero() {
+        for d in raw
+            .departments
+            .iter()
+            .filter(|d| d.escalate_after.0 <= raw.paging.coalesce.0)
+        {
+            p(
+                "paging.coalesce",
+                format!(
+                    "{} is not shorter than departments.{}.escalate_after ({}): a page held for its digest could escalate before it is even sent; make coalesce shorter",
+                    raw.paging.coalesce, d.id, d.escalate_after
+                ),
+            );
+        }
+    }
     // Template-only providers cannot send a digest without an approved template for it.
     raw.paging.no_digest = crate::engine::paging::channels_without_digest(&raw.channels);
     // Paging matters once there is someone to page.
@@ -1085,6 +1100,29 @@ contact = "privacy@example.com"
         );
         assert!(
             e.contains("departments.legal.members: Mail-only counsel cannot be paged at S1: no address for any of [sms]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn coalescing_is_bounded_and_shorter_than_escalation() {
+        let e = problems(&format!("{CONFIG}\n[paging]\ncoalesce = \"2h\"\n"), &[]);
+        assert!(
+            e.contains("paging.coalesce: a held page waits this long"),
+            "{e}"
+        );
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[paging]\ncoalesce = \"10m\"\n\
+                 [[departments]]\nid = \"legal\"\nname = \"Legal\"\nescalate_after = \"5m\"\n\
+                 [[departments.members]]\nname = \"Counsel\"\nemail = \"gc@example.com\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            e.contains(
+                "paging.coalesce: 10m is not shorter than departments.legal.escalate_after (5m)"
+            ),
             "{e}"
         );
     }

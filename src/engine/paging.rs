@@ -399,6 +399,39 @@ mod tests {
     }
 
     #[test]
+    fn template_only_channels_coalesce_only_with_a_digest_code() {
+        let c: ChannelsConfig = toml::from_str(
+            "[sms]\nprovider = \"aliyun\"\nkey_id = \"k\"\nkey_secret = \"s\"\nsign_name = \"n\"\n\
+             [sms.templates]\n\"page/incident_opened\" = \"SMS_1\"\n\
+             [voice]\nprovider = \"tencent\"\nkey_id = \"k\"\nkey_secret = \"s\"\napp_id = \"1\"\n\
+             [voice.templates]\n\"page/incident_opened\" = \"1\"\n\"page/digest\" = \"2\"\n",
+        )
+        .unwrap();
+        assert_eq!(channels_without_digest(&c), vec![ChannelKind::Sms]);
+        let paging = PagingConfig {
+            coalesce: "2m".parse().unwrap(),
+            no_digest: channels_without_digest(&c),
+            ..PagingConfig::default()
+        };
+        assert!(!paging.coalesces(ChannelKind::Sms));
+        assert!(paging.coalesces(ChannelKind::Voice) && paging.coalesces(ChannelKind::Email));
+        let (line, warnings) = check(&paging, &c, &["page/digest"]);
+        assert!(
+            line.contains("within 2m") && line.contains("(email, voice)"),
+            "{line}"
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("[channels.sms] uses aliyun")
+                && warnings[0].contains("\"page/digest\" = \"<approved code>\""),
+            "{}",
+            warnings[0]
+        );
+        let off = PagingConfig::default();
+        assert!(!off.coalesces(ChannelKind::Email));
+    }
+
+    #[test]
     fn long_titles_are_shortened_for_sms() {
         assert_eq!(short("short"), "short");
         let s = short("DLP: bulk export of table crm.customers to an unknown host");
