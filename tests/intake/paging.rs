@@ -3,7 +3,8 @@
 //! channel dies pages the department's next level (at the top, its lead) and says so on the
 //! timeline. SMS and voice go to a local HTTP sink, e-mail to a real SMTP server.
 
-use incidentd::channels::{ChannelKind, mask};
+use incidentd::channels::{ChannelKind, Content, Purpose, mask};
+use incidentd::store::{NewDelivery, Placement, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -16,6 +17,7 @@ crate::on_both_backends!(
     without_coalescing_every_page_goes_out_by_itself,
     a_page_that_dies_pages_the_next_level_then_the_lead,
     a_digest_that_dies_kills_its_pages_and_they_escalate,
+    two_instances_never_send_two_digests_for_one_window,
 );
 
 /// Department n's level-l phone: +86139000{n}0{l}.
@@ -570,5 +572,146 @@ async fn a_digest_that_dies_kills_its_pages_and_they_escalate(backend: Backend) 
             .is_some()
     );
     assert!(app.verify().await.broken_at.is_none(), "audit chain intact");
+    app.stop().await;
+}
+
+/// One page to one person (no incident), placed with coalescing by `store` at `at`.
+async fn hold(store: &Store, n: u32, at: i64, window: i64) -> Placement {
+    let page = NewDelivery {
+        idempotency_key: format!("test-page-{n}"),
+        incident_id: None,
+        purpose: Purpose::Page,
+        channel: ChannelKind::Sms,
+        recipient: "+8613900000101".into(),
+        locale: "en".into(),
+        content: Content {
+            text: format!("page {n}"),
+            ..Default::default()
+        },
+        fallback: Vec::new(),
+        fallback_of: None,
+    };
+    let mut tx = store.begin_write().await.unwrap();
+    let p = tx
+        .hold_or_send(&page, &Content::default(), at, window)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    p
+}
+
+async fn claim(store: &Store, at: i64) -> Vec<i64> {
+    let mut tx = store.begin_claim().await.unwrap();
+    let c = tx
+        .claim_deliveries(at, at + 30_000_000, 50, 5)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.iter().map(|c| c.id).collect()
+}
+
+fn held_in(p: Placement) -> (i64, i64) {
+    match p {
+        Placement::Held { digest, due, .. } => (digest, due),
+        other => panic!("not held: {other:?}"),
+    }
+}
+
+/// Two instances share one PostgreSQL database: one places pages while the other's dispatcher
+/// claims. A digest that is being added to is not claimed; a digest once claimed is never added
+/// to (the page goes to the next window's digest). So each window has one digest, and it lists
+/// every page it carries. (On SQLite, one instance: the same holds with its one writer.)
+async fn two_instances_never_send_two_digests_for_one_window(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let settings = incidentd::config::load(&app.config_path).unwrap();
+    let a = Store::connect(&settings).await.unwrap();
+    let b = match backend {
+        Backend::Postgres => Store::connect(&settings).await.unwrap(),
+        Backend::Sqlite => a.clone(),
+    };
+    let w = 60_000_000;
+    // A day ahead: the running daemon's own dispatcher leaves these rows alone.
+    let t0 = chrono::Utc::now().timestamp_micros() + 86_400_000_000;
+    assert!(matches!(hold(&b, 1, t0, w).await, Placement::Now(_)));
+    let (digest, due) = held_in(hold(&a, 2, t0 + 1_000_000, w).await);
+    assert_eq!(due, t0 + w);
+    // B adds a page to the digest while A claims what is due at the window's end.
+    let page3 = NewDelivery {
+        idempotency_key: "test-page-3".into(),
+        incident_id: None,
+        purpose: Purpose::Page,
+        channel: ChannelKind::Sms,
+        recipient: "+8613900000101".into(),
+        locale: "en".into(),
+        content: Content::default(),
+        fallback: Vec::new(),
+        fallback_of: None,
+    };
+    let mut tx = b.begin_write().await.unwrap();
+    let p3 = tx
+        .hold_or_send(&page3, &Content::default(), t0 + 2_000_000, w)
+        .await
+        .unwrap();
+    assert_eq!(held_in(p3).0, digest);
+    if backend == Backend::Postgres {
+        let claimed = claim(&a, t0 + w + 1).await;
+        assert!(
+            !claimed.contains(&digest),
+            "a digest being added to is not claimed: {claimed:?}"
+        );
+    }
+    tx.commit().await.unwrap();
+    assert!(claim(&a, t0 + w + 1).await.contains(&digest));
+    let rows = crate::common::query_text(
+        backend,
+        &app.store_url,
+        &format!(
+            "SELECT idempotency_key FROM deliveries WHERE coalesced_into = {digest} ORDER BY id"
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("test-page-2".to_string())],
+            vec![Some("test-page-3".to_string())]
+        ]
+    );
+    // A page of that window after the digest was claimed goes to the next window's digest.
+    let (d2, due2) = held_in(hold(&b, 4, t0 + 3_000_000, w).await);
+    assert_ne!(d2, digest);
+    assert_eq!(due2, t0 + 2 * w);
+    // And while a claim of that digest is not yet committed, a page waits for it, then goes on.
+    let mut claiming = a.begin_claim().await.unwrap();
+    let c = claiming
+        .claim_deliveries(t0 + 2 * w + 1, t0 + 2 * w + 30_000_000, 50, 5)
+        .await
+        .unwrap();
+    assert!(c.iter().any(|c| c.id == d2));
+    let bb = b.clone();
+    let placing = tokio::spawn(async move { hold(&bb, 5, t0 + 4_000_000, w).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!placing.is_finished(), "waits for the claim");
+    claiming.commit().await.unwrap();
+    let (d3, due3) = held_in(placing.await.unwrap());
+    assert!(d3 != d2 && d3 != digest);
+    assert_eq!(due3, t0 + 3 * w);
+    let digests = crate::common::query_text(
+        backend,
+        &app.store_url,
+        "SELECT COUNT(*) || '' FROM deliveries WHERE idempotency_key LIKE 'coalesce:%'",
+    )
+    .await;
+    assert_eq!(
+        digests,
+        vec![vec![Some("3".to_string())]],
+        "one digest per window"
+    );
+    a.close().await;
+    if backend == Backend::Postgres {
+        b.close().await;
+    }
     app.stop().await;
 }
