@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_page_that_dies_pages_the_next_level_then_the_lead,
     a_digest_that_dies_kills_its_pages_and_they_escalate,
     two_instances_never_send_two_digests_for_one_window,
+    a_drill_page_the_guard_refuses_escalates_to_nobody,
 );
 
 /// Department n's level-l phone: +86139000{n}0{l}.
@@ -713,5 +714,41 @@ async fn two_instances_never_send_two_digests_for_one_window(backend: Backend) {
     if backend == Backend::Postgres {
         b.close().await;
     }
+    app.stop().await;
+}
+
+/// A drill's pages to people not on its list are refused by the drill guard: that is not a dead
+/// page, so nobody further (nobody real) is paged. Drills' pages are never held for digests.
+async fn a_drill_page_the_guard_refuses_escalates_to_nobody(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let cfg = config(&sink, &smtp, "10m", EMAIL, &everyone_reachable());
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let id = app
+        .declare(&json!({"title": "Drill: bucket exposed", "category": "pi_leak", "drill": true}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let v = app
+        .wait_deliveries(id, 10, |v| {
+            let d = v["deliveries"].as_array().unwrap();
+            d.len() == 6 && d.iter().all(|x| x["status"] == "dead")
+        })
+        .await;
+    for d in v["deliveries"].as_array().unwrap() {
+        assert!(
+            d["last_error"].as_str().unwrap().contains("drill guard"),
+            "{d}"
+        );
+        assert!(d["coalesced_into"].is_null(), "{d}");
+        assert_eq!(d["purpose"], "drill");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(app.events(id, "page.dead").await.is_empty());
+    assert!(app.events(id, "incident.escalated").await.is_empty());
+    assert_eq!(team_level(&app, id, "security").await, 1);
+    assert!(smtp.messages().is_empty(), "nobody was reached");
     app.stop().await;
 }
