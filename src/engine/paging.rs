@@ -12,7 +12,8 @@
 //!   there, so its pages go out one by one ([`channels_without_digest`]; `incidentd check`
 //!   warns).
 //! * The window rules and the outbox side are in [`crate::store::WriteTx::hold_or_send`]; the
-//!   digest is re-rendered here each time a page joins it, in the same transaction.
+//!   digest is re-rendered here each time a page joins it, in the same transaction. A digest
+//!   that holds one page is that page's own message, sent at the window's end.
 
 use std::collections::BTreeMap;
 
@@ -271,6 +272,12 @@ fn render_digest(
     items: &[HeldPage],
     now: DateTime<Utc>,
 ) -> Content {
+    // One page held: it goes out as itself, only later (a digest of one would say less).
+    if let [only] = items
+        && let Ok(content) = serde_json::from_str::<Content>(&only.content)
+    {
+        return content;
+    }
     let notes = notes(items);
     let name = notes.iter().find_map(|n| n.recipient_name.clone());
     let data = json!({

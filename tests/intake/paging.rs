@@ -349,6 +349,15 @@ async fn pages_in_a_storm_reach_each_person_once_then_in_one_digest(backend: Bac
     let next = page_to(&app, e, ChannelKind::Sms, &p).await.unwrap();
     assert_ne!(next["coalesced_into"], sms_digest);
     assert_eq!(sms_to(&sink, &p).len(), 2, "at most one message per window");
+    // A window that held one page sends that page itself, at its end.
+    end_windows(&app).await;
+    wait_for("the page of the quiet window", 10, async || {
+        sms_to(&sink, &p).len() == 3
+    })
+    .await;
+    let last = &sms_to(&sink, &p)[2];
+    assert_eq!(last["template"], "page/incident_opened", "{last:#}");
+    assert!(last["text"].as_str().unwrap().contains(&format!("#{e}")));
     let metrics = app
         .http
         .get(app.url("/metrics"))
