@@ -791,12 +791,15 @@ async fn page_dead(
             })
         })
         .collect();
-    events.push(NewEvent::new(
-        now,
-        "incidentd",
-        "page.dead",
-        Some(incident.id),
-        &json!({
+    // The death first, then what was done about it.
+    events.insert(
+        0,
+        NewEvent::new(
+            now,
+            "incidentd",
+            "page.dead",
+            Some(incident.id),
+            &json!({
             "department": key.department,
             "level": if key.level == 0 { json!("lead") } else { json!(key.level) },
             "member": member.map_or(key.member.as_str(), |m| m.name.as_str()),
@@ -804,8 +807,9 @@ async fn page_dead(
             "deliveries": deliveries,
             "action": action,
             "paged": paged,
-        }),
-    ));
+            }),
+        ),
+    );
     Ok(events)
 }
 
