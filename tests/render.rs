@@ -158,7 +158,7 @@ fn render_warns_past_the_segment_limit_and_refuses_unknown_templates() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         err(&o).contains("there is no template `notice/nope`")
-            && err(&o).contains("notice/pi_leak, page/incident_opened"),
+            && err(&o).contains("notice/pi_leak, page/digest, page/incident_opened"),
         "{}",
         err(&o)
     );
@@ -177,7 +177,7 @@ fn check_renders_every_template_and_names_a_broken_one() {
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert!(
         out(&o).contains(
-            "(12 templates, 28 renderings against the sample incident, times in Asia/Shanghai)"
+            "(13 templates, 36 renderings against the sample incident, times in Asia/Shanghai)"
         ),
         "{}",
         out(&o)

@@ -17,7 +17,8 @@ Examples:
 
 Recipients are masked. A delivery goes pending → sending → sent, or failed (retried with
 backoff) → dead after [dispatch] max_attempts; a dead delivery that names a fallback enqueues
-the next channel.";
+the next channel. A page held for a digest ([paging] coalesce) stays pending, held for digest
+#N, and ends sent or dead with that digest.";
 
 pub const SEND_TEST_HELP: &str = "\
 Examples:
@@ -128,8 +129,17 @@ fn table(v: &Value) {
         "ID", "CHANNEL", "PURPOSE", "RECIPIENT", "STATUS", "TRY"
     );
     for d in rows {
-        let tail = match d["status"].as_str() {
-            Some("sent") => format!("{} {}", s(&d["provider"]), s(&d["provider_message_id"])),
+        let digest = d["coalesced_into"].as_i64();
+        let tail = match (d["status"].as_str(), digest) {
+            (Some("sent"), Some(g)) => format!(
+                "in digest #{g}: {} {}",
+                s(&d["provider"]),
+                s(&d["provider_message_id"])
+            ),
+            (Some("sent"), None) => {
+                format!("{} {}", s(&d["provider"]), s(&d["provider_message_id"]))
+            }
+            (Some("pending"), Some(g)) => format!("held for digest #{g}"),
             _ => s(&d["last_error"]),
         };
         println!(

@@ -119,6 +119,14 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         s.subjects.retention
     );
     let (templates_ok, templates) = super::render::check_templates(&s);
+    if !s.departments.is_empty() {
+        let names = templates.as_ref().map(|t| t.names()).unwrap_or_default();
+        let (line, warnings) = crate::engine::paging::check(&s.paging, &s.channels, &names);
+        println!("  paging          {line}");
+        for w in warnings {
+            println!("  warning: {w}");
+        }
+    }
     let playbooks_ok = templates.as_ref().is_some_and(|t| check_playbooks(&s, t));
     let packs_ok = templates.as_ref().is_some_and(|t| check_packs(&s, t));
     let drills_ok = templates.as_ref().is_some_and(|t| check_drills(&s, t));

@@ -272,7 +272,7 @@ fn read_secret(file: &str, dir: &Path) -> Result<String, String> {
     Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigError> {
+fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, ConfigError> {
     let shown = path.display().to_string();
     let mut problems = Vec::new();
     let mut p = |key: &str, msg: String| problems.push(format!("{shown}: {key}: {msg}"));
@@ -552,6 +552,29 @@ fn validate(path: &Path, dir: &Path, raw: RawConfig) -> Result<Settings, ConfigE
     {
         p("paging.ack_secret", "use at least 16 characters".into());
     }
+    if raw.paging.coalesce.0 > std::time::Duration::from_secs(3600) {
+        p(
+            "paging.coalesce",
+            "a held page waits this long before its digest goes out: use at most 1h (2m is a good start), or 0s for no coalescing".into(),
+        );
+    }
+    if !raw.paging.coalesce.0.is_zero() {
+        for d in raw
+            .departments
+            .iter()
+            .filter(|d| d.escalate_after.0 <= raw.paging.coalesce.0)
+        {
+            p(
+                "paging.coalesce",
+                format!(
+                    "{} is not shorter than departments.{}.escalate_after ({}): a page held for its digest could escalate before it is even sent; make coalesce shorter",
+                    raw.paging.coalesce, d.id, d.escalate_after
+                ),
+            );
+        }
+    }
+    // Template-only providers cannot send a digest without an approved template for it.
+    raw.paging.no_digest = crate::engine::paging::channels_without_digest(&raw.channels);
     // Paging matters once there is someone to page.
     let paging = if raw.departments.is_empty() {
         Default::default()
@@ -1135,6 +1158,29 @@ contact = "privacy@example.com"
             &[],
         );
         assert!(e.contains("heartbeats[0]: missing field `grace`"), "{e}");
+    }
+
+    #[test]
+    fn coalescing_is_bounded_and_shorter_than_escalation() {
+        let e = problems(&format!("{CONFIG}\n[paging]\ncoalesce = \"2h\"\n"), &[]);
+        assert!(
+            e.contains("paging.coalesce: a held page waits this long"),
+            "{e}"
+        );
+        let e = problems(
+            &format!(
+                "{CONFIG}\n[paging]\ncoalesce = \"10m\"\n\
+                 [[departments]]\nid = \"legal\"\nname = \"Legal\"\nescalate_after = \"5m\"\n\
+                 [[departments.members]]\nname = \"Counsel\"\nemail = \"gc@example.com\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            e.contains(
+                "paging.coalesce: 10m is not shorter than departments.legal.escalate_after (5m)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -387,6 +387,15 @@ pub struct PagingConfig {
     /// How long an acknowledgement link works.
     #[serde(default = "default_ack_ttl")]
     pub ack_link_ttl: HumanDuration,
+    /// Pages to one person on one channel within this long after the first are held and go
+    /// out together, as one digest (`page/digest`), when the window ends; `0s` (the default)
+    /// sends every page by itself. See docs/paging.md.
+    #[serde(default = "no_coalescing")]
+    pub coalesce: HumanDuration,
+    /// Channels whose provider takes only approved templates and has no code for
+    /// `page/digest`: pages on them are never coalesced. Filled in when loading.
+    #[serde(skip)]
+    pub no_digest: Vec<crate::channels::ChannelKind>,
 }
 
 impl Default for PagingConfig {
@@ -395,8 +404,21 @@ impl Default for PagingConfig {
             channels: default_paging_channels(),
             ack_secret: None,
             ack_link_ttl: default_ack_ttl(),
+            coalesce: no_coalescing(),
+            no_digest: Vec::new(),
         }
     }
+}
+
+impl PagingConfig {
+    /// Whether pages on `channel` are coalesced.
+    pub fn coalesces(&self, channel: crate::channels::ChannelKind) -> bool {
+        !self.coalesce.0.is_zero() && !self.no_digest.contains(&channel)
+    }
+}
+
+fn no_coalescing() -> HumanDuration {
+    HumanDuration(std::time::Duration::ZERO)
 }
 
 fn default_ack_ttl() -> HumanDuration {

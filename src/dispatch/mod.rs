@@ -12,6 +12,10 @@
 //!   delivery is enqueued in the same transaction.
 //! * **Outcomes** are written in batches by one recorder (group commit), with one audit event
 //!   per incident per batch.
+//! * **Digests** (coalesced pages, see [`crate::engine::paging`]) are sent like any delivery;
+//!   when a digest's outcome is `sent` or `dead`, the pages it holds get that outcome in the
+//!   same transaction. A page whose every channel is now dead (a digest's included) gets a
+//!   `page.dead` timer there too, which escalates it ([`crate::store::PageKey`]).
 //! * **The drill guard** sits right before a channel is called: a delivery of a drill incident
 //!   goes out only to the (channel, recipient) pairs on that drill's allow-list. Anything else
 //!   is refused and dies, with no fallback.
@@ -121,6 +125,9 @@ struct Recorded {
     dead: Vec<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fallback: Vec<serde_json::Value>,
+    /// Pages that went out (or died) in a digest: `{id, digest, status}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    coalesced: Vec<serde_json::Value>,
 }
 
 struct Done {
@@ -488,6 +495,51 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
         }
     }
     let fallback_ids = tx.enqueue_deliveries(&fallbacks, now_us).await?;
+    // Digests: the pages they hold share their final outcome. Pages that are now dead on every
+    // channel escalate (a `page.dead` timer); drill-guard refusals do not.
+    let mut resolved: Vec<(crate::store::ResolvedHeld, i64, DeliveryStatus)> = Vec::new();
+    let mut digests: Vec<(ChannelKind, DeliveryStatus, usize)> = Vec::new();
+    let mut dead_keys: Vec<String> = Vec::new();
+    for (d, o) in batch.iter().zip(&outcomes) {
+        if !held(o) {
+            continue;
+        }
+        let key = &d.claimed.idempotency_key;
+        if o.status == DeliveryStatus::Dead && !matches!(d.attempt, Attempt::Refused(_)) {
+            dead_keys.push(key.clone());
+        }
+        if !key.starts_with(crate::store::DIGEST_KEY_PREFIX)
+            || !matches!(o.status, DeliveryStatus::Sent | DeliveryStatus::Dead)
+        {
+            continue;
+        }
+        let why = (o.status == DeliveryStatus::Dead).then(|| {
+            format!(
+                "coalesced into digest #{}, which died: {}",
+                o.id,
+                o.error.as_deref().unwrap_or("")
+            )
+        });
+        let rows = tx
+            .resolve_held(
+                o.id,
+                o.status,
+                o.sent_at,
+                o.provider.as_deref(),
+                o.mid.as_deref(),
+                why.as_deref(),
+                now_us,
+            )
+            .await?;
+        digests.push((d.claimed.channel, o.status, rows.len()));
+        for r in rows {
+            if o.status == DeliveryStatus::Dead {
+                dead_keys.push(r.idempotency_key.clone());
+            }
+            resolved.push((r, o.id, o.status));
+        }
+    }
+    tx.schedule_dead_pages(&dead_keys, now_us).await?;
     // Notice campaigns' progress counters, in this same transaction.
     let mut bumps: BTreeMap<(i64, ChannelKind), crate::store::ProgressBump> = BTreeMap::new();
     fn bump<'m>(
@@ -539,6 +591,13 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
             _ => e.failed.push(failure()),
         }
     }
+    for (r, digest, status) in &resolved {
+        per_incident
+            .entry(r.incident_id)
+            .or_default()
+            .coalesced
+            .push(json!({"id": r.id, "digest": digest, "status": status}));
+    }
     for (f, id) in fallbacks.iter().zip(&fallback_ids) {
         per_incident
             .entry(f.incident_id)
@@ -552,6 +611,12 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
         .collect();
     tx.append(&events).await?;
     tx.commit().await?;
+    for (channel, status, pages) in digests {
+        metrics::counter!("incidentd_page_digests_total", "channel" => channel.as_str(), "outcome" => status.as_str())
+            .increment(1);
+        metrics::counter!("incidentd_pages_coalesced_total", "channel" => channel.as_str(), "outcome" => status.as_str())
+            .increment(pages as u64);
+    }
     for (d, o) in batch.iter().zip(&outcomes) {
         if held(o) {
             metrics::counter!(

@@ -17,6 +17,11 @@
 //!   timer) when that task completes.
 //! * Approval tasks are decided by each of their approving departments; all must approve. A
 //!   task whose dependencies are not done or approved cannot be completed, and says why.
+//! * Pages go through [`super::paging::enqueue_pages`], which coalesces pages to one person
+//!   into digests. A page whose every channel (and fallback) died gets a `page.dead` timer
+//!   (scheduled by the dispatcher when it records the last death): the department's next level
+//!   is paged at once — or, at the top, its lead — and `page.dead` on the timeline says which
+//!   page died, why, and what was done.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,6 +47,8 @@ pub const TIMER_PLAYBOOK: &str = "playbook.apply";
 pub const TIMER_ESCALATE: &str = "escalate";
 pub const TIMER_OVERDUE: &str = "task.overdue";
 pub const TIMER_REARM: &str = "response.rearm";
+/// A page whose every channel died (see [`crate::store::PageKey::dead_timer`]).
+pub const TIMER_PAGE_DEAD: &str = crate::store::PAGE_DEAD_TIMER;
 
 /// After a reopen: the timer that re-arms the response (its timers fired, or were dropped,
 /// while the incident was closed).
@@ -219,7 +226,7 @@ pub async fn apply_playbook(
         timers.push(escalate_timer(incident.id, dept, level, now, sev));
         paged.push(json!({ "department": dept_id, "level": level, "members": members }));
     }
-    tx.enqueue_deliveries(&deliveries, now_us).await?;
+    let coalesced = super::paging::enqueue_pages(tx, ctx, &deliveries, now).await?;
     tx.schedule_timers(&timers, now_us).await?;
     tx.set_playbook(incident.id, &pb.id, sev, now_us).await?;
     events.push(NewEvent::new(
@@ -235,6 +242,7 @@ pub async fn apply_playbook(
             "paged": paged,
         }),
     ));
+    events.extend(coalesced);
     Ok(events)
 }
 
@@ -322,6 +330,16 @@ fn page(
                     warn!(error = %e, template = %pb.page_template, "page template failed; sending a plain page");
                     plain_page(incident, &dept.name)
                 });
+            // What a digest that may hold this page shows of it (engine::paging).
+            let mut content = content;
+            content.data = serde_json::to_value(super::paging::PageNote {
+                incident_id: incident.id,
+                severity: incident.severity.as_str().to_string(),
+                title: incident.title.clone(),
+                ack: ack.as_str().map(str::to_string),
+                recipient_name: Some(m.name.clone()),
+            })
+            .ok();
             out.push(NewDelivery {
                 idempotency_key: format!(
                     "page:{}:{}:{level}:{member_id}:{channel}",
@@ -389,6 +407,7 @@ pub async fn fire(
             TIMER_ESCALATE => events.extend(escalate(tx, ctx, &incident, &payload, now).await?),
             TIMER_OVERDUE => events.extend(overdue(tx, ctx, &incident, &payload, now).await?),
             TIMER_REARM => events.extend(rearm(tx, ctx, &incident, now).await?),
+            TIMER_PAGE_DEAD => events.extend(page_dead(tx, ctx, &incident, &payload, now).await?),
             other => warn!(kind = other, key = %t.key, "unknown timer kind; dropped"),
         }
     }
@@ -601,7 +620,6 @@ async fn escalate(
     let Some(dept) = ctx.department(dept_id) else {
         return Ok(Vec::new());
     };
-    let pb = playbook_of(tx, ctx, incident).await?;
     let next = dept.levels().into_iter().find(|l| *l as i32 > level);
     let Some(next) = next else {
         return Ok(vec![NewEvent::new(
@@ -613,14 +631,32 @@ async fn escalate(
                      "detail": "nobody acknowledged at the highest level" }),
         )]);
     };
+    let reason = json!({"after": format!("{}s", dept.escalate_after.0.as_secs())});
+    escalate_to(tx, ctx, incident, dept, level, next, reason, now).await
+}
+
+/// Page a department's level `next` (from `level`), move the team there and arm the next
+/// escalation. `why` is merged into the `incident.escalated` event.
+#[allow(clippy::too_many_arguments)]
+async fn escalate_to(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    dept: &DepartmentConfig,
+    level: i32,
+    next: u32,
+    why: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let pb = playbook_of(tx, ctx, incident).await?;
     let defs = pb.tasks_for(incident.severity);
     let first = defs
         .iter()
-        .find(|t| t.department == dept_id)
+        .find(|t| t.department == dept.id)
         .map(|t| t.id.as_str());
     let pages = page(ctx, pb, incident, dept, next, None, first, now);
-    tx.enqueue_deliveries(&pages, to_micros(now)).await?;
-    tx.set_team_level(incident.id, dept_id, next as i32, to_micros(now))
+    let mut events = super::paging::enqueue_pages(tx, ctx, &pages, now).await?;
+    tx.set_team_level(incident.id, &dept.id, next as i32, to_micros(now))
         .await?;
     tx.schedule_timers(
         &[escalate_timer(
@@ -633,19 +669,148 @@ async fn escalate(
         crate::domain::time::to_micros(now),
     )
     .await?;
-    Ok(vec![NewEvent::new(
+    let mut data = json!({
+        "department": dept.id,
+        "from_level": level,
+        "to_level": next,
+        "pages": pages.len(),
+    });
+    if let (Some(d), Some(w)) = (data.as_object_mut(), why.as_object()) {
+        d.extend(w.clone());
+    }
+    events.push(NewEvent::new(
         now,
         "incidentd",
         "incident.escalated",
         Some(incident.id),
-        &json!({
-            "department": dept_id,
-            "from_level": level,
-            "to_level": next,
-            "after": format!("{}s", dept.escalate_after.0.as_secs()),
-            "pages": pages.len(),
-        }),
-    )])
+        &data,
+    ));
+    Ok(events)
+}
+
+/// A page whose every channel died: page the department's next level, or at the top its
+/// lead(s); say on the timeline which page died, why, and what was done. Does nothing while any
+/// of the page's deliveries is still alive (a fallback, a retry), and only records when the
+/// department has acknowledged or already escalated past the level.
+async fn page_dead(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let key = crate::store::PageKey {
+        incident: incident.id,
+        department: payload["department"].as_str().unwrap_or_default().into(),
+        level: payload["level"].as_u64().unwrap_or(1) as u32,
+        member: payload["member"].as_str().unwrap_or_default().into(),
+    };
+    let family = tx.page_family(&key.channel_keys()).await?;
+    if family.is_empty() || family.iter().any(|d| d.status != "dead") {
+        return Ok(Vec::new());
+    }
+    let dept = ctx.department(&key.department);
+    let member = dept.and_then(|d| {
+        (0..d.members.len())
+            .find(|i| d.member_id(*i) == key.member)
+            .map(|i| &d.members[i])
+    });
+    let mut events = Vec::new();
+    let mut paged: Vec<String> = Vec::new();
+    let team = tx.team_of(incident.id).await?;
+    let row = team.iter().find(|r| r.department == key.department);
+    let action = match (dept, row) {
+        _ if !incident.status.is_open() => "the incident is closed: nobody else paged".to_string(),
+        (None, _) => format!(
+            "department `{}` is no longer configured: nobody else paged",
+            key.department
+        ),
+        (_, None) => "the department is not on the team: nobody else paged".to_string(),
+        (_, Some(r)) if r.acked_at.is_some() => {
+            "the department has acknowledged: nobody else paged".to_string()
+        }
+        (Some(_), Some(_)) if key.level == 0 => {
+            "it was the lead's page: nobody is left to page".to_string()
+        }
+        (Some(_), Some(r)) if r.level > key.level as i32 => format!(
+            "the department was already escalated to level {}: nothing more done",
+            r.level
+        ),
+        (Some(d), Some(_)) => match d.levels().into_iter().find(|l| *l > key.level) {
+            Some(next) => {
+                let why = json!({"reason": "page.dead", "dead_member": member.map(|m| &m.name)});
+                events.extend(
+                    escalate_to(tx, ctx, incident, d, key.level as i32, next, why, now).await?,
+                );
+                paged = d.at_level(next).map(|m| m.name.clone()).collect();
+                format!("paged level {next}")
+            }
+            None => {
+                let leads: Vec<&MemberConfig> = d
+                    .leads()
+                    .into_iter()
+                    .filter(|m| !member.is_some_and(|dead| std::ptr::eq(*m, dead)))
+                    .collect();
+                if leads.is_empty() {
+                    format!(
+                        "{} is the department's only lead, and it is their page that died: nobody else to page",
+                        member.map_or(key.member.as_str(), |m| m.name.as_str())
+                    )
+                } else {
+                    let pb = playbook_of(tx, ctx, incident).await?;
+                    let defs = pb.tasks_for(incident.severity);
+                    let first = defs
+                        .iter()
+                        .find(|t| t.department == d.id)
+                        .map(|t| t.id.as_str());
+                    let mut pages = page(ctx, pb, incident, d, 0, Some(&leads), first, now);
+                    let prefix = format!(
+                        "[the page to {} died] ",
+                        member.map_or(key.member.as_str(), |m| m.name.as_str())
+                    );
+                    for p in &mut pages {
+                        p.content.subject =
+                            p.content.subject.take().map(|s| format!("{prefix}{s}"));
+                        p.content.text = format!("{prefix}{}", p.content.text);
+                    }
+                    events.extend(super::paging::enqueue_pages(tx, ctx, &pages, now).await?);
+                    paged = leads.iter().map(|m| m.name.clone()).collect();
+                    "the top level's page died: paged the department's lead".to_string()
+                }
+            }
+        },
+    };
+    let deliveries: Vec<serde_json::Value> = family
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "channel": d.channel,
+                "error": d.last_error,
+                "digest": d.coalesced_into,
+            })
+        })
+        .collect();
+    // The death first, then what was done about it.
+    events.insert(
+        0,
+        NewEvent::new(
+            now,
+            "incidentd",
+            "page.dead",
+            Some(incident.id),
+            &json!({
+            "department": key.department,
+            "level": if key.level == 0 { json!("lead") } else { json!(key.level) },
+            "member": member.map_or(key.member.as_str(), |m| m.name.as_str()),
+            "member_id": key.member,
+            "deliveries": deliveries,
+            "action": action,
+            "paged": paged,
+            }),
+        ),
+    );
+    Ok(events)
 }
 
 async fn overdue(
@@ -686,8 +851,8 @@ async fn overdue(
         p.content.subject = p.content.subject.take().map(|s| format!("{prefix}{s}"));
         p.content.text = format!("{prefix}{}", p.content.text);
     }
-    tx.enqueue_deliveries(&pages, to_micros(now)).await?;
-    Ok(vec![NewEvent::new(
+    let mut events = super::paging::enqueue_pages(tx, ctx, &pages, now).await?;
+    events.push(NewEvent::new(
         now,
         "incidentd",
         "task.overdue",
@@ -699,7 +864,8 @@ async fn overdue(
             "due_at": task.due_at.map(from_micros),
             "paged": leads.iter().map(|m| &m.name).collect::<Vec<_>>(),
         }),
-    )])
+    ));
+    Ok(events)
 }
 
 async fn playbook_of<'a>(

@@ -11,6 +11,7 @@ mod drills;
 mod heartbeats;
 mod obligations;
 mod outbox;
+mod paging;
 pub mod postgres;
 mod raw;
 mod read;
@@ -34,6 +35,10 @@ pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,
+};
+pub use paging::{
+    DIGEST_KEY_PREFIX, HeldPage, PAGE_DEAD_TIMER, PageDelivery, PageKey, Place, Placement,
+    ResolvedHeld, digest_key, place,
 };
 pub use read::{AlertFilter, IncidentFilter, VerifyReport};
 pub use reports::{NewReport, NoticeStats, ReportRow, Submission};

@@ -145,6 +145,9 @@ pub struct DeliveryView {
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
     pub fallback_of: Option<i64>,
+    /// A page coalesced into a digest: the digest's delivery id. Pending until the digest's
+    /// outcome, then sent or dead with it.
+    pub coalesced_into: Option<i64>,
 }
 
 /// Filters for listing deliveries; newest first, paged by `before`.
@@ -232,6 +235,8 @@ macro_rules! claim_sql {
         concat!(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 ",
             "WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed', 'sending') ",
+            // Pages held for a digest go out in it, never by themselves (store::paging).
+            "AND coalesced_into IS NULL ",
             $page,
             " AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 ",
             $lock,
@@ -397,12 +402,13 @@ impl WriteTx {
             rows.extend(got);
         }
         let mut out = Vec::with_capacity(rows.len());
-        let mut dead: Vec<(i64, String)> = Vec::new();
+        let mut dead: Vec<(i64, String, String)> = Vec::new();
         for r in rows {
-            let (id, attempts) = (r.0, r.10);
+            let (id, attempts, key) = (r.0, r.10, r.1.clone());
             if attempts > max_attempts {
                 dead.push((
                     id,
+                    key,
                     format!(
                         "gave up after {} claims: its sender stopped (crashed, or held it past the lease) each time",
                         attempts - 1
@@ -412,10 +418,10 @@ impl WriteTx {
             }
             match claimed(r) {
                 Ok(c) => out.push(c),
-                Err(e) => dead.push((id, e.to_string())),
+                Err(e) => dead.push((id, key, e.to_string())),
             }
         }
-        for (id, error) in &dead {
+        for (id, _, error) in &dead {
             tracing::warn!(delivery = id, %error, "delivery dies at claim");
             on_tx!(self, c, _pg => {
                 sqlx::query(
@@ -427,6 +433,10 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
             });
+        }
+        if !dead.is_empty() {
+            // A digest's held pages die with it; a dead page escalates (store::paging).
+            self.after_deaths_at_claim(&dead, now).await?;
         }
         Ok(out)
     }
@@ -547,7 +557,7 @@ impl Store {
         let rows: Vec<DeliveryView> = on_pool!(self, pool, _pg => {
             sqlx::query_as(
                 "SELECT id, incident_id, purpose, channel, recipient, locale, status, attempts, created_at, \
-                 next_attempt_at, sent_at, provider, provider_message_id, last_error, fallback_of FROM deliveries \
+                 next_attempt_at, sent_at, provider, provider_message_id, last_error, fallback_of, coalesced_into FROM deliveries \
                  WHERE ($1 IS NULL OR incident_id = $1) AND ($2 IS NULL OR status = $2) \
                  AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR id < $4) AND ($6 IS NULL OR id = $6) \
                  ORDER BY id DESC LIMIT $5",

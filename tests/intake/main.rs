@@ -9,4 +9,5 @@ mod common;
 mod alertmanager;
 mod correlation;
 mod heartbeats;
+mod paging;
 mod silences;
