@@ -75,6 +75,15 @@ impl Claimed {
     }
 }
 
+/// The columns a [`DeliveryView`] is read from, as a literal for `concat!`.
+macro_rules! delivery_view_columns {
+    () => {
+        "id, incident_id, purpose, channel, recipient, locale, status, attempts, created_at, \
+         next_attempt_at, sent_at, provider, provider_message_id, last_error, fallback_of, coalesced_into"
+    };
+}
+pub(super) use delivery_view_columns;
+
 /// Delivery states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -555,13 +564,12 @@ impl Store {
 
     pub async fn deliveries(&self, f: &DeliveryFilter) -> Result<Vec<DeliveryView>> {
         let rows: Vec<DeliveryView> = on_pool!(self, pool, _pg => {
-            sqlx::query_as(
-                "SELECT id, incident_id, purpose, channel, recipient, locale, status, attempts, created_at, \
-                 next_attempt_at, sent_at, provider, provider_message_id, last_error, fallback_of, coalesced_into FROM deliveries \
+            sqlx::query_as(concat!(
+                "SELECT ", delivery_view_columns!(), " FROM deliveries \
                  WHERE ($1 IS NULL OR incident_id = $1) AND ($2 IS NULL OR status = $2) \
                  AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR id < $4) AND ($6 IS NULL OR id = $6) \
                  ORDER BY id DESC LIMIT $5",
-            )
+            ))
             .bind(f.incident_id)
             .bind(f.status.map(DeliveryStatus::as_str))
             .bind(f.channel.map(ChannelKind::as_str))

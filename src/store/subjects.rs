@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::outbox::delivery_view_columns;
 use super::write::{BulkInsert, Inner, chunks, json, on_tx};
 use super::{DeliveryView, Result, Store, WriteTx, on_pool};
 
@@ -678,11 +679,10 @@ impl Store {
         for cid in campaigns {
             let (lo, hi) = key_range(&format!("{incident_id}:notice:{cid}:{subject_row:012}:"));
             let rows: Vec<DeliveryView> = on_pool!(self, pool, _pg => {
-                sqlx::query_as(
-                    "SELECT id, incident_id, purpose, channel, recipient, locale, status, attempts, created_at, \
-                     next_attempt_at, sent_at, provider, provider_message_id, last_error, fallback_of FROM deliveries \
+                sqlx::query_as(concat!(
+                    "SELECT ", delivery_view_columns!(), " FROM deliveries \
                      WHERE idempotency_key >= $1 AND idempotency_key < $2 ORDER BY id",
-                )
+                ))
                 .bind(lo)
                 .bind(hi)
                 .fetch_all(pool)
