@@ -25,7 +25,8 @@ use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
 use crate::domain::time::to_micros;
 use crate::store::{
-    AlertInsert, HeldAlert, IncidentAlertRow, NewAlertRow, NewEvent, Store, StoreError,
+    AlertInsert, HeldAlert, IncidentAlertRow, IntakeKey, NewAlertRow, NewEvent, Store, StoreError,
+    storm_key,
 };
 
 /// An alert normalised, classified and hashed, waiting for the writer.
@@ -399,19 +400,6 @@ struct Bucket {
     storm: Option<i64>,
 }
 
-/// The group key under which a bucket's storm incident collects alerts. It starts with `|`,
-/// which no source name contains, so no sender's group key can collide with it.
-fn storm_key(bucket: &str) -> String {
-    format!("|storm|{bucket}")
-}
-
-fn sorted_unique<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut ks: Vec<&str> = keys.collect();
-    ks.sort_unstable();
-    ks.dedup();
-    ks
-}
-
 /// One transaction for a whole batch. See the module docs.
 ///
 /// An alert goes to the open incident that holds it already (an earlier notification of the
@@ -433,51 +421,43 @@ async fn apply(
         .map(|j| Vec::with_capacity(j.alerts.len()))
         .collect();
 
-    // Duplicates: against the store, and within the batch (the first copy wins).
-    let keys: Vec<&str> = all(jobs).map(|(_, a)| a.row.dedup_key.as_str()).collect();
-    let existing = tx.existing_alerts(&keys).await?;
-    let fresh = || {
-        all(jobs)
-            .map(|(_, a)| a)
-            .filter(|a| !existing.contains_key(&a.row.dedup_key))
-    };
-    // Alerts an open incident holds already: their further notifications join it.
-    let alert_keys = sorted_unique(fresh().map(|a| a.alert_key.as_str()));
-    let held = tx.open_incident_alerts(&alert_keys).await?;
-    // Groups with an open incident, for the alerts no incident holds yet.
-    let unheld = || fresh().filter(|a| !held.contains_key(&a.alert_key));
-    let open_keys = sorted_unique(unheld().map(|a| a.row.group_key.as_str()));
-    let open = tx.open_incidents_by_key(&open_keys).await?;
-    let (max_alert, max_incident) = tx.max_ids().await?;
-    // Storm control: for each bucket whose alerts may open incidents, how many it opened within
-    // the window, and its open storm incident.
-    let mut buckets: HashMap<String, Bucket> = HashMap::new();
-    if let Some(storm) = policy.storm {
-        let mut names: Vec<String> = unheld()
-            .filter(|a| a.opens() && !open.contains_key(&a.row.group_key))
-            .filter_map(PreparedAlert::bucket)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        if !names.is_empty() {
-            let window = chrono::Duration::from_std(storm.window).unwrap_or(chrono::Duration::MAX);
-            let since = to_micros(now.checked_sub_signed(window).unwrap_or(now));
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let counts = tx.intake_counts(&refs, since).await?;
-            let storm_keys: Vec<String> = names.iter().map(|b| storm_key(b)).collect();
-            let storm_refs: Vec<&str> = storm_keys.iter().map(String::as_str).collect();
-            let storms = tx.open_incidents_by_key(&storm_refs).await?;
-            for (name, key) in names.into_iter().zip(storm_keys) {
-                let bucket = Bucket {
-                    opened: counts.get(&name).copied().unwrap_or(0),
-                    storm: storms.get(&key).copied(),
-                };
-                buckets.insert(name, bucket);
-            }
-        }
-    }
+    // What the store knows of this batch: re-sends, alerts an open incident holds already,
+    // groups with an open incident, and for storm control how many incidents each bucket
+    // whose alerts may open one opened within the window, and its storm incident.
+    let buckets_of: Vec<Option<String>> = all(jobs)
+        .map(|(_, a)| a.opens().then(|| a.bucket()).flatten())
+        .collect();
+    let keys: Vec<IntakeKey<'_>> = all(jobs)
+        .zip(&buckets_of)
+        .map(|((_, a), b)| IntakeKey {
+            dedup: &a.row.dedup_key,
+            alert: &a.alert_key,
+            group: &a.row.group_key,
+            bucket: b.as_deref(),
+        })
+        .collect();
+    let storm_since = policy.storm.map(|storm| {
+        let window = chrono::Duration::from_std(storm.window).unwrap_or(chrono::Duration::MAX);
+        to_micros(now.checked_sub_signed(window).unwrap_or(now))
+    });
+    let found = tx
+        .intake_lookups(&keys, storm_since, to_micros(now))
+        .await?;
+    let (existing, held, open) = (&found.existing, &found.held, &found.open);
+    let mut buckets: HashMap<String, Bucket> = found
+        .opened
+        .iter()
+        .map(|(name, &opened)| {
+            let bucket = Bucket {
+                opened,
+                storm: open.get(&storm_key(name)).copied(),
+            };
+            (name.clone(), bucket)
+        })
+        .collect();
+    let (max_alert, max_incident) = (found.max_alert, found.max_incident);
     // Silences (issue #15 part 5): those active now; matching new alerts are silenced.
-    let mut silences = super::silences::SilenceCheck::load(&mut tx, now).await?;
+    let mut silences = super::silences::SilenceCheck::new(&found.silences);
     phases.lap("lookup");
 
     let mut next_alert = max_alert + 1;
@@ -579,7 +559,7 @@ async fn apply(
             match incident_id {
                 Some(iid) => {
                     placed.insert(ak, iid);
-                    track_state(&mut states, &mut counts, &held, a, id, iid);
+                    track_state(&mut states, &mut counts, held, a, id, iid);
                     let j = joined.entry(iid).or_default();
                     j.by_actor.entry(job.actor.as_str()).or_default().push(item);
                     j.truncated = j.truncated.max(a.truncated_alerts);

@@ -17,7 +17,7 @@ use super::ingest::PreparedAlert;
 use crate::domain::classify::Rules;
 use crate::domain::silence::{Conditions, SilenceRequest};
 use crate::domain::time::to_micros;
-use crate::store::{NewEvent, NewSilenceRow, SilenceRow, Store, StoreError, WriteTx};
+use crate::store::{NewEvent, NewSilenceRow, SilenceRow, Store};
 
 /// Create a silence from a request: validated, stored and audited (`silence.created`).
 pub async fn create(
@@ -181,11 +181,10 @@ pub(super) struct SilenceCheck {
 
 impl SilenceCheck {
     /// Read the silences active at `now`, in the writer's transaction.
-    pub(super) async fn load(tx: &mut WriteTx, now: DateTime<Utc>) -> Result<Self, StoreError> {
-        let rows = tx.active_silences(to_micros(now)).await?;
+    pub(super) fn new(rows: &[crate::store::ActiveSilence]) -> Self {
         let active = rows
-            .into_iter()
-            .filter_map(|r| match compiled(&r.matchers, r.source, r.rule) {
+            .iter()
+            .filter_map(|r| match compiled(&r.matchers, r.source.clone(), r.rule.clone()) {
                 Ok(c) => Some((r.id, c)),
                 Err(e) => {
                     // Failing open: the alert is handled as if this silence did not exist.
@@ -194,11 +193,11 @@ impl SilenceCheck {
                 }
             })
             .collect();
-        Ok(SilenceCheck {
+        SilenceCheck {
             active,
             silenced: BTreeMap::new(),
             overridden: Vec::new(),
-        })
+        }
     }
 
     /// Does an active silence match this (new) alert? The oldest matching silence is named.

@@ -2,13 +2,11 @@
 //! state of each alert of an incident, how many incidents an intake bucket opened lately, and
 //! moving alerts between incidents (move, merge).
 
-use std::collections::HashMap;
-
 use crate::domain::records::AlertRecord;
 
 use super::Result;
 use super::rows::{AlertRow, alert_columns};
-use super::write::{BulkInsert, Inner, WriteTx, chunks, insert_chunks, json, lookup_each, on_tx};
+use super::write::{BulkInsert, Inner, WriteTx, chunks, insert_chunks, on_tx};
 
 /// An alert (source and fingerprint) as an open incident holds it: the newest notification's
 /// state.
@@ -41,58 +39,6 @@ fn status(resolved: bool) -> &'static str {
 }
 
 impl WriteTx {
-    /// The open incident holding each of these alert keys (`source|fingerprint`), with the
-    /// alert's state there. A key is in at most one open incident; should there be more, the
-    /// newest wins.
-    pub async fn open_incident_alerts(
-        &mut self,
-        keys: &[&str],
-    ) -> Result<HashMap<String, HeldAlert>> {
-        let rows: Vec<(String, i64, bool, i64)> = on_tx!(self, c, _pg => {
-            if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
-                return lookup_each(
-                    lite,
-                    "SELECT ia.incident_id, ia.status = 'resolved', ia.starts_at FROM incident_alerts ia \
-                     JOIN incidents i ON i.id = ia.incident_id \
-                     WHERE ia.alert_key = ? AND i.status NOT IN ('closed', 'false_positive', 'merged') \
-                     ORDER BY ia.incident_id DESC LIMIT 1",
-                    keys,
-                    |key, row, out: &mut HashMap<String, HeldAlert>| {
-                        if let (Some(incident_id), Some(resolved), Some(starts_at)) =
-                            (row.int(0), row.int(1), row.int(2))
-                        {
-                            out.insert(
-                                key.to_string(),
-                                HeldAlert { incident_id, resolved: resolved != 0, starts_at },
-                            );
-                        }
-                    },
-                )
-                .await;
-            }
-            // PostgreSQL (SQLite returned above).
-            let sql = "SELECT DISTINCT ON (ia.alert_key) ia.alert_key, ia.incident_id, ia.status = 'resolved', ia.starts_at \
-                 FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id \
-                 WHERE ia.alert_key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
-                 AND i.status NOT IN ('closed', 'false_positive', 'merged') \
-                 ORDER BY ia.alert_key, ia.incident_id DESC";
-            sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(k, incident_id, resolved, starts_at)| {
-                (
-                    k,
-                    HeldAlert {
-                        incident_id,
-                        resolved,
-                        starts_at,
-                    },
-                )
-            })
-            .collect())
-    }
-
     /// Insert each alert's state in its incident, or replace it with a newer notification's.
     /// Each (alert key, incident) appears at most once in `rows`.
     pub async fn upsert_incident_alerts(&mut self, rows: &[IncidentAlertRow<'_>]) -> Result<()> {
@@ -106,29 +52,6 @@ impl WriteTx {
             });
         });
         Ok(())
-    }
-
-    /// How many incidents (storm incidents aside) alerts of each intake bucket
-    /// (`source|rule`) opened at or after `since`.
-    pub async fn intake_counts(
-        &mut self,
-        buckets: &[&str],
-        since: i64,
-    ) -> Result<HashMap<String, i64>> {
-        let mut out = HashMap::with_capacity(buckets.len());
-        for b in buckets {
-            let (n,): (i64,) = on_tx!(self, c, _pg => {
-                sqlx::query_as(
-                    "SELECT COUNT(*) FROM incidents WHERE intake = $1 AND declared_at >= $2 AND storm = FALSE",
-                )
-                .bind(*b)
-                .bind(since)
-                .fetch_one(&mut *c)
-                .await?
-            });
-            out.insert(b.to_string(), n);
-        }
-        Ok(out)
     }
 
     /// The alert keys an incident holds, with their state and newest notification.

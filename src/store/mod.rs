@@ -9,6 +9,7 @@ mod announcements;
 mod correlate;
 mod drills;
 mod heartbeats;
+mod intake;
 mod obligations;
 mod outbox;
 mod paging;
@@ -31,6 +32,7 @@ pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersio
 pub use correlate::{HeldAlert, IncidentAlertRow};
 pub use drills::{DrillRow, NewDrill};
 pub use heartbeats::{HeartbeatRow, WasLate};
+pub use intake::{IntakeKey, IntakeLookups, storm_key};
 pub use obligations::{GradeRow, ObligationFilter, ObligationRow};
 pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,

@@ -204,6 +204,26 @@ impl Cols<'_> {
                 .then(|| ffi::sqlite3_column_int64(self.stmt.as_ptr(), i))
         }
     }
+
+    /// Column `i` (from 0) as text (copied out); `None` for NULL.
+    pub(super) fn text(&self, i: c_int) -> Option<String> {
+        // SAFETY: as in `int`. `sqlite3_column_text` then `sqlite3_column_bytes` (the order
+        // SQLite documents) give a pointer and a length valid until the next step or reset;
+        // the bytes are copied before this returns. A NULL pointer with a non-NULL type is an
+        // out-of-memory, read as NULL.
+        unsafe {
+            if ffi::sqlite3_column_type(self.stmt.as_ptr(), i) == ffi::SQLITE_NULL {
+                return None;
+            }
+            let p = ffi::sqlite3_column_text(self.stmt.as_ptr(), i);
+            let n = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), i);
+            if p.is_null() {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(p, usize::try_from(n).unwrap_or(0));
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+    }
 }
 
 /// Where one value goes: a parameter of a live statement, for values living `'v`.
@@ -367,6 +387,37 @@ mod tests {
         assert_eq!(
             (rows[0].2.as_deref(), rows[2].3, rows[0].3, rows[0].4),
             (None, true, false, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn text_columns_are_copied_out_whole_and_null_is_none() {
+        let mut c = conn().await;
+        let mut h = c.lock_handle().await.unwrap();
+        insert(
+            &mut h,
+            &[
+                (1, "用户数据外泄\u{0}tail".into(), None, false, Some(7)),
+                (2, "b".into(), Some(""), true, None),
+            ],
+        )
+        .unwrap();
+        let mut stmt = Stmt::prepare(&mut h, "SELECT name, note, n FROM t ORDER BY id").unwrap();
+        let mut seen = Vec::new();
+        stmt.row()
+            .each(|r| seen.push((r.text(0), r.text(1), r.text(2), r.text(9))))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (
+                    Some("用户数据外泄\u{0}tail".into()),
+                    None,
+                    Some("7".into()),
+                    None
+                ),
+                (Some("b".into()), Some(String::new()), None, None),
+            ]
         );
     }
 

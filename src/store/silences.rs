@@ -37,6 +37,13 @@ pub struct NewSilenceRow<'a> {
     pub created_at: i64,
 }
 
+/// The silences active at `now` (started, not ended, not ended early), oldest first; the
+/// ingest writer reads them with its other lookups ([`super::IntakeLookups`]).
+pub(super) const ACTIVE_SILENCES: &str = "SELECT id, matchers, source, rule FROM silences \
+     WHERE expired_at IS NULL AND ends_at > $1 AND starts_at <= $1 ORDER BY id";
+pub(super) const ACTIVE_SILENCES_SQLITE: &str = "SELECT id, matchers, source, rule FROM silences \
+     WHERE expired_at IS NULL AND ends_at > ?1 AND starts_at <= ?1 ORDER BY id";
+
 /// What the writer needs of an active silence.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ActiveSilence {
@@ -120,20 +127,6 @@ impl WriteTx {
             .rows_affected()
         });
         Ok(n == 1)
-    }
-
-    /// The silences active at `now` (started, not ended, not ended early), oldest first.
-    pub async fn active_silences(&mut self, now: i64) -> Result<Vec<ActiveSilence>> {
-        let rows = on_tx!(self, c, _pg => {
-            sqlx::query_as(
-                "SELECT id, matchers, source, rule FROM silences \
-                 WHERE expired_at IS NULL AND ends_at > $1 AND starts_at <= $1 ORDER BY id",
-            )
-            .bind(now)
-            .fetch_all(&mut *c)
-            .await?
-        });
-        Ok(rows)
     }
 }
 

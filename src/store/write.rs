@@ -2,7 +2,6 @@
 //! composes. Ids are assigned here, under the lock, so they are dense and the audit chain
 //! (which covers them) has exactly one order.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -308,27 +307,6 @@ macro_rules! insert_chunks {
 }
 pub(super) use insert_chunks;
 
-/// Run a one-parameter query once per key on SQLite's locked handle ([`super::raw`]),
-/// folding its rows into a map: one prepared statement and an index probe per key, instead
-/// of sending the keys as JSON for `json_each` to parse.
-pub(super) async fn lookup_each<T>(
-    c: &mut SqliteConnection,
-    sql: &str,
-    keys: &[&str],
-    mut fold: impl FnMut(&str, super::raw::Cols<'_>, &mut HashMap<String, T>),
-) -> Result<HashMap<String, T>> {
-    let mut out = HashMap::new();
-    if keys.is_empty() {
-        return Ok(out);
-    }
-    let mut handle = c.lock_handle().await?;
-    let mut stmt = super::raw::Stmt::prepare(&mut handle, sql)?;
-    for key in keys {
-        stmt.row().bind(*key).each(|row| fold(key, row, &mut out))?;
-    }
-    Ok(out)
-}
-
 impl WriteTx {
     /// `committed` is told after every commit (the SQLite checkpointer listens).
     pub(super) fn sqlite(
@@ -393,22 +371,6 @@ impl WriteTx {
         Ok(())
     }
 
-    /// The largest alert and incident ids in use (0 when empty), and the head of the audit
-    /// chain for [`WriteTx::append`] — one round trip for the three.
-    pub async fn max_ids(&mut self) -> Result<(i64, i64)> {
-        const SQL: &str = "SELECT (SELECT COALESCE(MAX(id), 0) FROM alerts), \
-             (SELECT COALESCE(MAX(id), 0) FROM incidents), \
-             (SELECT id FROM events ORDER BY id DESC LIMIT 1), \
-             (SELECT hash FROM events ORDER BY id DESC LIMIT 1)";
-        let (alerts, incidents, head_id, head_hash): (i64, i64, Option<i64>, Option<String>) =
-            on_tx!(self, c, _pg => sqlx::query_as(SQL).fetch_one(&mut *c).await?);
-        self.head = Some(match (head_id, head_hash) {
-            (Some(id), Some(hash)) => (id, hash),
-            _ => (0, GENESIS.to_string()),
-        });
-        Ok((alerts, incidents))
-    }
-
     /// The largest id in use in `table` (0 when empty).
     pub async fn max_id(&mut self, table: Table) -> Result<i64> {
         let sql = match table {
@@ -417,61 +379,6 @@ impl WriteTx {
         };
         let (n,): (i64,) = on_tx!(self, c, _pg => sqlx::query_as(sql).fetch_one(&mut *c).await?);
         Ok(n)
-    }
-
-    /// Alerts already stored under these dedup keys: key → (alert id, incident id).
-    pub async fn existing_alerts(
-        &mut self,
-        keys: &[&str],
-    ) -> Result<HashMap<String, (i64, Option<i64>)>> {
-        let rows: Vec<(String, i64, Option<i64>)> = on_tx!(self, c, _pg => {
-            if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
-                return lookup_each(
-                    lite,
-                    "SELECT id, incident_id FROM alerts WHERE dedup_key = ?",
-                    keys,
-                    |key, row, out: &mut HashMap<String, (i64, Option<i64>)>| {
-                        if let Some(id) = row.int(0) {
-                            out.insert(key.to_string(), (id, row.int(1)));
-                        }
-                    },
-                )
-                .await;
-            }
-            // PostgreSQL (SQLite returned above).
-            let sql = "SELECT dedup_key, id, incident_id FROM alerts WHERE dedup_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
-            sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(k, id, inc)| (k, (id, inc)))
-            .collect())
-    }
-
-    /// Open incidents collecting alerts under these group keys: key → newest such incident.
-    pub async fn open_incidents_by_key(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> = on_tx!(self, c, _pg => {
-            if let Some(lite) = super::raw::AsSqlite::as_sqlite(&mut *c) {
-                return lookup_each(
-                    lite,
-                    "SELECT MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
-                     WHERE k.group_key = ? AND i.status NOT IN ('closed', 'false_positive', 'merged')",
-                    keys,
-                    |key, row, out: &mut HashMap<String, i64>| {
-                        if let Some(id) = row.int(0) {
-                            out.insert(key.to_string(), id);
-                        }
-                    },
-                )
-                .await;
-            }
-            // PostgreSQL (SQLite returned above).
-            let sql = "SELECT k.group_key, MAX(k.incident_id) FROM incident_keys k JOIN incidents i ON i.id = k.incident_id \
-                 WHERE k.group_key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
-                 AND i.status NOT IN ('closed', 'false_positive', 'merged') GROUP BY k.group_key";
-            sqlx::query_as(sql).bind(json(keys)).fetch_all(&mut *c).await?
-        });
-        Ok(rows.into_iter().collect())
     }
 
     pub async fn incidents(&mut self, ids: &[i64]) -> Result<Vec<Incident>> {
@@ -601,6 +508,11 @@ impl WriteTx {
             });
         });
         Ok(())
+    }
+
+    /// The audit chain's head as a lookup already read it (saves [`WriteTx::append`] a query).
+    pub(super) fn set_head(&mut self, head: (i64, String)) {
+        self.head = Some(head);
     }
 
     async fn head(&mut self) -> Result<(i64, String)> {
