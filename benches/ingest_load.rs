@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{Daemon, cpu_ticks, proc_status};
+use support::{Daemon, cpu_ticks, proc_status, writer_phases};
 
 use support::{BIN, TOKEN};
 
@@ -187,45 +187,6 @@ async fn load(addr: &str, s: Scenario, o: &Opts) -> Result_ {
         elapsed: started.elapsed(),
         hist,
     }
-}
-
-/// The writer's serial path per committed alert, from the daemon's own
-/// `incidentd_ingest_phase_seconds{phase}` and `incidentd_ingest_batch_alerts` metrics.
-async fn writer_phases(addr: &str) -> String {
-    let text = reqwest::Client::new()
-        .get(format!("http://{addr}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    let alerts = value("incidentd_ingest_batch_alerts_sum");
-    let commits = value("incidentd_ingest_batch_alerts_count");
-    if alerts == 0.0 {
-        return "  writer: no commits recorded".into();
-    }
-    let mut parts = Vec::new();
-    let mut all = 0.0;
-    for phase in ["lookup", "plan", "write", "commit"] {
-        let us = value(&format!(
-            "incidentd_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"
-        )) / alerts
-            * 1e6;
-        all += us;
-        parts.push(format!("{phase} {us:.2}"));
-    }
-    format!(
-        "  writer, µs per alert: {} = {all:.2} ({:.0} alerts per commit)",
-        parts.join(", "),
-        alerts / commits
-    )
 }
 
 fn main() {

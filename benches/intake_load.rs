@@ -12,7 +12,8 @@
 //!
 //! Options: `--duration S` (single and batch, default 10), `--shape single|batch|storm|all`,
 //! `--backend sqlite|postgres`, `--no-alertmanager`, `--settle S` (the storm's bounded wait for
-//! the dispatcher, default 60).
+//! the dispatcher, default 60). `INCIDENTD_BENCH_BIN=/path/to/incidentd` runs another build of
+//! the daemon (e.g. a copy of the previous commit's), for alternating A/B runs.
 //!
 //! The daemon reads the copied `config/incidentd.toml`; only what must change is overridden
 //! through its `INCIDENTD__<SECTION>__<KEY>` variables: listen on 127.0.0.1:0, a fresh store
@@ -71,7 +72,9 @@ mod support;
 #[path = "../tests/common/alertmanager.rs"]
 mod alertmanager;
 
-use support::{BIN, Daemon, Inbox, Received, phone_sink, proc_status, recipient_smtp_sink};
+use support::{
+    Daemon, Inbox, Received, cpu_ticks, phone_sink, proc_status, recipient_smtp_sink, writer_phases,
+};
 
 /// The shipped configuration's trial tokens (config/incidentd.toml, README).
 const INGEST_TOKEN: &str = "dev-alertmanager-token";
@@ -442,6 +445,17 @@ fn print_line(
     }
 }
 
+/// The process's CPU during a load: cores busy, and CPU time per alert.
+fn cpu_line(ticks: u64, l: &Load, shape: Shape) -> String {
+    let secs = ticks as f64 / 100.0;
+    let alerts = (l.requests * shape.alerts_per_request() as u64).max(1) as f64;
+    format!(
+        "        CPU during the run: {:.2} cores, {:.1} µs per alert",
+        secs / l.elapsed.as_secs_f64(),
+        secs / alerts * 1e6
+    )
+}
+
 // --- Sinks and the daemon ---------------------------------------------------------------------
 
 struct Sinks {
@@ -555,7 +569,9 @@ async fn run_alertmanager(bin: &std::path::Path, shape: Shape, o: &Opts) -> Line
         token: None,
         ok: 200,
     };
+    let t0 = cpu_ticks(am.pid());
     let l = load(&target, shape, o.duration, alertmanager_body).await;
+    let cpu = cpu_ticks(am.pid()) - t0;
     let line = print_line(
         shape.name(),
         "alertmanager",
@@ -564,6 +580,7 @@ async fn run_alertmanager(bin: &std::path::Path, shape: Shape, o: &Opts) -> Line
         &l,
         proc_status(am.pid(), "VmHWM:"),
     );
+    println!("{}", cpu_line(cpu, &l, shape));
     println!(
         "        webhook sink received {} notifications holding {} alerts during the run",
         hooks.notifications.load(Ordering::Relaxed),
@@ -953,9 +970,10 @@ fn main() {
         (Some(_), true) => None,
     };
     println!(
-        "intake load: {} backend, the shipped config/ (copied), {} s per shape, release daemon {BIN}",
+        "intake load: {} backend, the shipped config/ (copied), {} s per shape, release daemon {}",
         o.backend,
-        o.duration.as_secs()
+        o.duration.as_secs(),
+        support::daemon_binary()
     );
     match (&am_bin, &am_note) {
         (Some(bin), None) => {
@@ -1002,7 +1020,9 @@ fn main() {
             token: Some(INGEST_TOKEN),
             ok: 202,
         };
+        let t0 = cpu_ticks(d.child.id());
         let l = rt.block_on(load(&target, shape, o.duration, incidentd_body));
+        let cpu = cpu_ticks(d.child.id()) - t0;
         let line = print_line(
             shape.name(),
             "incidentd",
@@ -1017,6 +1037,8 @@ fn main() {
             msgs.len(),
             by_channel(&msgs)
         );
+        println!("{}", cpu_line(cpu, &l, shape));
+        println!("{}", rt.block_on(writer_phases(&d.addr)));
         peak_rss = peak_rss.max(line.rss_mb);
         ours.insert(shape.name(), line);
         rt.block_on(finish_daemon(&o, d));

@@ -15,6 +15,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 mod process;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_incidentd");
+
+/// The daemon the benchmark runs: this build's, or `INCIDENTD_BENCH_BIN` (to compare two
+/// builds in alternating runs).
+pub fn daemon_binary() -> String {
+    process::binary()
+}
 /// The bearer token the benchmark daemon accepts (all roles the benchmarks need).
 pub const TOKEN: &str = "bench-token";
 
@@ -578,4 +584,42 @@ pub fn latency(name: &str, mut ms: Vec<f64>, decimals: usize) -> f64 {
         ms.last().copied().unwrap_or_default()
     );
     p99
+}
+
+/// The writer's serial path per committed alert, from the daemon's own
+/// `incidentd_ingest_phase_seconds{phase}` and `incidentd_ingest_batch_alerts` metrics.
+pub async fn writer_phases(addr: &str) -> String {
+    let text = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let alerts = value("incidentd_ingest_batch_alerts_sum");
+    let commits = value("incidentd_ingest_batch_alerts_count");
+    if alerts == 0.0 {
+        return "  writer: no commits recorded".into();
+    }
+    let mut parts = Vec::new();
+    let mut all = 0.0;
+    for phase in ["lookup", "plan", "write", "commit"] {
+        let us = value(&format!(
+            "incidentd_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"
+        )) / alerts
+            * 1e6;
+        all += us;
+        parts.push(format!("{phase} {us:.2}"));
+    }
+    format!(
+        "  writer, µs per alert: {} = {all:.2} ({:.0} alerts per commit)",
+        parts.join(", "),
+        alerts / commits
+    )
 }

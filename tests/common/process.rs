@@ -11,10 +11,17 @@ pub fn spawn_serve(config: &Path) -> (Child, String) {
     spawn_serve_with_env(config, &[])
 }
 
+/// The daemon binary: this build's, unless `INCIDENTD_BENCH_BIN` names another (benchmarks compare
+/// two builds in alternating runs that way).
+pub fn binary() -> String {
+    std::env::var("INCIDENTD_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_incidentd").to_string())
+}
+
 /// As [`spawn_serve`], with environment variables set for the daemon (e.g. the
 /// `INCIDENTD__<SECTION>__<KEY>` overrides of its configuration).
 pub fn spawn_serve_with_env(config: &Path, env: &[(String, String)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+    let mut child = Command::new(binary())
         .args(["serve", "--config"])
         .arg(config)
         .env("NO_COLOR", "1")
