@@ -389,6 +389,7 @@ async fn health_readiness_metrics_and_openapi(app: TestApp) {
         r#"incidentd_incidents_open{severity="S2"} 0"#,
         "incidentd_http_request_duration_seconds_bucket",
         "incidentd_ingest_commit_seconds",
+        r#"incidentd_ingest_phase_seconds_count{phase="begin"}"#,
         r#"incidentd_ingest_phase_seconds_count{phase="lookup"}"#,
         r#"incidentd_ingest_phase_seconds_count{phase="plan"}"#,
         r#"incidentd_ingest_phase_seconds_count{phase="write"}"#,

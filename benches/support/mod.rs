@@ -609,7 +609,7 @@ pub async fn writer_phases(addr: &str) -> String {
     }
     let mut parts = Vec::new();
     let mut all = 0.0;
-    for phase in ["lookup", "plan", "write", "commit"] {
+    for phase in ["begin", "lookup", "plan", "write", "commit"] {
         let us = value(&format!(
             "incidentd_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"
         )) / alerts

@@ -416,6 +416,7 @@ async fn apply(
     let rules = policy.rules.clone();
     let mut phases = Phases::start();
     let mut tx = store.begin_write().await?;
+    phases.lap("begin");
     let mut outcomes: Vec<Vec<IngestOutcome>> = jobs
         .iter()
         .map(|j| Vec::with_capacity(j.alerts.len()))
@@ -744,14 +745,15 @@ fn count_alerts(inc: &mut Incident, counts: &HashMap<i64, (i64, i64)>) {
     }
 }
 
-/// Where a group commit's time went, for `incidentd_ingest_phase_seconds{phase}`: `lookup`
-/// (the write lock, dedup and open-incident lookups), `plan` (grouping, building incident rows
+/// Where a group commit's time went, for `incidentd_ingest_phase_seconds{phase}`: `begin`
+/// (waiting for the store's write lock: other writers — dispatcher, scheduler, API commands —
+/// hold it), `lookup` (dedup, held-alert, open-group, storm and silence lookups), `plan` (grouping, building incident rows
 /// and audit events, reading and updating the open incidents that alerts joined), `write` (the
 /// inserts and the audit chain), `commit` (the WAL write and fsync, or PostgreSQL's commit).
 /// Recorded only for commits that succeed.
 struct Phases {
     at: Instant,
-    laps: [(&'static str, std::time::Duration); 4],
+    laps: [(&'static str, std::time::Duration); 5],
     n: usize,
 }
 
@@ -759,7 +761,7 @@ impl Phases {
     fn start() -> Self {
         Phases {
             at: Instant::now(),
-            laps: [("", std::time::Duration::ZERO); 4],
+            laps: [("", std::time::Duration::ZERO); 5],
             n: 0,
         }
     }
