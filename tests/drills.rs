@@ -901,7 +901,8 @@ departments = ["security", "government_relations", "legal", "public_relations", 
 contain = "1h"
 [[injects]]
 after = "1s"
-message = "Update: the affected count rises to 1.2 million.\nMore to follow."
+# The shipped scenario's inject: its first line is 71 characters long.
+message = "溯源更新：受影响用户数上升至 120 万。/ Update: the affected count rises to 1.2 million.\nMore to follow."
 "#;
 
 /// A drill whose containment task is done (nobody moves the incident to `contained`) is scored
@@ -940,9 +941,9 @@ async fn an_ended_drill_is_scored_by_its_containment_task_and_closed(backend: Ba
     // The inject's e-mail subject carries its first line whole.
     wait_for("the inject's e-mail", 15, async || {
         smtp.messages().iter().any(|m| {
-            m["subject"]
-                .as_str()
-                .is_some_and(|s| s.contains("rises to 1.2 million."))
+            m["subject"].as_str().is_some_and(|s| {
+                s.ends_with("上升至 120 万。/ Update: the affected count rises to 1.2 million.")
+            })
         })
     })
     .await;
