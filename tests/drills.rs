@@ -19,6 +19,7 @@ on_both_backends!(
     a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures,
     a_functional_drill_tells_and_reports_only_to_its_captures,
     an_ended_drill_is_scored_by_its_containment_task_and_closed,
+    the_shipped_scenarios_page_every_department_of_their_plan,
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
@@ -1040,5 +1041,65 @@ async fn an_ended_drill_is_scored_by_its_containment_task_and_closed(backend: Ba
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "done", "{v}");
+    app.stop().await;
+}
+
+/// Each shipped scenario's drill pages every department its playbook names, and the drill guard
+/// lets every one of those pages through (before, two of `phone_id_dump`'s six died at the guard
+/// and its scorecard counted them as never acknowledging).
+async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = config(&sink, &smtp, &repo.join("config/drills"), "");
+    let Some(app) = TestApp::spawn_with(backend, &c).await else {
+        return;
+    };
+    for scenario in ["phone_id_dump", "open_bucket_orders", "ransomware_hr"] {
+        let d = start_drill(&app, scenario).await;
+        let id = d["incident_id"].as_i64().unwrap();
+        let mut v = Value::Null;
+        wait_for(
+            &format!("{scenario}: a page to each department"),
+            20,
+            async || {
+                v = app
+                    .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+                    .await
+                    .1;
+                let settled = v["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["purpose"] == "drill")
+                    .filter(|d| matches!(d["status"].as_str(), Some("sent" | "dead")))
+                    .count();
+                settled >= DEPTS.len()
+            },
+        )
+        .await;
+        let pages: Vec<&Value> = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["purpose"] == "drill")
+            .collect();
+        assert!(
+            pages.iter().all(|d| d["status"] == "sent"),
+            "{scenario}: every page gets through the guard: {pages:#?}"
+        );
+        let (_, t) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        let team: Vec<&str> = t["team"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["department"].as_str().unwrap())
+            .collect();
+        assert_eq!(team.len(), DEPTS.len(), "{scenario}: {team:?}");
+    }
+    // Every department's on-call was reached.
+    for n in 1..=DEPTS.len() {
+        assert!(!sms_to(&sink, &phone(n, 1)).is_empty(), "department {n}");
+    }
     app.stop().await;
 }
