@@ -506,9 +506,10 @@ pub fn load_packs(
     Ok(packs)
 }
 
-/// Load and check the drill scenarios against the departments, templates and playbooks, and
-/// the `[[drills.schedule]]` entries against the scenarios; none when no folder is configured
-/// or found.
+/// Load and check the drill scenarios against the departments, templates and playbooks (every
+/// department the playbook a scenario's drill gets pages must be a participant), and the
+/// `[[drills.schedule]]` entries against the scenarios; none when no folder is configured or
+/// found.
 pub fn load_drills(
     s: &Settings,
     templates: &Templates,
@@ -534,7 +535,16 @@ pub fn load_drills(
     let scenarios =
         crate::domain::drill::Scenarios::load(dir, &ids, &|t| names.contains(&t), &pb_ids)
             .map_err(|problems| ConfigError { problems })?;
-    let problems: Vec<String> = s
+    // Every department the drill's playbook pages must be let through the drill guard.
+    let mut problems: Vec<String> = playbooks
+        .map(|pbs| {
+            scenarios
+                .all()
+                .flat_map(|sc| crate::domain::drill::scenario::check_coverage(sc, pbs, &s.rules))
+                .collect()
+        })
+        .unwrap_or_default();
+    problems.extend(s
         .drills
         .schedule
         .iter()
@@ -547,8 +557,7 @@ pub fn load_drills(
                 dir.display(),
                 scenarios.names().join(", ")
             )
-        })
-        .collect();
+        }));
     if problems.is_empty() {
         Ok(scenarios)
     } else {

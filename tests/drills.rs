@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::sink::Sink;
 use common::smtp::Smtp;
 use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, wait_for};
@@ -20,6 +18,8 @@ on_both_backends!(
     a_drill_ends_and_is_scored_when_every_task_is_done,
     a_functional_drill_has_synthetic_subjects_reachable_only_at_its_captures,
     a_functional_drill_tells_and_reports_only_to_its_captures,
+    an_ended_drill_is_scored_by_its_containment_task_and_closed,
+    the_shipped_scenarios_page_every_department_of_their_plan,
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
@@ -43,7 +43,7 @@ category = "pi_leak"
 affected_subjects = 1000
 data_types = ["name", "phone"]
 [participants]
-departments = ["security", "legal"]
+departments = ["security", "government_relations", "legal", "public_relations", "customer_service", "it_operations"]
 [capture]
 email = ["capture-alpha@example.com"]
 phone = ["+8613900009901"]
@@ -69,7 +69,7 @@ time_limit = "1h"
 title = "Ransomware on the HR file server"
 category = "pi_damage"
 [participants]
-departments = ["security"]
+departments = ["security", "government_relations", "legal", "public_relations", "customer_service", "it_operations"]
 [capture]
 phone = ["+8613900009902"]
 "#;
@@ -308,26 +308,33 @@ async fn a_drill_reaches_nobody_off_its_list_on_any_channel(backend: Backend) {
         .call(Method::GET, "/api/v1/inbox/real-user-1", Some(SITE), None)
         .await;
     assert_eq!(n["notices"].as_array().unwrap().len(), 0, "{n}");
-    // Pages went to the participants only: security and legal, not customer service.
-    let security = phone(1, 1);
-    let legal = phone(3, 1);
-    let customer_service = phone(5, 1);
+    // The participants are every department the playbook pages: each gets its page, none is
+    // killed by the guard.
     let mut seen = Vec::new();
-    wait_for("the participants' pages", 15, async || {
-        seen = sms_to(&sink, &security);
-        !seen.is_empty() && !sms_to(&sink, &legal).is_empty()
+    wait_for("every department's page", 15, async || {
+        seen = (1..=DEPTS.len())
+            .map(|n| sms_to(&sink, &phone(n, 1)))
+            .collect();
+        seen.iter().all(|s| !s.is_empty())
     })
     .await;
+    let text = seen[0][0]["text"].as_str().unwrap();
     assert!(
-        seen[0]["text"].as_str().unwrap().contains("DRILL")
-            || seen[0]["text"].as_str().unwrap().contains("演练"),
+        text.contains("DRILL") || text.contains("演练"),
         "a drill page says so: {seen:?}"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(
-        sms_to(&sink, &customer_service).is_empty(),
-        "customer service is not in alpha or beta"
-    );
+    let (_, v) = app
+        .get(&format!(
+            "/api/v1/incidents/{a}/deliveries?status=dead&limit=500"
+        ))
+        .await;
+    let guarded: Vec<&Value> = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["purpose"] == "drill")
+        .collect();
+    assert!(guarded.is_empty(), "no page is refused: {guarded:?}");
     app.stop().await;
 }
 
@@ -579,7 +586,7 @@ synthetic_subjects = 4
 title = "Order export bucket public"
 category = "pi_leak"
 [participants]
-departments = ["security"]
+departments = ["security", "government_relations", "legal", "public_relations", "customer_service", "it_operations"]
 [capture]
 email = ["capture-gamma@example.com"]
 phone = ["+8613900009903"]
@@ -699,13 +706,30 @@ fn check_refuses_bad_schedules_and_scenarios() {
     );
     std::fs::write(
         drills.join("beta.toml"),
-        BETA.replace("[\"security\"]", "[\"finance\"]"),
+        BETA.replace("[\"security\", ", "[\"finance\", "),
     )
     .unwrap();
     let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("beta.toml: participants.departments[0]: unknown department `finance`"),
+        "{out}"
+    );
+    // A scenario that leaves out departments its playbook pages is refused, naming them.
+    std::fs::write(
+        drills.join("beta.toml"),
+        BETA.replace(
+            "\"public_relations\", \"customer_service\", \"it_operations\"",
+            "\"public_relations\"",
+        ),
+    )
+    .unwrap();
+    let (code, out) = check(&c.replace("\"nope\"", "\"beta\""));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "beta.toml: participants.departments: playbook `pi_incident` pages it_operations, customer_service, which the participants leave out"
+        ),
         "{out}"
     );
 }
@@ -796,10 +820,13 @@ async fn a_functional_drill_tells_and_reports_only_to_its_captures(backend: Back
         assert!(text.contains("演练") || text.contains("DRILL"), "{text}");
     }
     // Nobody else was told: every SMS went to the capture phone or to a participant.
-    let participant = phone(1, 1);
+    let participants: Vec<String> = (1..=DEPTS.len()).map(|n| phone(n, 1)).collect();
     for r in sink.received().iter().filter(|r| r.path == "/sms") {
         let to = r.json()["to"].as_str().unwrap().to_string();
-        assert!(to == "+8613900009903" || to == participant, "SMS to {to}");
+        assert!(
+            to == "+8613900009903" || participants.contains(&to),
+            "SMS to {to}"
+        );
     }
 
     // The regulator report: drafted, approved, submitted by e-mail — to the capture mailbox.
@@ -855,5 +882,224 @@ async fn a_functional_drill_tells_and_reports_only_to_its_captures(backend: Back
             .any(|m| m["to"].to_string().contains("cac.example.gov.cn")),
         "the real regulator was reached"
     );
+    app.stop().await;
+}
+
+const DELTA: &str = r#"
+name = "delta"
+mode = "tabletop"
+owner = "drill-owner@example.com"
+time_limit = "8s"
+playbook = "pi_incident"
+[start]
+title = "User dump for sale"
+category = "pi_leak"
+[start.facts]
+affected_subjects = 300000
+[participants]
+departments = ["security", "government_relations", "legal", "public_relations", "customer_service", "it_operations"]
+[targets]
+contain = "1h"
+[[injects]]
+after = "1s"
+# The shipped scenario's inject: its first line is 71 characters long.
+message = "溯源更新：受影响用户数上升至 120 万。/ Update: the affected count rises to 1.2 million.\nMore to follow."
+"#;
+
+/// A drill whose containment task is done (nobody moves the incident to `contained`) is scored
+/// as contained then; its inject's subject keeps "1.2 million" whole; when its time is up the
+/// engine closes its incident, cancelling the open tasks "drill ended" (the scorecard already
+/// counted them missed), while the after-action items stay workable on the closed incident.
+async fn an_ended_drill_is_scored_by_its_containment_task_and_closed(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("delta.toml"), DELTA).unwrap();
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, &smtp, dir.path(), "")).await
+    else {
+        return;
+    };
+    let d = start_drill(&app, "delta").await;
+    let (drill_id, id) = (
+        d["id"].as_i64().unwrap(),
+        d["incident_id"].as_i64().unwrap(),
+    );
+    wait_for("the playbook's tasks", 15, async || {
+        let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        v["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/contain/complete"),
+        RESPONDER,
+        json!({"note": "backup credential rotated"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let contained = v["closed_at"].as_str().unwrap().to_string();
+
+    // The inject's e-mail subject carries its first line whole.
+    wait_for("the inject's e-mail", 15, async || {
+        smtp.messages().iter().any(|m| {
+            m["subject"].as_str().is_some_and(|s| {
+                s.ends_with("上升至 120 万。/ Update: the affected count rises to 1.2 million.")
+            })
+        })
+    })
+    .await;
+    assert!(
+        !smtp.messages().iter().any(|m| m["subject"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("rises to 1"))),
+        "no subject is cut at the decimal point"
+    );
+
+    let mut drill = Value::Null;
+    wait_for("the drill's end", 20, async || {
+        let (_, v) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
+        drill = v;
+        drill["status"] == "ended"
+    })
+    .await;
+    // Contained when the task was done, although the incident never moved to `contained`.
+    let contain = drill["scorecard"]["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "contain")
+        .unwrap()
+        .clone();
+    assert_eq!(contain["met"], true, "{contain}");
+    assert_eq!(
+        contain["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        contained.parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
+        "{contain}"
+    );
+    assert_eq!(contain["department"], "it_operations", "{contain}");
+    // Tasks open at the end were counted as missed before they were cancelled.
+    let missed = drill["scorecard"]["tasks_missed"].as_array().unwrap().len();
+    assert!(missed > 0, "{drill:#}");
+
+    // The incident is closed by the engine, saying the drill ended.
+    let inc = app.incident(id).await;
+    assert_eq!(inc["status"], "closed", "{inc}");
+    assert!(inc["closed_at"].is_string(), "{inc}");
+    let moved = app.events(id, "incident.transitioned").await;
+    let last = moved.last().unwrap();
+    assert_eq!(last["data"]["to"], "closed", "{moved:?}");
+    assert_eq!(last["data"]["note"], "drill ended (time limit reached)");
+    assert_eq!(last["actor"], "incidentd");
+    let ended = app.events(id, "drill.ended").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+
+    // Nothing is left "open": the playbook's tasks are done or cancelled "drill ended".
+    let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    let tasks = v["tasks"].as_array().unwrap();
+    let (items, playbook): (Vec<&Value>, Vec<&Value>) = tasks
+        .iter()
+        .partition(|t| t["key"].as_str().unwrap().starts_with("aar-"));
+    let cancelled: Vec<&&Value> = playbook
+        .iter()
+        .filter(|t| t["status"] == "cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), missed, "{v:#}");
+    for t in &playbook {
+        if t["key"] == "contain" {
+            assert_eq!(t["status"], "done", "{t}");
+        } else {
+            assert_eq!(t["status"], "cancelled", "{t}");
+            assert_eq!(t["note"], "drill ended", "{t}");
+            assert_eq!(t["closed_by"], "incidentd", "{t}");
+        }
+    }
+    assert_eq!(
+        last["data"]["tasks_cancelled"].as_array().unwrap().len(),
+        missed
+    );
+    // A cancelled task cannot be done any more; an action item can, on the closed incident.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/trace_cause/complete"),
+        RESPONDER,
+        json!({"note": "late"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(!items.is_empty(), "{v:#}");
+    let item = items[0]["key"].as_str().unwrap();
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/tasks/{item}/complete"),
+        RESPONDER,
+        json!({"note": "runbook updated"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "done", "{v}");
+    app.stop().await;
+}
+
+/// Each shipped scenario's drill pages every department its playbook names, and the drill guard
+/// lets every one of those pages through (before, two of `phone_id_dump`'s six died at the guard
+/// and its scorecard counted them as never acknowledging).
+async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Backend) {
+    let sink = Sink::start().await;
+    let smtp = Smtp::start();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = config(&sink, &smtp, &repo.join("config/drills"), "");
+    let Some(app) = TestApp::spawn_with(backend, &c).await else {
+        return;
+    };
+    for scenario in ["phone_id_dump", "open_bucket_orders", "ransomware_hr"] {
+        let d = start_drill(&app, scenario).await;
+        let id = d["incident_id"].as_i64().unwrap();
+        let mut v = Value::Null;
+        wait_for(
+            &format!("{scenario}: a page to each department"),
+            20,
+            async || {
+                v = app
+                    .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+                    .await
+                    .1;
+                let settled = v["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["purpose"] == "drill")
+                    .filter(|d| matches!(d["status"].as_str(), Some("sent" | "dead")))
+                    .count();
+                settled >= DEPTS.len()
+            },
+        )
+        .await;
+        let pages: Vec<&Value> = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["purpose"] == "drill")
+            .collect();
+        assert!(
+            pages.iter().all(|d| d["status"] == "sent"),
+            "{scenario}: every page gets through the guard: {pages:#?}"
+        );
+        let (_, t) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        let team: Vec<&str> = t["team"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["department"].as_str().unwrap())
+            .collect();
+        assert_eq!(team.len(), DEPTS.len(), "{scenario}: {team:?}");
+    }
+    // Every department's on-call was reached.
+    for n in 1..=DEPTS.len() {
+        assert!(!sms_to(&sink, &phone(n, 1)).is_empty(), "department {n}");
+    }
     app.stop().await;
 }

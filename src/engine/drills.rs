@@ -418,14 +418,16 @@ async fn end(
             if !tx.end_drill(drill.id, to_micros(now), None, None).await? {
                 return Ok(Vec::new());
             }
-            Ok(vec![NewEvent::new(
+            let mut events = vec![NewEvent::new(
                 now,
                 "incidentd",
                 "drill.ended",
                 Some(drill.incident_id),
                 &json!({ "drill": drill.id, "scenario": drill.scenario, "why": why,
                          "scorecard_error": e.to_string() }),
-            )])
+            )];
+            events.extend(close_incident(tx, ctx, drill, why, now).await?);
+            Ok(events)
         }
         ok => ok,
     }
@@ -487,7 +489,80 @@ async fn scored(
         &json!({ "drill": drill.id, "scenario": drill.scenario, "why": why,
                  "met": card.met, "missed": card.missed }),
     ));
+    events.extend(close_incident(tx, ctx, drill, why, now).await?);
     Ok(events)
+}
+
+/// The reason a drill's open tasks are cancelled with when it ends.
+pub const DRILL_ENDED: &str = "drill ended";
+
+/// Close an ended drill's incident, whatever its status (a drill does not run the lifecycle to
+/// its end): its open tasks are cancelled with the reason [`DRILL_ENDED`] — the scorecard has
+/// already counted them as missed — and the incident moves to `closed`. The after-action
+/// report's action items (`aar-<n>`) stay open: they are the follow-up, and stay workable on
+/// the closed drill incident ([`action_item_workable`]). An incident people closed already is
+/// left as it is.
+async fn close_incident(
+    tx: &mut WriteTx,
+    ctx: &DrillCtx<'_>,
+    drill: &DrillRow,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    let Some(mut inc) = tx.incident(drill.incident_id).await? else {
+        return Ok(Vec::new());
+    };
+    if !inc.status.is_open() {
+        return Ok(Vec::new());
+    }
+    let cancelled = cancel_open_tasks(tx, inc.id, now).await?;
+    let from = inc.status;
+    inc.status = Status::Closed;
+    inc.closed_at = Some(now);
+    inc.handling_closed_at.get_or_insert(now);
+    inc.updated_at = now;
+    tx.update_incident(&inc).await?;
+    let mut events = vec![NewEvent::new(
+        now,
+        "incidentd",
+        "incident.transitioned",
+        Some(inc.id),
+        &json!({ "from": from, "to": Status::Closed,
+                 "note": format!("{DRILL_ENDED} ({why})"),
+                 "drill": drill.id, "tasks_cancelled": cancelled }),
+    )];
+    events.extend(recompute_in(tx, ctx.regulation, &mut inc, now).await?);
+    Ok(events)
+}
+
+/// Cancel the drill incident's open tasks (not its action items); returns their keys.
+async fn cancel_open_tasks(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, EngineError> {
+    let mut keys = Vec::new();
+    for mut t in tx.tasks_of(incident_id).await? {
+        if t.is_closed() || t.key.starts_with(super::scorecard::ACTION_ITEM_PREFIX) {
+            continue;
+        }
+        t.status = "cancelled".into();
+        t.closed_by = Some("incidentd".into());
+        t.closed_at = Some(to_micros(now));
+        t.note = Some(DRILL_ENDED.into());
+        t.updated_at = to_micros(now);
+        tx.update_task(&t).await?;
+        keys.push(t.key);
+    }
+    Ok(keys)
+}
+
+/// Whether task `key` of `inc` may still be worked although the incident is closed: the
+/// action items of an ended drill, which outlive the drill they came from.
+pub fn action_item_workable(inc: &Incident, key: &str) -> bool {
+    inc.drill
+        && inc.status == Status::Closed
+        && key.starts_with(super::scorecard::ACTION_ITEM_PREFIX)
 }
 
 async fn inject(
@@ -704,9 +779,29 @@ fn messages(ctx: &DrillCtx<'_>, inc: &Incident, p: &InjectPayload, m: &str) -> V
     out
 }
 
+/// The most of an inject's first line a subject carries.
+const HEADLINE_MAX: usize = 200;
+
+/// The inject's first line, whole. Only a line longer than [`HEADLINE_MAX`] is shortened,
+/// marked `…`, and never inside a word or a figure ("rises to 1.2 million" never becomes
+/// "rises to 1"); the message body always carries the whole text.
 fn inject_headline(m: &str) -> String {
-    let first = m.lines().next().unwrap_or_default();
-    first.chars().take(60).collect()
+    let first = m
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let chars: Vec<char> = first.chars().collect();
+    if chars.len() <= HEADLINE_MAX {
+        return first.to_string();
+    }
+    let joined = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | ',' | '%' | '-');
+    let mut end = HEADLINE_MAX;
+    while end > HEADLINE_MAX / 2 && joined(chars[end - 1]) && joined(chars[end]) {
+        end -= 1;
+    }
+    let head: String = chars[..end].iter().collect();
+    format!("{}…", head.trim_end())
 }
 
 #[cfg(test)]
@@ -736,14 +831,35 @@ mod tests {
         assert!(has(ChannelKind::Voice, "+8613900009901"));
         assert!(has(ChannelKind::Inbox, "drill-capture-user"));
         assert!(has(ChannelKind::Webhook, "drill-capture"));
-        // customer_service is not a participant of this scenario.
         let cs = s
             .departments
             .iter()
             .find(|d| d.id == "customer_service")
             .unwrap();
         let phone = cs.members[0].phone.as_deref().unwrap();
+        assert!(list.iter().any(|(_, r)| r == phone), "{list:?}");
+        // A department that is not a participant is not let through.
+        let mut only_security = sc.clone();
+        only_security.participants.departments = vec!["security".into()];
+        let list = allow_list(&only_security, &s.departments);
         assert!(!list.iter().any(|(_, r)| r == phone), "{list:?}");
+    }
+
+    #[test]
+    fn an_inject_headline_keeps_figures_whole() {
+        let m = "溯源更新：受影响用户数上升至 120 万。/ Update: the affected count rises to 1.2 million.";
+        assert_eq!(inject_headline(m), m);
+        assert_eq!(
+            inject_headline("\nFirst line 1.5%.\nsecond"),
+            "First line 1.5%."
+        );
+        // Only a very long line is shortened: never inside a figure, and marked.
+        let long = format!("{} count 1,234,567.89 people", "x ".repeat(91));
+        let h = inject_headline(&long);
+        assert!(h.ends_with("count…"), "{h}");
+        assert!(h.chars().count() <= HEADLINE_MAX + 1);
+        let cjk = "数".repeat(250);
+        assert_eq!(inject_headline(&cjk).chars().count(), HEADLINE_MAX + 1);
     }
 
     #[test]

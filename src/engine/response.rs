@@ -899,7 +899,7 @@ pub struct TaskView {
     pub after_task: Option<String>,
     pub due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
-    /// `open`, `acked`, `done`, `approved` or `rejected`.
+    /// `open`, `acked`, `done`, `approved`, `rejected` or `cancelled` (`note` says why).
     pub status: String,
     pub assignee: Option<String>,
     pub acked_by: Option<String>,

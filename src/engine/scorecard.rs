@@ -352,6 +352,15 @@ fn is_notice_gate(t: &TaskRow, gate_ids: &[i64]) -> bool {
     t.approval && (gate_ids.contains(&t.id) || t.key.contains("notice"))
 }
 
+/// When the incident was contained: the containment task done or the move to `contained`,
+/// whichever came first (people may record either, or only one of them).
+fn contained_at(inc: &Incident, task: Option<&TaskRow>) -> Option<DateTime<Utc>> {
+    let done = task
+        .filter(|t| t.is_satisfied())
+        .and_then(|t| time(t.closed_at));
+    [inc.contained_at, done].into_iter().flatten().min()
+}
+
 /// Read the snapshot of a drill incident inside `tx`.
 async fn snapshot(
     tx: &mut WriteTx,
@@ -372,10 +381,14 @@ async fn snapshot(
     let gate_ids: Vec<i64> = campaigns.iter().filter_map(|c| c.approval_task).collect();
     let mut reached = BTreeMap::new();
     let mut owners = BTreeMap::new();
-    if let Some(at) = inc.contained_at {
+    let contain_task = tasks
+        .iter()
+        .find(|t| t.key == "contain")
+        .or_else(|| tasks.iter().find(|t| t.key.contains("contain")));
+    if let Some(at) = contained_at(inc, contain_task.copied()) {
         reached.insert("contain", at);
     }
-    if let Some(t) = tasks.iter().find(|t| t.key.contains("contain")) {
+    if let Some(t) = contain_task {
         owners.insert("contain", t.department.clone());
     }
     if let Some(at) = tx.first_grade_at(id).await? {
@@ -1157,6 +1170,66 @@ mod tests {
             paged_at: at(paged),
             acked_at: acked.map(at),
         }
+    }
+
+    #[test]
+    fn containment_is_the_task_or_the_transition_whichever_first() {
+        use crate::domain::incident::{Category, Severity};
+        let mut inc = Incident::opening(
+            "x".into(),
+            Category::PiLeak,
+            Severity::S1,
+            "declaration",
+            "t",
+            t0(),
+        );
+        let contain = |status: &str, closed: Option<i64>| TaskRow {
+            id: 1,
+            incident_id: 0,
+            key: "contain".into(),
+            playbook: None,
+            title: "Contain".into(),
+            department: "it_operations".into(),
+            description: String::new(),
+            approval: false,
+            approvers: "[]".into(),
+            depends_on: "[]".into(),
+            after_task: None,
+            due_offset_secs: 3600,
+            due_at: None,
+            status: status.into(),
+            assignee: None,
+            acked_by: None,
+            acked_at: None,
+            closed_by: None,
+            closed_at: closed.map(|m| to_micros(at(m))),
+            note: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(contained_at(&inc, None), None);
+        // The task alone.
+        assert_eq!(
+            contained_at(&inc, Some(&contain("done", Some(20)))),
+            Some(at(20))
+        );
+        // A task still open, or cancelled when the drill ended, does not count.
+        assert_eq!(contained_at(&inc, Some(&contain("open", None))), None);
+        assert_eq!(
+            contained_at(&inc, Some(&contain("cancelled", Some(20)))),
+            None
+        );
+        // The transition alone, and both: the earlier one.
+        inc.contained_at = Some(at(35));
+        assert_eq!(contained_at(&inc, None), Some(at(35)));
+        assert_eq!(
+            contained_at(&inc, Some(&contain("done", Some(20)))),
+            Some(at(20))
+        );
+        assert_eq!(
+            contained_at(&inc, Some(&contain("done", Some(50)))),
+            Some(at(35))
+        );
     }
 
     fn task(key: &str, due: Option<i64>, closed: Option<i64>) -> TaskState {

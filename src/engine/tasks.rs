@@ -55,6 +55,15 @@ async fn open_incident(tx: &mut WriteTx, id: i64) -> Result<Incident, EngineErro
     Ok(inc)
 }
 
+/// [`open_incident`], except that an ended drill's action items stay workable on its closed
+/// incident.
+async fn incident_for_task(tx: &mut WriteTx, id: i64, key: &str) -> Result<Incident, EngineError> {
+    match tx.incident(id).await? {
+        Some(inc) if super::drills::action_item_workable(&inc, key) => Ok(inc),
+        _ => open_incident(tx, id).await,
+    }
+}
+
 async fn task_of(tx: &mut WriteTx, incident: i64, key: &str) -> Result<TaskRow, EngineError> {
     tx.task_by_key(incident, key)
         .await?
@@ -92,7 +101,7 @@ impl Engine {
     ) -> Result<TaskView, EngineError> {
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        open_incident(&mut tx, incident_id).await?;
+        incident_for_task(&mut tx, incident_id, key).await?;
         let mut t = task_of(&mut tx, incident_id, key).await?;
         let mut events = Vec::new();
         if t.status == "open" {
@@ -193,7 +202,7 @@ impl Engine {
     ) -> Result<TaskView, EngineError> {
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        open_incident(&mut tx, incident_id).await?;
+        incident_for_task(&mut tx, incident_id, key).await?;
         let mut t = task_of(&mut tx, incident_id, key).await?;
         if t.approval {
             return Err(EngineError::Conflict(format!(
@@ -518,7 +527,7 @@ impl Engine {
         }
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        open_incident(&mut tx, incident_id).await?;
+        incident_for_task(&mut tx, incident_id, key).await?;
         let mut t = task_of(&mut tx, incident_id, key).await?;
         if t.is_closed() {
             return Err(EngineError::Conflict(format!(

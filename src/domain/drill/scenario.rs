@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Mode, Targets};
+use crate::domain::classify::{Rules, Subject};
 use crate::domain::duration::HumanDuration;
 use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
+use crate::domain::playbook::Playbooks;
 
 /// One scenario, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,6 +370,79 @@ fn check_targets(t: &Targets, departments: &[&str], p: &mut dyn FnMut(&str, Stri
     }
 }
 
+/// The category and severity a scenario's drill incident is declared with: as a declaration
+/// is classified (what the scenario gives, else what the rules see in its title, summary and
+/// facts, else `other`/S3; the rules may raise it, never lower it; personal information is S1).
+pub fn declared_class(s: &Scenario, rules: &Rules) -> (Category, Severity) {
+    use crate::domain::incident::{raise_only, reclassify_category};
+    let text = format!("{}\n{}", s.start.title, s.start.summary);
+    let empty = Default::default();
+    let classified = rules.classify(&Subject {
+        source: "declaration",
+        text: &text,
+        labels: &empty,
+        annotations: &empty,
+        facts: &s.start.facts,
+    });
+    let category = s
+        .start
+        .category
+        .or(classified.as_ref().map(|c| c.category))
+        .unwrap_or(Category::Other);
+    let severity = s
+        .start
+        .severity
+        .or(classified.as_ref().map(|c| c.severity))
+        .unwrap_or(Severity::S3);
+    let severity = raise_only(severity, severity, category);
+    match classified {
+        Some(c) => {
+            let cat = reclassify_category((category, severity), (c.category, c.severity));
+            (cat, raise_only(severity, c.severity, cat))
+        }
+        None => (category, severity),
+    }
+}
+
+/// Problems with what a scenario's drill would page, as `<file>: <key>: <message>`: the
+/// playbook its declaration selects must be the one it names (if it names one), and every
+/// department that playbook pages must be a participant — the drill guard refuses every
+/// delivery to anyone else, so a left-out department's pages die and the scorecard marks its
+/// acknowledgement missed.
+pub fn check_coverage(s: &Scenario, playbooks: &Playbooks, rules: &Rules) -> Vec<String> {
+    let shown = s.file.display().to_string();
+    let (category, severity) = declared_class(s, rules);
+    let selected = playbooks.select(category, severity);
+    let mut out = Vec::new();
+    if let Some(named) = &s.playbook
+        && named != &selected.id
+    {
+        out.push(format!(
+            "{shown}: playbook: names `{named}`, but the drill is declared as {category} {severity}, \
+             which selects playbook `{}`; set [start] category/severity so that `{named}` is \
+             selected, or name `{}`",
+            selected.id, selected.id
+        ));
+    }
+    let left_out: Vec<&str> = selected
+        .departments
+        .iter()
+        .filter(|d| !s.participants.departments.contains(d))
+        .map(String::as_str)
+        .collect();
+    if !left_out.is_empty() {
+        out.push(format!(
+            "{shown}: participants.departments: playbook `{}` pages {}, which the participants \
+             leave out: the drill guard would refuse their pages and the scorecard would mark \
+             them missed; add {} to participants.departments",
+            selected.id,
+            left_out.join(", "),
+            if left_out.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +553,36 @@ facts = { affected_subjects = 1200000 }
         )
         .unwrap();
         assert_eq!(all.names().len(), 3, "{:?}", all.names());
+        // Each pages exactly the departments it lets the drill reach.
+        for sc in all.all() {
+            let problems = check_coverage(sc, &pbs, &s.rules);
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+            assert_eq!(
+                pbs.select(
+                    declared_class(sc, &s.rules).0,
+                    declared_class(sc, &s.rules).1
+                )
+                .id,
+                "pi_incident"
+            );
+        }
+        // Leaving a paged department out, or naming a playbook the drill does not get, is named.
+        let mut sc = all.get("phone_id_dump").unwrap().clone();
+        sc.participants
+            .departments
+            .retain(|d| d != "customer_service" && d != "it_operations");
+        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
+        assert!(
+            e.contains(
+                "phone_id_dump.toml: participants.departments: playbook `pi_incident` pages it_operations, customer_service, which the participants leave out"
+            ),
+            "{e}"
+        );
+        sc.playbook = Some("cyber_general".into());
+        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
+        assert!(
+            e.contains("playbook: names `cyber_general`, but the drill is declared as pi_leak S1, which selects playbook `pi_incident`"),
+            "{e}"
+        );
     }
 }
