@@ -59,9 +59,12 @@ impl TaskRow {
     pub fn depends_on(&self) -> Vec<String> {
         serde_json::from_str(&self.depends_on).unwrap_or_default()
     }
-    /// Done, approved or rejected: nothing more to do.
+    /// Done, approved, rejected or cancelled (a forced close): nothing more to do.
     pub fn is_closed(&self) -> bool {
-        matches!(self.status.as_str(), "done" | "approved" | "rejected")
+        matches!(
+            self.status.as_str(),
+            "done" | "approved" | "rejected" | "cancelled"
+        )
     }
     /// Satisfies a dependency: done, or approved.
     pub fn is_satisfied(&self) -> bool {
