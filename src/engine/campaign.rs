@@ -282,12 +282,10 @@ impl Engine {
             .into_iter()
             .filter(|c| c.status != "cancelled")
             .collect();
-        match followup_check(&earlier, &template, &channels, &req, inc.facts_version)? {
-            Some(same) => {
-                drop(tx);
-                return self.campaign_view(same, true).await;
-            }
-            None => {}
+        if let Some(same) = followup_check(&earlier, &template, &channels, &req, inc.facts_version)?
+        {
+            drop(tx);
+            return self.campaign_view(same, true).await;
         }
         let needs_approval = inc.category.is_personal_information()
             || !ctx.notices.approval_not_required.contains(&inc.category);
