@@ -154,3 +154,46 @@ pub(crate) async fn checklist(
     ));
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn force(force: bool, reason: Option<&str>) -> Force {
+        Force {
+            force,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    fn path(r: Result<Option<String>, EngineError>) -> String {
+        match r {
+            Err(EngineError::Invalid { path, .. }) => path,
+            other => panic!("not refused as invalid: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forcing_needs_a_reason_and_only_closes() {
+        assert_eq!(force(false, None).reason_for(Status::Closed).unwrap(), None);
+        assert_eq!(
+            force(true, Some("  sold  "))
+                .reason_for(Status::Closed)
+                .unwrap(),
+            Some("sold".to_string())
+        );
+        assert_eq!(path(force(true, None).reason_for(Status::Closed)), "reason");
+        assert_eq!(
+            path(force(true, Some(" ")).reason_for(Status::Closed)),
+            "reason"
+        );
+        assert_eq!(
+            path(force(false, Some("x")).reason_for(Status::Closed)),
+            "reason"
+        );
+        assert_eq!(
+            path(force(true, Some("x")).reason_for(Status::Triaged)),
+            "force"
+        );
+    }
+}
