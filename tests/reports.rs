@@ -33,6 +33,8 @@ on_both_backends!(
     by_hand_needs_the_reference_and_past_the_deadline_the_reason,
     a_drill_report_never_reaches_the_regulator,
     the_cli_drafts_shows_submits_and_summarises,
+    approving_the_report_satisfies_the_playbook_gate_and_versions_count_per_report,
+    closing_is_refused_with_open_work_unless_forced_with_a_reason,
 );
 
 fn root() -> PathBuf {
@@ -1300,5 +1302,226 @@ async fn the_cli_drafts_shows_submits_and_summarises(backend: Backend) {
         out.contains("待补充") && out.contains("--via manual"),
         "{out}"
     );
+    app.stop().await;
+}
+
+async fn task_by_key(app: &TestApp, id: i64, key: &str) -> Value {
+    let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no task {key}: {v:#}"))
+}
+
+async fn approving_the_report_satisfies_the_playbook_gate_and_versions_count_per_report(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    common::wait_for("the playbook's tasks", 10, || async {
+        let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        v["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/tasks/prepare_regulator_report/complete"),
+            RESPONDER,
+            &json!({"note": "drafted"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let inputs = serde_json::from_str::<Value>(INPUTS).unwrap();
+    // Two versions of the CAC report, then the PIPL authority's: its first version is 1.
+    let mut cac = Value::Null;
+    for want in [1, 2] {
+        let (s, r) = draft(
+            &app,
+            id,
+            json!({"obligation": "CN:cac_report_other", "inputs": inputs}),
+        )
+        .await;
+        assert_eq!(
+            (s, r["version"].as_i64()),
+            (StatusCode::CREATED, Some(want)),
+            "{r}"
+        );
+        cac = r;
+    }
+    let (s, pipl) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:pipl_authority", "partial": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{pipl}");
+    assert_eq!(pipl["version"], 1, "numbered per report: {pipl}");
+
+    // The playbook's gate is not a second thing to approve while a version waits for its own.
+    let gate = task_by_key(&app, id, "approve_regulator_report").await;
+    let gid = gate["id"].as_i64().unwrap();
+    let (s, v) = decide(&app, GR, gid, true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("approving the report"), "{detail}");
+    assert!(
+        detail.contains(&cac["approval_task"].to_string()),
+        "names the report's approval: {detail}"
+    );
+
+    // The CAC version approved: the gate still waits for the PIPL version's decision.
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(&app, t, cac["approval_task"].as_i64().unwrap(), true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert_eq!(
+        task_by_key(&app, id, "approve_regulator_report").await["status"],
+        "open"
+    );
+    // Both approved: the gate is approved with them, and the timeline says why.
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(&app, t, pipl["approval_task"].as_i64().unwrap(), true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let gate = task_by_key(&app, id, "approve_regulator_report").await;
+    assert_eq!(gate["status"], "approved", "{gate:#}");
+    let satisfied = app.events(id, "report_gate.satisfied").await;
+    assert_eq!(satisfied.len(), 1, "{satisfied:#?}");
+    assert_eq!(satisfied[0]["data"]["report_id"], pipl["id"]);
+    assert_eq!(app.events(id, "report_gate.waiting").await.len(), 1);
+    app.stop().await;
+}
+
+async fn closing_is_refused_with_open_work_unless_forced_with_a_reason(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    common::wait_for("the playbook's tasks", 10, || async {
+        let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+        v["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    for to in ["triaged", "contained", "eradicated", "recovered"] {
+        let (s, v) = app.transition(id, to, None).await;
+        assert_eq!(s, StatusCode::OK, "{to}: {v}");
+    }
+    // Refused, naming the open tasks and the obligations not met.
+    let (s, v) = app.transition(id, "closed", Some("handled")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    for want in [
+        "`contain`",
+        "`close_and_review`",
+        "CN:cac_report_other",
+        "--force",
+    ] {
+        assert!(detail.contains(want), "{want} in {detail}");
+    }
+    assert!(
+        !detail.contains("CN:cac_closing"),
+        "the closing report is owed after closing: {detail}"
+    );
+    // Forcing needs a reason; a reason without force is a mistake too.
+    let path = format!("/api/v1/incidents/{id}/transitions");
+    for (body, field) in [
+        (
+            json!({"to": "closed", "note": "x", "force": true}),
+            "reason",
+        ),
+        (
+            json!({"to": "closed", "note": "x", "force": true, "reason": "  "}),
+            "reason",
+        ),
+        (
+            json!({"to": "closed", "note": "x", "reason": "why"}),
+            "reason",
+        ),
+        (
+            json!({"to": "contained", "force": true, "reason": "why"}),
+            "force",
+        ),
+    ] {
+        let (s, v) = app.post(&path, RESPONDER, &body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["path"], field, "{body}: {v}");
+    }
+    // The CLI's refusal exits non-zero; forced with a reason it closes.
+    let sid = id.to_string();
+    let (code, _, err) = cli(
+        &app,
+        RESPONDER,
+        &["transition", &sid, "closed", "--note", "done"],
+    )
+    .await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("cannot be closed"), "{err}");
+    let (code, out, err) = cli(
+        &app,
+        RESPONDER,
+        &[
+            "transition",
+            &sid,
+            "closed",
+            "--note",
+            "handled outside the plan",
+            "--force",
+            "--reason",
+            "the business unit was sold; the buyer's team carries on",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(app.incident(id).await["status"], "closed");
+
+    // No task is left open: each open one is cancelled with the reason, on the timeline.
+    let (_, tasks) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    let tasks = tasks["tasks"].as_array().unwrap();
+    assert!(tasks.len() >= 10, "{tasks:#?}");
+    for t in tasks {
+        assert!(
+            ["done", "approved", "rejected", "cancelled"].contains(&t["status"].as_str().unwrap()),
+            "{t:#}"
+        );
+    }
+    let contain = tasks.iter().find(|t| t["key"] == "contain").unwrap();
+    assert_eq!(contain["status"], "cancelled");
+    assert!(
+        contain["note"]
+            .as_str()
+            .unwrap()
+            .contains("business unit was sold")
+    );
+    let cancelled = app.events(id, "task.cancelled").await;
+    assert_eq!(cancelled.len(), tasks.len(), "{cancelled:#?}");
+    let forced = app.events(id, "incident.closed_with_open_work").await;
+    assert_eq!(forced.len(), 1);
+    assert!(
+        forced[0]["data"]["open_obligations"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CN:cac_report_other")),
+        "{forced:#?}"
+    );
+    // What the incident owed stays owed: the forced close meets nothing.
+    let cac = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(cac["status"], "open", "{cac:#}");
+    assert!(cac["met_at"].is_null(), "{cac:#}");
+    // A cancelled task cannot be completed (the incident is closed).
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/tasks/contain/complete"),
+            RESPONDER,
+            &json!({"note": "late"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
     app.stop().await;
 }

@@ -488,11 +488,23 @@ async fn acks_are_harmless_twice_and_refused_on_closed_incidents(backend: Backen
         ("contained", None),
         ("eradicated", None),
         ("recovered", None),
-        ("closed", Some("test over")),
     ] {
         let (s, v) = app.transition(id, to, note).await;
         assert_eq!(s, StatusCode::OK, "{to}: {v}");
     }
+    // Its tasks are open: closing is forced, with a reason, and cancels them.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/incidents/{id}/transitions"),
+        RESPONDER,
+        json!({"to": "closed", "note": "test over", "force": true, "reason": "a test"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        task(&tasks(&app, id).await, "trace_cause")["status"],
+        "cancelled"
+    );
     let (s, v) = post(
         &app,
         &format!("/api/v1/incidents/{id}/tasks/trace_cause/ack"),

@@ -25,6 +25,7 @@ on_both_backends!(
     an_exemption_approved_by_legal_sends_nothing,
     when_few_can_be_reached_the_announcement_is_published_and_linked,
     a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone,
+    follow_up_campaigns_reach_the_unreached_and_never_repeat_words,
 );
 
 fn sha(t: &str) -> String {
@@ -653,10 +654,19 @@ async fn contacts_are_purged_after_the_retention_period(backend: Backend) {
         dump_subjects(&app).await.contains("t1:"),
         "still sealed while open"
     );
-    for to in ["triaged", "contained", "eradicated", "recovered", "closed"] {
+    for to in ["triaged", "contained", "eradicated", "recovered"] {
         let (s, v) = app.transition(id, to, Some("handled")).await;
         assert_eq!(s, StatusCode::OK, "{to}: {v}");
     }
+    // The playbook's tasks are open: the close is forced, with a reason.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/transitions"),
+            RESPONDER,
+            &json!({"to": "closed", "note": "handled", "force": true, "reason": "purge test"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "closed: {v}");
     wait_for("the purge", 10, || async {
         let (_, v) = app
             .get(&format!("/api/v1/incidents/{id}/subjects/c1"))
@@ -1010,4 +1020,197 @@ async fn enqueued_to(store_url: &str, backend: Backend) -> i64 {
     )
     .await;
     rows[0][0].as_deref().unwrap().parse().unwrap()
+}
+
+/// The binary as a client of the daemon; run off the runtime the daemon serves on.
+async fn cli(app: &TestApp, token: &str, args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"));
+    c.args(args)
+        .env("INCIDENTD_URL", app.url(""))
+        .env("INCIDENTD_TOKEN", token);
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn campaign_by_id(app: &TestApp, id: i64, cid: &Value) -> Value {
+    let (_, v) = app.get(&format!("/api/v1/incidents/{id}/notices")).await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == *cid)
+        .cloned()
+        .unwrap_or_else(|| panic!("no campaign {cid}: {v:#}"))
+}
+
+/// Voice calls the sink received to affected people (not the team's pages), by number.
+fn calls_to_people(sink: &Sink) -> Vec<String> {
+    sink.received()
+        .iter()
+        .filter(|r| r.path == "/voice")
+        .filter_map(|r| r.json()["to"].as_str().map(str::to_string))
+        .filter(|n| n.starts_with("+86138"))
+        .collect()
+}
+
+async fn follow_up_campaigns_reach_the_unreached_and_never_repeat_words(backend: Backend) {
+    let sink = Sink::start().await;
+    // Every SMS dies: nobody is reached by SMS.
+    sink.answer("/sms", 400, "{\"error\":\"blocked\"}");
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let path = format!("/api/v1/incidents/{id}/notices");
+    // Nobody is unreached before a first campaign.
+    let (s, v) = app
+        .post(
+            &path,
+            RESPONDER,
+            &json!({"channels": ["voice"], "audience": "unreached"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "audience");
+    let csv = "subject_id,name,phone,site_user_id,locale,channels\n\
+               f1,Fay,+8613800000301,site-f1,en,inbox;sms;voice\n\
+               f2,Gus,+8613800000302,,en,sms;voice\n";
+    let (s, _) = upload(&app, id, "text/csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The first campaign: in-site and SMS. f1 is reached in-site; every SMS dies.
+    let first = json!({"channels": ["inbox", "sms"], "mode": "all"});
+    let (s, c1) = app.post(&path, RESPONDER, &first).await;
+    assert_eq!(s, StatusCode::CREATED, "{c1:#}");
+    assert_eq!(c1["audience"], "all");
+    approve_notice(&app, id).await;
+    wait_for("the first campaign's outcomes", 20, || async {
+        let c = campaign_by_id(&app, id, &c1["id"]).await;
+        count(&c, "sms", "dead") == 2 && count(&c, "inbox", "sent") == 1
+    })
+    .await;
+
+    // Asking again for the same campaign is not a new one; the CLI says so and exits non-zero.
+    let (s, again) = app.post(&path, RESPONDER, &first).await;
+    assert_eq!((s, &again["existing"]), (StatusCode::OK, &json!(true)));
+    let o = cli(
+        &app,
+        RESPONDER,
+        &[
+            "notices",
+            "start",
+            &id.to_string(),
+            "--channel",
+            "inbox",
+            "--channel",
+            "sms",
+        ],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--only-unreached"), "{err}");
+    // The same words to everyone again, on another channel: refused, pointing at the ways on.
+    let (s, v) = app
+        .post(&path, RESPONDER, &json!({"channels": ["voice"]}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("unreached"), "{v}");
+    let o = cli(
+        &app,
+        RESPONDER,
+        &["notices", "start", &id.to_string(), "--channel", "voice"],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a refusal exits non-zero: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A follow-up by phone call for those not reached: approved on its own, not by the
+    // approval the first campaign used.
+    let (s, c2) = app
+        .post(
+            &path,
+            RESPONDER,
+            &json!({"channels": ["voice", "inbox"], "audience": "unreached"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c2:#}");
+    assert_eq!(c2["status"], "awaiting_approval");
+    let gate = c2["approval_task"].as_i64().unwrap();
+    assert_ne!(gate, task_id(&app, id, "approve_notice").await);
+    assert_eq!(
+        gate,
+        task_id(&app, id, &format!("notice-{}", c2["id"])).await
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(calls_to_people(&sink).is_empty(), "called before approval");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/approvals/{gate}/approve"),
+            LEGAL,
+            &json!({"reason": "call script checked"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the follow-up's call", 20, || async {
+        let c = campaign_by_id(&app, id, &c2["id"]).await;
+        c["status"] == "enqueued" && count(&c, "voice", "sent") == 1
+    })
+    .await;
+    let c = campaign_by_id(&app, id, &c2["id"]).await;
+    assert_eq!(c["subjects"], 1, "only f2 was unreached: {c:#}");
+    assert_eq!(c["deliveries"], 1, "{c:#}");
+    assert_eq!(calls_to_people(&sink), ["+8613800000302"]);
+
+    // The facts change (not in the notice's words): an updated notice to everyone is allowed,
+    // with its own approval; f1's in-site notice has the same words, so it is not repeated.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"records_affected": 2}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, c3) = app.post(&path, RESPONDER, &first).await;
+    assert_eq!(s, StatusCode::CREATED, "{c3:#}");
+    let gate3 = c3["approval_task"].as_i64().unwrap();
+    assert!(gate3 != gate && c3["id"] != c1["id"], "{c3:#}");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/approvals/{gate3}/approve"),
+            LEGAL,
+            &json!({"reason": "update checked"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the update's outcomes", 20, || async {
+        let c = campaign_by_id(&app, id, &c3["id"]).await;
+        c["status"] == "enqueued" && count(&c, "sms", "dead") == 2
+    })
+    .await;
+    let c = campaign_by_id(&app, id, &c3["id"]).await;
+    assert_eq!(
+        c["progress"]["inbox"]["enqueued"].as_i64().unwrap_or(0),
+        0,
+        "the same in-site words are not delivered twice: {c:#}"
+    );
+    let (_, inbox) = app
+        .call(Method::GET, "/api/v1/inbox/site-f1", Some(SITE), None)
+        .await;
+    assert_eq!(inbox["notices"].as_array().unwrap().len(), 1, "{inbox:#}");
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let created: Vec<&Value> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "notice.campaign_created")
+        .collect();
+    assert_eq!(created.len(), 3, "{tl:#}");
+    app.stop().await;
 }

@@ -235,12 +235,21 @@ pub struct TransitionRequest {
     /// Required for `closed`, `false_positive` and `reopened`.
     #[serde(default)]
     pub note: Option<String>,
+    /// Close although tasks or obligations are open (needs `reason`): open tasks are cancelled
+    /// with the reason; open obligations stay open, not met.
+    #[serde(default)]
+    pub force: bool,
+    /// Why the incident is closed with open work; only with `force`.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Move an incident through its lifecycle.
 ///
 /// `detected → triaged → contained → eradicated → recovered → closed`, `false_positive` from
-/// detected or triaged, `reopened → triaged`. Anything else is refused with 409.
+/// detected or triaged, `reopened → triaged`. Anything else is refused with 409. Closing is
+/// refused (409, naming them) while tasks or owed obligations are open, unless `force` with a
+/// `reason`: the open tasks are then cancelled with it; the obligations stay open, not met.
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/transitions",
@@ -259,7 +268,16 @@ pub async fn transition(
     Ok(axum::Json(
         state
             .engine
-            .transition(id, t.to, t.note, &caller.actor())
+            .transition_forced(
+                id,
+                t.to,
+                t.note,
+                &crate::engine::closing::Force {
+                    force: t.force,
+                    reason: t.reason,
+                },
+                &caller.actor(),
+            )
             .await?,
     ))
 }

@@ -270,7 +270,7 @@ pub async fn transition(a: TransitionArgs) -> anyhow::Result<i32> {
         .call(
             Method::POST,
             &format!("/api/v1/incidents/{}/transitions", a.id),
-            Some(json!({ "to": a.to, "note": a.note })),
+            Some(json!({ "to": a.to, "note": a.note, "force": a.force, "reason": a.reason })),
         )
         .await?;
     print(&a.client, &v, |v| {

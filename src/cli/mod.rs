@@ -324,6 +324,13 @@ pub struct TransitionArgs {
     /// Why (required for closed, false_positive and reopened).
     #[arg(long)]
     pub note: Option<String>,
+    /// Close although tasks or obligations are open: the open tasks are cancelled with
+    /// --reason; open obligations stay open (not met).
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the incident is closed with open work (with --force).
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -215,6 +215,17 @@ fn event_note(e: &Value) -> String {
             }
         }
         "incident.facts_updated" => format!("facts v{}", d["version"]),
+        "task.cancelled" => format!("{}: {}", s(&d["task"]), s(&d["reason"])),
+        "incident.closed_with_open_work" => format!(
+            "forced: {}; obligations left open: {}",
+            s(&d["reason"]),
+            d["open_obligations"]
+        ),
+        "report_gate.satisfied" => format!(
+            "{} approved by the approval of report {}",
+            s(&d["task"]),
+            d["report_id"]
+        ),
         "heartbeat.late" => format!(
             "{} silent since {} (every {} + {})",
             s(&d["heartbeat"]),

@@ -41,7 +41,9 @@ Examples:
 
 Nothing is sent before the incident's notice approval (the playbook's approve_notice task,
 decided by Legal) is approved: a campaign started earlier waits for it. Starting the same
-campaign again returns the existing one — nobody is told twice.";
+campaign again returns the existing one and exits 1 — nobody is told twice. A follow-up: after
+the facts change (a new notice, approved on its own words), or --only-unreached on another
+channel for the people no earlier campaign reached.";
 
 #[derive(Debug, Subcommand)]
 pub enum SubjectsCommand {
@@ -110,6 +112,10 @@ pub struct StartArgs {
     /// The notice template (default: [notices] template).
     #[arg(long)]
     pub template: Option<String>,
+    /// A follow-up for the people no earlier campaign reached (no delivery reached its
+    /// provider), e.g. on another channel.
+    #[arg(long)]
+    pub only_unreached: bool,
     /// Then show progress until every delivery is sent or dead.
     #[arg(long)]
     pub watch: bool,
@@ -500,6 +506,9 @@ pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
             if let Some(t) = &a.template {
                 body["template"] = json!(t);
             }
+            if a.only_unreached {
+                body["audience"] = json!("unreached");
+            }
             let v = c
                 .call(
                     Method::POST,
@@ -508,9 +517,6 @@ pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
                 )
                 .await?;
             print(&a.client, &v, |v| {
-                if v["existing"] == true {
-                    println!("this campaign exists already (nothing will be sent twice):");
-                }
                 println!("{}", progress_line(v));
                 if v["status"] == "awaiting_approval" {
                     println!(
@@ -519,6 +525,14 @@ pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
                     );
                 }
             });
+            // Asking again for the same campaign started nothing: a refusal, not a success.
+            if v["existing"] == true {
+                eprintln!(
+                    "refused: campaign {} exists already for these words, channels and audience; nothing new is sent (nobody gets the same notice twice). For the people it did not reach use --only-unreached on another channel; after the facts change, start a follow-up",
+                    v["id"]
+                );
+                return Ok(1);
+            }
             if a.watch {
                 return watch(&c, a.incident, v["id"].as_i64(), &a.client).await;
             }

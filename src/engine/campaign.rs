@@ -86,6 +86,41 @@ pub struct CampaignRequest {
     /// The notice template; `[notices] template` by default.
     #[serde(default)]
     pub template: Option<String>,
+    /// `all` (default), or `unreached`: a follow-up for the people no earlier campaign's
+    /// delivery reached (none reached its provider), e.g. on another channel.
+    #[serde(default)]
+    pub audience: Audience,
+}
+
+/// Who a campaign is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Every affected person.
+    #[default]
+    All,
+    /// Only people no earlier campaign of the incident reached.
+    Unreached,
+}
+
+impl Audience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::All => "all",
+            Audience::Unreached => "unreached",
+        }
+    }
+}
+
+/// The follow-up approval task of campaign `id` is `notice-<id>`.
+pub const NOTICE_TASK_PREFIX: &str = "notice-";
+
+/// The campaign a task approves, if it is a follow-up campaign's own approval.
+pub(crate) fn campaign_of_task(t: &crate::store::TaskRow) -> Option<i64> {
+    if !t.approval {
+        return None;
+    }
+    t.key.strip_prefix(NOTICE_TASK_PREFIX)?.parse().ok()
 }
 
 /// What campaigns need from the live configuration.
@@ -194,7 +229,10 @@ impl Engine {
                 ));
             }
         }
-        let template = req.template.unwrap_or_else(|| ctx.notices.template.clone());
+        let template = req
+            .template
+            .clone()
+            .unwrap_or_else(|| ctx.notices.template.clone());
         let inc =
             self.store().incident(incident_id).await?.ok_or_else(|| {
                 EngineError::NotFound(format!("there is no incident {incident_id}"))
@@ -233,16 +271,25 @@ impl Engine {
         }
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        let existing = tx.campaigns_of(incident_id).await?;
-        if let Some(c) = existing
+        let channels: Vec<String> = req
+            .channels
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
+        let earlier: Vec<CampaignRow> = tx
+            .campaigns_of(incident_id)
+            .await?
             .into_iter()
-            .find(|c| c.template == template && c.status != "cancelled")
+            .filter(|c| c.status != "cancelled")
+            .collect();
+        if let Some(same) = followup_check(&earlier, &template, &channels, &req, inc.facts_version)?
         {
             drop(tx);
-            return self.campaign_view(c, true).await;
+            return self.campaign_view(same, true).await;
         }
         let needs_approval = inc.category.is_personal_information()
             || !ctx.notices.approval_not_required.contains(&inc.category);
+        let mut own_gate = None;
         let approval_task = if needs_approval {
             let tasks = tx.tasks_of(incident_id).await?;
             let t = tasks
@@ -266,15 +313,17 @@ impl Engine {
                         .unwrap_or_default()
                 )));
             }
-            Some(t.id)
+            // The gate approved the words of the campaigns asked for before its decision; a
+            // later campaign's words get their own approval.
+            if t.is_closed() && !earlier.is_empty() {
+                own_gate = Some(t.clone());
+                None
+            } else {
+                Some(t.id)
+            }
         } else {
             None
         };
-        let channels: Vec<String> = req
-            .channels
-            .iter()
-            .map(|c| c.as_str().to_string())
-            .collect();
         let id = tx
             .create_campaign(
                 &NewCampaign {
@@ -288,6 +337,14 @@ impl Engine {
                 to_micros(now),
             )
             .await?;
+        let approval_task = match own_gate {
+            Some(gate) => Some(
+                followup_gate(&mut tx, &gate, id, &template, &channels, req.audience, now).await?,
+            ),
+            None => approval_task,
+        };
+        tx.set_campaign_followup(id, req.audience.as_str(), inc.facts_version, approval_task)
+            .await?;
         tx.append(&[NewEvent::new(
             now,
             actor,
@@ -298,6 +355,9 @@ impl Engine {
                 "template": template,
                 "channels": channels,
                 "mode": req.mode,
+                "audience": req.audience,
+                "facts_version": inc.facts_version,
+                "follow_up_of": earlier.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "approval_task": approval_task,
             }),
         )])
@@ -465,7 +525,14 @@ impl Engine {
                 .into_iter()
                 .map(str::to_string),
         );
-        if let Some(reason) = self.impractical(&inc, &channels, ctx).await? {
+        // The rule for everyone (an announcement when too few can be reached one by one) is
+        // the first campaign's business, not a follow-up's for the people it missed.
+        let impractical = if c.audience == "unreached" {
+            None
+        } else {
+            self.impractical(&inc, &channels, ctx).await?
+        };
+        if let Some(reason) = impractical {
             match super::announce::publish_in(
                 &mut tx,
                 &ctx.announce,
@@ -658,10 +725,16 @@ impl Engine {
         if !extra.is_empty() {
             tx.add_campaign_contents(&extra).await?;
         }
+        let screen = self.screen_batch(&mut tx, &c, &subjects, &extra).await?;
         let mut deliveries = Vec::new();
         let mut unreachable = 0;
+        let mut in_audience = 0;
         let empty = Content::default();
         for s in &subjects {
+            if screen.reached.contains(&s.id) {
+                continue;
+            }
+            in_audience += 1;
             let reach = parse_channels(&s.channels);
             let usable: Vec<ChannelKind> = channels
                 .iter()
@@ -670,6 +743,17 @@ impl Engine {
                 .collect();
             if usable.is_empty() {
                 unreachable += 1;
+                continue;
+            }
+            // Nobody gets the same words twice on one channel (an earlier campaign's delivery
+            // of them that did not die); in `first` mode one message is all a person gets.
+            let told = |ch: &ChannelKind| screen.told.contains(&(s.id, *ch));
+            let usable: Vec<ChannelKind> = if c.mode == "first" && usable.iter().any(told) {
+                Vec::new()
+            } else {
+                usable.into_iter().filter(|ch| !told(ch)).collect()
+            };
+            if usable.is_empty() {
                 continue;
             }
             let recipient = notice_recipient(c.id, s.id);
@@ -720,7 +804,7 @@ impl Engine {
         tx.advance_campaign(
             c.id,
             last,
-            subjects.len() as i64,
+            in_audience,
             deliveries.len() as i64,
             unreachable,
             None,
@@ -730,6 +814,191 @@ impl Engine {
         metrics::counter!("incidentd_notice_deliveries_enqueued_total")
             .increment(deliveries.len() as u64);
         Ok(true)
+    }
+}
+
+/// A request against the incident's earlier campaigns: `Some` the campaign that is exactly
+/// this request (asked again: returned, nothing sent twice); an error when it would tell
+/// everyone words they were already told; `None` for a new campaign (the first one, a
+/// follow-up after the facts changed, another template, or one for the unreached).
+fn followup_check(
+    earlier: &[CampaignRow],
+    template: &str,
+    channels: &[String],
+    req: &CampaignRequest,
+    facts_version: i64,
+) -> Result<Option<CampaignRow>, EngineError> {
+    let same_words: Vec<&CampaignRow> = earlier
+        .iter()
+        .filter(|c| c.template == template && c.facts_version.is_none_or(|v| v == facts_version))
+        .collect();
+    if let Some(c) = same_words.iter().find(|c| {
+        serde_json::from_str::<Vec<String>>(&c.channels).unwrap_or_default() == channels
+            && c.mode == req.mode.as_str()
+            && c.audience == req.audience.as_str()
+    }) {
+        return Ok(Some((*c).clone()));
+    }
+    match (req.audience, same_words.first(), earlier.is_empty()) {
+        (Audience::Unreached, _, true) => Err(EngineError::invalid(
+            "audience",
+            "there is no earlier campaign for this incident, so nobody is `unreached` yet: ask for audience `all`",
+        )),
+        (Audience::All, Some(c), _) => Err(EngineError::Conflict(format!(
+            "campaign {} already tells everyone these words (template {template}, facts version {facts_version}); nobody gets the same notice twice. To reach the people it did not reach, ask with audience `unreached` on another channel (incidentd notices start … --only-unreached); to tell everyone something new, update the facts first: a follow-up notice is approved on its own words",
+            c.id
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// A follow-up campaign's own approval, `notice-<campaign>`: decided by the notice gate's
+/// approvers, with the notice lint, due as the gate was.
+async fn followup_gate(
+    tx: &mut crate::store::WriteTx,
+    gate: &crate::store::TaskRow,
+    campaign: i64,
+    template: &str,
+    channels: &[String],
+    audience: Audience,
+    now: chrono::DateTime<Utc>,
+) -> Result<i64, EngineError> {
+    let key = format!("{NOTICE_TASK_PREFIX}{campaign}");
+    let due_at = to_micros(now) + gate.due_offset_secs.max(0) * 1_000_000;
+    tx.insert_tasks(
+        &[crate::store::NewTask {
+            incident_id: gate.incident_id,
+            key: key.clone(),
+            playbook: gate.playbook.clone(),
+            title: format!("Approve follow-up notice (campaign {campaign})"),
+            department: gate.department.clone(),
+            description: format!(
+                "Campaign {campaign} sends {template} on {} to {} affected people. Its words are rendered from the incident's facts as they are now, not as `{}` approved them: review them (incidentd render {template} --incident {}) and approve or reject.",
+                channels.join(", "),
+                if audience == Audience::Unreached {
+                    "the not yet reached"
+                } else {
+                    "all"
+                },
+                gate.key,
+                gate.incident_id,
+            ),
+            approval: true,
+            approvers: gate.approvers(),
+            depends_on: Vec::new(),
+            after_task: None,
+            due_offset_secs: gate.due_offset_secs,
+            due_at: Some(due_at),
+        }],
+        to_micros(now),
+    )
+    .await?;
+    let t = tx
+        .task_by_key(gate.incident_id, &key)
+        .await?
+        .ok_or_else(|| EngineError::Failed(format!("the approval task `{key}` is gone")))?;
+    tx.schedule_timers(
+        &[super::response::overdue_timer(
+            gate.incident_id,
+            &key,
+            due_at,
+        )],
+        to_micros(now),
+    )
+    .await?;
+    Ok(t.id)
+}
+
+/// What earlier campaigns of the incident already did for a batch's people.
+#[derive(Default)]
+struct Screen {
+    /// People a delivery of an earlier campaign reached (only for an `unreached` campaign).
+    reached: std::collections::HashSet<i64>,
+    /// (person, channel) already given this campaign's words by an earlier campaign's
+    /// delivery that did not die.
+    told: std::collections::HashSet<(i64, ChannelKind)>,
+}
+
+/// The idempotency keys an earlier campaign `e` may have used for subject `s` on channel `ch`:
+/// its own, and a fallback onto `ch` from another of its channels.
+fn keys_on(incident: i64, e: &CampaignRow, s: i64, ch: ChannelKind) -> Vec<String> {
+    let mut keys = vec![notice_key(incident, e.id, s, ch.as_str())];
+    for p in channels_of(e).into_iter().filter(|p| *p != ch) {
+        keys.push(format!(
+            "{}>{}",
+            notice_key(incident, e.id, s, p.as_str()),
+            ch.as_str()
+        ));
+    }
+    keys
+}
+
+impl Engine {
+    async fn screen_batch(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        c: &CampaignRow,
+        subjects: &[crate::store::CampaignSubject],
+        extra: &[CampaignContent],
+    ) -> Result<Screen, EngineError> {
+        let earlier: Vec<CampaignRow> = tx
+            .campaigns_of(c.incident_id)
+            .await?
+            .into_iter()
+            .filter(|e| e.id < c.id && e.started_at.is_some())
+            .collect();
+        if earlier.is_empty() {
+            return Ok(Screen::default());
+        }
+        let mut ids: Vec<i64> = earlier.iter().map(|e| e.id).collect();
+        ids.push(c.id);
+        let mut words: HashMap<(i64, String, String), String> = HashMap::new();
+        for x in self
+            .store()
+            .campaign_contents(&ids)
+            .await?
+            .into_iter()
+            .chain(extra.iter().cloned())
+        {
+            words.insert((x.campaign_id, x.channel, x.locale.to_lowercase()), x.named);
+        }
+        let channels = channels_of(c);
+        // (key, subject, channel, counts as "told" when not dead; else only "reached" if sent)
+        let mut asks: Vec<(String, i64, ChannelKind, bool)> = Vec::new();
+        for s in subjects {
+            let locale = s.locale.to_lowercase();
+            for e in &earlier {
+                for ch in channels_of(e) {
+                    let same = channels.contains(&ch)
+                        && words
+                            .get(&(e.id, ch.as_str().into(), locale.clone()))
+                            .is_some_and(|w| {
+                                words.get(&(c.id, ch.as_str().into(), locale.clone())) == Some(w)
+                            });
+                    if !same && c.audience != "unreached" {
+                        continue;
+                    }
+                    for k in keys_on(c.incident_id, e, s.id, ch) {
+                        asks.push((k, s.id, ch, same));
+                    }
+                }
+            }
+        }
+        let keys: Vec<String> = asks.iter().map(|a| a.0.clone()).collect();
+        let status = tx.delivery_statuses(&keys).await?;
+        let mut screen = Screen::default();
+        for (k, s, ch, same) in asks {
+            match status.get(&k).map(String::as_str) {
+                Some("sent") if c.audience == "unreached" => {
+                    screen.reached.insert(s);
+                }
+                _ => {}
+            }
+            if same && status.get(&k).is_some_and(|st| st != "dead") {
+                screen.told.insert((s, ch));
+            }
+        }
+        Ok(screen)
     }
 }
 
@@ -958,6 +1227,86 @@ pub async fn materialise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: i64, channels: &str, audience: &str, facts_version: Option<i64>) -> CampaignRow {
+        CampaignRow {
+            id,
+            incident_id: 4,
+            actor: "t".into(),
+            template: "notice/pi_leak".into(),
+            channels: channels.into(),
+            mode: "all".into(),
+            status: "enqueued".into(),
+            approval_task: None,
+            enqueued_to: 0,
+            subjects: 0,
+            deliveries: 0,
+            unreachable: 0,
+            error: None,
+            created_at: 0,
+            started_at: Some(1),
+            finished_at: None,
+            audience: audience.into(),
+            facts_version,
+        }
+    }
+
+    fn ask(channels: &[&str], audience: Audience) -> (Vec<String>, CampaignRequest) {
+        let req = CampaignRequest {
+            channels: channels.iter().map(|c| c.parse().unwrap()).collect(),
+            mode: Mode::All,
+            template: None,
+            audience,
+        };
+        (channels.iter().map(|c| c.to_string()).collect(), req)
+    }
+
+    #[test]
+    fn a_follow_up_is_a_new_notice_or_a_new_audience_never_the_same_words_again() {
+        let first = [row(1, r#"["inbox","sms"]"#, "all", Some(2))];
+        let t = "notice/pi_leak";
+        // Exactly the same request: the campaign that exists.
+        let (chs, req) = ask(&["inbox", "sms"], Audience::All);
+        let same = followup_check(&first, t, &chs, &req, 2).unwrap();
+        assert_eq!(same.map(|c| c.id), Some(1));
+        // The same words to everyone on another channel: refused, naming the ways on.
+        let (chs, req) = ask(&["voice"], Audience::All);
+        let e = followup_check(&first, t, &chs, &req, 2).unwrap_err();
+        assert!(
+            matches!(&e, EngineError::Conflict(m) if m.contains("unreached")),
+            "{e}"
+        );
+        // For the unreached, or after the facts changed: a new campaign.
+        let (chs, req) = ask(&["voice"], Audience::Unreached);
+        assert!(followup_check(&first, t, &chs, &req, 2).unwrap().is_none());
+        let (chs, req) = ask(&["inbox", "sms"], Audience::All);
+        assert!(followup_check(&first, t, &chs, &req, 3).unwrap().is_none());
+        // Another template is another notice.
+        assert!(
+            followup_check(&first, "notice/other", &chs, &req, 2)
+                .unwrap()
+                .is_none()
+        );
+        // Nobody is unreached before a first campaign.
+        let (chs, req) = ask(&["voice"], Audience::Unreached);
+        assert!(matches!(
+            followup_check(&[], t, &chs, &req, 2),
+            Err(EngineError::Invalid { path, .. }) if path == "audience"
+        ));
+    }
+
+    #[test]
+    fn earlier_keys_cover_fallbacks_onto_the_channel() {
+        let e = row(7, r#"["sms","inbox"]"#, "all", None);
+        let keys = keys_on(4, &e, 12, ChannelKind::Inbox);
+        assert_eq!(
+            keys,
+            [
+                notice_key(4, 7, 12, "inbox"),
+                format!("{}>inbox", notice_key(4, 7, 12, "sms"))
+            ]
+        );
+    }
 
     fn claimed(purpose: Purpose, key: &str, recipient: &str) -> Claimed {
         Claimed {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::closing::Force;
 use super::ingest::reclassified_event;
 use super::{Engine, EngineError, classify_incident, reclassify};
 use crate::domain::classify::{Rules, Subject};
@@ -260,8 +261,23 @@ impl Engine {
         note: Option<String>,
         actor: &str,
     ) -> Result<Incident, EngineError> {
+        self.transition_forced(id, to, note, &Force::default(), actor)
+            .await
+    }
+
+    /// A transition; closing is refused while tasks or obligations are open unless `force`
+    /// carries a person's reason (see [`super::closing`]).
+    pub async fn transition_forced(
+        &self,
+        id: i64,
+        to: Status,
+        note: Option<String>,
+        force: &Force,
+        actor: &str,
+    ) -> Result<Incident, EngineError> {
         let now = Utc::now();
         let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        let force_reason = force.reason_for(to)?;
         let mut tx = self.store().begin_write().await?;
         let mut inc = Self::load(&mut tx, id).await?;
         let from = inc.status;
@@ -285,6 +301,11 @@ impl Engine {
                 format!("moving an incident to `{to}` needs a note saying why"),
             ));
         }
+        let closing = if to == Status::Closed {
+            super::closing::checklist(&mut tx, id, force_reason.as_deref(), actor, now).await?
+        } else {
+            Vec::new()
+        };
         inc.status = to;
         inc.updated_at = now;
         match to {
@@ -319,9 +340,10 @@ impl Engine {
             actor,
             "incident.transitioned",
             id,
-            json!({ "from": from, "to": to, "note": note }),
+            json!({ "from": from, "to": to, "note": note, "forced": force_reason }),
             now,
         )];
+        events.extend(closing);
         events.extend(self.recompute_obligations(&mut tx, &mut inc, now).await?);
         tx.append(&events).await?;
         tx.commit().await?;

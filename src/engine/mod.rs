@@ -4,6 +4,7 @@
 pub mod acklink;
 pub mod announce;
 pub mod campaign;
+pub mod closing;
 mod commands;
 pub mod correlate;
 mod deliveries;
@@ -13,6 +14,7 @@ mod ingest;
 pub mod notice_gate;
 pub mod obligations;
 pub mod paging;
+pub mod report_gate;
 pub mod reports;
 pub mod response;
 pub mod scorecard;

@@ -31,6 +31,10 @@ impl GateChecks<'_> {
     /// The lint a task runs before approval: its playbook task's `lint`. A task whose playbook
     /// or definition is gone (reloaded away) keeps no lint; an ad-hoc task is never a gate.
     pub fn lint_of(&self, task: &TaskRow) -> Option<TaskLint> {
+        // A follow-up campaign's own approval approves a notice's words too.
+        if super::campaign::campaign_of_task(task).is_some() && task.playbook.is_some() {
+            return Some(TaskLint::Notice);
+        }
         let pb = self.playbooks?.get(task.playbook.as_deref()?)?;
         pb.task(&task.key)?.lint
     }
@@ -39,6 +43,8 @@ impl GateChecks<'_> {
     pub(crate) fn refusal(&self, task: &TaskRow, incident: &Incident) -> Option<String> {
         match self.lint_of(task)? {
             TaskLint::Notice => self.notice_refusal(task, incident),
+            // Checked against the incident's reports in the transaction (super::report_gate).
+            TaskLint::Report => None,
         }
     }
 

@@ -341,6 +341,12 @@ impl Engine {
         {
             return Err(EngineError::Conflict(why));
         }
+        if approve
+            && checks.lint_of(&t) == Some(crate::domain::playbook::TaskLint::Report)
+            && let Some(why) = super::report_gate::direct_refusal(&mut tx, &t).await?
+        {
+            return Err(EngineError::Conflict(why));
+        }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -388,6 +394,9 @@ impl Engine {
             }),
         )];
         events.extend(report_event);
+        if complete {
+            events.extend(super::report_gate::satisfy(&mut tx, checks, &t, now).await?);
+        }
         // The notice gate approved while the facts claim that the measures avoid harm (and no
         // regulator requires notice): individual notice is recorded as not required.
         if complete
@@ -615,7 +624,7 @@ async fn views(
 }
 
 /// Tasks due after `done`'s completion get their due time (and overdue timer) now.
-async fn start_followers(
+pub(super) async fn start_followers(
     tx: &mut WriteTx,
     done: &TaskRow,
     now: chrono::DateTime<Utc>,

@@ -8,6 +8,7 @@
 mod announcements;
 mod correlate;
 mod drills;
+mod followups;
 mod heartbeats;
 mod intake;
 mod obligations;

@@ -131,6 +131,10 @@ pub struct CampaignRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// `all`, or `unreached`: only people no earlier campaign's delivery reached.
+    pub audience: String,
+    /// The incident's facts version when the campaign was asked for.
+    pub facts_version: Option<i64>,
 }
 
 /// One rendered message of a campaign.
@@ -159,7 +163,8 @@ pub struct ImportRow {
 }
 
 const CAMPAIGN_COLUMNS: &str = "id, incident_id, actor, template, channels, mode, status, approval_task, \
-     enqueued_to, subjects, deliveries, unreachable, error, created_at, started_at, finished_at";
+     enqueued_to, subjects, deliveries, unreachable, error, created_at, started_at, finished_at, \
+     audience, facts_version";
 
 static UPSERT_SUBJECTS: BulkInsert = BulkInsert::new(
     "INSERT INTO subjects (incident_id, subject_id, import_id, name_enc, phone_enc, email_enc, \

@@ -59,7 +59,7 @@ impl TaskRow {
     pub fn depends_on(&self) -> Vec<String> {
         serde_json::from_str(&self.depends_on).unwrap_or_default()
     }
-    /// Done, approved, rejected or cancelled: nothing more to do.
+    /// Done, approved, rejected or cancelled (a forced close): nothing more to do.
     pub fn is_closed(&self) -> bool {
         matches!(
             self.status.as_str(),

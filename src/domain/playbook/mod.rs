@@ -83,14 +83,19 @@ pub enum TaskLint {
     /// required element of a notice ([`crate::domain::notice`]) and the notice templates must
     /// carry them.
     Notice,
+    /// The gate approves the regulator report: approving a report version satisfies it, and it
+    /// is not approved directly while a version waits for its own approval
+    /// ([`crate::engine::report_gate`]).
+    Report,
 }
 
 impl TaskLint {
-    pub const ALL: [TaskLint; 1] = [TaskLint::Notice];
+    pub const ALL: [TaskLint; 2] = [TaskLint::Notice, TaskLint::Report];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskLint::Notice => "notice",
+            TaskLint::Report => "report",
         }
     }
 }

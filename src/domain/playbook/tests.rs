@@ -137,7 +137,11 @@ fn shipped_pi_playbook_has_the_joint_team_and_gates() {
     );
     let report = pi.task("approve_regulator_report").unwrap();
     assert!(report.approval);
-    assert_eq!(report.lint, None);
+    assert_eq!(
+        report.lint,
+        Some(TaskLint::Report),
+        "approving a report version satisfies the report gate"
+    );
     assert_eq!(report.approvers, ["government_relations", "legal"]);
     assert_eq!(pi.page_template, DEFAULT_PAGE_TEMPLATE);
     assert_eq!(pi.task("contain").unwrap().due, Duration::from_secs(3600));
@@ -668,7 +672,7 @@ lint = "notices"
         &at(
             &d,
             "x.toml",
-            "tasks[1] (b).lint: `notices` is not a lint; the lints are: notice",
+            "tasks[1] (b).lint: `notices` is not a lint; the lints are: notice, report",
         ),
     );
 }
