@@ -771,6 +771,23 @@ fn regulator_problems(raw: &RawConfig) -> Vec<(String, String)> {
             "name at least one department that approves regulator reports, e.g. [\"government_relations\", \"legal\"]".into(),
         ));
     }
+    if raw.announcements.approvers.is_empty() {
+        out.push((
+            "announcements.approvers".into(),
+            "name at least one department that approves the public announcement, e.g. [\"public_relations\", \"legal\"]".into(),
+        ));
+    }
+    for a in &raw.announcements.approvers {
+        if !departments.is_empty() && !departments.contains(&a.as_str()) {
+            out.push((
+                "announcements.approvers".into(),
+                format!(
+                    "`{a}` is not a configured department; use one of {}",
+                    departments.join(", ")
+                ),
+            ));
+        }
+    }
     for a in &raw.reports.approvers {
         if !departments.is_empty() && !departments.contains(&a.as_str()) {
             out.push((

@@ -12,6 +12,7 @@ pub mod heartbeats;
 mod ingest;
 pub mod notice_gate;
 pub mod obligations;
+pub mod outcomes;
 pub mod paging;
 pub mod reports;
 pub mod response;

@@ -332,6 +332,9 @@ impl Engine {
         {
             return Err(EngineError::Conflict(why));
         }
+        if approve && let Some(why) = super::announce::approval_refusal(&mut tx, &t).await? {
+            return Err(EngineError::Conflict(why));
+        }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -379,6 +382,9 @@ impl Engine {
             }),
         )];
         events.extend(report_event);
+        events.extend(
+            super::announce::approval_decided(&mut tx, &t, actor, checks.public_url, now).await?,
+        );
         // The notice gate approved while the facts claim that the measures avoid harm (and no
         // regulator requires notice): individual notice is recorded as not required.
         if complete
