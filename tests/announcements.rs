@@ -26,6 +26,7 @@ both_backends!(
     drills_are_marked_and_never_listed,
     the_cli_publishes_and_shows_the_history,
     nothing_is_public_before_its_approval,
+    the_feed_speaks_the_readers_language_in_the_organisations_time_zone,
 );
 
 mod pushed {
@@ -689,6 +690,93 @@ async fn nothing_is_public_before_its_approval(app: TestApp) {
     assert_eq!(statuses, ["public", "superseded", "rejected"], "{h:#}");
     assert_eq!(h["public_version"], 1);
     assert_eq!(app.events(id, "announcement.rejected").await.len(), 1);
+    app.stop().await;
+}
+
+async fn feed_xml(app: &TestApp, query: &str, accept_language: Option<&str>) -> String {
+    let mut req = app
+        .http
+        .get(app.url(&format!("/announcements/feed.xml{query}")));
+    if let Some(l) = accept_language {
+        req = req.header("accept-language", l);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["vary"], "Accept-Language");
+    res.text().await.unwrap()
+}
+
+/// The Atom feed in `?lang=` or the reader's Accept-Language (default: the organisation's
+/// language), its times in the organisation's time zone (`[render] time_zone`, Asia/Shanghai).
+async fn the_feed_speaks_the_readers_language_in_the_organisations_time_zone(app: TestApp) {
+    let id = pi_incident(&app, false, facts()).await;
+    let v = publish_public(&app, id, "Legal decided").await;
+    let slug = v["slug"].as_str().unwrap().to_string();
+    let atom = "http://www.w3.org/2005/Atom";
+    let parse = |xml: &str| -> (String, String, String, String, String) {
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let feed = doc.root_element();
+        let child = |n: roxmltree::Node, name: &str| {
+            n.children()
+                .find(|c| c.has_tag_name((atom, name)))
+                .and_then(|c| c.text())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let entry = feed
+            .children()
+            .find(|c| c.has_tag_name((atom, "entry")))
+            .unwrap();
+        (
+            feed.attribute(("http://www.w3.org/XML/1998/namespace", "lang"))
+                .unwrap_or_default()
+                .to_string(),
+            child(feed, "id"),
+            child(entry, "id"),
+            child(entry, "title"),
+            child(entry, "updated"),
+        )
+    };
+    // English, asked for: English words, its own ids, the time at +08:00.
+    let (lang, feed_id, entry_id, title, updated) = parse(&feed_xml(&app, "?lang=en", None).await);
+    assert_eq!(lang, "en");
+    assert_eq!(feed_id, "http://127.0.0.1:8600/announcements?lang=en");
+    assert_eq!(
+        entry_id,
+        format!("http://127.0.0.1:8600/announcements/{slug}?lang=en&version=1")
+    );
+    assert!(
+        title.contains("announcement of a personal information security incident"),
+        "{title}"
+    );
+    assert!(updated.ends_with("+08:00"), "{updated}");
+    let at = chrono::DateTime::parse_from_rfc3339(&updated).unwrap();
+    let (_, h) = app
+        .get(&format!("/api/v1/incidents/{id}/announcement"))
+        .await;
+    let published: chrono::DateTime<chrono::Utc> = h["versions"][0]["published_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        at.timestamp(),
+        published.timestamp(),
+        "the moment it became public"
+    );
+    // By the reader's Accept-Language.
+    let (lang, _, _, title, _) = parse(&feed_xml(&app, "", Some("en-GB, zh;q=0.5")).await);
+    assert_eq!(lang, "en");
+    assert!(title.contains("announcement of a personal"), "{title}");
+    // Default: the organisation's language, at the plain addresses.
+    let (lang, feed_id, entry_id, title, _) = parse(&feed_xml(&app, "", None).await);
+    assert_eq!(lang, "zh-CN");
+    assert_eq!(feed_id, "http://127.0.0.1:8600/announcements");
+    assert_eq!(
+        entry_id,
+        format!("http://127.0.0.1:8600/announcements/{slug}?version=1")
+    );
+    assert!(title.contains("关于个人信息安全事件的公告"), "{title}");
     app.stop().await;
 }
 

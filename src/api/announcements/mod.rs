@@ -281,15 +281,23 @@ pub async fn show(
     )
 }
 
-/// Atom 1.0: one entry per published version of the public announcements, newest first.
+/// Atom 1.0: one entry per public version of the public announcements, newest first, in
+/// `?lang=` or the reader's `Accept-Language` (default: the organisation's language); times in
+/// the organisation's time zone.
 #[utoipa::path(
     get,
     path = "/announcements/feed.xml",
     tag = "announcements",
     security(()),
+    params(PageQuery),
     responses((status = 200, content_type = "application/atom+xml", description = "Atom 1.0 feed"))
 )]
-pub async fn feed(State(state): State<AppState>) -> Response {
+pub async fn feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let rows = match state
         .engine
         .store()
@@ -300,13 +308,15 @@ pub async fn feed(State(state): State<AppState>) -> Response {
         Err(e) => return failed(e.into()),
     };
     let live = state.live();
-    let mut res = (StatusCode::OK, page::atom_feed(&live, &rows)).into_response();
+    let shell = page::Shell::new(&live, q.lang.as_deref(), accept_language(&headers));
+    let mut res = (StatusCode::OK, page::atom_feed(&live, &rows, &shell)).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/atom+xml; charset=utf-8"),
     );
     secure(h);
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
     res
 }
 
