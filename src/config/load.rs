@@ -1201,6 +1201,31 @@ contact = "privacy@example.com"
     }
 
     #[test]
+    fn announcement_approvers_are_departments() {
+        let legal = "[[departments]]\nid = \"legal\"\nname = \"Legal\"\n\
+                     [[departments.members]]\nname = \"Counsel\"\nemail = \"gc@example.com\"\n";
+        // The default, Public Relations and Legal, names a department that is not configured.
+        let e = problems(&format!("{CONFIG}\n{legal}"), &[]);
+        assert!(
+            e.contains("announcements.approvers: `public_relations` is not a configured department; use one of legal"),
+            "{e}"
+        );
+        let e = problems(
+            &format!("{CONFIG}\n[announcements]\napprovers = []\n{legal}"),
+            &[],
+        );
+        assert!(
+            e.contains("announcements.approvers: name at least one department"),
+            "{e}"
+        );
+        let e = problems(
+            &format!("{CONFIG}\n[announcements]\napprovers = [\"legal\"]\n{legal}"),
+            &[],
+        );
+        assert!(!e.contains("announcements.approvers"), "{e}");
+    }
+
+    #[test]
     fn announcements_name_a_configured_webhook_and_refuse_unknown_keys() {
         let e = problems(
             &format!("{CONFIG}\n[announcements]\nwebhook = \"public-site\"\n"),
