@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, RESPONDER, TestApp, VIEWER};
+use common::{ADMIN, Backend, RESPONDER, TestApp, VIEWER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,6 +25,8 @@ both_backends!(
     publishing_needs_a_writer_a_reason_and_the_facts,
     drills_are_marked_and_never_listed,
     the_cli_publishes_and_shows_the_history,
+    nothing_is_public_before_its_approval,
+    the_feed_speaks_the_readers_language_in_the_organisations_time_zone,
 );
 
 mod pushed {
@@ -68,6 +70,32 @@ async fn publish(app: &TestApp, id: i64, reason: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// Decide a version's approval gate (the admin token acts for every approving department).
+async fn decide_version(app: &TestApp, v: &Value, approve: bool) -> Value {
+    let task = v["approval_task"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no approval task: {v}"));
+    let (verb, body) = if approve {
+        ("approve", json!({}))
+    } else {
+        ("reject", json!({"reason": "wording not cleared"}))
+    };
+    let (s, t) = app
+        .post(&format!("/api/v1/approvals/{task}/{verb}"), ADMIN, &body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    t
+}
+
+/// Draft a version and have it approved: public.
+async fn publish_public(app: &TestApp, id: i64, reason: &str) -> Value {
+    let (s, v) = publish(app, id, reason).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "awaiting_approval", "{v}");
+    decide_version(app, &v, true).await;
+    v
+}
+
 /// A public page: status, content type, body. No token.
 async fn page(
     app: &TestApp,
@@ -107,8 +135,7 @@ fn assert_clean_html(html: &str, lang: &str) {
 
 async fn publish_serves_both_languages_the_list_and_the_feed(app: TestApp) {
     let id = pi_incident(&app, false, facts()).await;
-    let (s, v) = publish(&app, id, "only 30% of subjects reachable").await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = publish_public(&app, id, "only 30% of subjects reachable").await;
     assert_eq!(v["version"], 1);
     assert_eq!(v["created"], true);
     let slug = v["slug"].as_str().unwrap().to_string();
@@ -243,7 +270,11 @@ async fn publish_serves_both_languages_the_list_and_the_feed(app: TestApp) {
         .iter()
         .find(|e| e["kind"] == "announcement.published")
         .unwrap_or_else(|| panic!("{tl:#}"));
-    assert_eq!(ev["actor"], "token:responder");
+    // Drafted by the responder, made public by the approval.
+    assert_eq!(ev["actor"], "token:admin");
+    assert_eq!(ev["data"]["approval_task"], v["approval_task"]);
+    let drafted = app.events(id, "announcement.awaiting_approval").await;
+    assert_eq!(drafted[0]["actor"], "token:responder");
     assert_eq!(ev["data"]["slug"], slug);
     assert_eq!(ev["data"]["version"], 1);
     assert_eq!(ev["data"]["reason"], "only 30% of subjects reachable");
@@ -273,8 +304,7 @@ async fn publish_serves_both_languages_the_list_and_the_feed(app: TestApp) {
 
 async fn a_facts_change_is_a_new_version_and_the_same_words_are_not(app: TestApp) {
     let id = pi_incident(&app, false, facts()).await;
-    let (s, v1) = publish(&app, id, "decided by Legal").await;
-    assert_eq!(s, StatusCode::CREATED, "{v1}");
+    let v1 = publish_public(&app, id, "decided by Legal").await;
     let slug = v1["slug"].as_str().unwrap().to_string();
 
     // Same facts, same words: no new version, nothing written.
@@ -290,8 +320,7 @@ async fn a_facts_change_is_a_new_version_and_the_same_words_are_not(app: TestApp
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v2) = publish(&app, id, "remedies extended").await;
-    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    let v2 = publish_public(&app, id, "remedies extended").await;
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["slug"], slug, "the slug is stable across versions");
     assert_ne!(v2["content_hash"], v1["content_hash"]);
@@ -444,9 +473,8 @@ async fn publishing_needs_a_writer_a_reason_and_the_facts(app: TestApp) {
 async fn drills_are_marked_and_never_listed(app: TestApp) {
     let real = pi_incident(&app, false, facts()).await;
     let drill = pi_incident(&app, true, facts()).await;
-    assert_eq!(publish(&app, real, "real").await.0, StatusCode::CREATED);
-    let (s, v) = publish(&app, drill, "drill scenario 3").await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    publish_public(&app, real, "real").await;
+    let v = publish_public(&app, drill, "drill scenario 3").await;
     let slug = v["slug"].as_str().unwrap().to_string();
     assert_eq!(slug, format!("drill-2026-11-20-{drill}"));
     assert_eq!(v["drill"], true);
@@ -528,10 +556,11 @@ async fn the_cli_publishes_and_shows_the_history(app: TestApp) {
     );
     assert!(
         out.contains(&format!(
-            "announcement 2026-11-20-{id} published: version 1"
+            "announcement 2026-11-20-{id}: announcement version 1 waits for approval by public_relations, legal (approval "
         )),
         "{out}"
     );
+    assert!(out.contains("approve it: incidentd approve "), "{out}");
     assert!(
         out.contains(&format!(
             "http://127.0.0.1:8600/announcements/2026-11-20-{id}\n"
@@ -544,7 +573,210 @@ async fn the_cli_publishes_and_shows_the_history(app: TestApp) {
     let o = cli(&app, VIEWER, &["announce", &id, "--history"]).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
+    assert!(out.contains("(public: none yet)"), "{out}");
+    assert!(out.contains("awaiting_approval"), "{out}");
     assert!(out.contains("token:responder  Legal decided"), "{out}");
+    app.stop().await;
+}
+
+/// A version waits for its approval gate: not served, listed or in the feed, and the API says
+/// so. Approved, it is public; a newer version waiting does not replace it, a newer one
+/// supersedes an older one still waiting, and a rejected one never becomes public.
+async fn nothing_is_public_before_its_approval(app: TestApp) {
+    let id = pi_incident(&app, false, facts()).await;
+    let (s, v1) = publish(&app, id, "Legal decided").await;
+    assert_eq!(s, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (v1["status"].as_str(), v1["approvers"].clone()),
+        (
+            Some("awaiting_approval"),
+            json!(["public_relations", "legal"])
+        ),
+        "{v1}"
+    );
+    assert!(
+        v1["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("announcement version 1 waits for approval by public_relations, legal"),
+        "{v1}"
+    );
+    let slug = v1["slug"].as_str().unwrap().to_string();
+    let (s, _, _) = page(&app, &format!("/announcements/{slug}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "not public before approval");
+    let (_, _, list) = page(&app, "/announcements", None).await;
+    assert!(!list.contains(&slug), "{list}");
+    let xml = app
+        .http
+        .get(app.url("/announcements/feed.xml"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!xml.contains(&slug), "{xml}");
+    assert!(app.events(id, "announcement.published").await.is_empty());
+    // The approval is an ordinary approval task, decided by PR and Legal.
+    let (_, tasks) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
+    let gate = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == v1["approval_task"])
+        .unwrap_or_else(|| panic!("{tasks:#}"))
+        .clone();
+    assert_eq!(
+        gate["approvers"],
+        json!(["public_relations", "legal"]),
+        "{gate}"
+    );
+    assert_eq!(gate["status"], "open", "{gate}");
+    // A responder cannot approve it; the approvers can.
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/approvals/{}/approve", v1["approval_task"]),
+            RESPONDER,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    decide_version(&app, &v1, true).await;
+    let (s, _, zh) = page(&app, &format!("/announcements/{slug}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(zh.contains("我们提供的补救措施"), "{zh}");
+
+    // Version 2 waits: the page keeps serving version 1.
+    app.patch(
+        &format!("/api/v1/incidents/{id}/facts"),
+        &json!({"remedies": "A hotline, open every day."}),
+    )
+    .await;
+    let (s, v2) = publish(&app, id, "remedies").await;
+    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    let (_, _, en) = page(&app, &format!("/announcements/{slug}?lang=en"), None).await;
+    assert!(!en.contains("A hotline, open every day."), "{en}");
+    let (s, _, _) = page(&app, &format!("/announcements/{slug}?version=2"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Version 3 supersedes it: version 2's approval is closed and can no longer be approved.
+    app.patch(
+        &format!("/api/v1/incidents/{id}/facts"),
+        &json!({"remedies": "A hotline, open every day, and free monitoring."}),
+    )
+    .await;
+    let (s, v3) = publish(&app, id, "remedies again").await;
+    assert_eq!(s, StatusCode::CREATED, "{v3}");
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/approvals/{}/approve", v2["approval_task"]),
+            ADMIN,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    // Version 3 rejected: never public.
+    decide_version(&app, &v3, false).await;
+    let (_, _, en) = page(&app, &format!("/announcements/{slug}?lang=en"), None).await;
+    assert!(!en.contains("free monitoring"), "{en}");
+    let (_, h) = app
+        .get(&format!("/api/v1/incidents/{id}/announcement"))
+        .await;
+    let statuses: Vec<&str> = h["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["public", "superseded", "rejected"], "{h:#}");
+    assert_eq!(h["public_version"], 1);
+    assert_eq!(app.events(id, "announcement.rejected").await.len(), 1);
+    app.stop().await;
+}
+
+async fn feed_xml(app: &TestApp, query: &str, accept_language: Option<&str>) -> String {
+    let mut req = app
+        .http
+        .get(app.url(&format!("/announcements/feed.xml{query}")));
+    if let Some(l) = accept_language {
+        req = req.header("accept-language", l);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["vary"], "Accept-Language");
+    res.text().await.unwrap()
+}
+
+/// The Atom feed in `?lang=` or the reader's Accept-Language (default: the organisation's
+/// language), its times in the organisation's time zone (`[render] time_zone`, Asia/Shanghai).
+async fn the_feed_speaks_the_readers_language_in_the_organisations_time_zone(app: TestApp) {
+    let id = pi_incident(&app, false, facts()).await;
+    let v = publish_public(&app, id, "Legal decided").await;
+    let slug = v["slug"].as_str().unwrap().to_string();
+    let atom = "http://www.w3.org/2005/Atom";
+    let parse = |xml: &str| -> (String, String, String, String, String) {
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let feed = doc.root_element();
+        let child = |n: roxmltree::Node, name: &str| {
+            n.children()
+                .find(|c| c.has_tag_name((atom, name)))
+                .and_then(|c| c.text())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let entry = feed
+            .children()
+            .find(|c| c.has_tag_name((atom, "entry")))
+            .unwrap();
+        (
+            feed.attribute(("http://www.w3.org/XML/1998/namespace", "lang"))
+                .unwrap_or_default()
+                .to_string(),
+            child(feed, "id"),
+            child(entry, "id"),
+            child(entry, "title"),
+            child(entry, "updated"),
+        )
+    };
+    // English, asked for: English words, its own ids, the time at +08:00.
+    let (lang, feed_id, entry_id, title, updated) = parse(&feed_xml(&app, "?lang=en", None).await);
+    assert_eq!(lang, "en");
+    assert_eq!(feed_id, "http://127.0.0.1:8600/announcements?lang=en");
+    assert_eq!(
+        entry_id,
+        format!("http://127.0.0.1:8600/announcements/{slug}?lang=en&version=1")
+    );
+    assert!(
+        title.contains("announcement of a personal information security incident"),
+        "{title}"
+    );
+    assert!(updated.ends_with("+08:00"), "{updated}");
+    let at = chrono::DateTime::parse_from_rfc3339(&updated).unwrap();
+    let (_, h) = app
+        .get(&format!("/api/v1/incidents/{id}/announcement"))
+        .await;
+    let published: chrono::DateTime<chrono::Utc> = h["versions"][0]["published_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        at.timestamp(),
+        published.timestamp(),
+        "the moment it became public"
+    );
+    // By the reader's Accept-Language.
+    let (lang, _, _, title, _) = parse(&feed_xml(&app, "", Some("en-GB, zh;q=0.5")).await);
+    assert_eq!(lang, "en");
+    assert!(title.contains("announcement of a personal"), "{title}");
+    // Default: the organisation's language, at the plain addresses.
+    let (lang, feed_id, entry_id, title, _) = parse(&feed_xml(&app, "", None).await);
+    assert_eq!(lang, "zh-CN");
+    assert_eq!(feed_id, "http://127.0.0.1:8600/announcements");
+    assert_eq!(
+        entry_id,
+        format!("http://127.0.0.1:8600/announcements/{slug}?version=1")
+    );
+    assert!(title.contains("关于个人信息安全事件的公告"), "{title}");
     app.stop().await;
 }
 
@@ -579,18 +811,29 @@ webhook = "public-site"
         return;
     };
     let id = pi_incident(&app, false, facts()).await;
+    // Nothing is pushed while a version waits for its approval.
     let (s, v) = publish(&app, id, "individual notice impractical").await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let delivery = v["webhook_delivery"].as_i64().unwrap();
+    assert!(v["webhook_delivery"].is_null(), "{v}");
     let slug = v["slug"].as_str().unwrap().to_string();
+    decide_version(&app, &v, true).await;
+    let pushed = |n: usize| {
+        let app = &app;
+        async move {
+            app.events(id, "announcement.published")
+                .await
+                .get(n)
+                .and_then(|e| e["data"]["webhook_delivery"].as_i64())
+        }
+    };
+    let delivery = pushed(0).await.expect("version 1 pushed once approved");
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
         &json!({"remedies": "A hotline, open every day."}),
     )
     .await;
-    let (s, v2) = publish(&app, id, "remedies").await;
-    assert_eq!(s, StatusCode::CREATED, "{v2}");
-    assert_ne!(v2["webhook_delivery"].as_i64().unwrap(), delivery);
+    publish_public(&app, id, "remedies").await;
+    assert_ne!(pushed(1).await.unwrap(), delivery);
     // Unchanged words push nothing.
     let (s, same) = publish(&app, id, "again").await;
     assert_eq!(s, StatusCode::OK);
@@ -641,9 +884,10 @@ webhook = "public-site"
 
     // A drill's push is stopped by the drill guard: the public never hears of a drill.
     let drill = pi_incident(&app, true, facts()).await;
-    let (s, v) = publish(&app, drill, "drill").await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    assert!(v["webhook_delivery"].is_i64());
+    publish_public(&app, drill, "drill").await;
+    assert!(
+        app.events(drill, "announcement.published").await[0]["data"]["webhook_delivery"].is_i64()
+    );
     let d = app
         .wait_deliveries(drill, 10, |d| {
             d["by_channel"]["webhook"]["dead"].as_i64() == Some(1)
@@ -724,14 +968,13 @@ async fn the_page_renders_in_headless_chromium_in_both_languages() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let id = pi_incident(&app, false, facts()).await;
-    let (s, v) = publish(&app, id, "browser test").await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = publish_public(&app, id, "browser test").await;
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
         &json!({"remedies": "Twelve months of free credit monitoring."}),
     )
     .await;
-    assert_eq!(publish(&app, id, "update").await.0, StatusCode::CREATED);
+    publish_public(&app, id, "update").await;
     let slug = v["slug"].as_str().unwrap().to_string();
     let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();

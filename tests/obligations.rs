@@ -270,7 +270,8 @@ async fn a_pi_incident_is_graded_and_owes_reports_with_exact_deadlines_and_why(b
     );
 
     // SG: notifiable, so the assessment clock started now; the PDPC is due at the end of the
-    // third calendar day after that day, Singapore time; the assessment obligation is met.
+    // third calendar day after that day, Singapore time. The assessment itself is a person's:
+    // the clock starting does not meet it.
     let inc = app.incident(id).await;
     let assessed = ts(&inc["assessed_notifiable_at"]);
     assert!((Utc::now() - assessed).num_seconds().abs() < 60);
@@ -283,8 +284,40 @@ async fn a_pi_incident_is_graded_and_owes_reports_with_exact_deadlines_and_why(b
         .with_timezone(&Utc)
         - chrono::Duration::microseconds(1);
     assert_eq!(ts(&obligation(&v, "SG:pdpc_report")["due_at"]), end);
-    assert_eq!(obligation(&v, "SG:assessment")["status"], "met");
+    let assessment = obligation(&v, "SG:assessment");
+    assert_eq!(
+        (
+            assessment["status"].as_str(),
+            assessment["met_ref"].as_str()
+        ),
+        (Some("open"), None),
+        "{assessment}"
+    );
     assert_eq!(app.events(id, "incident.clock_started").await.len(), 1);
+    // A person records the assessment, with what shows it.
+    let (s, met) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/obligations/SG:assessment/met"),
+            RESPONDER,
+            &json!({"reference": "DPO assessment memo 2026-03"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{met}");
+    let v = regulation(&app, id).await;
+    let assessment = obligation(&v, "SG:assessment");
+    assert_eq!(
+        (
+            assessment["status"].as_str(),
+            assessment["met_ref"].as_str(),
+            assessment["met_by"].as_str()
+        ),
+        (
+            Some("met"),
+            Some("DPO assessment memo 2026-03"),
+            Some("token:responder")
+        ),
+        "{assessment}"
+    );
     assert_eq!(app.events(id, "grade.changed").await.len(), 3);
     // The incident itself shows the same.
     assert_eq!(

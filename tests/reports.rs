@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, DEPTS, RESPONDER, TestApp};
+use common::{Backend, DEPTS, RESPONDER, TestApp, wait_for};
 use incidentd::config::{OrganisationConfig, RenderConfig};
 use incidentd::domain::records::Incident;
 use incidentd::domain::regulation::{OperatorType, Pack, Packs};
@@ -35,6 +35,8 @@ on_both_backends!(
     the_cli_drafts_shows_submits_and_summarises,
     approving_the_report_satisfies_the_playbook_gate_and_versions_count_per_report,
     closing_is_refused_with_open_work_unless_forced_with_a_reason,
+    a_report_is_met_when_its_channel_accepts_it_and_open_again_when_it_dies,
+    the_shipped_regulators_take_the_pipl_authority_report_by_email,
 );
 
 fn root() -> PathBuf {
@@ -497,6 +499,8 @@ jurisdictions = "{}"
 
 [dispatch]
 poll_interval = "100ms"
+backoff_base = "200ms"
+backoff_max = "400ms"
 
 [channels.sms]
 provider = "generic_http"
@@ -890,6 +894,19 @@ async fn a_report_is_submitted_by_email_and_is_then_immutable(backend: Backend) 
         msgs[0]
     );
 
+    // Queued is not submitted: the obligation is met when the SMTP server accepted the report.
+    let submitted = app.events(id, "report.submitted").await;
+    assert_eq!(
+        submitted[0]["data"]["obligation_met"], false,
+        "{submitted:?}"
+    );
+    wait_for("the report's obligation met", 10, || async {
+        obligation(&app, id, "CN:cac_report_other").await["status"] == "met"
+    })
+    .await;
+    let accepted = app.events(id, "report.accepted").await;
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0]["data"]["report_id"], rid);
     // The obligation is met by this report, with an audit trail.
     let o = obligation(&app, id, "CN:cac_report_other").await;
     assert_eq!(
@@ -1524,4 +1541,234 @@ async fn closing_is_refused_with_open_work_unless_forced_with_a_reason(backend: 
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
     app.stop().await;
+}
+
+/// A submission through the outbox meets its obligation only when the regulator's channel
+/// accepts it: while the webhook answers 503 the obligation stays open, a 2xx meets it; a
+/// submission the channel refuses (4xx: dead) leaves the obligation open, pages its owner, and
+/// a new version can be drafted and submitted in its place.
+async fn a_report_is_met_when_its_channel_accepts_it_and_open_again_when_it_dies(backend: Backend) {
+    let gateway = Sink::start().await;
+    let pager = Sink::start().await;
+    let extra = format!(
+        "[[channels.webhooks]]\nname = \"cac-gateway\"\nurl = \"{}\"\nsecret = \"{HOOK_SECRET}\"\n\n\
+         [[regulators]]\nid = \"cac_provincial\"\nname = \"省网信办\"\nwebhook = \"cac-gateway\"\n",
+        gateway.url("/reports")
+    );
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&pager, &extra)).await else {
+        return;
+    };
+    let report_delivery = |status: &'static str| {
+        move |v: &Value| {
+            v["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["purpose"] == "report" && d["status"] == status)
+        }
+    };
+
+    // The gateway is down: the submission is queued and retried; nothing is met.
+    gateway.answer("/reports", 503, "{\"error\":\"maintenance\"}");
+    let id = leak(&app, 600, false, true).await;
+    let rid = approved(&app, id).await["id"].as_i64().unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "webhook"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_deliveries(id, 15, report_delivery("failed")).await;
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(o["status"], "open", "queued is not met: {o}");
+    assert!(
+        app.events(id, "obligation.met")
+            .await
+            .iter()
+            .all(|e| e["data"]["key"] != "CN:cac_report_other")
+    );
+    // A new draft waits while the submission is on its way.
+    let (s, v) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("is being submitted"),
+        "{v}"
+    );
+    // The gateway accepts it: met, at the moment it was accepted.
+    gateway.answer("/reports", 200, "{\"id\":\"CAC-RCPT-1\"}");
+    let d = app.wait_deliveries(id, 15, report_delivery("sent")).await;
+    wait_for("the report's obligation met", 10, || async {
+        obligation(&app, id, "CN:cac_report_other").await["status"] == "met"
+    })
+    .await;
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(o["met_ref"], format!("report:{rid}"), "{o}");
+    let sent = d["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["purpose"] == "report")
+        .unwrap();
+    let met_at: DateTime<Utc> = o["met_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        Some(met_at.timestamp_micros()),
+        sent["sent_at"].as_i64(),
+        "met when accepted: {o} {sent}"
+    );
+
+    // The gateway refuses the next incident's report for good: the delivery dies.
+    gateway.answer("/reports", 400, "{\"error\":\"unknown reporter\"}");
+    let id = leak(&app, 600, false, true).await;
+    let r1 = approved(&app, id).await["id"].as_i64().unwrap();
+    let (s, v) = submit(&app, id, r1, json!({"via": "webhook"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_deliveries(id, 15, report_delivery("dead")).await;
+    wait_for("the dead submission on the timeline", 10, || async {
+        !app.events(id, "report.delivery_dead").await.is_empty()
+    })
+    .await;
+    let dead = app.events(id, "report.delivery_dead").await;
+    assert_eq!(dead[0]["data"]["report_id"], r1);
+    assert_eq!(dead[0]["data"]["owner"], "government_relations");
+    assert!(
+        dead[0]["data"]["error"].as_str().unwrap().contains("400"),
+        "{dead:?}"
+    );
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(o["status"], "open", "{o}");
+    // Its owner, Government Relations, is paged (the test config pages by SMS).
+    wait_for("Government Relations paged", 10, || async {
+        pager.received().iter().any(|r| {
+            r.path == "/sms"
+                && r.json()["to"] == "+8613900002001"
+                && r.json()["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("SUBMISSION FAILED"))
+        })
+    })
+    .await;
+    // A new version is drafted, approved and submitted by hand with the regulator's reference.
+    let (s, r2) = draft(&app, id, json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r2}");
+    assert_eq!(r2["version"], 2);
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(&app, t, r2["approval_task"].as_i64().unwrap(), true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 5, 0).unwrap();
+    let r2id = r2["id"].as_i64().unwrap();
+    let (s, v) = submit(
+        &app,
+        id,
+        r2id,
+        json!({"via": "manual", "reference": "12387-2026-0042", "submitted_at": at}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let o = obligation(&app, id, "CN:cac_report_other").await;
+    assert_eq!(
+        (o["status"].as_str(), o["met_ref"].as_str()),
+        (Some("met"), Some(format!("report:{r2id}").as_str())),
+        "{o}"
+    );
+    app.stop().await;
+}
+
+/// The `[[regulators]]` entries of the shipped config/incidentd.toml, as text.
+fn shipped_regulators() -> String {
+    let text = std::fs::read_to_string(root().join("config/incidentd.toml")).unwrap();
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            inside = line.trim() == "[[regulators]]";
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The issue's dead end: every PI incident owes the PIPL authority a report, and the shipped
+/// configuration had no address for it. With the shipped `[[regulators]]`, it is submitted by
+/// e-mail, accepted by the SMTP server, and met.
+async fn the_shipped_regulators_take_the_pipl_authority_report_by_email(backend: Backend) {
+    let smtp = Smtp::start();
+    let extra = format!(
+        "[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n\n{}",
+        smtp.url(),
+        shipped_regulators()
+    );
+    let Some(app) =
+        TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, &extra)).await
+    else {
+        return;
+    };
+    let id = leak(&app, 600, false, true).await;
+    let (s, r) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:pipl_authority", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    for t in [GR, LEGAL] {
+        let (s, v) = decide(&app, t, r["approval_task"].as_i64().unwrap(), true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let rid = r["id"].as_i64().unwrap();
+    let (s, v) = submit(&app, id, rid, json!({"via": "email"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the PIPL authority's report met", 15, || async {
+        obligation(&app, id, "CN:pipl_authority").await["status"] == "met"
+    })
+    .await;
+    let to_authority = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m["to"].to_string().contains("pi-report@cac.example.gov.cn"))
+        .count();
+    assert_eq!(to_authority, 1);
+    app.stop().await;
+}
+
+/// Every recipient a shipped pack can owe a report to has a `[[regulators]]` entry in the
+/// shipped configuration, with a way to submit: an e-mail address (and [channels.email]), a
+/// configured webhook target, or — with neither — by hand with the regulator's reference.
+#[test]
+fn every_report_the_shipped_packs_can_owe_has_a_way_to_submit() {
+    let settings = incidentd::config::load(&root().join("config/incidentd.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let templates = incidentd::server::load_templates(&settings).unwrap_or_else(|e| panic!("{e}"));
+    let packs =
+        incidentd::server::load_packs(&settings, &templates).unwrap_or_else(|e| panic!("{e}"));
+    let mut owed = Vec::new();
+    for pack in packs.all() {
+        for o in &pack.obligations {
+            let recipients = o.recipient.iter().chain(o.recipient_by_operator.values());
+            for r in recipients {
+                owed.push((pack.code.to_string(), o.id.clone(), r.clone()));
+            }
+        }
+    }
+    assert!(owed.iter().any(|(_, _, r)| r == "pi_authority"), "{owed:?}");
+    for (code, obligation, recipient) in &owed {
+        let g = settings
+            .regulators
+            .iter()
+            .find(|g| &g.id == recipient)
+            .unwrap_or_else(|| {
+                panic!("{code}:{obligation} is owed to `{recipient}`, which has no [[regulators]] entry in config/incidentd.toml")
+            });
+        if g.email.is_some() {
+            assert!(
+                settings.channels.email.is_some(),
+                "{recipient} has an e-mail address but there is no [channels.email]"
+            );
+        }
+        if let Some(w) = &g.webhook {
+            assert!(
+                settings.channels.webhooks.iter().any(|h| &h.name == w),
+                "{recipient}'s webhook `{w}` is not a [[channels.webhooks]] target"
+            );
+        }
+    }
 }

@@ -26,6 +26,7 @@ on_both_backends!(
     when_few_can_be_reached_the_announcement_is_published_and_linked,
     a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone,
     follow_up_campaigns_reach_the_unreached_and_never_repeat_words,
+    notice_to_individuals_is_met_when_everyone_reachable_is_told,
 );
 
 fn sha(t: &str) -> String {
@@ -815,6 +816,7 @@ async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backen
         sms_by_number(&sink).len() == 2
     })
     .await;
+    // The rule drafts the announcement; it waits for Public Relations and Legal, who are paged.
     let (s, a) = app
         .get(&format!("/api/v1/incidents/{id}/announcement"))
         .await;
@@ -824,24 +826,59 @@ async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backen
         text.contains("2 of 1000"),
         "the reason names the reach: {text}"
     );
-    let slug = a["slug"]
-        .as_str()
-        .or(a["versions"][0]["slug"].as_str())
-        .unwrap_or_else(|| panic!("{a:#}"))
-        .to_string();
+    let v1 = &a["versions"][0];
+    assert_eq!(v1["status"], "awaiting_approval", "{a:#}");
+    assert_eq!(v1["actor"], "incidentd");
+    assert!(a["public_version"].is_null(), "{a:#}");
+    let slug = a["slug"].as_str().unwrap().to_string();
+    let page_status = |slug: String| {
+        let app = &app;
+        async move {
+            app.http
+                .get(app.url(&format!("/announcements/{slug}")))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(page_status(slug.clone()).await, StatusCode::NOT_FOUND);
+    // Not public yet: the SMS link to each person's own notice page instead.
     let sms = sms_by_number(&sink);
     assert!(
         sms.values()
-            .all(|t| t[0].contains(&format!("/announcements/{slug}"))),
-        "the SMS links to the announcement: {sms:#?}"
+            .all(|t| t[0].contains("/n/") && !t[0].contains("/announcements/")),
+        "the SMS links to the person's own page: {sms:#?}"
     );
-    let page = app
-        .http
-        .get(app.url(&format!("/announcements/{slug}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
+    let drafted = app.events(id, "announcement.awaiting_approval").await;
+    assert_eq!(
+        drafted[0]["data"]["approvers"],
+        json!(["public_relations", "legal"])
+    );
+    // PR (…31) and Legal (…21) on-call are paged by voice, naming the approval.
+    for phone in ["+8613900000031", "+8613900000021"] {
+        wait_for("the approvers paged", 10, || async {
+            sink.received().iter().any(|r| {
+                r.path == "/voice"
+                    && r.json()["to"] == phone
+                    && r.json()
+                        .to_string()
+                        .contains("Approve public announcement v1")
+            })
+        })
+        .await;
+    }
+    // Approved by both, it is public.
+    let task = v1["approval_task"].as_i64().unwrap();
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/approvals/{task}/approve"),
+            common::ADMIN,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(page_status(slug).await, StatusCode::OK);
     app.stop().await;
 }
 
@@ -1212,5 +1249,126 @@ async fn follow_up_campaigns_reach_the_unreached_and_never_repeat_words(backend:
         .filter(|e| e["kind"] == "notice.campaign_created")
         .collect();
     assert_eq!(created.len(), 3, "{tl:#}");
+    app.stop().await;
+}
+
+async fn pipl_individuals(app: &TestApp, id: i64) -> Value {
+    let (s, v) = app
+        .get(&format!("/api/v1/incidents/{id}/obligations"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == "CN:pipl_individuals")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v:#}"))
+}
+
+/// With the shipped packs: notice to individuals (PIPL art. 57) is not met when the campaign
+/// starts but when every person with a channel has a notice that reached its provider. When
+/// every notice to someone dies, it stays open, Legal (its owner) is paged, and a person can
+/// record it met with the reason.
+async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: Backend) {
+    let sink = Sink::start().await;
+    let packs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions");
+    let cfg = config(&sink, "").replacen(
+        "[paths]\n",
+        &format!("[paths]\njurisdictions = \"{}\"\n", packs.display()),
+        1,
+    );
+    let Some(app) = TestApp::spawn_with(backend, &cfg).await else {
+        return;
+    };
+    let people = |a: &str, b: &str| {
+        format!("subject_id,phone,locale\n{a},+86138000007{a},zh-CN\n{b},+86138000007{b},en\n")
+    };
+    let start = async |id: i64, csv: String| {
+        let (s, _) = app
+            .patch(
+                &format!("/api/v1/incidents/{id}/facts"),
+                &json!({"affected_subjects": 2, "jurisdictions": ["CN"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, r) = upload(&app, id, "text/csv", csv.into_bytes()).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        let (s, c) = app
+            .post(
+                &format!("/api/v1/incidents/{id}/notices"),
+                RESPONDER,
+                &json!({"channels": ["sms"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        assert_eq!(pipl_individuals(&app, id).await["status"], "open");
+        approve_notice(&app, id).await;
+    };
+
+    // Both told: met, by the outcome, after the last notice reached the SMS gateway.
+    let id = declare_pi(&app).await;
+    start(id, people("11", "12")).await;
+    wait_for("notice to individuals met", 20, || async {
+        pipl_individuals(&app, id).await["status"] == "met"
+    })
+    .await;
+    let o = pipl_individuals(&app, id).await;
+    assert_eq!(
+        o["met_ref"], "notices: 2 of 2 reachable people reached",
+        "{o}"
+    );
+    assert_eq!(sms_by_number(&sink).len(), 2);
+    let (_, d) = app
+        .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
+        .await;
+    let met_at: chrono::DateTime<chrono::Utc> = o["met_at"].as_str().unwrap().parse().unwrap();
+    for x in d["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["purpose"] == "notice")
+    {
+        let sent = x["sent_at"].as_i64().unwrap();
+        assert!(
+            sent <= met_at.timestamp_micros(),
+            "met after every notice was sent: {x} {o}"
+        );
+    }
+
+    // The gateway refuses every notice of the next incident: nobody reached, nothing met.
+    sink.answer("/sms", 400, "{\"error\":\"blocked\"}");
+    let id = declare_pi(&app).await;
+    start(id, people("21", "22")).await;
+    wait_for("the unreached on the timeline", 20, || async {
+        !app.events(id, "notice.unreached").await.is_empty()
+    })
+    .await;
+    let e = &app.events(id, "notice.unreached").await[0];
+    assert_eq!(
+        (e["data"]["people"].as_i64(), e["data"]["reached"].as_i64()),
+        (Some(2), Some(0)),
+        "{e}"
+    );
+    assert_eq!(pipl_individuals(&app, id).await["status"], "open");
+    // Legal, its owner, is paged (by voice in this config).
+    wait_for("Legal paged", 10, || async {
+        sink.received().iter().any(|r| {
+            r.path == "/voice"
+                && r.json()["to"] == "+8613900000021"
+                && r.json().to_string().contains("NOT REACHED")
+        })
+    })
+    .await;
+    // A person records it met, with the reason.
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/obligations/CN:pipl_individuals/met"),
+            RESPONDER,
+            &json!({"reference": "told by registered letter, Legal memo 2026-19"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "met");
     app.stop().await;
 }

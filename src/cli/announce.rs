@@ -11,7 +11,7 @@ use super::client::{Client, print};
 pub const HELP: &str = "\
 Examples:
   incidentd announce 42 --reason 'only 35% of affected users are reachable by SMS or e-mail'
-  incidentd announce 42 --history          every published version, oldest first
+  incidentd announce 42 --history          every version and its approval, oldest first
 
 The public announcement tells everyone at once what individual notices tell each person: what
 happened and the possible impact, the kinds of information, the cause, the measures taken and
@@ -21,8 +21,15 @@ rendered from the incident's current facts in every language of the template
 token at <public_url>/announcements/<slug>, listed at /announcements and in the Atom feed
 /announcements/feed.xml.
 
+Nothing is public until it is approved: each new version waits for its approval gate, decided
+by every department in [announcements] approvers (Public Relations and Legal by default), who
+are paged (`incidentd approve <task>`). Once approved it is the version served at the address,
+listed, in the feed and pushed to the webhook; rejected, it never is. The same applies to the
+version the notice campaign drafts when individual notice is impractical.
+
 Publishing again after the facts change (incidentd facts 42 --set remedies=…) adds a version;
-the page shows it as an update, with the version history. The same words again add nothing.
+once approved, the page shows it as an update, with the version history. A newer version
+supersedes one still waiting. The same words again add nothing.
 A fact the announcement cannot go without is named in the refusal (409): fill it in first.
 With [announcements] webhook = \"<a [[channels.webhooks]] name>\", each version is also pushed,
 signed, to that target (e.g. the public website).
@@ -65,15 +72,22 @@ pub async fn run(a: AnnounceArgs) -> anyhow::Result<i32> {
 }
 
 fn published(v: &Value) {
-    let n = v["version"].as_i64().unwrap_or(0);
     if v["created"].as_bool() == Some(true) {
-        let what = if n == 1 { "published" } else { "updated" };
-        println!("announcement {} {what}: version {n}", str(&v["slug"]));
+        println!("announcement {}: {}", str(&v["slug"]), str(&v["detail"]));
+        if let Some(t) = v["approval_task"].as_i64() {
+            println!(
+                "  approve it: incidentd approve {t}   (each of {})",
+                v["approvers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     } else {
-        println!(
-            "announcement {} unchanged: the facts give the same words as version {n}",
-            str(&v["slug"])
-        );
+        println!("announcement {} {}", str(&v["slug"]), str(&v["detail"]));
     }
     println!("  {}", str(&v["url"]).split('?').next().unwrap_or_default());
     if v["drill"].as_bool() == Some(true) {
@@ -85,11 +99,19 @@ fn published(v: &Value) {
 }
 
 fn history(v: &Value) {
-    println!("announcement {}  {}", str(&v["slug"]), str(&v["url"]));
+    println!(
+        "announcement {}  {}  (public: {})",
+        str(&v["slug"]),
+        str(&v["url"]),
+        v["public_version"]
+            .as_i64()
+            .map_or_else(|| "none yet".to_string(), |n| format!("version {n}"))
+    );
     for x in v["versions"].as_array().into_iter().flatten() {
         println!(
-            "  version {:<3} {}  {}  {}",
+            "  version {:<3} {:<17} {}  {}  {}",
             x["version"],
+            str(&x["status"]),
             str(&x["published_at"]),
             str(&x["actor"]),
             str(&x["reason"])

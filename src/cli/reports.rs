@@ -254,8 +254,9 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
                 )
                 .await?;
             print(&client, &v, |v| {
+                let by_hand = s(v, "via") == "manual";
                 println!(
-                    "report {report} (v{}) submitted via {} at {}{}; {} is met",
+                    "report {report} (v{}) submitted via {} at {}{}; {} {}",
                     v["version"],
                     s(v, "via"),
                     s(v, "submitted_at"),
@@ -263,7 +264,12 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
                         .as_str()
                         .map(|r| format!(", reference {r}"))
                         .unwrap_or_default(),
-                    s(v, "obligation_key")
+                    s(v, "obligation_key"),
+                    if by_hand {
+                        "is met"
+                    } else {
+                        "is met when the regulator's channel accepts it (see `incidentd obligations`)"
+                    }
                 )
             });
             Ok(0)

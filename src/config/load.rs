@@ -771,6 +771,23 @@ fn regulator_problems(raw: &RawConfig) -> Vec<(String, String)> {
             "name at least one department that approves regulator reports, e.g. [\"government_relations\", \"legal\"]".into(),
         ));
     }
+    if raw.announcements.approvers.is_empty() {
+        out.push((
+            "announcements.approvers".into(),
+            "name at least one department that approves the public announcement, e.g. [\"public_relations\", \"legal\"]".into(),
+        ));
+    }
+    for a in &raw.announcements.approvers {
+        if !departments.is_empty() && !departments.contains(&a.as_str()) {
+            out.push((
+                "announcements.approvers".into(),
+                format!(
+                    "`{a}` is not a configured department; use one of {}",
+                    departments.join(", ")
+                ),
+            ));
+        }
+    }
     for a in &raw.reports.approvers {
         if !departments.is_empty() && !departments.contains(&a.as_str()) {
             out.push((
@@ -1181,6 +1198,31 @@ contact = "privacy@example.com"
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn announcement_approvers_are_departments() {
+        let legal = "[[departments]]\nid = \"legal\"\nname = \"Legal\"\n\
+                     [[departments.members]]\nname = \"Counsel\"\nemail = \"gc@example.com\"\n";
+        // The default, Public Relations and Legal, names a department that is not configured.
+        let e = problems(&format!("{CONFIG}\n{legal}"), &[]);
+        assert!(
+            e.contains("announcements.approvers: `public_relations` is not a configured department; use one of legal"),
+            "{e}"
+        );
+        let e = problems(
+            &format!("{CONFIG}\n[announcements]\napprovers = []\n{legal}"),
+            &[],
+        );
+        assert!(
+            e.contains("announcements.approvers: name at least one department"),
+            "{e}"
+        );
+        let e = problems(
+            &format!("{CONFIG}\n[announcements]\napprovers = [\"legal\"]\n{legal}"),
+            &[],
+        );
+        assert!(!e.contains("announcements.approvers"), "{e}");
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub struct AnnouncementsConfig {
     /// The page template (`subject` + `html` parts) rendered in each of its locales.
     #[serde(default = "default_announcement_template")]
     pub template: String,
+    /// The departments that must all approve a version before it is public (and paged when
+    /// one waits for them).
+    #[serde(default = "default_announcement_approvers")]
+    pub approvers: Vec<String>,
 }
 
 impl Default for AnnouncementsConfig {
@@ -158,8 +162,13 @@ impl Default for AnnouncementsConfig {
         AnnouncementsConfig {
             webhook: None,
             template: default_announcement_template(),
+            approvers: default_announcement_approvers(),
         }
     }
+}
+
+fn default_announcement_approvers() -> Vec<String> {
+    vec!["public_relations".into(), "legal".into()]
 }
 
 fn default_announcement_template() -> String {

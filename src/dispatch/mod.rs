@@ -577,6 +577,37 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
     }
     let bumps: Vec<_> = bumps.into_values().collect();
     tx.bump_campaign_progress(&bumps).await?;
+    // Obligations are met by outcomes: a report's submission accepted or dead, a campaign's
+    // deliveries all ended (crate::engine::outcomes).
+    let mut checks = Vec::new();
+    for (d, o) in batch.iter().zip(&outcomes) {
+        let ended = matches!(o.status, DeliveryStatus::Sent | DeliveryStatus::Dead);
+        if held(o)
+            && ended
+            && d.claimed.purpose == crate::channels::Purpose::Report
+            && let Some(incident) = d.claimed.incident_id
+        {
+            checks.push(crate::engine::outcomes::report_outcome_timer(
+                incident,
+                o.id,
+                &d.claimed.idempotency_key,
+                o.status.as_str(),
+                now_us,
+            ));
+        }
+    }
+    let mut ended: Vec<i64> = bumps
+        .iter()
+        .filter(|b| b.sent + b.dead > 0)
+        .map(|b| b.campaign_id)
+        .collect();
+    ended.dedup();
+    for (campaign, incident) in tx.settled_campaigns(&ended).await? {
+        checks.push(crate::engine::outcomes::notices_timer(
+            incident, campaign, now_us,
+        ));
+    }
+    tx.schedule_timers(&checks, now_us).await?;
     // One audit event per incident: what was sent, what failed, what died and why.
     let mut per_incident: BTreeMap<Option<i64>, Recorded> = BTreeMap::new();
     for (d, o) in batch.iter().zip(&outcomes) {

@@ -4,6 +4,13 @@
 //! incident's announcement (its slug never changes) or appends a version when the words
 //! changed. Publishing the same words again changes nothing.
 //!
+//! A new version is not public yet: it waits for its approval gate (task
+//! `announcement-<announcement>-v<version>`, decided by every department in
+//! `[announcements] approvers`, Public Relations and Legal by default), whose departments are
+//! paged. Only when approved does it become the version served at `/announcements/{slug}`,
+//! listed and in the feed; then it is pushed to the webhook and meets the public-announcement
+//! obligation ([`approval_decided`]). A newer version supersedes one still waiting.
+//!
 //! Callers: [`Engine::publish_announcement`] (its own transaction), or [`publish_in`] inside a
 //! caller's transaction (e.g. the notice campaign deciding, in the same commit, that a public
 //! announcement replaces individual notices). Both need an [`AnnounceCtx`], which
@@ -21,7 +28,13 @@ use crate::domain::records::Incident;
 use crate::domain::time::{from_micros, to_micros};
 use crate::render::helpers::REQUIRED_EMPTY;
 use crate::render::{RenderError, Templates, incident_context};
-use crate::store::{AnnouncementRow, AnnouncementVersionRow, NewDelivery, NewEvent, WriteTx};
+use crate::store::{
+    AnnouncementGateRow, AnnouncementRow, AnnouncementVersionRow, NewDelivery, NewEvent, NewTask,
+    TaskRow, WriteTx,
+};
+
+/// The approval task of version `v` of announcement `a` is `announcement-<a>-v<v>`.
+pub const TASK_PREFIX: &str = "announcement-";
 
 /// What publishing needs from the live configuration.
 pub struct AnnounceCtx<'a> {
@@ -41,14 +54,20 @@ pub struct LocaleText {
     pub html: String,
 }
 
-/// A published version, as the API shows it.
+/// A version, as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AnnouncementVersion {
     pub incident_id: i64,
     pub slug: String,
     /// 1, 2, …: each publication that changed the words.
     pub version: i64,
+    /// `awaiting_approval` (not public yet), `public`, `rejected` or `superseded`.
+    pub status: String,
+    /// When it became public (for a version not public yet: when it was drafted).
     pub published_at: DateTime<Utc>,
+    /// Its approval gate (`POST /api/v1/approvals/{id}/approve`), and who decides it.
+    pub approval_task: Option<i64>,
+    pub approvers: Vec<String>,
     pub actor: String,
     pub reason: String,
     pub drill: bool,
@@ -72,8 +91,12 @@ pub struct Published {
     pub version: AnnouncementVersion,
     /// False when the words were unchanged and nothing was written.
     pub created: bool,
-    /// The signed webhook push enqueued for this version (`[announcements] webhook`).
+    /// The signed webhook push enqueued for this version (`[announcements] webhook`), once it
+    /// is public.
     pub webhook_delivery: Option<i64>,
+    /// What happens next, for people: e.g. "announcement version 2 waits for approval by
+    /// public_relations, legal (approval 17)".
+    pub detail: String,
 }
 
 /// The public address of an announcement (latest version), under `public_url`.
@@ -91,17 +114,26 @@ pub fn slug_for(inc: &Incident) -> String {
     )
 }
 
-/// The stored row as the API shows it.
+/// The stored row as the API shows it; `gate` is its approval gate (none: public, published
+/// before gates existed, or read from the public listing).
 pub fn version_view(
     a: &AnnouncementRow,
     v: &AnnouncementVersionRow,
+    gate: Option<&AnnouncementGateRow>,
     public_url: &str,
 ) -> AnnouncementVersion {
     AnnouncementVersion {
         incident_id: a.incident_id,
         slug: a.slug.clone(),
         version: v.version,
-        published_at: from_micros(v.published_at),
+        status: gate.map_or_else(|| "public".to_string(), |g| g.status.clone()),
+        published_at: from_micros(
+            gate.filter(|g| g.status == "public")
+                .and_then(|g| g.decided_at)
+                .unwrap_or(v.published_at),
+        ),
+        approval_task: gate.and_then(|g| g.task_id),
+        approvers: gate.map(|g| g.approvers()).unwrap_or_default(),
         actor: v.actor.clone(),
         reason: v.reason.clone(),
         drill: a.drill,
@@ -239,9 +271,9 @@ pub fn render(ctx: &AnnounceCtx<'_>, inc: &Incident) -> Result<Vec<LocaleText>, 
 }
 
 /// The signed push of a version to the configured webhook target.
-fn webhook_delivery(ctx: &AnnounceCtx<'_>, target: &str, v: &AnnouncementVersion) -> NewDelivery {
+fn webhook_delivery(public_url: &str, target: &str, v: &AnnouncementVersion) -> NewDelivery {
     let first = &v.locales[0];
-    let latest = page_url(ctx.public_url, &v.slug);
+    let latest = page_url(public_url, &v.slug);
     let titles: serde_json::Map<String, Value> = v
         .locales
         .iter()
@@ -331,12 +363,35 @@ pub async fn publish_in(
             (a, None)
         }
     };
+    // The same words as the newest version, waiting or public: nothing new.
     if let Some(l) = latest.as_ref().filter(|l| l.content_hash == content_hash) {
-        return Ok(Published {
-            version: version_view(&announcement, l, ctx.public_url),
-            created: false,
-            webhook_delivery: None,
-        });
+        let gate = tx.announcement_gate(announcement.id, l.version).await?;
+        if gate
+            .as_ref()
+            .is_none_or(|g| g.status == "public" || g.status == "awaiting_approval")
+        {
+            let version = version_view(&announcement, l, gate.as_ref(), ctx.public_url);
+            let detail = match gate.as_ref().filter(|g| g.status == "awaiting_approval") {
+                Some(g) => format!(
+                    "unchanged: the facts give the words of version {}, which waits for approval by {}{}",
+                    l.version,
+                    g.approvers().join(", "),
+                    g.task_id
+                        .map(|t| format!(" (approval {t})"))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "unchanged: the facts give the words of version {}, which is public",
+                    l.version
+                ),
+            };
+            return Ok(Published {
+                version,
+                created: false,
+                webhook_delivery: None,
+                detail,
+            });
+        }
     }
     let row = AnnouncementVersionRow {
         announcement_id: announcement.id,
@@ -355,43 +410,230 @@ pub async fn publish_in(
         ),
     };
     tx.append_announcement_version(&row).await?;
-    let version = version_view(&announcement, &row, ctx.public_url);
-    let webhook_delivery = match &ctx.config.webhook {
-        Some(target) => tx
-            .enqueue_deliveries(&[webhook_delivery(ctx, target, &version)], at)
-            .await?
-            .first()
-            .copied(),
-        None => None,
+    let superseded = supersede(tx, announcement.id, row.version, actor, at).await?;
+    let task = open_approval(tx, &inc, &announcement, &row, ctx, now).await?;
+    let gate = AnnouncementGateRow {
+        announcement_id: announcement.id,
+        version: row.version,
+        task_id: Some(task),
+        status: "awaiting_approval".into(),
+        approvers: serde_json::to_string(&ctx.config.approvers).unwrap_or_else(|_| "[]".into()),
+        webhook: ctx.config.webhook.clone(),
+        decided_at: None,
+        decided_by: None,
     };
+    tx.insert_announcement_gate(&gate).await?;
+    let version = version_view(&announcement, &row, Some(&gate), ctx.public_url);
+    let detail = format!(
+        "announcement version {} waits for approval by {} (approval {task}); it is public once approved",
+        row.version,
+        ctx.config.approvers.join(", ")
+    );
     tx.append(&[NewEvent::new(
         now,
         actor,
-        "announcement.published",
+        "announcement.awaiting_approval",
         Some(incident_id),
         &json!({
             "slug": version.slug, "version": version.version, "reason": version.reason,
             "content_hash": version.content_hash, "facts_version": version.facts_version,
             "facts_hash": version.facts_hash, "drill": version.drill,
             "locales": version.locales.iter().map(|l| l.locale.as_str()).collect::<Vec<_>>(),
-            "webhook": ctx.config.webhook, "webhook_delivery": webhook_delivery,
+            "approval_task": task, "approvers": ctx.config.approvers, "superseded": superseded,
+            "detail": detail,
         }),
     )])
     .await?;
-    let met = super::obligations::meet_kind(
-        tx,
-        incident_id,
-        crate::domain::regulation::ObligationKind::PublicAnnouncement,
-        &format!("announcement:{}:v{}", version.slug, version.version),
-        now,
-    )
-    .await?;
-    tx.append(&met).await?;
     Ok(Published {
         version,
         created: true,
-        webhook_delivery,
+        webhook_delivery: None,
+        detail,
     })
+}
+
+/// Versions still waiting are superseded by version `version`; their approvals are closed.
+async fn supersede(
+    tx: &mut WriteTx,
+    announcement_id: i64,
+    version: i64,
+    actor: &str,
+    at: i64,
+) -> Result<Vec<i64>, EngineError> {
+    let mut out = Vec::new();
+    for g in tx.awaiting_announcement_gates(announcement_id).await? {
+        tx.decide_announcement_gate(announcement_id, g.version, "superseded", actor, at)
+            .await?;
+        if let Some(task) = g.task_id
+            && let Some(mut t) = tx.task_by_id(task).await?
+            && !t.is_closed()
+        {
+            t.status = "rejected".into();
+            t.closed_by = Some(actor.to_string());
+            t.closed_at = Some(at);
+            t.note = Some(format!("superseded by version {version}"));
+            t.updated_at = at;
+            tx.update_task(&t).await?;
+        }
+        out.push(g.version);
+    }
+    Ok(out)
+}
+
+/// The version's approval task, decided by `[announcements] approvers`; its approvers are paged.
+async fn open_approval(
+    tx: &mut WriteTx,
+    inc: &Incident,
+    a: &AnnouncementRow,
+    v: &AnnouncementVersionRow,
+    ctx: &AnnounceCtx<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, EngineError> {
+    let key = format!("{TASK_PREFIX}{}-v{}", a.id, v.version);
+    let department = ctx
+        .config
+        .approvers
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "public_relations".into());
+    tx.insert_tasks(
+        &[NewTask {
+            incident_id: inc.id,
+            key: key.clone(),
+            playbook: None,
+            title: format!("Approve public announcement v{}", v.version),
+            department,
+            description: format!(
+                "Review version {} of the public announcement ({}) and approve it to make it public: GET /api/v1/incidents/{}/announcement. Reason given: {}",
+                v.version,
+                page_url(ctx.public_url, &a.slug),
+                inc.id,
+                v.reason
+            ),
+            approval: true,
+            approvers: ctx.config.approvers.clone(),
+            depends_on: Vec::new(),
+            after_task: None,
+            due_offset_secs: 0,
+            due_at: None,
+        }],
+        to_micros(now),
+    )
+    .await?;
+    let t = tx
+        .task_by_key(inc.id, &key)
+        .await?
+        .ok_or_else(|| EngineError::Failed(format!("the approval task `{key}` is gone")))?;
+    tx.schedule_timers(
+        &[super::outcomes::approval_page_timer(
+            inc.id,
+            t.id,
+            to_micros(now),
+        )],
+        to_micros(now),
+    )
+    .await?;
+    Ok(t.id)
+}
+
+/// Why an announcement's approval may not be approved: its version is no longer the one
+/// waiting.
+pub(crate) async fn approval_refusal(
+    tx: &mut WriteTx,
+    t: &TaskRow,
+) -> Result<Option<String>, EngineError> {
+    if !t.key.starts_with(TASK_PREFIX) {
+        return Ok(None);
+    }
+    let Some(g) = tx.announcement_gate_of_task(t.id).await? else {
+        return Ok(None);
+    };
+    Ok((g.status != "awaiting_approval").then(|| {
+        format!(
+            "announcement version {} is {}: only the version waiting can be approved",
+            g.version, g.status
+        )
+    }))
+}
+
+/// After an announcement's approval is decided: approved, the version is public — pushed to
+/// the webhook, and the public-announcement obligation met; rejected, it never is.
+pub(crate) async fn approval_decided(
+    tx: &mut WriteTx,
+    t: &TaskRow,
+    actor: &str,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, EngineError> {
+    if !t.key.starts_with(TASK_PREFIX) {
+        return Ok(Vec::new());
+    }
+    let Some(g) = tx.announcement_gate_of_task(t.id).await? else {
+        return Ok(Vec::new());
+    };
+    let status = match t.status.as_str() {
+        "approved" => "public",
+        "rejected" => "rejected",
+        _ => return Ok(Vec::new()),
+    };
+    let at = to_micros(now);
+    if !tx
+        .decide_announcement_gate(g.announcement_id, g.version, status, actor, at)
+        .await?
+    {
+        return Ok(Vec::new());
+    }
+    let (Some(a), Some(v)) = (
+        tx.announcement_of(t.incident_id).await?,
+        tx.announcement_version(g.announcement_id, g.version)
+            .await?,
+    ) else {
+        return Ok(Vec::new());
+    };
+    let gate = tx.announcement_gate(g.announcement_id, g.version).await?;
+    let version = version_view(&a, &v, gate.as_ref(), public_url);
+    if status == "rejected" {
+        return Ok(vec![NewEvent::new(
+            now,
+            actor,
+            "announcement.rejected",
+            Some(t.incident_id),
+            &json!({"slug": a.slug, "version": g.version, "approval_task": t.id, "reason": t.note}),
+        )]);
+    }
+    let webhook_delivery = match &g.webhook {
+        Some(target) => tx
+            .enqueue_deliveries(&[webhook_delivery(public_url, target, &version)], at)
+            .await?
+            .first()
+            .copied(),
+        None => None,
+    };
+    let mut events = vec![NewEvent::new(
+        now,
+        actor,
+        "announcement.published",
+        Some(t.incident_id),
+        &json!({
+            "slug": version.slug, "version": version.version, "reason": version.reason,
+            "content_hash": version.content_hash, "facts_version": version.facts_version,
+            "facts_hash": version.facts_hash, "drill": version.drill,
+            "locales": version.locales.iter().map(|l| l.locale.as_str()).collect::<Vec<_>>(),
+            "approval_task": t.id, "approvers": g.approvers(),
+            "webhook": g.webhook, "webhook_delivery": webhook_delivery,
+        }),
+    )];
+    events.extend(
+        super::obligations::meet_kind(
+            tx,
+            t.incident_id,
+            crate::domain::regulation::ObligationKind::PublicAnnouncement,
+            &format!("announcement:{}:v{}", version.slug, version.version),
+            now,
+        )
+        .await?,
+    );
+    Ok(events)
 }
 
 impl Engine {

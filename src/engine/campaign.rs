@@ -178,14 +178,19 @@ fn notice_data(
 }
 
 /// The link to the full notice a campaign's messages carry: the incident's public announcement
-/// if it has one, otherwise each subject's own page (`/n/<token>`, filled in at send time).
+/// if it has a public (approved) version, otherwise each subject's own page (`/n/<token>`,
+/// filled in at send time).
 async fn notice_link(
     tx: &mut crate::store::WriteTx,
     incident_id: i64,
     ctx: &CampaignCtx<'_>,
 ) -> Result<String, EngineError> {
     let base = ctx.public_url.trim_end_matches('/');
-    Ok(match tx.announcement_of(incident_id).await? {
+    let public = match tx.announcement_of(incident_id).await? {
+        Some(a) if tx.has_public_announcement(a.id).await? => Some(a),
+        _ => None,
+    };
+    Ok(match public {
         Some(a) => format!("{base}/announcements/{}", a.slug),
         None => format!("{base}/n/{LINK_MARKER}"),
     })
@@ -570,16 +575,9 @@ impl Engine {
                 render_content(&c, &value, ctx, ChannelKind::Email, locale, &link)?.into_page(),
             );
         }
+        // Starting meets nothing: notice to individuals is met when the deliveries reach
+        // people (super::outcomes).
         tx.start_campaign(c.id, &contents, to_micros(now)).await?;
-        let met = super::obligations::meet_kind(
-            &mut tx,
-            c.incident_id,
-            crate::domain::regulation::ObligationKind::NotifyIndividuals,
-            &format!("campaign:{}", c.id),
-            now,
-        )
-        .await?;
-        tx.append(&met).await?;
         tx.append(&[NewEvent::new(
             now,
             "incidentd",
@@ -665,6 +663,16 @@ impl Engine {
         if subjects.is_empty() {
             tx.advance_campaign(c.id, c.enqueued_to, 0, 0, 0, Some(to_micros(now)))
                 .await?;
+            // Its deliveries may all have ended already: see whether everyone was told.
+            tx.schedule_timers(
+                &[super::outcomes::notices_timer(
+                    c.incident_id,
+                    c.id,
+                    to_micros(now),
+                )],
+                to_micros(now),
+            )
+            .await?;
             tx.append(&[NewEvent::new(
                 now,
                 "incidentd",

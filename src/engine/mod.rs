@@ -13,6 +13,7 @@ pub mod heartbeats;
 mod ingest;
 pub mod notice_gate;
 pub mod obligations;
+pub mod outcomes;
 pub mod paging;
 pub mod report_gate;
 pub mod reports;

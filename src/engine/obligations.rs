@@ -12,10 +12,12 @@
 //!   deadline, if the obligation is still open, records it missed and pages the department's
 //!   leads too. Timers carry the deadline they were set for: a moved deadline leaves the old
 //!   ones harmless.
-//! * What meets an obligation: a submitted report (reports), a started notice campaign, a
-//!   published announcement, a completed task, the assessment clock being set, or a person
-//!   saying so with a reference ([`Engine::meet_obligation`]); the breach record is met by the
-//!   incident record itself.
+//! * What meets an obligation is an outcome ([`super::outcomes`]): a report accepted by the
+//!   regulator's channel (or submitted by hand with the regulator's reference), notices that
+//!   reached every reachable person, a public announcement approved and public, a completed
+//!   task, or a person saying so with a reference ([`Engine::meet_obligation`]) — an
+//!   assessment (SG) is met only that way: its clock may start by itself, the assessment is a
+//!   person's. The breach record is met by the incident record itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -380,14 +382,11 @@ pub async fn recompute(
             ));
         }
     }
-    // Met by what is already there: the record by the incident itself, the assessment by its
-    // clock.
+    // Met by what is already there: the record by the incident itself. (An assessment is a
+    // person's: its clock starting does not meet it.)
     for o in assessment.obligations() {
         let by = match o.kind {
             ObligationKind::Record => Some("incident record"),
-            ObligationKind::Assessment if inc.assessed_notifiable_at.is_some() => {
-                Some("assessed_notifiable_at")
-            }
             _ => None,
         };
         let open = rows
@@ -685,6 +684,11 @@ pub async fn fire(
                     }
                 };
                 events.extend(remind(tx, response, &inc, &r, now).await?);
+            }
+            super::outcomes::TIMER_REPORT_OUTCOME
+            | super::outcomes::TIMER_NOTICES
+            | super::outcomes::TIMER_APPROVAL_PAGE => {
+                events.extend(super::outcomes::fire(tx, response, &inc, t, now).await?);
             }
             _ => {}
         }

@@ -1,7 +1,9 @@
 //! Regulator reports: drafting a version for one of an incident's report obligations (resolved,
 //! linted and rendered in one transaction with its approval task and audit event), the approval
 //! gate's lint, and submission — by e-mail or webhook through the outbox, or recorded as
-//! submitted by hand — which meets the obligation.
+//! submitted by hand. A submission by hand (with the regulator's reference) meets the
+//! obligation at once; one through the outbox when the regulator's channel accepts it, and a
+//! submission whose delivery died leaves it open for a new version ([`super::outcomes`]).
 //!
 //! Every version is kept: a new draft supersedes the older unsubmitted ones (their open
 //! approvals are closed), and the submitted version is immutable (the database refuses to
@@ -257,7 +259,11 @@ impl Engine {
         let events = store.timeline(incident_id, 0, 10_000).await?;
         let notice = store.notice_stats(incident_id).await?;
         let subjects = store.subject_count(incident_id).await?;
-        let announcement = store.announcement_of(incident_id).await?;
+        // The announcement's address only once a version of it is public (approved).
+        let announcement = match store.announcement_of(incident_id).await? {
+            Some(a) if !store.public_versions(a.id).await?.is_empty() => Some(a),
+            _ => None,
+        };
         let now = Utc::now();
         let mut tx = store.begin_write().await?;
         let inc = tx
@@ -284,12 +290,10 @@ impl Engine {
             EngineError::Conflict(format!("obligation `{}` names no report", ob.key))
         })?;
         let versions = tx.reports_for(incident_id, &ob.key).await?;
-        if let Some(s) = versions.iter().find(|v| v.status == "submitted") {
-            return Err(EngineError::Conflict(format!(
-                "`{}` was met by version {} (report {}), submitted and immutable; what changed since goes in the supplementary report the pack owes",
-                ob.key, s.version, s.id
-            ))
-            .into());
+        for s in versions.iter().filter(|v| v.status == "submitted") {
+            if let Some(why) = submitted_blocks(&mut tx, &ob, s).await? {
+                return Err(EngineError::Conflict(why).into());
+            }
         }
         let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
         let assessment = assessment_of(ctx, &inc, &pack.code, &ob, &r.late_reason, now);
@@ -396,7 +400,8 @@ impl Engine {
     }
 
     /// Submit an approved version: by e-mail or webhook through the outbox (in this
-    /// transaction), or recorded as submitted by hand. Meets the obligation.
+    /// transaction), or recorded as submitted by hand. By hand it meets the obligation; through
+    /// the outbox, the channel accepting it does ([`super::outcomes`]).
     pub async fn submit_report(
         &self,
         incident_id: i64,
@@ -577,17 +582,20 @@ impl Engine {
             },
         )
         .await?;
+        // By hand, the regulator's reference is the outcome; through the outbox, the
+        // regulator's channel accepting it is (super::outcomes meets it then).
         let met_ref = format!("report:{rid}");
-        let met = tx
-            .meet_obligation(
-                incident_id,
-                &ob.key,
-                to_micros(at),
-                actor,
-                &met_ref,
-                if late { late_reason.as_deref() } else { None },
-            )
-            .await?;
+        let met = via == "manual"
+            && tx
+                .meet_obligation(
+                    incident_id,
+                    &ob.key,
+                    to_micros(at),
+                    actor,
+                    &met_ref,
+                    if late { late_reason.as_deref() } else { None },
+                )
+                .await?;
         let recipient_name = regulator.map(|g| g.name.clone()).or_else(|| {
             let code = row.jurisdiction.parse().ok()?;
             let pack = ctx.packs.get(&code)?;
@@ -615,6 +623,8 @@ impl Engine {
                 "via": via, "reference": reference, "submitted_at": at, "late": late,
                 "late_reason": late_reason, "recipient": row.recipient, "recipient_name": recipient_name,
                 "delivery_key": delivery_key, "content_hash": row.content_hash, "drill": inc.drill,
+                "obligation_met": met,
+                "detail": if via == "manual" { "recorded as submitted by hand: the obligation is met" } else { "queued: the obligation is met when the regulator's channel accepts it" },
             }),
         ));
         tx.append(&events).await?;
@@ -655,6 +665,31 @@ impl NewReport {
             .map(|m| m.field)
             .collect()
     }
+}
+
+/// Why a submitted version `s` stops a new draft for its obligation: the obligation is met
+/// by it, or its submission is still on its way. A submission whose delivery died does not:
+/// the obligation is open again and a new version is submitted in its place.
+async fn submitted_blocks(
+    tx: &mut WriteTx,
+    ob: &ObligationRow,
+    s: &ReportRow,
+) -> Result<Option<String>, EngineError> {
+    let delivery = match s.delivery_key.as_deref() {
+        Some(k) => tx.delivery_outcome(k).await?,
+        None => None,
+    };
+    Ok(match delivery {
+        Some(d) if d.status == "dead" && ob.is_open() => None,
+        Some(d) if d.status != "sent" && d.status != "dead" => Some(format!(
+            "version {} (report {}) of `{}` is being submitted (delivery {} is {}): it is met when the regulator's channel accepts it; if it dies, draft again",
+            s.version, s.id, ob.key, d.id, d.status
+        )),
+        _ => Some(format!(
+            "`{}` was met by version {} (report {}), submitted and immutable; what changed since goes in the supplementary report the pack owes",
+            ob.key, s.version, s.id
+        )),
+    })
 }
 
 /// The pack's assessment of the incident (grade) and the obligation's deadline.

@@ -347,6 +347,9 @@ impl Engine {
         {
             return Err(EngineError::Conflict(why));
         }
+        if approve && let Some(why) = super::announce::approval_refusal(&mut tx, &t).await? {
+            return Err(EngineError::Conflict(why));
+        }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -397,6 +400,9 @@ impl Engine {
         if complete {
             events.extend(super::report_gate::satisfy(&mut tx, checks, &t, now).await?);
         }
+        events.extend(
+            super::announce::approval_decided(&mut tx, &t, actor, checks.public_url, now).await?,
+        );
         // The notice gate approved while the facts claim that the measures avoid harm (and no
         // regulator requires notice): individual notice is recorded as not required.
         if complete

@@ -171,16 +171,20 @@ impl Store {
         Ok(rows)
     }
 
-    /// The newest version of each public (non-drill) announcement, most recently updated first.
+    /// The newest public version of each public (non-drill) announcement, most recently made
+    /// public first.
     pub async fn public_announcements(&self, limit: i64) -> Result<Vec<PublishedVersionRow>> {
         let rows = on_pool!(self, pool, _pg => {
             sqlx::query_as(
-                "SELECT a.slug, v.announcement_id, v.version, v.published_at, v.actor, v.reason, v.template, \
-                 v.locales, v.content_hash, v.facts_version, v.facts_hash \
+                "SELECT a.slug, v.announcement_id, v.version, COALESCE(g.decided_at, v.published_at) AS published_at, \
+                 v.actor, v.reason, v.template, v.locales, v.content_hash, v.facts_version, v.facts_hash \
                  FROM announcements a JOIN announcement_versions v ON v.announcement_id = a.id \
-                 WHERE a.drill = $1 AND v.version = \
-                   (SELECT MAX(w.version) FROM announcement_versions w WHERE w.announcement_id = a.id) \
-                 ORDER BY a.updated_at DESC, a.id DESC LIMIT $2",
+                 LEFT JOIN announcement_gates g ON g.announcement_id = v.announcement_id AND g.version = v.version \
+                 WHERE a.drill = $1 AND (g.status IS NULL OR g.status = 'public') AND v.version = \
+                   (SELECT MAX(w.version) FROM announcement_versions w LEFT JOIN announcement_gates h \
+                    ON h.announcement_id = w.announcement_id AND h.version = w.version \
+                    WHERE w.announcement_id = a.id AND (h.status IS NULL OR h.status = 'public')) \
+                 ORDER BY 4 DESC, a.id DESC LIMIT $2",
             )
             .bind(false)
             .bind(limit)
@@ -190,22 +194,219 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every version of the public (non-drill) announcements, newest first: the Atom feed.
+    /// Every public version of the public (non-drill) announcements, newest first: the Atom feed.
     pub async fn public_announcement_versions(
         &self,
         limit: i64,
     ) -> Result<Vec<PublishedVersionRow>> {
         let rows = on_pool!(self, pool, _pg => {
             sqlx::query_as(
-                "SELECT a.slug, v.announcement_id, v.version, v.published_at, v.actor, v.reason, v.template, \
-                 v.locales, v.content_hash, v.facts_version, v.facts_hash \
+                "SELECT a.slug, v.announcement_id, v.version, COALESCE(g.decided_at, v.published_at) AS published_at, \
+                 v.actor, v.reason, v.template, v.locales, v.content_hash, v.facts_version, v.facts_hash \
                  FROM announcements a JOIN announcement_versions v ON v.announcement_id = a.id \
-                 WHERE a.drill = $1 ORDER BY v.published_at DESC, a.id DESC, v.version DESC LIMIT $2",
+                 LEFT JOIN announcement_gates g ON g.announcement_id = v.announcement_id AND g.version = v.version \
+                 WHERE a.drill = $1 AND (g.status IS NULL OR g.status = 'public') \
+                 ORDER BY 4 DESC, a.id DESC, v.version DESC LIMIT $2",
             )
             .bind(false)
             .bind(limit)
             .fetch_all(pool)
             .await?
+        });
+        Ok(rows)
+    }
+}
+
+/// A version's approval gate: it waits for its approval task, then is public (or rejected,
+/// or superseded by a newer version). A version without a gate (published before gates
+/// existed) is public.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AnnouncementGateRow {
+    pub announcement_id: i64,
+    pub version: i64,
+    pub task_id: Option<i64>,
+    /// `awaiting_approval`, `public`, `rejected` or `superseded`.
+    pub status: String,
+    /// JSON list of the departments that decide it.
+    pub approvers: String,
+    /// The `[[channels.webhooks]]` target the version is pushed to once public.
+    pub webhook: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+}
+
+impl AnnouncementGateRow {
+    pub fn approvers(&self) -> Vec<String> {
+        serde_json::from_str(&self.approvers).unwrap_or_default()
+    }
+}
+
+macro_rules! gate_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT announcement_id, version, task_id, status, approvers, webhook, decided_at, decided_by ",
+            "FROM announcement_gates ",
+            $where
+        )
+    };
+}
+
+/// Versions that are public: no gate, or an approved one; `published_at` is when it became
+/// public.
+macro_rules! public_version_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT v.announcement_id, v.version, COALESCE(g.decided_at, v.published_at) AS published_at, ",
+            "v.actor, v.reason, v.template, v.locales, v.content_hash, v.facts_version, v.facts_hash ",
+            "FROM announcement_versions v LEFT JOIN announcement_gates g ",
+            "ON g.announcement_id = v.announcement_id AND g.version = v.version ",
+            "WHERE (g.status IS NULL OR g.status = 'public') ",
+            $where
+        )
+    };
+}
+
+impl WriteTx {
+    pub async fn insert_announcement_gate(&mut self, g: &AnnouncementGateRow) -> Result<()> {
+        on_tx!(self, c, _pg => {
+            sqlx::query(
+                "INSERT INTO announcement_gates (announcement_id, version, task_id, status, approvers, webhook, \
+                 decided_at, decided_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(g.announcement_id)
+            .bind(g.version)
+            .bind(g.task_id)
+            .bind(&g.status)
+            .bind(&g.approvers)
+            .bind(&g.webhook)
+            .bind(g.decided_at)
+            .bind(&g.decided_by)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn announcement_gate(
+        &mut self,
+        announcement_id: i64,
+        version: i64,
+    ) -> Result<Option<AnnouncementGateRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(gate_select!("WHERE announcement_id = $1 AND version = $2"))
+                .bind(announcement_id)
+                .bind(version)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn announcement_gate_of_task(
+        &mut self,
+        task_id: i64,
+    ) -> Result<Option<AnnouncementGateRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(gate_select!("WHERE task_id = $1"))
+                .bind(task_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    /// The gates still waiting for their approval.
+    pub async fn awaiting_announcement_gates(
+        &mut self,
+        announcement_id: i64,
+    ) -> Result<Vec<AnnouncementGateRow>> {
+        let rows = on_tx!(self, c, _pg => {
+            sqlx::query_as(gate_select!("WHERE announcement_id = $1 AND status = 'awaiting_approval' ORDER BY version"))
+                .bind(announcement_id)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Decide a gate that is still waiting; `false` if it was not.
+    pub async fn decide_announcement_gate(
+        &mut self,
+        announcement_id: i64,
+        version: i64,
+        status: &str,
+        by: &str,
+        at: i64,
+    ) -> Result<bool> {
+        let n = on_tx!(self, c, _pg => {
+            sqlx::query(
+                "UPDATE announcement_gates SET status = $3, decided_by = $4, decided_at = $5 \
+                 WHERE announcement_id = $1 AND version = $2 AND status = 'awaiting_approval'",
+            )
+            .bind(announcement_id)
+            .bind(version)
+            .bind(status)
+            .bind(by)
+            .bind(at)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    pub async fn announcement_version(
+        &mut self,
+        announcement_id: i64,
+        version: i64,
+    ) -> Result<Option<AnnouncementVersionRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(version_select!("WHERE announcement_id = $1 AND version = $2"))
+                .bind(announcement_id)
+                .bind(version)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    /// Whether the announcement has a public version.
+    pub async fn has_public_announcement(&mut self, announcement_id: i64) -> Result<bool> {
+        let rows: Vec<AnnouncementVersionRow> = on_tx!(self, c, _pg => {
+            sqlx::query_as(public_version_select!("AND v.announcement_id = $1 LIMIT 1"))
+                .bind(announcement_id)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(!rows.is_empty())
+    }
+}
+
+impl Store {
+    /// Every gate of an announcement, by version.
+    pub async fn announcement_gates(
+        &self,
+        announcement_id: i64,
+    ) -> Result<Vec<AnnouncementGateRow>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(gate_select!("WHERE announcement_id = $1 ORDER BY version"))
+                .bind(announcement_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// The public versions of an announcement, oldest first, each dated when it became public.
+    pub async fn public_versions(
+        &self,
+        announcement_id: i64,
+    ) -> Result<Vec<AnnouncementVersionRow>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(public_version_select!("AND v.announcement_id = $1 ORDER BY v.version"))
+                .bind(announcement_id)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows)
     }

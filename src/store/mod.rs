@@ -13,6 +13,7 @@ mod heartbeats;
 mod intake;
 mod obligations;
 mod outbox;
+mod outcomes;
 mod paging;
 pub mod postgres;
 mod raw;
@@ -29,7 +30,9 @@ mod write;
 
 use secrecy::ExposeSecret;
 
-pub use announcements::{AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow};
+pub use announcements::{
+    AnnouncementGateRow, AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow,
+};
 pub use correlate::{HeldAlert, IncidentAlertRow};
 pub use drills::{DrillRow, NewDrill};
 pub use heartbeats::{HeartbeatRow, WasLate};
@@ -39,6 +42,7 @@ pub use outbox::{
     Claimed, DeliveryFilter, DeliveryStatus, DeliveryView, FallbackTarget, InboxNotice,
     NewDelivery, Outcome,
 };
+pub use outcomes::{DeliveryOutcome, NoticeReach};
 pub use paging::{
     DIGEST_KEY_PREFIX, HeldPage, PAGE_DEAD_TIMER, PageDelivery, PageKey, Place, Placement,
     ResolvedHeld, digest_key, place,

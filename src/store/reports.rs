@@ -144,6 +144,17 @@ impl WriteTx {
         Ok(row)
     }
 
+    /// The version whose submission is the delivery with this idempotency key.
+    pub async fn report_by_delivery_key(&mut self, key: &str) -> Result<Option<ReportRow>> {
+        let row = on_tx!(self, c, _pg => {
+            sqlx::query_as(report_select!("WHERE delivery_key = $1"))
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
     /// Every version for one obligation, oldest first.
     pub async fn reports_for(
         &mut self,

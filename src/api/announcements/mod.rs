@@ -32,9 +32,11 @@ pub struct PublishRequest {
     pub reason: String,
 }
 
-/// Publish the incident's public announcement from its current facts, or a new version of it
-/// when the words changed (201). Unchanged words: the latest version, 200, nothing written.
-/// Facts the announcement cannot go without are listed in a 409.
+/// Draft the incident's public announcement from its current facts, or a new version of it
+/// when the words changed (201): the version waits for its approval gate (`[announcements]
+/// approvers`, who are paged) and is public once approved; `detail` says so. Unchanged words:
+/// the latest version, 200, nothing written. Facts the announcement cannot go without are
+/// listed in a 409.
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/announcement",
@@ -75,7 +77,9 @@ pub struct AnnouncementHistory {
     /// The public page (latest version).
     pub url: String,
     pub drill: bool,
-    /// Oldest first.
+    /// The version served at `url` (the newest approved one); none before one is approved.
+    pub public_version: Option<i64>,
+    /// Oldest first, each with its approval status.
     pub versions: Vec<AnnouncementVersion>,
 }
 
@@ -111,15 +115,28 @@ pub async fn history(
         .announcement_versions(a.id)
         .await
         .map_err(EngineError::from)?;
+    let gates = store
+        .announcement_gates(a.id)
+        .await
+        .map_err(EngineError::from)?;
     let public_url = state.live().public_url.clone();
+    let versions: Vec<AnnouncementVersion> = rows
+        .iter()
+        .map(|v| {
+            let gate = gates.iter().find(|g| g.version == v.version);
+            version_view(&a, v, gate, &public_url)
+        })
+        .collect();
     Ok(axum::Json(AnnouncementHistory {
         url: page_url(&public_url, &a.slug),
         slug: a.slug.clone(),
         drill: a.drill,
-        versions: rows
+        public_version: versions
             .iter()
-            .map(|v| version_view(&a, v, &public_url))
-            .collect(),
+            .rev()
+            .find(|v| v.status == "public")
+            .map(|v| v.version),
+        versions,
     }))
 }
 
@@ -237,7 +254,8 @@ pub async fn show(
         }
         Err(e) => return failed(e.into()),
     };
-    let versions = match store.announcement_versions(a.id).await {
+    // Only approved versions are public; one still waiting for its approval is not served.
+    let versions = match store.public_versions(a.id).await {
         Ok(v) => v,
         Err(e) => return failed(e.into()),
     };
@@ -254,24 +272,32 @@ pub async fn show(
     };
     let views: Vec<AnnouncementVersion> = versions
         .iter()
-        .map(|v| version_view(&a, v, &live.public_url))
+        .map(|v| version_view(&a, v, None, &live.public_url))
         .collect();
-    let shown = version_view(&a, current, &live.public_url);
+    let shown = version_view(&a, current, None, &live.public_url);
     html(
         StatusCode::OK,
         page::announcement_page(&shell, &shown, &views, q.version.is_some()),
     )
 }
 
-/// Atom 1.0: one entry per published version of the public announcements, newest first.
+/// Atom 1.0: one entry per public version of the public announcements, newest first, in
+/// `?lang=` or the reader's `Accept-Language` (default: the organisation's language); times in
+/// the organisation's time zone.
 #[utoipa::path(
     get,
     path = "/announcements/feed.xml",
     tag = "announcements",
     security(()),
+    params(PageQuery),
     responses((status = 200, content_type = "application/atom+xml", description = "Atom 1.0 feed"))
 )]
-pub async fn feed(State(state): State<AppState>) -> Response {
+pub async fn feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let rows = match state
         .engine
         .store()
@@ -282,13 +308,15 @@ pub async fn feed(State(state): State<AppState>) -> Response {
         Err(e) => return failed(e.into()),
     };
     let live = state.live();
-    let mut res = (StatusCode::OK, page::atom_feed(&live, &rows)).into_response();
+    let shell = page::Shell::new(&live, q.lang.as_deref(), accept_language(&headers));
+    let mut res = (StatusCode::OK, page::atom_feed(&live, &rows, &shell)).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/atom+xml; charset=utf-8"),
     );
     secure(h);
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
     res
 }
 

@@ -207,6 +207,12 @@ impl Shell {
         }
     }
 
+    /// An Atom (RFC 3339) time in the organisation's time zone, with its offset.
+    fn atom_time(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    }
+
     fn time(&self, t: DateTime<Utc>) -> String {
         let local = t.with_timezone(&self.tz);
         format!(
@@ -511,9 +517,16 @@ pub fn error_page(status: StatusCode, shell: Option<&Shell>) -> String {
 }
 
 /// Atom 1.0 (RFC 4287): one entry per version, in the organisation's default language.
-pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow]) -> String {
+pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow], shell: &Shell) -> String {
     let base = live.public_url.trim_end_matches('/');
-    let lang = &live.default_locale;
+    let lang = &shell.locale;
+    // The default language's feed keeps the plain addresses; another language's names itself.
+    let other = !lang.eq_ignore_ascii_case(&live.default_locale);
+    let q = if other {
+        format!("?lang={lang}")
+    } else {
+        String::new()
+    };
     let zh = lang.to_ascii_lowercase().starts_with("zh");
     let title = if zh {
         format!("{}公告", live.organisation.name)
@@ -528,14 +541,15 @@ pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow]) -> String {
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
          <feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"{lang}\">\n\
-         <id>{base}/announcements</id>\n<title>{title}</title>\n<updated>{updated}</updated>\n\
-         <link rel=\"self\" type=\"application/atom+xml\" href=\"{base}/announcements/feed.xml\"/>\n\
-         <link rel=\"alternate\" type=\"text/html\" href=\"{base}/announcements\"/>\n\
+         <id>{base}/announcements{q}</id>\n<title>{title}</title>\n<updated>{updated}</updated>\n\
+         <link rel=\"self\" type=\"application/atom+xml\" href=\"{base}/announcements/feed.xml{q}\"/>\n\
+         <link rel=\"alternate\" type=\"text/html\" href=\"{base}/announcements{q}\"/>\n\
          <author><name>{org}</name></author>\n",
         lang = esc(lang),
         base = esc(base),
+        q = esc(&q),
         title = esc(&title),
-        updated = atom_time(updated),
+        updated = shell.atom_time(updated),
         org = esc(&live.organisation.name),
     );
     for r in rows {
@@ -549,7 +563,11 @@ pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow]) -> String {
             (_, true) => format!("{}（第 {n} 版更新）", text.title),
             (_, false) => format!("{} (update: version {n})", text.title),
         };
-        let url = format!("{}?version={n}", page_url(base, &r.slug));
+        let url = if other {
+            format!("{}?lang={lang}&version={n}", page_url(base, &r.slug))
+        } else {
+            format!("{}?version={n}", page_url(base, &r.slug))
+        };
         let _ = write!(
             x,
             "<entry>\n<id>{url}</id>\n<title>{title}</title>\n<updated>{at}</updated>\n<published>{at}</published>\n\
@@ -557,17 +575,13 @@ pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow]) -> String {
              <content type=\"html\" xml:lang=\"{hl}\">{body}</content>\n</entry>\n",
             url = esc(&url),
             title = esc(&entry_title),
-            at = atom_time(from_micros(r.version.published_at)),
+            at = shell.atom_time(from_micros(r.version.published_at)),
             hl = esc(&text.locale),
             body = esc(&text.html),
         );
     }
     x.push_str("</feed>\n");
     x
-}
-
-fn atom_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
