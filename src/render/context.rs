@@ -7,7 +7,7 @@
 //!            first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at,
 //!            alert_count, facts_version,
 //!            facts { affected_subjects, affected_subjects_estimated, data_types, jurisdictions,
-//!                    critical_infrastructure, mitigation_effective, mitigation_justification,
+//!                    by_jurisdiction, critical_infrastructure, mitigation_effective, mitigation_justification,
 //!                    regulator_requires_notice, suspected_crime, economic_loss_cny, cause,
 //!                    impact, measures_taken, measures_planned, advice_to_subjects, remedies,
 //!                    contact }
@@ -215,6 +215,7 @@ mod tests {
             affected_subjects_estimated: Some(true),
             data_types: vec!["phone".parse().unwrap()],
             jurisdictions: vec!["CN".parse().unwrap()],
+            by_jurisdiction: [("CN".parse().unwrap(), Default::default())].into(),
             critical_infrastructure: Some(false),
             mitigation_effective: Some(false),
             mitigation_justification: Some("x".into()),

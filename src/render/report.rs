@@ -6,7 +6,7 @@
 //!
 //! | source | value |
 //! |---|---|
-//! | `facts.<fact>` | the fact; data types in words, counts with separators, yes/no |
+//! | `facts.<fact>` | the fact as the pack's jurisdiction sees it (its own `by_jurisdiction` count and data types); data types in words, counts with separators, yes/no |
 //! | `incident.<attr or clock>` | times in the pack's time zone; category and status in words |
 //! | `organisation.name\|contact\|operator_type` | `[organisation]` |
 //! | `assessment.grade\|grade_name\|why\|late_reason\|deadline` | the pack's assessment |
@@ -223,7 +223,8 @@ pub fn resolve(from: &str, src: &Sources<'_>, pack: &Pack) -> Option<String> {
     let inc = src.incident;
     let (source, name) = from.split_once('.').unwrap_or((from, ""));
     match source {
-        "facts" => fact(name, inc, zh),
+        // The jurisdiction's own figures where the facts give them (`by_jurisdiction`).
+        "facts" => fact(name, &inc.facts.for_jurisdiction(&pack.code), zh),
         "incident" => {
             let t = |x: Option<DateTime<Utc>>| x.map(|t| show_time(t, tz, loc));
             match name {
@@ -287,8 +288,7 @@ pub fn resolve(from: &str, src: &Sources<'_>, pack: &Pack) -> Option<String> {
     }
 }
 
-fn fact(name: &str, inc: &Incident, zh: bool) -> Option<String> {
-    let f = &inc.facts;
+fn fact(name: &str, f: &crate::domain::facts::Facts, zh: bool) -> Option<String> {
     match name {
         "affected_subjects" => f.affected_subjects.map(|n| {
             let mut s = separated(n);
@@ -737,7 +737,10 @@ pub fn draft(
     .map_err(DraftError::Lint)?;
     let mut header = header.clone();
     header.kind = Some(spec.kind);
-    let incident = serde_json::to_value(src.incident).unwrap_or(Value::Null);
+    // Templates see the facts as the report's jurisdiction does (its own count, data types).
+    let mut own = src.incident.clone();
+    own.facts = own.facts.for_jurisdiction(&pack.code);
+    let incident = serde_json::to_value(&own).unwrap_or(Value::Null);
     let data = json!({
         "org": super::context::org_value(src.org),
         "incident": super::context::normalise_incident(&incident),
