@@ -33,7 +33,7 @@ on_both_backends!(
     by_hand_needs_the_reference_and_past_the_deadline_the_reason,
     a_drill_report_never_reaches_the_regulator,
     the_cli_drafts_shows_submits_and_summarises,
-    each_jurisdiction_reports_its_own_people_and_unused_inputs_are_refused,
+    each_jurisdiction_reports_its_own_people_and_words_and_unused_inputs_are_refused,
 );
 
 fn root() -> PathBuf {
@@ -94,12 +94,42 @@ fn incident() -> Incident {
                 "EU": {"affected_subjects": 2_000},
             },
             "risk": "high",
-            "cause": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
-            "impact": "姓名、手机号码和电子邮箱地址可能被用于诈骗电话、短信或钓鱼邮件。",
-            "measures_taken": "已关闭公开访问、更换访问密钥、保全访问日志，并启动全量排查。",
-            "measures_planned": "全面排查存储权限配置，对备份文件加密并加强访问审计；请求协助追查下载来源。",
-            "advice_to_subjects": "警惕自称本公司工作人员的来电、短信和邮件，不向任何人提供验证码。",
-            "remedies": "免费提供12个月账户异常登录提醒服务。"
+            // Free text per locale: each report in its own language. Regulators read the
+            // internal version (here of the cause); the public version is for notices.
+            "title": {
+                "zh-CN": "会员数据库备份文件遭未授权访问",
+                "en": "Unauthorised access to a member-database backup file",
+            },
+            "cause": {
+                "internal": {
+                    "zh-CN": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
+                    "en": "A member-database backup file was made publicly readable by a storage permission misconfiguration and was downloaded from an external address.",
+                },
+                "public": {
+                    "zh-CN": "一份数据备份因配置错误可被公开访问。",
+                    "en": "A data backup was publicly accessible because of a configuration error.",
+                },
+            },
+            "impact": {
+                "zh-CN": "姓名、手机号码和电子邮箱地址可能被用于诈骗电话、短信或钓鱼邮件。",
+                "en": "Names, phone numbers and e-mail addresses may be used for fraud calls, text messages or phishing e-mails.",
+            },
+            "measures_taken": {
+                "zh-CN": "已关闭公开访问、更换访问密钥、保全访问日志，并启动全量排查。",
+                "en": "Public access was removed, access keys rotated, access logs preserved and a full review started.",
+            },
+            "measures_planned": {
+                "zh-CN": "全面排查存储权限配置，对备份文件加密并加强访问审计；请求协助追查下载来源。",
+                "en": "Review every storage permission, encrypt backup files and strengthen access auditing; assistance requested to trace the download.",
+            },
+            "advice_to_subjects": {
+                "zh-CN": "警惕自称本公司工作人员的来电、短信和邮件，不向任何人提供验证码。",
+                "en": "Beware of calls, text messages and e-mails claiming to be from us; never give anyone a verification code.",
+            },
+            "remedies": {
+                "zh-CN": "免费提供12个月账户异常登录提醒服务。",
+                "en": "12 months of free alerts of unusual log-ins to your account.",
+            }
         },
         "facts_version": 5,
         "first_seen_at": "2025-06-01T06:05:00Z",
@@ -1326,7 +1356,9 @@ async fn the_cli_drafts_shows_submits_and_summarises(backend: Backend) {
 /// 4,200 in Singapore. Each jurisdiction's grade, "why" and report carry its own count; the
 /// total is derived; a count above a given total and an input the report does not use are
 /// refused.
-async fn each_jurisdiction_reports_its_own_people_and_unused_inputs_are_refused(backend: Backend) {
+async fn each_jurisdiction_reports_its_own_people_and_words_and_unused_inputs_are_refused(
+    backend: Backend,
+) {
     let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
     else {
         return;
@@ -1411,8 +1443,59 @@ async fn each_jurisdiction_reports_its_own_people_and_unused_inputs_are_refused(
         why("CN")
     );
 
-    // An input the PDPC report does not take is refused, not ignored.
+    // The free text is Chinese only (a plain string: the default locale, zh-CN): the English
+    // PDPC report is refused, naming each fact and the language it needs — never the Chinese.
     let sg_inputs = json!({"how_aware": "DLP alert", "notification_plan": "SMS from tomorrow"});
+    let (s, v) = draft(
+        &app,
+        id,
+        json!({"obligation": "SG:pdpc_report", "inputs": sg_inputs}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let cause = v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["from"] == "facts.cause")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(cause["how"].as_str().unwrap().contains("in en"), "{v}");
+    // A locale the organisation does not write in is refused.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"cause": {"fr": "La base a été exportée"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`fr` is not a locale"),
+        "{v}"
+    );
+    // Per locale; the cause with an internal version (what regulators read) and a public one.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({
+                "title": {"zh-CN": "客户数据库被导出至未知主机", "en": "Customer database exported to an unknown host"},
+                "cause": {
+                    "internal": {
+                        "zh-CN": "服务账号 svc-backup 将 crm.customers 表导出至 198.51.100.7",
+                        "en": "The service account svc-backup exported the table crm.customers to 198.51.100.7",
+                    },
+                    "public": {"zh-CN": "客户数据库被导出", "en": "Our customer database was exported"},
+                },
+                "impact": {"zh-CN": "可能被用于诈骗", "en": "Phone numbers may be used for fraud calls"},
+                "measures_taken": {"zh-CN": "已阻断", "en": "The export host was blocked"},
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // An input the PDPC report does not take is refused, not ignored.
     let mut with_affected = sg_inputs.clone();
     with_affected["affected"] = json!("4200");
     let (s, v) = draft(
@@ -1447,6 +1530,15 @@ async fn each_jurisdiction_reports_its_own_people_and_unused_inputs_are_refused(
         !md.contains("2,304,200") && !md.contains("2,300,000"),
         "{md}"
     );
+    // English, the internal version.
+    assert!(
+        md.contains("The service account svc-backup exported"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("导出") && !md.contains("Our customer database"),
+        "{md}"
+    );
     let (s, cn) = draft(
         &app,
         id,
@@ -1458,4 +1550,11 @@ async fn each_jurisdiction_reports_its_own_people_and_unused_inputs_are_refused(
     let md = cn["markdown"].as_str().unwrap();
     assert!(md.contains("2,300,000"), "{md}");
     assert!(!md.contains("2,304,200"), "{md}");
+    // 事件名称 in Chinese, from the title fact, not the English alert title.
+    assert!(
+        md.contains("| 事件名称 | 客户数据库被导出至未知主机 |"),
+        "{md}"
+    );
+    assert!(!md.contains("| 事件名称 | Customer"), "{md}");
+    assert!(md.contains("服务账号 svc-backup"), "{md}");
 }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::duration::HumanDuration;
+pub use super::text::{Audience, Text};
 
 /// Kinds of personal data, as used by the jurisdiction rules (e.g. Singapore's significant-harm
 /// combinations). A closed list, so a typo is refused instead of silently weakening a rule.
@@ -166,6 +167,19 @@ pub const FACT_FIELDS: &[&str] = &[
     "risk_reason",
     "disproportionate_effort",
     "records_affected",
+    "title",
+    "cause",
+    "impact",
+    "measures_taken",
+    "measures_planned",
+    "advice_to_subjects",
+    "remedies",
+    "contact",
+];
+
+/// The free-text facts: a value per locale, internal and public ([`Text`]).
+pub const TEXT_FACTS: &[&str] = &[
+    "title",
     "cause",
     "impact",
     "measures_taken",
@@ -263,20 +277,26 @@ pub struct Facts {
     /// Approximate number of personal-data records concerned (GDPR art. 33(3)(a)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_affected: Option<u64>,
+    /// The incident's name in reports (事件名称 / incident name), per locale; without it
+    /// reports show the incident's `title`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
+    pub title: Option<Text>,
+    /// Free text (this and the facts below): a string (the organisation's default locale),
+    /// `{"<locale>": text}`, or `{"internal": …, "public": …}` — see [`super::text`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub impact: Option<String>,
+    pub cause: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measures_taken: Option<String>,
+    pub impact: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measures_planned: Option<String>,
+    pub measures_taken: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub advice_to_subjects: Option<String>,
+    pub measures_planned: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remedies: Option<String>,
+    pub advice_to_subjects: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<String>,
+    pub remedies: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Text>,
 }
 
 /// One jurisdiction's own figures (`by_jurisdiction.<code>`). A figure left out is the
@@ -500,6 +520,45 @@ impl Facts {
             .is_some_and(|j| j.affected_subjects.is_some())
     }
 
+    /// A free-text fact by its name in [`TEXT_FACTS`].
+    pub fn text(&self, name: &str) -> Option<&Text> {
+        match name {
+            "title" => self.title.as_ref(),
+            "cause" => self.cause.as_ref(),
+            "impact" => self.impact.as_ref(),
+            "measures_taken" => self.measures_taken.as_ref(),
+            "measures_planned" => self.measures_planned.as_ref(),
+            "advice_to_subjects" => self.advice_to_subjects.as_ref(),
+            "remedies" => self.remedies.as_ref(),
+            "contact" => self.contact.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The first text fact naming a locale outside `allowed` (the organisation's locales), as
+    /// an error naming the fact and the locale.
+    pub fn check_locales(
+        &self,
+        allowed: &[String],
+        default_locale: &str,
+    ) -> Result<(), FactsError> {
+        for name in TEXT_FACTS {
+            let Some(t) = self.text(name) else { continue };
+            for l in t.locales(default_locale) {
+                if !allowed.iter().any(|a| super::text::same_locale(a, &l)) {
+                    return Err(FactsError {
+                        path: (*name).into(),
+                        message: format!(
+                            "`{l}` is not a locale the organisation uses (its documents are written in {}): give the text in those",
+                            allowed.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A yes/no fact by its name in [`FLAG_FACTS`] (`notification_hold`: whether one is set).
     /// Unset reads as no.
     pub fn flag(&self, name: &str) -> bool {
@@ -681,7 +740,7 @@ mod tests {
         };
         assert!(f.absorb(&alert));
         assert_eq!(f.affected_subjects, Some(100));
-        assert_eq!(f.cause.as_deref(), Some("person"));
+        assert_eq!(f.cause, Some("person".into()));
         assert_eq!(f.data_types.len(), 1);
         assert!(!f.absorb(&alert));
     }

@@ -167,7 +167,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
 pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
     json!({
         "org": org_value(org),
-        "incident": normalise_incident(incident),
+        "incident": normalise_incident_in(incident, &org.default_locale),
         "recipient": sample_recipient(),
         "links": { "ack": null },
         "notice": notice_value(None),
@@ -176,8 +176,52 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
     })
 }
 
+/// Replace each free-text fact of a normalised incident (`incident.facts.cause`, …) by its text
+/// for `locale` and `audience` (`null` when there is none in that language: `{{required …}}`
+/// then refuses the document, naming the fact). See [`crate::domain::text`].
+pub fn localise_facts(
+    incident: &mut Value,
+    facts: &crate::domain::facts::Facts,
+    locale: &str,
+    audience: crate::domain::facts::Audience,
+    default_locale: &str,
+) {
+    let Some(out) = incident.get_mut("facts").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for k in crate::domain::facts::TEXT_FACTS {
+        let v = facts
+            .text(k)
+            .and_then(|t| t.get(locale, audience, default_locale))
+            .map_or(Value::Null, |s| Value::String(s.to_string()));
+        out.insert((*k).into(), v);
+    }
+}
+
+/// A free-text fact in the object form (`{"en": …}`, `{"internal": …}`) as one string for
+/// documents that are not localised per audience: the internal text in `locale`, else in any
+/// language.
+fn flatten_text(v: &Value, locale: &str) -> Value {
+    if !v.is_object() {
+        return v.clone();
+    }
+    crate::domain::facts::Text::from_value(v)
+        .ok()
+        .and_then(|t| {
+            t.get(locale, crate::domain::facts::Audience::Internal, locale)
+                .or_else(|| t.any())
+                .map(|s| Value::String(s.to_string()))
+        })
+        .unwrap_or(Value::Null)
+}
+
 /// Keep the documented keys, each present; facts padded with `null` / `[]`.
 pub(crate) fn normalise_incident(incident: &Value) -> Value {
+    normalise_incident_in(incident, "zh-CN")
+}
+
+/// [`normalise_incident`], free-text facts in the object form shown in `locale`.
+pub(crate) fn normalise_incident_in(incident: &Value, locale: &str) -> Value {
     let mut out = Map::new();
     for k in INCIDENT_KEYS {
         out.insert(
@@ -195,6 +239,11 @@ pub(crate) fn normalise_incident(incident: &Value) -> Value {
                 Value::Null
             }
         });
+        let v = if crate::domain::facts::TEXT_FACTS.contains(k) {
+            flatten_text(&v, locale)
+        } else {
+            v
+        };
         facts.insert((*k).into(), v);
     }
     out.insert("facts".into(), Value::Object(facts));
@@ -233,6 +282,7 @@ mod tests {
             risk_reason: Some("x".into()),
             disproportionate_effort: Some(false),
             records_affected: Some(1),
+            title: Some("x".into()),
             cause: Some("x".into()),
             impact: Some("x".into()),
             measures_taken: Some("x".into()),
