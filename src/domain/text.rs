@@ -157,6 +157,17 @@ impl Text {
         }
     }
 
+    /// The text of a public document (notice, announcement) in `locale`: the public version,
+    /// else the internal one. A plain string with no public version (the format before texts
+    /// had languages) is shown in every language, as it always was; give the fact per locale
+    /// to have each language's document carry its own text, and be refused without it.
+    pub fn for_public(&self, locale: &str, default_locale: &str) -> Option<&str> {
+        match (&self.internal, &self.public) {
+            (Versions::Plain(s), None) => non_blank(s),
+            _ => self.get(locale, Audience::Public, default_locale),
+        }
+    }
+
     /// Some text, in whatever language (whether the fact is known at all).
     pub fn any(&self) -> Option<&str> {
         self.internal
@@ -265,6 +276,75 @@ impl utoipa::PartialSchema for Text {
 
 impl utoipa::ToSchema for Text {}
 
+/// What in a text looks internal — IP addresses, host names, account names, table names — as
+/// `` `198.51.100.7` (an IP address) ``. Public text (notices, the announcement) should not
+/// carry these; the notice gate warns (see `crate::engine::notice_gate`). E-mail addresses and
+/// web links (a contact, the organisation's site) are public by nature and not reported.
+pub fn looks_internal(text: &str) -> Vec<String> {
+    const TLDS: &[&str] = &[
+        "com", "net", "org", "cn", "sg", "io", "local", "internal", "corp", "lan", "intra",
+        "cloud", "int", "priv", "home",
+    ];
+    let mut out = Vec::new();
+    let keep = |c: char| c.is_ascii_alphanumeric() || "._-:@/".contains(c);
+    for raw in text.split(|c: char| !keep(c)) {
+        let t = raw.trim_matches(|c: char| ".:-/".contains(c));
+        if t.is_empty() || t.contains('@') || t.contains("://") {
+            continue;
+        }
+        let lower = t.to_ascii_lowercase();
+        let labels: Vec<&str> = lower.split('.').collect();
+        let ipv4 = labels.len() == 4
+            && labels
+                .iter()
+                .all(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
+        let ipv6 = lower.matches(':').count() >= 2
+            && lower
+                .split(':')
+                .all(|g| g.len() <= 4 && g.bytes().all(|b| b.is_ascii_hexdigit()));
+        let kind = if ipv4 || ipv6 {
+            Some("an IP address")
+        } else if labels.len() >= 2
+            && labels
+                .iter()
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && labels
+                .last()
+                .is_some_and(|l| l.bytes().all(|b| b.is_ascii_alphabetic()))
+            && (labels.len() >= 3 || TLDS.contains(labels.last().unwrap_or(&"")))
+        {
+            Some("a host name")
+        } else if labels.len() == 2
+            && labels.iter().all(|l| {
+                l.len() >= 2
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !l.as_bytes()[0].is_ascii_digit()
+            })
+            && t == lower
+        {
+            Some("a table name")
+        } else if !lower.contains('.')
+            && (["svc-", "svc_", "srv-", "srv_", "sa-", "sa_"]
+                .iter()
+                .any(|p| lower.starts_with(p) && lower.len() > p.len())
+                || ["-svc", "_svc", "-bot", "_bot", "-sa", "_sa"]
+                    .iter()
+                    .any(|p| lower.ends_with(p) && lower.len() > p.len()))
+        {
+            Some("an account name")
+        } else {
+            None
+        };
+        if let Some(k) = kind {
+            let item = format!("`{t}` ({k})");
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -306,6 +386,30 @@ mod tests {
         // Without a public version the public read the internal one.
         let t = text(json!({"zh-CN": "甲", "en": "A"}));
         assert_eq!(t.get("en", Audience::Public, "zh-CN"), Some("A"));
+    }
+
+    #[test]
+    fn internal_detail_is_recognised_and_public_detail_is_not() {
+        let found = looks_internal(
+            "服务账号svc-backup将crm.customers表导出至198.51.100.7（db01.prod.example.com，fe80::1:2:3）",
+        );
+        assert_eq!(
+            found,
+            [
+                "`svc-backup` (an account name)",
+                "`crm.customers` (a table name)",
+                "`198.51.100.7` (an IP address)",
+                "`db01.prod.example.com` (a host name)",
+                "`fe80::1:2:3` (an IP address)",
+            ]
+        );
+        for fine in [
+            "Write to privacy@example.com or see https://www.example.com/help.",
+            "We closed public access, e.g. the bucket, on 1.5 days' notice; 2,300,000 people.",
+            "客户数据库被导出。",
+        ] {
+            assert_eq!(looks_internal(fine), Vec::<String>::new(), "{fine}");
+        }
     }
 
     #[test]

@@ -192,7 +192,10 @@ pub fn localise_facts(
     for k in crate::domain::facts::TEXT_FACTS {
         let v = facts
             .text(k)
-            .and_then(|t| t.get(locale, audience, default_locale))
+            .and_then(|t| match audience {
+                crate::domain::facts::Audience::Public => t.for_public(locale, default_locale),
+                crate::domain::facts::Audience::Internal => t.get(locale, audience, default_locale),
+            })
             .map_or(Value::Null, |s| Value::String(s.to_string()));
         out.insert((*k).into(), v);
     }
@@ -213,6 +216,25 @@ fn flatten_text(v: &Value, locale: &str) -> Value {
                 .map(|s| Value::String(s.to_string()))
         })
         .unwrap_or(Value::Null)
+}
+
+/// [`incident_context`] for a public document (notice, announcement) in `locale`: free text is
+/// the public version in that language ([`localise_facts`]).
+pub fn public_context(incident: &Value, org: &OrganisationConfig, locale: &str) -> Value {
+    let mut data = incident_context(incident, org);
+    let facts: crate::domain::facts::Facts = incident
+        .get("facts")
+        .cloned()
+        .and_then(|f| serde_json::from_value(f).ok())
+        .unwrap_or_default();
+    localise_facts(
+        &mut data["incident"],
+        &facts,
+        locale,
+        crate::domain::facts::Audience::Public,
+        &org.default_locale,
+    );
+    data
 }
 
 /// Keep the documented keys, each present; facts padded with `null` / `[]`.
