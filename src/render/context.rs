@@ -8,9 +8,13 @@
 //!            alert_count, facts_version,
 //!            facts { affected_subjects, affected_subjects_estimated, data_types, jurisdictions,
 //!                    by_jurisdiction, critical_infrastructure, mitigation_effective, mitigation_justification,
-//!                    regulator_requires_notice, suspected_crime, economic_loss_cny, cause,
-//!                    impact, measures_taken, measures_planned, advice_to_subjects, remedies,
-//!                    contact }
+//!                    regulator_requires_notice, suspected_crime, economic_loss_cny, title,
+//!                    cause, impact, measures_taken, measures_planned, advice_to_subjects,
+//!                    remedies, contact }
+//!            free text is one string: for notices and the announcement the public version in
+//!            their language, for regulator reports the internal one in the pack's language
+//!            (`null` when there is none in that language), elsewhere the internal text in
+//!            the default locale (see crate::domain::text)
 //! recipient  name, phone, email, site_user_id, locale
 //! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
 //! notice     url: where the full notice to individuals can be read (null elsewhere)
