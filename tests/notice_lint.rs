@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, DEPTS, RESPONDER, TestApp};
+use common::{ADMIN, Backend, DEPTS, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,6 +18,8 @@ const LEGAL: &str = "test-legal-approver-token";
 on_both_backends!(
     the_notice_approval_lists_missing_facts_until_they_are_filled,
     rejecting_and_the_exemption_need_no_notice_content,
+    public_text_that_looks_internal_needs_legal_and_a_reason,
+    each_public_document_uses_the_public_text_in_its_language,
 );
 
 fn config(sink: &Sink) -> String {
@@ -219,5 +221,169 @@ async fn rejecting_and_the_exemption_need_no_notice_content(backend: Backend) {
     let (s, v) = post(&app, &approve, LEGAL, json!({})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "approved");
+    app.stop().await;
+}
+
+/// Every element of the notice, in both languages; `cause` as given.
+fn notice_facts(cause: Value) -> Value {
+    json!({
+        "data_types": ["phone", "id_number"],
+        "cause": cause,
+        "impact": {"zh-CN": "手机号码可能被用于诈骗电话", "en": "Phone numbers may be used for fraud calls"},
+        "measures_taken": {"zh-CN": "已阻断导出主机", "en": "The export host was blocked"},
+        "advice_to_subjects": {"zh-CN": "警惕自称本公司的来电", "en": "Beware of calls claiming to be from us"},
+        "remedies": {"zh-CN": "一年免费登录提醒", "en": "A year of free login alerts"},
+    })
+}
+
+const INTERNAL_ZH: &str = "服务账号 svc-backup 将 crm.customers 表导出至 198.51.100.7";
+const INTERNAL_EN: &str =
+    "The service account svc-backup exported the table crm.customers to 198.51.100.7";
+
+/// The DLP scenario's cause, written for the security team: the notice gate warns that the
+/// public would read an IP address, an account and a table; only Legal may approve anyway,
+/// with a reason, which is recorded. With a public version there is nothing to warn about.
+async fn public_text_that_looks_internal_needs_legal_and_a_reason(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink)).await else {
+        return;
+    };
+    let (id, gate) = notice_ready(&app).await;
+    set_facts(
+        &app,
+        id,
+        notice_facts(json!({"zh-CN": INTERNAL_ZH, "en": INTERNAL_EN})),
+    )
+    .await;
+    let approve = format!("/api/v1/approvals/{gate}/approve");
+    let (s, v) = post(&app, &approve, LEGAL, json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    for needle in [
+        "cause (en)",
+        "cause (zh-CN)",
+        "`198.51.100.7` (an IP address)",
+        "`svc-backup` (an account name)",
+        "`crm.customers` (a table name)",
+        "Legal may approve anyway with a reason",
+    ] {
+        assert!(detail.contains(needle), "{needle}: {v}");
+    }
+    assert_eq!(decisions(&app, id).await, 0);
+    // Legal overrides with a reason: approved, and the warning and the reason are on record.
+    let (s, v) = post(
+        &app,
+        &approve,
+        LEGAL,
+        json!({"reason": "the customers asked for the technical detail"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved", "{v}");
+    let (_, tl) = app
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
+    let o = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "notice.lint_overridden")
+        .unwrap_or_else(|| panic!("{tl:#}"));
+    assert_eq!(
+        o["data"]["reason"],
+        "the customers asked for the technical detail"
+    );
+    assert!(
+        o["data"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.100.7")
+    );
+
+    // With a public version, the same internal detail stays internal: approved as it is.
+    let (id, gate) = notice_ready(&app).await;
+    set_facts(
+        &app,
+        id,
+        notice_facts(json!({
+            "internal": {"zh-CN": INTERNAL_ZH, "en": INTERNAL_EN},
+            "public": {"zh-CN": "客户数据库被导出", "en": "Our customer database was exported"},
+        })),
+    )
+    .await;
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/approvals/{gate}/approve"),
+        LEGAL,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.stop().await;
+}
+
+/// The announcement in each language carries that language's public text; a language without
+/// text is refused, naming the fact and the language.
+async fn each_public_document_uses_the_public_text_in_its_language(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink)).await else {
+        return;
+    };
+    let (id, _) = notice_ready(&app).await;
+    set_facts(
+        &app,
+        id,
+        notice_facts(
+            json!({"internal": {"zh-CN": INTERNAL_ZH}, "public": {"zh-CN": "客户数据库被导出"}}),
+        ),
+    )
+    .await;
+    let path = format!("/api/v1/incidents/{id}/announcement");
+    let (s, v) = post(&app, &path, RESPONDER, json!({"reason": "public interest"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("cause (en)"), "{v}");
+    set_facts(
+        &app,
+        id,
+        json!({"cause": {
+            "internal": {"zh-CN": INTERNAL_ZH, "en": INTERNAL_EN},
+            "public": {"zh-CN": "客户数据库被导出", "en": "Our customer database was exported"},
+        }}),
+    )
+    .await;
+    let (s, v) = post(&app, &path, RESPONDER, json!({"reason": "public interest"})).await;
+    assert!(s.is_success(), "{v}");
+    // Nothing is public before its approval (the admin token acts for every approver).
+    let task = v["approval_task"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no approval task: {v}"));
+    let (s, t) = post(
+        &app,
+        &format!("/api/v1/approvals/{task}/approve"),
+        ADMIN,
+        json!({}),
+    )
+    .await;
+    assert!(s.is_success(), "{t}");
+    let slug = v["slug"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .to_string();
+    for (lang, want) in [
+        ("en", "Our customer database was exported"),
+        ("zh-CN", "客户数据库被导出"),
+    ] {
+        let res = app
+            .http
+            .get(app.url(&format!("/announcements/{slug}?lang={lang}")))
+            .send()
+            .await
+            .unwrap();
+        let html = res.text().await.unwrap();
+        assert!(html.contains(want), "{lang}: {html}");
+        for internal in ["svc-backup", "crm.customers", "198.51.100.7"] {
+            assert!(!html.contains(internal), "{lang}: {internal}: {html}");
+        }
+    }
     app.stop().await;
 }

@@ -1535,6 +1535,116 @@ fn the_facts_jurisdictions_win_over_the_organisations() {
     assert_eq!(a.without_pack, ["US".parse::<Jurisdiction>().unwrap()]);
 }
 
+/// The DLP scenario of issue #16: ~2.3 million people in China and a few thousand in Singapore.
+/// Each jurisdiction is graded on its own people, and its "why" says so.
+#[test]
+fn each_jurisdiction_is_graded_on_its_own_people() {
+    let packs = shipped();
+    let inc = incident(
+        "pi_leak",
+        &json!({
+            "data_types": ["phone", "id_number"],
+            "by_jurisdiction": {
+                "CN": { "affected_subjects": 2_300_000 },
+                "SG": { "affected_subjects": 420, "data_types": ["phone"] },
+            },
+        }),
+        &[("assessed_notifiable_at", ASSESSED)],
+    );
+    // The total is derived and the jurisdictions follow.
+    assert_eq!(inc.facts.affected_subjects, Some(2_300_420));
+    let org = ["CN".parse::<Jurisdiction>().unwrap()];
+    let assess = |inc: &Incident, submitted: &[Submitted]| {
+        packs.assess(&Case {
+            incident: inc,
+            operator_type: Other,
+            organisation_jurisdictions: &org,
+            submitted,
+            started: &EMPTY,
+            now: t(NOW),
+        })
+    };
+    let a = assess(&inc, &[]);
+    let cn = &a.jurisdictions[0];
+    assert_eq!(cn.jurisdiction.as_str(), "CN");
+    assert_eq!(grade_line(cn), "III/pi_1m");
+    assert!(
+        cn.grade
+            .why
+            .contains("affected_subjects in CN 2,300,000 ≥ 1,000,000"),
+        "{}",
+        cn.grade.why
+    );
+    // 420 Singaporeans with only phone numbers: below the scale threshold, and phone alone is
+    // no significant-harm combination — not notifiable in SG, whatever the Chinese count.
+    let sg = &a.jurisdictions[1];
+    assert_eq!(sg.jurisdiction.as_str(), "SG");
+    assert_ne!(
+        grade_line(sg),
+        "notifiable_scale/scale_500",
+        "{:#?}",
+        sg.grade
+    );
+    assert!(!sg.grade.why.contains("2,300"), "{}", sg.grade.why);
+    // A few thousand: notifiable by scale, on Singapore's count.
+    let more = Incident {
+        facts: inc
+            .facts
+            .apply_patch(&json!({"by_jurisdiction": {"SG": {"affected_subjects": 4200}}}))
+            .unwrap(),
+        ..inc.clone()
+    };
+    assert_eq!(more.facts.affected_subjects, Some(2_304_200));
+    let a = assess(&more, &[]);
+    let sg = &a.jurisdictions[1];
+    assert_eq!(grade_line(sg), "notifiable_scale/scale_500");
+    assert!(
+        sg.grade.why.contains("affected_subjects in SG 4,200 ≥ 500"),
+        "{}",
+        sg.grade.why
+    );
+    // After the PDPC report, a change of the Chinese count is no material change for SG.
+    let reported = Submitted {
+        jurisdiction: "SG".parse().unwrap(),
+        obligation: "pdpc_report".into(),
+        at: t("2026-03-03T02:00:00Z"),
+        facts: more.facts.clone(),
+    };
+    let cn_grew = Incident {
+        facts: more
+            .facts
+            .apply_patch(&json!({"by_jurisdiction": {"CN": {"affected_subjects": 2_400_000}}}))
+            .unwrap(),
+        ..more.clone()
+    };
+    let a = assess(&cn_grew, std::slice::from_ref(&reported));
+    assert!(
+        !a.obligations().any(|o| o.key.starts_with("SG:pdpc_update")),
+        "{:#?}",
+        a.obligations().map(|o| &o.key).collect::<Vec<_>>()
+    );
+    let sg_grew = Incident {
+        facts: more
+            .facts
+            .apply_patch(&json!({"by_jurisdiction": {"SG": {"affected_subjects": 5000}}}))
+            .unwrap(),
+        ..more.clone()
+    };
+    let a = assess(&sg_grew, std::slice::from_ref(&reported));
+    let update = a
+        .obligations()
+        .find(|o| o.key.starts_with("SG:pdpc_update"))
+        .unwrap_or_else(|| panic!("{:#?}", a.obligations().map(|o| &o.key).collect::<Vec<_>>()));
+    assert!(
+        update
+            .why
+            .iter()
+            .any(|w| w.contains("affected_subjects: 4200 → 5000")),
+        "{:?}",
+        update.why
+    );
+}
+
 // ---------------------------------------------------------------- a lawyer changes a number
 
 /// Copies the shipped packs into a temporary folder with `edits` applied to `file`: each `from`

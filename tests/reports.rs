@@ -37,6 +37,7 @@ on_both_backends!(
     closing_is_refused_with_open_work_unless_forced_with_a_reason,
     a_report_is_met_when_its_channel_accepts_it_and_open_again_when_it_dies,
     the_shipped_regulators_take_the_pipl_authority_report_by_email,
+    each_jurisdiction_reports_its_own_people_and_words_and_unused_inputs_are_refused,
 );
 
 fn root() -> PathBuf {
@@ -90,13 +91,49 @@ fn incident() -> Incident {
             "records_affected": 1_310_412,
             "data_types": ["name", "phone", "email"],
             "jurisdictions": ["CN", "SG", "EU"],
+            // Each regulator's report carries its own jurisdiction's figures.
+            "by_jurisdiction": {
+                "CN": {"affected_subjects": 1_243_800},
+                "SG": {"affected_subjects": 4_200, "affected_subjects_estimated": false, "data_types": ["name", "phone"]},
+                "EU": {"affected_subjects": 2_000},
+            },
             "risk": "high",
-            "cause": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
-            "impact": "姓名、手机号码和电子邮箱地址可能被用于诈骗电话、短信或钓鱼邮件。",
-            "measures_taken": "已关闭公开访问、更换访问密钥、保全访问日志，并启动全量排查。",
-            "measures_planned": "全面排查存储权限配置，对备份文件加密并加强访问审计；请求协助追查下载来源。",
-            "advice_to_subjects": "警惕自称本公司工作人员的来电、短信和邮件，不向任何人提供验证码。",
-            "remedies": "免费提供12个月账户异常登录提醒服务。"
+            // Free text per locale: each report in its own language. Regulators read the
+            // internal version (here of the cause); the public version is for notices.
+            "title": {
+                "zh-CN": "会员数据库备份文件遭未授权访问",
+                "en": "Unauthorised access to a member-database backup file",
+            },
+            "cause": {
+                "internal": {
+                    "zh-CN": "一份会员数据库备份文件因存储权限配置错误被设置为公开访问，期间被外部地址下载。",
+                    "en": "A member-database backup file was made publicly readable by a storage permission misconfiguration and was downloaded from an external address.",
+                },
+                "public": {
+                    "zh-CN": "一份数据备份因配置错误可被公开访问。",
+                    "en": "A data backup was publicly accessible because of a configuration error.",
+                },
+            },
+            "impact": {
+                "zh-CN": "姓名、手机号码和电子邮箱地址可能被用于诈骗电话、短信或钓鱼邮件。",
+                "en": "Names, phone numbers and e-mail addresses may be used for fraud calls, text messages or phishing e-mails.",
+            },
+            "measures_taken": {
+                "zh-CN": "已关闭公开访问、更换访问密钥、保全访问日志，并启动全量排查。",
+                "en": "Public access was removed, access keys rotated, access logs preserved and a full review started.",
+            },
+            "measures_planned": {
+                "zh-CN": "全面排查存储权限配置，对备份文件加密并加强访问审计；请求协助追查下载来源。",
+                "en": "Review every storage permission, encrypt backup files and strengthen access auditing; assistance requested to trace the download.",
+            },
+            "advice_to_subjects": {
+                "zh-CN": "警惕自称本公司工作人员的来电、短信和邮件，不向任何人提供验证码。",
+                "en": "Beware of calls, text messages and e-mails claiming to be from us; never give anyone a verification code.",
+            },
+            "remedies": {
+                "zh-CN": "免费提供12个月账户异常登录提醒服务。",
+                "en": "12 months of free alerts of unusual log-ins to your account.",
+            }
         },
         "facts_version": 5,
         "first_seen_at": "2025-06-01T06:05:00Z",
@@ -271,7 +308,8 @@ fn golden_cn_initial_zh() {
     assert_eq!(d.locale, "zh-CN");
     assert!(d.to_follow.is_empty());
     // Numbers with separators, data types in words, times in the pack's zone (+08:00).
-    assert!(d.markdown.contains("1,250,000（估计）"), "{}", d.markdown);
+    assert!(d.markdown.contains("1,243,800（估计）"), "{}", d.markdown);
+    assert!(!d.markdown.contains("1,250,000（估计）"), "{}", d.markdown);
     assert!(d.markdown.contains("姓名、手机号码、电子邮箱地址"));
     assert!(d.markdown.contains("2025年06月01日 14:05（UTC+08:00）"));
     golden("cn_initial.zh-CN", &d);
@@ -343,8 +381,18 @@ fn golden_sg_pdpc_en() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.locale, "en");
-    assert!(d.markdown.contains("1,250,000 (estimated)"));
-    assert!(d.markdown.contains("name, phone number, e-mail address"));
+    // Singapore's own count (exact) and data types, not the whole incident's.
+    assert!(d.markdown.contains("\n4,200\n"), "{}", d.markdown);
+    assert!(
+        !d.markdown.contains("1,250,000 (estimated)"),
+        "{}",
+        d.markdown
+    );
+    assert!(
+        d.markdown.contains("name, phone number\n"),
+        "{}",
+        d.markdown
+    );
     // The chronological account, as a list, in Singapore time.
     assert!(
         d.markdown
@@ -371,6 +419,7 @@ fn golden_eu_sa_en() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(d.markdown.contains("1,310,412"));
+    assert!(d.markdown.contains("2,000 (estimated)"), "{}", d.markdown);
     assert!(d.markdown.contains("2025-06-01 07:30 (UTC+01:00)"));
     golden("eu_sa.en", &d);
 }
@@ -1771,4 +1820,211 @@ fn every_report_the_shipped_packs_can_owe_has_a_way_to_submit() {
             );
         }
     }
+}
+
+/// The DLP scenario of issue #16: phone and ID-card numbers of 2.3 million people in China and
+/// 4,200 in Singapore. Each jurisdiction's grade, "why" and report carry its own count; the
+/// total is derived; a count above a given total and an input the report does not use are
+/// refused.
+async fn each_jurisdiction_reports_its_own_people_and_words_and_unused_inputs_are_refused(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, &daemon_config(&Sink::start().await, "")).await
+    else {
+        return;
+    };
+    let at = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 600, 0).unwrap();
+    let inc = app
+        .declare(&json!({
+            "title": "Customer DB exported to unknown host", "category": "pi_leak",
+            "discovered_at": at, "aware_at": at,
+            "facts": {
+                "data_types": ["phone", "id_number"],
+                "by_jurisdiction": {
+                    "CN": {"affected_subjects": 2_300_000},
+                    "SG": {"affected_subjects": 4200},
+                },
+                "cause": "数据库导出", "impact": "可能被用于诈骗", "measures_taken": "已阻断",
+                "measures_planned": "全面排查", "advice_to_subjects": "警惕诈骗电话",
+            },
+        }))
+        .await;
+    let id = inc["id"].as_i64().unwrap();
+    assert_eq!(inc["facts"]["affected_subjects"], 2_304_200, "{inc:#}");
+    assert_eq!(
+        inc["facts"]["jurisdictions"],
+        json!(["CN", "SG"]),
+        "{inc:#}"
+    );
+
+    // A jurisdiction's count above a total a person gives: refused, naming the path.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"affected_subjects": 100_000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("by_jurisdiction.CN.affected_subjects") && detail.contains("2300000"),
+        "{v}"
+    );
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"by_jurisdiction": {"SG": {"affected_subjects": 4200, "people": 3}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `people`"),
+        "{v}"
+    );
+
+    // Each grade on its own count.
+    let (s, o) = app
+        .get(&format!("/api/v1/incidents/{id}/obligations"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let why = |code: &str| {
+        o["grades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["jurisdiction"] == code)
+            .unwrap_or_else(|| panic!("no {code} grade: {o:#}"))["why"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        why("SG").contains("affected_subjects in SG 4,200 ≥ 500"),
+        "{}",
+        why("SG")
+    );
+    assert!(!why("SG").contains("2,30"), "{}", why("SG"));
+    assert!(
+        why("CN").contains("affected_subjects in CN 2,300,000 ≥ 1,000,000"),
+        "{}",
+        why("CN")
+    );
+
+    // The free text is Chinese only (a plain string: the default locale, zh-CN): the English
+    // PDPC report is refused, naming each fact and the language it needs — never the Chinese.
+    let sg_inputs = json!({"how_aware": "DLP alert", "notification_plan": "SMS from tomorrow"});
+    let (s, v) = draft(
+        &app,
+        id,
+        json!({"obligation": "SG:pdpc_report", "inputs": sg_inputs}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let cause = v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["from"] == "facts.cause")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(cause["how"].as_str().unwrap().contains("in en"), "{v}");
+    // A locale the organisation does not write in is refused.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"cause": {"fr": "La base a été exportée"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`fr` is not a locale"),
+        "{v}"
+    );
+    // Per locale; the cause with an internal version (what regulators read) and a public one.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({
+                "title": {"zh-CN": "客户数据库被导出至未知主机", "en": "Customer database exported to an unknown host"},
+                "cause": {
+                    "internal": {
+                        "zh-CN": "服务账号 svc-backup 将 crm.customers 表导出至 198.51.100.7",
+                        "en": "The service account svc-backup exported the table crm.customers to 198.51.100.7",
+                    },
+                    "public": {"zh-CN": "客户数据库被导出", "en": "Our customer database was exported"},
+                },
+                "impact": {"zh-CN": "可能被用于诈骗", "en": "Phone numbers may be used for fraud calls"},
+                "measures_taken": {"zh-CN": "已阻断", "en": "The export host was blocked"},
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // An input the PDPC report does not take is refused, not ignored.
+    let mut with_affected = sg_inputs.clone();
+    with_affected["affected"] = json!("4200");
+    let (s, v) = draft(
+        &app,
+        id,
+        json!({"obligation": "SG:pdpc_report", "inputs": with_affected}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`affected`") && detail.contains("how_aware, notification_plan"),
+        "{v}"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{id}/reports")).await.1,
+        json!([])
+    );
+
+    // Each report carries its own jurisdiction's count, never the whole incident's.
+    let (s, sg) = draft(
+        &app,
+        id,
+        json!({"obligation": "SG:pdpc_report", "inputs": sg_inputs}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{sg}");
+    let (_, sg) = app.get(&format!("/api/v1/reports/{}", sg["id"])).await;
+    let md = sg["markdown"].as_str().unwrap();
+    assert!(md.contains("4,200"), "{md}");
+    assert!(
+        !md.contains("2,304,200") && !md.contains("2,300,000"),
+        "{md}"
+    );
+    // English, the internal version.
+    assert!(
+        md.contains("The service account svc-backup exported"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("导出") && !md.contains("Our customer database"),
+        "{md}"
+    );
+    let (s, cn) = draft(
+        &app,
+        id,
+        json!({"obligation": "CN:cac_report_other", "inputs": serde_json::from_str::<Value>(INPUTS).unwrap()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cn}");
+    let (_, cn) = app.get(&format!("/api/v1/reports/{}", cn["id"])).await;
+    let md = cn["markdown"].as_str().unwrap();
+    assert!(md.contains("2,300,000"), "{md}");
+    assert!(!md.contains("2,304,200"), "{md}");
+    // 事件名称 in Chinese, from the title fact, not the English alert title.
+    assert!(
+        md.contains("| 事件名称 | 客户数据库被导出至未知主机 |"),
+        "{md}"
+    );
+    assert!(!md.contains("| 事件名称 | Customer"), "{md}");
+    assert!(md.contains("服务账号 svc-backup"), "{md}");
 }

@@ -27,6 +27,7 @@ on_both_backends!(
     a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone,
     follow_up_campaigns_reach_the_unreached_and_never_repeat_words,
     notice_to_individuals_is_met_when_everyone_reachable_is_told,
+    a_jurisdiction_column_sets_each_jurisdictions_count,
 );
 
 fn sha(t: &str) -> String {
@@ -1370,5 +1371,68 @@ async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: B
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["status"], "met");
+    app.stop().await;
+}
+
+/// A list that says where each person is affected: the incident's per-jurisdiction counts and
+/// its total follow the list (never lowered); a bad jurisdiction rejects its row.
+async fn a_jurisdiction_column_sets_each_jurisdictions_count(backend: Backend) {
+    let sink = Sink::start().await;
+    let Some(app) = TestApp::spawn_with(backend, &config(&sink, "")).await else {
+        return;
+    };
+    let id = declare_pi(&app).await;
+    let csv = "subject_id,phone,jurisdiction\n\
+               c1,+8613800000001,CN\n\
+               c2,+8613800000002,cn\n\
+               c3,+8613800000003,CN\n\
+               s1,+6581234567,SG\n\
+               x1,+8613800000005,\n\
+               b1,+8613800000006,China\n";
+    let (s, r) = upload(&app, id, "text/csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::OK, "{r:#}");
+    assert_eq!(r["accepted"], 5, "{r:#}");
+    assert!(
+        problem(&r, 7)["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("jurisdiction:"),
+        "{r:#}"
+    );
+    let (_, inc) = app.get(&format!("/api/v1/incidents/{id}")).await;
+    let f = &inc["facts"];
+    assert_eq!(f["by_jurisdiction"]["CN"]["affected_subjects"], 3, "{f:#}");
+    assert_eq!(f["by_jurisdiction"]["SG"]["affected_subjects"], 1, "{f:#}");
+    // The total is every subject held, including the one without a jurisdiction.
+    assert_eq!(f["affected_subjects"], 5, "{f:#}");
+    assert_eq!(f["jurisdictions"], json!(["CN", "SG"]), "{f:#}");
+
+    // A larger estimate a person gave for SG is kept; a second list raises CN.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/incidents/{id}/facts"),
+            &json!({"by_jurisdiction": {"SG": {"affected_subjects": 4200}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["facts"]["affected_subjects"], 4204, "{v:#}");
+    let (s, r) = upload(
+        &app,
+        id,
+        "application/x-ndjson",
+        b"{\"subject_id\": \"c4\", \"phone\": \"+8613800000007\", \"jurisdiction\": \"CN\"}\n\
+          {\"subject_id\": \"s2\", \"phone\": \"+6581234568\", \"jurisdiction\": \"SG\"}\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r:#}");
+    let (_, inc) = app.get(&format!("/api/v1/incidents/{id}")).await;
+    let f = &inc["facts"];
+    assert_eq!(f["by_jurisdiction"]["CN"]["affected_subjects"], 4, "{f:#}");
+    assert_eq!(
+        f["by_jurisdiction"]["SG"]["affected_subjects"], 4200,
+        "{f:#}"
+    );
+    assert_eq!(f["affected_subjects"], 4205, "{f:#}");
     app.stop().await;
 }

@@ -53,7 +53,11 @@ pub async fn declare(
     Json(d): Json<Declaration>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<Incident>), ApiError> {
     caller.require(WRITE)?;
-    let rules = state.live().rules.clone();
+    let live = state.live();
+    d.facts
+        .check_locales(&live.fact_locales(), &live.organisation.default_locale)
+        .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
+    let rules = live.rules.clone();
     let inc = state.engine.declare(d, &rules, &caller.actor()).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{}", inc.id)) {
@@ -202,6 +206,26 @@ pub async fn update(
 
 /// Update facts with a JSON merge patch (RFC 7396): given fields replace, `null` clears.
 ///
+/// Free text given in a locale the organisation does not write documents in is refused.
+fn text_locales(patch: &serde_json::Value, live: &crate::api::Live) -> Result<(), ApiError> {
+    let Some(obj) = patch.as_object() else {
+        return Ok(());
+    };
+    let text: serde_json::Map<String, serde_json::Value> = obj
+        .iter()
+        .filter(|(k, v)| crate::domain::facts::TEXT_FACTS.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Malformed text is refused by the update itself, with its path.
+    if let Ok(f) =
+        crate::domain::facts::Facts::default().apply_patch(&serde_json::Value::Object(text))
+    {
+        f.check_locales(&live.fact_locales(), &live.organisation.default_locale)
+            .map_err(|e| EngineError::invalid(&e.path, e.message))?;
+    }
+    Ok(())
+}
+
 /// Facts are versioned; a change may raise (never lower) the classification.
 #[utoipa::path(
     patch,
@@ -219,6 +243,7 @@ pub async fn update_facts(
 ) -> Result<axum::Json<Incident>, ApiError> {
     caller.require(WRITE)?;
     let patch: serde_json::Value = crate::ingest::from_json(&body)?;
+    text_locales(&patch, &state.live())?;
     let rules = state.live().rules.clone();
     Ok(axum::Json(
         state

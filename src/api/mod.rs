@@ -78,6 +78,31 @@ pub struct Live {
 }
 
 impl Live {
+    /// The locales the organisation writes documents in — its default locale, and those of
+    /// its notice, announcement and regulator templates and jurisdiction packs: free-text facts
+    /// may be given in these.
+    pub fn fact_locales(&self) -> Vec<String> {
+        let mut out = vec![self.organisation.default_locale.clone()];
+        for name in self.templates.names() {
+            if ["notice/", "announcement/", "regulator/"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                out.extend(self.templates.locales(name).iter().map(|l| l.to_string()));
+            }
+        }
+        out.extend(self.packs.all().iter().map(|p| p.locale.clone()));
+        let mut seen: Vec<String> = Vec::new();
+        out.retain(|l| {
+            let new = !seen.iter().any(|s| crate::domain::text::same_locale(s, l));
+            if new {
+                seen.push(l.clone());
+            }
+            new
+        });
+        out
+    }
+
     pub fn department_ids(&self) -> Vec<String> {
         self.departments.iter().map(|d| d.id.clone()).collect()
     }

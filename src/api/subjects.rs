@@ -21,7 +21,7 @@ use crate::store::SubjectView;
 use crate::subjects::parse::Format;
 
 /// Import affected people: CSV (`Content-Type: text/csv`, header row
-/// `subject_id,name,phone,email,site_user_id,locale,channels`) or NDJSON
+/// `subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction`) or NDJSON
 /// (`application/x-ndjson`, one object per line), streamed. Good rows are kept, bad ones are
 /// listed with their line and reason; a subject already present is updated.
 #[utoipa::path(

@@ -27,7 +27,7 @@ Examples:
   incidentd subjects keygen --id 2026              a new contact-encryption key for [subjects] key
 
 A CSV list starts with a header naming its columns, from:
-  subject_id,name,phone,email,site_user_id,locale,channels
+  subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction
 NDJSON has one object per line with the same fields. phone is E.164 (+8613800000000);
 channels is inbox;sms;voice;email (default: every channel the row has a contact for).
 Files must be UTF-8 (export GBK spreadsheets as UTF-8 first). Bad rows are reported with

@@ -3,12 +3,14 @@
 //! Facts are versioned (every change is an audit event) and drive classification now and
 //! regulatory grading later. The JSON shape is our own format: unknown fields are refused.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::duration::HumanDuration;
+pub use super::text::{Audience, Text};
 
 /// Kinds of personal data, as used by the jurisdiction rules (e.g. Singapore's significant-harm
 /// combinations). A closed list, so a typo is refused instead of silently weakening a rule.
@@ -147,6 +149,7 @@ pub const FACT_FIELDS: &[&str] = &[
     "affected_subjects_estimated",
     "data_types",
     "jurisdictions",
+    "by_jurisdiction",
     "critical_infrastructure",
     "mitigation_effective",
     "mitigation_justification",
@@ -164,6 +167,19 @@ pub const FACT_FIELDS: &[&str] = &[
     "risk_reason",
     "disproportionate_effort",
     "records_affected",
+    "title",
+    "cause",
+    "impact",
+    "measures_taken",
+    "measures_planned",
+    "advice_to_subjects",
+    "remedies",
+    "contact",
+];
+
+/// The free-text facts: a value per locale, internal and public ([`Text`]).
+pub const TEXT_FACTS: &[&str] = &[
+    "title",
     "cause",
     "impact",
     "measures_taken",
@@ -200,6 +216,14 @@ pub struct Facts {
     pub data_types: Vec<DataType>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jurisdictions: Vec<Jurisdiction>,
+    /// The figures that differ per jurisdiction: `{"CN": {"affected_subjects": 2300000},
+    /// "SG": {"affected_subjects": 4200, "data_types": ["phone", "id_number"]}}`. Each
+    /// jurisdiction's grade, obligations and reports use its own entry (see
+    /// [`Facts::for_jurisdiction`]); `affected_subjects` is their sum unless a person gave
+    /// another total, and `jurisdictions` lists every key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, JurisdictionFacts>)]
+    pub by_jurisdiction: BTreeMap<Jurisdiction, JurisdictionFacts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical_infrastructure: Option<bool>,
     /// The measures taken effectively prevent harm (PIPL art. 57 exemption); needs a justification.
@@ -253,20 +277,42 @@ pub struct Facts {
     /// Approximate number of personal-data records concerned (GDPR art. 33(3)(a)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_affected: Option<u64>,
+    /// The incident's name in reports (事件名称 / incident name), per locale; without it
+    /// reports show the incident's `title`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
+    pub title: Option<Text>,
+    /// Free text (this and the facts below): a string (the organisation's default locale),
+    /// `{"<locale>": text}`, or `{"internal": …, "public": …}` — see [`super::text`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub impact: Option<String>,
+    pub cause: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measures_taken: Option<String>,
+    pub impact: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measures_planned: Option<String>,
+    pub measures_taken: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub advice_to_subjects: Option<String>,
+    pub measures_planned: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remedies: Option<String>,
+    pub advice_to_subjects: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<String>,
+    pub remedies: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Text>,
+}
+
+/// One jurisdiction's own figures (`by_jurisdiction.<code>`). A figure left out is the
+/// incident's (`data_types` left out: the incident's data types).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JurisdictionFacts {
+    /// People affected in this jurisdiction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected_subjects: Option<u64>,
+    /// True while this jurisdiction's count is an estimate (else the incident's flag holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected_subjects_estimated: Option<bool>,
+    /// The kinds of data concerned in this jurisdiction, where they differ from the incident's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_types: Vec<DataType>,
 }
 
 /// Why a facts update was refused; `path` names the field (`data_types[1]`).
@@ -327,17 +373,190 @@ impl Facts {
         for (k, v) in changes {
             if v.is_null() {
                 merged.remove(k);
+            } else if let (true, serde_json::Value::Object(per)) = (k == "by_jurisdiction", v) {
+                // Merged per jurisdiction: `{"SG": {…}}` replaces SG's entry and keeps the
+                // others; `{"SG": null}` removes it.
+                let mut have = match merged.remove(k) {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                for (code, entry) in per {
+                    let code = code
+                        .parse::<Jurisdiction>()
+                        .map_or_else(|_| code.clone(), |j| j.0);
+                    if entry.is_null() {
+                        have.remove(&code);
+                    } else {
+                        have.insert(code, entry.clone());
+                    }
+                }
+                if !have.is_empty() {
+                    merged.insert(k.clone(), serde_json::Value::Object(have));
+                }
             } else {
                 merged.insert(k.clone(), v.clone());
             }
         }
-        let facts: Facts = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
+        let mut facts: Facts = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
             .map_err(|e| FactsError {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
             })?;
+        let given = |k: &str| changes.get(k).is_some_and(|v| !v.is_null());
+        facts.settle_jurisdictions(self, given("affected_subjects"), given("jurisdictions"))?;
         facts.validate()?;
         Ok(facts)
+    }
+
+    /// Facts given whole (a declaration): the cross-field rules, with the total derived from
+    /// the per-jurisdiction counts when none is given and `jurisdictions` completed.
+    pub fn settled(mut self) -> Result<Facts, FactsError> {
+        let total_given = self.affected_subjects.is_some();
+        self.settle_jurisdictions(&Facts::default(), total_given, false)?;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The sum of the per-jurisdiction counts, when any is given.
+    pub fn jurisdiction_sum(&self) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .by_jurisdiction
+            .values()
+            .filter_map(|j| j.affected_subjects)
+            .collect();
+        (!counts.is_empty()).then(|| counts.iter().sum())
+    }
+
+    /// After a change: the total follows the per-jurisdiction counts — it moves by as much as
+    /// their sum moved, so people counted in no jurisdiction (or in two) stay as they were; it is
+    /// their sum when there was none — unless the change gives a total, which is taken as
+    /// given. No jurisdiction's count may exceed the total; `jurisdictions` lists every
+    /// jurisdiction with figures.
+    fn settle_jurisdictions(
+        &mut self,
+        before: &Facts,
+        total_given: bool,
+        list_given: bool,
+    ) -> Result<(), FactsError> {
+        if self.by_jurisdiction.is_empty() {
+            return Ok(());
+        }
+        if let Some(sum) = self.jurisdiction_sum()
+            && !total_given
+        {
+            self.affected_subjects = match (self.affected_subjects, before.jurisdiction_sum()) {
+                (Some(total), Some(was)) => {
+                    let moved = i128::from(total) + i128::from(sum) - i128::from(was);
+                    // Never below a jurisdiction's own count.
+                    let floor = self
+                        .by_jurisdiction
+                        .values()
+                        .filter_map(|j| j.affected_subjects)
+                        .max()
+                        .unwrap_or(0);
+                    Some(u64::try_from(moved.max(i128::from(floor))).unwrap_or(sum))
+                }
+                (Some(total), None) => Some(total.max(sum)),
+                (None, _) => Some(sum),
+            };
+        }
+        if let Some(total) = self.affected_subjects {
+            for (code, j) in &self.by_jurisdiction {
+                if let Some(n) = j.affected_subjects.filter(|n| *n > total) {
+                    return Err(FactsError {
+                        path: format!("by_jurisdiction.{code}.affected_subjects"),
+                        message: format!(
+                            "{code}'s count {n} is above the incident's total affected_subjects {total}: \
+                             raise the total, or clear it (\"affected_subjects\": null) to have it \
+                             derived as the sum of the jurisdictions' counts"
+                        ),
+                    });
+                }
+            }
+        }
+        for code in self.by_jurisdiction.keys() {
+            if self.jurisdictions.contains(code) {
+                continue;
+            }
+            if list_given {
+                return Err(FactsError {
+                    path: "jurisdictions".into(),
+                    message: format!(
+                        "`{code}` has figures in by_jurisdiction, so it is one of the incident's \
+                         jurisdictions: list it too, or remove its figures with \
+                         {{\"by_jurisdiction\": {{\"{code}\": null}}}}"
+                    ),
+                });
+            }
+            self.jurisdictions.push(code.clone());
+        }
+        Ok(())
+    }
+
+    /// The facts as jurisdiction `code` sees them: its own count and data types (from
+    /// `by_jurisdiction`) in place of the incident's, and no other jurisdiction's figures.
+    /// Without an entry for `code` the incident's figures hold.
+    pub fn for_jurisdiction(&self, code: &Jurisdiction) -> Facts {
+        let mut f = self.clone();
+        f.by_jurisdiction.retain(|c, _| c == code);
+        if let Some(j) = self.by_jurisdiction.get(code) {
+            if let Some(n) = j.affected_subjects {
+                f.affected_subjects = Some(n);
+                f.affected_subjects_estimated = j
+                    .affected_subjects_estimated
+                    .or(self.affected_subjects_estimated);
+            }
+            if !j.data_types.is_empty() {
+                f.data_types = j.data_types.clone();
+            }
+        }
+        f
+    }
+
+    /// Whether jurisdiction `code` has a count of its own.
+    pub fn has_own_count(&self, code: &Jurisdiction) -> bool {
+        self.by_jurisdiction
+            .get(code)
+            .is_some_and(|j| j.affected_subjects.is_some())
+    }
+
+    /// A free-text fact by its name in [`TEXT_FACTS`].
+    pub fn text(&self, name: &str) -> Option<&Text> {
+        match name {
+            "title" => self.title.as_ref(),
+            "cause" => self.cause.as_ref(),
+            "impact" => self.impact.as_ref(),
+            "measures_taken" => self.measures_taken.as_ref(),
+            "measures_planned" => self.measures_planned.as_ref(),
+            "advice_to_subjects" => self.advice_to_subjects.as_ref(),
+            "remedies" => self.remedies.as_ref(),
+            "contact" => self.contact.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The first text fact naming a locale outside `allowed` (the organisation's locales), as
+    /// an error naming the fact and the locale.
+    pub fn check_locales(
+        &self,
+        allowed: &[String],
+        default_locale: &str,
+    ) -> Result<(), FactsError> {
+        for name in TEXT_FACTS {
+            let Some(t) = self.text(name) else { continue };
+            for l in t.locales(default_locale) {
+                if !allowed.iter().any(|a| super::text::same_locale(a, &l)) {
+                    return Err(FactsError {
+                        path: (*name).into(),
+                        message: format!(
+                            "`{l}` is not a locale the organisation uses (its documents are written in {}): give the text in those",
+                            allowed.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A yes/no fact by its name in [`FLAG_FACTS`] (`notification_hold`: whether one is set).
@@ -383,6 +602,26 @@ impl Facts {
             if !self.jurisdictions.contains(j) {
                 self.jurisdictions.push(j.clone());
             }
+        }
+        // Per-jurisdiction counts only grow too; data types are unions.
+        for (code, theirs) in &other.by_jurisdiction {
+            let mine = self.by_jurisdiction.entry(code.clone()).or_default();
+            if let Some(n) = theirs.affected_subjects {
+                mine.affected_subjects = Some(mine.affected_subjects.map_or(n, |m| m.max(n)));
+            }
+            for d in &theirs.data_types {
+                if !mine.data_types.contains(d) {
+                    mine.data_types.push(d.clone());
+                }
+            }
+            if !self.jurisdictions.contains(code) {
+                self.jurisdictions.push(code.clone());
+            }
+        }
+        if let Some(sum) = self.jurisdiction_sum()
+            && self.affected_subjects.is_none_or(|n| n < sum)
+        {
+            self.affected_subjects = Some(sum);
         }
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
@@ -444,6 +683,49 @@ mod tests {
     }
 
     #[test]
+    fn the_total_follows_the_jurisdictions_unless_a_person_gave_one() {
+        let f = Facts::default()
+            .apply_patch(&json!({"by_jurisdiction": {"CN": {"affected_subjects": 2_300_000}, "sg": {"affected_subjects": 4000}}}))
+            .unwrap();
+        assert_eq!(f.affected_subjects, Some(2_304_000));
+        assert_eq!(f.jurisdictions.len(), 2);
+        // One jurisdiction changes, the other is kept, the derived total follows.
+        let f = f
+            .apply_patch(&json!({"by_jurisdiction": {"SG": {"affected_subjects": 4200}}}))
+            .unwrap();
+        assert_eq!(f.affected_subjects, Some(2_304_200));
+        let sg: Jurisdiction = "SG".parse().unwrap();
+        assert_eq!(f.for_jurisdiction(&sg).affected_subjects, Some(4200));
+        assert_eq!(
+            f.for_jurisdiction(&"CN".parse().unwrap()).affected_subjects,
+            Some(2_300_000)
+        );
+        // A total of a person's own (2,200 people counted in both) moves with the counts.
+        let f = f
+            .apply_patch(&json!({"affected_subjects": 2_302_000}))
+            .unwrap();
+        let f = f
+            .apply_patch(&json!({"by_jurisdiction": {"SG": {"affected_subjects": 4300}}}))
+            .unwrap();
+        assert_eq!(f.affected_subjects, Some(2_302_100));
+        // Cleared, it is the sum again.
+        let f = f.apply_patch(&json!({"affected_subjects": null})).unwrap();
+        assert_eq!(f.affected_subjects, Some(2_304_300));
+        let e = f
+            .apply_patch(&json!({"affected_subjects": 4000}))
+            .unwrap_err();
+        assert_eq!(e.path, "by_jurisdiction.CN.affected_subjects");
+        let e = f
+            .apply_patch(&json!({"jurisdictions": ["CN"]}))
+            .unwrap_err();
+        assert_eq!(e.path, "jurisdictions");
+        let e = f
+            .apply_patch(&json!({"by_jurisdiction": {"SG": {"affected": 1}}}))
+            .unwrap_err();
+        assert!(e.message.contains("unknown field `affected`"), "{e}");
+    }
+
+    #[test]
     fn absorb_only_grows() {
         let mut f = Facts {
             affected_subjects: Some(100),
@@ -458,7 +740,7 @@ mod tests {
         };
         assert!(f.absorb(&alert));
         assert_eq!(f.affected_subjects, Some(100));
-        assert_eq!(f.cause.as_deref(), Some("person"));
+        assert_eq!(f.cause, Some("person".into()));
         assert_eq!(f.data_types.len(), 1);
         assert!(!f.absorb(&alert));
     }

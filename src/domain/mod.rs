@@ -55,6 +55,7 @@ pub mod playbook;
 pub mod records;
 pub mod regulation;
 pub mod silence;
+pub mod text;
 pub mod time;
 
 pub use alert::{AlertStatus, NewAlert};

@@ -170,7 +170,11 @@ pub const ELEMENTS: &[Element] = &[
 
 /// Whether the fact `key` has a value worth printing (not absent, not blank, not empty).
 pub fn fact_present(facts: &Facts, key: &str) -> bool {
-    let text = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let text = |v: &Option<crate::domain::facts::Text>| {
+        v.as_ref()
+            .and_then(crate::domain::facts::Text::any)
+            .is_some()
+    };
     match key {
         "cause" => text(&facts.cause),
         "impact" => text(&facts.impact),

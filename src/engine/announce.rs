@@ -27,7 +27,7 @@ use crate::config::{AnnouncementsConfig, OrganisationConfig};
 use crate::domain::records::Incident;
 use crate::domain::time::{from_micros, to_micros};
 use crate::render::helpers::REQUIRED_EMPTY;
-use crate::render::{RenderError, Templates, incident_context};
+use crate::render::{RenderError, Templates};
 use crate::store::{
     AnnouncementGateRow, AnnouncementRow, AnnouncementVersionRow, NewDelivery, NewEvent, NewTask,
     TaskRow, WriteTx,
@@ -239,18 +239,42 @@ fn render_locale(
 
 /// The incident's announcement in every locale, or a 409 naming every missing fact.
 pub fn render(ctx: &AnnounceCtx<'_>, inc: &Incident) -> Result<Vec<LocaleText>, EngineError> {
-    let data = incident_context(&serde_json::to_value(inc).unwrap_or_default(), ctx.org);
+    let value = serde_json::to_value(inc).unwrap_or_default();
     let mut missing = Vec::new();
     let mut out = Vec::new();
-    for locale in locales(ctx) {
-        if let Some(t) = render_locale(ctx, &locale, &data, &mut missing)? {
+    let all = locales(ctx);
+    let mut by_locale: Vec<(String, Vec<String>)> = Vec::new();
+    for locale in &all {
+        // The public version of the free text, in this page's language.
+        let data = crate::render::context::public_context(&value, ctx.org, locale);
+        let mut m = Vec::new();
+        if let Some(t) = render_locale(ctx, locale, &data, &mut m)? {
             out.push(t);
         }
+        for p in &m {
+            if !missing.contains(p) {
+                missing.push(p.clone());
+            }
+        }
+        by_locale.push((locale.clone(), m));
     }
     if !missing.is_empty() {
+        // A fact missing in some languages only is named with them: `cause (en)`.
         let facts: Vec<String> = missing
             .iter()
-            .map(|p| p.strip_prefix("incident.facts.").unwrap_or(p).to_string())
+            .map(|p| {
+                let name = p.strip_prefix("incident.facts.").unwrap_or(p).to_string();
+                let langs: Vec<&str> = by_locale
+                    .iter()
+                    .filter(|(_, m)| m.contains(p))
+                    .map(|(l, _)| l.as_str())
+                    .collect();
+                if langs.len() == all.len() {
+                    name
+                } else {
+                    format!("{name} ({})", langs.join(", "))
+                }
+            })
             .collect();
         return Err(EngineError::Conflict(format!(
             "the announcement cannot be published without these facts of incident {}: {}; fill them in (PATCH /api/v1/incidents/{}/facts, or incidentd facts {} --set {}=…) and publish again",
@@ -258,7 +282,7 @@ pub fn render(ctx: &AnnounceCtx<'_>, inc: &Incident) -> Result<Vec<LocaleText>, 
             facts.join(", "),
             inc.id,
             inc.id,
-            facts[0]
+            facts[0].split(' ').next().unwrap_or_default()
         )));
     }
     if out.is_empty() {

@@ -28,8 +28,8 @@ use super::{Engine, EngineError};
 use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{NoticesConfig, OrganisationConfig};
 use crate::domain::time::to_micros;
+use crate::render::Templates;
 use crate::render::context::recipient_value;
-use crate::render::{Templates, incident_context};
 use crate::store::{
     CampaignContent, CampaignRow, Claimed, FallbackTarget, NewCampaign, NewDelivery, NewEvent,
     ProgressBump, Store, notice_key, notice_recipient, parse_notice_recipient,
@@ -171,7 +171,8 @@ fn notice_data(
     named: bool,
     link: &str,
 ) -> serde_json::Value {
-    let mut data = incident_context(incident, ctx.org);
+    // The public version of the free text, in the notice's language.
+    let mut data = crate::render::context::public_context(incident, ctx.org, locale);
     data["recipient"] = recipient_value(named.then_some(NAME_MARKER), channel, "", locale);
     data["notice"] = crate::render::context::notice_value(Some(link));
     data
@@ -1030,8 +1031,18 @@ fn render_content(
     locale: &str,
     link: &str,
 ) -> Result<CampaignContent, EngineError> {
+    // The text in the language of the template version used (`fr-FR` falls back to `en`).
+    let have = ctx.templates.locales(&c.template);
+    let text_locale = crate::render::locale_chain(locale)
+        .into_iter()
+        .find_map(|l| {
+            have.iter()
+                .find(|h| crate::domain::text::same_locale(h, &l))
+                .map(|h| h.to_string())
+        })
+        .unwrap_or_else(|| locale.to_string());
     let render = |named: bool| {
-        let data = notice_data(incident, ctx, channel, locale, named, link);
+        let data = notice_data(incident, ctx, channel, &text_locale, named, link);
         ctx.templates
             .render_detailed(&c.template, channel, locale, &data)
             .map_err(|e| EngineError::invalid("template", e.to_string()))

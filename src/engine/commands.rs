@@ -85,7 +85,7 @@ fn not_future(path: &str, t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Resul
 /// its obligations, its playbook timer (when `responds`) and its audit events.
 pub(crate) async fn declare_in(
     tx: &mut WriteTx,
-    d: Declaration,
+    mut d: Declaration,
     rules: &Rules,
     reg: &super::obligations::Regulation,
     responds: bool,
@@ -106,8 +106,8 @@ pub(crate) async fn declare_in(
     }
     not_future("discovered_at", d.discovered_at, now)?;
     not_future("aware_at", d.aware_at, now)?;
-    d.facts
-        .validate()
+    d.facts = std::mem::take(&mut d.facts)
+        .settled()
         .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
 
     let text = format!("{}\n{}", d.title, d.summary);

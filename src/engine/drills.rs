@@ -317,6 +317,7 @@ async fn synthetic_subjects(
                 site_user_id,
                 locale: ctx.default_locale.to_string(),
                 channels,
+                jurisdiction: None,
                 warnings: Vec::new(),
             };
             crate::subjects::seal(keys, incident_id, &v)

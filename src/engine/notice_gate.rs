@@ -13,6 +13,9 @@ use crate::domain::records::Incident;
 use crate::render::Templates;
 use crate::store::TaskRow;
 
+/// The department that may approve a notice whose public text looks internal, with a reason.
+pub const LEGAL: &str = "legal";
+
 /// What approving a gate checks, from the live configuration.
 pub struct GateChecks<'a> {
     /// The loaded playbooks (`None` without departments): a task's `lint` comes from its
@@ -46,6 +49,52 @@ impl GateChecks<'_> {
             // Checked against the incident's reports in the transaction (super::report_gate).
             TaskLint::Report => None,
         }
+    }
+
+    /// The notice gate's warning: public text (what notices and the announcement show, in each
+    /// of their languages) that looks internal — IP addresses, host names, account and table
+    /// names ([`crate::domain::text::looks_internal`]). Approving is refused while it holds,
+    /// unless Legal approves with a reason ([`LEGAL`]), which is recorded.
+    pub(crate) fn internal_text(&self, task: &TaskRow, incident: &Incident) -> Option<String> {
+        if self.lint_of(task)? != TaskLint::Notice || exempt_from_individual_notice(&incident.facts)
+        {
+            return None;
+        }
+        let mut locales: Vec<String> = Vec::new();
+        for name in self.templates.names() {
+            if name.starts_with("notice/") || name.starts_with("announcement/") {
+                for l in self.templates.locales(name) {
+                    if !locales
+                        .iter()
+                        .any(|x| crate::domain::text::same_locale(x, l))
+                    {
+                        locales.push(l.to_string());
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for name in crate::domain::facts::TEXT_FACTS {
+            let Some(t) = incident.facts.text(name) else {
+                continue;
+            };
+            for l in &locales {
+                let Some(text) = t.for_public(l, &self.organisation.default_locale) else {
+                    continue;
+                };
+                let hits = crate::domain::text::looks_internal(text);
+                if !hits.is_empty() {
+                    found.push(format!("{name} ({l}): {}", hits.join(", ")));
+                }
+            }
+        }
+        (!found.is_empty()).then(|| {
+            format!(
+                "the public text of the notice looks internal — {}. Give the facts a public version ({{\"cause\": {{\"internal\": …, \"public\": {{\"<locale>\": \"…\"}}}}}}), or Legal may approve anyway with a reason (POST /api/v1/approvals/{}/approve {{\"reason\": \"…\"}})",
+                found.join("; "),
+                task.id
+            )
+        })
     }
 
     fn notice_refusal(&self, task: &TaskRow, incident: &Incident) -> Option<String> {

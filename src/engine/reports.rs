@@ -289,6 +289,7 @@ impl Engine {
         let report_id = def.report.clone().ok_or_else(|| {
             EngineError::Conflict(format!("obligation `{}` names no report", ob.key))
         })?;
+        unused_inputs(pack, &report_id, &r.inputs)?;
         let versions = tx.reports_for(incident_id, &ob.key).await?;
         for s in versions.iter().filter(|v| v.status == "submitted") {
             if let Some(why) = submitted_blocks(&mut tx, &ob, s).await? {
@@ -690,6 +691,53 @@ async fn submitted_blocks(
             ob.key, s.version, s.id
         )),
     })
+}
+
+/// Inputs the report would not show are refused, never ignored: a report shows the pack's
+/// `input.<name>` fields (required by it, or given).
+fn unused_inputs(
+    pack: &crate::domain::regulation::Pack,
+    report_id: &str,
+    inputs: &BTreeMap<String, String>,
+) -> Result<(), EngineError> {
+    let taken: Vec<&str> = pack
+        .fields
+        .values()
+        .filter_map(|f| f.from.strip_prefix("input."))
+        .collect();
+    let unused: Vec<&str> = inputs
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !taken.contains(k))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let mut taken = taken;
+    taken.sort_unstable();
+    taken.dedup();
+    Err(EngineError::invalid(
+        &format!("inputs.{}", unused[0]),
+        format!(
+            "report `{report_id}` of the {} pack does not use the input{} {}: {} would be ignored. \
+             The inputs it takes: {}. Figures such as the people affected are facts, per \
+             jurisdiction: PATCH /api/v1/incidents/{{id}}/facts {{\"by_jurisdiction\": {{\"{}\": {{\"affected_subjects\": …}}}}}}",
+            pack.code,
+            if unused.len() == 1 { "" } else { "s" },
+            unused
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if unused.len() == 1 { "it" } else { "they" },
+            if taken.is_empty() {
+                "none".to_string()
+            } else {
+                taken.join(", ")
+            },
+            pack.code,
+        ),
+    ))
 }
 
 /// The pack's assessment of the incident (grade) and the obligation's deadline.

@@ -6,7 +6,9 @@
 //! repeated within one file keeps its first row and reports the others. Every batch commits on
 //! its own, so an import cut short (the client went away, the daemon stopped) keeps what it
 //! wrote and says where it stopped. At the end the incident's `affected_subjects` fact is
-//! raised to the number of subjects held (it may already be larger: an estimate).
+//! raised to the number of subjects held (it may already be larger: an estimate), and, for a
+//! list with a `jurisdiction` column, each `by_jurisdiction.<code>.affected_subjects` to the
+//! subjects held there.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -250,20 +252,67 @@ impl Engine {
         }
         self.campaigns.notify_one();
         let total = report.subjects_total.max(0) as u64;
-        if inc.facts.affected_subjects.is_none_or(|n| n < total) {
-            self.update_facts(
-                incident_id,
-                json!({ "affected_subjects": total }),
-                ctx.rules,
-                actor,
-            )
-            .await?;
+        if let Some(patch) = self.counts_patch(incident_id, total).await? {
+            self.update_facts(incident_id, patch, ctx.rules, actor)
+                .await?;
         }
         metrics::counter!("incidentd_subjects_imported_total", "outcome" => "accepted")
             .increment(report.accepted);
         metrics::counter!("incidentd_subjects_imported_total", "outcome" => "rejected")
             .increment(report.rejected);
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// The facts change that makes the counts follow the subjects held: each jurisdiction's
+    /// count raised to the subjects the list puts there, the total to every subject held.
+    /// `None` when the facts already say as much (counts may be larger: estimates).
+    async fn counts_patch(
+        &self,
+        incident_id: i64,
+        total: u64,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        let Some(inc) = self.store().incident(incident_id).await? else {
+            return Ok(None);
+        };
+        let mut per = serde_json::Map::new();
+        for (code, n) in self
+            .store()
+            .subject_counts_by_jurisdiction(incident_id)
+            .await?
+        {
+            let Ok(j) = code.parse::<crate::domain::facts::Jurisdiction>() else {
+                continue;
+            };
+            let n = n.max(0) as u64;
+            let mine = inc
+                .facts
+                .by_jurisdiction
+                .get(&j)
+                .cloned()
+                .unwrap_or_default();
+            if mine.affected_subjects.is_none_or(|have| have < n) {
+                let mut entry = serde_json::to_value(&mine).unwrap_or_else(|_| json!({}));
+                entry["affected_subjects"] = json!(n);
+                per.insert(j.as_str().to_string(), entry);
+            }
+        }
+        let mut patch = serde_json::Map::new();
+        if !per.is_empty() {
+            patch.insert("by_jurisdiction".into(), serde_json::Value::Object(per));
+        }
+        // The total the change would leave (a derived total follows the counts), raised to
+        // every subject held when that is more.
+        let after = inc
+            .facts
+            .apply_patch(&serde_json::Value::Object(patch.clone()))
+            .map(|f| f.affected_subjects)
+            .unwrap_or(inc.facts.affected_subjects);
+        if after.is_none_or(|n| n < total) {
+            patch.insert("affected_subjects".into(), json!(total));
+        }
+        Ok((!patch.is_empty()).then_some(serde_json::Value::Object(patch)))
     }
 }
 
@@ -456,7 +505,7 @@ async fn read_body(
         let _ = to_writer.send(Batch { rows: batch }).await;
     }
     if format == Format::Csv && header.is_none() && outcome.is_ok() {
-        return Err("the file is empty: the first line must name the columns, e.g. subject_id,name,phone,email,site_user_id,locale,channels".into());
+        return Err("the file is empty: the first line must name the columns, e.g. subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction".into());
     }
     outcome
 }

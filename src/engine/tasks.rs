@@ -350,6 +350,23 @@ impl Engine {
         if approve && let Some(why) = super::announce::approval_refusal(&mut tx, &t).await? {
             return Err(EngineError::Conflict(why));
         }
+        // Public text that looks internal: a warning only Legal may override, with a reason.
+        let mut overridden = None;
+        if approve && let Some(warning) = checks.internal_text(&t, &incident) {
+            let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+            let legal_now = given && mine.iter().any(|d| d == super::notice_gate::LEGAL);
+            let legal_before = tx.approvals_of(t.id).await?.iter().any(|a| {
+                a.department == super::notice_gate::LEGAL
+                    && a.decision == "approved"
+                    && a.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
+            });
+            if !(legal_now || legal_before) {
+                return Err(EngineError::Conflict(warning));
+            }
+            if legal_now {
+                overridden = Some(warning);
+            }
+        }
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -403,6 +420,15 @@ impl Engine {
         events.extend(
             super::announce::approval_decided(&mut tx, &t, actor, checks.public_url, now).await?,
         );
+        if let Some(warning) = overridden {
+            events.push(NewEvent::new(
+                now,
+                actor,
+                "notice.lint_overridden",
+                Some(t.incident_id),
+                &json!({"task": t.key, "warning": warning, "reason": reason}),
+            ));
+        }
         // The notice gate approved while the facts claim that the measures avoid harm (and no
         // regulator requires notice): individual notice is recorded as not required.
         if complete

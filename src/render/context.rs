@@ -7,10 +7,14 @@
 //!            first_seen_at, discovered_at, declared_at, aware_at, contained_at, closed_at,
 //!            alert_count, facts_version,
 //!            facts { affected_subjects, affected_subjects_estimated, data_types, jurisdictions,
-//!                    critical_infrastructure, mitigation_effective, mitigation_justification,
-//!                    regulator_requires_notice, suspected_crime, economic_loss_cny, cause,
-//!                    impact, measures_taken, measures_planned, advice_to_subjects, remedies,
-//!                    contact }
+//!                    by_jurisdiction, critical_infrastructure, mitigation_effective, mitigation_justification,
+//!                    regulator_requires_notice, suspected_crime, economic_loss_cny, title,
+//!                    cause, impact, measures_taken, measures_planned, advice_to_subjects,
+//!                    remedies, contact }
+//!            free text is one string: for notices and the announcement the public version in
+//!            their language, for regulator reports the internal one in the pack's language
+//!            (`null` when there is none in that language), elsewhere the internal text in
+//!            the default locale (see crate::domain::text)
 //! recipient  name, phone, email, site_user_id, locale
 //! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
 //! notice     url: where the full notice to individuals can be read (null elsewhere)
@@ -167,7 +171,7 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
 pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
     json!({
         "org": org_value(org),
-        "incident": normalise_incident(incident),
+        "incident": normalise_incident_in(incident, &org.default_locale),
         "recipient": sample_recipient(),
         "links": { "ack": null },
         "notice": notice_value(None),
@@ -176,8 +180,74 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
     })
 }
 
+/// Replace each free-text fact of a normalised incident (`incident.facts.cause`, …) by its text
+/// for `locale` and `audience` (`null` when there is none in that language: `{{required …}}`
+/// then refuses the document, naming the fact). See [`crate::domain::text`].
+pub fn localise_facts(
+    incident: &mut Value,
+    facts: &crate::domain::facts::Facts,
+    locale: &str,
+    audience: crate::domain::facts::Audience,
+    default_locale: &str,
+) {
+    let Some(out) = incident.get_mut("facts").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for k in crate::domain::facts::TEXT_FACTS {
+        let v = facts
+            .text(k)
+            .and_then(|t| match audience {
+                crate::domain::facts::Audience::Public => t.for_public(locale, default_locale),
+                crate::domain::facts::Audience::Internal => t.get(locale, audience, default_locale),
+            })
+            .map_or(Value::Null, |s| Value::String(s.to_string()));
+        out.insert((*k).into(), v);
+    }
+}
+
+/// A free-text fact in the object form (`{"en": …}`, `{"internal": …}`) as one string for
+/// documents that are not localised per audience: the internal text in `locale`, else in any
+/// language.
+fn flatten_text(v: &Value, locale: &str) -> Value {
+    if !v.is_object() {
+        return v.clone();
+    }
+    crate::domain::facts::Text::from_value(v)
+        .ok()
+        .and_then(|t| {
+            t.get(locale, crate::domain::facts::Audience::Internal, locale)
+                .or_else(|| t.any())
+                .map(|s| Value::String(s.to_string()))
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// [`incident_context`] for a public document (notice, announcement) in `locale`: free text is
+/// the public version in that language ([`localise_facts`]).
+pub fn public_context(incident: &Value, org: &OrganisationConfig, locale: &str) -> Value {
+    let mut data = incident_context(incident, org);
+    let facts: crate::domain::facts::Facts = incident
+        .get("facts")
+        .cloned()
+        .and_then(|f| serde_json::from_value(f).ok())
+        .unwrap_or_default();
+    localise_facts(
+        &mut data["incident"],
+        &facts,
+        locale,
+        crate::domain::facts::Audience::Public,
+        &org.default_locale,
+    );
+    data
+}
+
 /// Keep the documented keys, each present; facts padded with `null` / `[]`.
 pub(crate) fn normalise_incident(incident: &Value) -> Value {
+    normalise_incident_in(incident, "zh-CN")
+}
+
+/// [`normalise_incident`], free-text facts in the object form shown in `locale`.
+pub(crate) fn normalise_incident_in(incident: &Value, locale: &str) -> Value {
     let mut out = Map::new();
     for k in INCIDENT_KEYS {
         out.insert(
@@ -195,6 +265,11 @@ pub(crate) fn normalise_incident(incident: &Value) -> Value {
                 Value::Null
             }
         });
+        let v = if crate::domain::facts::TEXT_FACTS.contains(k) {
+            flatten_text(&v, locale)
+        } else {
+            v
+        };
         facts.insert((*k).into(), v);
     }
     out.insert("facts".into(), Value::Object(facts));
@@ -215,6 +290,7 @@ mod tests {
             affected_subjects_estimated: Some(true),
             data_types: vec!["phone".parse().unwrap()],
             jurisdictions: vec!["CN".parse().unwrap()],
+            by_jurisdiction: [("CN".parse().unwrap(), Default::default())].into(),
             critical_infrastructure: Some(false),
             mitigation_effective: Some(false),
             mitigation_justification: Some("x".into()),
@@ -232,6 +308,7 @@ mod tests {
             risk_reason: Some("x".into()),
             disproportionate_effort: Some(false),
             records_affected: Some(1),
+            title: Some("x".into()),
             cause: Some("x".into()),
             impact: Some("x".into()),
             measures_taken: Some("x".into()),

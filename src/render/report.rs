@@ -6,7 +6,7 @@
 //!
 //! | source | value |
 //! |---|---|
-//! | `facts.<fact>` | the fact; data types in words, counts with separators, yes/no |
+//! | `facts.<fact>` | the fact as the pack's jurisdiction sees it (its own `by_jurisdiction` count and data types); data types in words, counts with separators, yes/no |
 //! | `incident.<attr or clock>` | times in the pack's time zone; category and status in words |
 //! | `organisation.name\|contact\|operator_type` | `[organisation]` |
 //! | `assessment.grade\|grade_name\|why\|late_reason\|deadline` | the pack's assessment |
@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use crate::channels::ChannelKind;
 use crate::config::OrganisationConfig;
+use crate::domain::facts::{Audience, Facts};
 use crate::domain::records::Incident;
 use crate::domain::regulation::{OperatorType, Pack, ReportKind, ReportSpec};
 use crate::render::{RenderError, Templates};
@@ -223,12 +224,18 @@ pub fn resolve(from: &str, src: &Sources<'_>, pack: &Pack) -> Option<String> {
     let inc = src.incident;
     let (source, name) = from.split_once('.').unwrap_or((from, ""));
     match source {
-        "facts" => fact(name, inc, zh),
+        // The jurisdiction's own figures where the facts give them (`by_jurisdiction`).
+        "facts" => fact(
+            name,
+            &inc.facts.for_jurisdiction(&pack.code),
+            loc,
+            &src.org.default_locale,
+        ),
         "incident" => {
             let t = |x: Option<DateTime<Utc>>| x.map(|t| show_time(t, tz, loc));
             match name {
                 "id" => Some(inc.id.to_string()),
-                "title" => non_blank(Some(&inc.title)),
+                "title" => title(inc, loc, &src.org.default_locale),
                 "summary" => non_blank(Some(&inc.summary)),
                 "category" => Some(codes(&[inc.category.to_string()], zh)),
                 "severity" => Some(inc.severity.to_string()),
@@ -246,7 +253,12 @@ pub fn resolve(from: &str, src: &Sources<'_>, pack: &Pack) -> Option<String> {
         }
         "organisation" => match name {
             "name" => non_blank(Some(&src.org.name)),
-            "contact" => non_blank(inc.facts.contact.as_deref())
+            "contact" => inc
+                .facts
+                .contact
+                .as_ref()
+                .and_then(|t| t.get(loc, Audience::Internal, &src.org.default_locale))
+                .map(String::from)
                 .or_else(|| non_blank(Some(&src.org.contact))),
             "operator_type" => Some(operator_words(src.org.operator_type, zh).to_string()),
             _ => None,
@@ -287,8 +299,27 @@ pub fn resolve(from: &str, src: &Sources<'_>, pack: &Pack) -> Option<String> {
     }
 }
 
-fn fact(name: &str, inc: &Incident, zh: bool) -> Option<String> {
-    let f = &inc.facts;
+/// The incident's name in `locale`: the `title` fact's text for it when the fact is given
+/// (none in that language: `None`), else the incident's title.
+pub fn title(inc: &Incident, locale: &str, default_locale: &str) -> Option<String> {
+    match &inc.facts.title {
+        Some(t) => t
+            .get(locale, Audience::Internal, default_locale)
+            .map(String::from),
+        None => non_blank(Some(&inc.title)),
+    }
+}
+
+/// A fact in the report's words. Free text is the internal (regulator) version in the report's
+/// language; none in that language is no value (the lint then names it).
+fn fact(name: &str, f: &Facts, locale: &str, default_locale: &str) -> Option<String> {
+    let zh = is_zh(locale);
+    if crate::domain::facts::TEXT_FACTS.contains(&name) {
+        return f
+            .text(name)?
+            .get(locale, Audience::Internal, default_locale)
+            .map(String::from);
+    }
     match name {
         "affected_subjects" => f.affected_subjects.map(|n| {
             let mut s = separated(n);
@@ -331,6 +362,16 @@ fn fact(name: &str, inc: &Incident, zh: bool) -> Option<String> {
                 _ => None,
             }
         }
+    }
+}
+
+/// [`how_to_fill`] in the report's language: a free-text fact is asked for in `locale`.
+pub fn how_in(from: &str, incident_id: i64, locale: &str) -> String {
+    match from.strip_prefix("facts.") {
+        Some(name) if crate::domain::facts::TEXT_FACTS.contains(&name) => format!(
+            "give the fact's text in {locale} (the report's language): PATCH /api/v1/incidents/{incident_id}/facts {{\"{name}\": {{\"{locale}\": \"…\", …}}}} — a plain string is the organisation's default locale only"
+        ),
+        _ => how_to_fill(from, incident_id),
     }
 }
 
@@ -432,7 +473,7 @@ pub fn lint(
         let m = Missing {
             field: f.id.clone(),
             label: f.label.clone(),
-            how: how_to_fill(&from, incident_id),
+            how: how_in(&from, incident_id, &pack.locale),
             from,
         };
         if partial && spec.may_follow.contains(&f.id) {
@@ -726,6 +767,16 @@ pub fn draft(
         ))
     })?;
     let mut fields = resolve_fields(pack, spec, src);
+    // The incident's name (事件名称) in the report's language.
+    let name = title(src.incident, &pack.locale, &src.org.default_locale);
+    if name.is_none() {
+        return Err(DraftError::Lint(LintError::Missing(vec![Missing {
+            field: "title".into(),
+            label: display_label("事件名称 / Incident name", &pack.locale),
+            from: "facts.title".into(),
+            how: how_in("facts.title", src.incident.id, &pack.locale),
+        }])));
+    }
     let to_follow = lint(
         pack,
         report_id,
@@ -737,10 +788,23 @@ pub fn draft(
     .map_err(DraftError::Lint)?;
     let mut header = header.clone();
     header.kind = Some(spec.kind);
-    let incident = serde_json::to_value(src.incident).unwrap_or(Value::Null);
+    // Templates see the facts as the report's jurisdiction does (its own count, data types).
+    let mut own = src.incident.clone();
+    own.facts = own.facts.for_jurisdiction(&pack.code);
+    own.title = name.unwrap_or_default();
+    let incident = serde_json::to_value(&own).unwrap_or(Value::Null);
+    // Free text in the report's language, the internal (regulator) version.
+    let mut incident = super::context::normalise_incident(&incident);
+    super::context::localise_facts(
+        &mut incident,
+        &own.facts,
+        &pack.locale,
+        Audience::Internal,
+        &src.org.default_locale,
+    );
     let data = json!({
         "org": super::context::org_value(src.org),
-        "incident": super::context::normalise_incident(&incident),
+        "incident": incident,
         "report": report_value(pack, &header, &fields),
         "recipient": super::context::sample_recipient(),
         "links": { "ack": null },

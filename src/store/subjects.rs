@@ -29,6 +29,8 @@ pub struct SealedSubject {
     pub locale: String,
     /// `inbox;sms;email`
     pub channels: String,
+    /// `CN`, `SG`: where the person is affected, when the list says.
+    pub jurisdiction: Option<String>,
 }
 
 /// A subject as listings show it: masked.
@@ -168,13 +170,14 @@ const CAMPAIGN_COLUMNS: &str = "id, incident_id, actor, template, channels, mode
 
 static UPSERT_SUBJECTS: BulkInsert = BulkInsert::new(
     "INSERT INTO subjects (incident_id, subject_id, import_id, name_enc, phone_enc, email_enc, \
-     name_mask, phone_mask, email_mask, site_user_id, locale, channels, created_at, updated_at)",
-    14,
+     name_mask, phone_mask, email_mask, site_user_id, locale, channels, created_at, updated_at, \
+     jurisdiction)",
+    15,
     " ON CONFLICT (incident_id, subject_id) DO UPDATE SET import_id = excluded.import_id, \
      name_enc = excluded.name_enc, phone_enc = excluded.phone_enc, email_enc = excluded.email_enc, \
      name_mask = excluded.name_mask, phone_mask = excluded.phone_mask, email_mask = excluded.email_mask, \
      site_user_id = excluded.site_user_id, locale = excluded.locale, channels = excluded.channels, \
-     updated_at = excluded.updated_at, purged_at = NULL \
+     jurisdiction = excluded.jurisdiction, updated_at = excluded.updated_at, purged_at = NULL \
      WHERE subjects.import_id <> excluded.import_id \
      RETURNING subject_id, created_at = updated_at",
 );
@@ -275,7 +278,8 @@ impl WriteTx {
                         .bind(&r.locale)
                         .bind(&r.channels)
                         .bind(now)
-                        .bind(now);
+                        .bind(now)
+                        .bind(&r.jurisdiction);
                 }
                 out.extend(q.fetch_all(&mut *c).await?);
             }
@@ -545,6 +549,23 @@ impl WriteTx {
 }
 
 impl Store {
+    /// Subjects held per jurisdiction (those without one left out), for `by_jurisdiction`.
+    pub async fn subject_counts_by_jurisdiction(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        let rows = on_pool!(self, pool, _pg => {
+            sqlx::query_as(
+                "SELECT jurisdiction, COUNT(*) FROM subjects WHERE incident_id = $1 \
+                 AND jurisdiction IS NOT NULL GROUP BY jurisdiction ORDER BY jurisdiction",
+            )
+            .bind(incident_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     pub async fn subject_count(&self, incident_id: i64) -> Result<i64> {
         let n = on_pool!(self, pool, _pg => {
             sqlx::query_scalar("SELECT COUNT(*) FROM subjects WHERE incident_id = $1")

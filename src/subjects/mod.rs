@@ -2,7 +2,7 @@
 //! protection of their contact data.
 //!
 //! A list is CSV (with a header) or NDJSON with the fields `subject_id, name, phone, email,
-//! site_user_id, locale, channels`. [`validate`] turns one raw row into a [`ValidSubject`] or a
+//! site_user_id, locale, channels, jurisdiction`. [`validate`] turns one raw row into a [`ValidSubject`] or a
 //! reason; problems that do not stop a person being told (an unknown locale, a channel named
 //! without its contact) are warnings, and the row is kept.
 
@@ -33,6 +33,8 @@ pub struct ValidSubject {
     pub locale: String,
     /// Channels the subject can be reached on (listed, or every one with a contact).
     pub channels: Vec<ChannelKind>,
+    /// The jurisdiction the person is affected in, when the list says.
+    pub jurisdiction: Option<crate::domain::facts::Jurisdiction>,
     pub warnings: Vec<String>,
 }
 
@@ -188,6 +190,15 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
             out
         }
     };
+    let jurisdiction = match raw
+        .jurisdiction
+        .as_deref()
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+    {
+        Some(j) => Some(j.parse().map_err(|e| format!("jurisdiction: {e}"))?),
+        None => None,
+    };
     Ok(ValidSubject {
         subject_id,
         name,
@@ -196,6 +207,7 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
         site_user_id,
         locale,
         channels,
+        jurisdiction,
         warnings,
     })
 }
@@ -241,6 +253,7 @@ pub fn seal(keys: &KeyRing, incident_id: i64, s: &ValidSubject) -> SealedSubject
         site_user_id: s.site_user_id.clone(),
         locale: s.locale.clone(),
         channels: channels_text(&s.channels),
+        jurisdiction: s.jurisdiction.as_ref().map(|j| j.as_str().to_string()),
     }
 }
 

@@ -235,6 +235,10 @@ pub struct RawSubject {
     /// `"sms;email"` in CSV; a list or such a string in NDJSON.
     #[serde(default, deserialize_with = "channels_field")]
     pub channels: Option<String>,
+    /// The jurisdiction the person is affected in (`CN`, `SG`): the incident's
+    /// `by_jurisdiction` counts follow the list.
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
 }
 
 fn channels_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -252,7 +256,7 @@ fn channels_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 }
 
 /// The columns a CSV header may name.
-pub const COLUMNS: [&str; 7] = [
+pub const COLUMNS: [&str; 8] = [
     "subject_id",
     "name",
     "phone",
@@ -260,19 +264,20 @@ pub const COLUMNS: [&str; 7] = [
     "site_user_id",
     "locale",
     "channels",
+    "jurisdiction",
 ];
 
 /// A CSV header: which column holds which field.
 #[derive(Debug, Clone)]
 pub struct Header {
-    index: [Option<usize>; 7],
+    index: [Option<usize>; 8],
     width: usize,
 }
 
 impl Header {
     pub fn parse(record: &str) -> Result<Header, String> {
         let names = csv_fields(record)?;
-        let mut index = [None; 7];
+        let mut index = [None; 8];
         for (i, n) in names.iter().enumerate() {
             let n = n.trim().to_ascii_lowercase();
             match COLUMNS.iter().position(|c| *c == n) {
@@ -322,6 +327,7 @@ impl Header {
             site_user_id: get(4),
             locale: get(5),
             channels: get(6),
+            jurisdiction: get(7),
         })
     }
 }

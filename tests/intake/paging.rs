@@ -494,13 +494,13 @@ async fn a_page_that_dies_pages_the_next_level_then_the_lead(backend: Backend) {
         mails_to(&smtp, "ops-director@example.com").len() == 2
     })
     .await;
-    let lead = &mails_to(&smtp, "ops-director@example.com")[1];
+    let mails = mails_to(&smtp, "ops-director@example.com");
     assert!(
-        lead["subject"]
+        mails.iter().any(|m| m["subject"]
             .as_str()
             .unwrap()
-            .starts_with("[the page to ops head died] "),
-        "{lead:#}"
+            .starts_with("[the page to ops head died] ")),
+        "{mails:#?}"
     );
     assert!(mails_to(&smtp, "reject-security-head@example.com").is_empty());
     let esc = app.events(id, "incident.escalated").await;

@@ -108,7 +108,10 @@ pub struct ObligationOutcome {
 
 /// What conditions are tested against.
 struct Env<'a> {
+    /// The facts as this jurisdiction sees them ([`Facts::for_jurisdiction`]).
     facts: &'a Facts,
+    /// The jurisdiction, when its count is its own: the "why" says whose count it is.
+    own_count: Option<&'a Jurisdiction>,
     incident: &'a Incident,
     operator: OperatorType,
     pack: &'a Pack,
@@ -134,8 +137,10 @@ pub(super) fn assess(packs: &Packs, case: &Case<'_>) -> Assessment {
             continue;
         }
         let operator = effective_operator(facts, case.operator_type);
+        let own = facts.for_jurisdiction(code);
         let mut env = Env {
-            facts,
+            facts: &own,
+            own_count: facts.has_own_count(code).then_some(code),
             incident: inc,
             operator,
             pack,
@@ -221,7 +226,11 @@ fn obligation(
             .rev()
             .filter_map(|s| env.pack.obligation(&s.obligation))
             .find_map(|o| recipient_of(o, env.operator));
-        let changed = changed_facts(&last.facts, env.facts, &def.on_change_of);
+        let changed = changed_facts(
+            &last.facts.for_jurisdiction(code),
+            env.facts,
+            &def.on_change_of,
+        );
         if changed.is_empty() {
             return None;
         }
@@ -436,8 +445,12 @@ fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
                 },
             }
         };
+    let subjects = match env.own_count {
+        Some(code) => format!("affected_subjects in {code}"),
+        None => "affected_subjects".to_string(),
+    };
     if !at_least(
-        "affected_subjects",
+        &subjects,
         f.affected_subjects,
         c.affected_subjects_at_least,
         &mut why,
@@ -458,7 +471,7 @@ fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
         match f.affected_subjects {
             Some(n) if n >= max => return None,
             n => why.push(format!(
-                "affected_subjects {} < {}",
+                "{subjects} {} < {}",
                 n.map_or("unknown".into(), thousands),
                 thousands(max)
             )),
