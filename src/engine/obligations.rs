@@ -28,7 +28,6 @@ use serde_json::json;
 use tracing::warn;
 
 use super::{Engine, EngineError};
-use crate::channels::{Content, Purpose};
 use crate::domain::duration::humanize;
 use crate::domain::facts::{Facts, Jurisdiction};
 use crate::domain::records::Incident;
@@ -36,9 +35,7 @@ use crate::domain::regulation::{
     Assessment, Case, Clock, ObligationKind, ObligationOutcome, OperatorType, Packs, Submitted,
 };
 use crate::domain::time::{from_micros, to_micros};
-use crate::store::{
-    DueTimer, GradeRow, NewDelivery, NewEvent, NewTask, NewTimer, ObligationRow, WriteTx,
-};
+use crate::store::{DueTimer, GradeRow, NewEvent, NewTask, NewTimer, ObligationRow, WriteTx};
 
 pub const TIMER_RECOMPUTE: &str = "obligation.recompute";
 pub const TIMER_REMIND: &str = "obligation.remind";
@@ -744,52 +741,20 @@ async fn remind(
         detail.why.join(" | "),
         inc.id
     );
-    let mut paged = Vec::new();
-    if let Some(ctx) = response
-        && let Some(dept) = ctx.departments.iter().find(|d| d.id == o.owner)
-    {
-        let leads = dept.leads();
-        let mut deliveries = Vec::new();
-        for (i, m) in dept.members.iter().enumerate() {
-            let lead = leads.iter().any(|l| std::ptr::eq(*l, m));
-            if !(m.level == 1 || (missed && lead)) {
-                continue;
-            }
-            for (channel, address) in super::response::addresses(ctx, inc, m) {
-                deliveries.push(NewDelivery {
-                    idempotency_key: format!(
-                        "obligation:{}:{}:{}:{}:{}:{channel}",
-                        inc.id,
-                        o.key,
-                        r.due_at,
-                        r.percent,
-                        dept.member_id(i)
-                    ),
-                    incident_id: Some(inc.id),
-                    purpose: if inc.drill {
-                        Purpose::Drill
-                    } else {
-                        Purpose::Page
-                    },
-                    channel,
-                    recipient: address.to_string(),
-                    locale: m
-                        .locale
-                        .clone()
-                        .unwrap_or_else(|| ctx.render.org.default_locale.clone()),
-                    content: Content {
-                        subject: Some(subject.clone()),
-                        text: text.clone(),
-                        ..Default::default()
-                    },
-                    fallback: Vec::new(),
-                    fallback_of: None,
-                });
-            }
-            paged.push(m.name.clone());
-        }
-        tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
-    }
+    // Level 1 of the owning department; past the deadline, its leads too. One page per
+    // reminder (its due time and percent) and member and channel.
+    let paged = super::outcomes::page_department(
+        tx,
+        response,
+        inc,
+        &o.owner,
+        missed,
+        &format!("{}:{}:{}", o.key, r.due_at, r.percent),
+        &subject,
+        &text,
+        now,
+    )
+    .await?;
     Ok(vec![NewEvent::new(
         now,
         "incidentd",

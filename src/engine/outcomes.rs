@@ -334,7 +334,7 @@ incidentd approve {task_id}   (or reject it with --reason)
                 inc,
                 d,
                 false,
-                &format!("approval:{task_id}"),
+                &format!("approval:{task_id}:{d}"),
                 &subject,
                 &text,
                 now,
@@ -364,14 +364,16 @@ async fn page_owner(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, EngineError> {
-    let what = format!("{}:{what}", o.key);
+    let what = format!("{}:{what}:{}", o.key, o.owner);
     page_department(tx, response, inc, &o.owner, true, &what, subject, text, now).await
 }
 
-/// Page a department's level-1 members (and its leads, with `leads`) on the incident's paging
-/// channels, once per `what`; the names paged.
+/// Page a department's level-1 members (and its leads, with `with_leads`) on the incident's
+/// paging channels, once per `what` (the deliveries' idempotency keys are
+/// `obligation:{incident}:{what}:{member}:{channel}`); the names paged. Obligation reminders and
+/// outcome pages both go through here.
 #[allow(clippy::too_many_arguments)]
-async fn page_department(
+pub(super) async fn page_department(
     tx: &mut WriteTx,
     response: Option<&ResponseCtx<'_>>,
     inc: &Incident,
@@ -399,7 +401,7 @@ async fn page_department(
         for (channel, address) in super::response::addresses(ctx, inc, m) {
             deliveries.push(NewDelivery {
                 idempotency_key: format!(
-                    "obligation:{}:{what}:{department}:{}:{channel}",
+                    "obligation:{}:{what}:{}:{channel}",
                     inc.id,
                     dept.member_id(i)
                 ),
