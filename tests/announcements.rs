@@ -35,7 +35,7 @@ mod pushed {
 }
 
 fn facts() -> Value {
-    json!({
+    common::both_languages(json!({
         "affected_subjects": 250000,
         "data_types": ["name", "phone"],
         "jurisdictions": ["CN"],
@@ -45,7 +45,7 @@ fn facts() -> Value {
         "measures_planned": "We are reviewing every storage permission.",
         "advice_to_subjects": "Be wary of calls claiming to be from us; we never ask for codes.",
         "remedies": "Twelve months of free account-login alerts.",
-    })
+    }))
 }
 
 async fn pi_incident(app: &TestApp, drill: bool, facts: Value) -> i64 {
@@ -316,7 +316,9 @@ async fn a_facts_change_is_a_new_version_and_the_same_words_are_not(app: TestApp
     let (s, v) = app
         .patch(
             &format!("/api/v1/incidents/{id}/facts"),
-            &json!({"remedies": "Twelve months of free credit monitoring and a hotline."}),
+            &common::both_languages(
+                json!({"remedies": "Twelve months of free credit monitoring and a hotline."}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -414,7 +416,7 @@ async fn publishing_needs_a_writer_a_reason_and_the_facts(app: TestApp) {
     let id = pi_incident(
         &app,
         false,
-        json!({"data_types": ["phone"], "cause": "a leak"}),
+        common::both_languages(json!({"data_types": ["phone"], "cause": "a leak"})),
     )
     .await;
     let path = format!("/api/v1/incidents/{id}/announcement");
@@ -649,7 +651,7 @@ async fn nothing_is_public_before_its_approval(app: TestApp) {
     // Version 2 waits: the page keeps serving version 1.
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
-        &json!({"remedies": "A hotline, open every day."}),
+        &common::both_languages(json!({"remedies": "A hotline, open every day."})),
     )
     .await;
     let (s, v2) = publish(&app, id, "remedies").await;
@@ -661,7 +663,9 @@ async fn nothing_is_public_before_its_approval(app: TestApp) {
     // Version 3 supersedes it: version 2's approval is closed and can no longer be approved.
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
-        &json!({"remedies": "A hotline, open every day, and free monitoring."}),
+        &common::both_languages(
+            json!({"remedies": "A hotline, open every day, and free monitoring."}),
+        ),
     )
     .await;
     let (s, v3) = publish(&app, id, "remedies again").await;
@@ -829,7 +833,7 @@ webhook = "public-site"
     let delivery = pushed(0).await.expect("version 1 pushed once approved");
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
-        &json!({"remedies": "A hotline, open every day."}),
+        &common::both_languages(json!({"remedies": "A hotline, open every day."})),
     )
     .await;
     publish_public(&app, id, "remedies").await;
@@ -971,7 +975,7 @@ async fn the_page_renders_in_headless_chromium_in_both_languages() {
     let v = publish_public(&app, id, "browser test").await;
     app.patch(
         &format!("/api/v1/incidents/{id}/facts"),
-        &json!({"remedies": "Twelve months of free credit monitoring."}),
+        &common::both_languages(json!({"remedies": "Twelve months of free credit monitoring."})),
     )
     .await;
     publish_public(&app, id, "update").await;

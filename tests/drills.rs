@@ -755,7 +755,7 @@ async fn a_functional_drill_tells_and_reports_only_to_its_captures(backend: Back
     let (s, v) = app
         .patch(
             &format!("/api/v1/incidents/{id}/facts"),
-            &json!({
+            &common::both_languages(json!({
                 "affected_subjects": 1_000_000,
                 "data_types": ["name", "phone", "address"],
                 "cause": "An order-export bucket was left publicly readable.",
@@ -764,7 +764,7 @@ async fn a_functional_drill_tells_and_reports_only_to_its_captures(backend: Back
                 "measures_planned": "Audit every bucket's policy within a week.",
                 "advice_to_subjects": "Beware of calls claiming to be from us.",
                 "remedies": "Free identity monitoring for a year."
-            }),
+            })),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -265,17 +265,30 @@ async fn public_text_that_looks_internal_needs_legal_and_a_reason(backend: Backe
         "`198.51.100.7` (an IP address)",
         "`svc-backup` (an account name)",
         "`crm.customers` (a table name)",
-        "Legal may approve anyway with a reason",
+        "Legal may approve anyway, saying why (incidentd approve",
     ] {
         assert!(detail.contains(needle), "{needle}: {v}");
     }
     assert_eq!(decisions(&app, id).await, 0);
-    // Legal overrides with a reason: approved, and the warning and the reason are on record.
+    // A reason alone is not an override: approving "with a reason" out of habit is still
+    // refused, with the same warning; an override without a reason is a mistake.
+    let (s, v) = post(&app, &approve, LEGAL, json!({"reason": "wording checked"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("--override-warning"),
+        "{v}"
+    );
+    let (s, v) = post(&app, &approve, LEGAL, json!({"override_warning": true})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["path"], "override_warning", "{v}");
+    assert_eq!(decisions(&app, id).await, 0);
+    // Legal overrides deliberately, with a reason: approved, and the warning and the reason
+    // are on record.
     let (s, v) = post(
         &app,
         &approve,
         LEGAL,
-        json!({"reason": "the customers asked for the technical detail"}),
+        json!({"override_warning": true, "reason": "the customers asked for the technical detail"}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");

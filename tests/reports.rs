@@ -1545,6 +1545,15 @@ async fn closing_is_refused_with_open_work_unless_forced_with_a_reason(backend: 
     )
     .await;
     assert_eq!(code, 0, "{out}{err}");
+    // It says what the force did: the tasks it cancelled, what is still owed.
+    assert!(
+        out.contains("cancelled") && out.contains("contain (it_operations)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("still owed, not met by closing: ") && out.contains("CN:cac_report_other"),
+        "{out}"
+    );
     assert_eq!(app.incident(id).await["status"], "closed");
 
     // No task is left open: each open one is cancelled with the reason, on the timeline.

@@ -98,14 +98,14 @@ async fn declare_pi(app: &TestApp) -> i64 {
     app.declare(&json!({
         "title": "会员库备份被下载",
         "category": "pi_leak",
-        "facts": {
+        "facts": common::both_languages(json!({
             "cause": "A database backup was left publicly readable.",
             "impact": "Names and phone numbers may be used for fraud calls.",
             "data_types": ["name", "phone"],
             "measures_taken": "The backup was removed and access keys rotated.",
             "advice_to_subjects": "Beware of calls claiming to be from us.",
             "remedies": "Free identity monitoring for a year.",
-        }
+        })),
     }))
     .await["id"]
         .as_i64()
@@ -938,9 +938,9 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
         api(&daemon, "/api/v1/incidents"),
         RESPONDER,
         Some(
-            json!({"title": "会员库泄露", "category": "pi_leak", "facts": {
+            json!({"title": "会员库泄露", "category": "pi_leak", "facts": common::both_languages(json!({
             "cause": "c", "impact": "i", "data_types": ["phone"], "measures_taken": "m",
-            "advice_to_subjects": "a", "remedies": "r"}}),
+            "advice_to_subjects": "a", "remedies": "r"}))}),
         ),
     )
     .await["id"]

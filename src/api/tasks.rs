@@ -287,9 +287,14 @@ pub async fn approvals(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    /// Why; required to reject.
+    /// Why; required to reject, and to override a warning.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Approve although the notice's public text looks internal (Legal only, with a reason):
+    /// the warning and the reason are recorded. Without it a warning refuses the approval,
+    /// whatever the reason says.
+    #[serde(default)]
+    pub override_warning: bool,
 }
 
 /// Approve a gate for the departments this token acts for. It is approved once every
@@ -337,7 +342,7 @@ async fn decide(
     body: Decision,
 ) -> Result<axum::Json<TaskView>, ApiError> {
     caller.require(&[Role::Approver])?;
-    let reason = body.reason;
+    let reason = body.reason.clone();
     let live = state.live.load_full();
     let checks = crate::engine::GateChecks {
         playbooks: live.playbooks.as_deref(),
@@ -353,6 +358,7 @@ async fn decide(
                 approval,
                 approve,
                 reason,
+                body.override_warning,
                 &caller.actor(),
                 &caller.departments,
                 caller.is_admin(),

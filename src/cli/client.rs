@@ -280,6 +280,57 @@ pub async fn transition(a: TransitionArgs) -> anyhow::Result<i32> {
             v["status"].as_str().unwrap_or("?")
         );
     });
+    // A forced close: say what it cancelled and what is still owed, as the timeline records.
+    if a.force && !a.client.json {
+        let tasks = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/incidents/{}/tasks", a.id),
+                None,
+            )
+            .await?;
+        let cancelled: Vec<String> = tasks["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["status"] == "cancelled")
+            .map(|t| {
+                format!(
+                    "{} ({})",
+                    t["key"].as_str().unwrap_or("?"),
+                    t["department"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        if !cancelled.is_empty() {
+            println!(
+                "  cancelled {} open task(s): {}",
+                cancelled.len(),
+                cancelled.join(", ")
+            );
+        }
+        let o = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/incidents/{}/obligations", a.id),
+                None,
+            )
+            .await?;
+        let owed: Vec<String> = o["obligations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["status"] == "open" && o["standing"] == "required")
+            .map(|o| o["key"].as_str().unwrap_or("?").to_string())
+            .collect();
+        if !owed.is_empty() {
+            println!(
+                "  still owed, not met by closing: {} (see `incidentd obligations --incident {}`)",
+                owed.join(", "),
+                a.id
+            );
+        }
+    }
     Ok(0)
 }
 

@@ -123,9 +123,13 @@ pub struct ApprovalsArgs {
 pub struct DecideArgs {
     /// The approval's id (from `incidentd approvals`).
     pub approval: i64,
-    /// Why (required to reject).
+    /// Why (required to reject, and with --override-warning).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Approve a notice although its public text looks internal (Legal, with --reason): the
+    /// warning and the reason are recorded on the timeline.
+    #[arg(long)]
+    pub override_warning: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -188,13 +192,51 @@ fn table(v: &Value) {
 
 fn one(t: &Value) {
     println!(
-        "task {} of incident {} ({}) is {}{}",
+        "task {} of incident {} ({}) is {}{}{}",
         s(&t["key"]),
         s(&t["incident_id"]),
         s(&t["department"]),
         s(&t["status"]),
+        pending_approvers(t),
         blocked(t)
     );
+}
+
+/// For an approval still open after some departments approved it: who did, who is awaited.
+fn pending_approvers(t: &Value) -> String {
+    if t["approval"] != true || !matches!(t["status"].as_str(), Some("open" | "acked")) {
+        return String::new();
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let approved: Vec<String> = t["decisions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|d| d["decision"] == "approved")
+                .filter_map(|d| d["department"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if approved.is_empty() {
+        return String::new();
+    }
+    let waiting: Vec<String> = names(&t["approvers"])
+        .into_iter()
+        .filter(|d| !approved.contains(d))
+        .collect();
+    format!(
+        ": approved by {}, still waits for {}",
+        approved.join(" and "),
+        waiting.join(" and ")
+    )
 }
 
 pub async fn tasks(a: TasksArgs) -> anyhow::Result<i32> {
@@ -359,7 +401,7 @@ pub async fn decide(a: DecideArgs, approve: bool) -> anyhow::Result<i32> {
         .call(
             Method::POST,
             &format!("/api/v1/approvals/{}/{verb}", a.approval),
-            Some(json!({ "reason": a.reason })),
+            Some(json!({ "reason": a.reason, "override_warning": a.override_warning })),
         )
         .await?;
     print(&a.client, &v, one);

@@ -158,14 +158,11 @@ impl Text {
     }
 
     /// The text of a public document (notice, announcement) in `locale`: the public version,
-    /// else the internal one. A plain string with no public version (the format before texts
-    /// had languages) is shown in every language, as it always was; give the fact per locale
-    /// to have each language's document carry its own text, and be refused without it.
+    /// else the internal one — never another language's. A plain string is the default
+    /// locale's text, as everywhere: a document in another language without its own text is
+    /// refused, naming the fact and the language.
     pub fn for_public(&self, locale: &str, default_locale: &str) -> Option<&str> {
-        match (&self.internal, &self.public) {
-            (Versions::Plain(s), None) => non_blank(s),
-            _ => self.get(locale, Audience::Public, default_locale),
-        }
+        self.get(locale, Audience::Public, default_locale)
     }
 
     /// Some text, in whatever language (whether the fact is known at all).

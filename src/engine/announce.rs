@@ -277,7 +277,7 @@ pub fn render(ctx: &AnnounceCtx<'_>, inc: &Incident) -> Result<Vec<LocaleText>, 
             })
             .collect();
         return Err(EngineError::Conflict(format!(
-            "the announcement cannot be published without these facts of incident {}: {}; fill them in (PATCH /api/v1/incidents/{}/facts, or incidentd facts {} --set {}=…) and publish again",
+            "the announcement cannot be published without these facts of incident {}: {}; fill them in (PATCH /api/v1/incidents/{}/facts, or incidentd facts {} --set {}=…; a fact missing in one language only: --file with {{\"<fact>\": {{\"zh-CN\": \"…\", \"en\": \"…\"}}}}) and publish again",
             inc.id,
             facts.join(", "),
             inc.id,

@@ -54,7 +54,7 @@ impl GateChecks<'_> {
     /// The notice gate's warning: public text (what notices and the announcement show, in each
     /// of their languages) that looks internal — IP addresses, host names, account and table
     /// names ([`crate::domain::text::looks_internal`]). Approving is refused while it holds,
-    /// unless Legal approves with a reason ([`LEGAL`]), which is recorded.
+    /// unless Legal overrides it with a reason ([`LEGAL`]), which is recorded.
     pub(crate) fn internal_text(&self, task: &TaskRow, incident: &Incident) -> Option<String> {
         if self.lint_of(task)? != TaskLint::Notice || exempt_from_individual_notice(&incident.facts)
         {
@@ -90,8 +90,9 @@ impl GateChecks<'_> {
         }
         (!found.is_empty()).then(|| {
             format!(
-                "the public text of the notice looks internal — {}. Give the facts a public version ({{\"cause\": {{\"internal\": …, \"public\": {{\"<locale>\": \"…\"}}}}}}), or Legal may approve anyway with a reason (POST /api/v1/approvals/{}/approve {{\"reason\": \"…\"}})",
+                "the public text of the notice looks internal — {}. Give the facts a public version ({{\"cause\": {{\"internal\": …, \"public\": {{\"<locale>\": \"…\"}}}}}}), or Legal may approve anyway, saying why (incidentd approve {} --override-warning --reason \"…\"; API: POST /api/v1/approvals/{}/approve {{\"override_warning\": true, \"reason\": \"…\"}})",
                 found.join("; "),
+                task.id,
                 task.id
             )
         })

@@ -268,6 +268,7 @@ impl Engine {
         task_id: i64,
         approve: bool,
         reason: Option<String>,
+        override_warning: bool,
         actor: &str,
         departments: &[String],
         admin: bool,
@@ -350,11 +351,18 @@ impl Engine {
         if approve && let Some(why) = super::announce::approval_refusal(&mut tx, &t).await? {
             return Err(EngineError::Conflict(why));
         }
-        // Public text that looks internal: a warning only Legal may override, with a reason.
+        // Public text that looks internal: a warning only Legal may override, deliberately
+        // (`override_warning`) and with a reason; a reason alone ("wording checked") does not.
+        let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+        if override_warning && (!approve || !given) {
+            return Err(EngineError::invalid(
+                "override_warning",
+                "overriding a warning approves, and needs a reason saying why the text may go public as it is",
+            ));
+        }
         let mut overridden = None;
         if approve && let Some(warning) = checks.internal_text(&t, &incident) {
-            let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
-            let legal_now = given && mine.iter().any(|d| d == super::notice_gate::LEGAL);
+            let legal_now = override_warning && mine.iter().any(|d| d == super::notice_gate::LEGAL);
             let legal_before = tx.approvals_of(t.id).await?.iter().any(|a| {
                 a.department == super::notice_gate::LEGAL
                     && a.decision == "approved"

@@ -185,15 +185,22 @@ impl HelperDef for RequiredHelper {
         &self,
         h: &Helper<'rc>,
         _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
+        ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let p = param(h, 0, "required")?;
         if is_blank(p.value()) {
             let path = path_of(p);
+            // Free-text facts are per language: say which language this message needs.
+            let locale = ctx.data().get("locale").and_then(Value::as_str);
             let hint = path
                 .strip_prefix("incident.facts.")
-                .map(|k| format!(" (incidentd facts <id> --set {k}=…)"))
+                .map(|k| match locale {
+                    Some(l) if crate::domain::facts::TEXT_FACTS.contains(&k) => format!(
+                        " in {l} (incidentd facts <id> --file f.json with {{\"{k}\": {{\"{l}\": \"…\"}}}}; --set {k}=… gives the default language's)"
+                    ),
+                    _ => format!(" (incidentd facts <id> --set {k}=…)"),
+                })
                 .unwrap_or_default();
             return Err(fail(format!("`{path}` {REQUIRED_EMPTY}: fill it in{hint}")));
         }

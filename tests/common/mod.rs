@@ -230,6 +230,54 @@ impl TestApp {
 
     /// As [`spawn`], with extra config sections appended.
     pub async fn spawn_with(backend: Backend, extra: &str) -> Option<TestApp> {
+        Self::spawn_config(backend, |store_url, dir| {
+            std::fs::copy(shipped_rules(), dir.join("classification.toml")).unwrap();
+            config_text(store_url, extra)
+        })
+        .await
+    }
+
+    /// The shipped `config/incidentd.toml` as a user runs it — its tokens, departments,
+    /// playbooks, packs, regulators and templates — with only what a test must change: a fresh
+    /// store, any free port, the shipped files by absolute path, and whatever `adjust` changes
+    /// (channels at local sinks, shorter dispatch intervals).
+    pub async fn spawn_shipped(
+        backend: Backend,
+        adjust: impl FnOnce(&mut toml::Table),
+    ) -> Option<TestApp> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(repo.join("config/incidentd.toml")).unwrap();
+        let mut t: toml::Table = toml::from_str(&text).unwrap();
+        Self::spawn_config(backend, |store_url, _| {
+            let section = |t: &mut toml::Table, name: &str| -> toml::Table {
+                t.get(name).and_then(|v| v.as_table()).cloned().unwrap()
+            };
+            let mut server = section(&mut t, "server");
+            server.insert("listen".into(), "127.0.0.1:0".into());
+            t.insert("server".into(), server.into());
+            let mut store = section(&mut t, "store");
+            store.insert("url".into(), store_url.into());
+            t.insert("store".into(), store.into());
+            let mut paths = section(&mut t, "paths");
+            let keys: Vec<String> = paths.keys().cloned().collect();
+            for k in keys {
+                let rel = paths[&k].as_str().unwrap().to_string();
+                let abs = repo.join("config").join(rel).display().to_string();
+                paths.insert(k, abs.into());
+            }
+            t.insert("paths".into(), paths.into());
+            adjust(&mut t);
+            toml::to_string(&t).unwrap()
+        })
+        .await
+    }
+
+    /// Start a daemon on a fresh database with the config `make` writes for its store URL
+    /// (in the test's own folder, which it may fill).
+    async fn spawn_config(
+        backend: Backend,
+        make: impl FnOnce(&str, &Path) -> String,
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().unwrap();
         let (store_url, pg_db) = match backend {
             Backend::Sqlite => (
@@ -246,9 +294,8 @@ impl TestApp {
                 }
             },
         };
-        std::fs::copy(shipped_rules(), dir.path().join("classification.toml")).unwrap();
         let config_path = dir.path().join("incidentd.toml");
-        std::fs::write(&config_path, config_text(&store_url, extra)).unwrap();
+        std::fs::write(&config_path, make(&store_url, dir.path())).unwrap();
         let mut app = TestApp {
             backend,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -508,6 +555,29 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Run the `incidentd` binary against this daemon as `token`:
+    /// (exit code, standard output, standard error).
+    pub async fn cli(&self, token: &str, args: &[&str]) -> (i32, String, String) {
+        let url = self.url("");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let token = token.to_string();
+        let o = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                .args(&args)
+                .env("INCIDENTD_URL", url)
+                .env("INCIDENTD_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
     /// The config file's path, for the CLI binary.
     pub fn config_arg(&self) -> String {
         self.config_path.display().to_string()
@@ -628,4 +698,21 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Facts for stories that are not about language: each free-text fact given as a plain string
+/// becomes the same words in both of the organisation's languages (zh-CN, the default, and
+/// en), so that every notice and page has its language's text. Stories about language give
+/// each language its own words instead.
+pub fn both_languages(mut facts: Value) -> Value {
+    if let Some(m) = facts.as_object_mut() {
+        for (k, v) in m.iter_mut() {
+            if incidentd::domain::facts::TEXT_FACTS.contains(&k.as_str())
+                && let Value::String(s) = v
+            {
+                *v = serde_json::json!({"zh-CN": s.clone(), "en": s.clone()});
+            }
+        }
+    }
+    facts
 }

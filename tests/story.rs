@@ -1,0 +1,670 @@
+//! The whole incident of issue #16, as a team plays it with the shipped configuration
+//! (config/incidentd.toml: its tokens, departments, playbooks, packs and regulators; only the
+//! channels point at local servers): a DLP alert, per-jurisdiction and per-language facts, the
+//! preparation tasks, Legal's approval, the notice campaign, the public announcement's approval,
+//! a report to each regulator in its own language with its own count, obligations met by what
+//! actually happened, closing refused while work is open, and the closing summary.
+//!
+//! A person's steps go through the `incidentd` CLI, exactly as the README's walkthrough
+//! ("A personal-information leak, start to finish") writes them; what each audience receives is
+//! checked where it arrives: the SMTP server, the SMS gateway, the public page.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::sink::Sink;
+use common::smtp::Smtp;
+use common::{Backend, TestApp, wait_for};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary);
+
+/// The shipped configuration's trial tokens (README).
+const RESPONDER: &str = "dev-responder-token";
+const VIEWER: &str = "dev-viewer-token";
+const LEGAL: &str = "dev-legal-token";
+const GR: &str = "dev-gr-token";
+const PR: &str = "dev-pr-token";
+
+const DLP_TITLE: &str =
+    "DLP: bulk export of table crm.customers (phone, id_card_no) to unknown host 203.0.113.77";
+const INTERNAL_ZH: &str = "服务账号 svc-backup 将 crm.customers 表导出至 203.0.113.77";
+const INTERNAL_EN: &str =
+    "The service account svc-backup exported the table crm.customers to 203.0.113.77";
+/// What must never reach a person or the public page: the attacker's host, the account, the table.
+const INTERNAL_DETAIL: [&str; 3] = ["203.0.113.77", "svc-backup", "crm.customers"];
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let (s, v) = app.call(Method::GET, path, Some(VIEWER), None).await;
+    assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+    v
+}
+
+/// Run the CLI as `token`; assert its exit code; its standard output and error together.
+async fn run(app: &TestApp, token: &str, code: i32, args: &[&str]) -> String {
+    let (c, out, err) = app.cli(token, args).await;
+    // The transcript, shown when the story fails.
+    eprintln!(
+        "$ INCIDENTD_TOKEN={token} incidentd {}\n{out}{err}",
+        args.join(" ")
+    );
+    assert_eq!(c, code, "incidentd {}\n{out}{err}", args.join(" "));
+    format!("{out}{err}")
+}
+
+async fn obligation(app: &TestApp, id: i64, key: &str) -> Value {
+    let v = get(app, &format!("/api/v1/incidents/{id}/obligations")).await;
+    v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == key)
+        .unwrap_or_else(|| panic!("no obligation {key}: {v:#}"))
+        .clone()
+}
+
+async fn task(app: &TestApp, id: i64, key: &str) -> Value {
+    let v = get(app, &format!("/api/v1/incidents/{id}/tasks")).await;
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .unwrap_or_else(|| panic!("no task {key}: {v:#}"))
+        .clone()
+}
+
+fn assert_nothing_internal(what: &str, text: &str) {
+    for d in INTERNAL_DETAIL {
+        assert!(!text.contains(d), "{what} carries `{d}`:\n{text}");
+    }
+}
+
+/// Draft the report owed by `obligation`, have Government Relations and Legal approve it;
+/// returns the report (its id, version, approval task) as the API shows it.
+async fn approved_report(app: &TestApp, id: i64, obligation: &str, inputs: &[&str]) -> Value {
+    let sid = id.to_string();
+    let mut args = vec![
+        "report",
+        "draft",
+        "--json",
+        &sid,
+        "--obligation",
+        obligation,
+    ];
+    for i in inputs {
+        args.extend(["--input", i]);
+    }
+    let out = run(app, RESPONDER, 0, &args).await;
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let gate = r["approval_task"].as_i64().unwrap().to_string();
+    run(app, GR, 0, &["approve", &gate]).await;
+    run(app, LEGAL, 0, &["approve", &gate]).await;
+    get(app, &format!("/api/v1/reports/{}", r["id"])).await
+}
+
+async fn a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary(backend: Backend) {
+    let smtp = Smtp::start();
+    let gateway = Sink::start().await;
+    let Some(app) = TestApp::spawn_shipped(backend, |c| {
+        let set = |c: &mut toml::Table, path: &[&str], v: toml::Value| {
+            let mut t = c;
+            for k in &path[..path.len() - 1] {
+                t = t.get_mut(*k).unwrap().as_table_mut().unwrap();
+            }
+            t.insert(path[path.len() - 1].to_string(), v);
+        };
+        set(c, &["channels", "email", "smtp_url"], smtp.url().into());
+        set(
+            c,
+            &["channels", "sms", "base_url"],
+            gateway.url("/sms").into(),
+        );
+        set(
+            c,
+            &["channels", "voice", "base_url"],
+            gateway.url("/voice").into(),
+        );
+        set(c, &["dispatch", "poll_interval"], "100ms".into());
+        set(c, &["dispatch", "backoff_base"], "200ms".into());
+        set(c, &["dispatch", "backoff_max"], "1s".into());
+    })
+    .await
+    else {
+        return;
+    };
+
+    // 09:00 — DLP sees the customer database exported. The alert (here sent with the CLI, as
+    // any sender would) is a personal-information leak: S1, the whole joint team paged.
+    let out = run(
+        &app,
+        "dev-alertmanager-token",
+        0,
+        &[
+            "alert",
+            "--source",
+            "dlp",
+            "--title",
+            DLP_TITLE,
+            "--label",
+            "severity=critical",
+            "--label",
+            "policy=PII-bulk-export",
+        ],
+    )
+    .await;
+    assert!(out.contains("opened (incident 1)"), "{out}");
+    let id = 1;
+    let sid = id.to_string();
+    let inc = get(&app, "/api/v1/incidents/1").await;
+    assert_eq!(
+        (inc["category"].as_str(), inc["severity"].as_str()),
+        (Some("pi_leak"), Some("S1"))
+    );
+    wait_for("all six departments paged by e-mail", 20, || async {
+        let to: Vec<String> = smtp
+            .messages()
+            .iter()
+            .map(|m| m["to"].to_string())
+            .collect();
+        [
+            "security-oncall@",
+            "gr-oncall@",
+            "legal-oncall@",
+            "pr-oncall@",
+            "cs-lead@",
+            "ops-oncall@",
+        ]
+        .iter()
+        .all(|who| to.iter().any(|t| t.contains(who)))
+    })
+    .await;
+
+    // What Security found, per jurisdiction and per language; the cause as Security wrote it.
+    let facts = app.dir.path().join("facts.json");
+    std::fs::write(
+        &facts,
+        json!({
+            "title": {"zh-CN": "客户数据库被导出至未知主机", "en": "Customer database exported to an unknown host"},
+            "data_types": ["phone", "id_number"],
+            "by_jurisdiction": {
+                "CN": {"affected_subjects": 2_300_000},
+                "SG": {"affected_subjects": 4200},
+            },
+            "cause": {"zh-CN": INTERNAL_ZH, "en": INTERNAL_EN},
+            "impact": {"zh-CN": "手机号和身份证号可能被用于诈骗", "en": "Phone and ID-card numbers may be used for fraud"},
+            "measures_taken": {"zh-CN": "已阻断导出主机并轮换凭据", "en": "The export host was blocked and credentials rotated"},
+            "measures_planned": {"zh-CN": "全面排查数据访问权限", "en": "A review of every data access right"},
+            "advice_to_subjects": {"zh-CN": "警惕自称本公司的诈骗电话", "en": "Beware of calls claiming to be from us"},
+            "remedies": {"zh-CN": "一年免费账户安全提醒", "en": "A year of free account alerts"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &["facts", &sid, "--file", &facts.display().to_string()],
+    )
+    .await;
+    let inc = get(&app, "/api/v1/incidents/1").await;
+    assert_eq!(inc["facts"]["affected_subjects"], 2_304_200, "{inc:#}");
+
+    // Each jurisdiction graded on its own count; every obligation with its deadline and why.
+    let v = get(&app, "/api/v1/incidents/1/obligations").await;
+    let why = |code: &str| {
+        v["grades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["jurisdiction"] == code)
+            .unwrap_or_else(|| panic!("no {code} grade: {v:#}"))["why"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        why("CN").contains("affected_subjects in CN 2,300,000 ≥ 1,000,000"),
+        "{v:#}"
+    );
+    assert!(
+        why("SG").contains("affected_subjects in SG 4,200 ≥ 500"),
+        "{v:#}"
+    );
+    let owed: Vec<String> = v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_string())
+        .collect();
+    for key in [
+        "CN:cac_report_other",
+        "CN:pipl_authority",
+        "CN:pipl_individuals",
+        "SG:assessment",
+        "SG:pdpc_report",
+    ] {
+        assert!(owed.contains(&key.to_string()), "{key} in {owed:?}");
+    }
+    let out = run(&app, VIEWER, 0, &["obligations", "--incident", &sid]).await;
+    assert!(
+        out.contains("CN:cac_report_other") && out.contains("SG:pdpc_report"),
+        "{out}"
+    );
+    // The SG assessment is a person's judgement, not the daemon's.
+    assert_eq!(
+        obligation(&app, id, "SG:assessment").await["status"],
+        "open"
+    );
+    run(
+        &app,
+        LEGAL,
+        0,
+        &[
+            "obligation",
+            "met",
+            &sid,
+            "SG:assessment",
+            "--reference",
+            "Legal memo SG-2026-7: notifiable, 4,200 Singapore residents, significant harm",
+        ],
+    )
+    .await;
+    assert_eq!(obligation(&app, id, "SG:assessment").await["status"], "met");
+
+    // The people: a list with each person's jurisdiction and language. Counts are never lowered.
+    let list = app.dir.path().join("affected.csv");
+    std::fs::write(
+        &list,
+        "subject_id,name,email,phone,locale,jurisdiction\n\
+         cn-1,张三,zhang@example.cn,+8613800138001,zh-CN,CN\n\
+         cn-2,李四,li@example.cn,+8613800138002,zh-CN,CN\n\
+         sg-1,Tan Wei,tan@example.sg,+6581234567,en,SG\n",
+    )
+    .unwrap();
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &["subjects", "import", &sid, &list.display().to_string()],
+    )
+    .await;
+    let inc = get(&app, "/api/v1/incidents/1").await;
+    assert_eq!(
+        inc["facts"]["by_jurisdiction"]["SG"]["affected_subjects"], 4200,
+        "{inc:#}"
+    );
+
+    // The notice campaign waits for Legal, and Legal waits for the preparation tasks.
+    let out = run(
+        &app,
+        RESPONDER,
+        0,
+        &["notices", "start", &sid, "--channel", "email"],
+    )
+    .await;
+    assert!(out.contains("approv"), "{out}");
+    let gate = task(&app, id, "approve_notice").await["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = run(
+        &app,
+        LEGAL,
+        1,
+        &["approve", &gate, "--reason", "wording checked"],
+    )
+    .await;
+    assert!(out.contains("prepare_notice"), "{out}");
+    for (key, note) in [
+        ("contain", "export host blocked, svc-backup disabled"),
+        (
+            "assess_affected",
+            "2.3M in CN, 4,200 in SG: phone and ID-card numbers",
+        ),
+        ("prepare_notice", "notice text in both languages"),
+    ] {
+        run(
+            &app,
+            RESPONDER,
+            0,
+            &["task", "complete", &sid, key, "--note", note],
+        )
+        .await;
+    }
+    // Public words that read like the security team's: refused, naming what would go public
+    // (a reason alone does not override it; only Legal's deliberate --override-warning would).
+    let out = run(
+        &app,
+        LEGAL,
+        1,
+        &["approve", &gate, "--reason", "wording checked"],
+    )
+    .await;
+    for needle in [
+        "203.0.113.77",
+        "svc-backup",
+        "crm.customers",
+        "--override-warning",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    // The cause gets a public version; the internal one stays for the regulators.
+    std::fs::write(
+        &facts,
+        json!({"cause": {
+            "internal": {"zh-CN": INTERNAL_ZH, "en": INTERNAL_EN},
+            "public": {"zh-CN": "客户数据库被未经授权导出", "en": "Our customer database was exported without authorisation"},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &["facts", &sid, "--file", &facts.display().to_string()],
+    )
+    .await;
+    run(
+        &app,
+        LEGAL,
+        0,
+        &["approve", &gate, "--reason", "wording checked"],
+    )
+    .await;
+
+    // Each person is told in their language, with the public words only.
+    wait_for(
+        "the three notices accepted by the SMTP server",
+        30,
+        || async {
+            ["zhang@example.cn", "li@example.cn", "tan@example.sg"]
+                .iter()
+                .all(|who| {
+                    smtp.messages()
+                        .iter()
+                        .any(|m| m["to"].to_string().contains(who))
+                })
+        },
+    )
+    .await;
+    for m in smtp.messages() {
+        let to = m["to"].to_string();
+        if !(to.contains("example.cn") || to.contains("example.sg")) {
+            continue;
+        }
+        let text = m["text"].as_str().unwrap_or_default();
+        assert_nothing_internal(&format!("the notice to {to}"), text);
+        if to.contains("tan@example.sg") {
+            assert!(
+                text.contains("Our customer database was exported"),
+                "{text}"
+            );
+            assert!(!text.contains("客户数据库"), "{text}");
+        } else {
+            assert!(text.contains("客户数据库被未经授权导出"), "{text}");
+        }
+    }
+    wait_for(
+        "notice to individuals met by the deliveries",
+        30,
+        || async { obligation(&app, id, "CN:pipl_individuals").await["status"] == "met" },
+    )
+    .await;
+    let o = obligation(&app, id, "CN:pipl_individuals").await;
+    assert_eq!(
+        o["met_ref"], "notices: 3 of 3 reachable people reached",
+        "{o}"
+    );
+
+    // 3 of 2,304,200 reachable: the campaign drafted the public announcement, which is not
+    // public until Public Relations and Legal approve it.
+    let a = get(&app, "/api/v1/incidents/1/announcement").await;
+    let version = a["versions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(version["status"], "awaiting_approval", "{a:#}");
+    let slug = a["slug"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .call(Method::GET, &format!("/announcements/{slug}"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "public before approval");
+    let ann_gate = version["approval_task"].as_i64().unwrap().to_string();
+    let out = run(&app, PR, 0, &["approve", &ann_gate]).await;
+    assert!(
+        out.contains("approved by public_relations, still waits for legal"),
+        "{out}"
+    );
+    run(&app, LEGAL, 0, &["approve", &ann_gate]).await;
+    for (lang, words) in [
+        ("en", "Our customer database was exported"),
+        ("zh-CN", "客户数据库被未经授权导出"),
+    ] {
+        let res = app
+            .http
+            .get(app.url(&format!("/announcements/{slug}?lang={lang}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.text().await.unwrap();
+        assert!(html.contains(words), "{lang}: {html}");
+        assert_nothing_internal(&format!("the {lang} public page"), &html);
+    }
+
+    // The regulators. CAC: Chinese, China's count, the internal cause; submitted by e-mail and
+    // met when the SMTP server accepts it.
+    let cac = approved_report(
+        &app,
+        id,
+        "CN:cac_report_other",
+        &[
+            "system=客户关系管理系统",
+            "location=上海数据中心",
+            "likely_development=数据可能在黑市流通",
+            "tracing=导出目标主机已锁定",
+        ],
+    )
+    .await;
+    assert_eq!(cac["version"], 1, "{cac:#}");
+    let md = cac["markdown"].as_str().unwrap();
+    assert!(
+        md.contains("| 事件名称 | 客户数据库被导出至未知主机 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("2,300,000") && !md.contains("2,304,200"),
+        "{md}"
+    );
+    assert!(md.contains(INTERNAL_ZH), "{md}");
+    // One approval serves the report and the playbook's report gate.
+    assert_eq!(
+        task(&app, id, "approve_regulator_report").await["status"],
+        "approved"
+    );
+    let rid = cac["id"].to_string();
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &["report", "submit", &rid, "--via", "email"],
+    )
+    .await;
+    wait_for(
+        "the CAC report met when the SMTP server accepted it",
+        30,
+        || async { obligation(&app, id, "CN:cac_report_other").await["status"] == "met" },
+    )
+    .await;
+    assert!(
+        smtp.messages()
+            .iter()
+            .any(|m| m["to"].to_string().contains("report@cac.example.gov.cn")),
+        "the report reached the CAC's address"
+    );
+    // The PIPL authority: the same way, to its own address.
+    let pipl = approved_report(
+        &app,
+        id,
+        "CN:pipl_authority",
+        &[
+            "system=客户关系管理系统",
+            "location=上海数据中心",
+            "likely_development=数据可能在黑市流通",
+            "tracing=导出目标主机已锁定",
+        ],
+    )
+    .await;
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &[
+            "report",
+            "submit",
+            &pipl["id"].to_string(),
+            "--via",
+            "email",
+        ],
+    )
+    .await;
+    wait_for("the PIPL authority's report met", 30, || async {
+        obligation(&app, id, "CN:pipl_authority").await["status"] == "met"
+    })
+    .await;
+    // PDPC: English, Singapore's count, the internal cause in English; an input it does not
+    // take is refused, not ignored; submitted through its form and recorded with its reference.
+    let (c, out, err) = app
+        .cli(
+            RESPONDER,
+            &[
+                "report",
+                "draft",
+                &sid,
+                "--obligation",
+                "SG:pdpc_report",
+                "--input",
+                "affected=4200",
+            ],
+        )
+        .await;
+    assert_ne!(c, 0, "{out}{err}");
+    assert!(format!("{out}{err}").contains("`affected`"), "{out}{err}");
+    let pdpc = approved_report(
+        &app,
+        id,
+        "SG:pdpc_report",
+        &[
+            "how_aware=DLP alert at 09:00",
+            "notification_plan=e-mail from today",
+        ],
+    )
+    .await;
+    assert_eq!(pdpc["version"], 1, "{pdpc:#}");
+    let md = pdpc["markdown"].as_str().unwrap();
+    assert!(md.contains("4,200") && !md.contains("2,30"), "{md}");
+    assert!(md.contains(INTERNAL_EN), "{md}");
+    assert!(!md.contains("导出"), "{md}");
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    run(
+        &app,
+        GR,
+        0,
+        &[
+            "report",
+            "submit",
+            &pdpc["id"].to_string(),
+            "--via",
+            "manual",
+            "--reference",
+            "PDPC-DBN-2026-0412",
+            "--at",
+            &at,
+        ],
+    )
+    .await;
+    assert_eq!(
+        obligation(&app, id, "SG:pdpc_report").await["status"],
+        "met"
+    );
+
+    // Closing: refused while tasks are open, naming them.
+    for to in ["triaged", "contained", "eradicated", "recovered"] {
+        run(&app, RESPONDER, 0, &["transition", &sid, to]).await;
+    }
+    let out = run(
+        &app,
+        RESPONDER,
+        1,
+        &["transition", &sid, "closed", "--note", "handled"],
+    )
+    .await;
+    assert!(
+        out.contains("cannot be closed") && out.contains("task(s) are open"),
+        "{out}"
+    );
+    let open: Vec<String> = get(&app, "/api/v1/incidents/1/tasks").await["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "open" || t["status"] == "acked")
+        .map(|t| t["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!open.is_empty());
+    for key in &open {
+        assert!(out.contains(&format!("`{key}`")), "{key}: {out}");
+        run(
+            &app,
+            RESPONDER,
+            0,
+            &["task", "complete", &sid, key, "--note", "done"],
+        )
+        .await;
+    }
+    run(
+        &app,
+        RESPONDER,
+        0,
+        &["transition", &sid, "closed", "--note", "handled"],
+    )
+    .await;
+
+    // Every obligation owed before closing was met by what happened, each saying how.
+    let v = get(&app, "/api/v1/incidents/1/obligations").await;
+    for o in v["obligations"].as_array().unwrap() {
+        if o["key"] == "CN:cac_closing" {
+            assert_eq!(o["status"], "open", "owed after closing: {o}");
+            continue;
+        }
+        assert_eq!(o["status"], "met", "{o:#}");
+        assert!(
+            o["met_ref"].as_str().is_some_and(|r| !r.is_empty()),
+            "{o:#}"
+        );
+    }
+    let out = run(&app, VIEWER, 0, &["summary", &sid]).await;
+    assert!(
+        out.contains("CN:cac_report_other") && out.contains("SG:pdpc_report"),
+        "{out}"
+    );
+
+    // Nothing of this reached the public but the approved page.
+    let feed = app
+        .http
+        .get(app.url("/announcements/feed.xml?lang=en"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        feed.contains("Our customer database was exported"),
+        "{feed}"
+    );
+    assert_nothing_internal("the English feed", &feed);
+    let r = app.verify().await;
+    assert!(r.broken_at.is_none() && r.problem.is_none(), "{r:?}");
+    app.stop().await;
+}
