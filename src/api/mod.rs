@@ -346,6 +346,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         request_timeout,
     ))
     .merge(uploads)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        extract::drain_unread_body,
+    ))
     .layer(middleware::from_fn(track))
     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req
