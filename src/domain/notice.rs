@@ -279,7 +279,13 @@ mod tests {
         f.keep_text_internal();
         assert_eq!(
             ids(&missing_notice_facts(&f, Some("x"))),
-            ["what_happened", "impact", "measures_taken", "advice", "remedies"]
+            [
+                "what_happened",
+                "impact",
+                "measures_taken",
+                "advice",
+                "remedies"
+            ]
         );
         // A responder's public version is there again.
         f.cause = Some(

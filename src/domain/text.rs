@@ -409,7 +409,8 @@ mod tests {
 
     #[test]
     fn internal_only_text_is_public_nowhere_and_round_trips() {
-        let t = text(json!({"zh-CN": "svc-backup 导出", "en": "svc-backup exported"})).internal_only();
+        let t =
+            text(json!({"zh-CN": "svc-backup 导出", "en": "svc-backup exported"})).internal_only();
         for l in ["zh-CN", "en", "fr"] {
             assert_eq!(t.for_public(l, "zh-CN"), None, "{l}");
         }
@@ -417,7 +418,10 @@ mod tests {
             t.get("en", Audience::Internal, "zh-CN"),
             Some("svc-backup exported")
         );
-        assert_eq!((t.public_any(), t.any()), (None, Some("svc-backup exported")));
+        assert_eq!(
+            (t.public_any(), t.any()),
+            (None, Some("svc-backup exported"))
+        );
         let v = serde_json::to_value(&t).unwrap();
         assert_eq!(
             v,
