@@ -83,6 +83,27 @@ async fn incident(app: &TestApp, drill: bool) -> i64 {
         .unwrap()
 }
 
+/// A drill incident that may reach `recipients` ((channel, recipient), set by an admin). By
+/// hand, a real incident's messages reach only the response team and configured webhook
+/// targets (tests/security_sidedoors.rs); site users and other addresses are reached by hand
+/// only in a drill, on its admin-set list.
+async fn drill_reaching(app: &TestApp, recipients: &[(&str, &str)]) -> i64 {
+    let id = incident(app, true).await;
+    let list: Vec<Value> = recipients
+        .iter()
+        .map(|(c, r)| json!({"channel": c, "recipient": r}))
+        .collect();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/drill/recipients"),
+            ADMIN,
+            &json!({ "recipients": list }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    id
+}
+
 async fn enqueue(app: &TestApp, incident: i64, deliveries: Value) -> (StatusCode, Value) {
     app.post(
         &format!("/api/v1/incidents/{incident}/deliveries"),
@@ -117,7 +138,11 @@ async fn webhooks_are_signed_sent_once_and_recorded(backend: Backend) {
     let Some(app) = start(backend, &sink, "2s").await else {
         return;
     };
-    let id = incident(&app, false).await;
+    let id = drill_reaching(
+        &app,
+        &[("webhook", "chatops"), ("site_webhook", "user-1001")],
+    )
+    .await;
     let (s, v) = enqueue(
         &app,
         id,
@@ -314,7 +339,15 @@ async fn transient_failures_retry_then_die_and_fall_back(backend: Backend) {
     let Some(app) = start(backend, &sink, "2s").await else {
         return;
     };
-    let id = incident(&app, false).await;
+    let id = drill_reaching(
+        &app,
+        &[
+            ("webhook", "flaky"),
+            ("webhook", "refuses"),
+            ("inbox", "oncall-7"),
+        ],
+    )
+    .await;
     let (s, v) = enqueue(
         &app,
         id,
@@ -525,7 +558,7 @@ async fn inbox_lists_and_marks_read_for_the_site_only(backend: Backend) {
     let Some(app) = start(backend, &sink, "2s").await else {
         return;
     };
-    let id = incident(&app, false).await;
+    let id = drill_reaching(&app, &[("inbox", "user-42")]).await;
     let notice = |text: &str| {
         json!({"channel": "inbox", "recipient": "user-42", "locale": "zh-CN",
                "content": {"subject": "个人信息安全通知", "text": text, "data": {"incident": id}}})
@@ -669,7 +702,11 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, &extra).await else {
         return;
     };
-    let id = incident(&app, false).await;
+    let id = drill_reaching(
+        &app,
+        &[("voice", "+8613800138000"), ("sms", "+8613800138000")],
+    )
+    .await;
     let (s, v) = enqueue(
         &app,
         id,
@@ -714,10 +751,19 @@ async fn templates_render_per_channel_and_locale_and_refuse_missing_facts(backen
         return;
     };
     let id = app
-        .declare(&json!({"title": "订单库被拖库", "category": "pi_leak"}))
+        .declare(&json!({"title": "订单库被拖库", "category": "pi_leak", "drill": true}))
         .await["id"]
         .as_i64()
         .unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/drill/recipients"),
+            ADMIN,
+            &json!({"recipients": [{"channel": "site_webhook", "recipient": "user-7"},
+                                   {"channel": "sms", "recipient": "+8613800138000"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     // A notice may not go out while what it must tell people is unknown.
     let notice = json!([{"channel": "site_webhook", "recipient": "user-7",
                          "template": "notice/pi_leak", "locale": "en", "recipient_name": "Li Lei"}]);
@@ -801,7 +847,9 @@ async fn a_rate_limited_backlog_longer_than_the_lease_is_sent_once(backend: Back
     let Some(app) = TestApp::spawn_with(backend, &extra).await else {
         return;
     };
-    let id = incident(&app, false).await;
+    let users: Vec<String> = (0..16).map(|i| format!("user-{i}")).collect();
+    let list: Vec<(&str, &str)> = users.iter().map(|u| ("site_webhook", u.as_str())).collect();
+    let id = drill_reaching(&app, &list).await;
     let ds: Vec<Value> = (0..16)
         .map(|i| json!({"channel": "site_webhook", "recipient": format!("user-{i}"), "content": {"text": "x"}}))
         .collect();

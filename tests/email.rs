@@ -406,11 +406,24 @@ async fn daemon_sends_email_end_to_end(backend: common::Backend) {
     let Some(app) = common::TestApp::spawn_with(backend, &extra).await else {
         return;
     };
+    // By hand, only the response team is reached on a real incident; a drill reaches the
+    // addresses an admin lists for it (here the SMTP server's two test mailboxes).
     let id = app
-        .declare(&serde_json::json!({"title": "Leak", "category": "pi_leak"}))
+        .declare(&serde_json::json!({"title": "Leak", "category": "pi_leak", "drill": true}))
         .await["id"]
         .as_i64()
         .unwrap();
+    let (status, v) = app
+        .post(
+            &format!("/api/v1/incidents/{id}/drill/recipients"),
+            common::ADMIN,
+            &serde_json::json!({"recipients": [
+                {"channel": "email", "recipient": "zhang.san@example.com"},
+                {"channel": "email", "recipient": "reject-me@example.com"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{v}");
     let (status, v) = app
         .post(
             &format!("/api/v1/incidents/{id}/deliveries"),

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Authorized, Caller, role};
 use super::error::{ApiError, Problem};
 use super::extract::{AlertId, Body, Json, Query};
-use crate::config::Role;
 use crate::domain::alert::NewAlert;
 use crate::domain::records::AlertRecord;
 use crate::domain::records::Incident;
@@ -52,10 +51,9 @@ pub struct IngestResponse {
 )]
 pub async fn post_alerts(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Ingest>,
     Body(body): Body,
 ) -> Result<(StatusCode, axum::Json<IngestResponse>), ApiError> {
-    caller.require(&[Role::Ingest])?;
     let now = Utc::now();
     let alerts = generic::parse(&body, now)?;
     ingest(&state, &caller, alerts, now).await
@@ -78,10 +76,9 @@ pub async fn post_alerts(
 )]
 pub async fn post_alertmanager(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Ingest>,
     Body(body): Body,
 ) -> Result<(StatusCode, axum::Json<IngestResponse>), ApiError> {
-    caller.require(&[Role::Ingest])?;
     let now = Utc::now();
     let alerts = alertmanager::parse(&body).map_err(|e| {
         // Alertmanager drops anything 4xx: a content error here is as final as bad syntax.
@@ -191,10 +188,9 @@ pub struct AlertList {
 )]
 pub async fn list_alerts(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Query(q): Query<AlertQuery>,
 ) -> Result<axum::Json<AlertList>, ApiError> {
-    caller.require(&[Role::Viewer, Role::Responder, Role::Approver])?;
     let limit = super::incidents::page_limit(q.limit)?;
     let alerts = state
         .engine
@@ -235,11 +231,10 @@ pub async fn list_alerts(
 )]
 pub async fn move_alert(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     AlertId(id): AlertId,
     Json(m): Json<MoveAlert>,
 ) -> Result<axum::Json<Moved>, ApiError> {
-    caller.require(super::auth::WRITE)?;
     Ok(axum::Json(
         state.engine.move_alert(id, m, &caller.actor()).await?,
     ))
@@ -264,11 +259,10 @@ pub async fn move_alert(
 )]
 pub async fn promote_alert(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     AlertId(id): AlertId,
     Json(p): Json<Promote>,
 ) -> Result<(StatusCode, axum::Json<Incident>), ApiError> {
-    caller.require(super::auth::WRITE)?;
     let inc = state.engine.promote_alert(id, p, &caller.actor()).await?;
     Ok((StatusCode::CREATED, axum::Json(inc)))
 }

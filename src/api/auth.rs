@@ -1,6 +1,8 @@
 //! Bearer tokens: the daemon keeps only their SHA-256, so the config file holds no secret.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
@@ -13,6 +15,84 @@ use crate::config::{Role, Token};
 pub(super) const READ: &[Role] = &[Role::Viewer, Role::Responder, Role::Approver];
 /// Who may work on incidents: declare, change, page, do tasks.
 pub(super) const WRITE: &[Role] = &[Role::Responder];
+
+/// The roles a route needs, as a type: [`Authorized<R>`] checks them while the request's head
+/// is read, before any body extractor runs.
+pub trait Roles: Send + Sync + 'static {
+    const ROLES: &'static [Role];
+}
+
+/// The role sets the routes use.
+pub mod role {
+    use super::{READ, Role, Roles, WRITE};
+
+    /// Viewers, responders and approvers: reading incidents and what hangs off them.
+    pub struct Read;
+    /// Responders: declaring, changing, paging, doing tasks.
+    pub struct Write;
+    /// Alert senders.
+    pub struct Ingest;
+    /// Approvers: deciding gates (the departments they act for are checked after).
+    pub struct Approve;
+    /// The host site: its users' inboxes.
+    pub struct Site;
+    /// Operators only.
+    pub struct Admin;
+
+    impl Roles for Read {
+        const ROLES: &'static [Role] = READ;
+    }
+    impl Roles for Write {
+        const ROLES: &'static [Role] = WRITE;
+    }
+    impl Roles for Ingest {
+        const ROLES: &'static [Role] = &[Role::Ingest];
+    }
+    impl Roles for Approve {
+        const ROLES: &'static [Role] = &[Role::Approver];
+    }
+    impl Roles for Site {
+        const ROLES: &'static [Role] = &[Role::Site];
+    }
+    impl Roles for Admin {
+        const ROLES: &'static [Role] = &[Role::Admin];
+    }
+}
+
+/// A caller holding one of `R`'s roles (or admin). As an extractor it authenticates and
+/// authorises from the request head alone, so a caller without the role gets 403 before the
+/// body is read, limited or parsed (never 400 or 413 for a body they may not send at all).
+pub struct Authorized<R: Roles> {
+    caller: Caller,
+    roles: PhantomData<R>,
+}
+
+impl<R: Roles> Deref for Authorized<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<R: Roles> Authorized<R> {
+    pub fn into_caller(self) -> Caller {
+        self.caller
+    }
+}
+
+impl<R: Roles> FromRequestParts<AppState> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(R::ROLES)?;
+        Ok(Authorized {
+            caller,
+            roles: PhantomData,
+        })
+    }
+}
 
 /// Tokens by hash.
 #[derive(Debug, Clone, Default)]

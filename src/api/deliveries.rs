@@ -8,12 +8,11 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
 use super::incidents::{next_cursor, page_limit};
 use crate::channels::{ChannelKind, Content, Purpose};
-use crate::config::Role;
 use crate::engine::{DeliveryRequest, EngineError};
 use crate::store::{DeliveryFilter, DeliveryStatus, DeliveryView, InboxNotice};
 
@@ -43,11 +42,10 @@ pub struct Enqueued {
 )]
 pub async fn enqueue(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(req): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Enqueued>), ApiError> {
-    caller.require(WRITE)?;
     // Notices, announcements and reports reach people and regulators only through their
     // approved campaigns; by hand, responders page.
     for (i, d) in req.deliveries.iter().enumerate() {
@@ -108,11 +106,10 @@ pub struct DeliveryList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<axum::Json<DeliveryList>, ApiError> {
-    caller.require(READ)?;
     let limit = page_limit(q.limit)?;
     let status = q
         .status
@@ -180,10 +177,9 @@ pub async fn list(
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path(delivery): Path<i64>,
 ) -> Result<axum::Json<DeliveryView>, ApiError> {
-    caller.require(READ)?;
     state
         .engine
         .store()
@@ -222,10 +218,9 @@ pub struct TestSend {
 )]
 pub async fn test_send(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Admin>,
     Json(t): Json<TestSend>,
 ) -> Result<(StatusCode, axum::Json<Enqueued>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let now = chrono::Utc::now();
     let text = t.text.unwrap_or_else(|| {
         format!(
@@ -289,11 +284,10 @@ pub struct DrillRecipients {
 )]
 pub async fn allow_drill_recipients(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Admin>,
     IncidentId(id): IncidentId,
     Json(r): Json<DrillRecipients>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&[Role::Admin])?;
     state
         .engine
         .allow_drill_recipients(
@@ -331,11 +325,10 @@ pub struct Inbox {
 )]
 pub async fn inbox(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Site>,
     Path(user): Path<String>,
     Query(q): Query<InboxQuery>,
 ) -> Result<axum::Json<Inbox>, ApiError> {
-    caller.require(&[Role::Site])?;
     let limit = page_limit(q.limit)?;
     let notices = state
         .engine
@@ -360,10 +353,9 @@ pub async fn inbox(
 )]
 pub async fn mark_read(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Site>,
     Path((user, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&[Role::Site])?;
     if state
         .engine
         .store()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::Json;
 use crate::domain::time::{from_micros, to_micros};
@@ -104,10 +104,9 @@ pub struct DrillList {
 )]
 pub async fn start(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Json(b): Json<StartDrill>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<DrillView>), ApiError> {
-    caller.require(WRITE)?;
     let live = state.live();
     let regulation = live.regulation();
     let ctx = live.drill_ctx(&regulation);
@@ -135,9 +134,8 @@ pub async fn start(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
 ) -> Result<axum::Json<DrillList>, ApiError> {
-    caller.require(READ)?;
     let rows = state
         .engine
         .store()
@@ -191,10 +189,9 @@ pub fn next_run(cron: &str, zone: &str, now: DateTime<Utc>) -> Option<DateTime<U
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<DrillView>, ApiError> {
-    caller.require(READ)?;
     let row = state
         .engine
         .store()

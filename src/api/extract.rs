@@ -1,6 +1,8 @@
 //! Extractors whose rejections are problem+json with a useful detail (axum's own answer in
 //! plain text).
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
@@ -48,7 +50,7 @@ async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
             "the request body is larger than {limit} bytes (server.max_body_bytes); send fewer alerts per request or raise the limit"
         ))
     };
-    let drain_cap = limit.saturating_mul(4).max(1 << 20);
+    let drain_cap = drain_cap(limit);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -80,6 +82,87 @@ async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
         return Err(too_large());
     }
     Ok(Bytes::from(buf))
+}
+
+/// Keeps each request's body aside until a handler reads it. A request refused from its head
+/// alone (401, 403: see [`super::auth::Authorized`]) never has its body read; once the answer
+/// is ready, what the client is still sending is read and dropped — at most as much as
+/// [`read_limited`] would read, for at most [`DRAIN_FOR`] — so the client gets the answer
+/// instead of a connection reset mid-upload.
+pub(super) async fn drain_unread_body(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let slot = Arc::new(Mutex::new(Some(body)));
+    let lazy = LazyBody {
+        slot: slot.clone(),
+        inner: None,
+    };
+    let res = next
+        .run(Request::from_parts(
+            parts,
+            axum::body::Body::from_stream(lazy),
+        ))
+        .await;
+    let unread = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(body) = unread {
+        let cap = drain_cap(state.live().max_body_bytes);
+        let _ = tokio::time::timeout(DRAIN_FOR, drain(body, cap)).await;
+    }
+    res
+}
+
+/// How long an unread body is drained before the answer goes out regardless.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn drain_cap(limit: usize) -> usize {
+    limit.saturating_mul(4).max(1 << 20)
+}
+
+async fn drain(body: axum::body::Body, cap: usize) {
+    let mut body = body;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > cap {
+                return;
+            }
+        }
+    }
+}
+
+/// The request body, taken from its slot when first polled.
+struct LazyBody {
+    slot: Arc<Mutex<Option<axum::body::Body>>>,
+    inner: Option<axum::body::BodyDataStream>,
+}
+
+impl futures_core::Stream for LazyBody {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.inner.is_none() {
+            let taken = self
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            match taken {
+                Some(b) => self.inner = Some(b.into_data_stream()),
+                None => return std::task::Poll::Ready(None),
+            }
+        }
+        match self.inner.as_mut() {
+            Some(s) => std::pin::Pin::new(s).poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
 }
 
 /// A JSON body in one of our own formats (unknown fields refused, paths named).

@@ -6,9 +6,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::AppState;
-use super::auth::{Caller, READ};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use crate::config::Role;
 use crate::engine::heartbeats::{HeartbeatView, view};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,9 +25,8 @@ pub struct HeartbeatList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
 ) -> Result<axum::Json<HeartbeatList>, ApiError> {
-    caller.require(READ)?;
     let beats = state.live().heartbeats.clone();
     let heartbeats =
         crate::engine::heartbeats::list(state.engine.store(), &beats, Utc::now()).await?;
@@ -51,10 +49,9 @@ pub async fn list(
 )]
 pub async fn ping(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Ingest>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, axum::Json<HeartbeatView>), ApiError> {
-    caller.require(&[Role::Ingest])?;
     let beats = state.live().heartbeats.clone();
     let Some(b) = beats.get(&name) else {
         let names = beats.names();

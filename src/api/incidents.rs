@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{Body, IncidentId, Json, Query};
 use crate::domain::incident::{Category, Severity, Status};
@@ -49,10 +49,9 @@ pub(super) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 )]
 pub async fn declare(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Json(d): Json<Declaration>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<Incident>), ApiError> {
-    caller.require(WRITE)?;
     let live = state.live();
     d.facts
         .check_locales(&live.fact_locales(), &live.organisation.default_locale)
@@ -98,10 +97,9 @@ pub struct IncidentList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Query(q): Query<IncidentQuery>,
 ) -> Result<axum::Json<IncidentList>, ApiError> {
-    caller.require(READ)?;
     let limit = page_limit(q.limit)?;
     let incidents = state
         .engine
@@ -148,10 +146,9 @@ pub struct IncidentView {
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<IncidentView>, ApiError> {
-    caller.require(READ)?;
     let store = state.engine.store();
     let incident = store
         .incident(id)
@@ -194,11 +191,10 @@ pub async fn show(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(p): Json<IncidentPatch>,
 ) -> Result<axum::Json<Incident>, ApiError> {
-    caller.require(WRITE)?;
     Ok(axum::Json(
         state.engine.update_incident(id, p, &caller.actor()).await?,
     ))
@@ -237,11 +233,10 @@ fn text_locales(patch: &serde_json::Value, live: &crate::api::Live) -> Result<()
 )]
 pub async fn update_facts(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Body(body): Body,
 ) -> Result<axum::Json<Incident>, ApiError> {
-    caller.require(WRITE)?;
     let patch: serde_json::Value = crate::ingest::from_json(&body)?;
     text_locales(&patch, &state.live())?;
     let rules = state.live().rules.clone();
@@ -285,11 +280,10 @@ pub struct TransitionRequest {
 )]
 pub async fn transition(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(t): Json<TransitionRequest>,
 ) -> Result<axum::Json<Incident>, ApiError> {
-    caller.require(WRITE)?;
     Ok(axum::Json(
         state
             .engine
@@ -329,11 +323,10 @@ pub async fn transition(
 )]
 pub async fn merge(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(m): Json<crate::engine::correlate::Merge>,
 ) -> Result<axum::Json<Incident>, ApiError> {
-    caller.require(WRITE)?;
     Ok(axum::Json(
         state.engine.merge_incident(id, m, &caller.actor()).await?,
     ))
@@ -365,11 +358,10 @@ pub struct Timeline {
 )]
 pub async fn timeline(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
     Query(q): Query<TimelineQuery>,
 ) -> Result<axum::Json<Timeline>, ApiError> {
-    caller.require(READ)?;
     let limit = page_limit(q.limit)?;
     let store = state.engine.store();
     if store

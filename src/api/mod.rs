@@ -61,6 +61,8 @@ pub struct Live {
     /// Channels configured (the inbox always is), and webhook target names.
     pub channels: Vec<crate::channels::ChannelKind>,
     pub webhooks: Vec<String>,
+    /// Whom a page sent by hand may reach: the team's members and unreserved webhook targets.
+    pub reach: crate::engine::ManualReach,
     pub public_url: String,
     /// Contact encryption keys (`[subjects] key`), if configured.
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
@@ -184,6 +186,7 @@ impl Live {
             org: &self.organisation,
             channels: &self.channels,
             webhooks: &self.webhooks,
+            reach: &self.reach,
         }
     }
 
@@ -206,6 +209,16 @@ impl Live {
             paging: s.paging.clone(),
             channels: s.channels.kinds(),
             webhooks: s.channels.webhooks.iter().map(|w| w.name.clone()).collect(),
+            reach: crate::engine::ManualReach::new(
+                &s.departments,
+                &s.channels
+                    .webhooks
+                    .iter()
+                    .map(|w| w.name.clone())
+                    .collect::<Vec<_>>(),
+                s.announcements.webhook.as_deref(),
+                &s.regulators,
+            ),
             public_url: s.server.public_url.clone(),
             subject_keys: s.subject_keys.clone(),
             subjects: s.subjects.clone(),
@@ -346,6 +359,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         request_timeout,
     ))
     .merge(uploads)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        extract::drain_unread_body,
+    ))
     .layer(middleware::from_fn(track))
     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
 use crate::domain::duration::{HumanDuration, humanize};
@@ -138,10 +138,9 @@ pub struct ObligationList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Query(q): Query<ObligationQuery>,
 ) -> Result<axum::Json<ObligationList>, ApiError> {
-    caller.require(READ)?;
     let limit = match q.limit {
         None => 200,
         Some(n) if (1..=1000).contains(&n) => n,
@@ -215,10 +214,9 @@ pub(super) async fn regulation_of(
 )]
 pub async fn incident_obligations(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<IncidentRegulation>, ApiError> {
-    caller.require(READ)?;
     if state
         .engine
         .store()
@@ -250,11 +248,10 @@ pub async fn incident_obligations(
 )]
 pub async fn met(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, key)): Path<(i64, String)>,
     Json(r): Json<MetRequest>,
 ) -> Result<axum::Json<ObligationView>, ApiError> {
-    caller.require(WRITE)?;
     let row = state
         .engine
         .meet_obligation(id, &key, r, &caller.actor())

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
 use crate::engine::reports::{DraftFailure, DraftRequest, ReportCtx, ReportView, SubmitRequest};
@@ -68,11 +68,10 @@ fn document(
 )]
 pub async fn draft(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(r): Json<DraftRequest>,
 ) -> Result<(StatusCode, axum::Json<ReportView>), ApiError> {
-    caller.require(WRITE)?;
     let live = state.live.load_full();
     match state
         .engine
@@ -100,10 +99,9 @@ pub async fn draft(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<Vec<ReportView>>, ApiError> {
-    caller.require(READ)?;
     Ok(axum::Json(state.engine.reports(id).await?))
 }
 
@@ -117,11 +115,10 @@ pub async fn list(
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path(rid): Path<i64>,
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(READ)?;
     let row = state.engine.report(rid).await?;
     if let Some(doc) = document(q.format.as_deref(), &row.markdown, &row.html)? {
         return Ok(doc);
@@ -143,11 +140,10 @@ pub async fn show(
 )]
 pub async fn submit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, rid)): Path<(i64, i64)>,
     Json(r): Json<SubmitRequest>,
 ) -> Result<axum::Json<ReportView>, ApiError> {
-    caller.require(WRITE)?;
     let live = state.live.load_full();
     Ok(axum::Json(
         state
@@ -169,11 +165,10 @@ pub async fn submit(
 )]
 pub async fn summary(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(READ)?;
     let s = state.engine.summary(id).await?;
     if let Some(doc) = document(q.format.as_deref(), &s.markdown(), &s.html())? {
         return Ok(doc);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Query};
 use crate::domain::silence::{Conditions, SilenceRequest, SilenceState};
@@ -80,10 +80,9 @@ fn view(r: &SilenceRow, now: DateTime<Utc>) -> SilenceView {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Json(req): Json<SilenceRequest>,
 ) -> Result<(StatusCode, axum::Json<SilenceView>), ApiError> {
-    caller.require(WRITE)?;
     let rules = state.live().rules.clone();
     let now = Utc::now();
     let row =
@@ -120,10 +119,9 @@ pub struct SilenceList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Query(q): Query<SilenceQuery>,
 ) -> Result<axum::Json<SilenceList>, ApiError> {
-    caller.require(READ)?;
     let limit = super::incidents::page_limit(q.limit)?;
     let now = Utc::now();
     let rows = state
@@ -163,10 +161,9 @@ fn silence_id(raw: &str) -> Result<i64, ApiError> {
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<SilenceView>, ApiError> {
-    caller.require(READ)?;
     let id = silence_id(&raw)?;
     let row = state
         .engine
@@ -201,11 +198,10 @@ pub struct ExpireRequest {
 )]
 pub async fn expire(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path(raw): Path<String>,
     Json(req): Json<ExpireRequest>,
 ) -> Result<axum::Json<SilenceView>, ApiError> {
-    caller.require(WRITE)?;
     let id = silence_id(&raw)?;
     let now = Utc::now();
     let row = crate::engine::silences::expire(

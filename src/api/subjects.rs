@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Query};
 use super::incidents::{next_cursor, page_limit};
@@ -39,12 +39,11 @@ use crate::subjects::parse::Format;
 )]
 pub async fn import(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<ImportReport>, ApiError> {
-    caller.require(WRITE)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -105,11 +104,10 @@ pub struct SubjectPage {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
     Query(q): Query<SubjectsQuery>,
 ) -> Result<axum::Json<SubjectPage>, ApiError> {
-    caller.require(READ)?;
     let limit = page_limit(q.limit)?;
     let store = state.engine.store();
     let subjects = store
@@ -159,10 +157,9 @@ pub struct SubjectProof {
 )]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path((id, subject_id)): Path<(i64, String)>,
 ) -> Result<axum::Json<SubjectProof>, ApiError> {
-    caller.require(READ)?;
     let store = state.engine.store();
     let subject = store
         .subject(id, &subject_id)
@@ -204,10 +201,9 @@ pub async fn show(
 )]
 pub async fn imports(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<Vec<serde_json::Value>>, ApiError> {
-    caller.require(READ)?;
     let rows = state
         .engine
         .store()
@@ -251,11 +247,10 @@ pub async fn imports(
 )]
 pub async fn start_campaign(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(r): Json<CampaignRequest>,
 ) -> Result<(StatusCode, axum::Json<CampaignView>), ApiError> {
-    caller.require(WRITE)?;
     let live = state.live();
     let v = state
         .engine
@@ -279,10 +274,9 @@ pub async fn start_campaign(
 )]
 pub async fn campaigns(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<Vec<CampaignView>>, ApiError> {
-    caller.require(READ)?;
     let rows = state
         .engine
         .store()
@@ -307,10 +301,9 @@ pub async fn campaigns(
 )]
 pub async fn campaign(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     Path((id, campaign)): Path<(i64, i64)>,
 ) -> Result<axum::Json<CampaignView>, ApiError> {
-    caller.require(READ)?;
     let c = state
         .engine
         .store()

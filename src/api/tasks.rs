@@ -5,10 +5,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, Caller, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, MaybeJson, Query};
-use crate::config::Role;
 use crate::engine::response::TaskView;
 use crate::engine::{EngineError, NewTaskRequest, Reassign};
 use crate::store::{TaskFilter, TeamRow};
@@ -33,10 +32,9 @@ pub struct IncidentTasks {
 )]
 pub async fn incident_tasks(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<IncidentTasks>, ApiError> {
-    caller.require(READ)?;
     let store = state.engine.store();
     if store
         .incident(id)
@@ -71,11 +69,10 @@ pub async fn incident_tasks(
 )]
 pub async fn add_task(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(r): Json<NewTaskRequest>,
 ) -> Result<(StatusCode, axum::Json<TaskView>), ApiError> {
-    caller.require(WRITE)?;
     let depts = state.live().department_ids();
     let v = state
         .engine
@@ -94,10 +91,9 @@ pub async fn add_task(
 )]
 pub async fn ack(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, task)): Path<(i64, String)>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WRITE)?;
     Ok(axum::Json(
         state.engine.ack_task(id, &task, &caller.actor()).await?,
     ))
@@ -114,10 +110,9 @@ pub async fn ack(
 )]
 pub async fn ack_page(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, department)): Path<(i64, String)>,
 ) -> Result<axum::Json<Vec<TeamRow>>, ApiError> {
-    caller.require(WRITE)?;
     Ok(axum::Json(
         state
             .engine
@@ -144,11 +139,10 @@ pub struct Note {
 )]
 pub async fn complete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, task)): Path<(i64, String)>,
     MaybeJson(body): MaybeJson<Note>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WRITE)?;
     let note = body.note;
     Ok(axum::Json(
         state
@@ -169,11 +163,10 @@ pub async fn complete(
 )]
 pub async fn reassign(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     Path((id, task)): Path<(i64, String)>,
     Json(r): Json<Reassign>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(WRITE)?;
     let depts = state.live().department_ids();
     Ok(axum::Json(
         state
@@ -215,10 +208,9 @@ pub struct TaskList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Read>,
     Query(q): Query<TaskQuery>,
 ) -> Result<axum::Json<TaskList>, ApiError> {
-    caller.require(READ)?;
     let limit = super::incidents::page_limit(q.limit)?;
     let mut f = TaskFilter {
         incident_id: q.incident,
@@ -265,10 +257,9 @@ pub async fn list(
 )]
 pub async fn approvals(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Read>,
     Query(q): Query<TaskQuery>,
 ) -> Result<axum::Json<TaskList>, ApiError> {
-    caller.require(READ)?;
     let limit = super::incidents::page_limit(q.limit)?;
     let f = TaskFilter {
         incident_id: q.incident,
@@ -309,11 +300,11 @@ pub struct Decision {
 )]
 pub async fn approve(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Approve>,
     Path(approval): Path<i64>,
     MaybeJson(body): MaybeJson<Decision>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    decide(state, caller, approval, true, body).await
+    decide(state, caller.into_caller(), approval, true, body).await
 }
 
 /// Reject a gate (with a reason): what depends on it stays blocked, showing the reason.
@@ -327,11 +318,11 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Approve>,
     Path(approval): Path<i64>,
     MaybeJson(body): MaybeJson<Decision>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    decide(state, caller, approval, false, body).await
+    decide(state, caller.into_caller(), approval, false, body).await
 }
 
 async fn decide(
@@ -341,7 +332,6 @@ async fn decide(
     approve: bool,
     body: Decision,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    caller.require(&[Role::Approver])?;
     let reason = body.reason.clone();
     let live = state.live.load_full();
     let checks = crate::engine::GateChecks {

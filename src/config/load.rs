@@ -684,6 +684,15 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     if !(1..=50_000).contains(&raw.notices.batch) {
         p("notices.batch", "give 1 to 50000 subjects".into());
     }
+    if !crate::render::is_notice(&raw.notices.template) {
+        p(
+            "notices.template",
+            format!(
+                "`{}` is not a notice template: campaigns send only notices to individuals (notice/…, e.g. notice/pi_leak)",
+                raw.notices.template
+            ),
+        );
+    }
     if let Some(c) = raw
         .notices
         .approval_not_required
@@ -1239,5 +1248,17 @@ contact = "privacy@example.com"
         );
         let e = problems(&format!("{CONFIG}\n[announcements]\nhook = \"x\"\n"), &[]);
         assert!(e.contains("unknown field `hook`"), "{e}");
+    }
+
+    #[test]
+    fn notice_campaigns_send_notice_templates_only() {
+        let e = problems(
+            &format!("{CONFIG}\n[notices]\ntemplate = \"page/incident_opened\"\n"),
+            &[],
+        );
+        assert!(
+            e.contains("notices.template: `page/incident_opened` is not a notice template"),
+            "{e}"
+        );
     }
 }

@@ -577,6 +577,26 @@ impl Facts {
         }
     }
 
+    /// Keep every free-text fact internal ([`Text::internal_only`]): for facts from alert
+    /// senders (the ingest role), which must never become what notices and the public
+    /// announcement say. A responder's own public version is written with a facts update.
+    pub fn keep_text_internal(&mut self) {
+        for t in [
+            &mut self.title,
+            &mut self.cause,
+            &mut self.impact,
+            &mut self.measures_taken,
+            &mut self.measures_planned,
+            &mut self.advice_to_subjects,
+            &mut self.remedies,
+            &mut self.contact,
+        ] {
+            if let Some(text) = t.take() {
+                *t = Some(text.internal_only());
+            }
+        }
+    }
+
     /// Fold in facts reported by an alert: counts only grow, lists are unions, and values a
     /// person already set are kept. Returns whether anything changed.
     pub fn absorb(&mut self, other: &Facts) -> bool {

@@ -170,9 +170,10 @@ pub const ELEMENTS: &[Element] = &[
 
 /// Whether the fact `key` has a value worth printing (not absent, not blank, not empty).
 pub fn fact_present(facts: &Facts, key: &str) -> bool {
+    // A notice is public: a text only the organisation may read (from an alert) is not there.
     let text = |v: &Option<crate::domain::facts::Text>| {
         v.as_ref()
-            .and_then(crate::domain::facts::Text::any)
+            .and_then(crate::domain::facts::Text::public_any)
             .is_some()
     };
     match key {
@@ -270,6 +271,30 @@ mod tests {
         f = full();
         f.contact = Some("officer@example.com".into());
         assert!(missing_notice_facts(&f, None).is_empty());
+    }
+
+    #[test]
+    fn text_only_the_organisation_may_read_is_missing_from_a_notice() {
+        let mut f = full();
+        f.keep_text_internal();
+        assert_eq!(
+            ids(&missing_notice_facts(&f, Some("x"))),
+            [
+                "what_happened",
+                "impact",
+                "measures_taken",
+                "advice",
+                "remedies"
+            ]
+        );
+        // A responder's public version is there again.
+        f.cause = Some(
+            crate::domain::facts::Text::from_value(
+                &serde_json::json!({"internal": "svc-backup", "public": "A backup was copied."}),
+            )
+            .unwrap(),
+        );
+        assert!(!ids(&missing_notice_facts(&f, Some("x"))).contains(&"what_happened"));
     }
 
     #[test]

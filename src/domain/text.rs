@@ -187,6 +187,25 @@ impl Text {
     pub fn has_public(&self) -> bool {
         self.public.is_some()
     }
+
+    /// Some text a public document would show, in whatever language: the public version, or
+    /// the internal one when there is no public version.
+    pub fn public_any(&self) -> Option<&str> {
+        match &self.public {
+            Some(p) => p.any(),
+            None => self.internal.any(),
+        }
+    }
+
+    /// The same text for the organisation and regulators only: its public version is empty, so
+    /// notices and the announcement show nothing of it (and refuse, naming the fact, where they
+    /// require it) until a person writes one. Text from alert senders is kept this way.
+    pub fn internal_only(self) -> Text {
+        Text {
+            internal: self.internal,
+            public: Some(Versions::Plain(String::new())),
+        }
+    }
 }
 
 impl From<&str> for Text {
@@ -383,6 +402,29 @@ mod tests {
         // Without a public version the public read the internal one.
         let t = text(json!({"zh-CN": "甲", "en": "A"}));
         assert_eq!(t.get("en", Audience::Public, "zh-CN"), Some("A"));
+    }
+
+    #[test]
+    fn internal_only_text_is_public_nowhere_and_round_trips() {
+        let t =
+            text(json!({"zh-CN": "svc-backup 导出", "en": "svc-backup exported"})).internal_only();
+        for l in ["zh-CN", "en", "fr"] {
+            assert_eq!(t.for_public(l, "zh-CN"), None, "{l}");
+        }
+        assert_eq!(
+            t.get("en", Audience::Internal, "zh-CN"),
+            Some("svc-backup exported")
+        );
+        assert_eq!(
+            (t.public_any(), t.any()),
+            (None, Some("svc-backup exported"))
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(
+            v,
+            json!({"internal": {"en": "svc-backup exported", "zh-CN": "svc-backup 导出"}, "public": ""})
+        );
+        assert_eq!(text(v), t);
     }
 
     #[test]

@@ -162,6 +162,66 @@ fn subject_has(c: ChannelKind, reachable: &[ChannelKind]) -> bool {
     }
 }
 
+/// A campaign sends a notice to individuals: a `notice/*` template that exists and passes the
+/// notice content lint in every language — checked before the campaign (and its approval)
+/// exists, so no other message (an internal page, a report) can be approved and sent to
+/// affected people, and no unknown name skips the render check.
+fn check_notice_template(template: &str, ctx: &CampaignCtx<'_>) -> Result<(), EngineError> {
+    let notices: Vec<&str> = ctx
+        .templates
+        .names()
+        .into_iter()
+        .filter(|n| crate::render::is_notice(n))
+        .collect();
+    let known = if notices.is_empty() {
+        "there are none: add templates/notice/<name>.<locale>.hbs".to_string()
+    } else {
+        format!("the notice templates are {}", notices.join(", "))
+    };
+    if !crate::render::is_notice(template) {
+        return Err(EngineError::invalid(
+            "template",
+            format!(
+                "`{template}` is not a notice to individuals: campaigns send only notice templates \
+                 (notice/…), which must carry what the law requires and pass their content check; {known}"
+            ),
+        ));
+    }
+    if !notices.contains(&template) {
+        return Err(EngineError::invalid(
+            "template",
+            format!("there is no template `{template}`; {known}"),
+        ));
+    }
+    let problems = ctx
+        .templates
+        .lint_notice(template, ctx.org, ctx.public_url)
+        .map_err(|e| EngineError::invalid("template", e.to_string()))?;
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let file = p.file.file_name().map_or_else(
+                    || p.file.display().to_string(),
+                    |f| f.to_string_lossy().into_owned(),
+                );
+                match p.part {
+                    Some(part) => format!("{file}: {part}: {}", p.problem),
+                    None => format!("{file}: {}", p.problem),
+                }
+            })
+            .collect();
+        return Err(EngineError::invalid(
+            "template",
+            format!(
+                "`{template}` fails the notice content check (`incidentd check` lists the same): {}",
+                list.join("; ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The template data for one channel and locale, with the name marker (or no name).
 fn notice_data(
     incident: &serde_json::Value,
@@ -239,6 +299,7 @@ impl Engine {
             .template
             .clone()
             .unwrap_or_else(|| ctx.notices.template.clone());
+        check_notice_template(&template, ctx)?;
         let inc =
             self.store().incident(incident_id).await?.ok_or_else(|| {
                 EngineError::NotFound(format!("there is no incident {incident_id}"))
@@ -443,6 +504,25 @@ impl Engine {
         };
         if c.status != "awaiting_approval" {
             return Ok(true);
+        }
+        // Only notices reach affected people (campaigns asked for before this was checked at
+        // creation included): anything else is cancelled, never sent.
+        if !crate::render::is_notice(&c.template) {
+            let why = format!(
+                "`{}` is not a notice template (notice/…): campaigns send only notices",
+                c.template
+            );
+            tx.cancel_campaign(c.id, &why, to_micros(now)).await?;
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "notice.campaign_cancelled",
+                Some(c.incident_id),
+                &json!({ "campaign": c.id, "reason": why }),
+            )])
+            .await?;
+            tx.commit().await?;
+            return Ok(false);
         }
         if let Some(task) = c.approval_task {
             let t = tx

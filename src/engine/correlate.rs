@@ -518,10 +518,13 @@ fn promoted(
         .severity_floor()
         .map_or(severity, |f| severity.max(f));
     let title = title.map_or_else(|| alert.title.clone(), |t| t.trim().to_string());
+    // The alert's own words stay internal, as when an alert opens an incident.
+    let mut facts = alert.facts.clone();
+    facts.keep_text_internal();
     Incident {
         summary: alert.description.clone(),
         rule: alert.rule.clone(),
-        facts: alert.facts.clone(),
+        facts,
         ..Incident::opening(title, category, severity, "promoted", actor, now)
     }
 }

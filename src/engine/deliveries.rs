@@ -1,13 +1,15 @@
 //! Enqueueing deliveries: checked here (recipients, content), written with an audit event in
 //! one transaction. The dispatcher is woken by the commit.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Engine, EngineError};
 use crate::channels::{ChannelKind, Content, Purpose, validate_recipient};
-use crate::config::OrganisationConfig;
+use crate::config::{DepartmentConfig, OrganisationConfig, RegulatorConfig};
 use crate::domain::time::to_micros;
 use crate::render::context::recipient_value;
 use crate::render::{Templates, incident_context};
@@ -61,12 +63,111 @@ pub struct FallbackRequest {
 }
 
 /// What enqueueing needs from the live configuration: templates and organisation for
-/// rendering, and which channels (and webhook targets) exist.
+/// rendering, which channels (and webhook targets) exist, and whom a page by hand may reach.
 pub struct DeliveryCtx<'a> {
     pub templates: &'a Templates,
     pub org: &'a OrganisationConfig,
     pub channels: &'a [ChannelKind],
     pub webhooks: &'a [String],
+    pub reach: &'a ManualReach,
+}
+
+/// Whom a message sent by hand (`POST /api/v1/incidents/{id}/deliveries`) may reach: the joint
+/// response team — every `[[departments]]` member, on the e-mail address and phone number the
+/// configuration gives them — and the `[[channels.webhooks]]` targets that are not reserved for
+/// the public announcement or a regulator. Anyone else (affected people, customers, any other
+/// address, any site user's inbox) is told through a notice campaign, which is approved first.
+#[derive(Debug, Clone, Default)]
+pub struct ManualReach {
+    /// Members' configured e-mail addresses (lower case) and phone numbers (E.164).
+    emails: BTreeSet<String>,
+    phones: BTreeSet<String>,
+    /// Webhook targets a page may use.
+    webhooks: BTreeSet<String>,
+    /// Webhook targets that publish or report, and what for.
+    reserved: BTreeMap<String, String>,
+}
+
+impl ManualReach {
+    pub fn new(
+        departments: &[DepartmentConfig],
+        webhooks: &[String],
+        announcement_webhook: Option<&str>,
+        regulators: &[RegulatorConfig],
+    ) -> ManualReach {
+        let mut r = ManualReach::default();
+        for m in departments.iter().flat_map(|d| &d.members) {
+            if let Some(e) = m.email.as_deref()
+                && let Ok(e) = validate_recipient(ChannelKind::Email, e)
+            {
+                r.emails.insert(e.to_lowercase());
+            }
+            if let Some(p) = m.phone.as_deref()
+                && let Ok(p) = validate_recipient(ChannelKind::Sms, p)
+            {
+                r.phones.insert(p);
+            }
+        }
+        if let Some(w) = announcement_webhook {
+            r.reserved.insert(
+                w.to_string(),
+                "the public announcement ([announcements] webhook)".into(),
+            );
+        }
+        for g in regulators {
+            if let Some(w) = &g.webhook {
+                r.reserved
+                    .entry(w.clone())
+                    .or_insert_with(|| format!("reports to regulator `{}`", g.id));
+            }
+        }
+        r.webhooks = webhooks
+            .iter()
+            .filter(|w| !r.reserved.contains_key(*w))
+            .cloned()
+            .collect();
+        r
+    }
+
+    /// Why `recipient` (checked and normalised) may not be reached by hand on `channel`.
+    pub fn refusal(
+        &self,
+        incident_id: i64,
+        channel: ChannelKind,
+        recipient: &str,
+    ) -> Option<String> {
+        let campaign = format!(
+            "to tell anyone outside the response team, start a notice campaign \
+             (POST /api/v1/incidents/{incident_id}/notices, `incidentd notices start {incident_id}`), \
+             which is sent only once it is approved"
+        );
+        let masked = crate::channels::mask(channel, recipient);
+        match channel {
+            ChannelKind::Email if self.emails.contains(&recipient.to_lowercase()) => None,
+            ChannelKind::Sms | ChannelKind::Voice if self.phones.contains(recipient) => None,
+            ChannelKind::Webhook if self.webhooks.contains(recipient) => None,
+            ChannelKind::Webhook => Some(match self.reserved.get(recipient) {
+                Some(what) => format!(
+                    "webhook target `{recipient}` is reserved for {what}, which goes out only once approved: pages by hand may not use it"
+                ),
+                None => format!("no [[channels.webhooks]] target is named `{recipient}`"),
+            }),
+            ChannelKind::Email | ChannelKind::Sms | ChannelKind::Voice => Some(format!(
+                "{masked} is not the {} of a member of the response team ([[departments]] members): \
+                 pages by hand reach only the team's members, on the contacts the configuration \
+                 gives them, and configured [[channels.webhooks]] targets; {campaign}",
+                if channel == ChannelKind::Email {
+                    "e-mail address"
+                } else {
+                    "phone number"
+                }
+            )),
+            ChannelKind::Inbox | ChannelKind::SiteWebhook => Some(format!(
+                "{channel} reaches a site user (`{masked}`), not the response team: pages by hand \
+                 reach only the team's members and configured [[channels.webhooks]] targets; {campaign}"
+            )),
+        }
+    }
 }
 
 /// Most deliveries in one request, and fallbacks per delivery.
@@ -99,6 +200,24 @@ fn check_channel(
         ));
     }
     Ok(())
+}
+
+/// A message sent by hand about a (real) incident reaches the response team only
+/// ([`ManualReach`]); an operator's test send (no incident) goes where the operator says.
+fn check_reach(
+    path: &str,
+    team_only: Option<i64>,
+    channel: ChannelKind,
+    recipient: &str,
+    ctx: &DeliveryCtx<'_>,
+) -> Result<(), EngineError> {
+    let Some(incident_id) = team_only else {
+        return Ok(());
+    };
+    match ctx.reach.refusal(incident_id, channel, recipient) {
+        Some(why) => Err(EngineError::invalid(&format!("{path}.recipient"), why)),
+        None => Ok(()),
+    }
 }
 
 fn default_purpose() -> Purpose {
@@ -210,6 +329,12 @@ impl Engine {
             ),
             None => None,
         };
+        // A drill's deliveries reach only its own recipient list (the dispatcher's drill
+        // guard); everything else sent by hand reaches only the response team.
+        let team_only = match (&incident, incident_id) {
+            (Some(i), Some(id)) if !i.drill => Some(id),
+            _ => None,
+        };
         let incident = incident
             .as_ref()
             .map(|i| serde_json::to_value(i).unwrap_or_default());
@@ -240,6 +365,7 @@ impl Engine {
             )?;
             check_content(&format!("{at}.content"), r.channel, &content)?;
             check_channel(&at, r.channel, &recipient, render)?;
+            check_reach(&at, team_only, r.channel, &recipient, render)?;
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
                 let fat = format!("{at}.fallback[{j}]");
@@ -258,6 +384,7 @@ impl Engine {
                 )?;
                 check_content(&format!("{fat}.content"), f.channel, &content)?;
                 check_channel(&fat, f.channel, &recipient, render)?;
+                check_reach(&fat, team_only, f.channel, &recipient, render)?;
                 fallback.push(FallbackTarget {
                     channel: f.channel,
                     recipient,

@@ -159,6 +159,8 @@ pub fn prepare(a: NewAlert, rules: &Rules, received_at: DateTime<Utc>) -> Prepar
         origin: a.origin,
         facts: facts.clone(),
     };
+    // What an alert sender writes never becomes public text by itself (L1 of issue #17).
+    facts.keep_text_internal();
     let mut row = NewAlertRow {
         dedup_key,
         source: a.source,

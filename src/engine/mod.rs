@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use commands::{Declaration, IncidentPatch};
-pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, derived_key};
+pub use deliveries::{DeliveryCtx, DeliveryRequest, FallbackRequest, ManualReach, derived_key};
 pub use ingest::{
     Disposition, IngestOutcome, IngestPolicy, IngestQueue, PreparedAlert, StormPolicy, prepare,
 };

@@ -154,6 +154,9 @@ struct Version {
     locale: String,
     /// Part → the line of its marker.
     parts: BTreeMap<Part, usize>,
+    /// The `params` part's keys, in order, with the file line of each: every value is a
+    /// template of its own, rendered by itself (see [`sections::param_lines`]).
+    params: Vec<(String, usize)>,
 }
 
 /// The loaded templates: two registries and an index of names, locales and parts.
@@ -362,9 +365,14 @@ impl Templates {
             file: path.to_path_buf(),
             locale: locale.to_string(),
             parts: BTreeMap::new(),
+            params: Vec::new(),
         };
         let mut ok = true;
         for p in parts {
+            if p.part == Part::Params {
+                ok &= self.load_params(name, locale, &p, &mut version, errors, &at.to_string());
+                continue;
+            }
             let reg = if p.part == Part::Html {
                 &mut self.html
             } else {
@@ -399,6 +407,60 @@ impl Templates {
                 .or_default()
                 .insert(locale.to_ascii_lowercase(), version);
         }
+    }
+
+    /// The `params` part: one `key=value` line per parameter, the value a template of its own.
+    /// The keys are fixed here, from the file; whatever a value renders to (a title with line
+    /// breaks and `=` in it) stays that one parameter's value.
+    fn load_params(
+        &mut self,
+        name: &str,
+        locale: &str,
+        p: &sections::PartSource,
+        version: &mut Version,
+        errors: &mut Vec<String>,
+        at: &str,
+    ) -> bool {
+        let mut ok = true;
+        let lines = match sections::param_lines(&p.body) {
+            Ok(l) => l,
+            Err(es) => {
+                for (l, m) in es {
+                    errors.push(format!(
+                        "{at}:{}: {m} (in the params part)",
+                        p.marker_line + l
+                    ));
+                }
+                return false;
+            }
+        };
+        for (l, key, value) in lines {
+            let line = p.marker_line + l;
+            if version.params.iter().any(|(k, _)| *k == key) {
+                errors.push(format!(
+                    "{at}:{line}: the parameter `{key}` is given twice (in the params part)"
+                ));
+                ok = false;
+                continue;
+            }
+            match self
+                .plain
+                .register_template_string(&param_name(name, locale, &key), value)
+            {
+                Ok(()) => version.params.push((key, line)),
+                Err(e) => {
+                    ok = false;
+                    errors.push(format!(
+                        "{at}:{line}: {} (in the params part; each parameter is one line, so a {{{{#block}}}} must close on the line it opens)",
+                        e.reason()
+                    ));
+                }
+            }
+        }
+        if ok {
+            version.parts.insert(Part::Params, p.marker_line);
+        }
+        ok
     }
 
     /// Every locale of a template must have the same parts, or a channel works in one language
@@ -523,16 +585,7 @@ impl Templates {
             }
             Plan::Phone(body) => {
                 content.text = tidy(&part(body)?);
-                if v.parts.contains_key(&Part::Params) {
-                    content.params = parse_params(&part(Part::Params)?).map_err(|problem| {
-                        RenderError::Template {
-                            file: v.file.clone(),
-                            line: None,
-                            part: Part::Params,
-                            problem,
-                        }
-                    })?;
-                }
+                content.params = self.render_params(name, v, data)?;
             }
             Plan::Notice => {
                 let title = one_line(&part(Part::Subject)?);
@@ -575,6 +628,30 @@ impl Templates {
             .trim()
             .to_string();
         Ok((title, html, v.locale.clone()))
+    }
+
+    /// Each parameter rendered by itself: a map built from the data, never parsed back out of
+    /// rendered text (a value cannot add or change another parameter).
+    fn render_params(
+        &self,
+        name: &str,
+        v: &Version,
+        data: &Value,
+    ) -> Result<BTreeMap<String, String>, RenderError> {
+        let mut out = BTreeMap::new();
+        for (key, line) in &v.params {
+            let value = self
+                .plain
+                .render(&param_name(name, &v.locale, key), data)
+                .map_err(|e| RenderError::Template {
+                    file: v.file.clone(),
+                    line: Some(*line),
+                    part: Part::Params,
+                    problem: explain(e.reason(), data),
+                })?;
+            out.insert(key.clone(), one_line(&value));
+        }
+        Ok(out)
     }
 
     fn render_part(
@@ -655,6 +732,10 @@ fn is_page(parts: &BTreeMap<Part, usize>) -> bool {
 
 fn reg_name(name: &str, locale: &str, part: Part) -> String {
     format!("{name}.{locale}#{part}")
+}
+
+fn param_name(name: &str, locale: &str, key: &str) -> String {
+    format!("{name}.{locale}#params.{key}")
 }
 
 fn join_parts(parts: &[Part]) -> String {
@@ -750,31 +831,6 @@ fn tidy(s: &str) -> String {
     }
     out.truncate(out.trim_end().len());
     out
-}
-
-/// `key=value` lines (blank lines skipped) into a map.
-fn parse_params(rendered: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut m = BTreeMap::new();
-    for (i, line) in rendered.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            format!(
-                "line {} of the rendered params is `{}`, not key=value",
-                i + 1,
-                line.trim()
-            )
-        })?;
-        let k = k.trim();
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!(
-                "`{k}` is not a parameter name: use letters, digits and _"
-            ));
-        }
-        m.insert(k.to_string(), v.trim().to_string());
-    }
-    Ok(m)
 }
 
 #[cfg(test)]

@@ -145,6 +145,41 @@ pub fn split(source: &str) -> Result<Vec<PartSource>, Vec<LineError>> {
     }
 }
 
+/// The `params` part's lines as `(line in the part, key, value template)`: one `key=value`
+/// per line, blank and comment-only lines skipped. The key is fixed by the file; the value is
+/// rendered on its own, so nothing it renders to can make another parameter.
+pub fn param_lines(body: &str) -> Result<Vec<(usize, String, &str)>, Vec<LineError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in body.lines().enumerate() {
+        let n = i + 1;
+        if COMMENT.replace_all(line, "").trim().is_empty() {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            errors.push((
+                n,
+                format!("`{}` is not key=value: give one parameter per line, e.g. id={{{{incident.id}}}}", line.trim()),
+            ));
+            continue;
+        };
+        let k = k.trim();
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            errors.push((
+                n,
+                format!("`{k}` is not a parameter name: use letters, digits and _"),
+            ));
+            continue;
+        }
+        out.push((n, k.to_string(), v));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// The first line of `prelude` holding something other than comments and blanks.
 fn stray_line(prelude: &str) -> Option<usize> {
     let stripped = COMMENT.replace_all(prelude, |c: &regex::Captures<'_>| {

@@ -488,6 +488,57 @@ fn channels_take_the_parts_they_need() {
     assert!(c.params.is_empty() && c.html.is_none());
 }
 
+/// Issue #17 M3: a value with line breaks and `key=value` in it stays that one parameter's
+/// value; the keys are the template's.
+#[test]
+fn params_are_built_as_data_and_a_value_cannot_add_or_change_another() {
+    let (_d, t) = load(&[(
+        "page/p.en.hbs",
+        "{{!-- sms --}}\n[{{severity}}] {{title}}\n{{!-- params --}}\nid={{id}}\n{{! a comment line }}\nseverity={{severity}}\ntitle={{title}}\n",
+    )]);
+    let data = json!({"id": 12, "severity": "S1", "title": "拖库 x\nid=999\nseverity=S4"});
+    let c = t.render("page/p", ChannelKind::Sms, "en", &data).unwrap();
+    let want: BTreeMap<String, String> = [
+        ("id", "12"),
+        ("severity", "S1"),
+        ("title", "拖库 x id=999 severity=S4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(c.params, want);
+}
+
+#[test]
+fn params_lines_are_checked_when_loading() {
+    let e = load_err(&[(
+        "page/p.en.hbs",
+        "{{!-- sms --}}\nx\n{{!-- params --}}\nid={{id}}\njust text\nbad key=1\nid=2\n",
+    )]);
+    let e = e.join("\n");
+    assert!(
+        e.contains("p.en.hbs:5: `just text` is not key=value"),
+        "{e}"
+    );
+    assert!(
+        e.contains("p.en.hbs:6: `bad key` is not a parameter name"),
+        "{e}"
+    );
+    let e = load_err(&[(
+        "page/p.en.hbs",
+        "{{!-- sms --}}\nx\n{{!-- params --}}\nid={{id}}\nid=2\nd={{#if x}}y\n",
+    )])
+    .join("\n");
+    assert!(
+        e.contains("p.en.hbs:5: the parameter `id` is given twice"),
+        "{e}"
+    );
+    assert!(
+        e.contains("p.en.hbs:6:") && e.contains("must close on the line it opens"),
+        "{e}"
+    );
+}
+
 #[test]
 fn text_is_tidied_and_subjects_are_one_line() {
     let (_d, t) = load(&[(

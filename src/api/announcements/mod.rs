@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::{Caller, READ, WRITE};
+use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json};
 use crate::engine::EngineError;
@@ -53,11 +53,10 @@ pub struct PublishRequest {
 )]
 pub async fn publish(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<role::Write>,
     IncidentId(id): IncidentId,
     Json(r): Json<PublishRequest>,
 ) -> Result<(StatusCode, axum::Json<Published>), ApiError> {
-    caller.require(WRITE)?;
     let live = state.live();
     let p = state
         .engine
@@ -93,10 +92,9 @@ pub struct AnnouncementHistory {
 )]
 pub async fn history(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
 ) -> Result<axum::Json<AnnouncementHistory>, ApiError> {
-    caller.require(READ)?;
     let store = state.engine.store();
     let Some(a) = store.announcement_of(id).await.map_err(EngineError::from)? else {
         if store
