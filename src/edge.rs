@@ -149,11 +149,14 @@ async fn serve_connection(
         }
     });
     let mut served = std::pin::pin!(builder.serve_connection(io, service));
-    let mut stopping = *stop.borrow();
-    if stopping {
-        served.as_mut().graceful_shutdown();
-    }
+    let mut stopping = false;
+    let mut stop_now = false;
     loop {
+        if !stopping && (stop_now || *stop.borrow()) {
+            stopping = true;
+            conn.stopping.store(true, Ordering::Relaxed);
+            served.as_mut().graceful_shutdown();
+        }
         tokio::select! {
             r = served.as_mut() => {
                 if let Err(e) = r {
@@ -161,14 +164,16 @@ async fn serve_connection(
                 }
                 break;
             }
-            _ = stop.changed(), if !stopping => {
+            changed = stop.changed(), if !stopping => stop_now = changed.is_err(),
+            _ = conn.evict.notified() => {
+                if conn.in_flight.load(Ordering::Acquire) == 0 {
+                    debug!("connection closed: the connection limit needed its place");
+                    break;
+                }
+                // A request arrived as it was chosen: answer it, then close.
                 stopping = true;
                 conn.stopping.store(true, Ordering::Relaxed);
                 served.as_mut().graceful_shutdown();
-            }
-            _ = conn.evict.notified() => {
-                debug!("connection closed: the connection limit needed its place");
-                break;
             }
         }
     }
