@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod edge;
 pub mod engine;
 pub mod ingest;
 pub mod render;

@@ -185,18 +185,17 @@ impl Server {
             info!("shutting down: no new connections; finishing requests in flight");
             let _ = tx.send(());
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let serve = async move {
-            let mut serve = std::pin::pin!(serve.into_future());
+        let limits = crate::edge::Limits::from_settings(&settings.server);
+        {
+            // Dropped at the end of this block: connections still open are closed with it.
+            let mut serve = std::pin::pin!(crate::edge::serve(listener, app, limits, signal));
             tokio::select! {
-                r = &mut serve => r,
+                () = &mut serve => {}
                 _ = async { let _ = rx.await; tokio::time::sleep(limit).await } => {
                     warn!(limit = ?limit, "requests still open at the shutdown limit; closing them");
-                    Ok(())
                 }
             }
-        };
-        serve.await.context("the HTTP server failed")?;
+        }
         drop(reload);
         // The campaign runner holds the engine (and with it an ingest queue handle): stop it first.
         campaigns.shutdown(limit).await;
@@ -271,6 +270,17 @@ impl Reloader {
         let mut restart = Vec::new();
         if new.server.listen != current.server.listen {
             restart.push("server.listen");
+        }
+        let edge = |s: &crate::config::ServerConfig| {
+            (
+                s.request_timeout,
+                s.header_read_timeout,
+                s.idle_timeout,
+                s.max_connections,
+            )
+        };
+        if edge(&new.server) != edge(&current.server) {
+            restart.push("server.request_timeout/header_read_timeout/idle_timeout/max_connections");
         }
         if new.store_url.expose_secret() != current.store_url.expose_secret() {
             restart.push("store.url");

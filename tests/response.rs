@@ -605,7 +605,14 @@ async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
         err.contains("pi_incident.toml") && err.contains("marketing"),
         "{err}"
     );
-    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    // With a token: why (an anonymous caller is told only that it was refused).
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .bearer_auth(common::VIEWER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let text = ready.text().await.unwrap();
     assert!(

@@ -2,8 +2,8 @@
 //! button; `POST /ack/{token}` acknowledges. No bearer token: the signed link is the credential.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use super::AppState;
@@ -16,6 +16,22 @@ fn page(title: &str, body: &str) -> Html<String> {
          <title>{title}</title></head><body style=\"font-family: sans-serif; max-width: 36em; margin: 2em auto\">\
          <h1>{title}</h1>{body}</body></html>"
     ))
+}
+
+/// The page's form posts back to itself; nothing else is allowed (see `super::PAGE_CSP`).
+const ACK_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// An acknowledgement page: its own CSP (the button posts to the page), never cached (it is
+/// one person's link). nosniff, no framing and no referrer are added for every page.
+fn answer((status, page): (StatusCode, Html<String>)) -> Response {
+    let mut res = (status, page).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(ACK_CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn esc(s: &str) -> String {
@@ -66,11 +82,12 @@ fn claim(state: &AppState, token: &str) -> Result<AckClaim, (StatusCode, Html<St
 }
 
 /// Show what the link acknowledges, with a button (a GET never changes anything).
-pub async fn confirm(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> (StatusCode, Html<String>) {
-    let c = match claim(&state, &token) {
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    answer(confirm_page(&state, &token).await)
+}
+
+async fn confirm_page(state: &AppState, token: &str) -> (StatusCode, Html<String>) {
+    let c = match claim(state, token) {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -95,11 +112,12 @@ pub async fn confirm(
 }
 
 /// Acknowledge the task (and with it the department's page) for the link's member.
-pub async fn acknowledge(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> (StatusCode, Html<String>) {
-    let c = match claim(&state, &token) {
+pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    answer(acknowledge_page(&state, &token).await)
+}
+
+async fn acknowledge_page(state: &AppState, token: &str) -> (StatusCode, Html<String>) {
+    let c = match claim(state, token) {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -130,17 +148,32 @@ pub async fn acknowledge(
             ),
         ),
         Err(e) => {
-            let status = match e {
-                crate::engine::EngineError::NotFound(_) => StatusCode::NOT_FOUND,
-                crate::engine::EngineError::Conflict(_) => StatusCode::CONFLICT,
-                crate::engine::EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            use crate::engine::EngineError;
+            // What the person can act on is shown; a fault stays in the log.
+            let (status, shown) = match &e {
+                EngineError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+                EngineError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+                EngineError::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "incidentd is busy; try again in a moment.".to_string(),
+                ),
+                _ => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "incidentd could not record the acknowledgement; the cause is in its log."
+                        .to_string(),
+                ),
             };
+            if status.is_server_error() {
+                tracing::warn!(error = %e, "acknowledgement link failed");
+            }
             (
                 status,
                 page(
                     "确认失败 / Cannot acknowledge",
-                    &format!("<p>{}</p>", esc(&e.to_string())),
+                    &format!(
+                        "<p>{}</p>",
+                        esc(&super::error::without_server_paths(&shown))
+                    ),
                 ),
             )
         }

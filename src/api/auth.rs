@@ -176,7 +176,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        Caller::from_headers(&parts.headers, state)
+    }
+}
+
+impl Caller {
+    /// The caller a request's `Authorization` header names, or why there is none.
+    pub(super) fn from_headers(
+        headers: &axum::http::HeaderMap,
+        state: &AppState,
+    ) -> Result<Caller, ApiError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::unauthorized(
                 "this endpoint needs a bearer token: send `Authorization: Bearer <token>`",
             ));

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::{IncidentId, Json, Query};
+use super::extract::{IncidentId, Json, Path, Query};
 use super::incidents::{next_cursor, page_limit};
 use crate::channels::{ChannelKind, Content, Purpose};
 use crate::engine::{DeliveryRequest, EngineError};

@@ -1,6 +1,6 @@
 //! Drill endpoints: start a scenario now, list past drills and the next scheduled ones, show one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::Json;
+use super::extract::{Json, Path};
 use crate::domain::time::{from_micros, to_micros};
 use crate::engine::EngineError;
 use crate::store::DrillRow;

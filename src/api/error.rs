@@ -109,17 +109,61 @@ impl ApiError {
     }
 }
 
+/// The `code` of a problem known only by its status (a rejection from the framework).
+pub(crate) fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_field",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}
+
 fn title(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
 
+/// Server file paths in a message (a template, a pack, a key file), which clients have no
+/// business knowing: `/etc/incidentd/templates/notice/pi_leak.zh-CN.hbs:15` is shown as
+/// `notice/pi_leak.zh-CN.hbs:15` — the template, as its author names it.
+static SERVER_PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?:[\w.@+~-]*/)+([\w.@+~-]+/[\w.@+~-]+\.(?:hbs|toml|db|sqlite|pem|key|crt))\b",
+    )
+    .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+});
+
+/// `message` without server file paths (see [`SERVER_PATH`]).
+pub(crate) fn without_server_paths(message: &str) -> std::borrow::Cow<'_, str> {
+    SERVER_PATH.replace_all(message, "$1")
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let detail = match without_server_paths(&self.detail) {
+            std::borrow::Cow::Borrowed(_) => self.detail,
+            std::borrow::Cow::Owned(shown) => {
+                // The client gets the template's name; the log keeps where it is.
+                tracing::info!(status = self.status.as_u16(), detail = %self.detail, "refused; the answer leaves out the server's file paths");
+                shown
+            }
+        };
         let body = Problem {
             kind: "about:blank",
             title: title(self.status),
             status: self.status.as_u16(),
-            detail: self.detail,
+            detail,
             code: self.code,
             path: self.path,
             missing: self.missing,
@@ -165,6 +209,31 @@ impl From<FormatError> for ApiError {
             ApiError::bad_request("malformed_json", e.message)
         } else {
             ApiError::invalid(e.path, e.message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_paths_are_left_out_of_details() {
+        let d = "the announcement cannot be rendered: /srv/incidentd/templates/announcement/pi_leak.zh-CN.hbs:15: datetime: bad (in the html part)";
+        assert_eq!(
+            without_server_paths(d),
+            "the announcement cannot be rendered: announcement/pi_leak.zh-CN.hbs:15: datetime: bad (in the html part)"
+        );
+        let d = "config/../templates/notice/x.en.hbs: text: missing; /etc/incidentd/jurisdictions/cn.toml: bad";
+        assert_eq!(
+            without_server_paths(d),
+            "notice/x.en.hbs: text: missing; jurisdictions/cn.toml: bad"
+        );
+        for kept in [
+            "see /api/v1/openapi.json or POST /api/v1/incidents/3/announcement",
+            "template `notice/pi_leak` has no version for fr: add notice/pi_leak.fr.hbs",
+        ] {
+            assert_eq!(without_server_paths(kept), kept);
         }
     }
 }

@@ -214,6 +214,20 @@ fn serde_urlencoded_de<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
 }
 
+/// Path parameters, refused as problem+json (axum's own answer is plain text).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::bad_request("bad_path", e.body_text()))
+    }
+}
+
 /// An incident id from the path.
 pub struct IncidentId(pub i64);
 

@@ -1,6 +1,8 @@
 //! Heartbeats (dead-man's switches): list their state, ping one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::Path;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Serialize;

@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use tower_http::timeout::TimeoutLayer;
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -354,15 +353,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         }),
     )
     .fallback(ops::not_found)
-    .layer(TimeoutLayer::with_status_code(
-        StatusCode::SERVICE_UNAVAILABLE,
-        request_timeout,
-    ))
+    .layer(middleware::from_fn_with_state(request_timeout, time_limit))
     .merge(uploads)
     .layer(middleware::from_fn_with_state(
         state.clone(),
         extract::drain_unread_body,
     ))
+    .layer(middleware::from_fn(problems_only))
+    .layer(middleware::from_fn(page_headers))
     .layer(middleware::from_fn(track))
     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req
@@ -399,6 +397,99 @@ async fn track(req: Request, next: Next) -> Response {
         tracing::info!(%method, route, status, ms, "request refused");
     } else {
         tracing::debug!(%method, route, status, ms, "request");
+    }
+    res
+}
+
+/// `server.request_timeout`: a request still running then is answered 503, as problem+json.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => error::ApiError::unavailable(format!(
+            "incidentd did not finish this request within server.request_timeout ({}); retry shortly",
+            crate::domain::duration::HumanDuration(limit)
+        ))
+        .into_response(),
+    }
+}
+
+/// Every error is problem+json: axum's own rejections (plain text) and bodiless answers (405)
+/// are rewritten here; HTML pages and problem+json pass as they are.
+async fn problems_only(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let kind = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if [
+        "application/problem+json",
+        "text/html",
+        "application/atom+xml",
+    ]
+    .iter()
+    .any(|k| kind.starts_with(k))
+    {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let detail = match (status, text.is_empty()) {
+        (_, false) => text,
+        (StatusCode::METHOD_NOT_ALLOWED, true) => format!(
+            "this endpoint does not take {method}; the Allow header lists the methods it takes (see /api/v1/openapi.json)"
+        ),
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string(),
+    };
+    let mut out = error::ApiError::new(status, error::code_for(status), detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
+        }
+    }
+    out
+}
+
+/// Content-Security-Policy for HTML: no scripts, nothing from elsewhere, never in a frame.
+pub(crate) const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Every response: no MIME sniffing. HTML pages (acknowledgement links, announcements,
+/// notices): a strict CSP unless the page set its own, no framing, no referrer (their URLs
+/// carry tokens).
+async fn page_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/html"));
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if html {
+        h.entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(PAGE_CSP));
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
     }
     res
 }

@@ -1,13 +1,13 @@
 //! Obligation endpoints: what the jurisdiction packs say incidents owe, by when, and why.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::{IncidentId, Json, Query};
+use super::extract::{IncidentId, Json, Path, Query};
 use crate::domain::duration::{HumanDuration, humanize};
 use crate::domain::regulation::ObligationOutcome;
 use crate::domain::time::{from_micros, to_micros};

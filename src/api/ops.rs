@@ -1,10 +1,11 @@
 //! Operations: health, readiness, metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use crate::domain::incident::Severity;
 
@@ -14,29 +15,35 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the store answers and the daemon is not shutting down.
+/// Readiness: the store answers and the daemon is not shutting down. Anyone may ask; why the
+/// store does not answer or why the last reload was refused (paths, keys) is told only to a
+/// caller with a token, and always to the log.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
-    security(()),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "ready"), (status = 503, body = Problem))
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<String, ApiError> {
+pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Result<String, ApiError> {
+    let known = Caller::from_headers(&headers, &state).is_ok();
     if state.is_shutting_down() {
         return Err(ApiError::unavailable("incidentd is shutting down"));
     }
-    state
-        .engine
-        .store()
-        .ping()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("the store does not answer: {e}")))?;
-    Ok(match state.reload_error.load().as_ref() {
-        Some(e) => format!(
+    if let Err(e) = state.engine.store().ping().await {
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+        return Err(ApiError::unavailable(if known {
+            format!("the store does not answer: {e}")
+        } else {
+            "the store does not answer (the cause is in the log)".to_string()
+        }));
+    }
+    Ok(match (state.reload_error.load().as_ref(), known) {
+        (Some(e), true) => format!(
             "ready; the last reload was refused and the previous configuration is running:\n{e}\n"
         ),
-        None => "ready\n".to_string(),
+        (Some(_), false) => "ready; the last reload was refused and the previous configuration is running (the problems are in the log, or ask /readyz with a token)\n".to_string(),
+        (None, _) => "ready\n".to_string(),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Regulator reports and the post-incident summary.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::{IncidentId, Json, Query};
+use super::extract::{IncidentId, Json, Path, Query};
 use crate::engine::reports::{DraftFailure, DraftRequest, ReportCtx, ReportView, SubmitRequest};
 use crate::engine::summary::Summary;
 

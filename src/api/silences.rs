@@ -1,6 +1,6 @@
 //! Silences (maintenance windows): create, list, show, end early.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use crate::domain::silence::{Conditions, SilenceRequest, SilenceState};
 use crate::domain::time::{from_micros, to_micros};
 use crate::engine::EngineError;

@@ -5,14 +5,14 @@
 //! Listings show contacts masked; nothing here ever returns a full phone number or address.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
-use super::extract::{IncidentId, Json, Query};
+use super::extract::{IncidentId, Json, Path, Query};
 use super::incidents::{next_cursor, page_limit};
 use crate::engine::EngineError;
 use crate::engine::campaign::{CampaignRequest, CampaignView};

@@ -1,13 +1,13 @@
 //! Task and approval endpoints: the joint team's work on an incident.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{Authorized, Caller, role};
 use super::error::{ApiError, Problem};
-use super::extract::{IncidentId, Json, MaybeJson, Query};
+use super::extract::{IncidentId, Json, MaybeJson, Path, Query};
 use crate::engine::response::TaskView;
 use crate::engine::{EngineError, NewTaskRequest, Reassign};
 use crate::store::{TaskFilter, TeamRow};

@@ -36,6 +36,12 @@ pub async fn serve(path: &Path) -> anyhow::Result<i32> {
     if settings.tokens.is_empty() {
         tracing::warn!("no [[auth.tokens]] configured: every API call will be refused (401)");
     }
+    if !settings.trial_secrets.is_empty() {
+        tracing::warn!(
+            secrets = %settings.trial_secrets.join(", "),
+            "the public trial secrets of the example configuration are in use: replace them before incidentd sees real data"
+        );
+    }
     let server = Server::build(settings).await?;
     let addr = server.local_addr();
     info!(%addr, "listening on http://{addr}");
@@ -91,6 +97,17 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
                 .join(", ")
         }
     );
+    if !s.trial_secrets.is_empty() {
+        println!(
+            "  warning: the public trial secrets of the example configuration are in use: {}. Anyone who read the README can use them: replace them before incidentd sees real data{}",
+            s.trial_secrets.join(", "),
+            if s.server.listen.ip().is_loopback() {
+                " (they are refused on any address but loopback unless server.allow_trial_secrets = true)"
+            } else {
+                " (server.allow_trial_secrets = true lets them through on this address)"
+            }
+        );
+    }
     let c = &s.channels;
     let mut channels = vec!["inbox".to_string()];
     if let Some(e) = &c.email {

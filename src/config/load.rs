@@ -286,6 +286,9 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     if raw.server.max_body_bytes < 1024 {
         p("server.max_body_bytes", "must be at least 1024".into());
     }
+    for (key, msg) in edge_problems(&raw.server) {
+        p(key, msg);
+    }
     let store_url = match resolve_store_url(raw.store.url.expose_secret(), dir) {
         Ok(u) => u,
         Err(e) => {
@@ -716,6 +719,20 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             Default::default()
         }
     };
+    let trial_secrets = super::trial::found(&raw, &tokens);
+    if !trial_secrets.is_empty()
+        && !raw.server.listen.ip().is_loopback()
+        && !raw.server.allow_trial_secrets
+    {
+        p(
+            "server.listen",
+            format!(
+                "{} is reachable from other hosts, but the configuration still uses the public trial secrets of the example configuration: {}. Anyone who read the README can use them: make your own (`incidentd token new`, an ack_secret of your own, `incidentd subjects keygen`), listen on 127.0.0.1, or set server.allow_trial_secrets = true for a throw-away trial",
+                raw.server.listen,
+                trial_secrets.join(", ")
+            ),
+        );
+    }
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
     let jurisdictions_path = match &raw.paths.jurisdictions {
@@ -764,6 +781,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             reports: raw.reports,
             regulators: raw.regulators,
             heartbeats,
+            trial_secrets,
         }),
         _ => Err(ConfigError { problems }),
     }
@@ -898,6 +916,45 @@ pub fn unknown_regulators(
 }
 
 /// SQLite paths are relative to the config file's folder; PostgreSQL URLs pass through.
+/// `[server]` edge limits: timeouts that end connections must be neither zero (every
+/// connection would be cut at once) nor so long that they protect nothing.
+fn edge_problems(s: &super::schema::ServerConfig) -> Vec<(&'static str, String)> {
+    use std::time::Duration;
+    let mut out = Vec::new();
+    let bounded = [
+        (
+            "server.header_read_timeout",
+            s.header_read_timeout.0,
+            Duration::from_secs(300),
+            "10s",
+        ),
+        (
+            "server.idle_timeout",
+            s.idle_timeout.0,
+            Duration::from_secs(3600),
+            "60s",
+        ),
+    ];
+    for (key, value, max, hint) in bounded {
+        if value < Duration::from_millis(100) || value > max {
+            out.push((
+                key,
+                format!(
+                    "give 100ms to {}: a client that keeps a connection longer without finishing a request is cut off (e.g. {hint})",
+                    crate::domain::duration::HumanDuration(max)
+                ),
+            ));
+        }
+    }
+    if !(1..=1_000_000).contains(&s.max_connections) {
+        out.push((
+            "server.max_connections",
+            "give 1 to 1000000 connections (the default, 1024, suits most sites; keep it below the process's open-file limit)".into(),
+        ));
+    }
+    out
+}
+
 fn resolve_store_url(url: &str, dir: &Path) -> Result<String, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_string());

@@ -3,6 +3,7 @@
 
 mod load;
 mod schema;
+pub mod trial;
 
 pub use load::{ConfigError, load, load_rules, unknown_regulators};
 pub(crate) use load::{deserialize, parse_table};

@@ -622,6 +622,22 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests and queued writes to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: HumanDuration,
+    /// How long a client may take to send a request's headers, counted from when it connects
+    /// or from the first byte of a request on a kept-alive connection. Slower: disconnected.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long a connection may sit without a request in progress before it is closed; also
+    /// how long a response may wait for a client that stopped reading it.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Connections open at once. At the limit a new connection closes the one idle longest;
+    /// when every connection has a request in progress it is refused at once with 503.
+    #[serde(default = "default_open_connections")]
+    pub max_connections: usize,
+    /// Accept the trial secrets of the shipped example configuration on a listen address other
+    /// than loopback (they are public: a trial on a shared host only).
+    #[serde(default)]
+    pub allow_trial_secrets: bool,
 }
 
 fn default_body_limit() -> usize {
@@ -632,6 +648,15 @@ fn default_request_timeout() -> HumanDuration {
 }
 fn default_shutdown_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_open_connections() -> usize {
+    1024
 }
 
 #[derive(Clone, Deserialize)]
@@ -950,6 +975,8 @@ pub struct Settings {
     pub regulators: Vec<RegulatorConfig>,
     /// `[[heartbeats]]`, compiled.
     pub heartbeats: Arc<crate::domain::heartbeat::Heartbeats>,
+    /// The example configuration's public trial secrets still in use (`check` warns).
+    pub trial_secrets: Vec<String>,
 }
 
 #[cfg(test)]

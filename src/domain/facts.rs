@@ -328,8 +328,11 @@ impl Facts {
         self == &Facts::default()
     }
 
-    /// Rules that cross fields (the type system covers the rest).
+    /// Rules that cross fields (the type system covers the rest), and free text without
+    /// control characters: they end up in mails, reports, the public page and its Atom feed,
+    /// where most of them are not even allowed.
     pub fn validate(&self) -> Result<(), FactsError> {
+        self.no_control_characters()?;
         if self.mitigation_effective == Some(true)
             && self
                 .mitigation_justification
@@ -353,6 +356,35 @@ impl Facts {
                           reason a breach is not reported to be documented"
                     .into(),
             });
+        }
+        Ok(())
+    }
+
+    fn no_control_characters(&self) -> Result<(), FactsError> {
+        let texts = TEXT_FACTS
+            .iter()
+            .filter_map(|name| Some((*name, self.text(name)?)))
+            .flat_map(|(name, t)| {
+                t.parts()
+                    .into_iter()
+                    .map(move |(at, s)| (format!("{name}{at}"), s))
+            });
+        let plain = [
+            ("mitigation_justification", &self.mitigation_justification),
+            ("risk_reason", &self.risk_reason),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((name.to_string(), v.as_deref()?)));
+        for (path, s) in texts.chain(plain) {
+            if let Some(c) = super::text::control_character(s) {
+                return Err(FactsError {
+                    path,
+                    message: format!(
+                        "contains the control character U+{:04X}; text may hold line breaks and tabs, no other control characters (U+0000–U+001F, U+007F–U+009F)",
+                        u32::from(c)
+                    ),
+                });
+            }
         }
         Ok(())
     }

@@ -266,10 +266,10 @@ pub struct SilenceRequest {
     #[serde(default)]
     pub rule: Option<String>,
     /// When it starts (default: now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub starts_at: Option<DateTime<Utc>>,
     /// When it ends; or give `duration`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub ends_at: Option<DateTime<Utc>>,
     /// How long from `starts_at`, e.g. `2h`, `90m`, `1d`; or give `ends_at`.
     #[serde(default)]

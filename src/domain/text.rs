@@ -208,6 +208,36 @@ impl Text {
     }
 }
 
+/// The first control character in `s` other than a line break or a tab, if any.
+pub fn control_character(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
+impl Text {
+    /// Every string of the text, each with where it is (`.public.en`; empty for a plain one).
+    pub fn parts(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        let versions = std::iter::once(("", &self.internal))
+            .chain(self.public.as_ref().map(|p| (".public", p)));
+        let internal_at = if self.public.is_some() {
+            ".internal"
+        } else {
+            ""
+        };
+        for (at, v) in versions {
+            let at = if at.is_empty() { internal_at } else { at };
+            match v {
+                Versions::Plain(s) => out.push((at.to_string(), s.as_str())),
+                Versions::ByLocale(m) => {
+                    out.extend(m.iter().map(|(k, s)| (format!("{at}.{k}"), s.as_str())))
+                }
+            }
+        }
+        out
+    }
+}
+
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
         Text {

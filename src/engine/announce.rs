@@ -342,7 +342,7 @@ fn webhook_delivery(public_url: &str, target: &str, v: &AnnouncementVersion) -> 
 
 /// Publish inside the caller's transaction (see the module docs). Nothing is written when the
 /// words equal the latest version's (`created: false`).
-#[tracing::instrument(skip_all, fields(incident.id = incident_id), err)]
+#[tracing::instrument(skip_all, fields(incident.id = incident_id))]
 pub async fn publish_in(
     tx: &mut WriteTx,
     ctx: &AnnounceCtx<'_>,

@@ -1,7 +1,7 @@
 //! Commands people give: declare, update facts, change classification or clocks, transition.
 //! Each runs in one write transaction with its audit events.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -13,9 +13,6 @@ use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::Incident;
 use crate::store::{NewEvent, Table, WriteTx};
-
-/// Clocks may be a little ahead of ours (clock skew), not more.
-const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
 
 /// A person declaring an incident.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -36,10 +33,10 @@ pub struct Declaration {
     #[serde(default)]
     pub drill: bool,
     /// When the organisation discovered it (the Chinese reporting clock); defaults to now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub discovered_at: Option<DateTime<Utc>>,
     /// When it became aware that personal information is affected (the GDPR clock).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub aware_at: Option<DateTime<Utc>>,
 }
 
@@ -56,28 +53,28 @@ pub struct IncidentPatch {
     pub category: Option<Category>,
     #[serde(default)]
     pub severity: Option<Severity>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub discovered_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub aware_at: Option<DateTime<Utc>>,
     /// When the breach was assessed notifiable (SG); incidentd sets it when the facts first
     /// make the breach notifiable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub assessed_notifiable_at: Option<DateTime<Utc>>,
     /// When handling ended (CN closing report); the closing, unless given.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub handling_closed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reason: Option<String>,
 }
 
+/// A clock a person gives: it has happened (a little clock skew allowed) and is this century.
 fn not_future(path: &str, t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), EngineError> {
     match t {
-        Some(t) if t > now + MAX_FUTURE_SKEW => Err(EngineError::invalid(
-            path,
-            format!("{t} is in the future; give the time it actually happened (UTC, RFC 3339)"),
-        )),
-        _ => Ok(()),
+        Some(t) => {
+            crate::domain::time::happened(&t, now).map_err(|m| EngineError::invalid(path, m))
+        }
+        None => Ok(()),
     }
 }
 

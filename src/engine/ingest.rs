@@ -596,7 +596,7 @@ async fn apply(
         let changes = absorb(inc, &group[1..], &rules, now);
         count_alerts(inc, &counts);
         let j = joined.remove(&inc.id).unwrap_or_default();
-        inc.truncated_alerts = j.truncated as i64;
+        inc.truncated_alerts = i64::try_from(j.truncated).unwrap_or(i64::MAX);
         describe_storm(inc, policy.storm);
         events.push(opened_event(inc, actor, &j, policy.storm, now));
         push_join_events(&mut events, inc.id, j, Some(actor), now);
@@ -643,7 +643,9 @@ async fn apply(
             timers.push(super::obligations::recompute_timer(inc.id, now));
         }
         let j = joined.remove(&inc.id).unwrap_or_default();
-        inc.truncated_alerts = inc.truncated_alerts.max(j.truncated as i64);
+        inc.truncated_alerts = inc
+            .truncated_alerts
+            .max(i64::try_from(j.truncated).unwrap_or(i64::MAX));
         inc.updated_at = now;
         describe_storm(inc, policy.storm);
         push_join_events(&mut events, inc.id, j, None, now);

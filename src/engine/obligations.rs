@@ -526,7 +526,7 @@ pub struct MetRequest {
     /// What shows it was met: a receipt number, a case number, a document reference.
     pub reference: String,
     /// When it was met; defaults to now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub at: Option<DateTime<Utc>>,
     /// Required when it was met after its deadline.
     #[serde(default)]
@@ -572,7 +572,7 @@ impl Engine {
     ) -> Result<ObligationRow, EngineError> {
         let now = Utc::now();
         let at = r.at.unwrap_or(now);
-        if at > now + chrono::Duration::minutes(5) {
+        if at > now + crate::domain::time::MAX_SKEW {
             return Err(EngineError::invalid(
                 "at",
                 "that is in the future; give when it was met",

@@ -73,7 +73,7 @@ pub struct SubmitRequest {
     #[serde(default)]
     pub reference: Option<String>,
     /// When it was submitted by hand; required for `manual` (RFC 3339).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub submitted_at: Option<DateTime<Utc>>,
     /// Why it is late; required past the obligation's deadline unless the draft gave one.
     #[serde(default)]
@@ -437,7 +437,7 @@ impl Engine {
         } else {
             now
         };
-        if at > now + chrono::Duration::minutes(5) {
+        if at > now + crate::domain::time::MAX_SKEW {
             return Err(EngineError::invalid(
                 "submitted_at",
                 "is in the future: give the time it was submitted",

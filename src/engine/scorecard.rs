@@ -475,7 +475,7 @@ async fn incident_of(tx: &mut WriteTx, incident_id: i64) -> Result<Incident, Eng
 
 /// The scorecard of drill incident `incident_id`, which ran from `started_at` to `ended_at`,
 /// against `targets`. Reads everything inside `tx`; writes nothing.
-#[tracing::instrument(skip_all, fields(incident.id = incident_id), err)]
+#[tracing::instrument(skip_all, fields(incident.id = incident_id))]
 pub async fn scorecard(
     tx: &mut WriteTx,
     incident_id: i64,
@@ -1054,7 +1054,7 @@ pub fn after_action_key(incident_id: i64) -> String {
 /// per drill) if e-mail is configured, and create one task per action item (`aar-<n>`, due in
 /// [`ACTION_ITEM_DUE_DAYS`] days; existing keys are kept). Returns the audit events
 /// (`drill.scorecard`, `drill.after_action`) for the caller to append.
-#[tracing::instrument(skip_all, fields(incident.id = incident.id), err)]
+#[tracing::instrument(skip_all, fields(incident.id = incident.id))]
 pub async fn after_action(
     tx: &mut WriteTx,
     ctx: &AfterActionCtx<'_>,

@@ -43,9 +43,17 @@ pub struct Alert {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(rename = "startsAt")]
+    #[serde(
+        rename = "startsAt",
+        deserialize_with = "crate::domain::time::bounded::required"
+    )]
     pub starts_at: DateTime<Utc>,
-    #[serde(default, rename = "endsAt")]
+    /// The zero time (still firing) reads as none.
+    #[serde(
+        default,
+        rename = "endsAt",
+        deserialize_with = "crate::domain::time::bounded::option_or_zero"
+    )]
     pub ends_at: Option<DateTime<Utc>>,
     #[serde(default, rename = "generatorURL")]
     pub generator_url: String,
@@ -62,6 +70,17 @@ pub fn parse(body: &[u8]) -> Result<Vec<NewAlert>, FormatError> {
             message: format!(
                 "webhook payload version `{}` is not supported; incidentd reads Alertmanager's version 4 (and Grafana's 1)",
                 p.version
+            ),
+            syntax: false,
+        });
+    }
+    if i64::try_from(p.truncated_alerts).is_err() {
+        return Err(FormatError {
+            path: "truncatedAlerts".into(),
+            message: format!(
+                "{} is more alerts than any Alertmanager leaves out; at most {} are counted",
+                p.truncated_alerts,
+                i64::MAX
             ),
             syntax: false,
         });

@@ -26,7 +26,7 @@ pub struct GenericAlert {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// When it happened (RFC 3339); defaults to when it arrived.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::bounded::option")]
     pub occurred_at: Option<DateTime<Utc>>,
     /// Stable identity of the alert across re-sends; derived from source, title and labels
     /// when absent.

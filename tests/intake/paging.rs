@@ -305,7 +305,12 @@ async fn pages_in_a_storm_reach_each_person_once_then_in_one_digest(backend: Bac
         "each with its ack link: {body}"
     );
 
-    // Every held page ends with the digest's outcome and provider message id.
+    // Every held page ends with the digest's outcome and provider message id (recorded once
+    // the gateway has answered, a moment after it received the digest).
+    wait_for("the digest recorded as sent", 10, async || {
+        delivery(&app, sms_digest).await["status"] == "sent"
+    })
+    .await;
     let sent = delivery(&app, sms_digest).await;
     assert_eq!(sent["status"], "sent", "{sent:#}");
     assert!(sent["incident_id"].is_null());

@@ -14,11 +14,14 @@ use crate::domain::time::from_micros;
 use crate::engine::announce::{AnnouncementVersion, LocaleText, page_url};
 use crate::store::PublishedVersionRow;
 
-/// Escape text for HTML and XML (content and quoted attributes).
+/// Escape text for HTML and XML (content and quoted attributes). Control characters other
+/// than line breaks and tabs are dropped: XML 1.0 forbids them, so one would make the whole
+/// feed ill-formed (facts refuse them at input; older or imported text may still hold them).
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            c if !allowed(c) => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -28,6 +31,20 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether XML 1.0 (and HTML) can carry `c` as text.
+fn allowed(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+}
+
+/// Markup the template engine made, without the control characters [`esc`] drops.
+fn printable(html: &str) -> std::borrow::Cow<'_, str> {
+    if html.chars().all(allowed) {
+        std::borrow::Cow::Borrowed(html)
+    } else {
+        std::borrow::Cow::Owned(html.chars().filter(|c| allowed(*c)).collect())
+    }
 }
 
 /// The words of the page around the announcement.
@@ -380,7 +397,7 @@ pub fn announcement_page(
             String::new()
         },
         version = esc(&ui.version_n.replace("{n}", &shown.version.to_string())),
-        body = text.html,
+        body = printable(&text.html),
     );
     let _ = write!(
         main,
@@ -465,8 +482,9 @@ pub fn list_page(shell: &Shell, rows: &[PublishedVersionRow]) -> String {
 /// page, never indexed.
 pub fn notice_page(shell: &Shell, title: &str, body_html: &str) -> String {
     let main = format!(
-        "<article>\n<h1>{}</h1>\n{body_html}\n</article>",
-        esc(title)
+        "<article>\n<h1>{}</h1>\n{}\n</article>",
+        esc(title),
+        printable(body_html)
     );
     shell.document(
         title,
@@ -604,6 +622,14 @@ mod tests {
         assert_eq!(
             accepted("fr;q=0.9, en;q=0.8, zh-CN, de;q=0"),
             vec!["zh-CN", "fr", "en"]
+        );
+    }
+
+    #[test]
+    fn drops_what_xml_forbids() {
+        assert_eq!(
+            esc("a\u{7}b\u{0}c\u{1b}[31m\td\ne\u{FFFF}"),
+            "abc[31m\td\ne"
         );
     }
 
