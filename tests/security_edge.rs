@@ -585,7 +585,7 @@ async fn the_feed_stays_well_formed_with_control_characters_in_the_text(backend:
             "title": "Member database backup exposed",
             "category": "pi_leak",
             "discovered_at": "2026-11-20T02:30:00Z",
-            "facts": {
+            "facts": common::both_languages(json!({
                 "affected_subjects": 250000,
                 "data_types": ["name", "phone"],
                 "jurisdictions": ["CN"],
@@ -594,7 +594,7 @@ async fn the_feed_stays_well_formed_with_control_characters_in_the_text(backend:
                 "measures_taken": "We closed public access.",
                 "advice_to_subjects": "Be wary of calls claiming to be from us.",
                 "remedies": "Login alerts.",
-            },
+            })),
         }))
         .await["id"]
         .as_i64()
