@@ -65,6 +65,19 @@ impl Server {
             .migrate()
             .await
             .context("cannot bring the database schema up to date")?;
+        let prepared = store
+            .prepare_audit()
+            .await
+            .context("cannot prepare the audit trail")?;
+        if let Some(n) = prepared.baseline_rows {
+            info!(
+                rows = n,
+                "audit: sealed the rows written before row sealing began (audit.baseline)"
+            );
+        }
+        if prepared.marked_keyed {
+            info!("audit: [audit] key is set; from now on every event carries a MAC (audit.keyed)");
+        }
         let channels = Channels::from_settings(&settings, &store)
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
@@ -186,6 +199,8 @@ impl Server {
             let _ = tx.send(());
         };
         let limits = crate::edge::Limits::from_settings(&settings.server);
+        log_audit_head(&store, "start").await;
+        let heads = spawn_audit_head_log(store.clone(), settings.audit.head_every.0);
         {
             // Dropped at the end of this block: connections still open are closed with it.
             let mut serve = std::pin::pin!(crate::edge::serve(listener, app, limits, signal));
@@ -205,6 +220,8 @@ impl Server {
         }
         scheduler.shutdown(limit).await;
         dispatcher.shutdown(limit).await;
+        heads.abort();
+        log_audit_head(&store, "stop").await;
         store.close().await;
         info!("stopped");
         Ok(())
@@ -600,6 +617,33 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => info!("SIGINT received"),
         _ = term => info!("SIGTERM received"),
     }
+}
+
+/// Write the audit chain's head to the log: a log kept elsewhere anchors the chain
+/// (`incidentd audit verify --expect-head ID:HASH`).
+async fn log_audit_head(store: &Store, when: &'static str) {
+    match store.audit_head().await {
+        Ok(Some((id, hash, mac))) => info!(
+            target: "incidentd::audit",
+            when,
+            head = %format!("{id}:{hash}"),
+            mac = mac.as_deref().unwrap_or("none"),
+            "audit head (keep it elsewhere; `incidentd audit verify --expect-head` checks the chain still passes through it)"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "cannot read the audit head"),
+    }
+}
+
+fn spawn_audit_head_log(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            log_audit_head(&store, "periodic").await;
+        }
+    })
 }
 
 /// Reload on every SIGHUP.

@@ -211,7 +211,9 @@ async fn audit_chain_verifies_and_detects_edited_events(app: TestApp) {
     app.transition(id, "false_positive", Some("drill leftovers"))
         .await;
     let ok = app.verify().await;
-    assert_eq!((ok.events, ok.broken_at), (4, None), "{ok:?}");
+    // Four actions, three of which changed the incident: each of those is sealed (audit.sealed).
+    assert_eq!((ok.events, ok.broken_at), (7, None), "{ok:?}");
+    assert_eq!(ok.rows_checked, 1, "{ok:?}");
     assert_eq!(ok.alerts_checked, 10);
     // The trail refuses edits through normal SQL…
     let refused = match app.backend {
@@ -238,14 +240,14 @@ async fn audit_chain_verifies_and_detects_edited_events(app: TestApp) {
         Backend::Sqlite => "DROP TRIGGER events_append_only_update",
         Backend::Postgres => "ALTER TABLE events DISABLE TRIGGER events_append_only",
     };
-    app.sql(&[disable, "UPDATE events SET data = replace(data, 'drill leftovers', 'nothing happened') WHERE id = 4"]).await;
+    app.sql(&[disable, "UPDATE events SET data = replace(data, 'drill leftovers', 'nothing happened') WHERE id = 6"]).await;
     let bad = app.verify().await;
-    assert_eq!(bad.broken_at, Some(4), "{bad:?}");
-    assert_eq!(bad.events, 3);
+    assert_eq!(bad.broken_at, Some(6), "{bad:?}");
+    assert_eq!(bad.events, 5);
     assert!(
         bad.problem
             .unwrap()
-            .contains("event 4 (incident.transitioned) was changed")
+            .contains("event 6 (incident.transitioned) was changed")
     );
     app.stop().await;
 }

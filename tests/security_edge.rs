@@ -771,6 +771,7 @@ fn trial_secrets_are_refused_beyond_loopback_and_check_warns() {
             "trial token dev-alertmanager-token",
             "paging.ack_secret",
             "subjects.key",
+            "audit.key",
             "server.allow_trial_secrets = true",
         ] {
             assert!(e.contains(want), "{listen}: `{want}` not in: {e}");
@@ -779,7 +780,7 @@ fn trial_secrets_are_refused_beyond_loopback_and_check_warns() {
     // Unless explicitly allowed.
     let path = shipped_config_in(dir.path(), "0.0.0.0:8600", "allow_trial_secrets = true");
     let s = incidentd::config::load(&path).unwrap();
-    assert_eq!(s.trial_secrets.len(), 9, "{:?}", s.trial_secrets);
+    assert_eq!(s.trial_secrets.len(), 10, "{:?}", s.trial_secrets);
     // On loopback they work (a local trial), and `check` says what they are.
     let path = shipped_config_in(dir.path(), "127.0.0.1:8600", "");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
@@ -797,7 +798,12 @@ fn trial_secrets_are_refused_beyond_loopback_and_check_warns() {
         .lines()
         .find(|l| l.contains("warning: the public trial secrets"))
         .unwrap_or_else(|| panic!("no warning about the trial secrets:\n{out}"));
-    for want in ["dev-responder-token", "paging.ack_secret", "subjects.key"] {
+    for want in [
+        "dev-responder-token",
+        "paging.ack_secret",
+        "subjects.key",
+        "audit.key",
+    ] {
         assert!(warning.contains(want), "{want}: {warning}");
     }
     // Secrets of one's own: no warning, any address.
@@ -811,6 +817,7 @@ fn trial_secrets_are_refused_beyond_loopback_and_check_warns() {
             "1c8a35c1461cbfc03ff0b1d1a5f70fed9577b7671c6801af9b0420a61c860445",
             &"ab".repeat(32),
         )
+        .replace(incidentd::config::trial::AUDIT_KEY, &"cd".repeat(32))
         .replace("127.0.0.1:8600", "0.0.0.0:8600");
     let own = own
         .split("[[auth.tokens]]")

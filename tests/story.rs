@@ -18,7 +18,10 @@ use common::{Backend, TestApp, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-on_both_backends!(a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary);
+on_both_backends!(
+    a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary,
+    audit_verify_names_each_table_edited_outside_incidentd,
+);
 
 /// The shipped configuration's trial tokens (README).
 const RESPONDER: &str = "dev-responder-token";
@@ -105,9 +108,16 @@ async fn approved_report(app: &TestApp, id: i64, obligation: &str, inputs: &[&st
 }
 
 async fn a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary(backend: Backend) {
+    if let Some(app) = play_the_leak(backend).await {
+        app.stop().await;
+    }
+}
+
+/// The whole story; returns the daemon still running, its audit trail verified intact.
+pub(crate) async fn play_the_leak(backend: Backend) -> Option<TestApp> {
     let smtp = Smtp::start();
     let gateway = Sink::start().await;
-    let Some(app) = TestApp::spawn_shipped(backend, |c| {
+    let app = TestApp::spawn_shipped(backend, |c| {
         let set = |c: &mut toml::Table, path: &[&str], v: toml::Value| {
             let mut t = c;
             for k in &path[..path.len() - 1] {
@@ -130,10 +140,7 @@ async fn a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary(b
         set(c, &["dispatch", "backoff_base"], "200ms".into());
         set(c, &["dispatch", "backoff_max"], "1s".into());
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
 
     // 09:00 — DLP sees the customer database exported. The alert (here sent with the CLI, as
     // any sender would) is a personal-information leak: S1, the whole joint team paged.
@@ -666,5 +673,135 @@ async fn a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary(b
     assert_nothing_internal("the English feed", &feed);
     let r = app.verify().await;
     assert!(r.broken_at.is_none() && r.problem.is_none(), "{r:?}");
+    assert!(r.keyed && r.macs_checked == r.events, "{r:?}");
+    assert!(r.rows_checked > 50, "{r:?}");
+    Some(app)
+}
+
+/// Issue #17 M5: after the whole story, someone with write access to the database (and without
+/// the audit key) edits what people decided from and what the public read, one table after the
+/// other. `audit verify` names each edit; the chain of events itself stays intact.
+async fn audit_verify_names_each_table_edited_outside_incidentd(backend: Backend) {
+    let Some(mut app) = play_the_leak(backend).await else {
+        return;
+    };
+    app.shutdown().await;
+    // Such a person drops the append-only triggers first.
+    match backend {
+        Backend::Sqlite => {
+            app.sql(&[
+                "DROP TRIGGER announcement_versions_no_update",
+                "DROP TRIGGER reports_submitted_update",
+            ])
+            .await
+        }
+        Backend::Postgres => {
+            app.sql(&[
+                "DROP TRIGGER announcement_versions_append_only ON announcement_versions",
+                "DROP TRIGGER reports_submitted_immutable ON reports",
+            ])
+            .await
+        }
+    }
+    let edits: [(&str, &str); 14] = [
+        (
+            "UPDATE incidents SET title = 'Routine maintenance' WHERE id = (SELECT MIN(id) FROM incidents)",
+            "incidents",
+        ),
+        (
+            "UPDATE tasks SET status = 'done', note = 'done long ago' WHERE id = (SELECT MIN(id) FROM tasks WHERE key = 'contain')",
+            "tasks",
+        ),
+        (
+            "UPDATE approvals SET decided_by = 'mallory' WHERE task_id = (SELECT MIN(task_id) FROM approvals) \
+             AND department = (SELECT MIN(department) FROM approvals WHERE task_id = (SELECT MIN(task_id) FROM approvals))",
+            "approvals",
+        ),
+        (
+            "UPDATE incident_team SET acked_by = 'mallory' WHERE department = 'legal' AND incident_id = (SELECT MIN(id) FROM incidents)",
+            "incident_team",
+        ),
+        (
+            "UPDATE deliveries SET recipient = 'attacker@example.net' WHERE id = (SELECT MIN(id) FROM deliveries WHERE purpose = 'notice')",
+            "deliveries",
+        ),
+        (
+            "UPDATE campaigns SET template = 'page/incident_opened' WHERE id = (SELECT MIN(id) FROM campaigns)",
+            "campaigns",
+        ),
+        (
+            "UPDATE announcements SET slug = 'nothing-to-see' WHERE id = (SELECT MIN(id) FROM announcements)",
+            "announcements",
+        ),
+        (
+            "UPDATE announcement_versions SET locales = replace(locales, '</p>', ' Nothing else happened.</p>') WHERE version = (SELECT MAX(version) FROM announcement_versions)",
+            "announcement_versions",
+        ),
+        (
+            "UPDATE announcement_gates SET decided_by = 'mallory' WHERE version = (SELECT MAX(version) FROM announcement_gates)",
+            "announcement_gates",
+        ),
+        (
+            "UPDATE reports SET markdown = markdown || ' Only 42 people were affected.' WHERE jurisdiction = 'SG'",
+            "reports",
+        ),
+        (
+            "UPDATE obligations SET due_at = due_at + 864000000000 WHERE key = 'SG:pdpc_report'",
+            "obligations",
+        ),
+        (
+            "UPDATE grades SET grade = 'I' WHERE id = (SELECT MIN(id) FROM grades WHERE jurisdiction = 'CN')",
+            "grades",
+        ),
+        (
+            "DELETE FROM approvals WHERE task_id = (SELECT MAX(task_id) FROM approvals) \
+             AND department = (SELECT MIN(department) FROM approvals WHERE task_id = (SELECT MAX(task_id) FROM approvals))",
+            "approvals",
+        ),
+        (
+            "INSERT INTO grades (incident_id, jurisdiction, grade, criterion, why, at) \
+             SELECT incident_id, jurisdiction, 'IV', criterion, 'nothing to report', at FROM grades WHERE id = (SELECT MIN(id) FROM grades)",
+            "grades",
+        ),
+    ];
+    let mut named: Vec<String> = Vec::new();
+    for (i, (sql, table)) in edits.iter().enumerate() {
+        app.sql(&[sql]).await;
+        let r = app.verify().await;
+        assert!(!r.intact(), "after `{sql}`: {r:?}");
+        assert_eq!(
+            r.problems.len(),
+            i + 1,
+            "after `{sql}`, one more problem: {:#?}",
+            r.problems
+        );
+        let new: Vec<&String> = r.problems.iter().filter(|p| !named.contains(p)).collect();
+        assert_eq!(new.len(), 1, "after `{sql}`: {:#?}", r.problems);
+        assert!(
+            new[0].starts_with(&format!("{table} ")),
+            "after `{sql}` the problem names {table}: {}",
+            new[0]
+        );
+        named.push(new[0].clone());
+    }
+    assert!(
+        named[12].contains("was deleted outside incidentd"),
+        "{named:?}"
+    );
+    assert!(
+        named[13].contains("was added outside incidentd"),
+        "{named:?}"
+    );
+    // The CLI says the same, and exits 1.
+    let (code, out, _) = app
+        .cli("", &["audit", "verify", "--config", &app.config_arg()])
+        .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("audit trail BROKEN: 14 sealed rows differ")
+            && out.contains("deliveries ")
+            && out.contains("the chain itself is intact"),
+        "{out}"
+    );
     app.stop().await;
 }

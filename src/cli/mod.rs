@@ -178,15 +178,36 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain and report the first broken event (works offline on the database).
+    /// Check the audit trail on the database (offline, or beside a running daemon): the hash
+    /// chain, each event's MAC under [audit] key, every alert an event recorded, and every
+    /// sealed row (incidents, tasks, approvals, team, deliveries, campaigns, announcements,
+    /// reports, obligations, grades) against the digest the chain holds for it. Exit code 1
+    /// names the first problem; every differing row is listed.
+    #[command(after_help = AUDIT_VERIFY_HELP)]
     Verify {
         #[command(flatten)]
         config: ConfigArg,
+        /// A head written down earlier (`ID:HASH`, as verify and the daemon's log print it):
+        /// the chain must still pass through it. Catches events deleted from the end and a
+        /// chain rewritten as a whole.
+        #[arg(long, value_name = "ID:HASH")]
+        expect_head: Option<crate::store::ExpectHead>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Print a new random key for [audit] key (64 hex digits). Keep it off the database's host.
+    Keygen,
 }
+
+const AUDIT_VERIFY_HELP: &str = "\
+Examples:
+  incidentd audit verify --config /etc/incidentd/incidentd.toml
+  incidentd audit verify --config … --expect-head 4711:9f86d081884c7d65…   the head you kept
+  incidentd audit verify --config … --json | jq .problems
+
+Keep the head it prints (or the `audit head` lines the daemon logs every [audit] head_every)
+somewhere the database's owner cannot write; see SECURITY.md.";
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -411,9 +432,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Serve(c) => offline::serve(&c.config).await,
         Command::Check(c) => offline::check(&c.config),
         Command::Migrate(c) => offline::migrate(&c.config).await,
-        Command::Audit(AuditCommand::Verify { config, json }) => {
-            offline::audit_verify(&config.config, json).await
-        }
+        Command::Audit(AuditCommand::Verify {
+            config,
+            expect_head,
+            json,
+        }) => offline::audit_verify(&config.config, expect_head.as_ref(), json).await,
+        Command::Audit(AuditCommand::Keygen) => offline::audit_keygen(),
         Command::Token(t) => offline::token(t),
         Command::Declare(a) => client::declare(a).await,
         Command::Alert(a) => client::alert(a).await,

@@ -429,11 +429,15 @@ pub async fn migrate(path: &Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn audit_verify(path: &Path, json: bool) -> anyhow::Result<i32> {
+pub async fn audit_verify(
+    path: &Path,
+    expect: Option<&crate::store::ExpectHead>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let (_, store) = open(path).await?;
     let tty = std::io::stderr().is_terminal() && !json;
     let report = store
-        .verify_audit(|n| {
+        .verify_audit_with(expect, |n| {
             if tty {
                 eprint!("\rchecked {n} events…");
                 let _ = std::io::stderr().flush();
@@ -446,20 +450,85 @@ pub async fn audit_verify(path: &Path, json: bool) -> anyhow::Result<i32> {
     store.close().await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if let (Some(at), Some(problem)) = (report.broken_at, &report.problem) {
-        println!("audit trail BROKEN at event {at}: {problem}");
-        println!("  {} events before it are intact", report.events);
     } else {
-        println!(
-            "audit trail intact: {} events, {} alerts checked",
-            report.events, report.alerts_checked
-        );
-        println!("  head {}", report.head);
-        println!(
-            "  (keep the head hash elsewhere: a later verify that does not pass through it means the chain was rewritten)"
-        );
+        print!("{}", verify_text(&report));
     }
-    Ok(if report.broken_at.is_some() { 1 } else { 0 })
+    Ok(if report.intact() { 0 } else { 1 })
+}
+
+/// What `audit verify` prints.
+fn verify_text(r: &crate::store::VerifyReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let macs = if r.keyed {
+        format!(
+            "{} MACs checked{}",
+            r.macs_checked,
+            if r.unkeyed_events > 0 {
+                format!(
+                    " ({} earlier events from before [audit] key was set)",
+                    r.unkeyed_events
+                )
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        "no [audit] key: MACs not checked, so a chain rewritten with recomputed hashes is caught only by --expect-head".to_string()
+    };
+    match &r.problem {
+        Some(problem) => match r.broken_at {
+            Some(at) if r.problems.is_empty() => {
+                let _ = writeln!(out, "audit trail BROKEN at event {at}: {problem}");
+                let _ = writeln!(
+                    out,
+                    "  events 1 to {} are intact; nothing from event {at} on can be trusted",
+                    at - 1
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "audit trail BROKEN: {} sealed rows differ from what the chain recorded:",
+                    r.problems.len()
+                );
+                for p in &r.problems {
+                    let _ = writeln!(out, "  - {p}");
+                }
+                let _ = writeln!(
+                    out,
+                    "  the chain itself is intact: {} events, {} alerts, {} rows checked; {macs}",
+                    r.events, r.alerts_checked, r.rows_checked
+                );
+            }
+        },
+        None => {
+            let _ = writeln!(
+                out,
+                "audit trail intact: {} events, {} alerts, {} sealed rows checked",
+                r.events, r.alerts_checked, r.rows_checked
+            );
+            let _ = writeln!(out, "  {macs}");
+            let _ = writeln!(out, "  head {}:{}", r.head_id, r.head);
+            let _ = writeln!(
+                out,
+                "  (keep the head elsewhere: `--expect-head {}:{}` later shows whether the chain still passes through it)",
+                r.head_id, r.head
+            );
+        }
+    }
+    out
+}
+
+pub fn audit_keygen() -> anyhow::Result<i32> {
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness available"))?;
+    println!("{}", hex::encode(raw));
+    eprintln!(
+        "Keep this key secret and off the database's host: give it as [audit] key_file (a systemd credential). \
+         Someone holding both the key and write access to the database can still rewrite the chain."
+    );
+    Ok(0)
 }
 
 pub fn token(cmd: TokenCommand) -> anyhow::Result<i32> {

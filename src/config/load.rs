@@ -675,6 +675,19 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         },
         None => None,
     };
+    let audit_key = match &raw.audit.key {
+        Some(k) => match crate::domain::audit::AuditKey::parse(k.expose_secret()) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                p("audit.key", e);
+                None
+            }
+        },
+        None => None,
+    };
+    if raw.audit.head_every.0 < std::time::Duration::from_secs(1) {
+        p("audit.head_every", "give at least 1s, e.g. \"15m\"".into());
+    }
     if !(1..=10_000).contains(&raw.subjects.import_batch) {
         p("subjects.import_batch", "give 1 to 10000 rows".into());
     }
@@ -727,7 +740,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         p(
             "server.listen",
             format!(
-                "{} is reachable from other hosts, but the configuration still uses the public trial secrets of the example configuration: {}. Anyone who read the README can use them: make your own (`incidentd token new`, an ack_secret of your own, `incidentd subjects keygen`), listen on 127.0.0.1, or set server.allow_trial_secrets = true for a throw-away trial",
+                "{} is reachable from other hosts, but the configuration still uses the public trial secrets of the example configuration: {}. Anyone who read the README can use them: make your own (`incidentd token new`, an ack_secret of your own, `incidentd subjects keygen`, `incidentd audit keygen`), listen on 127.0.0.1, or set server.allow_trial_secrets = true for a throw-away trial",
                 raw.server.listen,
                 trial_secrets.join(", ")
             ),
@@ -776,6 +789,8 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             scheduler: raw.scheduler,
             subjects: raw.subjects,
             subject_keys,
+            audit_key,
+            audit: raw.audit,
             notices: raw.notices,
             announcements: raw.announcements,
             reports: raw.reports,

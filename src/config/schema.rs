@@ -41,6 +41,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub subjects: SubjectsConfig,
     #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
     pub notices: NoticesConfig,
     #[serde(default)]
     pub announcements: AnnouncementsConfig,
@@ -173,6 +175,35 @@ fn default_announcement_approvers() -> Vec<String> {
 
 fn default_announcement_template() -> String {
     "announcement/pi_leak".into()
+}
+
+/// `[audit]`: the audit chain's key and where its head goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// 64 hex digits: each audit event also carries HMAC-SHA-256 under this key, so someone
+    /// who can write the database but does not hold the key cannot rewrite the chain. Keep it
+    /// outside the database's host: usually `key_file` (a systemd credential). `incidentd
+    /// audit keygen` makes one. Without it the chain is checked by its SHA-256 hashes only.
+    #[serde(default)]
+    pub key: Option<SecretString>,
+    /// How often the daemon writes the chain's head (id, hash, MAC) to its log, so that a
+    /// log kept elsewhere anchors it: `incidentd audit verify --expect-head ID:HASH`.
+    #[serde(default = "default_head_every")]
+    pub head_every: HumanDuration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            key: None,
+            head_every: default_head_every(),
+        }
+    }
+}
+
+fn default_head_every() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(900))
 }
 
 /// `[subjects]`: affected people's contact data.
@@ -969,6 +1000,9 @@ pub struct Settings {
     pub subjects: SubjectsConfig,
     /// The parsed `subjects.key`, if given.
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
+    pub audit: AuditConfig,
+    /// The parsed `audit.key`, if given.
+    pub audit_key: Option<Arc<crate::domain::audit::AuditKey>>,
     pub notices: NoticesConfig,
     pub announcements: AnnouncementsConfig,
     pub reports: ReportsConfig,

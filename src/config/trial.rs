@@ -44,6 +44,9 @@ pub const ACK_SECRET: &str = "trial-only-ack-link-key-replace-me";
 /// The key material of `[subjects] key` in the example configuration (any key id).
 pub const SUBJECT_KEY: &str = "1c8a35c1461cbfc03ff0b1d1a5f70fed9577b7671c6801af9b0420a61c860445";
 
+/// `[audit] key` of the example configuration.
+pub const AUDIT_KEY: &str = "5e0d1a7c9b3f42e8a6c1d0f97b2e4a3c8d6f1b0e9a7c5d3f2e1b0a9c8d7e6f5a";
+
 /// Every trial secret the configuration uses, each as `key (what)`; empty when none.
 pub(super) fn found(raw: &RawConfig, tokens: &[Token]) -> Vec<String> {
     let mut out: Vec<String> = tokens
@@ -72,6 +75,14 @@ pub(super) fn found(raw: &RawConfig, tokens: &[Token]) -> Vec<String> {
     {
         out.push("subjects.key (the trial contact-encryption key)".into());
     }
+    if raw
+        .audit
+        .key
+        .as_ref()
+        .is_some_and(|k| k.expose_secret().trim() == AUDIT_KEY)
+    {
+        out.push("audit.key (the trial audit-chain key)".into());
+    }
     out
 }
 
@@ -97,5 +108,6 @@ mod tests {
         }
         assert!(text.contains(&format!("ack_secret = \"{ACK_SECRET}\"")));
         assert!(text.contains(&format!("key = \"trial:{SUBJECT_KEY}\"")));
+        assert!(text.contains(&format!("key = \"{AUDIT_KEY}\"")));
     }
 }

@@ -1,7 +1,16 @@
 //! The audit trail's hash chain: each event's hash covers its content and the previous hash,
 //! so editing, deleting or reordering any stored event breaks the chain from that point on.
+//!
+//! Two things make the chain more than a checksum:
+//! * **A keyed MAC per event** ([`event_mac`]): with `[audit] key` set, each event also carries
+//!   HMAC-SHA-256(key, hash). Someone who can write the database but does not hold the key
+//!   cannot rewrite the chain with recomputed hashes.
+//! * **Row seals** ([`row_digest`]): the rows people decide from and publish (incidents, tasks,
+//!   approvals, deliveries, announcements, reports, obligations, …) are digested when incidentd
+//!   writes them, and the digests go into the chain (`audit.sealed` events). An edit of such a
+//!   row outside incidentd no longer matches the last digest the chain holds for it.
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -46,9 +55,84 @@ pub fn event_hash(prev_hash: &str, e: EventContent<'_>) -> String {
     ]))
 }
 
+/// The key of the audit chain's MACs (`[audit] key`): it lives outside the database.
+#[derive(Clone)]
+pub struct AuditKey(hmac::Key);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(…)")
+    }
+}
+
+impl AuditKey {
+    /// 64 hex digits (32 bytes), as `incidentd audit keygen` prints.
+    pub fn parse(hex_key: &str) -> Result<AuditKey, String> {
+        let raw = hex::decode(hex_key.trim()).map_err(|_| {
+            "give 64 hex digits (32 random bytes), e.g. from `incidentd audit keygen`".to_string()
+        })?;
+        if raw.len() != 32 {
+            return Err(format!(
+                "give 64 hex digits (32 bytes); this key has {} bytes",
+                raw.len()
+            ));
+        }
+        Ok(AuditKey(hmac::Key::new(hmac::HMAC_SHA256, &raw)))
+    }
+}
+
+/// hex(HMAC-SHA-256(key, event hash)).
+pub fn event_mac(key: &AuditKey, hash: &str) -> String {
+    hex::encode(hmac::sign(&key.0, hash.as_bytes()).as_ref())
+}
+
+/// Whether `mac` is the MAC of `hash` under `key` (constant time).
+pub fn mac_matches(key: &AuditKey, hash: &str, mac: &str) -> bool {
+    hex::decode(mac).is_ok_and(|m| hmac::verify(&key.0, hash.as_bytes(), &m).is_ok())
+}
+
+/// Hex SHA-256 (128 bits) over a sealed row: its table, its key and each sealed column's name
+/// and value (as the database renders it as a literal).
+pub fn row_digest(table: &str, key: &str, columns: &[&str], values: &[String]) -> String {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 + 2 * columns.len());
+    parts.push(table.as_bytes());
+    parts.push(key.as_bytes());
+    for (c, v) in columns.iter().zip(values) {
+        parts.push(c.as_bytes());
+        parts.push(v.as_bytes());
+    }
+    hex::encode(&sha256_parts(&parts)[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_need_the_key() {
+        let k = AuditKey::parse(&"11".repeat(32)).unwrap();
+        let other = AuditKey::parse(&"22".repeat(32)).unwrap();
+        let mac = event_mac(&k, "abc");
+        assert_eq!(mac.len(), 64);
+        assert!(mac_matches(&k, "abc", &mac));
+        assert!(!mac_matches(&other, "abc", &mac));
+        assert!(!mac_matches(&k, "abd", &mac));
+        assert!(!mac_matches(&k, "abc", "zz"));
+        assert!(AuditKey::parse("abcd").unwrap_err().contains("2 bytes"));
+        assert!(AuditKey::parse("xyz").is_err());
+    }
+
+    #[test]
+    fn a_row_digest_covers_table_key_names_and_values() {
+        let d = row_digest("tasks", "1", &["status"], &["'open'".into()]);
+        assert_ne!(d, row_digest("tasks", "1", &["status"], &["'done'".into()]));
+        assert_ne!(d, row_digest("tasks", "2", &["status"], &["'open'".into()]));
+        assert_ne!(
+            d,
+            row_digest("reports", "1", &["status"], &["'open'".into()])
+        );
+        assert_ne!(d, row_digest("tasks", "1", &["note"], &["'open'".into()]));
+    }
 
     fn ev(data: &str) -> EventContent<'_> {
         EventContent {

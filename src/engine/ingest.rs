@@ -629,6 +629,7 @@ async fn apply(
         );
     }
     for inc in &mut current {
+        let was = inc.clone();
         let group = members.remove(&inc.id).unwrap_or_default();
         let before = (inc.category, inc.severity);
         let facts_version = inc.facts_version;
@@ -650,7 +651,7 @@ async fn apply(
         describe_storm(inc, policy.storm);
         push_join_events(&mut events, inc.id, j, None, now);
         push_change_events(&mut events, inc, changes, now);
-        tx.update_incident(inc).await?;
+        tx.update_incident_from(&was, inc).await?;
     }
     for (actor, items) in unmatched {
         events.push(NewEvent::new(

@@ -103,6 +103,7 @@ impl WriteTx {
             .fetch_one(&mut *c)
             .await?
         });
+        self.touch(super::Sealed::Announcements, id);
         Ok(id)
     }
 
@@ -132,6 +133,7 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
         });
+        self.touch(super::Sealed::AnnouncementVersions, v.announcement_id);
         Ok(())
     }
 }
@@ -284,6 +286,7 @@ impl WriteTx {
             .execute(&mut *c)
             .await?;
         });
+        self.touch(super::Sealed::AnnouncementGates, g.announcement_id);
         Ok(())
     }
 
@@ -352,6 +355,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(super::Sealed::AnnouncementGates, announcement_id);
         Ok(n > 0)
     }
 

@@ -28,6 +28,7 @@ impl WriteTx {
             .execute(&mut *c)
             .await?;
         });
+        self.touch(super::Sealed::Campaigns, id);
         Ok(())
     }
 

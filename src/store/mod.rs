@@ -21,11 +21,13 @@ mod read;
 mod reports;
 mod rows;
 mod scorecard;
+mod seals;
 mod silences;
 pub mod sqlite;
 mod subjects;
 mod tasks;
 mod timers;
+mod verify;
 mod write;
 
 use secrecy::ExposeSecret;
@@ -47,8 +49,9 @@ pub use paging::{
     DIGEST_KEY_PREFIX, HeldPage, PAGE_DEAD_TIMER, PageDelivery, PageKey, Place, Placement,
     ResolvedHeld, digest_key, place,
 };
-pub use read::{AlertFilter, IncidentFilter, VerifyReport};
+pub use read::{AlertFilter, IncidentFilter};
 pub use reports::{NewReport, NoticeStats, ReportRow, Submission};
+pub use seals::{AuditPrepared, Sealed};
 pub use silences::{ActiveSilence, NewSilenceRow, SilenceFilter, SilenceRow};
 pub use subjects::{
     CampaignContent, CampaignRow, CampaignSubject, ImportRow, NewCampaign, ProgressBump,
@@ -57,6 +60,7 @@ pub use subjects::{
 };
 pub use tasks::{ApprovalRow, NewTask, TaskFilter, TaskRow, TeamRow};
 pub use timers::{DueTimer, NewTimer, TimerView};
+pub use verify::{ExpectHead, VerifyReport};
 pub use write::{AlertInsert, NewAlertRow, NewEvent, Table, WriteTx};
 
 use crate::config::{Settings, redact_url};
@@ -119,14 +123,23 @@ impl Store {
     /// Open the store named by the settings (creating a SQLite file if needed).
     pub async fn connect(settings: &Settings) -> Result<Store> {
         let url = settings.store_url.expose_secret();
+        let key = settings.audit_key.clone();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(
-                postgres::PgStore::connect(url, &settings.store).await?,
-            ))
+            let mut s = postgres::PgStore::connect(url, &settings.store).await?;
+            s.audit_key = key;
+            Ok(Store::Postgres(s))
         } else {
-            Ok(Store::Sqlite(
-                sqlite::SqliteStore::connect(url, &settings.store).await?,
-            ))
+            let mut s = sqlite::SqliteStore::connect(url, &settings.store).await?;
+            s.audit_key = key;
+            Ok(Store::Sqlite(s))
+        }
+    }
+
+    /// `[audit] key`, if the configuration gives one.
+    pub fn audit_key(&self) -> Option<&crate::domain::audit::AuditKey> {
+        match self {
+            Store::Sqlite(s) => s.audit_key.as_deref(),
+            Store::Postgres(s) => s.audit_key.as_deref(),
         }
     }
 

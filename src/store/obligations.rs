@@ -162,6 +162,10 @@ impl WriteTx {
                 q.execute(&mut *c).await?;
             });
         }
+        self.touch_all(
+            super::Sealed::Obligations,
+            rows.iter().map(|o| o.incident_id),
+        );
         Ok(())
     }
 
@@ -193,6 +197,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(super::Sealed::Obligations, incident_id);
         Ok(n > 0)
     }
 
@@ -226,6 +231,7 @@ impl WriteTx {
                 q.execute(&mut *c).await?;
             });
         }
+        self.touch_all(super::Sealed::Grades, grades.iter().map(|g| g.incident_id));
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use super::seals::Sealed;
 use super::write::{BulkInsert, Inner, chunks, insert_chunks, json, on_tx};
 use super::{Result, Store, StoreError, WriteTx, on_pool};
 use crate::channels::{ChannelKind, Content, Outgoing, Purpose};
@@ -337,9 +338,6 @@ impl WriteTx {
             });
         });
         self.enqueued = true;
-        if !ids {
-            return Ok(Vec::new());
-        }
         let keys: Vec<&str> = items.iter().map(|d| d.idempotency_key.as_str()).collect();
         let found: Vec<(String, i64)> = on_tx!(self, c, pg => {
             let sql = if pg {
@@ -349,6 +347,10 @@ impl WriteTx {
             };
             sqlx::query_as(sql).bind(json(&keys)).fetch_all(&mut *c).await?
         });
+        self.touch_all(Sealed::Deliveries, found.iter().map(|(_, id)| *id));
+        if !ids {
+            return Ok(Vec::new());
+        }
         let found: HashMap<String, i64> = found.into_iter().collect();
         keys.iter()
             .map(|k| {

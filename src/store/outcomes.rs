@@ -61,6 +61,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(super::Sealed::Obligations, incident_id);
         Ok(n > 0)
     }
 

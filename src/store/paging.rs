@@ -15,6 +15,7 @@
 //! ([`WriteTx::hold_or_send`]); a digest already claimed is never added to, so it lists every
 //! page it carries.
 
+use super::seals::Sealed;
 use super::write::{Inner, json, on_tx};
 use super::{NewDelivery, Result, StoreError, WriteTx};
 use crate::channels::{ChannelKind, Purpose};
@@ -339,6 +340,7 @@ impl WriteTx {
             .await?
         });
         self.enqueued = true;
+        self.touch(Sealed::Deliveries, id);
         Ok(id)
     }
 
@@ -371,6 +373,9 @@ impl WriteTx {
         });
         self.enqueued = true;
         let id = self.delivery_id_by_key(key).await?;
+        if let Some(id) = id {
+            self.touch(Sealed::Deliveries, id);
+        }
         match id {
             Some(id) if self.lock_pending(id, now).await? => Ok(Some(id)),
             _ => Ok(None),
@@ -404,6 +409,7 @@ impl WriteTx {
                 .await?
                 .rows_affected()
         });
+        self.touch(Sealed::Deliveries, id);
         Ok(n > 0)
     }
 

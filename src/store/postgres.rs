@@ -22,6 +22,7 @@ pub struct PgStore {
     pub(super) pool: PgPool,
     pub(super) ready: Arc<Notify>,
     pub(super) timers: Arc<Notify>,
+    pub(super) audit_key: Option<Arc<crate::domain::audit::AuditKey>>,
 }
 
 impl PgStore {
@@ -41,6 +42,7 @@ impl PgStore {
             pool,
             ready: Arc::new(Notify::new()),
             timers: Arc::new(Notify::new()),
+            audit_key: None,
         })
     }
 
@@ -59,17 +61,21 @@ impl PgStore {
             tx,
             self.ready.clone(),
             self.timers.clone(),
+            self.audit_key.clone(),
         ))
     }
 
     /// A transaction without the write lock, for claiming deliveries: `FOR UPDATE SKIP LOCKED`
     /// lets every instance claim at once.
     pub(super) async fn begin_claim(&self) -> Result<WriteTx> {
-        Ok(WriteTx::postgres(
+        let mut tx = WriteTx::postgres(
             self.pool.begin().await?,
             self.ready.clone(),
             self.timers.clone(),
-        ))
+            self.audit_key.clone(),
+        );
+        tx.unlocked = true;
+        Ok(tx)
     }
 
     pub async fn close(&self) {

@@ -131,6 +131,7 @@ impl WriteTx {
             .fetch_one(&mut *c)
             .await?
         });
+        self.touch(super::Sealed::Reports, id);
         Ok(id)
     }
 
@@ -192,6 +193,7 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
         });
+        self.touch(super::Sealed::Reports, id);
         Ok(())
     }
 
@@ -203,6 +205,7 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
         });
+        self.touch(super::Sealed::Reports, id);
         Ok(())
     }
 
@@ -224,6 +227,7 @@ impl WriteTx {
             .execute(&mut *c)
             .await?;
         });
+        self.touch(super::Sealed::Reports, id);
         Ok(())
     }
 

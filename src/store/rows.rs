@@ -246,7 +246,6 @@ pub(super) struct EventRow {
     pub kind: String,
     pub incident_id: Option<i64>,
     pub data: String,
-    pub prev_hash: String,
     pub hash: String,
 }
 

@@ -44,6 +44,7 @@ pub struct SqliteStore {
     pub(super) ready: Arc<Notify>,
     pub(super) timers: Arc<Notify>,
     checkpointer: Arc<Mutex<Option<Checkpointer>>>,
+    pub(super) audit_key: Option<Arc<crate::domain::audit::AuditKey>>,
 }
 
 #[derive(Debug)]
@@ -112,6 +113,7 @@ impl SqliteStore {
             ready: Arc::new(Notify::new()),
             timers: Arc::new(Notify::new()),
             checkpointer: Arc::new(Mutex::new(Some(Checkpointer { stop, task }))),
+            audit_key: None,
         })
     }
 
@@ -135,6 +137,7 @@ impl SqliteStore {
             self.committed.clone(),
             self.ready.clone(),
             self.timers.clone(),
+            self.audit_key.clone(),
         ))
     }
 

@@ -312,6 +312,7 @@ impl WriteTx {
             .fetch_one(&mut *c)
             .await?
         });
+        self.touch(super::Sealed::Campaigns, id);
         Ok(id)
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::seals::Sealed;
 use super::write::{Inner, json, on_tx};
 use super::{Result, Store, WriteTx, on_pool};
 
@@ -173,12 +174,12 @@ impl WriteTx {
     pub async fn insert_tasks(&mut self, tasks: &[NewTask], now: i64) -> Result<Vec<String>> {
         let mut created = Vec::new();
         for t in tasks {
-            let n = on_tx!(self, c, _pg => {
-                sqlx::query(
+            let n: Option<(i64,)> = on_tx!(self, c, _pg => {
+                sqlx::query_as(
                     "INSERT INTO tasks (incident_id, key, playbook, title, department, description, approval, approvers, \
                      depends_on, after_task, due_offset_secs, due_at, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
-                     ON CONFLICT (incident_id, key) DO NOTHING",
+                     ON CONFLICT (incident_id, key) DO NOTHING RETURNING id",
                 )
                 .bind(t.incident_id)
                 .bind(&t.key)
@@ -193,11 +194,11 @@ impl WriteTx {
                 .bind(t.due_offset_secs)
                 .bind(t.due_at)
                 .bind(now)
-                .execute(&mut *c)
+                .fetch_optional(&mut *c)
                 .await?
-                .rows_affected()
             });
-            if n > 0 {
+            if let Some((id,)) = n {
+                self.touch(Sealed::Tasks, id);
                 created.push(t.key.clone());
             }
         }
@@ -256,6 +257,7 @@ impl WriteTx {
             .execute(&mut *c)
             .await?;
         });
+        self.touch(Sealed::Tasks, t.id);
         Ok(())
     }
 
@@ -280,6 +282,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(Sealed::IncidentTeam, incident_id);
         Ok(n > 0)
     }
 
@@ -312,6 +315,7 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
         });
+        self.touch(Sealed::IncidentTeam, incident_id);
         Ok(())
     }
 
@@ -336,6 +340,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(Sealed::IncidentTeam, incident_id);
         Ok(n > 0)
     }
 
@@ -356,6 +361,7 @@ impl WriteTx {
             .await?
             .rows_affected()
         });
+        self.touch(Sealed::Approvals, a.task_id);
         Ok(n > 0)
     }
 

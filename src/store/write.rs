@@ -11,7 +11,8 @@ use tokio::sync::{Notify, OwnedMutexGuard};
 
 use super::Result;
 use super::rows::{IncidentOut, IncidentRow, incident_columns};
-use crate::domain::audit::{EventContent, GENESIS, event_hash};
+use super::seals::{Sealed, Touched};
+use crate::domain::audit::{AuditKey, EventContent, GENESIS, event_hash, event_mac};
 use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
 
@@ -56,6 +57,12 @@ pub struct WriteTx {
     pub(super) inner: Inner,
     /// (id, hash) of the newest audit event, read once per transaction.
     head: Option<(i64, String)>,
+    /// `[audit] key`: each event also gets a MAC under it.
+    pub(super) audit_key: Option<Arc<AuditKey>>,
+    /// Rows whose sealed columns this transaction changed (store::seals).
+    pub(super) touched: Touched,
+    /// A PostgreSQL claim transaction: no write lock, so it must not append to the chain.
+    pub(super) unlocked: bool,
     committed: Option<Arc<Notify>>,
     /// Told after a commit that enqueued deliveries: wakes the dispatcher.
     ready: Arc<Notify>,
@@ -147,6 +154,7 @@ pub struct AlertInsert<'a> {
 }
 
 struct EventOut<'a> {
+    mac: Option<String>,
     id: i64,
     at: i64,
     actor: &'a str,
@@ -263,8 +271,8 @@ static INSERT_ALERTS: BulkInsert = BulkInsert::new(
     "",
 );
 static INSERT_EVENTS: BulkInsert = BulkInsert::new(
-    "INSERT INTO events (id, at, actor, kind, incident_id, data, prev_hash, hash)",
-    8,
+    "INSERT INTO events (id, at, actor, kind, incident_id, data, prev_hash, hash, mac)",
+    9,
     "",
 );
 
@@ -314,10 +322,14 @@ impl WriteTx {
         committed: Arc<Notify>,
         ready: Arc<Notify>,
         timers: Arc<Notify>,
+        audit_key: Option<Arc<AuditKey>>,
     ) -> Self {
         WriteTx {
             inner: Inner::Sqlite(Some(conn)),
             head: None,
+            audit_key,
+            touched: Touched::new(),
+            unlocked: false,
             committed: Some(committed),
             ready,
             enqueued: false,
@@ -330,10 +342,14 @@ impl WriteTx {
         tx: Transaction<'static, Postgres>,
         ready: Arc<Notify>,
         timers: Arc<Notify>,
+        audit_key: Option<Arc<AuditKey>>,
     ) -> Self {
         WriteTx {
             inner: Inner::Postgres(Some(tx)),
             head: None,
+            audit_key,
+            touched: Touched::new(),
+            unlocked: false,
             committed: None,
             ready,
             enqueued: false,
@@ -345,6 +361,7 @@ impl WriteTx {
     /// Commit. On failure `self` drops with the transaction still open, and `Drop` rolls
     /// it back.
     pub async fn commit(mut self) -> Result<()> {
+        self.seal_touched().await?;
         match &mut self.inner {
             Inner::Sqlite(w) => {
                 if let Some(g) = w.as_mut() {
@@ -432,6 +449,35 @@ impl WriteTx {
                     .bind(r.storm)
             });
         });
+        self.touch_all(Sealed::Incidents, incidents.iter().map(|i| i.id));
+        Ok(())
+    }
+
+    /// Write back an incident that was `before`: as [`WriteTx::update_incident`], sealing it
+    /// anew only when a sealed column changed (an alert joining changes counters only).
+    pub async fn update_incident_from(&mut self, before: &Incident, i: &Incident) -> Result<()> {
+        let sealed_changed = {
+            let mut b = before.clone();
+            b.updated_at = i.updated_at;
+            b.alert_count = i.alert_count;
+            b.alerts_firing = i.alerts_firing;
+            b.alerts_resolved = i.alerts_resolved;
+            b.truncated_alerts = i.truncated_alerts;
+            b.intake.clone_from(&i.intake);
+            b.storm = i.storm;
+            b != *i
+        };
+        let touched = self
+            .touched
+            .get(&Sealed::Incidents)
+            .is_some_and(|t| t.contains(&i.id));
+        self.update_incident(i).await?;
+        if !sealed_changed
+            && !touched
+            && let Some(t) = self.touched.get_mut(&Sealed::Incidents)
+        {
+            t.remove(&i.id);
+        }
         Ok(())
     }
 
@@ -472,6 +518,7 @@ impl WriteTx {
             .execute(&mut *c)
             .await?;
         });
+        self.touch(Sealed::Incidents, i.id);
         Ok(())
     }
 
@@ -534,6 +581,11 @@ impl WriteTx {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        if self.unlocked {
+            return Err(super::StoreError::Failed(
+                "an audit event was written in a transaction without the write lock (a bug)".into(),
+            ));
+        }
         let (mut id, mut prev) = self.head().await?;
         let mut rows = Vec::with_capacity(events.len());
         let mut ids = Vec::with_capacity(events.len());
@@ -551,7 +603,9 @@ impl WriteTx {
                     data: &e.data,
                 },
             );
+            let mac = self.audit_key.as_deref().map(|k| event_mac(k, &hash));
             rows.push(EventOut {
+                mac,
                 id,
                 at,
                 actor: &e.actor,
@@ -574,6 +628,7 @@ impl WriteTx {
                     .bind(r.data)
                     .bind(&r.prev_hash)
                     .bind(&r.hash)
+                    .bind(&r.mac)
             });
         });
         self.head = Some((id, prev));
