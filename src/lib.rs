@@ -5,6 +5,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod domain;
 pub mod edge;

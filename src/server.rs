@@ -100,6 +100,7 @@ impl Server {
             live: live.clone(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             reload_error: Arc::new(ArcSwap::from_pointee(None)),
+            sign_ins: crate::console::SignInLimiter::default(),
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await

@@ -2,7 +2,7 @@
 
 mod ack;
 mod alerts;
-mod announcements;
+pub(crate) mod announcements;
 pub mod auth;
 mod deliveries;
 mod drills;
@@ -76,6 +76,8 @@ pub struct Live {
     pub drill_schedules: Vec<crate::config::DrillSchedule>,
     /// `[[heartbeats]]`: signals expected to keep arriving.
     pub heartbeats: Arc<crate::domain::heartbeat::Heartbeats>,
+    /// `[console]`: session expiry and sign-in limits.
+    pub console: crate::config::ConsoleConfig,
 }
 
 impl Live {
@@ -219,6 +221,7 @@ impl Live {
                 &s.regulators,
             ),
             public_url: s.server.public_url.clone(),
+            console: s.console.clone(),
             subject_keys: s.subject_keys.clone(),
             subjects: s.subjects.clone(),
             notices: s.notices.clone(),
@@ -241,6 +244,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Why the last reload was refused (the previous configuration keeps running), if it was.
     pub reload_error: Arc<ArcSwap<Option<String>>>,
+    /// Failed console sign-ins, by login and by client (crate::console).
+    pub sign_ins: crate::console::SignInLimiter,
 }
 
 impl AppState {
@@ -352,6 +357,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     )
+    .merge(crate::console::router())
     .fallback(ops::not_found)
     .layer(middleware::from_fn_with_state(request_timeout, time_limit))
     .merge(uploads)

@@ -90,6 +90,9 @@ pub enum Command {
     /// Make API tokens for the config's [[auth.tokens]].
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Web console accounts: the `login` of each [[departments.members]] and its password.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Declare an incident.
     Declare(DeclareArgs),
     /// Send an alert (the generic format), e.g. to try the classification rules.
@@ -208,6 +211,26 @@ Examples:
 
 Keep the head it prints (or the `audit head` lines the daemon logs every [audit] head_every)
 somewhere the database's owner cannot write; see SECURITY.md.";
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Set a console password (argon2id; only the hash is kept). Reads it from standard input
+    /// (one line), or asks twice on a terminal. Ends the login's open sessions.
+    #[command(
+        after_help = "Examples:\n  incidentd accounts password legal-oncall --config /etc/incidentd/incidentd.toml\n  read -rs PW && printf '%s\\n' \"$PW\" | incidentd accounts password legal-oncall"
+    )]
+    Password {
+        /// The member's `login` in [[departments.members]].
+        login: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List the configured logins, their department and roles, and whether each has a password.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -439,6 +462,7 @@ pub async fn run(cli: Cli) -> i32 {
         }) => offline::audit_verify(&config.config, expect_head.as_ref(), json).await,
         Command::Audit(AuditCommand::Keygen) => offline::audit_keygen(),
         Command::Token(t) => offline::token(t),
+        Command::Accounts(a) => offline::accounts(a).await,
         Command::Declare(a) => client::declare(a).await,
         Command::Alert(a) => client::alert(a).await,
         Command::Incidents(c) => client::incidents(c).await,

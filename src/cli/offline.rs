@@ -520,6 +520,80 @@ fn verify_text(r: &crate::store::VerifyReport) -> String {
     out
 }
 
+pub async fn accounts(cmd: super::AccountsCommand) -> anyhow::Result<i32> {
+    match cmd {
+        super::AccountsCommand::Password { login, config } => {
+            let (s, store) = open(&config.config).await?;
+            let known = s
+                .departments
+                .iter()
+                .any(|d| d.members.iter().any(|m| m.login.as_deref() == Some(&login)));
+            anyhow::ensure!(
+                known,
+                "no member of [[departments]] has login = \"{login}\": add it to their [[departments.members]] first"
+            );
+            store.migrate().await?;
+            let password = read_password()?;
+            anyhow::ensure!(
+                password.chars().count() >= 12,
+                "give a password of at least 12 characters"
+            );
+            let hash = crate::console::hash_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+            store
+                .set_password_hash(&login, &hash, chrono::Utc::now().timestamp_micros())
+                .await?;
+            store.close().await;
+            println!("password set for {login} (its open console sessions ended)");
+            Ok(0)
+        }
+        super::AccountsCommand::List { config } => {
+            let (s, store) = open(&config.config).await?;
+            store.migrate().await?;
+            let set: std::collections::HashMap<String, i64> =
+                store.accounts().await?.into_iter().collect();
+            store.close().await;
+            for d in &s.departments {
+                for m in &d.members {
+                    let Some(login) = &m.login else { continue };
+                    let roles = m.roles.as_ref().map_or_else(
+                        || "responder, approver".to_string(),
+                        |r| r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+                    );
+                    let pw = if set.contains_key(login) {
+                        "password set"
+                    } else {
+                        "no password"
+                    };
+                    println!("{login}\t{}\t{roles}\t{pw}\t{}", d.id, m.name);
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// One line from standard input; on a terminal, asked twice (the terminal shows it: prefer
+/// `read -rs` and a pipe, as the help says).
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        if tty {
+            eprint!("{prompt}");
+            let _ = std::io::stderr().flush();
+        }
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let first = read("new password: ")?;
+    if tty {
+        let again = read("again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+    }
+    Ok(first)
+}
+
 pub fn audit_keygen() -> anyhow::Result<i32> {
     let mut raw = [0u8; 32];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness available"))?;

@@ -472,6 +472,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         p("render.sms_max_segments", "must be at least 1".into());
     }
     let mut dept_ids = HashSet::new();
+    let mut logins: HashSet<&str> = HashSet::new();
     for (i, d) in raw.departments.iter().enumerate() {
         let at = format!("departments[{i}]");
         if d.id.is_empty()
@@ -504,6 +505,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             );
         }
         let mut member_ids = HashSet::new();
+        let logins = &mut logins;
         for (j, m) in d.members.iter().enumerate() {
             let mat = format!("{at}.members[{j}]");
             if !member_ids.insert(d.member_id(j)) {
@@ -534,6 +536,46 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             }
             if m.level == 0 {
                 p(&format!("{mat}.level"), "levels start at 1".into());
+            }
+            if let Some(login) = &m.login {
+                if login.is_empty()
+                    || login.len() > 64
+                    || !login.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
+                {
+                    p(
+                        &format!("{mat}.login"),
+                        format!(
+                            "`{login}`: use 1 to 64 lower-case letters, digits, `.`, `_` or `-`"
+                        ),
+                    );
+                } else if !logins.insert(login.as_str()) {
+                    p(
+                        &format!("{mat}.login"),
+                        format!(
+                            "`{login}` is the login of another member: give each person their own"
+                        ),
+                    );
+                }
+            }
+            if let Some(roles) = &m.roles
+                && let Some(r) = roles.iter().find(|r| {
+                    !matches!(
+                        r,
+                        crate::config::Role::Responder
+                            | crate::config::Role::Approver
+                            | crate::config::Role::Viewer
+                    )
+                })
+            {
+                p(
+                    &format!("{mat}.roles"),
+                    format!(
+                        "`{}` is not a console role: give responder, approver or viewer",
+                        r.as_str()
+                    ),
+                );
             }
         }
     }
@@ -791,6 +833,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             subject_keys,
             audit_key,
             audit: raw.audit,
+            console: raw.console,
             notices: raw.notices,
             announcements: raw.announcements,
             reports: raw.reports,

@@ -43,6 +43,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub console: ConsoleConfig,
+    #[serde(default)]
     pub notices: NoticesConfig,
     #[serde(default)]
     pub announcements: AnnouncementsConfig,
@@ -175,6 +177,48 @@ fn default_announcement_approvers() -> Vec<String> {
 
 fn default_announcement_template() -> String {
     "announcement/pi_leak".into()
+}
+
+/// `[console]`: the web console's sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long ends.
+    #[serde(default = "default_console_idle")]
+    pub idle_timeout: HumanDuration,
+    /// A session ends this long after sign-in, used or not.
+    #[serde(default = "default_console_lifetime")]
+    pub session_lifetime: HumanDuration,
+    /// Failed sign-ins per login (and per client address) within `lockout` before further
+    /// attempts are refused until it passes.
+    #[serde(default = "default_console_attempts")]
+    pub max_failed_logins: u32,
+    #[serde(default = "default_console_lockout")]
+    pub lockout: HumanDuration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            idle_timeout: default_console_idle(),
+            session_lifetime: default_console_lifetime(),
+            max_failed_logins: default_console_attempts(),
+            lockout: default_console_lockout(),
+        }
+    }
+}
+
+fn default_console_idle() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1800))
+}
+fn default_console_lifetime() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(12 * 3600))
+}
+fn default_console_attempts() -> u32 {
+    5
+}
+fn default_console_lockout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
 }
 
 /// `[audit]`: the audit chain's key and where its head goes.
@@ -401,6 +445,15 @@ pub struct MemberConfig {
     pub lead: bool,
     #[serde(default)]
     pub locale: Option<String>,
+    /// The person's login for the web console (unique across departments); a password is set
+    /// with `incidentd accounts password LOGIN`. Without it the person has no console account.
+    #[serde(default)]
+    pub login: Option<String>,
+    /// What the person may do in the console, for their department: `responder` (acknowledge,
+    /// complete), `approver` (decide the department's approvals), `viewer` (read only).
+    /// Default: responder and approver.
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
 }
 
 fn default_escalate_after() -> HumanDuration {
@@ -1001,6 +1054,7 @@ pub struct Settings {
     /// The parsed `subjects.key`, if given.
     pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
     pub audit: AuditConfig,
+    pub console: ConsoleConfig,
     /// The parsed `audit.key`, if given.
     pub audit_key: Option<Arc<crate::domain::audit::AuditKey>>,
     pub notices: NoticesConfig,

@@ -6,6 +6,7 @@
 //! `&'static str` by the `pg` flag the macro provides.
 
 mod announcements;
+mod console;
 mod correlate;
 mod drills;
 mod followups;
@@ -35,6 +36,7 @@ use secrecy::ExposeSecret;
 pub use announcements::{
     AnnouncementGateRow, AnnouncementRow, AnnouncementVersionRow, PublishedVersionRow,
 };
+pub use console::{SessionRow, WaitingPage};
 pub use correlate::{HeldAlert, IncidentAlertRow};
 pub use drills::{DrillRow, NewDrill};
 pub use heartbeats::{HeartbeatRow, WasLate};

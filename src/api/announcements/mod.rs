@@ -6,6 +6,7 @@
 //! never listed nor put in the feed.
 
 mod page;
+pub(crate) use page::esc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

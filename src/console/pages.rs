@@ -1,0 +1,501 @@
+//! The console's pages: sign-in, My work, an incident. Plain HTML and one inline stylesheet:
+//! readable on a phone, usable without JavaScript, labels on every field.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+
+use super::{Lang, Person, html, person};
+use crate::api::AppState;
+use crate::config::Role;
+use crate::engine::response::TaskView;
+use crate::store::{ObligationFilter, TaskFilter};
+
+pub(crate) use crate::api::announcements::esc;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff;line-height:1.45}\
+header{background:#14213d;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:1em;align-items:center}\
+header a{color:#fff}header form{margin:0}main{padding:1em;max-width:60em}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4em;border-bottom:1px solid #ccc;vertical-align:top}\
+.overdue{color:#b00020;font-weight:bold}.note{background:#fff3cd;padding:.5em}.error{background:#fde2e2;color:#7a0010;padding:.5em}\
+button{font-size:1em;padding:.35em .8em;margin:.1em}input,textarea{font-size:1em;padding:.3em;max-width:100%}\
+a:focus,button:focus,input:focus{outline:3px solid #f0a500}label{display:block;margin-top:.6em}\
+.muted{color:#555}ul.items{list-style:none;padding:0}ul.items>li{border:1px solid #ccc;border-radius:4px;padding:.6em;margin:.6em 0}";
+
+/// The page around a console view: its title, who is signed in, the language switch.
+pub(crate) fn shell(lang: Lang, title: &str, who: Option<&Person>, body: &str) -> String {
+    let mut nav = String::new();
+    if let Some(p) = who {
+        let _ = write!(
+            nav,
+            "<a href=\"/console\">{}</a><span>{} · {}</span>\
+             <form method=\"post\" action=\"/console/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">{}</button></form>",
+            lang.t("我的工作", "My work"),
+            esc(&p.name),
+            esc(&p.department_name),
+            esc(&p.csrf),
+            lang.t("退出", "Sign out")
+        );
+    }
+    let other = if lang.en {
+        "<a href=\"/console/lang/zh-CN\" lang=\"zh-CN\">中文</a>"
+    } else {
+        "<a href=\"/console/lang/en\" lang=\"en\">English</a>"
+    };
+    format!(
+        "<!doctype html><html lang=\"{code}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · incidentd</title><style>{STYLE}</style></head><body>\
+         <header><strong>incidentd</strong>{nav}{other}</header><main><h1>{title}</h1>{body}</main></body></html>",
+        code = lang.code(),
+        title = esc(title),
+    )
+}
+
+pub(crate) fn login_page(lang: Lang, token: &str, next: &str, note: &str, login: &str) -> String {
+    shell(
+        lang,
+        lang.t("登录", "Sign in"),
+        None,
+        &format!(
+            "{note}<form method=\"post\" action=\"/console/login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
+             <label for=\"login\">{l}</label><input id=\"login\" name=\"login\" autocomplete=\"username\" required value=\"{login}\">\
+             <label for=\"password\">{pw}</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <p><button type=\"submit\" id=\"sign-in\">{go}</button></p></form>\
+             <p class=\"muted\">{help}</p>",
+            token = esc(token),
+            next = esc(next),
+            login = esc(login),
+            l = lang.t("登录名", "Login"),
+            pw = lang.t("密码", "Password"),
+            go = lang.t("登录", "Sign in"),
+            help = lang.t(
+                "没有密码？请管理员运行 incidentd accounts password 你的登录名。",
+                "No password yet? Ask an administrator to run incidentd accounts password YOUR-LOGIN."
+            ),
+        ),
+    )
+}
+
+/// "in 2h 5m" / "overdue by 10m", and whether it is overdue.
+fn time_left(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
+    let d = due - now;
+    let human = |d: chrono::Duration| {
+        crate::domain::duration::humanize(d.abs().to_std().unwrap_or_default())
+    };
+    if d < chrono::Duration::zero() {
+        (
+            format!("{} {}", lang.t("已逾期", "overdue by"), human(d)),
+            true,
+        )
+    } else {
+        (format!("{} {}", lang.t("剩余", "in"), human(d)), false)
+    }
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn hidden(p: &Person, back: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">",
+        esc(&p.csrf),
+        esc(back)
+    )
+}
+
+/// What waits for one person, one line each.
+struct Item {
+    due: Option<DateTime<Utc>>,
+    html: String,
+}
+
+/// My work: the pages, approvals and tasks waiting for me or my department, soonest first.
+pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let p = match person(&state, &headers, "/console").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&state, &headers);
+    let now = Utc::now();
+    let back = "/console";
+    let mut items: Vec<Item> = Vec::new();
+    let store = state.engine.store();
+    let escalate = state
+        .live()
+        .departments
+        .iter()
+        .find(|d| d.id == p.department)
+        .map(|d| d.escalate_after.0)
+        .unwrap_or_default();
+    match store.waiting_pages(&p.department).await {
+        Ok(pages) => {
+            for w in pages {
+                let paged = DateTime::from_timestamp_micros(w.paged_at).unwrap_or(now);
+                let due = paged + chrono::Duration::from_std(escalate).unwrap_or_default();
+                let mut h = format!(
+                    "<strong>{}</strong> <a href=\"/console/incidents/{id}\">#{id} {}</a> <span class=\"muted\">{}</span>",
+                    lang.t("页面待确认", "Page to acknowledge"),
+                    esc(&w.title),
+                    esc(&w.severity),
+                    id = w.incident_id,
+                );
+                if p.can(Role::Responder) {
+                    let _ = write!(
+                        h,
+                        "<form method=\"post\" action=\"/console/incidents/{}/page/ack\">{}<button type=\"submit\">{}</button></form>",
+                        w.incident_id,
+                        hidden(&p, back),
+                        lang.t("确认收到", "Acknowledge")
+                    );
+                }
+                items.push(Item {
+                    due: Some(due),
+                    html: h,
+                });
+            }
+        }
+        Err(e) => return super::unavailable(&e),
+    }
+    let approvals = state
+        .engine
+        .list_tasks(&TaskFilter {
+            open: true,
+            approval: Some(true),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+    let tasks = state
+        .engine
+        .list_tasks(&TaskFilter {
+            open: true,
+            approval: Some(false),
+            departments: vec![p.department.clone()],
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+    let (approvals, tasks) = match (approvals, tasks) {
+        (Ok(a), Ok(t)) => (a, t),
+        (Err(e), _) | (_, Err(e)) => return super::unavailable(&e),
+    };
+    let titles = incident_titles(&state, approvals.iter().chain(&tasks)).await;
+    for t in approvals.iter().filter(|t| {
+        t.approvers.contains(&p.department)
+            && !t.decisions.iter().any(|d| d.department == p.department)
+    }) {
+        items.push(Item {
+            due: t.due_at,
+            html: approval_item(lang, &p, t, &titles, back),
+        });
+    }
+    for t in &tasks {
+        items.push(Item {
+            due: t.due_at,
+            html: task_item(lang, &p, t, &titles, back),
+        });
+    }
+    items.sort_by_key(|i| i.due.unwrap_or(DateTime::<Utc>::MAX_UTC));
+    let mut body = String::new();
+    if items.is_empty() {
+        let _ = write!(
+            body,
+            "<p>{}</p>",
+            lang.t(
+                "目前没有等待你或你的部门的事项。",
+                "Nothing waits for you or your department right now."
+            )
+        );
+    } else {
+        body.push_str("<ul class=\"items\">");
+        for i in &items {
+            let due = i.due.map_or_else(String::new, |d| {
+                let (left, late) = time_left(lang, d, now);
+                format!(
+                    "<div class=\"{}\">{}: {} ({left})</div>",
+                    if late { "overdue" } else { "muted" },
+                    lang.t("期限", "Due"),
+                    when(d)
+                )
+            });
+            let _ = write!(body, "<li>{}{due}</li>", i.html);
+        }
+        body.push_str("</ul>");
+    }
+    html(
+        StatusCode::OK,
+        shell(lang, lang.t("我的工作", "My work"), Some(&p), &body),
+    )
+}
+
+async fn incident_titles<'a>(
+    state: &AppState,
+    tasks: impl Iterator<Item = &'a TaskView>,
+) -> std::collections::HashMap<i64, String> {
+    let mut out = std::collections::HashMap::new();
+    for t in tasks {
+        if let std::collections::hash_map::Entry::Vacant(v) = out.entry(t.incident_id)
+            && let Ok(Some(i)) = state.engine.store().incident(t.incident_id).await
+        {
+            v.insert(i.title);
+        }
+    }
+    out
+}
+
+fn incident_link(t: &TaskView, titles: &std::collections::HashMap<i64, String>) -> String {
+    format!(
+        "<a href=\"/console/incidents/{id}\">#{id} {}</a>",
+        esc(titles.get(&t.incident_id).map_or("", String::as_str)),
+        id = t.incident_id
+    )
+}
+
+fn approval_item(
+    lang: Lang,
+    p: &Person,
+    t: &TaskView,
+    titles: &std::collections::HashMap<i64, String>,
+    back: &str,
+) -> String {
+    let mut h = format!(
+        "<strong>{}</strong> {} — {} <div class=\"muted\">{}</div>",
+        lang.t("待审批", "Approval"),
+        esc(&t.title),
+        incident_link(t, titles),
+        esc(&t.description),
+    );
+    for b in &t.blocked_by {
+        let _ = write!(
+            h,
+            "<div class=\"note\">{} {}: {}</div>",
+            lang.t("等待", "Waiting for"),
+            esc(&b.task),
+            esc(&b.reason)
+        );
+    }
+    if p.can(Role::Approver) {
+        let _ = write!(
+            h,
+            "<form method=\"post\" action=\"/console/approvals/{id}/approve\">{hid}\
+             <button type=\"submit\" id=\"approve-{id}\">{ok}</button></form>\
+             <form method=\"post\" action=\"/console/approvals/{id}/reject\">{hid}\
+             <label for=\"reason-{id}\">{why}</label><input id=\"reason-{id}\" name=\"reason\" required>\
+             <button type=\"submit\" id=\"reject-{id}\">{no}</button></form>",
+            id = t.id,
+            hid = hidden(p, back),
+            ok = lang.t("批准", "Approve"),
+            why = lang.t("驳回理由", "Reason to reject"),
+            no = lang.t("驳回", "Reject"),
+        );
+    }
+    h
+}
+
+fn task_item(
+    lang: Lang,
+    p: &Person,
+    t: &TaskView,
+    titles: &std::collections::HashMap<i64, String>,
+    back: &str,
+) -> String {
+    let mut h = format!(
+        "<strong>{}</strong> {} — {} <span class=\"muted\">({})</span>",
+        lang.t("任务", "Task"),
+        esc(&t.title),
+        incident_link(t, titles),
+        esc(&t.status),
+    );
+    for b in &t.blocked_by {
+        let _ = write!(
+            h,
+            "<div class=\"note\">{} {}: {}</div>",
+            lang.t("等待", "Waiting for"),
+            esc(&b.task),
+            esc(&b.reason)
+        );
+    }
+    if p.can(Role::Responder) {
+        let base = format!("/console/incidents/{}/tasks/{}", t.incident_id, esc(&t.key));
+        if t.status == "open" {
+            let _ = write!(
+                h,
+                "<form method=\"post\" action=\"{base}/ack\">{}<button type=\"submit\">{}</button></form>",
+                hidden(p, back),
+                lang.t("认领", "Acknowledge")
+            );
+        }
+        let _ = write!(
+            h,
+            "<form method=\"post\" action=\"{base}/complete\">{}\
+             <label for=\"note-{id}\">{}</label><input id=\"note-{id}\" name=\"note\">\
+             <button type=\"submit\">{}</button></form>",
+            hidden(p, back),
+            lang.t("备注", "Note"),
+            lang.t("完成", "Complete"),
+            id = t.id,
+        );
+    }
+    h
+}
+
+/// An incident: its state, team, tasks and obligations.
+pub(crate) async fn incident(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let back = format!("/console/incidents/{id}");
+    let p = match person(&state, &headers, &back).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&state, &headers);
+    let store = state.engine.store();
+    let inc = match store.incident(id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                shell(lang, lang.t("没有此事件", "No such incident"), Some(&p), ""),
+            );
+        }
+        Err(e) => return super::unavailable(&e),
+    };
+    let now = Utc::now();
+    let mut body = format!(
+        "<p><strong>{}</strong> · {} · {} · {} {}</p>",
+        esc(inc.severity.as_str()),
+        esc(inc.category.as_str()),
+        esc(inc.status.as_str()),
+        lang.t("发现于", "discovered"),
+        when(inc.discovered_at)
+    );
+    if let Ok(team) = store.team(id).await {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("联合响应小组", "Joint team"),
+            lang.t("部门", "Department"),
+            lang.t("通知时间", "Paged"),
+            lang.t("确认", "Acknowledged")
+        );
+        for m in team {
+            let acked = match (&m.acked_by, m.acked_at) {
+                (Some(by), Some(at)) => format!(
+                    "{} · {}",
+                    esc(by),
+                    when(DateTime::from_timestamp_micros(at).unwrap_or(now))
+                ),
+                _ => format!(
+                    "<span class=\"overdue\">{}</span>",
+                    lang.t("未确认", "not yet")
+                ),
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{acked}</td></tr>",
+                esc(&m.department),
+                when(DateTime::from_timestamp_micros(m.paged_at).unwrap_or(now))
+            );
+        }
+        body.push_str("</table>");
+    }
+    if let Ok(tasks) = state.engine.incident_tasks(id).await {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("任务", "Tasks"),
+            lang.t("任务", "Task"),
+            lang.t("部门", "Department"),
+            lang.t("状态", "Status"),
+            lang.t("期限", "Due")
+        );
+        for t in tasks {
+            let due = t.due_at.map_or_else(String::new, |d| {
+                let (left, late) = time_left(lang, d, now);
+                let open = !matches!(
+                    t.status.as_str(),
+                    "done" | "approved" | "rejected" | "cancelled"
+                );
+                format!(
+                    "{}{}",
+                    when(d),
+                    if open {
+                        format!(
+                            " <span class=\"{}\">({left})</span>",
+                            if late { "overdue" } else { "muted" }
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{due}</td></tr>",
+                esc(&t.title),
+                esc(&t.department),
+                esc(&t.status)
+            );
+        }
+        body.push_str("</table>");
+    }
+    if let Ok(obligations) = store
+        .obligations(&ObligationFilter {
+            incident_id: Some(id),
+            limit: 200,
+            drills: true,
+            ..Default::default()
+        })
+        .await
+        && !obligations.is_empty()
+    {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("法定义务", "Obligations"),
+            lang.t("义务", "Obligation"),
+            lang.t("负责部门", "Owner"),
+            lang.t("状态", "Status"),
+            lang.t("期限", "Due")
+        );
+        for o in obligations {
+            let due = o
+                .due_at
+                .and_then(DateTime::from_timestamp_micros)
+                .map_or_else(String::new, |d| {
+                    if o.status == "open" && o.standing == "required" {
+                        let (left, late) = time_left(lang, d, now);
+                        format!(
+                            "{} <span class=\"{}\">({left})</span>",
+                            when(d),
+                            if late { "overdue" } else { "muted" }
+                        )
+                    } else {
+                        when(d)
+                    }
+                });
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{} · {}</td><td>{due}</td></tr>",
+                esc(&o.key),
+                esc(&o.owner),
+                esc(&o.standing),
+                esc(&o.status)
+            );
+        }
+        body.push_str("</table>");
+    }
+    html(
+        StatusCode::OK,
+        shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body),
+    )
+}
