@@ -5,9 +5,10 @@
 //! a report to each regulator in its own language with its own count, obligations met by what
 //! actually happened, closing refused while work is open, and the closing summary.
 //!
-//! A person's steps go through the `incidentd` CLI, exactly as the README's walkthrough
-//! ("A personal-information leak, start to finish") writes them; what each audience receives is
-//! checked where it arrives: the SMTP server, the SMS gateway, the public page.
+//! A person's steps go through the `incidentd` CLI, exactly as the walkthrough
+//! (docs/walkthrough.md, "A personal-information leak, start to finish") writes them; what
+//! each audience receives is checked where it arrives: the SMTP server, the SMS gateway, the
+//! public page.
 #![allow(clippy::unwrap_used)]
 
 mod common;
