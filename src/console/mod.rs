@@ -759,8 +759,16 @@ mod tests {
 
     #[test]
     fn only_console_paths_are_places_to_go_back_to() {
-        assert_eq!(safe_next(Some("/console/incidents/4")), "/console/incidents/4");
-        for bad in ["https://evil.example", "//evil.example", "/api/v1/x", "/console\\@x"] {
+        assert_eq!(
+            safe_next(Some("/console/incidents/4")),
+            "/console/incidents/4"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/api/v1/x",
+            "/console\\@x",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/console", "{bad}");
         }
         assert!(!same("", ""));
