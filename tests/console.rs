@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     legal_approves_and_security_acknowledges_in_the_browser,
+    government_relations_approves_a_report_and_submits_it,
     refusals_without_role_csrf_or_password_and_sessions_that_end,
 );
 
@@ -669,5 +670,83 @@ async fn refusals_without_role_csrf_or_password_and_sessions_that_end(backend: B
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
+    app.stop().await;
+}
+
+async fn government_relations_approves_a_report_and_submits_it(backend: Backend) {
+    let Some(app) = app(backend, "30m").await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        app.stop().await;
+        return;
+    };
+    set_password(&app, "gr-oncall");
+    let (id, _) = leak_waiting_for_legal(&app).await;
+    // The report to the PI-protection authority, drafted by a responder, approved by Legal.
+    let (s, r) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/incidents/{id}/reports"),
+            Some(RESPONDER),
+            Some(&json!({"obligation": "CN:pipl_authority", "inputs": {
+                "system": "客户关系管理系统",
+                "location": "上海数据中心",
+                "likely_development": "数据可能在黑市流通",
+                "tracing": "导出目标主机已锁定",
+            }})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r:#}");
+    let rid = r["id"].as_i64().unwrap();
+    let gate = r["approval_task"].as_i64().unwrap();
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/approvals/{gate}/approve"),
+            Some("dev-legal-token"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v:#}");
+
+    // Government Relations approves the version in the browser …
+    b.sign_in(&app, "gr-oncall").await;
+    let page = b.source().await;
+    assert!(page.contains(&format!("approve-{gate}")), "{page}");
+    b.click(&format!("#approve-{gate}")).await;
+    let approve_button = format!("approve-{gate}");
+    b.page_when("approved", |p| !p.contains(&approve_button)).await;
+    // … and, from the incident's page, records that it was submitted through the portal.
+    b.go(&app.url(&format!("/console/incidents/{id}"))).await;
+    b.type_into(&format!("#reference-{rid}"), "CAC-2026-0412").await;
+    let select = b.find(&format!("#via-{rid} option[value='manual']")).await;
+    b.cmd(Method::POST, &format!("/element/{select}/click"), Some(json!({})))
+        .await;
+    b.click(&format!("#submit-{rid}")).await;
+    b.page_when("submitted", |p| p.contains("CAC-2026-0412")).await;
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/reports/{rid}"),
+            Some(VIEWER),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["reference"].as_str()),
+        (Some("submitted"), Some("CAC-2026-0412")),
+        "{v:#}"
+    );
+    assert!(v.to_string().contains("person:gr-oncall@government_relations"), "{v:#}");
+    // The obligations board lists what is still owed; the incidents list finds the incident.
+    b.go(&app.url("/console/obligations")).await;
+    let page = b.source().await;
+    assert!(!page.contains("CN:pipl_authority"), "met, no longer owed: {page}");
+    b.go(&app.url("/console/incidents?severity=S1")).await;
+    assert!(b.source().await.contains(&format!("/console/incidents/{id}\"")));
+    b.screenshot("console-obligations").await;
+    b.close().await;
+    assert!(app.verify().await.intact());
     app.stop().await;
 }

@@ -188,6 +188,14 @@ pub(crate) async fn play_the_leak(backend: Backend) -> Option<TestApp> {
         .all(|who| to.iter().any(|t| t.contains(who)))
     })
     .await;
+    // Each page links to the incident's page in the web console.
+    assert!(
+        smtp.messages().iter().all(|m| m["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("/console/incidents/1"))),
+        "every page links to /console/incidents/1: {:#?}",
+        smtp.messages()
+    );
 
     // What Security found, per jurisdiction and per language; the cause as Security wrote it.
     let facts = app.dir.path().join("facts.json");

@@ -12,7 +12,7 @@ mod heartbeats;
 mod incidents;
 mod obligations;
 mod ops;
-mod reports;
+pub(crate) mod reports;
 mod silences;
 mod subjects;
 mod tasks;

@@ -20,7 +20,7 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-fn ctx(live: &super::Live) -> ReportCtx<'_> {
+pub(crate) fn ctx(live: &super::Live) -> ReportCtx<'_> {
     ReportCtx {
         packs: &live.packs,
         templates: &live.templates,

@@ -38,12 +38,18 @@ pub fn router() -> Router<AppState> {
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/lang/{lang}", get(set_lang))
+        .route("/console/incidents", get(pages::incidents))
+        .route("/console/obligations", get(pages::obligations))
         .route("/console/incidents/{id}", get(pages::incident))
         .route("/console/incidents/{id}/page/ack", post(ack_page))
         .route("/console/incidents/{id}/tasks/{key}/ack", post(ack_task))
         .route(
             "/console/incidents/{id}/tasks/{key}/complete",
             post(complete_task),
+        )
+        .route(
+            "/console/incidents/{id}/reports/{rid}/submit",
+            post(submit_report),
         )
         .route("/console/approvals/{task}/approve", post(approve))
         .route("/console/approvals/{task}/reject", post(reject))
@@ -598,6 +604,13 @@ pub(crate) struct ActionForm {
     note: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    /// Report submission: `email`, `webhook` or `manual`, the regulator's reference, why late.
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    late_reason: Option<String>,
 }
 
 /// The checks every action makes: signed in, the form's CSRF token, the role.
@@ -680,6 +693,36 @@ async fn complete_task(
     };
     let note = f.note.clone().filter(|n| !n.trim().is_empty());
     match state.engine.complete_task(id, &key, note, &p.actor()).await {
+        Ok(_) => see_other(&back),
+        Err(e) => engine_error(lang, &back, &e),
+    }
+}
+
+/// Submit an approved report version: through the outbox (`email`, `webhook`), or recorded as
+/// submitted by hand now, with the regulator's reference (`manual`).
+async fn submit_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, rid)): Path<(i64, i64)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let (p, lang, back) = match acting(&state, &headers, &f, Role::Responder).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let via = f.via.clone().unwrap_or_default();
+    let r = crate::engine::reports::SubmitRequest {
+        submitted_at: (via == "manual").then(chrono::Utc::now),
+        via,
+        reference: f.reference.clone().filter(|s| !s.trim().is_empty()),
+        late_reason: f.late_reason.clone().filter(|s| !s.trim().is_empty()),
+    };
+    let live = state.live.load_full();
+    match state
+        .engine
+        .submit_report(id, rid, r, &crate::api::reports::ctx(&live), &p.actor())
+        .await
+    {
         Ok(_) => see_other(&back),
         Err(e) => engine_error(lang, &back, &e),
     }

@@ -12,7 +12,7 @@ use super::{Lang, Person, html, person};
 use crate::api::AppState;
 use crate::config::Role;
 use crate::engine::response::TaskView;
-use crate::store::{ObligationFilter, TaskFilter};
+use crate::store::{IncidentFilter, ObligationFilter, TaskFilter};
 
 pub(crate) use crate::api::announcements::esc;
 
@@ -31,10 +31,12 @@ pub(crate) fn shell(lang: Lang, title: &str, who: Option<&Person>, body: &str) -
     if let Some(p) = who {
         let _ = write!(
             nav,
-            "<a href=\"/console\">{}</a><span>{} · {}</span>\
+            "<a href=\"/console\">{}</a><a href=\"/console/incidents\">{}</a><a href=\"/console/obligations\">{}</a><span>{} · {}</span>\
              <form method=\"post\" action=\"/console/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">{}</button></form>",
             lang.t("我的工作", "My work"),
+            lang.t("事件", "Incidents"),
+            lang.t("法定义务", "Obligations"),
             esc(&p.name),
             esc(&p.department_name),
             esc(&p.csrf),
@@ -494,8 +496,354 @@ pub(crate) async fn incident(
         }
         body.push_str("</table>");
     }
-    html(
-        StatusCode::OK,
-        shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body),
-    )
+    let mut live = false;
+    incident_outbound(&state, lang, &p, id, &mut body, &mut live).await;
+    incident_timeline(&state, lang, id, &mut body).await;
+    let mut page = shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body);
+    if live {
+        // Progressive enhancement without script: while a campaign is sending, the page
+        // refreshes itself.
+        page = page.replacen(
+            "<meta charset=\"utf-8\">",
+            "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">",
+            1,
+        );
+    }
+    html(StatusCode::OK, page)
+}
+
+/// What went out for an incident: deliveries by channel, notice campaigns and their progress,
+/// regulator reports, the public announcement. `live`: a campaign is still sending.
+async fn incident_outbound(
+    state: &AppState,
+    lang: Lang,
+    p: &Person,
+    id: i64,
+    body: &mut String,
+    live: &mut bool,
+) {
+    let store = state.engine.store();
+    if let Ok(counts) = store.delivery_counts(id).await
+        && !counts.is_empty()
+    {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("发送记录", "Deliveries"),
+            lang.t("渠道", "Channel"),
+            lang.t("状态", "Status"),
+            lang.t("数量", "Count")
+        );
+        for (channel, status, n) in counts {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                esc(&channel),
+                esc(&status)
+            );
+        }
+        body.push_str("</table>");
+    }
+    if let Ok(campaigns) = store.campaigns(Some(id)).await
+        && !campaigns.is_empty()
+    {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("通知活动", "Notice campaigns"),
+            lang.t("状态", "Status"),
+            lang.t("对象", "People"),
+            lang.t("进度（已送达 / 已排队 / 失败）", "Progress (sent / queued / dead)")
+        );
+        for c in campaigns {
+            if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
+                *live = true;
+            }
+            let mut progress = String::new();
+            if let Ok(rows) = store.campaign_progress(c.id).await {
+                for (channel, enqueued, sent, _failed, dead) in rows {
+                    let _ = write!(
+                        progress,
+                        "<div>{}: <progress max=\"{}\" value=\"{sent}\"></progress> {sent} / {enqueued} / {dead}</div>",
+                        esc(&channel),
+                        enqueued.max(1)
+                    );
+                }
+            }
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{} ({} {})</td><td>{progress}</td></tr>",
+                c.id,
+                esc(&c.status),
+                c.subjects,
+                c.unreachable,
+                lang.t("人无法联系", "unreachable")
+            );
+        }
+        body.push_str("</table>");
+    }
+    if let Ok(reports) = store.reports_of(id).await
+        && !reports.is_empty()
+    {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+            lang.t("监管报告", "Regulator reports"),
+            lang.t("义务", "Obligation"),
+            lang.t("版本", "Version"),
+            lang.t("语言", "Language"),
+            lang.t("状态", "Status")
+        );
+        let back = format!("/console/incidents/{id}");
+        for r in reports {
+            let submit = if r.status == "approved" && p.can(Role::Responder) {
+                format!(
+                    "<form method=\"post\" action=\"/console/incidents/{id}/reports/{rid}/submit\">{hid}\
+                     <label for=\"via-{rid}\">{how}</label><select id=\"via-{rid}\" name=\"via\">\
+                     <option value=\"email\">{email}</option><option value=\"manual\">{manual}</option></select>\
+                     <label for=\"reference-{rid}\">{reference}</label><input id=\"reference-{rid}\" name=\"reference\">\
+                     <button type=\"submit\" id=\"submit-{rid}\">{go}</button></form>",
+                    rid = r.id,
+                    hid = hidden(p, &back),
+                    how = lang.t("报送方式", "Submit how"),
+                    email = lang.t("电子邮件（发往监管地址）", "e-mail (to the regulator's address)"),
+                    manual = lang.t("已人工报送（网站、热线）", "already submitted by hand (portal, hotline)"),
+                    reference = lang.t("监管回执编号（人工报送必填）", "The regulator's reference (required by hand)"),
+                    go = lang.t("报送", "Submit"),
+                )
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{submit}</td></tr>",
+                esc(&r.obligation_key),
+                r.version,
+                esc(&r.locale),
+                esc(&r.status),
+                r.reference
+                    .as_deref()
+                    .map(|x| format!(" · {}", esc(x)))
+                    .unwrap_or_default()
+            );
+        }
+        body.push_str("</table>");
+    }
+    if let Ok(Some(a)) = store.announcement_of(id).await {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><p><a href=\"/announcements/{slug}\">/announcements/{slug}</a></p>",
+            lang.t("公告", "Public announcement"),
+            slug = esc(&a.slug)
+        );
+    }
+}
+
+/// The newest events of the incident's audit trail.
+async fn incident_timeline(state: &AppState, lang: Lang, id: i64, body: &mut String) {
+    let Ok(events) = state.engine.store().timeline(id, 0, 1000).await else {
+        return;
+    };
+    let _ = write!(
+        body,
+        "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+        lang.t("时间线", "Timeline"),
+        lang.t("时间", "When"),
+        lang.t("操作者", "Who"),
+        lang.t("事件", "What")
+    );
+    for e in events.iter().rev().take(200) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            when(e.at),
+            esc(&e.actor),
+            esc(&e.kind)
+        );
+    }
+    body.push_str("</table>");
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct IncidentsQuery {
+    /// `open` (default), `closed` or `all`.
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    /// `real` (default), `drill` or `all`.
+    #[serde(default)]
+    drill: Option<String>,
+}
+
+fn select(name: &str, label: &str, current: Option<&str>, options: &[(&str, &str)]) -> String {
+    let mut out = format!("<label for=\"{name}\">{label}</label><select id=\"{name}\" name=\"{name}\">");
+    for (value, text) in options {
+        let sel = if current == Some(*value) { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{value}\"{sel}>{}</option>", esc(text));
+    }
+    out.push_str("</select>");
+    out
+}
+
+/// Incidents, newest first, filtered by state, severity, category and drill.
+pub(crate) async fn incidents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<IncidentsQuery>,
+) -> Response {
+    let p = match person(&state, &headers, "/console/incidents").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&state, &headers);
+    let f = IncidentFilter {
+        open: match q.state.as_deref() {
+            Some("closed") => Some(false),
+            Some("all") => None,
+            _ => Some(true),
+        },
+        severity: q.severity.as_deref().and_then(|s| s.parse().ok()),
+        category: q.category.as_deref().and_then(|c| c.parse().ok()),
+        drill: match q.drill.as_deref() {
+            Some("drill") => Some(true),
+            Some("all") => None,
+            _ => Some(false),
+        },
+        limit: 200,
+        ..Default::default()
+    };
+    let list = match state.engine.store().incidents(&f).await {
+        Ok(l) => l,
+        Err(e) => return super::unavailable(&e),
+    };
+    let any = lang.t("全部", "any");
+    let mut categories: Vec<(&str, &str)> = vec![("", any)];
+    categories.extend(
+        crate::domain::incident::Category::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.as_str())),
+    );
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/incidents\">{}{}{}{}<p><button type=\"submit\">{}</button></p></form>",
+        select(
+            "state",
+            lang.t("状态", "State"),
+            q.state.as_deref().or(Some("open")),
+            &[("open", lang.t("处理中", "open")), ("closed", lang.t("已结束", "closed")), ("all", any)]
+        ),
+        select(
+            "severity",
+            lang.t("级别", "Severity"),
+            q.severity.as_deref(),
+            &[("", any), ("S1", "S1"), ("S2", "S2"), ("S3", "S3"), ("S4", "S4")]
+        ),
+        select(
+            "category",
+            lang.t("类别", "Category"),
+            q.category.as_deref(),
+            &categories
+        ),
+        select(
+            "drill",
+            lang.t("演练", "Drills"),
+            q.drill.as_deref().or(Some("real")),
+            &[("real", lang.t("仅真实事件", "real only")), ("drill", lang.t("仅演练", "drills only")), ("all", any)]
+        ),
+        lang.t("筛选", "Filter"),
+    );
+    if list.is_empty() {
+        let _ = write!(body, "<p>{}</p>", lang.t("没有符合条件的事件。", "No incident matches."));
+    } else {
+        let _ = write!(
+            body,
+            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("标题", "Title"),
+            lang.t("级别", "Severity"),
+            lang.t("类别", "Category"),
+            lang.t("状态", "Status"),
+            lang.t("发现于", "Discovered")
+        );
+        for i in &list {
+            let _ = write!(
+                body,
+                "<tr><td>{id}</td><td><a href=\"/console/incidents/{id}\">{}{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if i.drill { lang.t("【演练】", "[DRILL] ") } else { "" },
+                esc(&i.title),
+                esc(i.severity.as_str()),
+                esc(i.category.as_str()),
+                esc(i.status.as_str()),
+                when(i.discovered_at),
+                id = i.id,
+            );
+        }
+        body.push_str("</table>");
+    }
+    html(StatusCode::OK, shell(lang, lang.t("事件", "Incidents"), Some(&p), &body))
+}
+
+/// Everything owed across incidents, soonest first, overdue in red.
+pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let p = match person(&state, &headers, "/console/obligations").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&state, &headers);
+    let now = Utc::now();
+    let mut list = match state
+        .engine
+        .store()
+        .obligations(&ObligationFilter {
+            pending: true,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return super::unavailable(&e),
+    };
+    list.sort_by_key(|o| o.due_at.unwrap_or(i64::MAX));
+    let mut body = String::new();
+    if list.is_empty() {
+        let _ = write!(body, "<p>{}</p>", lang.t("目前没有待履行的法定义务。", "Nothing is owed right now."));
+    } else {
+        let _ = write!(
+            body,
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("期限", "Due"),
+            lang.t("事件", "Incident"),
+            lang.t("义务", "Obligation"),
+            lang.t("负责部门", "Owner"),
+            lang.t("接收方", "Recipient")
+        );
+        for o in &list {
+            let due = o
+                .due_at
+                .and_then(DateTime::from_timestamp_micros)
+                .map_or_else(
+                    || lang.t("待定（时钟未开始）", "not yet (its clock has not started)").to_string(),
+                    |d| {
+                        let (left, late) = time_left(lang, d, now);
+                        format!(
+                            "{}<br><span class=\"{}\">{left}</span>",
+                            when(d),
+                            if late { "overdue" } else { "muted" }
+                        )
+                    },
+                );
+            let _ = write!(
+                body,
+                "<tr><td>{due}</td><td><a href=\"/console/incidents/{id}\">#{id}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&o.key),
+                esc(&o.owner),
+                esc(o.recipient.as_deref().unwrap_or("")),
+                id = o.incident_id,
+            );
+        }
+        body.push_str("</table>");
+    }
+    html(StatusCode::OK, shell(lang, lang.t("法定义务", "Obligations"), Some(&p), &body))
 }

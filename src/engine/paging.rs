@@ -283,7 +283,7 @@ fn render_digest(
     let data = json!({
         "org": org_value(ctx.render.org),
         "recipient": recipient_value(name.as_deref(), channel, address, locale),
-        "links": { "ack": null },
+        "links": { "ack": null, "console": null },
         "digest": digest_value(&notes, &ctx.paging.coalesce.to_string()),
         "now": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });

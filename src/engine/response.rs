@@ -318,10 +318,15 @@ fn page(
             }
             (_, None) => serde_json::Value::Null,
         };
+        let console = format!(
+            "{}/console/incidents/{}",
+            ctx.public_url.trim_end_matches('/'),
+            incident.id
+        );
         for (channel, address) in addresses(ctx, incident, m) {
             let mut data = incident_context(&inc_json, ctx.render.org);
             data["recipient"] = recipient_value(Some(&m.name), channel, address, &locale);
-            data["links"] = json!({ "ack": ack });
+            data["links"] = json!({ "ack": ack, "console": console });
             let content = ctx
                 .render
                 .templates

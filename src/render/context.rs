@@ -16,7 +16,8 @@
 //!            (`null` when there is none in that language), elsewhere the internal text in
 //!            the default locale (see crate::domain::text)
 //! recipient  name, phone, email, site_user_id, locale
-//! links      ack: the signed one-click acknowledgement link of a page (null elsewhere)
+//! links      ack: the signed one-click acknowledgement link of a page (null elsewhere);
+//!            console: the incident's page in the web console (pages; null elsewhere)
 //! notice     url: where the full notice to individuals can be read (null elsewhere)
 //! report     the regulator report being rendered (`regulator/*` only; see [`super::report`]);
 //!            a sample in previews, null elsewhere
@@ -157,7 +158,10 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         "org": org_value(org),
         "incident": normalise_incident(&incident),
         "recipient": sample_recipient(),
-        "links": { "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg" },
+        "links": {
+            "ack": "https://incidents.example.com/ack/NDIfY29udGFpbh9zZWN1cml0eS8xHzE3NDg3NjQ4MDA.q3Vb0xHk2d5Jm8Lp1Tz7Wg",
+            "console": "https://incidents.example.com/console/incidents/42",
+        },
         "notice": notice_value(Some(SAMPLE_NOTICE_URL)),
         "report": super::report::sample_report(),
         "drill": crate::engine::scorecard::sample_drill_value(),
@@ -173,7 +177,7 @@ pub fn incident_context(incident: &Value, org: &OrganisationConfig) -> Value {
         "org": org_value(org),
         "incident": normalise_incident_in(incident, &org.default_locale),
         "recipient": sample_recipient(),
-        "links": { "ack": null },
+        "links": { "ack": null, "console": null },
         "notice": notice_value(None),
         "report": Value::Null,
         "now": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -807,7 +807,7 @@ pub fn draft(
         "incident": incident,
         "report": report_value(pack, &header, &fields),
         "recipient": super::context::sample_recipient(),
-        "links": { "ack": null },
+        "links": { "ack": null, "console": null },
         "notice": super::context::notice_value(None),
         "now": header.drafted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
