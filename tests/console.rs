@@ -716,15 +716,22 @@ async fn government_relations_approves_a_report_and_submits_it(backend: Backend)
     assert!(page.contains(&format!("approve-{gate}")), "{page}");
     b.click(&format!("#approve-{gate}")).await;
     let approve_button = format!("approve-{gate}");
-    b.page_when("approved", |p| !p.contains(&approve_button)).await;
+    b.page_when("approved", |p| !p.contains(&approve_button))
+        .await;
     // … and, from the incident's page, records that it was submitted through the portal.
     b.go(&app.url(&format!("/console/incidents/{id}"))).await;
-    b.type_into(&format!("#reference-{rid}"), "CAC-2026-0412").await;
-    let select = b.find(&format!("#via-{rid} option[value='manual']")).await;
-    b.cmd(Method::POST, &format!("/element/{select}/click"), Some(json!({})))
+    b.type_into(&format!("#reference-{rid}"), "CAC-2026-0412")
         .await;
+    let select = b.find(&format!("#via-{rid} option[value='manual']")).await;
+    b.cmd(
+        Method::POST,
+        &format!("/element/{select}/click"),
+        Some(json!({})),
+    )
+    .await;
     b.click(&format!("#submit-{rid}")).await;
-    b.page_when("submitted", |p| p.contains("CAC-2026-0412")).await;
+    b.page_when("submitted", |p| p.contains("CAC-2026-0412"))
+        .await;
     let (_, v) = app
         .call(
             Method::GET,
@@ -738,13 +745,24 @@ async fn government_relations_approves_a_report_and_submits_it(backend: Backend)
         (Some("submitted"), Some("CAC-2026-0412")),
         "{v:#}"
     );
-    assert!(v.to_string().contains("person:gr-oncall@government_relations"), "{v:#}");
+    assert!(
+        v.to_string()
+            .contains("person:gr-oncall@government_relations"),
+        "{v:#}"
+    );
     // The obligations board lists what is still owed; the incidents list finds the incident.
     b.go(&app.url("/console/obligations")).await;
     let page = b.source().await;
-    assert!(!page.contains("CN:pipl_authority"), "met, no longer owed: {page}");
+    assert!(
+        !page.contains("CN:pipl_authority"),
+        "met, no longer owed: {page}"
+    );
     b.go(&app.url("/console/incidents?severity=S1")).await;
-    assert!(b.source().await.contains(&format!("/console/incidents/{id}\"")));
+    assert!(
+        b.source()
+            .await
+            .contains(&format!("/console/incidents/{id}\""))
+    );
     b.screenshot("console-obligations").await;
     b.close().await;
     assert!(app.verify().await.intact());

@@ -553,7 +553,10 @@ async fn incident_outbound(
             lang.t("通知活动", "Notice campaigns"),
             lang.t("状态", "Status"),
             lang.t("对象", "People"),
-            lang.t("进度（已送达 / 已排队 / 失败）", "Progress (sent / queued / dead)")
+            lang.t(
+                "进度（已送达 / 已排队 / 失败）",
+                "Progress (sent / queued / dead)"
+            )
         );
         for c in campaigns {
             if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
@@ -606,9 +609,18 @@ async fn incident_outbound(
                     rid = r.id,
                     hid = hidden(p, &back),
                     how = lang.t("报送方式", "Submit how"),
-                    email = lang.t("电子邮件（发往监管地址）", "e-mail (to the regulator's address)"),
-                    manual = lang.t("已人工报送（网站、热线）", "already submitted by hand (portal, hotline)"),
-                    reference = lang.t("监管回执编号（人工报送必填）", "The regulator's reference (required by hand)"),
+                    email = lang.t(
+                        "电子邮件（发往监管地址）",
+                        "e-mail (to the regulator's address)"
+                    ),
+                    manual = lang.t(
+                        "已人工报送（网站、热线）",
+                        "already submitted by hand (portal, hotline)"
+                    ),
+                    reference = lang.t(
+                        "监管回执编号（人工报送必填）",
+                        "The regulator's reference (required by hand)"
+                    ),
                     go = lang.t("报送", "Submit"),
                 )
             } else {
@@ -679,9 +691,14 @@ pub(crate) struct IncidentsQuery {
 }
 
 fn select(name: &str, label: &str, current: Option<&str>, options: &[(&str, &str)]) -> String {
-    let mut out = format!("<label for=\"{name}\">{label}</label><select id=\"{name}\" name=\"{name}\">");
+    let mut out =
+        format!("<label for=\"{name}\">{label}</label><select id=\"{name}\" name=\"{name}\">");
     for (value, text) in options {
-        let sel = if current == Some(*value) { " selected" } else { "" };
+        let sel = if current == Some(*value) {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(out, "<option value=\"{value}\"{sel}>{}</option>", esc(text));
     }
     out.push_str("</select>");
@@ -732,13 +749,23 @@ pub(crate) async fn incidents(
             "state",
             lang.t("状态", "State"),
             q.state.as_deref().or(Some("open")),
-            &[("open", lang.t("处理中", "open")), ("closed", lang.t("已结束", "closed")), ("all", any)]
+            &[
+                ("open", lang.t("处理中", "open")),
+                ("closed", lang.t("已结束", "closed")),
+                ("all", any)
+            ]
         ),
         select(
             "severity",
             lang.t("级别", "Severity"),
             q.severity.as_deref(),
-            &[("", any), ("S1", "S1"), ("S2", "S2"), ("S3", "S3"), ("S4", "S4")]
+            &[
+                ("", any),
+                ("S1", "S1"),
+                ("S2", "S2"),
+                ("S3", "S3"),
+                ("S4", "S4")
+            ]
         ),
         select(
             "category",
@@ -750,12 +777,20 @@ pub(crate) async fn incidents(
             "drill",
             lang.t("演练", "Drills"),
             q.drill.as_deref().or(Some("real")),
-            &[("real", lang.t("仅真实事件", "real only")), ("drill", lang.t("仅演练", "drills only")), ("all", any)]
+            &[
+                ("real", lang.t("仅真实事件", "real only")),
+                ("drill", lang.t("仅演练", "drills only")),
+                ("all", any)
+            ]
         ),
         lang.t("筛选", "Filter"),
     );
     if list.is_empty() {
-        let _ = write!(body, "<p>{}</p>", lang.t("没有符合条件的事件。", "No incident matches."));
+        let _ = write!(
+            body,
+            "<p>{}</p>",
+            lang.t("没有符合条件的事件。", "No incident matches.")
+        );
     } else {
         let _ = write!(
             body,
@@ -770,7 +805,11 @@ pub(crate) async fn incidents(
             let _ = write!(
                 body,
                 "<tr><td>{id}</td><td><a href=\"/console/incidents/{id}\">{}{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                if i.drill { lang.t("【演练】", "[DRILL] ") } else { "" },
+                if i.drill {
+                    lang.t("【演练】", "[DRILL] ")
+                } else {
+                    ""
+                },
                 esc(&i.title),
                 esc(i.severity.as_str()),
                 esc(i.category.as_str()),
@@ -781,7 +820,10 @@ pub(crate) async fn incidents(
         }
         body.push_str("</table>");
     }
-    html(StatusCode::OK, shell(lang, lang.t("事件", "Incidents"), Some(&p), &body))
+    html(
+        StatusCode::OK,
+        shell(lang, lang.t("事件", "Incidents"), Some(&p), &body),
+    )
 }
 
 /// Everything owed across incidents, soonest first, overdue in red.
@@ -808,7 +850,11 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
     list.sort_by_key(|o| o.due_at.unwrap_or(i64::MAX));
     let mut body = String::new();
     if list.is_empty() {
-        let _ = write!(body, "<p>{}</p>", lang.t("目前没有待履行的法定义务。", "Nothing is owed right now."));
+        let _ = write!(
+            body,
+            "<p>{}</p>",
+            lang.t("目前没有待履行的法定义务。", "Nothing is owed right now.")
+        );
     } else {
         let _ = write!(
             body,
@@ -824,7 +870,10 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
                 .due_at
                 .and_then(DateTime::from_timestamp_micros)
                 .map_or_else(
-                    || lang.t("待定（时钟未开始）", "not yet (its clock has not started)").to_string(),
+                    || {
+                        lang.t("待定（时钟未开始）", "not yet (its clock has not started)")
+                            .to_string()
+                    },
                     |d| {
                         let (left, late) = time_left(lang, d, now);
                         format!(
@@ -845,5 +894,8 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
         }
         body.push_str("</table>");
     }
-    html(StatusCode::OK, shell(lang, lang.t("法定义务", "Obligations"), Some(&p), &body))
+    html(
+        StatusCode::OK,
+        shell(lang, lang.t("法定义务", "Obligations"), Some(&p), &body),
+    )
 }
