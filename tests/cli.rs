@@ -410,3 +410,20 @@ fn common_eventually(mut f: impl FnMut() -> bool) {
     }
     panic!("not reached");
 }
+
+/// `incidentd … | head`: a reader that goes away ends the command quietly (status 141, as for
+/// SIGPIPE), not with a panic.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN)
+        .args(["token", "new", "--name", "someone", "--role", "viewer"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}
