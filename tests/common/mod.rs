@@ -716,3 +716,19 @@ pub fn both_languages(mut facts: Value) -> Value {
     }
     facts
 }
+
+/// Whether the browser a test drives (`chromium`, `chromedriver`) is installed. Missing, the
+/// test is skipped, saying so and how to install it — unless `INCIDENTD_REQUIRE_BROWSER` is set
+/// (as `.ci/run` does), when a missing browser fails the test.
+pub fn have_browser(program: &str, install: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("INCIDENTD_REQUIRE_BROWSER").is_none(),
+            "this test needs {program}: {install}"
+        );
+        eprintln!("SKIPPED: this test needs {program} ({install}); .ci/run installs it");
+    }
+    found
+}
