@@ -400,6 +400,12 @@ async fn legal_approves_and_security_acknowledges_in_the_browser(backend: Backen
         page.contains("Joint team") && page.contains("Obligations"),
         "{page}"
     );
+    // The facts in the page's language.
+    assert!(
+        page.contains("Our customer database was exported without authorisation")
+            && !page.contains("客户数据库被未经授权导出"),
+        "{page}"
+    );
     b.screenshot("console-incident").await;
     b.go(&app.url("/console")).await;
     b.click(&format!(

@@ -380,6 +380,7 @@ pub(crate) async fn incident(
         lang.t("发现于", "discovered"),
         when(inc.discovered_at)
     );
+    incident_facts(lang, &inc, &mut body);
     if let Ok(team) = store.team(id).await {
         let _ = write!(
             body,
@@ -898,4 +899,76 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
         StatusCode::OK,
         shell(lang, lang.t("法定义务", "Obligations"), Some(&p), &body),
     )
+}
+
+/// A fact's value as a person reads it: a per-language text in the page's language (else the
+/// first), a text per audience labelled, lists joined, counts per jurisdiction as `CN: 2300000`.
+fn fact_text(v: &serde_json::Value, lang: Lang) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| fact_text(i, lang))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(m) => {
+            let is_locale =
+                |k: &str| k.len() <= 5 && k.chars().all(|c| c.is_ascii_alphabetic() || c == '-');
+            if !m.is_empty() && m.keys().all(|k| k == "internal" || k == "public") {
+                m.iter()
+                    .map(|(k, v)| {
+                        let label = if k == "public" {
+                            lang.t("对外", "public")
+                        } else {
+                            lang.t("内部", "internal")
+                        };
+                        format!("{label}: {}", fact_text(v, lang))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            } else if !m.is_empty()
+                && m.keys()
+                    .all(|k| (is_locale(k) && k.contains('-')) || k == "en")
+            {
+                m.get(lang.code())
+                    .or_else(|| m.values().next())
+                    .map(|v| fact_text(v, lang))
+                    .unwrap_or_default()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k}: {}", fact_text(v, lang)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What is known: the incident's facts at their current version.
+fn incident_facts(lang: Lang, inc: &crate::domain::records::Incident, body: &mut String) {
+    let Ok(serde_json::Value::Object(facts)) = serde_json::to_value(&inc.facts) else {
+        return;
+    };
+    let shown: Vec<(&String, String)> = facts
+        .iter()
+        .map(|(k, v)| (k, fact_text(v, lang)))
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let _ = write!(
+        body,
+        "<h2>{} <span class=\"muted\">({} {})</span></h2><table>",
+        lang.t("已知事实", "Facts"),
+        lang.t("版本", "version"),
+        inc.facts_version
+    );
+    for (k, t) in shown {
+        let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
+    }
+    body.push_str("</table>");
 }
