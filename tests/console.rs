@@ -53,6 +53,11 @@ async fn app(backend: Backend, idle: &str) -> Option<TestApp> {
             .as_table_mut()
             .unwrap();
         console.insert("idle_timeout".into(), idle.into());
+        // The shipped drill scenarios (beside the shipped config, not the test's copy).
+        c.get_mut("paths").unwrap().as_table_mut().unwrap().insert(
+            "drills".into(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/drills").into(),
+        );
     })
     .await
 }
@@ -622,6 +627,28 @@ async fn refusals_without_role_csrf_or_password_and_sessions_that_end(backend: B
     assert_eq!(
         legal.sign_in(&app, "legal-oncall", PASSWORD).await,
         StatusCode::SEE_OTHER
+    );
+    // The drills page lists a drill once one ran.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/v1/drills",
+            Some(RESPONDER),
+            Some(&json!({"scenario": "phone_id_dump"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v:#}");
+    let (s, _, page) = legal.get(&app.url("/console/drills")).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("phone_id_dump") && page.contains("演练"),
+        "{page}"
+    );
+    let (s, _, page) = legal.get(&app.url("/console/incidents?drill=drill")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("【演练】"),
+        "the drill incident is listed as one: {page}"
     );
     let (s, _, page) = legal.post(&approve, &[]).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{page}");

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/lang/{lang}", get(set_lang))
         .route("/console/incidents", get(pages::incidents))
         .route("/console/obligations", get(pages::obligations))
+        .route("/console/drills", get(pages::drills))
         .route("/console/incidents/{id}", get(pages::incident))
         .route("/console/incidents/{id}/page/ack", post(ack_page))
         .route("/console/incidents/{id}/tasks/{key}/ack", post(ack_task))

@@ -31,12 +31,13 @@ pub(crate) fn shell(lang: Lang, title: &str, who: Option<&Person>, body: &str) -
     if let Some(p) = who {
         let _ = write!(
             nav,
-            "<a href=\"/console\">{}</a><a href=\"/console/incidents\">{}</a><a href=\"/console/obligations\">{}</a><span>{} · {}</span>\
+            "<a href=\"/console\">{}</a><a href=\"/console/incidents\">{}</a><a href=\"/console/obligations\">{}</a><a href=\"/console/drills\">{}</a><span>{} · {}</span>\
              <form method=\"post\" action=\"/console/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">{}</button></form>",
             lang.t("我的工作", "My work"),
             lang.t("事件", "Incidents"),
             lang.t("法定义务", "Obligations"),
+            lang.t("演练", "Drills"),
             esc(&p.name),
             esc(&p.department_name),
             esc(&p.csrf),
@@ -971,4 +972,86 @@ fn incident_facts(lang: Lang, inc: &crate::domain::records::Incident, body: &mut
         let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
     }
     body.push_str("</table>");
+}
+
+/// Drills: the schedule, past drills with their scorecards, and the trend of measures met.
+pub(crate) async fn drills(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let p = match person(&state, &headers, "/console/drills").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&state, &headers);
+    let now = Utc::now();
+    let mut body = String::new();
+    let schedules = state.live().drill_schedules.clone();
+    let _ = write!(body, "<h2>{}</h2>", lang.t("计划", "Schedule"));
+    if schedules.is_empty() {
+        let _ = write!(
+            body,
+            "<p>{}</p>",
+            lang.t(
+                "没有定期演练（[[drills.schedule]]）。",
+                "No drill is scheduled ([[drills.schedule]])."
+            )
+        );
+    } else {
+        body.push_str("<ul>");
+        for s in &schedules {
+            let _ = write!(
+                body,
+                "<li>{} — <code>{}</code> ({})</li>",
+                esc(&s.scenario),
+                esc(&s.cron),
+                esc(&s.time_zone)
+            );
+        }
+        body.push_str("</ul>");
+    }
+    let list = match state.engine.store().drills(200).await {
+        Ok(l) => l,
+        Err(e) => return super::unavailable(&e),
+    };
+    let _ = write!(body, "<h2>{}</h2>", lang.t("历次演练", "Past drills"));
+    if list.is_empty() {
+        let _ = write!(body, "<p>{}</p>", lang.t("还没有演练。", "No drill yet."));
+    } else {
+        let _ = write!(
+            body,
+            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            lang.t("场景", "Scenario"),
+            lang.t("开始", "Started"),
+            lang.t("状态", "Status"),
+            lang.t("达标项", "Measures met"),
+            lang.t("事件", "Incident")
+        );
+        for d in &list {
+            let score = d
+                .scorecard
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .and_then(|v| Some((v["met"].as_u64()?, v["missed"].as_u64()?)))
+                .map_or_else(String::new, |(met, missed)| {
+                    let total = (met + missed).max(1);
+                    format!(
+                        "<progress max=\"{total}\" value=\"{met}\"></progress> {met} / {}",
+                        met + missed
+                    )
+                });
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{score}</td><td><a href=\"/console/incidents/{inc}\">#{inc}</a></td></tr>",
+                d.id,
+                esc(&d.scenario),
+                esc(&d.mode),
+                when(DateTime::from_timestamp_micros(d.started_at).unwrap_or(now)),
+                esc(&d.status),
+                inc = d.incident_id,
+            );
+        }
+        body.push_str("</table>");
+    }
+    html(
+        StatusCode::OK,
+        shell(lang, lang.t("演练", "Drills"), Some(&p), &body),
+    )
 }
