@@ -242,15 +242,16 @@ async fn incident_titles<'a>(
     state: &AppState,
     tasks: impl Iterator<Item = &'a TaskView>,
 ) -> std::collections::HashMap<i64, String> {
-    let mut out = std::collections::HashMap::new();
-    for t in tasks {
-        if let std::collections::hash_map::Entry::Vacant(v) = out.entry(t.incident_id)
-            && let Ok(Some(i)) = state.engine.store().incident(t.incident_id).await
-        {
-            v.insert(i.title);
-        }
-    }
-    out
+    let mut ids: Vec<i64> = tasks.map(|t| t.incident_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    state
+        .engine
+        .store()
+        .incident_titles(&ids)
+        .await
+        .map(|rows| rows.into_iter().collect())
+        .unwrap_or_default()
 }
 
 fn incident_link(t: &TaskView, titles: &std::collections::HashMap<i64, String>) -> String {

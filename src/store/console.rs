@@ -140,3 +140,22 @@ impl Store {
         Ok(rows)
     }
 }
+
+impl Store {
+    /// The titles of these incidents, by id (one query).
+    pub async fn incident_titles(&self, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_default();
+        let rows = on_pool!(self, pool, pg => {
+            let sql = if pg {
+                "SELECT id, title FROM incidents WHERE id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)"
+            } else {
+                "SELECT id, title FROM incidents WHERE id IN (SELECT value FROM json_each($1))"
+            };
+            sqlx::query_as(sql).bind(ids).fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
+}
