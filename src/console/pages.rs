@@ -12,7 +12,7 @@ use super::{Lang, Person, html, person};
 use crate::api::AppState;
 use crate::config::Role;
 use crate::engine::response::TaskView;
-use crate::store::{IncidentFilter, ObligationFilter, TaskFilter};
+use crate::store::{IncidentFilter, ObligationFilter};
 
 pub(crate) use crate::api::announcements::esc;
 
@@ -113,6 +113,9 @@ fn hidden(p: &Person, back: &str) -> String {
     )
 }
 
+/// At most this many of each kind (pages, approvals, tasks) in My work, the soonest first.
+const MY_WORK_LIMIT: i64 = 50;
+
 /// What waits for one person, one line each.
 struct Item {
     due: Option<DateTime<Utc>>,
@@ -137,8 +140,9 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
         .find(|d| d.id == p.department)
         .map(|d| d.escalate_after.0)
         .unwrap_or_default();
-    match store.waiting_pages(&p.department).await {
+    let pages_shown = match store.waiting_pages(&p.department).await {
         Ok(pages) => {
+            let shown = pages.len();
             for w in pages {
                 let paged = DateTime::from_timestamp_micros(w.paged_at).unwrap_or(now);
                 let due = paged + chrono::Duration::from_std(escalate).unwrap_or_default();
@@ -163,33 +167,16 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
                     html: h,
                 });
             }
+            shown
         }
         Err(e) => return super::unavailable(&e),
-    }
-    let approvals = state
-        .engine
-        .list_tasks(&TaskFilter {
-            open: true,
-            approval: Some(true),
-            limit: 500,
-            ..Default::default()
-        })
-        .await;
-    let tasks = state
-        .engine
-        .list_tasks(&TaskFilter {
-            open: true,
-            approval: Some(false),
-            departments: vec![p.department.clone()],
-            limit: 500,
-            ..Default::default()
-        })
-        .await;
-    let (approvals, tasks) = match (approvals, tasks) {
-        (Ok(a), Ok(t)) => (a, t),
-        (Err(e), _) | (_, Err(e)) => return super::unavailable(&e),
+    };
+    let (tasks, approvals) = match state.engine.work_of(&p.department, MY_WORK_LIMIT).await {
+        Ok(w) => w,
+        Err(e) => return super::unavailable(&e),
     };
     let titles = incident_titles(&state, approvals.iter().chain(&tasks)).await;
+    let approvals_shown = approvals.len();
     for t in approvals.iter().filter(|t| {
         t.approvers.contains(&p.department)
             && !t.decisions.iter().any(|d| d.department == p.department)
@@ -206,6 +193,9 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
         });
     }
     items.sort_by_key(|i| i.due.unwrap_or(DateTime::<Utc>::MAX_UTC));
+    let full = pages_shown == MY_WORK_LIMIT as usize
+        || approvals_shown == MY_WORK_LIMIT as usize
+        || tasks.len() == MY_WORK_LIMIT as usize;
     let mut body = String::new();
     if items.is_empty() {
         let _ = write!(
@@ -231,6 +221,16 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
             let _ = write!(body, "<li>{}{due}</li>", i.html);
         }
         body.push_str("</ul>");
+        if full {
+            let _ = write!(
+                body,
+                "<p class=\"muted\">{}</p>",
+                lang.t(
+                    "每类只显示最紧迫的 50 项；其余见各事件页面。",
+                    "Only the 50 soonest of each kind are shown; the incidents' pages show the rest."
+                )
+            );
+        }
     }
     html(
         StatusCode::OK,

@@ -614,6 +614,29 @@ impl Engine {
         views(store, &all, &all).await
     }
 
+    /// A department's open tasks and the open approvals it decides, soonest first, at most
+    /// `limit` of each, as views (the console's My work).
+    pub async fn work_of(
+        &self,
+        department: &str,
+        limit: i64,
+    ) -> Result<(Vec<TaskView>, Vec<TaskView>), EngineError> {
+        let store = self.store();
+        let (tasks, approvals) = store.work_of(department, limit).await?;
+        let mut incidents: Vec<i64> = tasks
+            .iter()
+            .chain(&approvals)
+            .map(|r| r.incident_id)
+            .collect();
+        incidents.sort_unstable();
+        incidents.dedup();
+        let siblings = store.tasks_of_incidents(&incidents).await?;
+        Ok((
+            views(store, &tasks, &siblings).await?,
+            views(store, &approvals, &siblings).await?,
+        ))
+    }
+
     /// Tasks across incidents by filter (blockers computed against each incident's tasks).
     pub async fn list_tasks(
         &self,

@@ -131,7 +131,7 @@ impl Store {
                  JOIN incidents i ON i.id = t.incident_id \
                  WHERE t.department = $1 AND t.acked_at IS NULL \
                  AND i.status NOT IN ('closed', 'false_positive', 'merged') \
-                 ORDER BY t.paged_at LIMIT 200",
+                 ORDER BY t.paged_at LIMIT 50",
             )
             .bind(department)
             .fetch_all(pool)

@@ -415,6 +415,37 @@ impl Store {
         Ok(rows)
     }
 
+    /// A department's work for the console's My work, soonest deadline first (none last), at
+    /// most `limit` of each: its open tasks, and the open approvals it decides. Plain indexed
+    /// queries (no optional filters), as they run on every view of the page.
+    pub async fn work_of(
+        &self,
+        department: &str,
+        limit: i64,
+    ) -> Result<(Vec<TaskRow>, Vec<TaskRow>)> {
+        let tasks = on_pool!(self, pool, _pg => {
+            sqlx::query_as(task_select!(
+                "WHERE department = $1 AND status IN ('open', 'acked') AND approval = FALSE \
+                 ORDER BY COALESCE(due_at, 9223372036854775807), id LIMIT $2"
+            ))
+            .bind(department)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        let approvals = on_pool!(self, pool, _pg => {
+            sqlx::query_as(task_select!(
+                "WHERE approval = TRUE AND status IN ('open', 'acked') AND approvers LIKE $1 \
+                 ORDER BY COALESCE(due_at, 9223372036854775807), id LIMIT $2"
+            ))
+            .bind(format!("%\"{department}\"%"))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok((tasks, approvals))
+    }
+
     /// Every task of these incidents (one indexed query, whatever the number of incidents).
     pub async fn tasks_of_incidents(&self, incident_ids: &[i64]) -> Result<Vec<TaskRow>> {
         if incident_ids.is_empty() {
