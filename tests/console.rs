@@ -524,29 +524,17 @@ impl Client {
     }
 
     async fn get(&mut self, url: &str) -> (StatusCode, String, String) {
-        let res = self
-            .http
-            .get(url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.keep(&res);
-        let status = res.status();
-        let loc = res
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (status, loc, res.text().await.unwrap())
+        self.send(self.http.get(url)).await
     }
 
     async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
-        let res = self
-            .http
-            .post(url)
+        self.send(self.http.post(url).form(form)).await
+    }
+
+    /// Send with the cookies kept so far; keep the ones it sets: (status, Location, body).
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (StatusCode, String, String) {
+        let res = req
             .header("cookie", self.cookie_header())
-            .form(form)
             .send()
             .await
             .unwrap();

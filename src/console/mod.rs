@@ -305,7 +305,6 @@ async fn login_form(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let lang = Lang::of(&state, &headers);
-    let token = random_hex(16);
     let note = if q.expired.is_some() {
         format!(
             "<p class=\"note\">{}</p>",
@@ -317,15 +316,32 @@ async fn login_form(
     } else {
         String::new()
     };
-    let mut res = html(
+    sign_in_page(
+        &state,
+        lang,
         StatusCode::OK,
-        pages::login_page(lang, &token, &safe_next(q.next.as_deref()), &note, ""),
-    );
+        &safe_next(q.next.as_deref()),
+        &note,
+        "",
+    )
+}
+
+/// The sign-in form with a fresh double-submit token: in the form and in a cookie.
+fn sign_in_page(
+    state: &AppState,
+    lang: Lang,
+    status: StatusCode,
+    next: &str,
+    note: &str,
+    login: &str,
+) -> Response {
+    let token = random_hex(16);
+    let mut res = html(status, pages::login_page(lang, &token, next, note, login));
     set_cookie(
         &mut res,
         &format!(
             "{LOGIN_COOKIE}={token}; Path=/console; Max-Age=600; HttpOnly; SameSite=Strict{}",
-            secure(&state)
+            secure(state)
         ),
     );
     res
@@ -355,25 +371,8 @@ async fn login(
     let lang = Lang::of(&state, &headers);
     let next = safe_next(f.next.as_deref());
     let refuse = |status: StatusCode, msg: &str| {
-        let token = random_hex(16);
-        let mut res = html(
-            status,
-            pages::login_page(
-                lang,
-                &token,
-                &next,
-                &format!("<p class=\"error\" role=\"alert\">{}</p>", pages::esc(msg)),
-                &f.login,
-            ),
-        );
-        set_cookie(
-            &mut res,
-            &format!(
-                "{LOGIN_COOKIE}={token}; Path=/console; Max-Age=600; HttpOnly; SameSite=Strict{}",
-                secure(&state)
-            ),
-        );
-        res
+        let note = format!("<p class=\"error\" role=\"alert\">{}</p>", pages::esc(msg));
+        sign_in_page(&state, lang, status, &next, &note, &f.login)
     };
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(&c, &f.csrf)) {
         return refuse(
@@ -569,6 +568,14 @@ fn forbidden(lang: Lang, what: &str) -> Response {
     )
 }
 
+/// Back to where the form came from when the command succeeded; else why not.
+fn outcome<T>(lang: Lang, back: &str, r: Result<T, EngineError>) -> Response {
+    match r {
+        Ok(_) => see_other(back),
+        Err(e) => engine_error(lang, back, &e),
+    }
+}
+
 fn engine_error(lang: Lang, back: &str, e: &EngineError) -> Response {
     let status = match e {
         EngineError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -656,14 +663,14 @@ async fn ack_page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match state
-        .engine
-        .ack_page(id, &p.department, None, &p.actor())
-        .await
-    {
-        Ok(_) => see_other(&back),
-        Err(e) => engine_error(lang, &back, &e),
-    }
+    outcome(
+        lang,
+        &back,
+        state
+            .engine
+            .ack_page(id, &p.department, None, &p.actor())
+            .await,
+    )
 }
 
 async fn ack_task(
@@ -676,10 +683,11 @@ async fn ack_task(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match state.engine.ack_task(id, &key, &p.actor()).await {
-        Ok(_) => see_other(&back),
-        Err(e) => engine_error(lang, &back, &e),
-    }
+    outcome(
+        lang,
+        &back,
+        state.engine.ack_task(id, &key, &p.actor()).await,
+    )
 }
 
 async fn complete_task(
@@ -693,10 +701,11 @@ async fn complete_task(
         Err(r) => return r,
     };
     let note = f.note.clone().filter(|n| !n.trim().is_empty());
-    match state.engine.complete_task(id, &key, note, &p.actor()).await {
-        Ok(_) => see_other(&back),
-        Err(e) => engine_error(lang, &back, &e),
-    }
+    outcome(
+        lang,
+        &back,
+        state.engine.complete_task(id, &key, note, &p.actor()).await,
+    )
 }
 
 /// Submit an approved report version: through the outbox (`email`, `webhook`), or recorded as
@@ -719,14 +728,14 @@ async fn submit_report(
         late_reason: f.late_reason.clone().filter(|s| !s.trim().is_empty()),
     };
     let live = state.live.load_full();
-    match state
-        .engine
-        .submit_report(id, rid, r, &crate::api::reports::ctx(&live), &p.actor())
-        .await
-    {
-        Ok(_) => see_other(&back),
-        Err(e) => engine_error(lang, &back, &e),
-    }
+    outcome(
+        lang,
+        &back,
+        state
+            .engine
+            .submit_report(id, rid, r, &crate::api::reports::ctx(&live), &p.actor())
+            .await,
+    )
 }
 
 async fn approve(
@@ -767,23 +776,23 @@ async fn decide(
         packs: Some(&live.packs),
     };
     let reason = f.reason.clone().filter(|r| !r.trim().is_empty());
-    match state
-        .engine
-        .decide(
-            task,
-            approve,
-            reason,
-            false,
-            &p.actor(),
-            std::slice::from_ref(&p.department),
-            false,
-            &checks,
-        )
-        .await
-    {
-        Ok(_) => see_other(&back),
-        Err(e) => engine_error(lang, &back, &e),
-    }
+    outcome(
+        lang,
+        &back,
+        state
+            .engine
+            .decide(
+                task,
+                approve,
+                reason,
+                false,
+                &p.actor(),
+                std::slice::from_ref(&p.department),
+                false,
+                &checks,
+            )
+            .await,
+    )
 }
 
 #[cfg(test)]

@@ -85,20 +85,36 @@ pub(crate) fn login_page(lang: Lang, token: &str, next: &str, note: &str, login:
     )
 }
 
-/// "in 2h 5m" / "overdue by 10m", and whether it is overdue.
-fn time_left(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
+/// "(in 2h 5m)", or "(overdue by 10m)" in red.
+fn countdown(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = due - now;
-    let human = |d: chrono::Duration| {
-        crate::domain::duration::humanize(d.abs().to_std().unwrap_or_default())
-    };
+    let human = crate::domain::duration::humanize(d.abs().to_std().unwrap_or_default());
     if d < chrono::Duration::zero() {
-        (
-            format!("{} {}", lang.t("已逾期", "overdue by"), human(d)),
-            true,
+        format!(
+            "<span class=\"overdue\">({} {human})</span>",
+            lang.t("已逾期", "overdue by")
         )
     } else {
-        (format!("{} {}", lang.t("剩余", "in"), human(d)), false)
+        format!(
+            "<span class=\"muted\">({} {human})</span>",
+            lang.t("剩余", "in")
+        )
     }
+}
+
+/// What a task waits for, one note each.
+fn blockers(lang: Lang, t: &TaskView) -> String {
+    let mut h = String::new();
+    for b in &t.blocked_by {
+        let _ = write!(
+            h,
+            "<div class=\"note\">{} {}: {}</div>",
+            lang.t("等待", "Waiting for"),
+            esc(&b.task),
+            esc(&b.reason)
+        );
+    }
+    h
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -210,12 +226,11 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
         body.push_str("<ul class=\"items\">");
         for i in &items {
             let due = i.due.map_or_else(String::new, |d| {
-                let (left, late) = time_left(lang, d, now);
                 format!(
-                    "<div class=\"{}\">{}: {} ({left})</div>",
-                    if late { "overdue" } else { "muted" },
+                    "<div class=\"muted\">{}: {} {}</div>",
                     lang.t("期限", "Due"),
-                    when(d)
+                    when(d),
+                    countdown(lang, d, now)
                 )
             });
             let _ = write!(body, "<li>{}{due}</li>", i.html);
@@ -276,15 +291,7 @@ fn approval_item(
         incident_link(t, titles),
         esc(&t.description),
     );
-    for b in &t.blocked_by {
-        let _ = write!(
-            h,
-            "<div class=\"note\">{} {}: {}</div>",
-            lang.t("等待", "Waiting for"),
-            esc(&b.task),
-            esc(&b.reason)
-        );
-    }
+    h.push_str(&blockers(lang, t));
     if p.can(Role::Approver) {
         let _ = write!(
             h,
@@ -317,15 +324,7 @@ fn task_item(
         incident_link(t, titles),
         esc(&t.status),
     );
-    for b in &t.blocked_by {
-        let _ = write!(
-            h,
-            "<div class=\"note\">{} {}: {}</div>",
-            lang.t("等待", "Waiting for"),
-            esc(&b.task),
-            esc(&b.reason)
-        );
-    }
+    h.push_str(&blockers(lang, t));
     if p.can(Role::Responder) {
         let base = format!("/console/incidents/{}/tasks/{}", t.incident_id, esc(&t.key));
         if t.status == "open" {
@@ -425,23 +424,15 @@ pub(crate) async fn incident(
         );
         for t in tasks {
             let due = t.due_at.map_or_else(String::new, |d| {
-                let (left, late) = time_left(lang, d, now);
                 let open = !matches!(
                     t.status.as_str(),
                     "done" | "approved" | "rejected" | "cancelled"
                 );
-                format!(
-                    "{}{}",
-                    when(d),
-                    if open {
-                        format!(
-                            " <span class=\"{}\">({left})</span>",
-                            if late { "overdue" } else { "muted" }
-                        )
-                    } else {
-                        String::new()
-                    }
-                )
+                if open {
+                    format!("{} {}", when(d), countdown(lang, d, now))
+                } else {
+                    when(d)
+                }
             });
             let _ = write!(
                 body,
@@ -478,12 +469,7 @@ pub(crate) async fn incident(
                 .and_then(DateTime::from_timestamp_micros)
                 .map_or_else(String::new, |d| {
                     if o.status == "open" && o.standing == "required" {
-                        let (left, late) = time_left(lang, d, now);
-                        format!(
-                            "{} <span class=\"{}\">({left})</span>",
-                            when(d),
-                            if late { "overdue" } else { "muted" }
-                        )
+                        format!("{} {}", when(d), countdown(lang, d, now))
                     } else {
                         when(d)
                     }
@@ -877,14 +863,7 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
                         lang.t("待定（时钟未开始）", "not yet (its clock has not started)")
                             .to_string()
                     },
-                    |d| {
-                        let (left, late) = time_left(lang, d, now);
-                        format!(
-                            "{}<br><span class=\"{}\">{left}</span>",
-                            when(d),
-                            if late { "overdue" } else { "muted" }
-                        )
-                    },
+                    |d| format!("{}<br>{}", when(d), countdown(lang, d, now)),
                 );
             let _ = write!(
                 body,

@@ -372,28 +372,46 @@ impl WriteTx {
         self.touched.entry(table).or_default().extend(ids);
     }
 
+    /// The digests of `table`'s rows with these lookup ids (`None`: all of them), by key.
+    async fn digests(
+        &mut self,
+        table: Sealed,
+        ids: Option<&[i64]>,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        let spec = table.spec();
+        let parts: Vec<Option<&[i64]>> = match ids {
+            Some(ids) => ids.chunks(2000).map(Some).collect(),
+            None => vec![None],
+        };
+        for part in parts {
+            let got: Vec<Vec<String>> = on_tx!(self, c, pg => {
+                let sql = sqlx::AssertSqlSafe(spec.select(pg, part.is_some()));
+                let found = match part {
+                    Some(ids) => sqlx::query(sql).bind(json(ids)).fetch_all(&mut *c).await?,
+                    None => sqlx::query(sql).fetch_all(&mut *c).await?,
+                };
+                texts!(found)
+            });
+            for cols in got {
+                let (key, digest) = spec.digest(&cols);
+                out.insert(key, digest);
+            }
+        }
+        Ok(())
+    }
+
     /// Digest the touched rows and append them to the chain (`audit.sealed`). Called by
     /// `commit`; a transaction that touched nothing appends nothing.
     pub(super) async fn seal_touched(&mut self) -> Result<()> {
-        if self.touched.is_empty() {
-            return Ok(());
-        }
         let touched = std::mem::take(&mut self.touched);
         let mut rows: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
         for (table, ids) in &touched {
-            let spec = table.spec();
             let ids: Vec<i64> = ids.iter().copied().collect();
-            for part in ids.chunks(2000) {
-                let got: Vec<Vec<String>> = on_tx!(self, c, pg => {
-                    let sql = spec.select(pg, true);
-                    let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(json(part)).fetch_all(&mut *c).await?;
-                    texts!(found)
-                });
-                let out = rows.entry(spec.table).or_default();
-                for cols in got {
-                    let (key, digest) = spec.digest(&cols);
-                    out.insert(key, digest);
-                }
+            let mut out = BTreeMap::new();
+            self.digests(*table, Some(&ids), &mut out).await?;
+            if !out.is_empty() {
+                rows.insert(table.spec().table, out);
             }
         }
         if rows.is_empty() {
@@ -413,23 +431,15 @@ impl WriteTx {
     /// Seal every row of every sealed table (`audit.baseline`): once, for a database written
     /// before rows were sealed. Returns how many rows (none: no event).
     async fn seal_everything(&mut self) -> Result<u64> {
-        let mut n = 0u64;
         let mut rows: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
         for table in Sealed::ALL {
-            let spec = table.spec();
-            let got: Vec<Vec<String>> = on_tx!(self, c, pg => {
-                let sql = spec.select(pg, false);
-                let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await?;
-                texts!(found)
-            });
-            let out = rows.entry(spec.table).or_default();
-            for cols in got {
-                let (key, digest) = spec.digest(&cols);
-                out.insert(key, digest);
-                n += 1;
+            let mut out = BTreeMap::new();
+            self.digests(table, None, &mut out).await?;
+            if !out.is_empty() {
+                rows.insert(table.spec().table, out);
             }
         }
-        rows.retain(|_, r| !r.is_empty());
+        let n: u64 = rows.values().map(|r| r.len() as u64).sum();
         if n == 0 {
             return Ok(0);
         }
