@@ -773,9 +773,9 @@ async fn incidents(d: &Daemon) -> Vec<Value> {
             .json()
             .await
             .unwrap();
-        out.extend(v["incidents"].as_array().unwrap().iter().cloned());
-        match v["next_before"].as_i64() {
-            Some(b) => before = format!("&before={b}"),
+        out.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(b) => before = format!("&cursor={b}"),
             None => return out,
         }
     }

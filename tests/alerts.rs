@@ -143,7 +143,7 @@ async fn alertmanager_ha_peers_and_resends_are_recorded_once(app: TestApp) {
         }
     }
     let (_, list) = app.get("/api/v1/alerts?limit=500").await;
-    assert_eq!(list["alerts"].as_array().unwrap().len(), 10);
+    assert_eq!(list["items"].as_array().unwrap().len(), 10);
     // Duplicates inside one request are recorded once too.
     let twice: Value = serde_json::from_str(&pi_payload(SINGLE)).unwrap();
     let mut twice = twice.clone();
@@ -266,7 +266,7 @@ async fn alertmanager_unknown_fields_are_accepted(app: TestApp) {
         "a different source means a different dedup key"
     );
     let (_, list) = app.get("/api/v1/alerts?limit=5").await;
-    assert_eq!(list["alerts"][0]["source"], "grafana");
+    assert_eq!(list["items"][0]["source"], "grafana");
     app.stop().await;
 }
 
@@ -283,17 +283,17 @@ async fn unmatched_alerts_are_kept_and_listable(app: TestApp) {
             .all(|o| o["disposition"] == "recorded" && o["incident_id"].is_null())
     );
     let (_, list) = app.get("/api/v1/alerts?unmatched=true&limit=3").await;
-    assert_eq!(list["alerts"].as_array().unwrap().len(), 3);
-    assert!(list["next_before"].is_i64());
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    assert!(list["next_cursor"].is_string());
     let (_, page2) = app
         .get(&format!(
-            "/api/v1/alerts?unmatched=true&limit=20&before={}",
-            list["next_before"]
+            "/api/v1/alerts?unmatched=true&limit=20&cursor={}",
+            list["next_cursor"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(page2["alerts"].as_array().unwrap().len(), 7);
+    assert_eq!(page2["items"].as_array().unwrap().len(), 7);
     let (_, incidents) = app.get("/api/v1/incidents").await;
-    assert_eq!(incidents["incidents"].as_array().unwrap().len(), 0);
+    assert_eq!(incidents["items"].as_array().unwrap().len(), 0);
     // The watchdog is noise: recorded, no incident, even though it fires forever.
     let v = app.alerts(&json!({"source": "alertmanager-x", "title": "Watchdog", "labels": {"alertname": "Watchdog"}})).await;
     assert_eq!(v["alerts"][0]["disposition"], "recorded");

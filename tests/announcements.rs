@@ -264,7 +264,7 @@ async fn publish_serves_both_languages_the_list_and_the_feed(app: TestApp) {
     // The audit event, in the chain.
     let (s, tl) = app.get(&format!("/api/v1/incidents/{id}/timeline")).await;
     assert_eq!(s, StatusCode::OK, "{tl}");
-    let ev = tl["events"]
+    let ev = tl["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -402,7 +402,7 @@ async fn a_facts_change_is_a_new_version_and_the_same_words_are_not(app: TestApp
     assert_eq!(versions[1]["reason"], "remedies extended");
     assert_eq!(versions[1]["facts_version"], 2);
     let (_, tl) = app.get(&format!("/api/v1/incidents/{id}/timeline")).await;
-    let published = tl["events"]
+    let published = tl["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -898,7 +898,7 @@ webhook = "public-site"
         })
         .await;
     assert!(
-        d["deliveries"][0]["last_error"]
+        d["items"][0]["last_error"]
             .as_str()
             .unwrap()
             .contains("drill guard"),

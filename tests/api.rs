@@ -103,7 +103,7 @@ async fn auth_is_required_and_roles_are_checked(app: TestApp) {
     assert_eq!(s, StatusCode::OK);
     // Nothing refused was recorded.
     let (_, list) = app.get("/api/v1/alerts").await;
-    assert_eq!(list["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
 
@@ -216,7 +216,7 @@ async fn unknown_and_wrong_fields_name_their_path(app: TestApp) {
     );
     // A bad alert in an array refuses the whole request: nothing half-recorded.
     let (_, list) = app.get("/api/v1/alerts").await;
-    assert_eq!(list["alerts"].as_array().unwrap().len(), 0);
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
     app.stop().await;
 }
 

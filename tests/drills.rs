@@ -307,7 +307,7 @@ async fn a_drill_reaches_nobody_off_its_list_on_any_channel(backend: Backend) {
     let (_, n) = app
         .call(Method::GET, "/api/v1/inbox/real-user-1", Some(SITE), None)
         .await;
-    assert_eq!(n["notices"].as_array().unwrap().len(), 0, "{n}");
+    assert_eq!(n["items"].as_array().unwrap().len(), 0, "{n}");
     // The participants are every department the playbook pages: each gets its page, none is
     // killed by the guard.
     let mut seen = Vec::new();
@@ -328,7 +328,7 @@ async fn a_drill_reaches_nobody_off_its_list_on_any_channel(backend: Backend) {
             "/api/v1/incidents/{a}/deliveries?status=dead&limit=500"
         ))
         .await;
-    let guarded: Vec<&Value> = v["deliveries"]
+    let guarded: Vec<&Value> = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -364,7 +364,7 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     let mut drill = Value::Null;
     wait_for("the scheduled drill", 20, async || {
         let (_, v) = app.get("/api/v1/drills").await;
-        drill = v["drills"][0].clone();
+        drill = v["items"][0].clone();
         drill.is_object()
     })
     .await;
@@ -405,7 +405,7 @@ async fn a_scheduled_drill_pages_its_participants_and_goes_on_after_a_restart(ba
     })
     .await;
     let (_, v) = app.get("/api/v1/drills").await;
-    assert_eq!(v["drills"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(app.events(id, "drill.ended").await.len(), 1);
     // Scored against its targets, with the after-action report e-mailed to the owner.
     let (_, d) = app.get(&format!("/api/v1/drills/{drill_id}")).await;
@@ -454,7 +454,7 @@ async fn unknown_scenarios_are_refused_and_drills_stay_out_of_obligations(backen
         .as_i64()
         .unwrap();
     let (_, v) = app.get("/api/v1/obligations?all=true").await;
-    let incidents: Vec<i64> = v["obligations"]
+    let incidents: Vec<i64> = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -464,7 +464,7 @@ async fn unknown_scenarios_are_refused_and_drills_stay_out_of_obligations(backen
     assert!(!incidents.contains(&drill_inc), "drills are left out: {v}");
     let (_, v) = app.get("/api/v1/obligations?all=true&drills=true").await;
     assert!(
-        v["obligations"]
+        v["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -613,7 +613,7 @@ async fn a_functional_drill_has_synthetic_subjects_reachable_only_at_its_capture
     let (s, v) = app.get(&format!("/api/v1/incidents/{id}/subjects")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["total"], 4, "{v}");
-    for subject in v["subjects"].as_array().unwrap() {
+    for subject in v["items"].as_array().unwrap() {
         assert!(
             subject["subject_id"]
                 .as_str()
@@ -1067,7 +1067,7 @@ async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Back
                     .get(&format!("/api/v1/incidents/{id}/deliveries?limit=500"))
                     .await
                     .1;
-                let settled = v["deliveries"]
+                let settled = v["items"]
                     .as_array()
                     .unwrap()
                     .iter()
@@ -1078,7 +1078,7 @@ async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Back
             },
         )
         .await;
-        let pages: Vec<&Value> = v["deliveries"]
+        let pages: Vec<&Value> = v["items"]
             .as_array()
             .unwrap()
             .iter()

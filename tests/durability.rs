@@ -109,15 +109,15 @@ async fn shutdown_commits_every_acknowledged_alert(mut app: TestApp) {
     );
     app.restart().await;
     let mut stored = std::collections::HashSet::new();
-    let mut before = None::<i64>;
+    let mut before = None::<String>;
     loop {
-        let q = before.map_or(String::new(), |b| format!("&before={b}"));
+        let q = before.map_or(String::new(), |b| format!("&cursor={b}"));
         let (_, page) = app.get(&format!("/api/v1/alerts?limit=500{q}")).await;
-        for a in page["alerts"].as_array().unwrap() {
+        for a in page["items"].as_array().unwrap() {
             stored.insert(a["id"].as_i64().unwrap());
         }
-        match page["next_before"].as_i64() {
-            Some(b) => before = Some(b),
+        match page["next_cursor"].as_str() {
+            Some(b) => before = Some(b.to_string()),
             None => break,
         }
     }
@@ -399,6 +399,6 @@ async fn sqlite_wal_is_checkpointed_and_emptied_on_shutdown() {
     );
     app.start_again().await;
     let (_, list) = app.get("/api/v1/alerts?limit=5").await;
-    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(5));
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(5));
     app.stop().await;
 }

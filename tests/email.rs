@@ -443,7 +443,7 @@ async fn daemon_sends_email_end_to_end(backend: common::Backend) {
             v["by_status"]["sent"] == 1 && v["by_status"]["dead"] == 1
         })
         .await;
-    let sent = v["deliveries"]
+    let sent = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -452,7 +452,7 @@ async fn daemon_sends_email_end_to_end(backend: common::Backend) {
         .clone();
     assert_eq!(sent["recipient"], "z***@example.com");
     assert_eq!(sent["provider"], "smtp");
-    let dead = v["deliveries"]
+    let dead = v["items"]
         .as_array()
         .unwrap()
         .iter()

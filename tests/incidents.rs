@@ -124,9 +124,9 @@ async fn declare_drill_and_clocks(app: TestApp) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("discovered_at"))
     );
     let (_, list) = app.get("/api/v1/incidents?drill=true").await;
-    assert_eq!(list["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let (_, list) = app.get("/api/v1/incidents?drill=false").await;
-    assert_eq!(list["incidents"].as_array().unwrap().len(), 0);
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
     app.stop().await;
 }
 
@@ -385,24 +385,24 @@ async fn list_filters_and_paging(app: TestApp) {
     app.transition(pi, "false_positive", Some("test data"))
         .await;
     let (_, v) = app.get("/api/v1/incidents?limit=5").await;
-    assert_eq!(v["incidents"].as_array().unwrap().len(), 5);
-    assert_eq!(v["incidents"][0]["id"], pi, "newest first");
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
+    assert_eq!(v["items"][0]["id"], pi, "newest first");
     let (_, v2) = app
         .get(&format!(
-            "/api/v1/incidents?limit=5&before={}",
-            v["next_before"]
+            "/api/v1/incidents?limit=5&cursor={}",
+            v["next_cursor"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(v2["incidents"].as_array().unwrap().len(), 3);
-    assert!(v2["next_before"].is_null());
+    assert_eq!(v2["items"].as_array().unwrap().len(), 3);
+    assert!(v2["next_cursor"].is_null());
     let (_, v) = app.get("/api/v1/incidents?open=true").await;
-    assert_eq!(v["incidents"].as_array().unwrap().len(), 7);
+    assert_eq!(v["items"].as_array().unwrap().len(), 7);
     let (_, v) = app.get("/api/v1/incidents?open=false").await;
-    assert_eq!(v["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
     let (_, v) = app
         .get("/api/v1/incidents?severity=S1&category=pi_leak&status=false_positive")
         .await;
-    assert_eq!(v["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
     for q in [
         "severity=S9",
         "status=gone",

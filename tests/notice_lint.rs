@@ -110,7 +110,7 @@ async fn decisions(app: &TestApp, id: i64) -> usize {
     let (_, tl) = app
         .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
         .await;
-    tl["events"]
+    tl["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -296,7 +296,7 @@ async fn public_text_that_looks_internal_needs_legal_and_a_reason(backend: Backe
     let (_, tl) = app
         .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
         .await;
-    let o = tl["events"]
+    let o = tl["items"]
         .as_array()
         .unwrap()
         .iter()

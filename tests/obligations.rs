@@ -669,7 +669,7 @@ async fn an_incident_opened_by_alerts_is_assessed_and_listed_by_time_left(backen
     }))
     .await;
     let (_, list) = app.get("/api/v1/incidents").await;
-    let id = list["incidents"][0]["id"].as_i64().unwrap();
+    let id = list["items"][0]["id"].as_i64().unwrap();
     wait_for("the alert's incident to be assessed", 10, || async {
         regulation(&app, id).await["obligations"]
             .as_array()
@@ -685,7 +685,7 @@ async fn an_incident_opened_by_alerts_is_assessed_and_listed_by_time_left(backen
     // Soonest first: the declared incident's 4-hour report (30 min left) before the alert's.
     let (s, v) = app.get("/api/v1/obligations?due_within=5h").await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let list = v["obligations"].as_array().unwrap();
+    let list = v["items"].as_array().unwrap();
     let order: Vec<(i64, &str)> = list
         .iter()
         .map(|o| {
@@ -708,7 +708,7 @@ async fn an_incident_opened_by_alerts_is_assessed_and_listed_by_time_left(backen
         "{v:#}"
     );
     let (_, all) = app.get("/api/v1/obligations").await;
-    assert!(all["obligations"].as_array().unwrap().len() > list.len());
+    assert!(all["items"].as_array().unwrap().len() > list.len());
     let (s, b) = app.get("/api/v1/obligations?due_within=soon").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
@@ -883,6 +883,6 @@ async fn closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothi
                 .all(|e| e["data"]["detail"] == "the incident is a false positive")
     );
     let (_, owed) = app.get(&format!("/api/v1/obligations?incident={fp}")).await;
-    assert_eq!(owed["obligations"], json!([]));
+    assert_eq!(owed["items"], json!([]));
     app.stop().await;
 }

@@ -416,7 +416,7 @@ async fn times_before_2000_or_after_2099_are_refused_everywhere(app: TestApp) {
     assert_eq!(inc["discovered_at"], "2026-11-20T02:30:00Z");
     let (_, incidents) = app.get("/api/v1/incidents?limit=50").await;
     assert_eq!(
-        incidents["incidents"].as_array().unwrap().len(),
+        incidents["items"].as_array().unwrap().len(),
         1,
         "{incidents}"
     );

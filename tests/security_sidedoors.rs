@@ -269,7 +269,7 @@ S4 = ["email"]
         .call(Method::GET, "/api/v1/inbox/user-1001", Some(SITE), None)
         .await;
     assert_eq!(s, StatusCode::OK, "{inbox}");
-    assert_eq!(inbox["notices"].as_array().unwrap().len(), 0, "{inbox}");
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 0, "{inbox}");
     app.stop().await;
 }
 
@@ -393,7 +393,7 @@ key = "{KEY}"
     );
     let (s, list) = app.get(&path).await;
     assert_eq!(s, StatusCode::OK, "{list}");
-    assert_eq!(list, json!([]), "nothing was created to approve");
+    assert_eq!(list["items"], json!([]), "nothing was created to approve");
     // The configured notice goes through (and waits for its approval).
     let (s, c) = app
         .post(&path, RESPONDER, &json!({"channels": ["sms"]}))

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     a_personal_information_leak_from_the_dlp_alert_to_the_closing_summary,
     audit_verify_names_each_table_edited_outside_incidentd,
+    every_answer_of_the_api_is_as_its_openapi_description_says,
 );
 
 /// The shipped configuration's trial tokens (README).
@@ -813,4 +814,342 @@ async fn audit_verify_names_each_table_edited_outside_incidentd(backend: Backend
         "{out}"
     );
     app.stop().await;
+}
+
+/// Issue #18 part 4: after the whole story (and a drill and a silence, so no listing is empty
+/// for want of data), every `GET` the served OpenAPI description lists is called; each answer
+/// must match its documented schema — no undocumented field, no missing required one — and
+/// the API's conventions: times are RFC 3339 UTC strings, arrays are arrays (never JSON in a
+/// string), every listing is `{"items": [...], "next_cursor": …}` and pages by `?cursor=`.
+async fn every_answer_of_the_api_is_as_its_openapi_description_says(backend: Backend) {
+    // The conventions' check knows the seams issue #18 found.
+    let mut seen = Vec::new();
+    conventions(
+        &json!({"created_at": 1796327524753413_i64, "x": [{"at": "2026-11-20T10:30:00+08:00"}], "channels": "[\"email\"]", "clock_start": 1796327524753413_i64, "subjects": 2300000}),
+        "",
+        &mut |p| seen.push(p),
+    );
+    assert_eq!(seen.len(), 4, "{seen:?}");
+
+    let Some(app) = play_the_leak(backend).await else {
+        return;
+    };
+    let admin = "dev-admin-token";
+    let (_, drills) = app
+        .call(Method::GET, "/api/v1/drills", Some(admin), None)
+        .await;
+    let scenario = drills["scenarios"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no scenario: {drills}"))
+        .to_string();
+    let (s, drill) = app
+        .post("/api/v1/drills", admin, &json!({ "scenario": scenario }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{drill}");
+    let (s, silence) = app
+        .post(
+            "/api/v1/silences",
+            admin,
+            &json!({"matchers": ["alertname=BruteForce"], "duration": "1h", "reason": "noisy rule"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{silence}");
+
+    let (_, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let first = |v: &Value, k: &str| -> String {
+        match &v["items"][0][k] {
+            Value::String(x) => x.clone(),
+            Value::Number(n) => n.to_string(),
+            other => panic!("no {k} in the first item of {v:#} ({other})"),
+        }
+    };
+    let listed = |path: &str| {
+        let app = &app;
+        let path = path.to_string();
+        async move { app.call(Method::GET, &path, Some(admin), None).await.1 }
+    };
+    let subjects = listed("/api/v1/incidents/1/subjects").await;
+    let site_user = subjects["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["site_user_id"].as_str())
+        .unwrap_or("u-10001")
+        .to_string();
+    let slug = listed("/api/v1/incidents/1/announcement").await["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let samples: Vec<(&str, String)> = vec![
+        ("/api/v1/drills/{id}", drill["id"].to_string()),
+        ("/api/v1/silences/{id}", silence["id"].to_string()),
+        ("{id}", "1".into()),
+        (
+            "{rid}",
+            first(&listed("/api/v1/incidents/1/reports").await, "id"),
+        ),
+        (
+            "{delivery}",
+            first(&listed("/api/v1/incidents/1/deliveries").await, "id"),
+        ),
+        (
+            "{campaign}",
+            first(&listed("/api/v1/incidents/1/notices").await, "id"),
+        ),
+        ("{subject_id}", first(&subjects, "subject_id")),
+        ("{site_user_id}", site_user),
+        ("{slug}", slug),
+    ];
+
+    let validate = schema_checker(&doc);
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        let mut path = template.clone();
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            let hole = format!("{{{name}}}");
+            match p["in"].as_str() {
+                Some("path") => {
+                    assert!(
+                        template.contains(&hole),
+                        "{template}: `{name}` is documented as a path parameter but the path has no {hole}"
+                    );
+                    let value = samples
+                        .iter()
+                        .find(|(k, _)| *k == template || *k == hole)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_else(|| {
+                            panic!("{template}: this test has no sample for {hole}; add one")
+                        });
+                    path = path.replace(&hole, &value);
+                }
+                Some("query") => assert!(
+                    !template.contains(&hole),
+                    "{template}: `{name}` is in the path but documented as a query parameter"
+                ),
+                other => panic!("{template}: parameter `{name}` is in {other:?}"),
+            }
+        }
+        assert!(
+            !path.contains('{'),
+            "{template}: a path parameter is not documented"
+        );
+        let documented = &op["responses"]["200"]["content"];
+        let r = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
+        let Some(media) = documented.get(&ctype) else {
+            problems.push(format!(
+                "GET {template}: answers {ctype}, documented {documented}"
+            ));
+            continue;
+        };
+        checked += 1;
+        if ctype != "application/json" {
+            continue;
+        }
+        let body: Value = r.json().await.unwrap();
+        problems.extend(
+            validate(&media["schema"], &body)
+                .into_iter()
+                .map(|e| format!("GET {template}: {e}")),
+        );
+        conventions(&body, "", &mut |e| {
+            problems.push(format!("GET {template}: {e}"))
+        });
+        let listing = media["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| doc.pointer(&r[1..]))
+            .is_some_and(|s| s["properties"]["items"]["type"] == "array");
+        match (&body, listing) {
+            (Value::Array(_), _) => problems.push(format!(
+                "GET {template}: a bare array; a listing answers {{items, next_cursor}}"
+            )),
+            (Value::Object(o), true) if !o.contains_key("next_cursor") => {
+                problems.push(format!("GET {template}: a listing without next_cursor"))
+            }
+            (Value::Object(o), false)
+                if !template.ends_with('}')
+                    && o.values().any(Value::is_array)
+                    && !DOCUMENTS.contains(&template.as_str()) =>
+            {
+                problems.push(format!(
+                    "GET {template}: lists something but not as {{items, next_cursor}}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(checked >= 30, "only {checked} answers checked");
+
+    // One paging scheme: the timeline read two events at a time is the timeline read at once.
+    let whole = listed("/api/v1/incidents/1/timeline?limit=500").await;
+    let mut paged = Vec::new();
+    let mut next = String::new();
+    loop {
+        let page = listed(&format!("/api/v1/incidents/1/timeline?limit=2{next}")).await;
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(&Value::Array(paged), &whole["items"]);
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/api/v1/incidents?cursor=abc",
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("next_cursor"), "{v}");
+}
+
+/// Answers that are one thing with lists inside (not listings).
+const DOCUMENTS: [&str; 5] = [
+    "/api/v1/incidents/{id}/announcement",
+    "/api/v1/incidents/{id}/obligations",
+    "/api/v1/incidents/{id}/tasks",
+    "/api/v1/incidents/{id}/summary",
+    "/api/v1/drills",
+];
+
+/// A validator of a value against a schema of `doc` (OpenAPI 3.1 schemas are JSON Schema
+/// 2020-12): every object schema is closed (`unevaluatedProperties: false`), so a field the
+/// description does not name is a problem too.
+fn schema_checker(doc: &Value) -> impl Fn(&Value, &Value) -> Vec<String> {
+    let mut components = doc["components"].clone();
+    let named = components["schemas"].clone();
+    for (_, s) in components["schemas"].as_object_mut().unwrap() {
+        merge_all_of(s, &named);
+        close(s);
+    }
+    move |schema: &Value, value: &Value| {
+        let mut root = schema.clone();
+        root["components"] = components.clone();
+        let v = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("{schema}: {e}"));
+        v.iter_errors(value)
+            .map(|e| format!("at `{}`: {e}", e.instance_path()))
+            .collect()
+    }
+}
+
+/// Replaces an `allOf` of object schemas (how a flattened struct is described) by the one
+/// object they make, so that closing it judges the whole.
+fn merge_all_of(s: &mut Value, named: &Value) {
+    if let Some(all) = s.get("allOf").and_then(Value::as_array).cloned() {
+        let mut properties = serde_json::Map::new();
+        let mut required = Vec::new();
+        for part in all {
+            let part = match part["$ref"].as_str() {
+                Some(r) => named[r.rsplit('/').next().unwrap()].clone(),
+                None => part,
+            };
+            properties.extend(part["properties"].as_object().cloned().unwrap_or_default());
+            required.extend(part["required"].as_array().cloned().unwrap_or_default());
+        }
+        *s = json!({"type": "object", "properties": properties, "required": required});
+    }
+    match s {
+        Value::Object(o) => o.values_mut().for_each(|v| merge_all_of(v, named)),
+        Value::Array(a) => a.iter_mut().for_each(|v| merge_all_of(v, named)),
+        _ => {}
+    }
+}
+
+/// Closes every object schema with properties (recursively): a field the description does
+/// not name is a problem.
+fn close(s: &mut Value) {
+    let Some(o) = s.as_object_mut() else { return };
+    if o.contains_key("properties") && !o.contains_key("additionalProperties") {
+        o.insert("unevaluatedProperties".into(), Value::Bool(false));
+    }
+    for v in o.values_mut() {
+        match v {
+            Value::Object(_) => close(v),
+            Value::Array(a) => a.iter_mut().for_each(close),
+            _ => {}
+        }
+    }
+}
+
+/// The API's conventions, checked on every value of an answer.
+fn conventions(v: &Value, path: &str, problem: &mut impl FnMut(String)) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let at = format!("{path}.{k}");
+                let timeish = k == "at"
+                    || k == "now"
+                    || k.ends_with("_at")
+                    || k.ends_with("_since")
+                    || k.ends_with("_until");
+                match x {
+                    Value::Number(_) if timeish => {
+                        problem(format!("{at} is a number ({x}); times are RFC 3339 UTC"))
+                    }
+                    Value::String(t) if timeish && !is_utc(t) => {
+                        problem(format!("{at} is `{t}`, not an RFC 3339 UTC time"))
+                    }
+                    _ => conventions(x, &at, problem),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                conventions(x, &format!("{path}[{i}]"), problem);
+            }
+        }
+        Value::String(t)
+            if (t.starts_with('[') || t.starts_with('{'))
+                && serde_json::from_str::<Value>(t)
+                    .is_ok_and(|j| j.is_array() || j.is_object()) =>
+        {
+            problem(format!("{path} is JSON inside a string: `{t}`"));
+        }
+        // Whatever its name: microseconds between 2000 and 2100 are a time written as a number.
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|us| (946_684_800_000_000..4_102_444_800_000_000).contains(&us)) =>
+        {
+            problem(format!(
+                "{path} is {n}: a time in microseconds; times are RFC 3339 UTC"
+            ));
+        }
+        _ => {}
+    }
+}
+
+fn is_utc(t: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(t).is_ok_and(|d| d.offset().local_minus_utc() == 0)
 }

@@ -155,6 +155,7 @@ async fn ingest(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// Only alerts that opened or joined no incident and were not silenced.
@@ -165,18 +166,17 @@ pub struct AlertQuery {
     pub silenced: bool,
     /// Only alerts of this incident.
     pub incident: Option<i64>,
-    /// Page: alerts with ids below this.
-    pub before: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AlertList {
-    pub alerts: Vec<AlertRecord>,
-    /// Pass as `before` for the next page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+super::page::listing!(
+    /// Recorded alerts, newest first.
+    AlertList,
+    AlertRecord
+);
 
 /// List recorded alerts, newest first.
 #[utoipa::path(
@@ -191,7 +191,7 @@ pub async fn list_alerts(
     _: Authorized<role::Read>,
     Query(q): Query<AlertQuery>,
 ) -> Result<axum::Json<AlertList>, ApiError> {
-    let limit = super::incidents::page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
     let alerts = state
         .engine
         .store()
@@ -199,16 +199,12 @@ pub async fn list_alerts(
             unmatched: q.unmatched,
             silenced: q.silenced,
             incident_id: q.incident,
-            before: q.before,
+            before: super::page::cursor(q.cursor.as_deref())?,
             limit,
         })
         .await
         .map_err(crate::engine::EngineError::from)?;
-    let next_before = super::incidents::next_cursor(&alerts, limit, |a| a.id);
-    Ok(axum::Json(AlertList {
-        alerts,
-        next_before,
-    }))
+    Ok(axum::Json(AlertList::paged(alerts, limit, |a| a.id)))
 }
 
 /// Move an alert to another incident.

@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Path, Query};
-use super::incidents::{next_cursor, page_limit};
+use super::page::{cursor, limit as page_limit};
 use crate::channels::{ChannelKind, Content, Purpose};
 use crate::engine::{DeliveryRequest, EngineError};
 use crate::store::{DeliveryFilter, DeliveryStatus, DeliveryView, InboxNotice};
@@ -73,14 +73,15 @@ pub async fn enqueue(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// pending, sending, sent, failed or dead.
     pub status: Option<String>,
     /// email, sms, voice, inbox, site_webhook or webhook.
     pub channel: Option<String>,
-    /// Page: deliveries with ids below this.
-    pub before: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
@@ -92,8 +93,9 @@ pub struct DeliveryList {
     /// channel → status → number.
     pub by_channel: BTreeMap<String, BTreeMap<String, i64>>,
     /// This page (newest first); recipients are masked.
-    pub deliveries: Vec<DeliveryView>,
-    pub next_before: Option<i64>,
+    pub items: Vec<DeliveryView>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// How an incident's deliveries stand: counts by status and channel, and the rows, paged.
@@ -153,17 +155,16 @@ pub async fn list(
             incident_id: Some(id),
             status,
             channel,
-            before: q.before,
+            before: cursor(q.cursor.as_deref())?,
             limit,
         })
         .await
         .map_err(EngineError::from)?;
-    let next_before = next_cursor(&deliveries, limit, |d| d.id);
     Ok(axum::Json(DeliveryList {
         by_status,
         by_channel,
-        deliveries,
-        next_before,
+        next_cursor: super::page::next(&deliveries, limit, |d| d.id),
+        items: deliveries,
     }))
 }
 
@@ -303,17 +304,20 @@ pub async fn allow_drill_recipients(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
-    pub before: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
+    /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Inbox {
-    pub notices: Vec<InboxNotice>,
-    pub next_before: Option<i64>,
-}
+super::page::listing!(
+    /// A site user's in-site notices, newest first.
+    Inbox,
+    InboxNotice
+);
 
 /// A site user's in-site notices, newest first (for host sites without a message centre).
 #[utoipa::path(
@@ -333,14 +337,10 @@ pub async fn inbox(
     let notices = state
         .engine
         .store()
-        .inbox(&user, q.before, limit)
+        .inbox(&user, cursor(q.cursor.as_deref())?, limit)
         .await
         .map_err(EngineError::from)?;
-    let next_before = next_cursor(&notices, limit, |n| n.id);
-    Ok(axum::Json(Inbox {
-        notices,
-        next_before,
-    }))
+    Ok(axum::Json(Inbox::paged(notices, limit, |n| n.id)))
 }
 
 /// Mark one of a site user's notices read.

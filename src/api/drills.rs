@@ -77,8 +77,10 @@ pub struct NextDrill {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DrillList {
-    /// Past and running drills, newest first.
-    pub drills: Vec<DrillView>,
+    /// Past and running drills, newest first (the newest 200).
+    pub items: Vec<DrillView>,
+    /// Always `null`: the newest 200 drills are all there is to page.
+    pub next_cursor: Option<String>,
     /// The `[[drills.schedule]]` entries, soonest first.
     pub scheduled: Vec<NextDrill>,
     /// The scenarios that can be started.
@@ -164,7 +166,8 @@ pub async fn list(
         .collect();
     Ok(axum::Json(DrillList {
         trend: crate::engine::scorecard::trend(&cards),
-        drills: rows.iter().map(view).collect(),
+        items: rows.iter().map(view).collect(),
+        next_cursor: None,
         scheduled,
         scenarios: live.drills.names().iter().map(|s| s.to_string()).collect(),
     }))

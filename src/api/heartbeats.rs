@@ -5,18 +5,17 @@ use axum::extract::State;
 use super::extract::Path;
 use axum::http::StatusCode;
 use chrono::Utc;
-use serde::Serialize;
 
 use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use crate::engine::heartbeats::{HeartbeatView, view};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HeartbeatList {
-    /// The configured heartbeats, in configuration order.
-    pub heartbeats: Vec<HeartbeatView>,
-}
+super::page::listing!(
+    /// The configured heartbeats, in configuration order, in one page.
+    HeartbeatList,
+    HeartbeatView
+);
 
 /// Every configured heartbeat: last seen, next due, state (`ok`, `late`, `never`), incident.
 #[utoipa::path(
@@ -32,7 +31,7 @@ pub async fn list(
     let beats = state.live().heartbeats.clone();
     let heartbeats =
         crate::engine::heartbeats::list(state.engine.store(), &beats, Utc::now()).await?;
-    Ok(axum::Json(HeartbeatList { heartbeats }))
+    Ok(axum::Json(HeartbeatList::whole(heartbeats)))
 }
 
 /// Signal a heartbeat: the source calling this is alive.

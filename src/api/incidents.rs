@@ -13,25 +13,6 @@ use crate::domain::records::{AlertRecord, Event, Incident};
 use crate::engine::{Declaration, EngineError, IncidentPatch};
 use crate::store::{AlertFilter, IncidentFilter};
 
-/// The cursor (`before` or `after`) that fetches the next page: the last id of a full page,
-/// none after the last page.
-pub(super) fn next_cursor<T>(page: &[T], limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
-    (page.len() as i64 == limit)
-        .then(|| page.last().map(id))
-        .flatten()
-}
-
-pub(super) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(50),
-        Some(n) if (1..=500).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad_request(
-            "bad_query",
-            format!("limit={n}: give a number from 1 to 500"),
-        )),
-    }
-}
-
 /// Declare an incident.
 ///
 /// Category and severity may be omitted: the classification rules decide from the title,
@@ -66,6 +47,7 @@ pub async fn declare(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
     pub status: Option<Status>,
@@ -74,18 +56,17 @@ pub struct IncidentQuery {
     pub severity: Option<Severity>,
     pub category: Option<Category>,
     pub drill: Option<bool>,
-    /// Page: incidents with ids below this.
-    pub before: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IncidentList {
-    pub incidents: Vec<Incident>,
-    /// Pass as `before` for the next page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+super::page::listing!(
+    /// Incidents, newest first.
+    IncidentList,
+    Incident
+);
 
 /// List incidents, newest first.
 #[utoipa::path(
@@ -100,7 +81,7 @@ pub async fn list(
     _: Authorized<role::Read>,
     Query(q): Query<IncidentQuery>,
 ) -> Result<axum::Json<IncidentList>, ApiError> {
-    let limit = page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
     let incidents = state
         .engine
         .store()
@@ -110,16 +91,12 @@ pub async fn list(
             severity: q.severity,
             category: q.category,
             drill: q.drill,
-            before: q.before,
+            before: super::page::cursor(q.cursor.as_deref())?,
             limit,
         })
         .await
         .map_err(EngineError::from)?;
-    let next_before = next_cursor(&incidents, limit, |i| i.id);
-    Ok(axum::Json(IncidentList {
-        incidents,
-        next_before,
-    }))
+    Ok(axum::Json(IncidentList::paged(incidents, limit, |i| i.id)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -203,7 +180,11 @@ pub async fn update(
 /// Update facts with a JSON merge patch (RFC 7396): given fields replace, `null` clears.
 ///
 /// Free text given in a locale the organisation does not write documents in is refused.
-fn text_locales(patch: &serde_json::Value, live: &crate::api::Live) -> Result<(), ApiError> {
+/// A facts patch's texts are in the configured languages (the API and the console check alike).
+pub(crate) fn text_locales(
+    patch: &serde_json::Value,
+    live: &crate::api::Live,
+) -> Result<(), EngineError> {
     let Some(obj) = patch.as_object() else {
         return Ok(());
     };
@@ -238,7 +219,7 @@ pub async fn update_facts(
     Body(body): Body,
 ) -> Result<axum::Json<Incident>, ApiError> {
     let patch: serde_json::Value = crate::ingest::from_json(&body)?;
-    text_locales(&patch, &state.live())?;
+    text_locales(&patch, &state.live()).map_err(ApiError::from)?;
     let rules = state.live().rules.clone();
     Ok(axum::Json(
         state
@@ -333,20 +314,20 @@ pub async fn merge(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineQuery {
-    /// Events with ids above this (default 0).
-    pub after: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Timeline {
-    pub events: Vec<Event>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<i64>,
-}
+super::page::listing!(
+    /// An incident's audited events, oldest first.
+    Timeline,
+    Event
+);
 
 /// The incident's audited events, oldest first, with those of incidents merged into it.
 #[utoipa::path(
@@ -362,7 +343,8 @@ pub async fn timeline(
     IncidentId(id): IncidentId,
     Query(q): Query<TimelineQuery>,
 ) -> Result<axum::Json<Timeline>, ApiError> {
-    let limit = page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
+    let after = super::page::cursor(q.cursor.as_deref())?.unwrap_or(0);
     let store = state.engine.store();
     if store
         .incident(id)
@@ -373,9 +355,8 @@ pub async fn timeline(
         return Err(ApiError::not_found(format!("there is no incident {id}")));
     }
     let events = store
-        .timeline(id, q.after.unwrap_or(0), limit)
+        .timeline(id, after, limit)
         .await
         .map_err(EngineError::from)?;
-    let next_after = next_cursor(&events, limit, |e| e.id);
-    Ok(axum::Json(Timeline { events, next_after }))
+    Ok(axum::Json(Timeline::paged(events, limit, |e| e.id)))
 }

@@ -49,7 +49,7 @@ pub struct ObligationView {
     pub why: Vec<String>,
 }
 
-pub(super) fn view(r: &ObligationRow, now: DateTime<Utc>) -> ObligationView {
+pub(crate) fn view(r: &ObligationRow, now: DateTime<Utc>) -> ObligationView {
     let detail: Option<ObligationOutcome> = serde_json::from_str(&r.detail).ok();
     let due = r.due_at.map(from_micros);
     let seconds_left = due.map(|d| (d - now).num_seconds());
@@ -100,6 +100,7 @@ pub(super) fn view(r: &ObligationRow, now: DateTime<Utc>) -> ObligationView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ObligationQuery {
     /// Only those due within this long from now (`4h`, `3d`), overdue ones included.
@@ -121,8 +122,10 @@ pub struct ObligationQuery {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ObligationList {
-    /// Soonest deadline first; those without a deadline last.
-    pub obligations: Vec<ObligationView>,
+    /// Soonest deadline first; those without a deadline last; at most `limit`, in one page.
+    pub items: Vec<ObligationView>,
+    /// Always `null`: narrow with the filters instead.
+    pub next_cursor: Option<String>,
 }
 
 /// Obligations across incidents, soonest deadline first.
@@ -168,7 +171,8 @@ pub async fn list(
         .await
         .map_err(EngineError::from)?;
     Ok(axum::Json(ObligationList {
-        obligations: rows.iter().map(|r| view(r, now)).collect(),
+        items: rows.iter().map(|r| view(r, now)).collect(),
+        next_cursor: None,
     }))
 }
 

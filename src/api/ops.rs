@@ -10,7 +10,7 @@ use super::error::{ApiError, Problem};
 use crate::domain::incident::Severity;
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "alive", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -23,7 +23,7 @@ pub async fn healthz() -> &'static str {
     path = "/readyz",
     tag = "operations",
     security((), ("bearer" = [])),
-    responses((status = 200, description = "ready"), (status = 503, body = Problem))
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain"), (status = 503, body = Problem))
 )]
 pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Result<String, ApiError> {
     let known = Caller::from_headers(&headers, &state).is_ok();
@@ -48,7 +48,7 @@ pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Result
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Open incidents come from the store, so every instance reports the same, true figure.
     match state.engine.store().open_incidents_by_severity().await {

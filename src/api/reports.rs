@@ -13,6 +13,7 @@ use crate::engine::reports::{DraftFailure, DraftRequest, ReportCtx, ReportView, 
 use crate::engine::summary::Summary;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     /// `json` (default), `markdown` or `html`: the document itself.
@@ -95,15 +96,23 @@ pub async fn draft(
     path = "/api/v1/incidents/{id}/reports",
     tag = "reports",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<ReportView>), (status = 404, body = Problem))
+    responses((status = 200, body = ReportList), (status = 404, body = Problem))
 )]
 pub async fn list(
     State(state): State<AppState>,
     _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
-) -> Result<axum::Json<Vec<ReportView>>, ApiError> {
-    Ok(axum::Json(state.engine.reports(id).await?))
+) -> Result<axum::Json<ReportList>, ApiError> {
+    Ok(axum::Json(ReportList::whole(
+        state.engine.reports(id).await?,
+    )))
 }
+
+super::page::listing!(
+    /// Every version of an incident's reports, without the documents.
+    ReportList,
+    ReportView
+);
 
 /// One version with its Markdown and HTML; `?format=markdown|html` returns the document itself.
 #[utoipa::path(

@@ -92,22 +92,22 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceQuery {
     /// Only silences in this state now: `active`, `pending` or `expired`.
     pub state: Option<SilenceState>,
     /// Page: silences with ids below this.
-    pub before: Option<i64>,
+    pub cursor: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SilenceList {
-    pub silences: Vec<SilenceView>,
-    /// Pass as `before` for the next page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+super::page::listing!(
+    /// Silences, newest first.
+    SilenceList,
+    SilenceView
+);
 
 /// List silences, newest first; expired ones are kept.
 #[utoipa::path(
@@ -122,7 +122,7 @@ pub async fn list(
     _: Authorized<role::Read>,
     Query(q): Query<SilenceQuery>,
 ) -> Result<axum::Json<SilenceList>, ApiError> {
-    let limit = super::incidents::page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
     let now = Utc::now();
     let rows = state
         .engine
@@ -130,15 +130,15 @@ pub async fn list(
         .silences(&SilenceFilter {
             state: q.state.map(SilenceState::as_str),
             now: to_micros(now),
-            before: q.before,
+            before: super::page::cursor(q.cursor.as_deref())?,
             limit,
         })
         .await
         .map_err(EngineError::from)?;
-    let next_before = super::incidents::next_cursor(&rows, limit, |r| r.id);
+    let next_cursor = super::page::next(&rows, limit, |r| r.id);
     Ok(axum::Json(SilenceList {
-        silences: rows.iter().map(|r| view(r, now)).collect(),
-        next_before,
+        items: rows.iter().map(|r| view(r, now)).collect(),
+        next_cursor,
     }))
 }
 

@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Path, Query};
-use super::incidents::{next_cursor, page_limit};
+use super::page::{cursor, limit as page_limit};
 use crate::engine::EngineError;
 use crate::engine::campaign::{CampaignRequest, CampaignView};
 use crate::engine::subjects::{ImportCtx, ImportReport};
@@ -79,10 +79,12 @@ pub async fn import(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectsQuery {
-    /// Row id to start after (the previous page's `next_cursor`).
-    pub after: Option<i64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
+    /// At most this many (default 50, at most 500).
     pub limit: Option<i64>,
 }
 
@@ -90,8 +92,10 @@ pub struct SubjectsQuery {
 pub struct SubjectPage {
     /// Subjects the incident holds.
     pub total: i64,
-    pub subjects: Vec<SubjectView>,
-    pub next_cursor: Option<i64>,
+    /// This page, in import order.
+    pub items: Vec<SubjectView>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// An incident's affected people, contacts masked, in import order.
@@ -111,14 +115,14 @@ pub async fn list(
     let limit = page_limit(q.limit)?;
     let store = state.engine.store();
     let subjects = store
-        .subjects_page(id, q.after.unwrap_or(0), limit)
+        .subjects_page(id, cursor(q.cursor.as_deref())?.unwrap_or(0), limit)
         .await
         .map_err(EngineError::from)?;
     let total = store.subject_count(id).await.map_err(EngineError::from)?;
     Ok(axum::Json(SubjectPage {
-        next_cursor: next_cursor(&subjects, limit, |s| s.id),
+        next_cursor: super::page::next(&subjects, limit, |s| s.id),
         total,
-        subjects,
+        items: subjects,
     }))
 }
 
@@ -131,7 +135,11 @@ pub struct NoticeProof {
     pub locale: String,
     pub status: String,
     pub attempts: i32,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub enqueued_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub sent_at: Option<i64>,
     pub provider: Option<String>,
     pub provider_message_id: Option<String>,
@@ -197,36 +205,27 @@ pub async fn show(
     path = "/api/v1/incidents/{id}/subject-imports",
     tag = "subjects",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<serde_json::Value>))
+    responses((status = 200, body = ImportList))
 )]
 pub async fn imports(
     State(state): State<AppState>,
     _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
-) -> Result<axum::Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<axum::Json<ImportList>, ApiError> {
     let rows = state
         .engine
         .store()
         .imports(id)
         .await
         .map_err(EngineError::from)?;
-    Ok(axum::Json(
-        rows.into_iter()
-            .map(|r| {
-                let mut v = serde_json::json!({
-                    "id": r.id,
-                    "actor": r.actor,
-                    "format": r.format,
-                    "status": r.status,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
-                });
-                v["report"] = serde_json::from_str(&r.report).unwrap_or_default();
-                v
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(ImportList::whole(rows)))
 }
+
+super::page::listing!(
+    /// An incident's subject imports, oldest first, each with its report.
+    ImportList,
+    crate::store::ImportRow
+);
 
 /// Start a notice campaign: one delivery per subject per chosen channel (`mode: all`), or the
 /// first reachable channel with the others as fallbacks (`mode: first`). Nothing is sent
@@ -270,13 +269,13 @@ pub async fn start_campaign(
     path = "/api/v1/incidents/{id}/notices",
     tag = "subjects",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<CampaignView>))
+    responses((status = 200, body = CampaignList))
 )]
 pub async fn campaigns(
     State(state): State<AppState>,
     _: Authorized<role::Read>,
     IncidentId(id): IncidentId,
-) -> Result<axum::Json<Vec<CampaignView>>, ApiError> {
+) -> Result<axum::Json<CampaignList>, ApiError> {
     let rows = state
         .engine
         .store()
@@ -287,8 +286,14 @@ pub async fn campaigns(
     for c in rows {
         out.push(state.engine.campaign_view(c, false).await?);
     }
-    Ok(axum::Json(out))
+    Ok(axum::Json(CampaignList::whole(out)))
 }
+
+super::page::listing!(
+    /// An incident's notice campaigns, each with its progress.
+    CampaignList,
+    CampaignView
+);
 
 /// One campaign: status, subjects enqueued, unreachable subjects, and deliveries by channel
 /// and status (pending, sending, failed, sent, dead).

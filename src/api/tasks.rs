@@ -177,6 +177,7 @@ pub async fn reassign(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// `true`: tasks of the departments this token acts for, or assigned to its name.
@@ -193,10 +194,12 @@ pub struct TaskQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TaskList {
-    pub tasks: Vec<TaskView>,
-}
+super::page::listing!(
+    /// Tasks (or approvals) across incidents, soonest due first: at most `limit`, in one
+    /// page — narrow with the filters.
+    TaskList,
+    TaskView
+);
 
 /// Open tasks across incidents (`mine`, `overdue`, `department`, `incident` filters).
 #[utoipa::path(
@@ -211,7 +214,7 @@ pub async fn list(
     caller: Authorized<role::Read>,
     Query(q): Query<TaskQuery>,
 ) -> Result<axum::Json<TaskList>, ApiError> {
-    let limit = super::incidents::page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
     let mut f = TaskFilter {
         incident_id: q.incident,
         open: !q.all.unwrap_or(false),
@@ -244,7 +247,7 @@ pub async fn list(
     } else {
         tasks = state.engine.list_tasks(&f).await?;
     }
-    Ok(axum::Json(TaskList { tasks }))
+    Ok(axum::Json(TaskList::whole(tasks)))
 }
 
 /// Approval tasks still waiting for a decision (the gates), across incidents.
@@ -260,7 +263,7 @@ pub async fn approvals(
     caller: Authorized<role::Read>,
     Query(q): Query<TaskQuery>,
 ) -> Result<axum::Json<TaskList>, ApiError> {
-    let limit = super::incidents::page_limit(q.limit)?;
+    let limit = super::page::limit(q.limit)?;
     let f = TaskFilter {
         incident_id: q.incident,
         open: !q.all.unwrap_or(false),
@@ -272,7 +275,7 @@ pub async fn approvals(
     if q.mine.unwrap_or(false) {
         tasks.retain(|t| t.approvers.iter().any(|d| caller.departments.contains(d)));
     }
-    Ok(axum::Json(TaskList { tasks }))
+    Ok(axum::Json(TaskList::whole(tasks)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -119,7 +119,7 @@ fn table(v: &Value) {
             println!("  {ch:<13} {}", parts.join(", "));
         }
     }
-    let rows = v["deliveries"].as_array().cloned().unwrap_or_default();
+    let rows = v["items"].as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
         return;
     }
@@ -153,8 +153,8 @@ fn table(v: &Value) {
             tail
         );
     }
-    if let Some(n) = v["next_before"].as_i64() {
-        println!("(more: the API pages with before={n})");
+    if let Some(n) = v["next_cursor"].as_str() {
+        println!("(more: the API pages with cursor={n})");
     }
 }
 

@@ -109,7 +109,7 @@ fn one(d: &Value) {
 }
 
 fn list(v: &Value) {
-    let drills = v["drills"].as_array().cloned().unwrap_or_default();
+    let drills = v["items"].as_array().cloned().unwrap_or_default();
     if drills.is_empty() {
         println!("no drills yet");
     } else {

@@ -84,7 +84,7 @@ pub async fn list(a: HeartbeatsArgs) -> anyhow::Result<i32> {
     let c = Client::new(&a.client)?;
     let v = c.call(Method::GET, "/api/v1/heartbeats", None).await?;
     print(&a.client, &v, |v| {
-        let list = v["heartbeats"].as_array().cloned().unwrap_or_default();
+        let list = v["items"].as_array().cloned().unwrap_or_default();
         if list.is_empty() {
             println!("no heartbeats are configured ([[heartbeats]] in incidentd.toml)");
             return;

@@ -177,7 +177,7 @@ pub async fn list(a: ObligationsArgs) -> anyhow::Result<i32> {
         )
         .await?;
     print(&a.client, &v, |v| {
-        table(&v["obligations"].as_array().cloned().unwrap_or_default())
+        table(&v["items"].as_array().cloned().unwrap_or_default())
     });
     Ok(0)
 }

@@ -24,7 +24,7 @@ fn age(v: &Value) -> String {
 }
 
 pub fn incident_table(v: &Value) {
-    let list = v["incidents"].as_array().cloned().unwrap_or_default();
+    let list = v["items"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("no incidents match");
         return;
@@ -50,8 +50,8 @@ pub fn incident_table(v: &Value) {
             s(&i["title"])
         );
     }
-    if let Some(n) = v["next_before"].as_i64() {
-        println!("… more: add --json and page with before={n}");
+    if let Some(n) = v["next_cursor"].as_str() {
+        println!("… more: add --json and page with cursor={n}");
     }
 }
 
@@ -266,7 +266,7 @@ fn event_note(e: &Value) -> String {
 }
 
 pub fn alert_table(v: &Value) {
-    let list = v["alerts"].as_array().cloned().unwrap_or_default();
+    let list = v["items"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("no alerts match");
         return;

@@ -156,7 +156,7 @@ pub async fn list(a: ReportsArgs) -> anyhow::Result<i32> {
         )
         .await?;
     print(&a.client, &v, |v| {
-        let rows = v.as_array().cloned().unwrap_or_default();
+        let rows = v["items"].as_array().cloned().unwrap_or_default();
         if rows.is_empty() {
             println!(
                 "incident {} has no report drafts yet (incidentd report draft {} --obligation …)",

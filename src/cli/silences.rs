@@ -138,7 +138,7 @@ fn what(v: &Value) -> String {
 }
 
 fn table(v: &Value) {
-    let list = v["silences"].as_array().cloned().unwrap_or_default();
+    let list = v["items"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("no silences");
         return;

@@ -189,7 +189,7 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
             let c = Client::new(&client)?;
             let mut path = format!("/api/v1/incidents/{incident}/subjects?limit={limit}");
             if let Some(a) = after {
-                path.push_str(&format!("&after={a}"));
+                path.push_str(&format!("&cursor={a}"));
             }
             let v = c.call(Method::GET, &path, None).await?;
             print(&client, &v, |v| {
@@ -198,7 +198,7 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
                     "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} channels",
                     "row", "subject", "name", "phone", "email", "locale"
                 );
-                for s in v["subjects"].as_array().into_iter().flatten() {
+                for s in v["items"].as_array().into_iter().flatten() {
                     let f = |k: &str| s[k].as_str().unwrap_or("-").to_string();
                     println!(
                         "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} {}",
@@ -208,10 +208,10 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
                         f("phone"),
                         f("email"),
                         f("locale"),
-                        f("channels")
+                        list(&s["channels"])
                     );
                 }
-                if let Some(n) = v["next_cursor"].as_i64() {
+                if let Some(n) = v["next_cursor"].as_str() {
                     println!("more: --after {n}");
                 }
             });
@@ -242,9 +242,9 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
                     s["email"].as_str().unwrap_or("-"),
                     s["site_user_id"].as_str().unwrap_or("-"),
                     s["locale"].as_str().unwrap_or("-"),
-                    s["channels"].as_str().unwrap_or("-"),
+                    list(&s["channels"]),
                 );
-                if s["purged_at"].is_i64() {
+                if s["purged_at"].is_string() {
                     println!("contacts purged (retention period)");
                 }
                 let notices = v["notices"].as_array().cloned().unwrap_or_default();
@@ -556,11 +556,11 @@ pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
                 )
                 .await?;
             print(&client, &v, |v| {
-                let list = v.as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
+                let campaigns = v["items"].as_array().cloned().unwrap_or_default();
+                if campaigns.is_empty() {
                     println!("no notice campaign for incident {incident}");
                 }
-                for x in list
+                for x in campaigns
                     .iter()
                     .filter(|x| campaign.is_none_or(|id| x["id"] == id))
                 {
@@ -572,5 +572,18 @@ pub async fn notices(c: NoticesCommand) -> anyhow::Result<i32> {
             });
             Ok(0)
         }
+    }
+}
+
+/// A list the API gives as an array (a subject's channels), on one line: `sms;email`.
+fn list(v: &Value) -> String {
+    let items: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(";")
     }
 }

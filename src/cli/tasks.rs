@@ -157,7 +157,7 @@ fn blocked(t: &Value) -> String {
 }
 
 fn table(v: &Value) {
-    let tasks = v["tasks"].as_array().cloned().unwrap_or_default();
+    let tasks = v["items"].as_array().cloned().unwrap_or_default();
     if tasks.is_empty() {
         println!("no tasks");
         return;
@@ -357,7 +357,7 @@ pub async fn approvals(a: ApprovalsArgs) -> anyhow::Result<i32> {
         )
         .await?;
     print(&a.client, &v, |v| {
-        let tasks = v["tasks"].as_array().cloned().unwrap_or_default();
+        let tasks = v["items"].as_array().cloned().unwrap_or_default();
         if tasks.is_empty() {
             println!("no approvals waiting");
             return;

@@ -152,3 +152,42 @@ pub struct Event {
     pub data: serde_json::Value,
     pub hash: String,
 }
+
+/// Serde for a column the store keeps as JSON text (a list of channels, an import report):
+/// the API shows the JSON itself, never a string holding JSON. Text that is not JSON (a
+/// damaged row) is shown as it is rather than failing the answer.
+/// `#[serde(serialize_with = "crate::domain::records::json_text")]`, with a `#[schema(value_type
+/// = …)]` saying what the JSON is.
+pub fn json_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
+}
+
+/// [`json_text`] for an optional column.
+pub fn json_text_option<S: serde::Serializer>(
+    text: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => json_text(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serde for a column the store keeps as a `;`-separated list (a subject's channels): the API
+/// shows an array. `#[serde(serialize_with = "crate::domain::records::semicolon_list")]`.
+pub fn semicolon_list<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let items: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect();
+    let mut seq = s.serialize_seq(Some(items.len()))?;
+    for i in items {
+        seq.serialize_element(i)?;
+    }
+    seq.end()
+}

@@ -94,6 +94,61 @@ pub mod bounded {
     }
 }
 
+/// Serde for a time the store keeps as microseconds and the API shows as RFC 3339 UTC
+/// (`2026-11-20T02:30:00.123456Z`): `#[serde(with = "crate::domain::time::micros")]` on an
+/// `i64`, `micros::option` on an `Option<i64>`; with `#[schema(value_type = String, format =
+/// DateTime)]` (or `Option<String>`) so the OpenAPI description says the same. Reading accepts
+/// both forms, so JSON written before the API spoke RFC 3339 still reads.
+pub mod micros {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// How every time in the API and in `--json` output is written.
+    pub fn rfc3339(us: i64) -> String {
+        super::from_micros(us).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Micros(i64),
+        Text(String),
+    }
+
+    fn from_either<E: serde::de::Error>(v: Either) -> Result<i64, E> {
+        match v {
+            Either::Micros(us) => Ok(us),
+            Either::Text(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.timestamp_micros())
+                .map_err(|e| E::custom(format!("`{s}` is not an RFC 3339 time ({e})"))),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*us))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        from_either(Either::deserialize(d)?)
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(us: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match us {
+                Some(us) => s.serialize_str(&super::rfc3339(*us)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+            Option::<super::Either>::deserialize(d)?
+                .map(super::from_either)
+                .transpose()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

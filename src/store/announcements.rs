@@ -12,7 +12,9 @@ pub struct AnnouncementRow {
     pub incident_id: i64,
     pub slug: String,
     pub drill: bool,
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[serde(with = "crate::domain::time::micros")]
     pub updated_at: i64,
 }
 
@@ -22,6 +24,7 @@ pub struct AnnouncementRow {
 pub struct AnnouncementVersionRow {
     pub announcement_id: i64,
     pub version: i64,
+    #[serde(with = "crate::domain::time::micros")]
     pub published_at: i64,
     pub actor: String,
     pub reason: String,
@@ -233,6 +236,7 @@ pub struct AnnouncementGateRow {
     pub approvers: String,
     /// The `[[channels.webhooks]]` target the version is pushed to once public.
     pub webhook: Option<String>,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub decided_at: Option<i64>,
     pub decided_by: Option<String>,
 }

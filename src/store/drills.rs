@@ -12,8 +12,11 @@ pub struct DrillRow {
     pub scenario: String,
     pub mode: String,
     pub incident_id: i64,
+    #[serde(with = "crate::domain::time::micros")]
     pub started_at: i64,
+    #[serde(with = "crate::domain::time::micros")]
     pub ends_at: i64,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub ended_at: Option<i64>,
     pub status: String,
     pub started_by: String,

@@ -25,17 +25,25 @@ pub struct ObligationRow {
     pub standing: String,
     pub clock: String,
     pub clock_start: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub due_at: Option<i64>,
     /// JSON: the assessment's outcome (title, recipient name, why, …).
     pub detail: String,
     /// `open` or `met`.
     pub status: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub met_at: Option<i64>,
     pub met_by: Option<String>,
     pub met_ref: Option<String>,
     pub late_reason: Option<String>,
     pub met_facts: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub updated_at: i64,
 }
 
@@ -58,6 +66,8 @@ pub struct GradeRow {
     pub grade: String,
     pub criterion: Option<String>,
     pub why: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub at: i64,
 }
 

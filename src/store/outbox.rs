@@ -148,8 +148,14 @@ pub struct DeliveryView {
     pub locale: String,
     pub status: String,
     pub attempts: i32,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub next_attempt_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub sent_at: Option<i64>,
     pub provider: Option<String>,
     pub provider_message_id: Option<String>,
@@ -181,7 +187,11 @@ pub struct InboxNotice {
     pub body: String,
     /// JSON text of the notice's structured data, if any.
     pub data: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub read_at: Option<i64>,
 }
 

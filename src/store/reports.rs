@@ -62,13 +62,16 @@ pub struct ReportRow {
     pub content_hash: String,
     pub task_id: Option<i64>,
     pub created_by: String,
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub submitted_at: Option<i64>,
     pub submitted_by: Option<String>,
     pub via: Option<String>,
     pub reference: Option<String>,
     pub delivery_key: Option<String>,
     pub late_reason: Option<String>,
+    #[serde(with = "crate::domain::time::micros")]
     pub updated_at: i64,
 }
 

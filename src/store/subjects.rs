@@ -44,11 +44,19 @@ pub struct SubjectView {
     pub email: Option<String>,
     pub site_user_id: Option<String>,
     pub locale: String,
-    /// The channels this subject can be reached on, `;`-separated.
+    /// The channels this subject can be reached on.
+    #[schema(value_type = Vec<String>)]
+    #[serde(serialize_with = "crate::domain::records::semicolon_list")]
     pub channels: String,
     pub import_id: i64,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub updated_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub purged_at: Option<i64>,
 }
 
@@ -120,7 +128,9 @@ pub struct CampaignRow {
     pub incident_id: i64,
     pub actor: String,
     pub template: String,
-    /// JSON list of channels, in order of preference.
+    /// The channels, in order of preference.
+    #[schema(value_type = Vec<String>)]
+    #[serde(serialize_with = "crate::domain::records::json_text")]
     pub channels: String,
     pub mode: String,
     pub status: String,
@@ -130,8 +140,14 @@ pub struct CampaignRow {
     pub deliveries: i64,
     pub unreachable: i64,
     pub error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub started_at: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub finished_at: Option<i64>,
     /// `all`, or `unreached`: only people no earlier campaign's delivery reached.
     pub audience: String,
@@ -158,9 +174,15 @@ pub struct ImportRow {
     pub actor: String,
     pub format: String,
     pub status: String,
-    /// The import report (JSON).
+    /// The import report.
+    #[schema(value_type = Object)]
+    #[serde(serialize_with = "crate::domain::records::json_text")]
     pub report: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub started_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub finished_at: Option<i64>,
 }
 

@@ -41,15 +41,20 @@ pub struct TaskRow {
     pub depends_on: String,
     pub after_task: Option<String>,
     pub due_offset_secs: i64,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub due_at: Option<i64>,
     pub status: String,
     pub assignee: Option<String>,
     pub acked_by: Option<String>,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub acked_at: Option<i64>,
     pub closed_by: Option<String>,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub closed_at: Option<i64>,
     pub note: Option<String>,
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[serde(with = "crate::domain::time::micros")]
     pub updated_at: i64,
 }
 
@@ -79,7 +84,11 @@ pub struct TeamRow {
     pub department: String,
     /// The escalation level paged so far.
     pub level: i32,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub paged_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros::option")]
     pub acked_at: Option<i64>,
     pub acked_by: Option<String>,
 }
@@ -91,6 +100,8 @@ pub struct ApprovalRow {
     pub department: String,
     pub decision: String,
     pub decided_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::domain::time::micros")]
     pub decided_at: i64,
     pub reason: Option<String>,
 }

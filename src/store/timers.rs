@@ -76,13 +76,16 @@ pub struct TimerView {
     pub key: String,
     pub kind: String,
     pub incident_id: Option<i64>,
+    #[serde(with = "crate::domain::time::micros")]
     pub due_at: i64,
     pub payload: String,
     /// `pending`, `fired` or `dead`.
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    #[serde(with = "crate::domain::time::micros")]
     pub created_at: i64,
+    #[serde(with = "crate::domain::time::micros::option")]
     pub done_at: Option<i64>,
 }
 

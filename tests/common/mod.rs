@@ -495,7 +495,7 @@ impl TestApp {
         let (_, tl) = self
             .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
             .await;
-        tl["events"]
+        tl["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -731,4 +731,11 @@ pub fn have_browser(program: &str, install: &str) -> bool {
         eprintln!("SKIPPED: this test needs {program} ({install}); .ci/run installs it");
     }
     found
+}
+
+/// A time of the API (RFC 3339) as microseconds since the epoch, as the store keeps it.
+pub fn micros(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+        .timestamp_micros()
 }

@@ -61,9 +61,9 @@ async fn recorded(app: &TestApp) -> Vec<Value> {
     loop {
         let (s, v) = app.get(&format!("/api/v1/alerts?limit=500{before}")).await;
         assert!(s.is_success(), "{s}: {v}");
-        out.extend(v["alerts"].as_array().unwrap().iter().cloned());
-        match v["next_before"].as_i64() {
-            Some(b) => before = format!("&before={b}"),
+        out.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(b) => before = format!("&cursor={b}"),
             None => return out,
         }
     }
@@ -108,7 +108,7 @@ fn incidents_summary(incidents: &[Value]) -> String {
 async fn incidents(app: &TestApp) -> Vec<Value> {
     let (s, v) = app.get("/api/v1/incidents?limit=500").await;
     assert!(s.is_success(), "{s}: {v}");
-    v["incidents"].as_array().unwrap().clone()
+    v["items"].as_array().unwrap().clone()
 }
 
 /// Ten alerts of one group, posted to Alertmanager at once, reach incidentd (as one
@@ -162,7 +162,7 @@ async fn alertmanager_group_opens_one_incident(app: TestApp) {
     let (_, listed) = app
         .get(&format!("/api/v1/alerts?incident={id}&limit=500"))
         .await;
-    let instances: BTreeSet<&str> = listed["alerts"]
+    let instances: BTreeSet<&str> = listed["items"]
         .as_array()
         .unwrap()
         .iter()

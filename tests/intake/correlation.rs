@@ -65,12 +65,12 @@ async fn team_app(backend: Backend) -> Option<(TestApp, Sink)> {
 async fn pages(app: &TestApp, incident: i64, want: usize) -> Vec<Value> {
     let v = app
         .wait_deliveries(incident, 20, |v| {
-            v["deliveries"]
+            v["items"]
                 .as_array()
                 .is_some_and(|d| d.iter().filter(|x| x["purpose"] == "page").count() >= want)
         })
         .await;
-    v["deliveries"]
+    v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -81,7 +81,7 @@ async fn pages(app: &TestApp, incident: i64, want: usize) -> Vec<Value> {
 
 async fn incident_ids(app: &TestApp) -> Vec<i64> {
     let (_, v) = app.get("/api/v1/incidents?limit=500").await;
-    v["incidents"]
+    v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -423,7 +423,7 @@ async fn a_storm_folds_into_one_incident(backend: Backend) {
     let (_, list) = app
         .get(&format!("/api/v1/alerts?incident={storm}&limit=500"))
         .await;
-    assert_eq!(list["alerts"].as_array().unwrap().len(), 13);
+    assert_eq!(list["items"].as_array().unwrap().len(), 13);
     assert_eq!(incident_ids(&app).await.len(), 5);
     app.stop().await;
 }
@@ -571,7 +571,7 @@ async fn people_move_promote_and_merge(backend: Backend) {
     assert!(ok, "{out}");
     assert!(out.contains(&format!("alert {r} opened incident")), "{out}");
     let (_, list) = app.get("/api/v1/incidents?limit=10").await;
-    let p = list["incidents"][0].clone();
+    let p = list["items"][0].clone();
     assert_eq!(
         (
             p["category"].as_str(),
@@ -713,7 +713,7 @@ async fn people_move_promote_and_merge(backend: Backend) {
     let y = app
         .get(&format!("/api/v1/alerts?incident={a}&limit=50"))
         .await
-        .1["alerts"]
+        .1["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -76,7 +76,7 @@ async fn settle(app: &TestApp, at: DateTime<Utc>) {
 async fn heartbeat(app: &TestApp, name: &str) -> Value {
     let (s, v) = app.get("/api/v1/heartbeats").await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v["heartbeats"]
+    v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -88,7 +88,7 @@ async fn heartbeat(app: &TestApp, name: &str) -> Value {
 /// Incidents a heartbeat opened, oldest first.
 async fn heartbeat_incidents(app: &TestApp) -> Vec<Value> {
     let (_, v) = app.get("/api/v1/incidents?limit=100").await;
-    let mut list: Vec<Value> = v["incidents"]
+    let mut list: Vec<Value> = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -470,6 +470,6 @@ async fn without_heartbeats_a_ping_is_404_saying_none_are_configured(backend: Ba
         "{e}"
     );
     let (_, v) = app.get("/api/v1/heartbeats").await;
-    assert_eq!(v["heartbeats"], json!([]));
+    assert_eq!(v["items"], json!([]));
     app.stop().await;
 }

@@ -150,7 +150,7 @@ async fn deliveries(app: &TestApp, incident: i64) -> Vec<Value> {
         ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v["deliveries"].as_array().unwrap().clone()
+    v["items"].as_array().unwrap().clone()
 }
 
 /// The incident's page on `channel` to `address`.
@@ -747,11 +747,11 @@ async fn a_drill_page_the_guard_refuses_escalates_to_nobody(backend: Backend) {
         .unwrap();
     let v = app
         .wait_deliveries(id, 10, |v| {
-            let d = v["deliveries"].as_array().unwrap();
+            let d = v["items"].as_array().unwrap();
             d.len() == 6 && d.iter().all(|x| x["status"] == "dead")
         })
         .await;
-    for d in v["deliveries"].as_array().unwrap() {
+    for d in v["items"].as_array().unwrap() {
         assert!(
             d["last_error"].as_str().unwrap().contains("drill guard"),
             "{d}"

@@ -75,7 +75,7 @@ pub async fn pages_of(app: &TestApp, incident: i64) -> usize {
         ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v["deliveries"]
+    v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -164,17 +164,17 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
         "every page is the unsilenced incident's: the silenced alert paged nobody"
     );
     let (_, list) = app.get("/api/v1/incidents?limit=10").await;
-    assert_eq!(list["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
     // Listed as silenced, with its silence; not among the unmatched.
     let (_, v) = app.get("/api/v1/alerts?silenced=true").await;
-    let listed = v["alerts"].as_array().unwrap();
+    let listed = v["items"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{v}");
     assert_eq!(listed[0]["id"], silenced_id);
     assert_eq!(listed[0]["silence_id"], sid);
     assert!(listed[0]["incident_id"].is_null());
     let (_, v) = app.get("/api/v1/alerts?unmatched=true").await;
-    assert!(v["alerts"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["items"].as_array().unwrap().is_empty(), "{v}");
     let (_, v) = app.get(&format!("/api/v1/silences/{sid}")).await;
     assert_eq!(v["alerts_silenced"], 1);
 
@@ -292,7 +292,7 @@ async fn expired_silences_stop_matching_and_are_kept(backend: Backend) {
     let pid = pending["id"].as_i64().unwrap();
     assert_eq!(pending["state"], "pending");
     let ids = |v: &Value| -> Vec<i64> {
-        v["silences"]
+        v["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -356,7 +356,7 @@ async fn expired_silences_stop_matching_and_are_kept(backend: Backend) {
 
     let (_, v) = app.get("/api/v1/silences?state=expired").await;
     assert_eq!(ids(&v), vec![aid]);
-    assert_eq!(v["silences"][0]["alerts_silenced"], 1);
+    assert_eq!(v["items"][0]["alerts_silenced"], 1);
     let (_, v) = app.get("/api/v1/silences").await;
     assert_eq!(ids(&v), vec![pid, aid]);
     // A pending silence can be called off too.
@@ -477,7 +477,7 @@ async fn bad_silences_are_refused_naming_the_field(backend: Backend) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (_, v) = app.get("/api/v1/silences").await;
     assert!(
-        v["silences"].as_array().unwrap().is_empty(),
+        v["items"].as_array().unwrap().is_empty(),
         "nothing was created: {v}"
     );
     app.stop().await;

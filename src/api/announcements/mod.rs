@@ -141,6 +141,7 @@ pub async fn history(
 
 /// `?lang=` and `?version=`; anything else (tracking parameters) is ignored on public pages.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// `zh-CN` or `en` (default: the browser's Accept-Language, then the organisation's).
     pub lang: Option<String>,
