@@ -53,10 +53,19 @@ async fn app(backend: Backend, idle: &str) -> Option<TestApp> {
             .as_table_mut()
             .unwrap();
         console.insert("idle_timeout".into(), idle.into());
-        // The shipped drill scenarios (beside the shipped config, not the test's copy).
-        c.get_mut("paths").unwrap().as_table_mut().unwrap().insert(
-            "drills".into(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/drills").into(),
+        // The shipped config's commented-out schedule, on: a drill every Wednesday at 10:00.
+        let schedule: toml::Table = toml::from_str(
+            "scenario = \"phone_id_dump\"\ncron = \"0 0 10 * * Wed\"\ntime_zone = \"Asia/Shanghai\"\n",
+        )
+        .unwrap();
+        let drills = c
+            .entry("drills")
+            .or_insert(toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap();
+        drills.insert(
+            "schedule".into(),
+            toml::Value::Array(vec![toml::Value::Table(schedule)]),
         );
     })
     .await
@@ -632,6 +641,17 @@ async fn refusals_without_role_csrf_or_password_and_sessions_that_end(backend: B
         page.contains("phone_id_dump") && page.contains("演练"),
         "{page}"
     );
+    // … and when the scheduled one runs next: a Wednesday, 02:00 UTC (10:00 in Shanghai).
+    let next = page
+        .split("下次 ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no next run on the drills page: {page}"));
+    let day: chrono::NaiveDate = next[..10].parse().unwrap();
+    assert_eq!(
+        (chrono::Datelike::weekday(&day), &next[10..21]),
+        (chrono::Weekday::Wed, " 02:00 UTC "),
+        "{next}"
+    );
     let (s, _, page) = legal.get(&app.url("/console/incidents?drill=drill")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
@@ -723,8 +743,17 @@ async fn government_relations_approves_a_report_and_submits_it(backend: Backend)
         .await;
     assert_eq!(s, StatusCode::OK, "{v:#}");
 
-    // Government Relations approves the version in the browser …
+    // Government Relations reads the version in the browser — the document, Legal's decision —
     b.sign_in(&app, "gr-oncall").await;
+    b.go(&app.url(&format!("/console/reports/{rid}"))).await;
+    let page = b.source().await;
+    assert!(
+        page.contains("客户关系管理系统") && page.contains("legal") && page.contains("approved"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("approve-{gate}")), "{page}");
+    // … and approves it from My work …
+    b.go(&app.url("/console")).await;
     let page = b.source().await;
     assert!(page.contains(&format!("approve-{gate}")), "{page}");
     b.click(&format!("#approve-{gate}")).await;
@@ -777,6 +806,42 @@ async fn government_relations_approves_a_report_and_submits_it(backend: Backend)
             .contains(&format!("/console/incidents/{id}\""))
     );
     b.screenshot("console-obligations").await;
+    // Government Relations learns more people in China are affected: a new version of the facts.
+    let incident = || async {
+        let path = format!("/api/v1/incidents/{id}");
+        app.call(Method::GET, &path, Some(VIEWER), None).await.1
+    };
+    let before = incident().await["facts_version"].as_i64().unwrap();
+    b.go(&app.url(&format!("/console/incidents/{id}"))).await;
+    b.click("#facts-edit").await;
+    b.type_into("#facts-set", "by_jurisdiction.CN.affected_subjects=2400000")
+        .await;
+    b.click("#facts-save").await;
+    b.page_when("the new facts", |p| p.contains("2400000"))
+        .await;
+    let inc = incident().await;
+    assert_eq!(inc["facts_version"].as_i64(), Some(before + 1), "{inc:#}");
+    assert_eq!(
+        inc["facts"]["by_jurisdiction"]["CN"]["affected_subjects"], 2400000,
+        "{inc:#}"
+    );
+    let (_, tl) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/timeline?limit=500"),
+            Some(VIEWER),
+            None,
+        )
+        .await;
+    assert!(
+        tl["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "incident.facts_updated"
+                && e["actor"] == "person:gr-oncall@government_relations"),
+        "{tl:#}"
+    );
     b.close().await;
     assert!(app.verify().await.intact());
     app.stop().await;

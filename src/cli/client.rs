@@ -79,35 +79,9 @@ pub(super) fn print(args: &ClientArgs, v: &Value, human: impl FnOnce(&Value)) {
 }
 
 /// A fact given on the command line: numbers, booleans, comma lists for list facts; empty clears.
-fn fact_value(key: &str, raw: &str) -> Value {
-    if raw.is_empty() {
-        return Value::Null;
-    }
-    if matches!(key, "data_types" | "jurisdictions") {
-        return json!(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        );
-    }
-    if let Ok(n) = raw.parse::<u64>() {
-        return json!(n);
-    }
-    match raw {
-        "true" => json!(true),
-        "false" => json!(false),
-        _ => json!(raw),
-    }
-}
-
 fn facts_object(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
-    let mut m = Map::new();
-    for p in pairs {
-        let (k, v) = key_value(p, "fact")?;
-        m.insert(k.clone(), fact_value(&k, &v));
-    }
-    Ok(m)
+    crate::domain::facts::patch_of_pairs(pairs.iter().map(String::as_str))
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 pub async fn declare(a: DeclareArgs) -> anyhow::Result<i32> {

@@ -8,6 +8,7 @@
 //! form carries the session's CSRF token; sign-in carries a double-submit token. Failed
 //! sign-ins are limited per login and overall.
 
+mod incident;
 mod pages;
 
 use std::collections::HashMap;
@@ -41,7 +42,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/incidents", get(pages::incidents))
         .route("/console/obligations", get(pages::obligations))
         .route("/console/drills", get(pages::drills))
-        .route("/console/incidents/{id}", get(pages::incident))
+        .route("/console/incidents/{id}", get(incident::incident))
+        .route("/console/incidents/{id}/facts", post(update_facts))
+        .route("/console/reports/{rid}", get(incident::report))
         .route("/console/incidents/{id}/page/ack", post(ack_page))
         .route("/console/incidents/{id}/tasks/{key}/ack", post(ack_task))
         .route(
@@ -619,6 +622,9 @@ pub(crate) struct ActionForm {
     reference: Option<String>,
     #[serde(default)]
     late_reason: Option<String>,
+    /// Facts: `KEY=VALUE` lines.
+    #[serde(default)]
+    set: Option<String>,
 }
 
 /// The checks every action makes: signed in, the form's CSRF token, the role.
@@ -651,6 +657,48 @@ async fn acting(
         ));
     }
     Ok((p, lang, back))
+}
+
+/// Change an incident's facts from `KEY=VALUE` lines, as `incidentd facts --set` takes them: a
+/// new version, the one before kept in the timeline.
+async fn update_facts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let (p, lang, back) = match acting(&state, &headers, &f, Role::Responder).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let lines: Vec<&str> = f
+        .set
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let patch = match crate::domain::facts::patch_of_pairs(lines.iter().copied()) {
+        Ok(p) if !p.is_empty() => serde_json::Value::Object(p),
+        Ok(_) => {
+            let e = EngineError::invalid("set", "give at least one KEY=VALUE line".to_string());
+            return engine_error(lang, &back, &e);
+        }
+        Err(e) => return engine_error(lang, &back, &EngineError::invalid("set", e)),
+    };
+    let live = state.live.load_full();
+    if let Err(e) = crate::api::incidents::text_locales(&patch, &live) {
+        return engine_error(lang, &back, &e);
+    }
+    outcome(
+        lang,
+        &back,
+        state
+            .engine
+            .update_facts(id, patch, &live.rules, &p.actor())
+            .await,
+    )
 }
 
 async fn ack_page(

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -86,7 +86,7 @@ pub(crate) fn login_page(lang: Lang, token: &str, next: &str, note: &str, login:
 }
 
 /// "(in 2h 5m)", or "(overdue by 10m)" in red.
-fn countdown(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(super) fn countdown(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = due - now;
     let human = crate::domain::duration::humanize(d.abs().to_std().unwrap_or_default());
     if d < chrono::Duration::zero() {
@@ -103,7 +103,7 @@ fn countdown(lang: Lang, due: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// What a task waits for, one note each.
-fn blockers(lang: Lang, t: &TaskView) -> String {
+pub(super) fn blockers(lang: Lang, t: &TaskView) -> String {
     let mut h = String::new();
     for b in &t.blocked_by {
         let _ = write!(
@@ -117,11 +117,11 @@ fn blockers(lang: Lang, t: &TaskView) -> String {
     h
 }
 
-fn when(t: DateTime<Utc>) -> String {
+pub(super) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn hidden(p: &Person, back: &str) -> String {
+pub(super) fn hidden(p: &Person, back: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">",
         esc(&p.csrf),
@@ -292,22 +292,26 @@ fn approval_item(
         esc(&t.description),
     );
     h.push_str(&blockers(lang, t));
-    if p.can(Role::Approver) {
-        let _ = write!(
-            h,
-            "<form method=\"post\" action=\"/console/approvals/{id}/approve\">{hid}\
-             <button type=\"submit\" id=\"approve-{id}\">{ok}</button></form>\
-             <form method=\"post\" action=\"/console/approvals/{id}/reject\">{hid}\
-             <label for=\"reason-{id}\">{why}</label><input id=\"reason-{id}\" name=\"reason\" required>\
-             <button type=\"submit\" id=\"reject-{id}\">{no}</button></form>",
-            id = t.id,
-            hid = hidden(p, back),
-            ok = lang.t("批准", "Approve"),
-            why = lang.t("驳回理由", "Reason to reject"),
-            no = lang.t("驳回", "Reject"),
-        );
-    }
+    h.push_str(&decision_forms(lang, p, t.id, back));
     h
+}
+
+/// Approve, and reject with a reason: for approvers only (the engine checks the department).
+pub(super) fn decision_forms(lang: Lang, p: &Person, task: i64, back: &str) -> String {
+    if !p.can(Role::Approver) {
+        return String::new();
+    }
+    format!(
+        "<form method=\"post\" action=\"/console/approvals/{task}/approve\">{hid}\
+         <button type=\"submit\" id=\"approve-{task}\">{ok}</button></form>\
+         <form method=\"post\" action=\"/console/approvals/{task}/reject\">{hid}\
+         <label for=\"reason-{task}\">{why}</label><input id=\"reason-{task}\" name=\"reason\" required>\
+         <button type=\"submit\" id=\"reject-{task}\">{no}</button></form>",
+        hid = hidden(p, back),
+        ok = lang.t("批准", "Approve"),
+        why = lang.t("驳回理由", "Reason to reject"),
+        no = lang.t("驳回", "Reject"),
+    )
 }
 
 fn task_item(
@@ -347,322 +351,6 @@ fn task_item(
         );
     }
     h
-}
-
-/// An incident: its state, team, tasks and obligations.
-pub(crate) async fn incident(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    let back = format!("/console/incidents/{id}");
-    let p = match person(&state, &headers, &back).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let lang = Lang::of(&state, &headers);
-    let store = state.engine.store();
-    let inc = match store.incident(id).await {
-        Ok(Some(i)) => i,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                shell(lang, lang.t("没有此事件", "No such incident"), Some(&p), ""),
-            );
-        }
-        Err(e) => return super::unavailable(&e),
-    };
-    let now = Utc::now();
-    let mut body = format!(
-        "<p><strong>{}</strong> · {} · {} · {} {}</p>",
-        esc(inc.severity.as_str()),
-        esc(inc.category.as_str()),
-        esc(inc.status.as_str()),
-        lang.t("发现于", "discovered"),
-        when(inc.discovered_at)
-    );
-    incident_facts(lang, &inc, &mut body);
-    if let Ok(team) = store.team(id).await {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("联合响应小组", "Joint team"),
-            lang.t("部门", "Department"),
-            lang.t("通知时间", "Paged"),
-            lang.t("确认", "Acknowledged")
-        );
-        for m in team {
-            let acked = match (&m.acked_by, m.acked_at) {
-                (Some(by), Some(at)) => format!(
-                    "{} · {}",
-                    esc(by),
-                    when(DateTime::from_timestamp_micros(at).unwrap_or(now))
-                ),
-                _ => format!(
-                    "<span class=\"overdue\">{}</span>",
-                    lang.t("未确认", "not yet")
-                ),
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{acked}</td></tr>",
-                esc(&m.department),
-                when(DateTime::from_timestamp_micros(m.paged_at).unwrap_or(now))
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(tasks) = state.engine.incident_tasks(id).await {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("任务", "Tasks"),
-            lang.t("任务", "Task"),
-            lang.t("部门", "Department"),
-            lang.t("状态", "Status"),
-            lang.t("期限", "Due")
-        );
-        for t in tasks {
-            let due = t.due_at.map_or_else(String::new, |d| {
-                let open = !matches!(
-                    t.status.as_str(),
-                    "done" | "approved" | "rejected" | "cancelled"
-                );
-                if open {
-                    format!("{} {}", when(d), countdown(lang, d, now))
-                } else {
-                    when(d)
-                }
-            });
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{due}</td></tr>",
-                esc(&t.title),
-                esc(&t.department),
-                esc(&t.status)
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(obligations) = store
-        .obligations(&ObligationFilter {
-            incident_id: Some(id),
-            limit: 200,
-            drills: true,
-            ..Default::default()
-        })
-        .await
-        && !obligations.is_empty()
-    {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("法定义务", "Obligations"),
-            lang.t("义务", "Obligation"),
-            lang.t("负责部门", "Owner"),
-            lang.t("状态", "Status"),
-            lang.t("期限", "Due")
-        );
-        for o in obligations {
-            let due = o
-                .due_at
-                .and_then(DateTime::from_timestamp_micros)
-                .map_or_else(String::new, |d| {
-                    if o.status == "open" && o.standing == "required" {
-                        format!("{} {}", when(d), countdown(lang, d, now))
-                    } else {
-                        when(d)
-                    }
-                });
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{} · {}</td><td>{due}</td></tr>",
-                esc(&o.key),
-                esc(&o.owner),
-                esc(&o.standing),
-                esc(&o.status)
-            );
-        }
-        body.push_str("</table>");
-    }
-    let mut live = false;
-    incident_outbound(&state, lang, &p, id, &mut body, &mut live).await;
-    incident_timeline(&state, lang, id, &mut body).await;
-    let mut page = shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body);
-    if live {
-        // Progressive enhancement without script: while a campaign is sending, the page
-        // refreshes itself.
-        page = page.replacen(
-            "<meta charset=\"utf-8\">",
-            "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">",
-            1,
-        );
-    }
-    html(StatusCode::OK, page)
-}
-
-/// What went out for an incident: deliveries by channel, notice campaigns and their progress,
-/// regulator reports, the public announcement. `live`: a campaign is still sending.
-async fn incident_outbound(
-    state: &AppState,
-    lang: Lang,
-    p: &Person,
-    id: i64,
-    body: &mut String,
-    live: &mut bool,
-) {
-    let store = state.engine.store();
-    if let Ok(counts) = store.delivery_counts(id).await
-        && !counts.is_empty()
-    {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("发送记录", "Deliveries"),
-            lang.t("渠道", "Channel"),
-            lang.t("状态", "Status"),
-            lang.t("数量", "Count")
-        );
-        for (channel, status, n) in counts {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
-                esc(&channel),
-                esc(&status)
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(campaigns) = store.campaigns(Some(id)).await
-        && !campaigns.is_empty()
-    {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("通知活动", "Notice campaigns"),
-            lang.t("状态", "Status"),
-            lang.t("对象", "People"),
-            lang.t(
-                "进度（已送达 / 已排队 / 失败）",
-                "Progress (sent / queued / dead)"
-            )
-        );
-        for c in campaigns {
-            if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
-                *live = true;
-            }
-            let mut progress = String::new();
-            if let Ok(rows) = store.campaign_progress(c.id).await {
-                for (channel, enqueued, sent, _failed, dead) in rows {
-                    let _ = write!(
-                        progress,
-                        "<div>{}: <progress max=\"{}\" value=\"{sent}\"></progress> {sent} / {enqueued} / {dead}</div>",
-                        esc(&channel),
-                        enqueued.max(1)
-                    );
-                }
-            }
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{} ({} {})</td><td>{progress}</td></tr>",
-                c.id,
-                esc(&c.status),
-                c.subjects,
-                c.unreachable,
-                lang.t("人无法联系", "unreachable")
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(reports) = store.reports_of(id).await
-        && !reports.is_empty()
-    {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-            lang.t("监管报告", "Regulator reports"),
-            lang.t("义务", "Obligation"),
-            lang.t("版本", "Version"),
-            lang.t("语言", "Language"),
-            lang.t("状态", "Status")
-        );
-        let back = format!("/console/incidents/{id}");
-        for r in reports {
-            let submit = if r.status == "approved" && p.can(Role::Responder) {
-                format!(
-                    "<form method=\"post\" action=\"/console/incidents/{id}/reports/{rid}/submit\">{hid}\
-                     <label for=\"via-{rid}\">{how}</label><select id=\"via-{rid}\" name=\"via\">\
-                     <option value=\"email\">{email}</option><option value=\"manual\">{manual}</option></select>\
-                     <label for=\"reference-{rid}\">{reference}</label><input id=\"reference-{rid}\" name=\"reference\">\
-                     <button type=\"submit\" id=\"submit-{rid}\">{go}</button></form>",
-                    rid = r.id,
-                    hid = hidden(p, &back),
-                    how = lang.t("报送方式", "Submit how"),
-                    email = lang.t(
-                        "电子邮件（发往监管地址）",
-                        "e-mail (to the regulator's address)"
-                    ),
-                    manual = lang.t(
-                        "已人工报送（网站、热线）",
-                        "already submitted by hand (portal, hotline)"
-                    ),
-                    reference = lang.t(
-                        "监管回执编号（人工报送必填）",
-                        "The regulator's reference (required by hand)"
-                    ),
-                    go = lang.t("报送", "Submit"),
-                )
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{submit}</td></tr>",
-                esc(&r.obligation_key),
-                r.version,
-                esc(&r.locale),
-                esc(&r.status),
-                r.reference
-                    .as_deref()
-                    .map(|x| format!(" · {}", esc(x)))
-                    .unwrap_or_default()
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(Some(a)) = store.announcement_of(id).await {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><p><a href=\"/announcements/{slug}\">/announcements/{slug}</a></p>",
-            lang.t("公告", "Public announcement"),
-            slug = esc(&a.slug)
-        );
-    }
-}
-
-/// The newest events of the incident's audit trail.
-async fn incident_timeline(state: &AppState, lang: Lang, id: i64, body: &mut String) {
-    let Ok(events) = state.engine.store().timeline(id, 0, 1000).await else {
-        return;
-    };
-    let _ = write!(
-        body,
-        "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
-        lang.t("时间线", "Timeline"),
-        lang.t("时间", "When"),
-        lang.t("操作者", "Who"),
-        lang.t("事件", "What")
-    );
-    for e in events.iter().rev().take(200) {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            when(e.at),
-            esc(&e.actor),
-            esc(&e.kind)
-        );
-    }
-    body.push_str("</table>");
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -882,78 +570,6 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
     )
 }
 
-/// A fact's value as a person reads it: a per-language text in the page's language (else the
-/// first), a text per audience labelled, lists joined, counts per jurisdiction as `CN: 2300000`.
-fn fact_text(v: &serde_json::Value, lang: Lang) -> String {
-    use serde_json::Value;
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| fact_text(i, lang))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::Object(m) => {
-            let is_locale =
-                |k: &str| k.len() <= 5 && k.chars().all(|c| c.is_ascii_alphabetic() || c == '-');
-            if !m.is_empty() && m.keys().all(|k| k == "internal" || k == "public") {
-                m.iter()
-                    .map(|(k, v)| {
-                        let label = if k == "public" {
-                            lang.t("对外", "public")
-                        } else {
-                            lang.t("内部", "internal")
-                        };
-                        format!("{label}: {}", fact_text(v, lang))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" · ")
-            } else if !m.is_empty()
-                && m.keys()
-                    .all(|k| (is_locale(k) && k.contains('-')) || k == "en")
-            {
-                m.get(lang.code())
-                    .or_else(|| m.values().next())
-                    .map(|v| fact_text(v, lang))
-                    .unwrap_or_default()
-            } else {
-                m.iter()
-                    .map(|(k, v)| format!("{k}: {}", fact_text(v, lang)))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
-/// What is known: the incident's facts at their current version.
-fn incident_facts(lang: Lang, inc: &crate::domain::records::Incident, body: &mut String) {
-    let Ok(serde_json::Value::Object(facts)) = serde_json::to_value(&inc.facts) else {
-        return;
-    };
-    let shown: Vec<(&String, String)> = facts
-        .iter()
-        .map(|(k, v)| (k, fact_text(v, lang)))
-        .filter(|(_, t)| !t.is_empty())
-        .collect();
-    if shown.is_empty() {
-        return;
-    }
-    let _ = write!(
-        body,
-        "<h2>{} <span class=\"muted\">({} {})</span></h2><table>",
-        lang.t("已知事实", "Facts"),
-        lang.t("版本", "version"),
-        inc.facts_version
-    );
-    for (k, t) in shown {
-        let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
-    }
-    body.push_str("</table>");
-}
-
 /// Drills: the schedule, past drills with their scorecards, and the trend of measures met.
 pub(crate) async fn drills(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let p = match person(&state, &headers, "/console/drills").await {
@@ -977,9 +593,20 @@ pub(crate) async fn drills(State(state): State<AppState>, headers: HeaderMap) ->
     } else {
         body.push_str("<ul>");
         for s in &schedules {
+            let next = crate::api::drills::next_run(&s.cron, &s.time_zone, now).map_or_else(
+                String::new,
+                |t| {
+                    format!(
+                        " — {} {} {}",
+                        lang.t("下次", "next"),
+                        when(t),
+                        countdown(lang, t, now)
+                    )
+                },
+            );
             let _ = write!(
                 body,
-                "<li>{} — <code>{}</code> ({})</li>",
+                "<li>{} — <code>{}</code> ({}){next}</li>",
                 esc(&s.scenario),
                 esc(&s.cron),
                 esc(&s.time_zone)

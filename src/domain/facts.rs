@@ -692,6 +692,94 @@ impl Facts {
     }
 }
 
+/// A facts patch from `KEY=VALUE` lines, as `incidentd facts --set` and the console's facts
+/// form take them: `data_types` and `jurisdictions` are comma-separated lists, whole numbers
+/// are numbers, `true`/`false` booleans, an empty value removes the fact (JSON null), anything
+/// else is text. A dotted key sets a part: `cause.public.en=…` (one audience, one language),
+/// `by_jurisdiction.CN.affected_subjects=2300000` (one jurisdiction's count).
+pub fn patch_of_pairs<'a>(
+    pairs: impl IntoIterator<Item = &'a str>,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    use serde_json::{Map, Value, json};
+    let mut patch = Map::new();
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("fact `{pair}` must be KEY=VALUE"))?;
+        let path: Vec<&str> = key.split('.').map(str::trim).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(format!("fact `{pair}`: `{key}` has an empty part"));
+        }
+        let value = if raw.is_empty() {
+            Value::Null
+        } else if matches!(path[path.len() - 1], "data_types" | "jurisdictions") {
+            json!(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            )
+        } else if let Ok(n) = raw.parse::<u64>() {
+            json!(n)
+        } else {
+            match raw {
+                "true" => json!(true),
+                "false" => json!(false),
+                _ => json!(raw),
+            }
+        };
+        let mut at = &mut patch;
+        for part in &path[..path.len() - 1] {
+            let slot = at
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Value::Object(next) = slot else {
+                unreachable!("made an object above")
+            };
+            at = next;
+        }
+        at.insert(path[path.len() - 1].to_string(), value);
+    }
+    Ok(patch)
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use serde_json::json;
+
+    #[test]
+    fn pairs_make_a_patch_with_lists_numbers_parts_and_removals() {
+        let p = super::patch_of_pairs([
+            "by_jurisdiction.CN.affected_subjects=2300000",
+            "by_jurisdiction.SG.affected_subjects=4200",
+            "by_jurisdiction.SG.data_types=phone",
+            "data_types=phone, id_number",
+            "cause.public.en=A misconfigured export",
+            "remedies=",
+        ])
+        .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(p),
+            json!({
+                "by_jurisdiction": {
+                    "CN": {"affected_subjects": 2300000},
+                    "SG": {"affected_subjects": 4200, "data_types": ["phone"]}
+                },
+                "data_types": ["phone", "id_number"],
+                "cause": {"public": {"en": "A misconfigured export"}},
+                "remedies": null
+            })
+        );
+        assert!(super::patch_of_pairs(["no equals sign"]).is_err());
+        assert!(super::patch_of_pairs(["cause..en=x"]).is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,8 @@ pub fn digest_value(notes: &[PageNote], window: &str) -> Value {
                 "title": n.title,
                 "short_title": short(&n.title),
                 "ack": n.ack,
+                // Its console page: set where the daemon's public URL is known.
+                "console": null,
             })
         })
         .collect();
@@ -280,11 +282,19 @@ fn render_digest(
     }
     let notes = notes(items);
     let name = notes.iter().find_map(|n| n.recipient_name.clone());
+    let base = ctx.public_url.trim_end_matches('/');
+    let mut digest = digest_value(&notes, &ctx.paging.coalesce.to_string());
+    // Each page links to its incident's console page, the digest to My work.
+    for list in ["pages", "first"] {
+        for p in digest[list].as_array_mut().into_iter().flatten() {
+            p["console"] = json!(format!("{base}/console/incidents/{}", p["incident_id"]));
+        }
+    }
     let data = json!({
         "org": org_value(ctx.render.org),
         "recipient": recipient_value(name.as_deref(), channel, address, locale),
-        "links": { "ack": null, "console": null },
-        "digest": digest_value(&notes, &ctx.paging.coalesce.to_string()),
+        "links": { "ack": null, "console": format!("{base}/console") },
+        "digest": digest,
         "now": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
     ctx.render
