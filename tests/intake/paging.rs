@@ -304,6 +304,16 @@ async fn pages_in_a_storm_reach_each_person_once_then_in_one_digest(backend: Bac
         3,
         "each with its ack link: {body}"
     );
+    for id in [b, c, d] {
+        assert!(
+            body.contains(&format!("http://127.0.0.1:8600/console/incidents/{id}\n")),
+            "each with its console page: {body}"
+        );
+    }
+    assert!(
+        body.contains("http://127.0.0.1:8600/console\n"),
+        "and My work: {body}"
+    );
 
     // Every held page ends with the digest's outcome and provider message id (recorded once
     // the gateway has answered, a moment after it received the digest).
