@@ -6,11 +6,14 @@
 //!
 //!     cargo bench --bench console_load
 //!     cargo bench --bench console_load -- --requests 500
+//!     INCIDENTD_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!         cargo bench --bench console_load -- --backend postgres
 //!
 //! Reported per page: p50, p99 and max over `--requests` sequential requests (after 20 to warm
 //! up), against the aim of p99 < 50 ms. The seeding is plain SQL on the store before the daemon
 //! starts (not timed); the daemon then seals the seeded rows once (its `audit.baseline`), as it
-//! would for a database from before sealing. SQLite only.
+//! would for a database from before sealing. SQLite by default; `--backend postgres` seeds and
+//! runs the same on a fresh PostgreSQL database (dropped at the end).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mod.rs"]
@@ -27,22 +30,43 @@ const INCIDENTS: i64 = 10_000;
 const SUBJECTS: i64 = 1_000_000;
 const PASSWORD: &str = "a benchmark password";
 
-fn requests() -> usize {
+/// `--requests N` (200) and `--backend sqlite|postgres` (sqlite).
+fn options() -> (usize, String) {
     let mut n = 200;
+    let mut backend = "sqlite".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--requests" => n = args.next().unwrap().parse().unwrap(),
+            "--backend" => backend = args.next().unwrap(),
             "--bench" => {}
-            other => panic!("unknown option {other}: use --requests N"),
+            other => panic!("unknown option {other}: use --requests N, --backend sqlite|postgres"),
         }
     }
-    n
+    (n, backend)
+}
+
+/// The seeding statements, written for SQLite; on PostgreSQL the row generator is
+/// `generate_series` (64-bit, so the times do not overflow) and the flags are booleans.
+fn dialect(sql: String, postgres: bool) -> String {
+    if !postgres {
+        return sql.replace("{false}", "0").replace("{true}", "1");
+    }
+    let sql = sql.replace("{false}", "FALSE").replace("{true}", "TRUE");
+    let Some(rest) = sql.strip_prefix("WITH RECURSIVE n(i) AS (SELECT ") else {
+        return sql;
+    };
+    let (start, rest) = rest
+        .split_once(" UNION ALL SELECT i + 1 FROM n WHERE i < ")
+        .unwrap();
+    let (end, rest) = rest.split_once(") ").unwrap();
+    format!("WITH n(i) AS (SELECT generate_series({start}::bigint, {end} - 1)) {rest}")
 }
 
 async fn seed(url: &str) {
     let now = chrono::Utc::now().timestamp_micros();
-    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let postgres = url.starts_with("postgres");
+
     let depts = "CASE i % 6 WHEN 0 THEN 'security' WHEN 1 THEN 'government_relations' WHEN 2 THEN 'legal' \
                  WHEN 3 THEN 'public_relations' WHEN 4 THEN 'customer_service' ELSE 'it_operations' END";
     let statements = [
@@ -52,7 +76,7 @@ async fn seed(url: &str) {
              first_seen_at, discovered_at, updated_at, created_by) \
              SELECT i, '基准事件 / Bench incident ' || i, \
              CASE WHEN i % 20 = 0 THEN 'pi_leak' ELSE 'malware' END, CASE WHEN i % 20 = 0 THEN 'S1' ELSE 'S3' END, \
-             CASE WHEN i % 3 = 0 THEN 'closed' ELSE 'triaged' END, 0, 'declaration', \
+             CASE WHEN i % 3 = 0 THEN 'closed' ELSE 'triaged' END, {{false}}, 'declaration', \
              '{{\"affected_subjects\": 4200, \"cause\": {{\"zh-CN\": \"备份可公开读取\", \"en\": \"A backup was publicly readable\"}}}}', 1, \
              {now} - i * 60000000, {now} - i * 60000000, {now}, 'bench' FROM n"
         ),
@@ -62,7 +86,7 @@ async fn seed(url: &str) {
              created_at, updated_at) \
              SELECT i / 10 + 1, 'task' || (i % 10), '任务 / Task ' || (i % 10), \
              CASE WHEN i % 10 = 9 THEN 'legal' ELSE {depts} END, \
-             CASE WHEN i % 10 = 9 THEN 1 ELSE 0 END, \
+             CASE WHEN i % 10 = 9 THEN {{true}} ELSE {{false}} END, \
              CASE WHEN i % 10 = 9 THEN '[\"legal\",\"government_relations\"]' ELSE '[]' END, \
              3600, {now} + (i % 997) * 60000000, \
              CASE WHEN (i / 10 + 1) % 3 = 0 THEN 'done' ELSE 'open' END, {now}, {now} FROM n"
@@ -86,7 +110,7 @@ async fn seed(url: &str) {
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999) \
              INSERT INTO deliveries (idempotency_key, incident_id, drill, purpose, channel, recipient, locale, content, \
              status, attempts, created_at, next_attempt_at, sent_at, updated_at) \
-             SELECT 'bench-' || i, i % {INCIDENTS} + 1, 0, 'page', CASE WHEN i % 2 = 0 THEN 'email' ELSE 'sms' END, \
+             SELECT 'bench-' || i, i % {INCIDENTS} + 1, {{false}}, 'page', CASE WHEN i % 2 = 0 THEN 'email' ELSE 'sms' END, \
              'member' || (i % 97) || '@example.com', 'en', '{{}}', 'sent', 1, {now}, {now}, {now}, {now} FROM n"
         ),
         format!(
@@ -101,12 +125,45 @@ async fn seed(url: &str) {
              {now}, {now} FROM n"
         ),
     ];
+    let statements: Vec<String> = statements
+        .into_iter()
+        .map(|s| dialect(s, postgres))
+        .collect();
+    if !postgres {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        c.close().await.unwrap();
+        return;
+    }
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     for s in statements {
         sqlx::query(sqlx::AssertSqlSafe(s))
             .execute(&mut c)
             .await
             .unwrap();
     }
+    // Ids were given: move the identity sequences past them, as the daemon would have.
+    for t in [
+        "incidents",
+        "tasks",
+        "deliveries",
+        "subject_imports",
+        "subjects",
+        "obligations",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
     c.close().await.unwrap();
 }
 
@@ -186,7 +243,7 @@ async fn sign_in(http: &reqwest::Client, base: &str) -> String {
 }
 
 fn main() {
-    let n = requests();
+    let (n, backend) = options();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -194,18 +251,22 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/incidentd.db", dir.path().display());
         // The schema, by the daemon's own migrations; then the volume.
-        {
-            let db = support::open_db("sqlite").await;
+        let url = {
+            let db = support::open_db(&backend).await;
             db.store.close().await;
-            let src = db.url.trim_start_matches("sqlite://").to_string();
-            std::fs::copy(&src, dir.path().join("incidentd.db")).unwrap();
-        }
+            if backend == "postgres" {
+                db.url.clone()
+            } else {
+                let src = db.url.trim_start_matches("sqlite://").to_string();
+                std::fs::copy(&src, dir.path().join("incidentd.db")).unwrap();
+                format!("sqlite://{}/incidentd.db", dir.path().display())
+            }
+        };
         let started = Instant::now();
         seed(&url).await;
         println!(
-            "console load: seeded {INCIDENTS} incidents, {} tasks, {} team pages, {} obligations, 100000 deliveries, {SUBJECTS} subjects in {:.1} s",
+            "console load ({backend}): seeded {INCIDENTS} incidents, {} tasks, {} team pages, {} obligations, 100000 deliveries, {SUBJECTS} subjects in {:.1} s",
             INCIDENTS * 10,
             INCIDENTS * 6,
             INCIDENTS * 9,
@@ -280,6 +341,10 @@ fn main() {
             "every page p99 < 50 ms: {}",
             if all_pass { "PASS" } else { "MISS" }
         );
+        drop(d);
+        if backend == "postgres" {
+            support::drop_pg_db(&url).await;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
 }

@@ -17,3 +17,6 @@ pub mod server;
 pub mod store;
 pub mod subjects;
 pub mod telemetry;
+
+#[cfg(test)]
+mod architecture;
