@@ -100,7 +100,7 @@ impl Server {
             live: live.clone(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             reload_error: Arc::new(ArcSwap::from_pointee(None)),
-            sign_ins: crate::console::SignInLimiter::default(),
+            sign_ins: crate::api::auth::SignInLimiter::default(),
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await
@@ -191,7 +191,11 @@ impl Server {
         let limit = settings.server.shutdown_timeout.0;
         let flag = state.shutting_down.clone();
         let store = state.engine.store().clone();
-        let app = router(state, settings.server.request_timeout.0);
+        let app = router(
+            state,
+            settings.server.request_timeout.0,
+            crate::console::router(),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;

@@ -208,3 +208,44 @@ impl Caller {
             .ok_or_else(|| ApiError::unauthorized("this token is not known to incidentd"))
     }
 }
+
+/// Failed sign-ins within the lockout window, by key (`login:<login>`, and `*` for all).
+#[derive(Debug, Clone, Default)]
+pub struct SignInLimiter(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>>,
+);
+
+impl SignInLimiter {
+    pub(crate) fn locked(&self, key: &str, max: u32, window: std::time::Duration) -> bool {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
+    }
+
+    pub(crate) fn failed(&self, key: &str, window: std::time::Duration) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = map
+            .entry(key.to_string())
+            .or_insert((0, std::time::Instant::now()));
+        if e.1.elapsed() >= window {
+            *e = (0, std::time::Instant::now());
+        }
+        e.0 += 1;
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < window);
+        }
+    }
+
+    pub(crate) fn succeeded(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}

@@ -245,8 +245,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Why the last reload was refused (the previous configuration keeps running), if it was.
     pub reload_error: Arc<ArcSwap<Option<String>>>,
-    /// Failed console sign-ins, by login and by client (crate::console).
-    pub sign_ins: crate::console::SignInLimiter,
+    /// Failed console sign-ins, by login and by client.
+    pub sign_ins: auth::SignInLimiter,
 }
 
 impl AppState {
@@ -283,8 +283,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The whole HTTP surface, with its OpenAPI document.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole HTTP surface, with its OpenAPI document: the API, the public pages, and the
+/// console's routes (`console`, given by the server: the console sits above the API).
+pub fn router(state: AppState, request_timeout: Duration, console: Router<AppState>) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(alerts::post_alerts))
         .routes(routes!(alerts::post_alertmanager))
@@ -358,7 +359,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     )
-    .merge(crate::console::router())
+    .merge(console)
     .fallback(ops::not_found)
     .layer(middleware::from_fn_with_state(request_timeout, time_limit))
     .merge(uploads)

@@ -11,9 +11,7 @@
 mod incident;
 mod pages;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -57,43 +55,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/approvals/{task}/approve", post(approve))
         .route("/console/approvals/{task}/reject", post(reject))
-}
-
-/// Failed sign-ins within the lockout window, by key (`login:<login>`, and `*` for all).
-#[derive(Debug, Clone, Default)]
-pub struct SignInLimiter(Arc<Mutex<HashMap<String, (u32, Instant)>>>);
-
-impl SignInLimiter {
-    fn locked(&self, key: &str, max: u32, window: Duration) -> bool {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(key)
-            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
-    }
-
-    fn failed(&self, key: &str, window: Duration) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = map.entry(key.to_string()).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= window {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < window);
-        }
-    }
-
-    fn succeeded(&self, key: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
-    }
 }
 
 /// The page's language: the `incidentd_lang` cookie, else the organisation's default.
