@@ -1,7 +1,7 @@
-//! The e-mail channel against a real SMTP server process (tests/support/smtp_sink.py, run with
-//! `python3`, or the interpreter named by `INCIDENTD_TEST_PYTHON`): each message is read back
-//! as Python's `email` package parses it, which is what a mail client sees. Hung and silent
-//! servers, which Python's sink cannot play, are small TCP listeners in this file.
+//! The e-mail channel against a real SMTP server process (`incidentd sink`, this build's trial
+//! sink): each message is read back as the `mail-parser` crate parses it, which is what a mail
+//! client sees. Hung and silent servers, which the sink does not play, are small TCP listeners
+//! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -483,4 +483,123 @@ async fn sqlite_daemon_sends_email_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_daemon_sends_email_end_to_end() {
     daemon_sends_email_end_to_end(common::Backend::Postgres).await;
+}
+
+/// `incidentd sink` as a person runs it, on free ports: (process, SMTP address, HTTP address).
+fn sink_process(dir: &std::path::Path) -> (std::process::Child, String, String) {
+    let mut child = common::smtp::spawn_sink(dir);
+    let (smtp, http) = common::smtp::listening(&mut child);
+    (child, smtp, http)
+}
+
+/// Sends SIGTERM and waits (at most 5 s) for the exit status.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("incidentd sink did not stop within 5 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn the_sink_keeps_each_message_before_its_250_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, smtp, _) = sink_process(dir.path());
+    let ch = channel(&format!("smtp://{smtp}"), "");
+    for id in [1, 2] {
+        let sent = ch
+            .send(&outgoing(
+                id,
+                &format!("k{id}"),
+                "张三 <zhang.san@example.org>",
+                chinese(true),
+            ))
+            .await
+            .unwrap();
+        let answer = sent.provider_message_id.unwrap();
+        assert!(answer.contains(&format!("queued as test-{id}")), "{answer}");
+        // On disk by the time the client has its answer: the message whole, its envelope beside.
+        let eml = std::fs::read(dir.path().join(format!("00000{id}.eml"))).unwrap();
+        let meta: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(format!("00000{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["size"], eml.len());
+        assert_eq!(
+            meta["rcpt_tos"],
+            serde_json::json!(["zhang.san@example.org"])
+        );
+        assert_eq!(meta["mail_from"], "security@example.com");
+        assert!(s(&meta["peer"]).starts_with("127.0.0.1:"), "{meta}");
+        let m = common::smtp::parse(&eml);
+        assert_eq!(s(&m["subject"]), SUBJECT);
+        assert_eq!(s(&m["delivery"]), id.to_string());
+    }
+    // It does not read its standard input (it has none here) and is still there.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sink stopped by itself"
+    );
+    let status = terminate(&mut child);
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+#[tokio::test]
+async fn the_sink_answers_an_http_post_as_a_gateway_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, http) = sink_process(dir.path());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answer = client
+        .post(format!("http://{http}/sms?trial=1"))
+        .header("authorization", "Bearer gateway-token")
+        .json(&serde_json::json!({"kind": "sms", "to": "+8613800138000", "text": "测试"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["id"], "sink-1",
+        "the id generic_http reads as the provider's"
+    );
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("http-000001.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["method"], "POST");
+    assert_eq!(kept["path"], "/sms");
+    assert_eq!(kept["query"], "trial=1");
+    assert_eq!(kept["headers"]["authorization"], "Bearer gateway-token");
+    assert_eq!(kept["body"]["to"], "+8613800138000");
+    assert_eq!(kept["body"]["text"], "测试");
+    // Text that is not JSON is kept as text; GET / says what the sink is; other methods 405.
+    client
+        .post(format!("http://{http}/voice"))
+        .body("plain words")
+        .send()
+        .await
+        .unwrap();
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("http-000002.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["body"], "plain words");
+    let about = client.get(format!("http://{http}/")).send().await.unwrap();
+    assert!(about.text().await.unwrap().contains("trial sink"));
+    let put = client
+        .put(format!("http://{http}/sms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    assert!(terminate(&mut child).success());
 }
