@@ -1,7 +1,8 @@
 //! The e-mail channel against a real SMTP server process (`incidentd sink`, this build's trial
 //! sink): each message is read back as the `mail-parser` crate parses it, which is what a mail
 //! client sees. Hung and silent servers, which the sink does not play, are small TCP listeners
-//! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM.
+//! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM, and the
+//! example of docs/deliveries.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -602,4 +603,132 @@ async fn the_sink_answers_an_http_post_as_a_gateway_and_keeps_it() {
         .unwrap();
     assert_eq!(put.status(), 405);
     assert!(terminate(&mut child).success());
+}
+
+/// The first ```sh block under `heading` in a page of the repository, as lines.
+fn doc_block(page: &str, heading: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{}/{page}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let section = text
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("{page} has no `{heading}` section"))
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, b)| b.split_once("\n```"))
+        .unwrap_or_else(|| panic!("{page}: `{heading}` has no ```sh block"))
+        .0;
+    block.lines().map(str::to_string).collect()
+}
+
+/// Each command of a block with the lines (`#   …`) it is shown to print.
+fn commands(block: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut out: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for line in block.iter().map(|l| l.trim()) {
+        if let Some(printed) = line.strip_prefix("#   ") {
+            out.last_mut().unwrap().1.push(printed.trim().to_string());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let command = line.split(" # ").next().unwrap();
+            out.push((shlex::split(command).unwrap(), Vec::new()));
+        }
+    }
+    out
+}
+
+/// Points the shipped configuration's e-mail and SMS/voice gateways, which the sink's defaults
+/// match, at the sink's actual addresses.
+fn at_sink(config: &mut toml::Table, smtp: &str, http: &str) {
+    let channels = config["channels"].as_table_mut().unwrap();
+    for (channel, key, default, actual) in [
+        ("email", "smtp_url", "127.0.0.1:2525", smtp),
+        ("sms", "base_url", "127.0.0.1:9000", http),
+        ("voice", "base_url", "127.0.0.1:9000", http),
+    ] {
+        let section = channels[channel].as_table_mut().unwrap();
+        let url = section[key].as_str().unwrap().to_string();
+        assert!(
+            url.contains(default),
+            "config/incidentd.toml's {channel}.{key} = {url}: the sink's default is {default}"
+        );
+        section.insert(key.into(), url.replace(default, actual).into());
+    }
+}
+
+/// docs/deliveries.md's trial-sink example, run as the page writes it against a daemon on the
+/// shipped configuration; what must differ: the sink's ports (free ones, the daemon pointed at
+/// them) and its folder (the test's own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trial_sink_example_of_docs_deliveries_runs_as_written() {
+    let steps = commands(&doc_block("docs/deliveries.md", "## A trial sink"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink: Option<std::process::Child> = None;
+    let mut app: Option<common::TestApp> = None;
+    let mut token = String::new();
+    for (words, printed) in &steps {
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            ["incidentd", "sink", rest @ .., "&"] => {
+                let out = rest.iter().position(|a| *a == "--out").expect("--out DIR");
+                let mut args: Vec<String> = rest.iter().map(|a| a.to_string()).collect();
+                args[out + 1] = dir.path().display().to_string();
+                args.extend(["--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"].map(String::from));
+                let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                    .arg("sink")
+                    .args(&args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let (smtp, http) = common::smtp::listening(&mut child);
+                assert_eq!(
+                    printed,
+                    &["SMTP 127.0.0.1:2525", "HTTP 127.0.0.1:9000"],
+                    "the page shows the sink's default addresses"
+                );
+                let (smtp, http) = (smtp.clone(), http.clone());
+                app = common::TestApp::spawn_shipped(common::Backend::Sqlite, move |c| {
+                    at_sink(c, &smtp, &http)
+                })
+                .await;
+                sink = Some(child);
+            }
+            ["export", assignment] => {
+                token = assignment
+                    .strip_prefix("INCIDENTD_TOKEN=")
+                    .unwrap()
+                    .to_string();
+            }
+            ["incidentd", rest @ ..] => {
+                let app = app.as_ref().expect("the daemon, started with the sink");
+                let (code, stdout, stderr) = app.cli(&token, rest).await;
+                assert_eq!(code, 0, "`{}` failed:\n{stdout}{stderr}", words.join(" "));
+                for line in printed {
+                    assert!(
+                        stdout.contains(line.as_str()),
+                        "`{}` should print `{line}`:\n{stdout}",
+                        words.join(" ")
+                    );
+                }
+            }
+            ["ls", _] => {
+                let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+                names.sort();
+                let shown: Vec<&str> = printed.iter().flat_map(|l| l.split_whitespace()).collect();
+                assert_eq!(names, shown);
+            }
+            ["kill", "%1"] => {
+                let status = terminate(sink.as_mut().expect("the sink, started before"));
+                assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+            }
+            _ => panic!("the test does not know how to run `{}`", words.join(" ")),
+        }
+    }
+    assert!(
+        sink.is_some_and(|mut s| s.try_wait().unwrap().is_some()),
+        "the example stops the sink"
+    );
+    app.unwrap().stop().await;
 }
