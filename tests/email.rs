@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::TcpListener;
 
 /// The shared SMTP server process (`tests/common/smtp.rs`).
+use common::smtp::KillOnDrop;
 use common::smtp::Smtp as Sink;
 
 fn config(url: &str, extra: &str) -> EmailConfig {
@@ -487,10 +488,10 @@ async fn postgres_daemon_sends_email_end_to_end() {
 }
 
 /// `incidentd sink` as a person runs it, on free ports: (process, SMTP address, HTTP address).
-fn sink_process(dir: &std::path::Path) -> (std::process::Child, String, String) {
+fn sink_process(dir: &std::path::Path) -> (KillOnDrop, String, String) {
     let mut child = common::smtp::spawn_sink(dir);
     let (smtp, http) = common::smtp::listening(&mut child);
-    (child, smtp, http)
+    (KillOnDrop(child), smtp, http)
 }
 
 /// Sends SIGTERM and waits (at most 5 s) for the exit status.
@@ -549,10 +550,10 @@ async fn the_sink_keeps_each_message_before_its_250_and_stops_on_sigterm() {
     }
     // It does not read its standard input (it has none here) and is still there.
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "the sink stopped by itself"
     );
-    let status = terminate(&mut child);
+    let status = terminate(&mut child.0);
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }
 
@@ -602,7 +603,7 @@ async fn the_sink_answers_an_http_post_as_a_gateway_and_keeps_it() {
         .await
         .unwrap();
     assert_eq!(put.status(), 405);
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 }
 
 /// The first ```sh block under `heading` in a page of the repository, as lines.
@@ -660,7 +661,7 @@ fn at_sink(config: &mut toml::Table, smtp: &str, http: &str) {
 async fn the_trial_sink_example_of_docs_deliveries_runs_as_written() {
     let steps = commands(&doc_block("docs/deliveries.md", "## A trial sink"));
     let dir = tempfile::tempdir().unwrap();
-    let mut sink: Option<std::process::Child> = None;
+    let mut sink: Option<KillOnDrop> = None;
     let mut app: Option<common::TestApp> = None;
     let mut token = String::new();
     for (words, printed) in &steps {
@@ -690,7 +691,7 @@ async fn the_trial_sink_example_of_docs_deliveries_runs_as_written() {
                     at_sink(c, &smtp, &http)
                 })
                 .await;
-                sink = Some(child);
+                sink = Some(KillOnDrop(child));
             }
             ["export", assignment] => {
                 token = assignment
@@ -720,14 +721,14 @@ async fn the_trial_sink_example_of_docs_deliveries_runs_as_written() {
                 assert_eq!(names, shown);
             }
             ["kill", "%1"] => {
-                let status = terminate(sink.as_mut().expect("the sink, started before"));
+                let status = terminate(&mut sink.as_mut().expect("the sink, started before").0);
                 assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
             }
             _ => panic!("the test does not know how to run `{}`", words.join(" ")),
         }
     }
     assert!(
-        sink.is_some_and(|mut s| s.try_wait().unwrap().is_some()),
+        sink.is_some_and(|mut s| s.0.try_wait().unwrap().is_some()),
         "the example stops the sink"
     );
     app.unwrap().stop().await;

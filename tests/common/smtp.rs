@@ -69,6 +69,17 @@ impl Drop for Smtp {
     }
 }
 
+/// A child process killed when dropped: a test that fails leaves no sink behind (the sink
+/// never reads its standard input, so it does not notice its parent going).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `incidentd sink` on free ports, keeping messages in `dir`.
 pub fn spawn_sink(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_incidentd"))
