@@ -67,6 +67,8 @@ impl Session {
             "EHLO" => {
                 self.greeted = true;
                 self.reset();
+                // Echoed back: nothing in it may end or split our reply.
+                let arg: String = arg.chars().filter(|c| !c.is_control()).collect();
                 format!(
                     "250-{NAME} greets {arg}\r\n250-SIZE {MAX_MESSAGE}\r\n250-8BITMIME\r\n\
                      250-SMTPUTF8\r\n250-PIPELINING\r\n250 HELP"
@@ -312,6 +314,11 @@ mod tests {
         assert_eq!(code(s.command("FROB")), "500");
         assert_eq!(code(s.command("")), "500");
         assert_eq!(code(s.command("NOOP")), "250");
+        let greeting = s.command("EHLO a\r\x1bb").0;
+        assert!(
+            greeting.starts_with("250-incidentd-sink greets ab\r\n"),
+            "{greeting:?}"
+        );
         assert_eq!(s.command("QUIT"), ("221 2.0.0 Bye".into(), Next::Close));
     }
 
