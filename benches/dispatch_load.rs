@@ -4,7 +4,7 @@
 //!
 //!     cargo bench --bench dispatch_load                                  # every scenario
 //!     cargo bench --bench dispatch_load -- --scenario sms --count 50000
-//!     cargo bench --bench dispatch_load -- --scenario email --smtp python    # tests/support/smtp_sink.py
+//!     cargo bench --bench dispatch_load -- --scenario email --smtp sink    # incidentd sink
 //!     INCIDENTD_BENCH_PG_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench dispatch_load -- --backend postgres
 //!
 //! * `sms`, `email`: `--count` deliveries are enqueued through the API in requests of 1,000
@@ -21,8 +21,9 @@
 //!   SMS sink. Each alert applies the PI plan: 11 tasks, 6 departments paged, timers.
 //!
 //! The SMTP sink by default is a small SMTP server in this process (it speaks EHLO, MAIL, RCPT,
-//! DATA, RSET, NOOP and QUIT, and counts messages); `--smtp python` uses the tests' SMTP
-//! server instead (Python, it parses and writes every message, so it is the bottleneck).
+//! DATA, RSET, NOOP and QUIT, and counts messages); `--smtp sink` uses the tests' SMTP server
+//! instead, `incidentd sink` (a process of its own that writes every message to disk before its
+//! 250).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mod.rs"]
@@ -75,26 +76,53 @@ fn opts() -> Opts {
     o
 }
 
-/// The tests' Python SMTP server; counts the JSON files it writes.
-fn python_smtp_sink(dir: &std::path::Path) -> (std::process::Child, String) {
+/// `incidentd sink`, killed when dropped (also when the benchmark fails half-way: the sink does
+/// not watch its parent).
+struct SinkProcess(std::process::Child);
+
+impl Drop for SinkProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The tests' SMTP server, `incidentd sink` (this build's), keeping messages in `dir`.
+fn process_smtp_sink(dir: &std::path::Path) -> (SinkProcess, String) {
     use std::io::BufRead;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg("--out")
+    let mut child = std::process::Command::new(support::BIN)
+        .args([
+            "sink",
+            "--smtp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--out",
+        ])
         .arg(dir)
-        .args(["--port", "0"])
-        .stdin(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("python3 for --smtp python");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
-    (child, format!("smtp://127.0.0.1:{port}"))
+        .expect("incidentd sink for --smtp sink");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("SMTP ").unwrap().to_string();
+    // Its line per message goes nowhere, but must be read for it to go on.
+    std::thread::spawn(move || lines.for_each(drop));
+    (SinkProcess(child), format!("smtp://{addr}"))
+}
+
+/// How many messages `incidentd sink` has kept in `dir` (one `<n>.json` each).
+fn kept_messages(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit())
+            })
+            .count()
+    })
 }
 
 fn channels_config(o: &Opts, sms_url: &str, smtp_url: &str) -> String {
@@ -266,10 +294,10 @@ fn main() {
         let mail = Arc::new(Receipts::default());
         let sms_url = http_sink(sms.clone()).await;
         let mail_dir = tempfile::tempdir().unwrap();
-        let mut python = None;
-        let smtp_url = if o.smtp == "python" {
-            let (child, url) = python_smtp_sink(mail_dir.path());
-            python = Some(child);
+        let mut process = None;
+        let smtp_url = if o.smtp == "sink" {
+            let (child, url) = process_smtp_sink(mail_dir.path());
+            process = Some(child);
             url
         } else {
             smtp_sink(mail.clone()).await
@@ -297,14 +325,14 @@ fn main() {
             throughput(&o, &api, pid, "sms", &sms, incident).await;
         }
         if want("email") {
-            if let Some(_c) = &python {
-                // Count the Python server's files instead of in-process receipts.
+            if let Some(_c) = &process {
+                // Count the sink's files instead of in-process receipts.
                 let dir = mail_dir.path().to_path_buf();
                 let m = mail.clone();
                 tokio::spawn(async move {
                     let mut seen = 0;
                     loop {
-                        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+                        let n = kept_messages(&dir);
                         for _ in seen..n {
                             m.record();
                         }
@@ -329,8 +357,6 @@ fn main() {
             );
             alert_to_page(&o, &format!("http://{}", d.addr), &pages).await;
         }
-        if let Some(mut c) = python {
-            let _ = c.kill();
-        }
+        drop(process);
     });
 }

@@ -1,7 +1,8 @@
-//! The e-mail channel against a real SMTP server process (tests/support/smtp_sink.py, run with
-//! `python3`, or the interpreter named by `INCIDENTD_TEST_PYTHON`): each message is read back
-//! as Python's `email` package parses it, which is what a mail client sees. Hung and silent
-//! servers, which Python's sink cannot play, are small TCP listeners in this file.
+//! The e-mail channel against a real SMTP server process (`incidentd sink`, this build's trial
+//! sink): each message is read back as the `mail-parser` crate parses it, which is what a mail
+//! client sees. Hung and silent servers, which the sink does not play, are small TCP listeners
+//! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM, and the
+//! example of docs/deliveries.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::TcpListener;
 
 /// The shared SMTP server process (`tests/common/smtp.rs`).
+use common::smtp::KillOnDrop;
 use common::smtp::Smtp as Sink;
 
 fn config(url: &str, extra: &str) -> EmailConfig {
@@ -483,4 +485,251 @@ async fn sqlite_daemon_sends_email_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_daemon_sends_email_end_to_end() {
     daemon_sends_email_end_to_end(common::Backend::Postgres).await;
+}
+
+/// `incidentd sink` as a person runs it, on free ports: (process, SMTP address, HTTP address).
+fn sink_process(dir: &std::path::Path) -> (KillOnDrop, String, String) {
+    let mut child = common::smtp::spawn_sink(dir);
+    let (smtp, http) = common::smtp::listening(&mut child);
+    (KillOnDrop(child), smtp, http)
+}
+
+/// Sends SIGTERM and waits (at most 5 s) for the exit status.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("incidentd sink did not stop within 5 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn the_sink_keeps_each_message_before_its_250_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, smtp, _) = sink_process(dir.path());
+    let ch = channel(&format!("smtp://{smtp}"), "");
+    for id in [1, 2] {
+        let sent = ch
+            .send(&outgoing(
+                id,
+                &format!("k{id}"),
+                "张三 <zhang.san@example.org>",
+                chinese(true),
+            ))
+            .await
+            .unwrap();
+        let answer = sent.provider_message_id.unwrap();
+        assert!(answer.contains(&format!("queued as test-{id}")), "{answer}");
+        // On disk by the time the client has its answer: the message whole, its envelope beside.
+        let eml = std::fs::read(dir.path().join(format!("00000{id}.eml"))).unwrap();
+        let meta: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(format!("00000{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["size"], eml.len());
+        assert_eq!(
+            meta["rcpt_tos"],
+            serde_json::json!(["zhang.san@example.org"])
+        );
+        assert_eq!(meta["mail_from"], "security@example.com");
+        assert!(s(&meta["peer"]).starts_with("127.0.0.1:"), "{meta}");
+        let m = common::smtp::parse(&eml);
+        assert_eq!(s(&m["subject"]), SUBJECT);
+        assert_eq!(s(&m["delivery"]), id.to_string());
+    }
+    // It does not read its standard input (it has none here) and is still there.
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the sink stopped by itself"
+    );
+    let status = terminate(&mut child.0);
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+#[tokio::test]
+async fn the_sink_answers_an_http_post_as_a_gateway_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, http) = sink_process(dir.path());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answer = client
+        .post(format!("http://{http}/sms?trial=1"))
+        .header("authorization", "Bearer gateway-token")
+        .json(&serde_json::json!({"kind": "sms", "to": "+8613800138000", "text": "测试"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["id"], "sink-1",
+        "the id generic_http reads as the provider's"
+    );
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("http-000001.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["method"], "POST");
+    assert_eq!(kept["path"], "/sms");
+    assert_eq!(kept["query"], "trial=1");
+    assert_eq!(kept["headers"]["authorization"], "Bearer gateway-token");
+    assert_eq!(kept["body"]["to"], "+8613800138000");
+    assert_eq!(kept["body"]["text"], "测试");
+    // Text that is not JSON is kept as text; GET / says what the sink is; other methods 405.
+    client
+        .post(format!("http://{http}/voice"))
+        .body("plain words")
+        .send()
+        .await
+        .unwrap();
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("http-000002.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["body"], "plain words");
+    let about = client.get(format!("http://{http}/")).send().await.unwrap();
+    assert!(about.text().await.unwrap().contains("trial sink"));
+    let put = client
+        .put(format!("http://{http}/sms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    assert!(terminate(&mut child.0).success());
+}
+
+/// The first ```sh block under `heading` in a page of the repository, as lines.
+fn doc_block(page: &str, heading: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{}/{page}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let section = text
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("{page} has no `{heading}` section"))
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, b)| b.split_once("\n```"))
+        .unwrap_or_else(|| panic!("{page}: `{heading}` has no ```sh block"))
+        .0;
+    block.lines().map(str::to_string).collect()
+}
+
+/// Each command of a block with the lines (`#   …`) it is shown to print.
+fn commands(block: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut out: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for line in block.iter().map(|l| l.trim()) {
+        if let Some(printed) = line.strip_prefix("#   ") {
+            out.last_mut().unwrap().1.push(printed.trim().to_string());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let command = line.split(" # ").next().unwrap();
+            out.push((shlex::split(command).unwrap(), Vec::new()));
+        }
+    }
+    out
+}
+
+/// Points the shipped configuration's e-mail and SMS/voice gateways, which the sink's defaults
+/// match, at the sink's actual addresses.
+fn at_sink(config: &mut toml::Table, smtp: &str, http: &str) {
+    let channels = config["channels"].as_table_mut().unwrap();
+    for (channel, key, default, actual) in [
+        ("email", "smtp_url", "127.0.0.1:2525", smtp),
+        ("sms", "base_url", "127.0.0.1:9000", http),
+        ("voice", "base_url", "127.0.0.1:9000", http),
+    ] {
+        let section = channels[channel].as_table_mut().unwrap();
+        let url = section[key].as_str().unwrap().to_string();
+        assert!(
+            url.contains(default),
+            "config/incidentd.toml's {channel}.{key} = {url}: the sink's default is {default}"
+        );
+        section.insert(key.into(), url.replace(default, actual).into());
+    }
+}
+
+/// docs/deliveries.md's trial-sink example, run as the page writes it against a daemon on the
+/// shipped configuration; what must differ: the sink's ports (free ones, the daemon pointed at
+/// them) and its folder (the test's own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trial_sink_example_of_docs_deliveries_runs_as_written() {
+    let steps = commands(&doc_block("docs/deliveries.md", "## A trial sink"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink: Option<KillOnDrop> = None;
+    let mut app: Option<common::TestApp> = None;
+    let mut token = String::new();
+    for (words, printed) in &steps {
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            ["incidentd", "sink", rest @ .., "&"] => {
+                let out = rest.iter().position(|a| *a == "--out").expect("--out DIR");
+                let mut args: Vec<String> = rest.iter().map(|a| a.to_string()).collect();
+                args[out + 1] = dir.path().display().to_string();
+                args.extend(["--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"].map(String::from));
+                let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                    .arg("sink")
+                    .args(&args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let (smtp, http) = common::smtp::listening(&mut child);
+                assert_eq!(
+                    printed,
+                    &["SMTP 127.0.0.1:2525", "HTTP 127.0.0.1:9000"],
+                    "the page shows the sink's default addresses"
+                );
+                let (smtp, http) = (smtp.clone(), http.clone());
+                app = common::TestApp::spawn_shipped(common::Backend::Sqlite, move |c| {
+                    at_sink(c, &smtp, &http)
+                })
+                .await;
+                sink = Some(KillOnDrop(child));
+            }
+            ["export", assignment] => {
+                token = assignment
+                    .strip_prefix("INCIDENTD_TOKEN=")
+                    .unwrap()
+                    .to_string();
+            }
+            ["incidentd", rest @ ..] => {
+                let app = app.as_ref().expect("the daemon, started with the sink");
+                let (code, stdout, stderr) = app.cli(&token, rest).await;
+                assert_eq!(code, 0, "`{}` failed:\n{stdout}{stderr}", words.join(" "));
+                for line in printed {
+                    assert!(
+                        stdout.contains(line.as_str()),
+                        "`{}` should print `{line}`:\n{stdout}",
+                        words.join(" ")
+                    );
+                }
+            }
+            ["ls", _] => {
+                let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+                names.sort();
+                let shown: Vec<&str> = printed.iter().flat_map(|l| l.split_whitespace()).collect();
+                assert_eq!(names, shown);
+            }
+            ["kill", "%1"] => {
+                let status = terminate(&mut sink.as_mut().expect("the sink, started before").0);
+                assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+            }
+            _ => panic!("the test does not know how to run `{}`", words.join(" ")),
+        }
+    }
+    assert!(
+        sink.is_some_and(|mut s| s.0.try_wait().unwrap().is_some()),
+        "the example stops the sink"
+    );
+    app.unwrap().stop().await;
 }

@@ -1,5 +1,6 @@
 //! The command line. `serve`, `check`, `migrate`, `audit verify` and `token` work offline on
-//! the config file; everything else is a client of the running daemon.
+//! the config file; `sink` is a trial peer for e-mail, SMS and voice; everything else is a
+//! client of the running daemon.
 
 mod announce;
 mod client;
@@ -13,6 +14,7 @@ mod output;
 mod render;
 mod reports;
 mod silences;
+mod sink;
 mod subjects;
 mod tasks;
 
@@ -177,6 +179,10 @@ pub enum Command {
     /// Signal a heartbeat by hand or from a script.
     #[command(subcommand)]
     Heartbeat(heartbeats::HeartbeatCommand),
+    /// A trial sink for e-mail (SMTP) and SMS/voice (HTTP): keeps and shows what incidentd
+    /// sends, delivers nothing. For trials and tests, never for production.
+    #[command(after_help = sink::HELP)]
+    Sink(sink::SinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -494,6 +500,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Silences(a) => silences::list(a).await,
         Command::Heartbeats(a) => heartbeats::list(a).await,
         Command::Heartbeat(c) => heartbeats::heartbeat(c).await,
+        Command::Sink(a) => sink::run(a).await,
     };
     match result {
         Ok(code) => code,
