@@ -47,7 +47,8 @@ fn options() -> (usize, String) {
 }
 
 /// The seeding statements, written for SQLite; on PostgreSQL the row generator is
-/// `generate_series` (64-bit, so the times do not overflow) and the flags are booleans.
+/// `generate_series` (64-bit, so the times do not overflow; the recursion `SELECT s … WHERE i <
+/// e` yields s to e inclusive, as the series does) and the flags are booleans.
 fn dialect(sql: String, postgres: bool) -> String {
     if !postgres {
         return sql.replace("{false}", "0").replace("{true}", "1");
@@ -60,7 +61,7 @@ fn dialect(sql: String, postgres: bool) -> String {
         .split_once(" UNION ALL SELECT i + 1 FROM n WHERE i < ")
         .unwrap();
     let (end, rest) = rest.split_once(") ").unwrap();
-    format!("WITH n(i) AS (SELECT generate_series({start}::bigint, {end} - 1)) {rest}")
+    format!("WITH n(i) AS (SELECT generate_series({start}::bigint, {end})) {rest}")
 }
 
 async fn seed(url: &str) {
