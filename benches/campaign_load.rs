@@ -233,7 +233,7 @@ fn main() {
             .await;
         let enqueued = loop {
             let list = api.get(&format!("/api/v1/incidents/{id}/notices")).await;
-            let c = list
+            let c = list["items"]
                 .as_array()
                 .unwrap()
                 .iter()
