@@ -174,6 +174,7 @@ fn import(format: Format, body: &[u8], cuts: &[usize]) {
     let rules = incidentd::subjects::Rules {
         locales: &["zh-CN".to_string(), "en".to_string()],
         default_locale: "zh-CN",
+        region: incidentd::channels::parse_region("CN").ok(),
     };
     let recs = records(format, body, cuts);
     // However the bytes arrive, the same records come out.

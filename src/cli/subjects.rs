@@ -28,7 +28,9 @@ Examples:
 
 A CSV list starts with a header naming its columns, from:
   subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction
-NDJSON has one object per line with the same fields. phone is E.164 (+8613800000000);
+NDJSON has one object per line with the same fields. phone is international (+8613800000000)
+or national in [organisation] default_region (13800000000 with CN); it is checked against
+its country's numbering plan and stored as +8613800000000.
 channels is inbox;sms;voice;email (default: every channel the row has a contact for).
 Files must be UTF-8 (export GBK spreadsheets as UTF-8 first). Bad rows are reported with
 their line and reason and the good ones are kept; importing a subject again updates it.";

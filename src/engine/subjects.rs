@@ -105,6 +105,8 @@ pub struct ImportCtx<'a> {
     /// Locales the notice templates are written in.
     pub locales: Vec<String>,
     pub default_locale: &'a str,
+    /// Where a phone number without a country code is read.
+    pub region: Option<crate::channels::Region>,
     pub batch: usize,
     pub rules: &'a Rules,
 }
@@ -403,6 +405,7 @@ async fn read_body(
     let rules = subj::Rules {
         locales: &ctx.locales,
         default_locale: ctx.default_locale,
+        region: ctx.region,
     };
     let mut splitter = Splitter::new(format);
     let mut header: Option<Header> = None;
