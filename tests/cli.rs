@@ -322,7 +322,7 @@ fn serve_clients_reload_shutdown_and_verify() {
         common::ADMIN,
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("E.164"), "{}", text(&o));
+    assert!(text(&o).contains("phone number"), "{}", text(&o));
     let o = d.client(&["deliveries", "1"], common::VIEWER);
     assert!(text(&o).contains("deliveries: none"), "{}", text(&o));
     let o = d.client(

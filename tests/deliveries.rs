@@ -257,14 +257,14 @@ async fn enqueue_is_idempotent_and_refuses_bad_recipients(backend: Backend) {
 
     let bad = [
         (
-            json!({"channel": "sms", "recipient": "13800000000", "content": {"text": "x"}}),
+            json!({"channel": "sms", "recipient": "+86 154 0000 0000", "content": {"text": "x"}}),
             "deliveries[0].recipient",
-            "E.164",
+            "is not a valid number for CN",
         ),
         (
             json!({"channel": "voice", "recipient": "+0800123", "content": {"text": "x"}}),
             "deliveries[0].recipient",
-            "E.164",
+            "known country code",
         ),
         (
             json!({"channel": "email", "recipient": "not-an-address", "content": {"subject": "s", "text": "x"}}),
@@ -285,7 +285,7 @@ async fn enqueue_is_idempotent_and_refuses_bad_recipients(backend: Backend) {
             json!({"channel": "webhook", "recipient": "chatops", "content": {"text": "x"},
                 "fallback": [{"channel": "sms", "recipient": "12345", "content": {"text": "x"}}]}),
             "deliveries[0].fallback[0].recipient",
-            "E.164",
+            "phone number",
         ),
     ];
     for (d, path, word) in bad {
@@ -713,7 +713,7 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
         json!([{
             "channel": "voice", "recipient": "+86 138 0013 8000", "locale": "zh-CN",
             "content": {"text": "安全事件：客户数据泄露，请立即处理。"},
-            "fallback": [{"channel": "sms", "recipient": "+8613800138000",
+            "fallback": [{"channel": "sms", "recipient": "13800138000",
                           "content": {"text": "【安全】S1 事件：客户数据泄露，请立即确认。", "template": "page/incident_opened"}}]
         }]),
     )
@@ -733,6 +733,10 @@ async fn voice_falls_back_to_sms_through_the_phone_gateway(backend: Backend) {
     assert_eq!(voice["kind"], "voice");
     let sms = got.iter().find(|r| r.path == "/sms").unwrap().json();
     assert_eq!(sms["kind"], "sms");
+    assert_eq!(
+        sms["to"], "+8613800138000",
+        "a national number is read in the organisation's default region (CN)"
+    );
     assert_eq!(sms["text"], "【安全】S1 事件：客户数据泄露，请立即确认。");
     assert_eq!(sms["template"], "page/incident_opened");
     assert_eq!(sms["from"], "INCIDENTD");

@@ -174,6 +174,7 @@ fn import(format: Format, body: &[u8], cuts: &[usize]) {
     let rules = incidentd::subjects::Rules {
         locales: &["zh-CN".to_string(), "en".to_string()],
         default_locale: "zh-CN",
+        region: incidentd::channels::parse_region("CN").ok(),
     };
     let recs = records(format, body, cuts);
     // However the bytes arrive, the same records come out.
@@ -184,16 +185,10 @@ fn import(format: Format, body: &[u8], cuts: &[usize]) {
     );
     let mut header: Option<Header> = None;
     for r in recs {
-        let Record::Line { bytes, .. } = r else {
-            continue;
-        };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
-        };
-        let raw = match format {
-            Format::Ndjson => ndjson_subject(text),
-            Format::Csv => match &header {
-                None => match Header::parse(text) {
+        let raw = match r {
+            Record::Line { text, .. } => ndjson_subject(&text),
+            Record::Fields { fields, .. } => match &header {
+                None => match Header::parse(&fields) {
                     Ok(h) => {
                         header = Some(h);
                         continue;
@@ -203,8 +198,13 @@ fn import(format: Format, body: &[u8], cuts: &[usize]) {
                         return;
                     }
                 },
-                Some(h) => h.subject(text),
+                Some(h) => h.subject(&fields),
             },
+            Record::Unreadable { reason, .. } => {
+                readable(&reason);
+                continue;
+            }
+            Record::NotUtf8 { .. } => continue,
         };
         match raw {
             Ok(raw) => {

@@ -70,6 +70,7 @@ fn org() -> OrganisationConfig {
         jurisdictions: vec!["CN".parse().unwrap()],
         contact: "个人信息保护负责人 李四 +86 10 1234 5678 privacy@example.com".into(),
         default_locale: "zh-CN".into(),
+        default_region: None,
     }
 }
 

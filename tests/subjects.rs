@@ -149,7 +149,7 @@ async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
     csv.extend_from_slice(
         "u1,张三,+86 138 0000 0001,zhang@example.com,site-1,zh-CN,\n\
          u2,\"Lee, Ann\",,ann@example.com,,en,email\n\
-         u3,Bad Phone,13800000003,,,,\n\
+         u3,Bad Phone,+86 154 0000 0000,,,,\n\
          u4,Bad Mail,,not-an-address,,,\n\
          u5,Fax,,,site-5,,fax\n\
          u1,Again,+8613800000009,,,,\n\
@@ -160,7 +160,8 @@ async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
     );
     // A row saved in GBK: 李四 is not UTF-8.
     csv.extend_from_slice(b"u9,\xc0\xee\xcb\xc4,+8613800000010,,,,\n");
-    csv.extend_from_slice(b"u10,Last Row,+8613800000011,,,en,sms");
+    // A national number, read in the organisation's default region (CN).
+    csv.extend_from_slice(b"u10,Last Row,138 0000 0011,,,en,sms");
     let (s, r) = upload(&app, id, "text/csv", csv).await;
     assert_eq!(s, StatusCode::OK, "{r:#}");
     assert_eq!(r["status"], "done");
@@ -168,7 +169,13 @@ async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
     assert_eq!(r["accepted"], 5, "u1 u2 u7 u8 u10: {r:#}");
     assert_eq!(r["inserted"], 5);
     assert_eq!(r["rejected"], 6, "{r:#}");
-    assert!(problem(&r, 4)["reason"].as_str().unwrap().contains("phone"));
+    assert!(
+        problem(&r, 4)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("phone: `+86154****0000` is not a valid number for CN"),
+        "{r:#}"
+    );
     assert!(problem(&r, 5)["reason"].as_str().unwrap().contains("email"));
     assert!(
         problem(&r, 6)["reason"]
@@ -253,6 +260,10 @@ async fn imports_keep_good_rows_and_report_the_bad_ones(backend: Backend) {
         .await;
     assert_eq!(u1["subject"]["channels"], json!(["sms"]));
     assert_eq!(u1["subject"]["phone"], "+86138****0001");
+    let (_, u10) = app
+        .get(&format!("/api/v1/incidents/{id}/subjects/u10"))
+        .await;
+    assert_eq!(u10["subject"]["phone"], "+86138****0011", "stored in E.164");
     // The audit trail has the counts, not the contacts.
     let (_, tl) = app
         .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))

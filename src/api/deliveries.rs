@@ -30,8 +30,9 @@ pub struct Enqueued {
 
 /// Send messages about an incident (paging someone by hand, a custom notice).
 ///
-/// Each delivery is checked (phone numbers must be E.164, e-mail addresses valid, e-mail needs
-/// a subject) and committed before the answer; the dispatcher sends it right after.
+/// Each delivery is checked (phone numbers must be valid in their country's plan and are stored
+/// in E.164, a national one read in `[organisation] default_region`; e-mail addresses valid;
+/// e-mail needs a subject) and committed before the answer; the dispatcher sends it right after.
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/deliveries",

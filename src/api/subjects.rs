@@ -68,6 +68,7 @@ pub async fn import(
             .map(str::to_string)
             .collect(),
         default_locale: &live.organisation.default_locale,
+        region: live.organisation.phone_region(),
         batch: live.subjects.import_batch,
         rules: &live.rules,
     };

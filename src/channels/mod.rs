@@ -340,12 +340,23 @@ pub fn http_client(_settings: &Settings) -> anyhow::Result<reqwest::Client> {
 }
 
 /// Check and normalise a recipient for `channel` before it is enqueued: an address that can
-/// never work is refused now, with a reason a person can act on, not retried for days.
+/// never work is refused now, with a reason a person can act on, not retried for days. Phone
+/// numbers must be international (`+86…`); see [`validate_recipient_in`] for national ones.
 pub fn validate_recipient(channel: ChannelKind, recipient: &str) -> Result<String, String> {
+    validate_recipient_in(channel, recipient, None)
+}
+
+/// [`validate_recipient`], reading a phone number without a country code as one of `region`
+/// (the organisation's `default_region`).
+pub fn validate_recipient_in(
+    channel: ChannelKind,
+    recipient: &str,
+    region: Option<Region>,
+) -> Result<String, String> {
     let r = recipient.trim();
     match channel {
         ChannelKind::Email => validate_email(r),
-        ChannelKind::Sms | ChannelKind::Voice => validate_e164(r),
+        ChannelKind::Sms | ChannelKind::Voice => normalise_phone(r, region),
         ChannelKind::Inbox | ChannelKind::SiteWebhook => {
             if r.is_empty() || r.len() > 128 || r.chars().any(char::is_control) {
                 Err(format!(
@@ -372,30 +383,112 @@ pub fn validate_recipient(channel: ChannelKind, recipient: &str) -> Result<Strin
     }
 }
 
-/// E.164: `+`, a country code that does not start with 0, 7 to 15 digits in all. Spaces,
-/// dashes and brackets people type are removed first.
+/// A country whose numbering plan reads national numbers (ISO 3166 alpha-2, `CN`).
+pub type Region = phonenumber::country::Id;
+
+/// `code` (`CN`, `sg`) as a region whose numbering plan incidentd knows.
+pub fn parse_region(code: &str) -> Result<Region, String> {
+    let upper = code.trim().to_ascii_uppercase();
+    match upper.parse::<Region>() {
+        Ok(r) if phonenumber::metadata::DATABASE.by_id(r.as_ref()).is_some() => Ok(r),
+        _ => Err(format!(
+            "`{code}` is not a country code with a telephone numbering plan: give an ISO 3166 alpha-2 code such as CN, SG, HK or US"
+        )),
+    }
+}
+
+/// International phone numbers: `+`, the country code, then a number that country's plan
+/// allows — the same check as [`normalise_phone`] without a default region.
 pub fn validate_e164(number: &str) -> Result<String, String> {
-    let cleaned: String = number
+    normalise_phone(number, None)
+}
+
+/// A phone number checked against its country's numbering plan (libphonenumber's, through the
+/// `phonenumber` crate) and given back in E.164 (`+8613800138000`). A number without a country
+/// code is read as one of `region`'s (`13800138000` with CN); spaces, dashes, brackets and
+/// `00`-style prefixes people type are fine. The error says why, with the number masked.
+pub fn normalise_phone(number: &str, region: Option<Region>) -> Result<String, String> {
+    use phonenumber::ParseError;
+    let typed: String = number
         .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '(' | ')' | '.'))
         .collect();
-    let digits = cleaned.strip_prefix('+').ok_or_else(|| {
-        format!(
-            "`{}` is not an international phone number: write it in E.164 form with + and the country code, e.g. +8613800000000",
-            mask_phone(number)
-        )
-    })?;
-    if digits.len() < 7
-        || digits.len() > 15
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || digits.starts_with('0')
-    {
+    let shown = mask_phone(&typed);
+    let parsed = match phonenumber::parse(region, number) {
+        Ok(n) => n,
+        Err(ParseError::InvalidCountryCode) if region.is_none() && !number.contains('+') => {
+            return Err(format!(
+                "`{shown}` has no country code: write it with + and the country code, e.g. +8613800000000 (national numbers are read as the organisation's `default_region` only where one is configured)"
+            ));
+        }
+        Err(ParseError::InvalidCountryCode) => {
+            return Err(format!(
+                "`{shown}` does not start with a known country code: write + and the country code, e.g. +8613800000000"
+            ));
+        }
+        Err(ParseError::TooShortAfterIdd | ParseError::TooShortNsn) => {
+            return Err(format!("`{shown}` is too short to be a phone number"));
+        }
+        Err(ParseError::TooLong) => {
+            return Err(format!("`{shown}` is too long to be a phone number"));
+        }
+        Err(ParseError::NoNumber | ParseError::MalformedInteger(_)) => {
+            return Err(format!(
+                "`{shown}` is not a phone number: digits with + and the country code, e.g. +8613800000000"
+            ));
+        }
+    };
+    if parsed.extension().is_some() {
         return Err(format!(
-            "`{}` is not an E.164 phone number: + then 7 to 15 digits, the first not 0 (e.g. +8613800000000)",
-            mask_phone(number)
+            "`{shown}` has an extension, which SMS and calls cannot dial: give the number without it"
         ));
     }
-    Ok(cleaned)
+    if !phonenumber::is_valid(&parsed) {
+        return Err(format!("`{shown}` {}", why_invalid(&parsed)));
+    }
+    Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Why a parsed number is not one its country's plan allows: too short or too long for every
+/// kind of number there, or the right length but not a number the plan hands out.
+fn why_invalid(n: &phonenumber::PhoneNumber) -> String {
+    let code = n.code().value();
+    let place = match n.country().id() {
+        Some(id) => id.as_ref().to_string(),
+        None => format!("country code +{code}"),
+    };
+    let digits = n.national().to_string().len();
+    // The lengths of every kind of number the country's plan has.
+    use phonenumber::Type as T;
+    let kinds = [
+        T::FixedLine,
+        T::Mobile,
+        T::TollFree,
+        T::PremiumRate,
+        T::SharedCost,
+        T::PersonalNumber,
+        T::Voip,
+        T::Pager,
+        T::Uan,
+        T::Voicemail,
+    ];
+    let lengths: Vec<u16> = phonenumber::metadata::DATABASE
+        .by_code(&code)
+        .into_iter()
+        .flatten()
+        .flat_map(|m| {
+            let d = m.descriptors();
+            std::iter::once(d.general())
+                .chain(kinds.iter().filter_map(|k| d.get(*k)))
+                .flat_map(|desc| desc.possible_length().iter().copied())
+                .collect::<Vec<u16>>()
+        })
+        .collect();
+    match (lengths.iter().min(), lengths.iter().max()) {
+        (Some(&min), _) if digits < usize::from(min) => format!("is too short for {place}"),
+        (_, Some(&max)) if digits > usize::from(max) => format!("is too long for {place}"),
+        _ => format!("is not a valid number for {place}"),
+    }
 }
 
 fn validate_email(addr: &str) -> Result<String, String> {
@@ -456,29 +549,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn e164_numbers_are_checked_and_normalised() {
+    fn phone_numbers_follow_their_countrys_plan() {
         assert_eq!(
             validate_e164("+86 138-0000-0000").unwrap(),
             "+8613800000000"
         );
         assert_eq!(validate_e164("+14155550100").unwrap(), "+14155550100");
-        for bad in [
-            "13800000000",
-            "+0123456789",
-            "+12",
-            "+1234567890123456",
-            "+86abc00000",
+        assert_eq!(validate_e164("+65 8123 4567").unwrap(), "+6581234567");
+        for (bad, why) in [
+            ("13800000000", "has no country code"),
+            ("+0123456789", "known country code"),
+            ("+12", "not a phone number"),
+            ("+86abc00000", "not a phone number"),
+            ("+86 154 0000 0000", "is not a valid number for CN"),
+            ("+86 138 0013 800", "is not a valid number for CN"),
+            ("+86 1380", "is too short for CN"),
+            ("+86 138 0013 8000 012", "is too long for CN"),
+            ("+1234567890123456", "country code +1"),
+            ("+86 138 0013 8000 ext. 12", "extension"),
         ] {
             let e = validate_e164(bad).unwrap_err();
-            assert!(
-                e.contains("E.164") || e.contains("international"),
-                "{bad}: {e}"
-            );
+            assert!(e.contains(why), "{bad}: {e}");
             assert!(
                 !e.contains(&format!("`{bad}`")),
                 "the number is masked in the error: {e}"
             );
         }
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_the_default_region() {
+        let cn = parse_region("cn").unwrap();
+        assert_eq!(
+            normalise_phone("13800138000", Some(cn)).unwrap(),
+            "+8613800138000"
+        );
+        assert_eq!(
+            normalise_phone("138 0013 8000", Some(cn)).unwrap(),
+            "+8613800138000"
+        );
+        // An international number keeps its own country.
+        assert_eq!(
+            normalise_phone("+65 8123 4567", Some(cn)).unwrap(),
+            "+6581234567"
+        );
+        let e = normalise_phone("15400000000", Some(cn)).unwrap_err();
+        assert!(e.contains("not a valid number for CN"), "{e}");
+        let e = normalise_phone("1380", Some(cn)).unwrap_err();
+        assert!(e.contains("is too short for CN"), "{e}");
+        assert_eq!(
+            validate_recipient_in(ChannelKind::Sms, " 13800138000 ", Some(cn)).unwrap(),
+            "+8613800138000"
+        );
+        assert!(parse_region("XX").unwrap_err().contains("ISO 3166"));
+        assert!(parse_region("China").is_err());
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub struct SendTestArgs {
     /// email, sms, voice, inbox, site_webhook or webhook.
     #[arg(long)]
     pub channel: String,
-    /// Address: e-mail, E.164 phone number, site user id, or webhook name.
+    /// Address: e-mail, phone number (+country code, or national in the default region), site
+    /// user id, or webhook name.
     #[arg(long)]
     pub to: String,
     /// Words to send instead of the standard test message.

@@ -1,16 +1,17 @@
 //! `incidentd subjects …` and `incidentd notices …`: affected people and the campaigns that
 //! tell them.
 
-use std::io::Write as _;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -28,7 +29,9 @@ Examples:
 
 A CSV list starts with a header naming its columns, from:
   subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction
-NDJSON has one object per line with the same fields. phone is E.164 (+8613800000000);
+NDJSON has one object per line with the same fields. phone is international (+8613800000000)
+or national in [organisation] default_region (13800000000 with CN); it is checked against
+its country's numbering plan and stored as +8613800000000.
 channels is inbox;sms;voice;email (default: every channel the row has a contact for).
 Files must be UTF-8 (export GBK spreadsheets as UTF-8 first). Bad rows are reported with
 their line and reason and the good ones are kept; importing a subject again updates it.";
@@ -156,10 +159,6 @@ pub fn file_body(file: tokio::fs::File, sent: Arc<AtomicU64>) -> reqwest::Body {
         sent,
         buf: vec![0u8; 256 * 1024].into_boxed_slice(),
     })
-}
-
-fn mb(n: u64) -> String {
-    format!("{:.1} MB", n as f64 / 1e6)
 }
 
 pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
@@ -317,35 +316,39 @@ async fn import(
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
-    let started = Instant::now();
-    let show = !args.json;
+    // On stderr, and only when it is a terminal: indicatif draws nothing otherwise.
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4))
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "importing {prefix}: {percent:>3}% [{bar:30}] {decimal_bytes} of {decimal_total_bytes} · {decimal_bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>-"),
+    );
+    bar.set_prefix(name.clone());
     let progress = {
-        let sent = sent.clone();
-        let name = name.clone();
+        let (sent, bar) = (sent.clone(), bar.clone());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if !show {
-                    continue;
-                }
                 let n = sent.load(Ordering::Relaxed);
-                let secs = started.elapsed().as_secs_f64().max(0.001);
-                let pct = (n * 100).checked_div(total).unwrap_or(0);
-                eprint!(
-                    "\rimporting {name}: {pct:>3}% · {} of {} · {:.1} MB/s   ",
-                    mb(n),
-                    mb(total),
-                    n as f64 / 1e6 / secs
-                );
-                let _ = std::io::stderr().flush();
+                bar.set_position(n);
+                if total > 0 && n >= total {
+                    // All sent: the rate shown stays the upload's, not the wait for the report.
+                    bar.finish();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
     let res = req.send().await;
     progress.abort();
-    if show {
-        eprintln!();
-    }
+    bar.set_position(sent.load(Ordering::Relaxed));
+    bar.finish();
     let res = res.with_context(|| {
         format!(
             "the upload to {} failed (is incidentd running? set --url or INCIDENTD_URL)",
@@ -414,13 +417,43 @@ async fn import(
     Ok(if v["status"] == "done" { 0 } else { 1 })
 }
 
+/// A campaign on one line: what it is, how far it got, each channel's counts.
 fn progress_line(c: &Value) -> String {
-    let (mut total, mut done) = (0, 0);
+    let (done, total) = done_of(c);
+    format!(
+        "{} · {done}/{total} · {}",
+        campaign_head(c),
+        channels_line(c)
+    )
+}
+
+/// `campaign 1 [enqueued] notice/pi_leak · 100000 subjects, 0 unreachable`.
+fn campaign_head(c: &Value) -> String {
+    format!(
+        "campaign {} [{}] {} · {} subjects, {} unreachable",
+        c["id"],
+        c["status"].as_str().unwrap_or("?"),
+        c["template"].as_str().unwrap_or("?"),
+        c["subjects"],
+        c["unreachable"],
+    )
+}
+
+/// Deliveries sent or dead, of those enqueued.
+fn done_of(c: &Value) -> (u64, u64) {
+    let (mut done, mut total) = (0, 0);
+    for (_, p) in c["progress"].as_object().into_iter().flatten() {
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        total += n("enqueued");
+        done += n("sent") + n("dead");
+    }
+    (done, total)
+}
+
+fn channels_line(c: &Value) -> String {
     let mut channels = Vec::new();
     for (ch, p) in c["progress"].as_object().into_iter().flatten() {
         let n = |k: &str| p[k].as_i64().unwrap_or(0);
-        total += n("enqueued");
-        done += n("sent") + n("dead");
         let mut line = format!("{ch}: sent {}, queued {}", n("sent"), n("queued"));
         if n("dead") > 0 {
             line.push_str(&format!(", dead {}", n("dead")));
@@ -430,23 +463,11 @@ fn progress_line(c: &Value) -> String {
         }
         channels.push(line);
     }
-    let width = 30;
-    let filled = (done * width).checked_div(total).unwrap_or(0) as usize;
-    format!(
-        "campaign {} [{}] {} · {} subjects, {} unreachable · [{}{}] {done}/{total} · {}",
-        c["id"],
-        c["status"].as_str().unwrap_or("?"),
-        c["template"].as_str().unwrap_or("?"),
-        c["subjects"],
-        c["unreachable"],
-        "#".repeat(filled),
-        "-".repeat(width as usize - filled),
-        if channels.is_empty() {
-            "no deliveries yet".into()
-        } else {
-            channels.join(" · ")
-        }
-    )
+    if channels.is_empty() {
+        "no deliveries yet".into()
+    } else {
+        channels.join(" · ")
+    }
 }
 
 fn finished(c: &Value) -> bool {
@@ -465,6 +486,12 @@ async fn watch(
     campaign: Option<i64>,
     args: &ClientArgs,
 ) -> anyhow::Result<i32> {
+    // One bar per campaign on stderr, drawn only when it is a terminal.
+    let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let mut shown: BTreeMap<i64, ProgressBar> = BTreeMap::new();
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} · {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>-");
     loop {
         let v = c
             .call(
@@ -484,13 +511,25 @@ async fn watch(
             println!("{}", serde_json::to_string(&list).unwrap_or_default());
         } else {
             for x in &list {
-                eprint!("\r{}   ", progress_line(x));
+                let bar = shown
+                    .entry(x["id"].as_i64().unwrap_or_default())
+                    .or_insert_with(|| bars.add(ProgressBar::new(0).with_style(style.clone())));
+                let (done, total) = done_of(x);
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_prefix(campaign_head(x));
+                bar.set_message(channels_line(x));
             }
-            let _ = std::io::stderr().flush();
         }
         if list.iter().all(finished) {
-            if !args.json {
-                eprintln!();
+            for bar in shown.values() {
+                bar.finish();
+            }
+            if !args.json && bars.is_hidden() {
+                // Not a terminal: the outcome as text instead.
+                for x in &list {
+                    println!("{}", progress_line(x));
+                }
             }
             return Ok(0);
         }

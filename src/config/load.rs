@@ -471,6 +471,27 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     if raw.render.sms_max_segments == 0 {
         p("render.sms_max_segments", "must be at least 1".into());
     }
+    let region = match raw.organisation.default_region.as_deref() {
+        Some(code) => match crate::channels::parse_region(code) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                p("organisation.default_region", e);
+                None
+            }
+        },
+        None => None,
+    };
+    // Members' phones are kept in E.164, so paging sends what the providers take.
+    for (i, d) in raw.departments.iter_mut().enumerate() {
+        for (j, m) in d.members.iter_mut().enumerate() {
+            if let Some(ph) = &m.phone {
+                match crate::channels::normalise_phone(ph, region) {
+                    Ok(e164) => m.phone = Some(e164),
+                    Err(msg) => p(&format!("departments[{i}].members[{j}].phone"), msg),
+                }
+            }
+        }
+    }
     let mut dept_ids = HashSet::new();
     let mut logins: HashSet<&str> = HashSet::new();
     for (i, d) in raw.departments.iter().enumerate() {
@@ -528,11 +549,6 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
                     crate::channels::validate_recipient(crate::channels::ChannelKind::Email, e)
             {
                 p(&format!("{mat}.email"), msg);
-            }
-            if let Some(ph) = &m.phone
-                && let Err(msg) = crate::channels::validate_e164(ph)
-            {
-                p(&format!("{mat}.phone"), msg);
             }
             if m.level == 0 {
                 p(&format!("{mat}.level"), "levels start at 1".into());
@@ -1100,6 +1116,30 @@ contact = "privacy@example.com"
         );
         assert_eq!(s.tokens.len(), 1);
         assert_eq!(s.rules.len(), 1);
+    }
+
+    #[test]
+    fn members_phones_are_read_in_the_default_region() {
+        let team = "\n[[departments]]\nid = \"soc\"\nname = \"SOC\"\n\
+                    [[departments.members]]\nname = \"On call\"\nphone = \"138 0013 8000\"\nlevel = 1\n";
+        let cn = CONFIG.replace(
+            "contact = \"privacy@example.com\"",
+            "contact = \"privacy@example.com\"\ndefault_region = \"cn\"",
+        );
+        // (The rest of this small configuration has problems of its own: paging channels.)
+        let e = problems(&format!("{cn}{team}"), &[]);
+        assert!(!e.contains(".phone"), "{e}");
+        // Without a region the number cannot be placed; a region must have a numbering plan.
+        let e = problems(&format!("{CONFIG}{team}"), &[]);
+        assert!(
+            e.contains("departments[0].members[0].phone: `1380***8000` has no country code"),
+            "{e}"
+        );
+        let e = problems(&cn.replace("\"cn\"", "\"China\""), &[]);
+        assert!(
+            e.contains("organisation.default_region: `China` is not a country code"),
+            "{e}"
+        );
     }
 
     #[test]

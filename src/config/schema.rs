@@ -434,7 +434,8 @@ pub struct MemberConfig {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
-    /// E.164 (`+8613800000000`).
+    /// International (`+8613800000000`), or national in `[organisation] default_region`;
+    /// checked against the country's numbering plan and kept in E.164.
     #[serde(default)]
     pub phone: Option<String>,
     /// 1 is paged first; higher levels when lower ones do not acknowledge.
@@ -913,6 +914,20 @@ pub struct OrganisationConfig {
     pub contact: String,
     #[serde(default = "default_locale")]
     pub default_locale: String,
+    /// The country (ISO 3166 alpha-2, `CN`) whose numbering plan reads phone numbers given
+    /// without a country code: `13800138000` is stored and sent as `+8613800138000`. None:
+    /// every number needs its `+` and country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
+}
+
+impl OrganisationConfig {
+    /// `default_region` as a numbering plan (checked when the configuration is loaded).
+    pub fn phone_region(&self) -> Option<crate::channels::Region> {
+        self.default_region
+            .as_deref()
+            .and_then(|r| crate::channels::parse_region(r).ok())
+    }
 }
 
 fn default_locale() -> String {

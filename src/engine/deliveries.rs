@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Engine, EngineError};
-use crate::channels::{ChannelKind, Content, Purpose, validate_recipient};
+use crate::channels::{ChannelKind, Content, Purpose, validate_recipient, validate_recipient_in};
 use crate::config::{DepartmentConfig, OrganisationConfig, RegulatorConfig};
 use crate::domain::time::to_micros;
 use crate::render::context::recipient_value;
@@ -21,7 +21,8 @@ use crate::store::{FallbackTarget, NewDelivery, NewEvent};
 pub struct DeliveryRequest {
     #[schema(value_type = String, example = "sms")]
     pub channel: ChannelKind,
-    /// E-mail address, E.164 phone number, site user id, or webhook target name.
+    /// E-mail address, phone number (international, or national in `[organisation]
+    /// default_region`), site user id, or webhook target name.
     pub recipient: String,
     #[serde(default = "default_purpose")]
     #[schema(value_type = String, example = "page")]
@@ -339,10 +340,11 @@ impl Engine {
             .as_ref()
             .map(|i| serde_json::to_value(i).unwrap_or_default());
         let default_locale = render.org.default_locale.as_str();
+        let region = render.org.phone_region();
         let mut items = Vec::with_capacity(requests.len());
         for (i, r) in requests.into_iter().enumerate() {
             let at = format!("deliveries[{i}]");
-            let recipient = validate_recipient(r.channel, &r.recipient)
+            let recipient = validate_recipient_in(r.channel, &r.recipient, region)
                 .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
             if r.fallback.len() > MAX_FALLBACKS {
                 return Err(EngineError::invalid(
@@ -369,7 +371,7 @@ impl Engine {
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
                 let fat = format!("{at}.fallback[{j}]");
-                let recipient = validate_recipient(f.channel, &f.recipient)
+                let recipient = validate_recipient_in(f.channel, &f.recipient, region)
                     .map_err(|m| EngineError::invalid(&format!("{fat}.recipient"), m))?;
                 let content = resolve_content(
                     &fat,

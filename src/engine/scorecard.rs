@@ -1496,6 +1496,7 @@ mod tests {
             jurisdictions: vec![],
             contact: "privacy@example.com".into(),
             default_locale: "zh-CN".into(),
+            default_region: None,
         };
         let (card, mut scenario) = sample();
         let timeline = [Step {
@@ -1577,6 +1578,7 @@ mod tests {
             jurisdictions: vec![],
             contact: "privacy@example.com".into(),
             default_locale: "zh-CN".into(),
+            default_region: None,
         };
         let data = crate::render::context::sample_context(&org);
         let report = t.check(&data, cfg.sms_max_segments);

@@ -105,6 +105,8 @@ pub struct ImportCtx<'a> {
     /// Locales the notice templates are written in.
     pub locales: Vec<String>,
     pub default_locale: &'a str,
+    /// Where a phone number without a country code is read.
+    pub region: Option<crate::channels::Region>,
     pub batch: usize,
     pub rules: &'a Rules,
 }
@@ -403,6 +405,7 @@ async fn read_body(
     let rules = subj::Rules {
         locales: &ctx.locales,
         default_locale: ctx.default_locale,
+        region: ctx.region,
     };
     let mut splitter = Splitter::new(format);
     let mut header: Option<Header> = None;
@@ -432,45 +435,42 @@ async fn read_body(
             }
         }
         for r in records.drain(..) {
-            let (line, bytes) = match r {
-                Record::TooLong { line } => {
+            let (line, raw, row) = match r {
+                Record::Unreadable { line, reason } => {
+                    if format == Format::Csv && header.is_none() {
+                        return Err(format!("line {line} (the header): {reason}"));
+                    }
                     report.rows += 1;
-                    report.problem(
-                        line,
-                        None,
-                        "rejected",
-                        format!("the row is longer than {} bytes", parse::MAX_RECORD_BYTES),
-                    );
+                    report.problem(line, None, "rejected", reason);
                     continue;
                 }
-                Record::Line { line, bytes } => (line, bytes),
-            };
-            let Ok(text) = std::str::from_utf8(&bytes) else {
-                if format == Format::Csv && header.is_none() {
-                    return Err(format!("line {line} (the header): {}", parse::NOT_UTF8));
+                Record::NotUtf8 { line } => {
+                    if format == Format::Csv && header.is_none() {
+                        return Err(format!("line {line} (the header): {}", parse::NOT_UTF8));
+                    }
+                    report.rows += 1;
+                    report.problem(line, None, "rejected", parse::NOT_UTF8.into());
+                    continue;
                 }
-                report.rows += 1;
-                report.problem(line, None, "rejected", parse::NOT_UTF8.into());
-                continue;
-            };
-            let raw = match format {
-                Format::Csv => match &header {
+                Record::Fields { line, fields } => match &header {
                     None => {
                         header = Some(
-                            Header::parse(text)
+                            Header::parse(&fields)
                                 .map_err(|e| format!("line {line} (the header): {e}"))?,
                         );
                         continue;
                     }
-                    Some(h) => h.subject(text),
+                    Some(h) => (line, h.subject(&fields), Row::Csv(fields)),
                 },
-                Format::Ndjson => parse::ndjson_subject(text),
+                Record::Line { line, text } => {
+                    (line, parse::ndjson_subject(&text), Row::Json(text))
+                }
             };
             report.rows += 1;
             let valid = raw.and_then(|r| subj::validate(r, &rules));
             match valid {
                 Err(reason) => {
-                    let id = subject_id_hint(format, header.as_ref(), text);
+                    let id = row.subject_id(header.as_ref());
                     report.problem(line, id, "rejected", reason);
                 }
                 Ok(s) => {
@@ -510,17 +510,25 @@ async fn read_body(
     outcome
 }
 
-/// The subject id of a rejected row, when it can be read, so the report can name it.
-fn subject_id_hint(format: Format, header: Option<&Header>, text: &str) -> Option<String> {
-    let id = match format {
-        Format::Csv => header
-            .and_then(|h| h.subject(text).ok())
-            .map(|s| s.subject_id),
-        Format::Ndjson => serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v.get("subject_id")?.as_str().map(str::to_string)),
-    }?;
-    (!id.is_empty() && id.len() <= 128).then_some(id)
+/// A record as read, kept until its row is checked.
+enum Row {
+    Csv(Vec<String>),
+    Json(String),
+}
+
+impl Row {
+    /// The subject id of a rejected row, when it can be read, so the report can name it.
+    fn subject_id(&self, header: Option<&Header>) -> Option<String> {
+        let id = match self {
+            Row::Csv(fields) => header?.subject_id(fields)?.to_string(),
+            Row::Json(text) => serde_json::from_str::<serde_json::Value>(text)
+                .ok()?
+                .get("subject_id")?
+                .as_str()?
+                .to_string(),
+        };
+        (!id.is_empty() && id.len() <= 128).then_some(id)
+    }
 }
 
 impl Engine {

@@ -10,6 +10,7 @@ fn org() -> OrganisationConfig {
         jurisdictions: vec![],
         contact: "privacy@example.com".into(),
         default_locale: "zh-CN".into(),
+        default_region: None,
     }
 }
 

@@ -9,7 +9,7 @@
 pub mod crypto;
 pub mod parse;
 
-use crate::channels::{ChannelKind, mask_email, mask_phone, validate_e164};
+use crate::channels::{ChannelKind, Region, mask_email, mask_phone, normalise_phone};
 use crate::store::SealedSubject;
 use crypto::{Field, KeyRing};
 use parse::RawSubject;
@@ -43,6 +43,8 @@ pub struct Rules<'a> {
     /// Locales the notice templates have (a subject's locale outside them falls back).
     pub locales: &'a [String],
     pub default_locale: &'a str,
+    /// Where a phone number without a country code is read (`[organisation] default_region`).
+    pub region: Option<Region>,
 }
 
 fn printable(s: &str) -> bool {
@@ -83,7 +85,7 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
-        Some(p) => Some(validate_e164(p).map_err(|e| format!("phone: {e}"))?),
+        Some(p) => Some(normalise_phone(p, rules.region).map_err(|e| format!("phone: {e}"))?),
         None => None,
     };
     let email = match raw
@@ -266,12 +268,17 @@ mod tests {
     }
 
     fn check(raw: RawSubject) -> Result<ValidSubject, String> {
+        check_in(raw, crate::channels::parse_region("CN").ok())
+    }
+
+    fn check_in(raw: RawSubject, region: Option<Region>) -> Result<ValidSubject, String> {
         let (locales, d) = rules();
         validate(
             raw,
             &Rules {
                 locales: &locales,
                 default_locale: d,
+                region,
             },
         )
     }
@@ -306,10 +313,17 @@ mod tests {
             (raw(" "), "subject_id is empty"),
             (
                 RawSubject {
-                    phone: Some("13800000000".into()),
+                    phone: Some("15400000000".into()),
                     ..raw("u")
                 },
-                "phone:",
+                "phone: `1540***0000` is not a valid number for CN",
+            ),
+            (
+                RawSubject {
+                    phone: Some("+86 1380".into()),
+                    ..raw("u")
+                },
+                "is too short for CN",
             ),
             (
                 RawSubject {
@@ -329,6 +343,26 @@ mod tests {
             let e = check(r).unwrap_err();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_the_organisations_region() {
+        let phone = |p: &str| RawSubject {
+            phone: Some(p.into()),
+            ..raw("u")
+        };
+        let s = check(phone("138 0013 8000")).unwrap();
+        assert_eq!(s.phone.as_deref(), Some("+8613800138000"));
+        // Without a default region a national number cannot be placed.
+        let e = check_in(phone("13800138000"), None).unwrap_err();
+        assert!(e.contains("no country code"), "{e}");
+        assert_eq!(
+            check_in(phone("+8613800138000"), None)
+                .unwrap()
+                .phone
+                .as_deref(),
+            Some("+8613800138000")
+        );
     }
 
     #[test]

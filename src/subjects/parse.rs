@@ -1,13 +1,15 @@
 //! Streaming parsers for subject lists: bytes arrive in chunks of any size, records come out
 //! one at a time with the line they started on. Memory holds one record, never the file.
 //!
-//! * CSV (RFC 4180 with a header row): `,` between fields, `"` around fields that hold `,`,
-//!   `"` (doubled) or line breaks; `\r\n` or `\n` line ends; a UTF-8 byte-order mark is
-//!   skipped.
+//! * CSV (RFC 4180 with a header row), tokenised by `csv-core`'s push parser: `,` between
+//!   fields, `"` around fields that hold `,`, `"` (doubled) or line breaks; `\r\n`, `\n` or
+//!   `\r` line ends; blank lines skipped. A `"` inside an unquoted field is kept as written, as
+//!   spreadsheets do.
 //! * NDJSON: one JSON object per line; blank lines are skipped.
 //!
-//! Text must be UTF-8. A record that is not is reported (with a hint for GBK/GB18030
-//! exports, the usual culprit for Chinese names) and the rest of the file goes on.
+//! A UTF-8 byte-order mark is skipped. Text must be UTF-8. A record that is not is reported
+//! (with a hint for GBK/GB18030 exports, the usual culprit for Chinese names) and the rest of
+//! the file goes on.
 
 use serde::Deserialize;
 
@@ -16,6 +18,8 @@ pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// What a record that cannot be read says.
 pub const NOT_UTF8: &str = "this line is not UTF-8 text; the file may have been saved as GBK/GB18030 (common for Chinese spreadsheets): save it as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 subjects.csv > subjects-utf8.csv`";
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -50,120 +54,305 @@ impl Format {
     }
 }
 
-/// A complete record, or why one could not be had.
+/// A complete record, or why one could not be had. `line` is the line it started on (1-based).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {
-    Line { line: u64, bytes: Vec<u8> },
-    TooLong { line: u64 },
+    /// One NDJSON line.
+    Line { line: u64, text: String },
+    /// One CSV record's fields, unquoted.
+    Fields { line: u64, fields: Vec<String> },
+    /// A record that is not UTF-8 text ([`NOT_UTF8`]).
+    NotUtf8 { line: u64 },
+    /// A record that cannot be read, and why.
+    Unreadable { line: u64, reason: String },
 }
 
-/// Cuts a byte stream into records. CSV records may span lines inside quotes.
+impl Record {
+    fn too_long(line: u64) -> Record {
+        Record::Unreadable {
+            line,
+            reason: format!("the row is longer than {MAX_RECORD_BYTES} bytes"),
+        }
+    }
+}
+
+/// Cuts a byte stream into records.
 #[derive(Debug)]
 pub struct Splitter {
-    format: Format,
-    buf: Vec<u8>,
-    in_quotes: bool,
-    /// Line the current record started on (1-based).
-    start_line: u64,
-    /// Lines seen so far.
-    lines: u64,
-    /// Skipping the rest of an over-long record.
-    skipping: bool,
-    at_start: bool,
-    /// The next byte starts a field (CSV).
-    field_start: bool,
-    /// The last byte closed a quoted field (CSV).
-    just_closed: bool,
+    /// The first bytes, held until a byte-order mark can be told apart.
+    head: Option<Vec<u8>>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Csv(Box<CsvSplitter>),
+    Lines(LineSplitter),
 }
 
 impl Splitter {
     pub fn new(format: Format) -> Splitter {
         Splitter {
-            format,
-            buf: Vec::new(),
-            in_quotes: false,
-            start_line: 1,
-            lines: 0,
-            skipping: false,
-            at_start: true,
-            field_start: true,
-            just_closed: false,
+            head: Some(Vec::new()),
+            kind: match format {
+                Format::Csv => Kind::Csv(Box::default()),
+                Format::Ndjson => Kind::Lines(LineSplitter::default()),
+            },
         }
     }
 
     /// Feed a chunk; complete records are pushed to `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Record>) {
-        if self.at_start && !chunk.is_empty() {
-            let mut seen = self.buf.clone();
-            seen.extend_from_slice(chunk);
-            if seen.len() < 3 && [0xEF, 0xBB, 0xBF].starts_with(&seen) {
-                // A chunk too short to tell; keep it (rare: only with tiny first chunks).
-                self.buf.extend_from_slice(chunk);
-                return;
-            }
-            self.at_start = false;
-            if !self.buf.is_empty() {
-                let mut joined = std::mem::take(&mut self.buf);
-                joined.extend_from_slice(chunk);
-                let rest = joined
-                    .strip_prefix(&[0xEF, 0xBB, 0xBF][..])
-                    .unwrap_or(&joined);
-                let rest = rest.to_vec();
-                return self.feed(&rest, out);
-            }
-            chunk = chunk.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(chunk);
-        }
-        for &b in chunk {
-            if b == b'\n' {
-                self.lines += 1;
-                if !self.in_quotes {
-                    self.finish(out);
-                    continue;
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Record>) {
+        match self.head.take() {
+            None => self.pass(chunk, out),
+            Some(mut head) => {
+                head.extend_from_slice(chunk);
+                if head.len() < BOM.len() && BOM.starts_with(&head) {
+                    // Too short to tell (only with tiny first chunks).
+                    self.head = Some(head);
+                } else {
+                    self.pass(head.strip_prefix(BOM).unwrap_or(&head), out);
                 }
             }
-            if self.skipping {
-                continue;
-            }
-            if self.format == Format::Csv {
-                // A quote opens a field only at its start (or re-opens right after a closing
-                // quote: an escaped `""`); a stray quote inside an unquoted field is left to
-                // the field parser, which rejects that one row.
-                let closed_now = self.in_quotes && b == b'"';
-                if closed_now {
-                    self.in_quotes = false;
-                } else if b == b'"' && (self.field_start || self.just_closed) {
-                    self.in_quotes = true;
-                }
-                self.just_closed = closed_now;
-                self.field_start = !self.in_quotes && b == b',';
-            }
-            if self.buf.len() >= MAX_RECORD_BYTES {
-                out.push(Record::TooLong {
-                    line: self.start_line,
-                });
-                self.buf.clear();
-                self.skipping = true;
-                // A runaway quote must not swallow the rest of the file.
-                self.in_quotes = false;
-                continue;
-            }
-            self.buf.push(b);
         }
     }
 
     /// The input ended: flush the last record (a file need not end with a line break).
     pub fn end(&mut self, out: &mut Vec<Record>) {
-        self.in_quotes = false;
+        if let Some(head) = self.head.take() {
+            self.pass(&head, out);
+        }
+        match &mut self.kind {
+            Kind::Csv(c) => c.end(out),
+            Kind::Lines(l) => l.end(out),
+        }
+    }
+
+    fn pass(&mut self, bytes: &[u8], out: &mut Vec<Record>) {
+        match &mut self.kind {
+            Kind::Csv(c) => c.feed(bytes, out),
+            Kind::Lines(l) => l.feed(bytes, out),
+        }
+    }
+}
+
+/// CSV records through `csv-core`, which keeps its place between chunks. What is ours: the
+/// line each record starts on, the length limit (a runaway quote must not swallow the file),
+/// and UTF-8.
+#[derive(Debug)]
+struct CsvSplitter {
+    reader: csv_core::Reader,
+    /// The current record's unquoted bytes, and where each field ends in them.
+    output: Vec<u8>,
+    out_len: usize,
+    ends: Vec<usize>,
+    ends_len: usize,
+    /// Raw bytes of the current record consumed so far.
+    taken: usize,
+    /// Line breaks consumed so far.
+    lines: u64,
+    /// Line the current record started on.
+    start_line: u64,
+    /// Skipping the rest of an over-long record, up to the next line break.
+    skipping: bool,
+}
+
+impl Default for CsvSplitter {
+    fn default() -> Self {
+        CsvSplitter {
+            reader: csv_core::Reader::new(),
+            output: vec![0; MAX_RECORD_BYTES + 1],
+            out_len: 0,
+            ends: vec![0; 16],
+            ends_len: 0,
+            taken: 0,
+            lines: 0,
+            start_line: 1,
+            skipping: false,
+        }
+    }
+}
+
+impl CsvSplitter {
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<Record>) {
+        while !input.is_empty() {
+            if self.skipping {
+                match input.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        self.lines += 1;
+                        self.skipping = false;
+                        input = &input[i + 1..];
+                    }
+                    None => return,
+                }
+                continue;
+            }
+            if self.taken == 0 {
+                // Between records: line ends (blank lines, the `\n` of a `\r\n`) are ours to
+                // count, so the record's first line is known.
+                let blank = input
+                    .iter()
+                    .position(|&b| b != b'\n' && b != b'\r')
+                    .unwrap_or(input.len());
+                self.lines += count_lines(&input[..blank]);
+                input = &input[blank..];
+                if input.is_empty() {
+                    return;
+                }
+                self.start_line = self.lines + 1;
+            }
+            // Never more than the limit allows, so an over-long record is noticed at it.
+            let room = MAX_RECORD_BYTES + 1 - self.taken;
+            let piece = &input[..input.len().min(room)];
+            let (res, nin) = self.step(piece);
+            self.lines += count_lines(&piece[..nin]);
+            self.taken += nin;
+            input = &input[nin..];
+            match res {
+                csv_core::ReadRecordResult::Record => self.emit(out),
+                csv_core::ReadRecordResult::InputEmpty if self.taken <= MAX_RECORD_BYTES => {}
+                _ => {
+                    out.push(Record::too_long(self.start_line));
+                    self.restart();
+                    self.reader.reset();
+                    // The rest of its line goes too, unless the limit fell on its end.
+                    self.skipping = nin == 0 || piece[nin - 1] != b'\n';
+                }
+            }
+        }
+    }
+
+    /// One call to the parser, growing the field index when a record has many fields.
+    fn step(&mut self, input: &[u8]) -> (csv_core::ReadRecordResult, usize) {
+        let mut consumed = 0;
+        loop {
+            let (res, nin, nout, nend) = self.reader.read_record(
+                &input[consumed..],
+                &mut self.output[self.out_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            consumed += nin;
+            self.out_len += nout;
+            self.ends_len += nend;
+            match res {
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len();
+                    self.ends.resize(n * 2, 0);
+                }
+                // Unquoted bytes never outnumber raw ones, and those are limited: the output
+                // holds the limit, so it cannot fill before the limit is noticed.
+                res => return (res, consumed),
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Record>) {
+        if self.skipping || self.taken == 0 {
+            return;
+        }
+        // A line break settles whether the file ended inside a quoted field: outside one it
+        // ends the record, inside one it is taken into the field. (The output has room: it
+        // holds one byte more than the limit on raw bytes.)
+        match self.step(b"\n").0 {
+            csv_core::ReadRecordResult::Record => self.emit(out),
+            _ => {
+                out.push(Record::Unreadable {
+                    line: self.start_line,
+                    reason: "a quoted field is not closed: a `\"` opens it and none ends it before the end of the file".into(),
+                });
+                self.restart();
+            }
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<Record>) {
+        let line = self.start_line;
+        let record = &self.output[..self.out_len];
+        let mut fields = Vec::with_capacity(self.ends_len);
+        let mut start = 0;
+        let mut utf8 = true;
+        for &end in &self.ends[..self.ends_len] {
+            match std::str::from_utf8(&record[start..end]) {
+                Ok(f) => fields.push(f.to_string()),
+                Err(_) => utf8 = false,
+            }
+            start = end;
+        }
+        self.restart();
+        if !utf8 {
+            out.push(Record::NotUtf8 { line });
+        } else if !(fields.len() == 1 && fields[0].trim().is_empty()) {
+            out.push(Record::Fields { line, fields });
+        }
+    }
+
+    /// Ready for the next record.
+    fn restart(&mut self) {
+        self.out_len = 0;
+        self.ends_len = 0;
+        self.taken = 0;
+    }
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// NDJSON lines.
+#[derive(Debug)]
+struct LineSplitter {
+    buf: Vec<u8>,
+    /// Line the current record started on (1-based).
+    start_line: u64,
+    /// Lines seen so far.
+    lines: u64,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter {
+            buf: Vec::new(),
+            start_line: 1,
+            lines: 0,
+            skipping: false,
+        }
+    }
+}
+
+impl LineSplitter {
+    fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Record>) {
+        while !chunk.is_empty() {
+            let (part, rest, ended) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], &chunk[i + 1..], true),
+                None => (chunk, &chunk[chunk.len()..], false),
+            };
+            if !self.skipping {
+                if self.buf.len() + part.len() > MAX_RECORD_BYTES {
+                    out.push(Record::too_long(self.start_line));
+                    self.buf.clear();
+                    self.skipping = true;
+                } else {
+                    self.buf.extend_from_slice(part);
+                }
+            }
+            if ended {
+                self.lines += 1;
+                self.finish(out);
+            }
+            chunk = rest;
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Record>) {
         self.finish(out);
     }
 
     fn finish(&mut self, out: &mut Vec<Record>) {
-        self.field_start = true;
-        self.just_closed = false;
-        let start = self.start_line;
+        let line = self.start_line;
         self.start_line = self.lines + 1;
-        if self.skipping {
-            self.skipping = false;
+        if std::mem::take(&mut self.skipping) {
             self.buf.clear();
             return;
         }
@@ -174,47 +363,11 @@ impl Splitter {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        out.push(Record::Line { line: start, bytes });
+        out.push(match String::from_utf8(bytes) {
+            Ok(text) => Record::Line { line, text },
+            Err(_) => Record::NotUtf8 { line },
+        });
     }
-}
-
-/// Split one complete CSV record into fields.
-pub fn csv_fields(record: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = record.chars().peekable();
-    let mut quoted = false;
-    let mut field_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cur.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && field_start {
-            quoted = true;
-            field_start = false;
-        } else if c == '"' {
-            return Err("a `\"` in the middle of an unquoted field: put the whole field in quotes and double the `\"` inside it".into());
-        } else if c == ',' {
-            fields.push(std::mem::take(&mut cur));
-            field_start = true;
-        } else {
-            cur.push(c);
-            field_start = false;
-        }
-    }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    fields.push(cur);
-    Ok(fields)
 }
 
 /// One subject as a list gives it, before validation.
@@ -275,8 +428,7 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn parse(record: &str) -> Result<Header, String> {
-        let names = csv_fields(record)?;
+    pub fn parse(names: &[String]) -> Result<Header, String> {
         let mut index = [None; 8];
         for (i, n) in names.iter().enumerate() {
             let n = n.trim().to_ascii_lowercase();
@@ -305,8 +457,7 @@ impl Header {
         })
     }
 
-    pub fn subject(&self, record: &str) -> Result<RawSubject, String> {
-        let f = csv_fields(record)?;
+    pub fn subject(&self, f: &[String]) -> Result<RawSubject, String> {
         if f.len() != self.width {
             return Err(format!(
                 "{} fields, but the header names {}",
@@ -329,6 +480,14 @@ impl Header {
             channels: get(6),
             jurisdiction: get(7),
         })
+    }
+
+    /// The row's subject id, when it has one (so a rejected row can be named).
+    pub fn subject_id<'f>(&self, f: &'f [String]) -> Option<&'f str> {
+        self.index[0]
+            .and_then(|i| f.get(i))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -379,58 +538,103 @@ mod tests {
         out
     }
 
-    fn line(line: u64, s: &str) -> Record {
-        Record::Line {
+    fn rec(line: u64, fields: &[&str]) -> Record {
+        Record::Fields {
             line,
-            bytes: s.as_bytes().to_vec(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
         }
+    }
+
+    fn strings(fields: &[&str]) -> Vec<String> {
+        fields.iter().map(|f| f.to_string()).collect()
     }
 
     #[test]
     fn records_cross_chunk_boundaries_and_keep_their_line_numbers() {
-        let text = "\u{feff}subject_id,name\r\nu1,\"Li, Lei\"\n\nu2,\"two\nlines\"\nu3,x";
+        let text = "\u{feff}subject_id,name\r\nu1,\"Li, Lei\"\n\n  \nu2,\"two\nlines\"\r\nu3,x";
         let bytes = text.as_bytes();
-        // Every split point gives the same records.
+        let want = vec![
+            rec(1, &["subject_id", "name"]),
+            rec(2, &["u1", "Li, Lei"]),
+            rec(5, &["u2", "two\nlines"]),
+            rec(7, &["u3", "x"]),
+        ];
+        // Every split point gives the same records, and so do single bytes.
         for cut in 0..bytes.len() {
             let got = split(Format::Csv, &[&bytes[..cut], &bytes[cut..]]);
-            assert_eq!(
-                got,
-                vec![
-                    line(1, "subject_id,name"),
-                    line(2, "u1,\"Li, Lei\""),
-                    line(4, "u2,\"two\nlines\""),
-                    line(6, "u3,x"),
-                ],
-                "cut at {cut}"
-            );
+            assert_eq!(got, want, "cut at {cut}");
         }
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(split(Format::Csv, &bytewise), want);
     }
 
     #[test]
-    fn a_stray_quote_spoils_one_row_not_the_rest() {
+    fn ndjson_lines_keep_their_line_numbers() {
+        let got = split(
+            Format::Ndjson,
+            &[b"\xEF\xBB\xBF{\"a\":1}\r\n\n {\"b\"", b":2}\n\xc0\xee\n{}"],
+        );
+        let line = |line, text: &str| Record::Line {
+            line,
+            text: text.into(),
+        };
+        assert_eq!(
+            got,
+            vec![
+                line(1, "{\"a\":1}"),
+                line(3, " {\"b\":2}"),
+                Record::NotUtf8 { line: 4 },
+                line(5, "{}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_follow_rfc_4180_and_a_stray_one_is_kept_as_written() {
         let got = split(
             Format::Csv,
-            &[b"a,Screen 5\" TV\nb,\"say \"\"hi\"\"\"\nc,x\n"],
+            &[b"a,Screen 5\" TV\nb,\"say \"\"hi\"\"\"\nc,,\"b,\"\"c\"\"\"\n"],
         );
         assert_eq!(
             got,
             vec![
-                line(1, "a,Screen 5\" TV"),
-                line(2, "b,\"say \"\"hi\"\"\""),
-                line(3, "c,x"),
+                rec(1, &["a", "Screen 5\" TV"]),
+                rec(2, &["b", "say \"hi\""]),
+                rec(3, &["c", "", "b,\"c\""]),
             ]
         );
-        assert!(csv_fields("a,Screen 5\" TV").is_err());
+    }
+
+    #[test]
+    fn a_quoted_field_left_open_at_the_end_is_reported() {
+        let got = split(Format::Csv, &[b"a,b\nc,\"d\ne"]);
+        assert_eq!(got[0], rec(1, &["a", "b"]));
+        match &got[1] {
+            Record::Unreadable { line: 2, reason } => assert!(reason.contains("not closed")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(got.len(), 2);
+        // Closed just before the end: fine.
+        assert_eq!(split(Format::Csv, &[b"c,\"d\""]), vec![rec(1, &["c", "d"])]);
+    }
+
+    #[test]
+    fn rows_that_are_not_utf8_are_named_and_the_rest_go_on() {
+        let got = split(Format::Csv, &[b"u9,\xc0\xee\xcb\xc4\nu10,x\n"]);
         assert_eq!(
-            csv_fields("b,\"say \"\"hi\"\"\"").unwrap(),
-            ["b", "say \"hi\""]
+            got,
+            vec![Record::NotUtf8 { line: 1 }, rec(2, &["u10", "x"])]
         );
     }
 
     #[test]
     fn a_bom_split_over_tiny_chunks_is_still_skipped() {
         let got = split(Format::Csv, &[b"\xEF", b"\xBB", b"\xBFsubject_id\nu1\n"]);
-        assert_eq!(got, vec![line(1, "subject_id"), line(2, "u1")]);
+        assert_eq!(got, vec![rec(1, &["subject_id"]), rec(2, &["u1"])]);
+        assert_eq!(
+            split(Format::Csv, &[b"\xEF\xBB"]),
+            vec![Record::NotUtf8 { line: 1 }]
+        );
     }
 
     #[test]
@@ -444,37 +648,49 @@ mod tests {
     fn over_long_records_are_reported_and_skipped() {
         let long = "x".repeat(MAX_RECORD_BYTES + 10);
         let text = format!("a\n\"{long}\nb\nc\n");
+        for format in [Format::Csv, Format::Ndjson] {
+            let got = split(format, &[text.as_bytes()]);
+            assert_eq!(got.len(), 4, "{format:?}: {got:?}");
+            assert!(
+                matches!(&got[1], Record::Unreadable { line: 2, reason } if reason.contains("longer than")),
+                "{got:?}"
+            );
+        }
         let got = split(Format::Csv, &[text.as_bytes()]);
-        assert_eq!(got[0], line(1, "a"));
-        assert_eq!(got[1], Record::TooLong { line: 2 });
+        assert_eq!(got[0], rec(1, &["a"]));
         // The runaway quote does not swallow what follows.
-        assert_eq!(got[2..], [line(3, "b"), line(4, "c")]);
-    }
-
-    #[test]
-    fn csv_fields_follow_rfc_4180() {
-        assert_eq!(
-            csv_fields("a,,\"b,\"\"c\"\"\"").unwrap(),
-            ["a", "", "b,\"c\""]
-        );
-        assert!(csv_fields("a,\"b").unwrap_err().contains("not closed"));
-        assert!(csv_fields("a,b\"c").unwrap_err().contains("quotes"));
+        assert_eq!(got[2..], [rec(3, &["b"]), rec(4, &["c"])]);
+        // A row just within the limit is read.
+        let fits = format!("{}\nb\n", "y".repeat(MAX_RECORD_BYTES));
+        let got = split(Format::Csv, &[fits.as_bytes()]);
+        assert_eq!(got.len(), 2, "{:?}", &got[1..]);
+        assert_eq!(got[1], rec(2, &["b"]));
     }
 
     #[test]
     fn headers_name_known_columns_only() {
-        let h = Header::parse("Subject_ID,phone,channels").unwrap();
-        let s = h.subject("u1, +8613800000000 ,sms;voice").unwrap();
+        let h = Header::parse(&strings(&["Subject_ID", "phone", "channels"])).unwrap();
+        let row = strings(&["u1", " +8613800000000 ", "sms;voice"]);
+        let s = h.subject(&row).unwrap();
         assert_eq!(s.subject_id, "u1");
+        assert_eq!(h.subject_id(&row), Some("u1"));
         assert_eq!(s.phone.as_deref(), Some("+8613800000000"));
         assert_eq!(s.channels.as_deref(), Some("sms;voice"));
-        assert!(h.subject("u1,x").unwrap_err().contains("2 fields"));
         assert!(
-            Header::parse("subject_id,mobile")
+            h.subject(&strings(&["u1", "x"]))
+                .unwrap_err()
+                .contains("2 fields")
+        );
+        assert!(
+            Header::parse(&strings(&["subject_id", "mobile"]))
                 .unwrap_err()
                 .contains("unknown column `mobile`")
         );
-        assert!(Header::parse("name").unwrap_err().contains("subject_id"));
+        assert!(
+            Header::parse(&strings(&["name"]))
+                .unwrap_err()
+                .contains("subject_id")
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ name = "Test Co."
 operator_type = "other"
 jurisdictions = ["CN"]
 contact = "privacy@test.example"
+default_region = "CN"
 
 {ingest}
 {templates}

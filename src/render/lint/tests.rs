@@ -14,6 +14,7 @@ fn org() -> OrganisationConfig {
         jurisdictions: vec![],
         contact: "privacy@example.com".into(),
         default_locale: "zh-CN".into(),
+        default_region: None,
     }
 }
 
