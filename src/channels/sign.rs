@@ -1,13 +1,10 @@
 //! Signing primitives shared by the channels, on the one crypto stack (aws-lc-rs) that TLS
 //! already uses.
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 
-/// Hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data))
-}
+pub use crate::domain::audit::sha256_hex;
 
 /// Raw HMAC-SHA256.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {

@@ -100,7 +100,7 @@ fn random_hex(n: usize) -> String {
 }
 
 fn sha256_hex(s: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
+    crate::domain::audit::sha256_hex(s.as_bytes())
 }
 
 /// Constant-time equality of two tokens.

@@ -15,6 +15,11 @@ use aws_lc_rs::{digest, hmac};
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Hex SHA-256: the one digest helper (content hashes, idempotency keys, session tokens).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, data))
+}
+
 /// SHA-256 over length-prefixed parts, so `("ab","c")` and `("a","bc")` differ.
 pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
