@@ -195,8 +195,10 @@ fn short(title: &str) -> String {
     }
 }
 
-/// The `digest` value templates see (see `templates/page/digest.en.hbs`).
-pub fn digest_value(notes: &[PageNote], window: &str) -> Value {
+/// The `digest` value templates see (see `templates/page/digest.en.hbs`); with the daemon's
+/// public URL, each page links to its incident's console page.
+pub fn digest_value(notes: &[PageNote], window: &str, public_url: Option<&str>) -> Value {
+    let base = public_url.map(|u| u.trim_end_matches('/'));
     let pages: Vec<Value> = notes
         .iter()
         .map(|n| {
@@ -206,8 +208,7 @@ pub fn digest_value(notes: &[PageNote], window: &str) -> Value {
                 "title": n.title,
                 "short_title": short(&n.title),
                 "ack": n.ack,
-                // Its console page: set where the daemon's public URL is known.
-                "console": null,
+                "console": base.map(|b| format!("{b}/console/incidents/{}", n.incident_id)),
             })
         })
         .collect();
@@ -258,6 +259,7 @@ pub fn sample_digest() -> Value {
             n(16, "S3", "VPN 网关登录失败次数激增"),
         ]),
         "2m",
+        None,
     )
 }
 
@@ -283,13 +285,7 @@ fn render_digest(
     let notes = notes(items);
     let name = notes.iter().find_map(|n| n.recipient_name.clone());
     let base = ctx.public_url.trim_end_matches('/');
-    let mut digest = digest_value(&notes, &ctx.paging.coalesce.to_string());
-    // Each page links to its incident's console page, the digest to My work.
-    for list in ["pages", "first"] {
-        for p in digest[list].as_array_mut().into_iter().flatten() {
-            p["console"] = json!(format!("{base}/console/incidents/{}", p["incident_id"]));
-        }
-    }
+    let digest = digest_value(&notes, &ctx.paging.coalesce.to_string(), Some(base));
     let data = json!({
         "org": org_value(ctx.render.org),
         "recipient": recipient_value(name.as_deref(), channel, address, locale),
@@ -388,7 +384,7 @@ mod tests {
                 .unwrap(),
             })
             .collect();
-        let v = digest_value(&notes(&held), "2m");
+        let v = digest_value(&notes(&held), "2m", None);
         let ids: Vec<i64> = v["pages"]
             .as_array()
             .unwrap()
