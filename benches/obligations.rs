@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use incidentd::domain::regulation::{OperatorType, Packs};
+use incidentd::domain::regulation::OperatorType;
 use incidentd::engine::obligations::{Regulation, recompute};
 use incidentd::engine::{Declaration, Engine, IngestQueue};
 use serde_json::json;
@@ -70,7 +70,8 @@ async fn main() {
     let o = opts();
     let db = support::open_db(&o.backend).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions");
-    let packs = Packs::load(&dir, &[], &|_| true).unwrap_or_else(|p| panic!("{}", p.join("\n")));
+    let packs = incidentd::config::files::packs(&dir, &[], &|_| true)
+        .unwrap_or_else(|p| panic!("{}", p.join("\n")));
     let reg = Regulation {
         packs: Arc::new(packs),
         operator_type: OperatorType::Other,

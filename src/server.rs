@@ -78,7 +78,7 @@ impl Server {
         if prepared.marked_keyed {
             info!("audit: [audit] key is set; from now on every event carries a MAC (audit.keyed)");
         }
-        let channels = Channels::from_settings(&settings, &store)
+        let channels = Channels::from_settings(&settings, Arc::new(store.clone()))
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
         let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -506,7 +506,7 @@ pub fn load_playbooks(
     }
     let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
     let names = templates.names();
-    Playbooks::load(&s.playbooks_path, &ids, &|t| names.contains(&t))
+    crate::config::files::playbooks(&s.playbooks_path, &ids, &|t| names.contains(&t))
         .map(Some)
         .map_err(|problems| ConfigError { problems })
 }
@@ -522,7 +522,7 @@ pub fn load_packs(
     };
     let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
     let names = templates.names();
-    let packs = crate::domain::regulation::Packs::load(dir, &ids, &|t| names.contains(&t))
+    let packs = crate::config::files::packs(dir, &ids, &|t| names.contains(&t))
         .map_err(|problems| ConfigError { problems })?;
     // A regulator no pack names would leave the real one without an address.
     let unknown = crate::config::unknown_regulators(&s.regulators, &packs);
@@ -564,9 +564,8 @@ pub fn load_drills(
     let pb_ids: Vec<&str> = playbooks
         .map(|p| p.all().iter().map(|p| p.id.as_str()).collect())
         .unwrap_or_default();
-    let scenarios =
-        crate::domain::drill::Scenarios::load(dir, &ids, &|t| names.contains(&t), &pb_ids)
-            .map_err(|problems| ConfigError { problems })?;
+    let scenarios = crate::config::files::scenarios(dir, &ids, &|t| names.contains(&t), &pb_ids)
+        .map_err(|problems| ConfigError { problems })?;
     // Every department the drill's playbook pages must be let through the drill guard.
     let mut problems: Vec<String> = playbooks
         .map(|pbs| {
@@ -748,5 +747,62 @@ impl CampaignRunner {
         if tokio::time::timeout(limit, self.task).await.is_err() {
             warn!("the notice campaign runner did not stop within the shutdown limit");
         }
+    }
+}
+
+/// The inbox channel keeps its notices in the store.
+impl crate::channels::inbox::InboxSink for Store {
+    fn keep<'a>(
+        &'a self,
+        msg: &'a crate::domain::message::Outgoing,
+    ) -> crate::channels::BoxFuture<'a, Result<i64, String>> {
+        Box::pin(async move { self.put_inbox_notice(msg).await.map_err(|e| e.to_string()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::drill::scenario::{check_coverage, declared_class};
+
+    #[test]
+    fn the_shipped_scenarios_load_against_the_shipped_config() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let s = crate::config::load(&repo.join("config/incidentd.toml")).unwrap();
+        let t = load_templates(&s).unwrap();
+        let pbs = load_playbooks(&s, &t).unwrap().unwrap();
+        let all = load_drills(&s, &t, Some(&pbs)).unwrap();
+        assert_eq!(all.names().len(), 3, "{:?}", all.names());
+        // Each pages exactly the departments it lets the drill reach.
+        for sc in all.all() {
+            let problems = check_coverage(sc, &pbs, &s.rules);
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+            assert_eq!(
+                pbs.select(
+                    declared_class(sc, &s.rules).0,
+                    declared_class(sc, &s.rules).1
+                )
+                .id,
+                "pi_incident"
+            );
+        }
+        // Leaving a paged department out, or naming a playbook the drill does not get, is named.
+        let mut sc = all.get("phone_id_dump").unwrap().clone();
+        sc.participants
+            .departments
+            .retain(|d| d != "customer_service" && d != "it_operations");
+        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
+        assert!(
+            e.contains(
+                "phone_id_dump.toml: participants.departments: playbook `pi_incident` pages it_operations, customer_service, which the participants leave out"
+            ),
+            "{e}"
+        );
+        sc.playbook = Some("cyber_general".into());
+        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
+        assert!(
+            e.contains("playbook: names `cyber_general`, but the drill is declared as pi_leak S1, which selects playbook `pi_incident`"),
+            "{e}"
+        );
     }
 }

@@ -41,7 +41,8 @@ fn shown(d: DateTime<Utc>) -> String {
 }
 
 fn packs_in(dir: &Path) -> Packs {
-    Packs::load(dir, &[], &|_| true).unwrap_or_else(|p| panic!("{}", p.join("\n")))
+    incidentd::config::files::packs(dir, &[], &|_| true)
+        .unwrap_or_else(|p| panic!("{}", p.join("\n")))
 }
 
 fn shipped_dir() -> PathBuf {
@@ -1727,7 +1728,7 @@ fn a_broken_edit_is_refused_before_it_takes_effect() {
         .unwrap()
         .replacen("clock = \"aware_at\"", "clock = \"became_aware\"", 1);
     std::fs::write(dir.path().join("eu.toml"), text).unwrap();
-    let problems = Packs::load(dir.path(), &[], &|_| true).unwrap_err();
+    let problems = incidentd::config::files::packs(dir.path(), &[], &|_| true).unwrap_err();
     let file = dir.path().join("eu.toml").display().to_string();
     assert_eq!(
         problems,

@@ -53,7 +53,7 @@ fn templates() -> Templates {
 }
 
 fn packs(t: &Templates) -> Packs {
-    Packs::load(&root().join("config/jurisdictions"), &[], &|name| {
+    incidentd::config::files::packs(&root().join("config/jurisdictions"), &[], &|name| {
         !t.locales(name).is_empty()
     })
     .unwrap_or_else(|e| panic!("{}", e.join("\n")))

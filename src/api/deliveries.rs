@@ -12,7 +12,7 @@ use super::auth::{Authorized, role};
 use super::error::{ApiError, Problem};
 use super::extract::{IncidentId, Json, Path, Query};
 use super::page::{cursor, limit as page_limit};
-use crate::channels::{ChannelKind, Content, Purpose};
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::engine::{DeliveryRequest, EngineError};
 use crate::store::{DeliveryFilter, DeliveryStatus, DeliveryView, InboxNotice};
 

@@ -59,7 +59,7 @@ pub struct Live {
     pub departments: Vec<DepartmentConfig>,
     pub paging: PagingConfig,
     /// Channels configured (the inbox always is), and webhook target names.
-    pub channels: Vec<crate::channels::ChannelKind>,
+    pub channels: Vec<crate::domain::message::ChannelKind>,
     pub webhooks: Vec<String>,
     /// Whom a page sent by hand may reach: the team's members and unreserved webhook targets.
     pub reach: crate::engine::ManualReach,

@@ -434,7 +434,7 @@ pub struct RenderArgs {
     /// Only this channel: email, sms, voice, inbox, site_webhook or webhook (default: every
     /// channel the template has parts for).
     #[arg(long)]
-    pub channel: Option<crate::channels::ChannelKind>,
+    pub channel: Option<crate::domain::message::ChannelKind>,
     /// The recipient's locale, e.g. zh-CN or en; falls back zh-CN → zh → en
     /// (default: organisation.default_locale).
     #[arg(long)]

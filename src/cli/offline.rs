@@ -377,10 +377,9 @@ fn triage_reach(
             .at_level(first)
             .filter(|m| {
                 channels.iter().any(|ch| match ch {
-                    crate::channels::ChannelKind::Email => m.email.is_some(),
-                    crate::channels::ChannelKind::Sms | crate::channels::ChannelKind::Voice => {
-                        m.phone.is_some()
-                    }
+                    crate::domain::message::ChannelKind::Email => m.email.is_some(),
+                    crate::domain::message::ChannelKind::Sms
+                    | crate::domain::message::ChannelKind::Voice => m.phone.is_some(),
                     _ => false,
                 })
             })

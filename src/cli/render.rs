@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::RenderArgs;
-use crate::channels::ChannelKind;
 use crate::config::Settings;
+use crate::domain::message::ChannelKind;
 use crate::render::{
     PREVIEW_CHANNELS, Rendered, SmsSegments, Templates, incident_context, sample_context,
     sms_segments,

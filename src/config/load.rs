@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 
 use super::schema::{RawConfig, Settings, Token};
 use crate::domain::classify::{Rules, RulesFile};
+use crate::domain::source::{deserialize, parse_table};
 
 const ENV_PREFIX: &str = "INCIDENTD__";
 
@@ -87,37 +87,6 @@ pub fn load_rules(path: &Path) -> Result<Rules, ConfigError> {
         .map_err(|(key, msg)| ConfigError::one(format!("{shown}: {key}: {msg}")))?;
     Rules::compile(&file).map_err(|errs| ConfigError {
         problems: errs.into_iter().map(|e| format!("{shown}: {e}")).collect(),
-    })
-}
-
-/// TOML syntax errors come back as `file:line:column: message` (column in characters).
-pub(crate) fn parse_table(shown: &str, text: &str) -> Result<toml::Table, String> {
-    text.parse::<toml::Table>().map_err(|e| {
-        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        format!("{shown}:{line}:{col}: {}", e.message().trim())
-    })
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |n| before[n + 1..].chars().count())
-        + 1;
-    (line, col)
-}
-
-/// Typed deserialisation; on failure, the dotted key and the problem.
-pub(crate) fn deserialize<T: DeserializeOwned>(v: toml::Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." {
-            "(top level)".into()
-        } else {
-            key
-        };
-        (key, e.inner().message().to_string())
     })
 }
 
@@ -360,13 +329,13 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
             "channels.sms",
             ch.sms
                 .as_ref()
-                .map(|c| c.problems_for(crate::channels::ChannelKind::Sms)),
+                .map(|c| c.problems_for(crate::domain::message::ChannelKind::Sms)),
         ),
         (
             "channels.voice",
             ch.voice
                 .as_ref()
-                .map(|c| c.problems_for(crate::channels::ChannelKind::Voice)),
+                .map(|c| c.problems_for(crate::domain::message::ChannelKind::Voice)),
         ),
         (
             "channels.site_webhook",
@@ -472,7 +441,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         p("render.sms_max_segments", "must be at least 1".into());
     }
     let region = match raw.organisation.default_region.as_deref() {
-        Some(code) => match crate::channels::parse_region(code) {
+        Some(code) => match crate::domain::message::parse_region(code) {
             Ok(r) => Some(r),
             Err(e) => {
                 p("organisation.default_region", e);
@@ -485,7 +454,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     for (i, d) in raw.departments.iter_mut().enumerate() {
         for (j, m) in d.members.iter_mut().enumerate() {
             if let Some(ph) = &m.phone {
-                match crate::channels::normalise_phone(ph, region) {
+                match crate::domain::message::normalise_phone(ph, region) {
                     Ok(e164) => m.phone = Some(e164),
                     Err(msg) => p(&format!("departments[{i}].members[{j}].phone"), msg),
                 }
@@ -545,8 +514,10 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
                 );
             }
             if let Some(e) = &m.email
-                && let Err(msg) =
-                    crate::channels::validate_recipient(crate::channels::ChannelKind::Email, e)
+                && let Err(msg) = crate::domain::message::validate_recipient(
+                    crate::domain::message::ChannelKind::Email,
+                    e,
+                )
             {
                 p(&format!("{mat}.email"), msg);
             }
@@ -655,9 +626,9 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
                     for d in &raw.departments {
                         for m in &d.members {
                             let reachable = chans.iter().any(|c| match c {
-                                crate::channels::ChannelKind::Email => m.email.is_some(),
-                                crate::channels::ChannelKind::Sms
-                                | crate::channels::ChannelKind::Voice => m.phone.is_some(),
+                                crate::domain::message::ChannelKind::Email => m.email.is_some(),
+                                crate::domain::message::ChannelKind::Sms
+                                | crate::domain::message::ChannelKind::Voice => m.phone.is_some(),
                                 _ => false,
                             });
                             if !reachable {
@@ -683,9 +654,9 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     for (sev, chans) in &paging {
         for c in chans {
             let configured = match c {
-                crate::channels::ChannelKind::Email => ch.email.is_some(),
-                crate::channels::ChannelKind::Sms => ch.sms.is_some(),
-                crate::channels::ChannelKind::Voice => ch.voice.is_some(),
+                crate::domain::message::ChannelKind::Email => ch.email.is_some(),
+                crate::domain::message::ChannelKind::Sms => ch.sms.is_some(),
+                crate::domain::message::ChannelKind::Voice => ch.voice.is_some(),
                 _ => false,
             };
             if !configured {

@@ -472,7 +472,7 @@ pub struct PagingConfig {
     #[serde(default = "default_paging_channels")]
     pub channels: std::collections::BTreeMap<
         crate::domain::incident::Severity,
-        Vec<crate::channels::ChannelKind>,
+        Vec<crate::domain::message::ChannelKind>,
     >,
     /// Signs the one-click acknowledgement links in pages (`ack_secret_file`); without it,
     /// pages carry no link.
@@ -489,7 +489,7 @@ pub struct PagingConfig {
     /// Channels whose provider takes only approved templates and has no code for
     /// `page/digest`: pages on them are never coalesced. Filled in when loading.
     #[serde(skip)]
-    pub no_digest: Vec<crate::channels::ChannelKind>,
+    pub no_digest: Vec<crate::domain::message::ChannelKind>,
 }
 
 impl Default for PagingConfig {
@@ -506,7 +506,7 @@ impl Default for PagingConfig {
 
 impl PagingConfig {
     /// Whether pages on `channel` are coalesced.
-    pub fn coalesces(&self, channel: crate::channels::ChannelKind) -> bool {
+    pub fn coalesces(&self, channel: crate::domain::message::ChannelKind) -> bool {
         !self.coalesce.0.is_zero() && !self.no_digest.contains(&channel)
     }
 }
@@ -519,11 +519,12 @@ fn default_ack_ttl() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(24 * 3600))
 }
 
-fn default_paging_channels()
--> std::collections::BTreeMap<crate::domain::incident::Severity, Vec<crate::channels::ChannelKind>>
-{
-    use crate::channels::ChannelKind as K;
+fn default_paging_channels() -> std::collections::BTreeMap<
+    crate::domain::incident::Severity,
+    Vec<crate::domain::message::ChannelKind>,
+> {
     use crate::domain::incident::Severity as S;
+    use crate::domain::message::ChannelKind as K;
     [
         (S::S1, vec![K::Voice, K::Sms, K::Email]),
         (S::S2, vec![K::Sms, K::Email]),
@@ -584,8 +585,8 @@ pub struct ChannelsConfig {
 
 impl ChannelsConfig {
     /// The channels this configuration provides; the inbox always.
-    pub fn kinds(&self) -> Vec<crate::channels::ChannelKind> {
-        use crate::channels::ChannelKind as K;
+    pub fn kinds(&self) -> Vec<crate::domain::message::ChannelKind> {
+        use crate::domain::message::ChannelKind as K;
         let mut k = vec![K::Inbox];
         if self.email.is_some() {
             k.push(K::Email);
@@ -923,10 +924,10 @@ pub struct OrganisationConfig {
 
 impl OrganisationConfig {
     /// `default_region` as a numbering plan (checked when the configuration is loaded).
-    pub fn phone_region(&self) -> Option<crate::channels::Region> {
+    pub fn phone_region(&self) -> Option<crate::domain::message::Region> {
         self.default_region
             .as_deref()
-            .and_then(|r| crate::channels::parse_region(r).ok())
+            .and_then(|r| crate::domain::message::parse_region(r).ok())
     }
 }
 

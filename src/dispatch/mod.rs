@@ -584,7 +584,7 @@ async fn record(store: &Store, cfg: &DispatchConfig, batch: &[Done]) -> crate::s
         let ended = matches!(o.status, DeliveryStatus::Sent | DeliveryStatus::Dead);
         if held(o)
             && ended
-            && d.claimed.purpose == crate::channels::Purpose::Report
+            && d.claimed.purpose == crate::domain::message::Purpose::Report
             && let Some(incident) = d.claimed.incident_id
         {
             checks.push(crate::engine::outcomes::report_outcome_timer(

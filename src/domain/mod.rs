@@ -50,11 +50,13 @@ pub mod duration;
 pub mod facts;
 pub mod heartbeat;
 pub mod incident;
+pub mod message;
 pub mod notice;
 pub mod playbook;
 pub mod records;
 pub mod regulation;
 pub mod silence;
+pub mod source;
 pub mod text;
 pub mod time;
 

@@ -302,7 +302,7 @@ mod tests {
         for e in ELEMENTS {
             for k in e.facts {
                 assert!(
-                    crate::render::context::FACT_KEYS.contains(k),
+                    crate::domain::facts::FACT_FIELDS.contains(k),
                     "{}: {k} is not a fact",
                     e.id
                 );

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Engine, EngineError};
-use crate::channels::sign::sha256_hex;
-use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{AnnouncementsConfig, OrganisationConfig};
+use crate::domain::audit::sha256_hex;
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::records::Incident;
 use crate::domain::time::{from_micros, to_micros};
 use crate::render::helpers::REQUIRED_EMPTY;

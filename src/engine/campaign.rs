@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Engine, EngineError};
-use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{NoticesConfig, OrganisationConfig};
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::time::to_micros;
 use crate::render::Templates;
 use crate::render::context::recipient_value;
@@ -672,7 +672,7 @@ impl Engine {
                     "channel": x.channel,
                     "locale": x.locale,
                     "used_locale": x.used_locale,
-                    "sha256": crate::channels::sign::sha256_hex(x.named.as_bytes()),
+                    "sha256": crate::domain::audit::sha256_hex(x.named.as_bytes()),
                 })).collect::<Vec<_>>(),
             }),
         )])

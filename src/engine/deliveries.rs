@@ -8,8 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Engine, EngineError};
-use crate::channels::{ChannelKind, Content, Purpose, validate_recipient, validate_recipient_in};
 use crate::config::{DepartmentConfig, OrganisationConfig, RegulatorConfig};
+use crate::domain::message::{
+    ChannelKind, Content, Purpose, validate_recipient, validate_recipient_in,
+};
 use crate::domain::time::to_micros;
 use crate::render::context::recipient_value;
 use crate::render::{Templates, incident_context};
@@ -142,7 +144,7 @@ impl ManualReach {
              (POST /api/v1/incidents/{incident_id}/notices, `incidentd notices start {incident_id}`), \
              which is sent only once it is approved"
         );
-        let masked = crate::channels::mask(channel, recipient);
+        let masked = crate::domain::message::mask(channel, recipient);
         match channel {
             ChannelKind::Email if self.emails.contains(&recipient.to_lowercase()) => None,
             ChannelKind::Sms | ChannelKind::Voice if self.phones.contains(recipient) => None,
@@ -228,7 +230,7 @@ fn default_purpose() -> Purpose {
 /// A stable key for a delivery: what it is for, to whom, and exactly what it says.
 pub fn derived_key(incident_id: Option<i64>, d: &NewDelivery) -> String {
     let content = serde_json::to_string(&d.content).unwrap_or_default();
-    let mut h = crate::channels::sign::sha256_hex(
+    let mut h = crate::domain::audit::sha256_hex(
         format!(
             "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{content}",
             incident_id.map(|i| i.to_string()).unwrap_or_default(),
@@ -466,7 +468,7 @@ impl Engine {
         tx.allow_drill_recipients(incident_id, &checked).await?;
         let masked: Vec<String> = checked
             .iter()
-            .map(|(c, r)| format!("{c}:{}", crate::channels::mask(*c, r)))
+            .map(|(c, r)| format!("{c}:{}", crate::domain::message::mask(*c, r)))
             .collect();
         tx.append(&[NewEvent::new(
             now,

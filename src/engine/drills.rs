@@ -14,11 +14,11 @@ use tracing::warn;
 
 use super::EngineError;
 use super::commands::{Declaration, declare_in, recompute_in};
-use crate::channels::{ChannelKind, Content, Purpose, validate_recipient};
 use crate::config::DepartmentConfig;
 use crate::domain::classify::Rules;
 use crate::domain::drill::{Inject, Mode, Scenario, Scenarios};
 use crate::domain::incident::Status;
+use crate::domain::message::{ChannelKind, Content, Purpose, validate_recipient};
 use crate::domain::records::Incident;
 use crate::domain::time::to_micros;
 use crate::store::{DrillRow, DueTimer, NewDelivery, NewDrill, NewEvent, NewTimer, WriteTx};

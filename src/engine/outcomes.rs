@@ -21,7 +21,7 @@ use tracing::warn;
 use super::EngineError;
 use super::obligations::met_event;
 use super::response::ResponseCtx;
-use crate::channels::{Content, Purpose};
+use crate::domain::message::{Content, Purpose};
 use crate::domain::records::Incident;
 use crate::domain::regulation::ObligationKind;
 use crate::domain::time::{from_micros, to_micros};

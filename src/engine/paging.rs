@@ -24,8 +24,8 @@ use tracing::warn;
 
 use super::EngineError;
 use super::response::ResponseCtx;
-use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{ChannelsConfig, PagingConfig};
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::time::{from_micros, to_micros};
 use crate::render::context::{org_value, recipient_value};
 use crate::store::{HeldPage, NewDelivery, NewEvent, Placement, WriteTx};

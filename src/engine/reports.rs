@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Engine, EngineError};
-use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{OrganisationConfig, RegulatorConfig};
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::records::Incident;
 use crate::domain::regulation::{Case, ObligationKind, Packs};
 use crate::domain::time::{from_micros, to_micros};
@@ -224,7 +224,7 @@ async fn report_obligation(
 }
 
 fn content_hash(subject: &str, markdown: &str, html: &str) -> String {
-    crate::channels::sign::sha256_hex(format!("{subject}\u{1f}{markdown}\u{1f}{html}").as_bytes())
+    crate::domain::audit::sha256_hex(format!("{subject}\u{1f}{markdown}\u{1f}{html}").as_bytes())
 }
 
 fn no_blank(v: Option<String>) -> Option<String> {

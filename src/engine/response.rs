@@ -32,8 +32,8 @@ use tracing::warn;
 
 use super::EngineError;
 use super::deliveries::DeliveryCtx;
-use crate::channels::{ChannelKind, Content, Purpose};
 use crate::config::{DepartmentConfig, MemberConfig, PagingConfig};
+use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::playbook::{Playbook, Playbooks};
 use crate::domain::records::Incident;
 use crate::domain::time::{from_micros, to_micros};

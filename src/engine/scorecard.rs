@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 
 use super::EngineError;
 use super::summary::{since, verdict};
-use crate::channels::{ChannelKind, Purpose, validate_recipient};
 use crate::config::OrganisationConfig;
 use crate::domain::drill::{Mode, Targets};
 use crate::domain::duration::{HumanDuration, humanize};
+use crate::domain::message::{ChannelKind, Purpose, validate_recipient};
 use crate::domain::notice::{exempt_from_individual_notice, missing_notice_facts};
 use crate::domain::records::Incident;
 use crate::domain::time::{from_micros, to_micros};
@@ -1093,7 +1093,7 @@ pub async fn after_action(
             channel: ChannelKind::Email,
             recipient: to,
             locale: scenario.locale.clone(),
-            content: crate::channels::Content {
+            content: crate::domain::message::Content {
                 subject: Some(subject.clone()),
                 text: markdown,
                 html: Some(html),

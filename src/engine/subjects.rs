@@ -106,7 +106,7 @@ pub struct ImportCtx<'a> {
     pub locales: Vec<String>,
     pub default_locale: &'a str,
     /// Where a phone number without a country code is read.
-    pub region: Option<crate::channels::Region>,
+    pub region: Option<crate::domain::message::Region>,
     pub batch: usize,
     pub rules: &'a Rules,
 }

@@ -102,11 +102,11 @@ pub fn sample_recipient() -> Value {
 /// `null` (so strict templates see every key).
 pub fn recipient_value(
     name: Option<&str>,
-    channel: crate::channels::ChannelKind,
+    channel: crate::domain::message::ChannelKind,
     address: &str,
     locale: &str,
 ) -> Value {
-    use crate::channels::ChannelKind as K;
+    use crate::domain::message::ChannelKind as K;
     let at = |k: K| (channel == k).then(|| address.to_string());
     json!({
         "name": name,

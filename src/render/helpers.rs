@@ -151,10 +151,10 @@ impl HelperDef for MaskHelper {
         })?;
         let kind = h.param(1).and_then(|k| k.value().as_str());
         let masked = match kind {
-            Some("email") => crate::channels::mask_email(value),
-            Some("phone") => crate::channels::mask_phone(value),
-            None if value.contains('@') => crate::channels::mask_email(value),
-            None => crate::channels::mask_phone(value),
+            Some("email") => crate::domain::message::mask_email(value),
+            Some("phone") => crate::domain::message::mask_phone(value),
+            None if value.contains('@') => crate::domain::message::mask_email(value),
+            None => crate::domain::message::mask_phone(value),
             Some(other) => {
                 return Err(fail(format!(
                     "mask: the kind is \"phone\" or \"email\", not \"{other}\""

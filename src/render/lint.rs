@@ -28,8 +28,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::{Part, RenderError, Templates, Version, needs, sample_context, sms_segments};
-use crate::channels::ChannelKind;
 use crate::config::OrganisationConfig;
+use crate::domain::message::ChannelKind;
 use crate::domain::notice::{ELEMENTS, Element};
 
 /// Templates of this kind are notices to individuals and must pass the lint.

@@ -37,8 +37,8 @@ use chrono_tz::Tz;
 use handlebars::{Handlebars, RenderErrorReason};
 use serde_json::{Value, json};
 
-use crate::channels::{ChannelKind, Content};
 use crate::config::RenderConfig;
+use crate::domain::message::{ChannelKind, Content};
 
 pub use context::{incident_context, sample_context};
 pub use lint::{LintProblem, is_notice};

@@ -29,9 +29,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::channels::ChannelKind;
 use crate::config::OrganisationConfig;
 use crate::domain::facts::{Audience, Facts};
+use crate::domain::message::ChannelKind;
 use crate::domain::records::Incident;
 use crate::domain::regulation::{OperatorType, Pack, ReportKind, ReportSpec};
 use crate::render::{RenderError, Templates};

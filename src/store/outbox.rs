@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::seals::Sealed;
 use super::write::{BulkInsert, Inner, chunks, insert_chunks, json, on_tx};
 use super::{Result, Store, StoreError, WriteTx, on_pool};
-use crate::channels::{ChannelKind, Content, Outgoing, Purpose};
+use crate::domain::message::{ChannelKind, Content, Outgoing, Purpose};
 
 /// Where to try next if a delivery dies: another channel, its own address, its own words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub struct FallbackTarget {
 }
 
 /// A delivery to enqueue. Recipients must already be validated
-/// ([`crate::channels::validate_recipient`]).
+/// ([`crate::domain::message::validate_recipient`]).
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     /// Unique per message: enqueueing the same key twice makes one row.
@@ -595,7 +595,7 @@ impl Store {
             .into_iter()
             .map(|mut d| {
                 if let Ok(k) = d.channel.parse::<ChannelKind>() {
-                    d.recipient = crate::channels::mask(k, &d.recipient);
+                    d.recipient = crate::domain::message::mask(k, &d.recipient);
                 }
                 d
             })

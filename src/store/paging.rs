@@ -18,7 +18,7 @@
 use super::seals::Sealed;
 use super::write::{Inner, json, on_tx};
 use super::{NewDelivery, Result, StoreError, WriteTx};
-use crate::channels::{ChannelKind, Purpose};
+use crate::domain::message::{ChannelKind, Purpose};
 
 /// Idempotency keys of digests start with this.
 pub const DIGEST_KEY_PREFIX: &str = "coalesce:";
@@ -176,7 +176,7 @@ impl WriteTx {
     pub async fn hold_or_send(
         &mut self,
         page: &NewDelivery,
-        placeholder: &crate::channels::Content,
+        placeholder: &crate::domain::message::Content,
         now: i64,
         window: i64,
     ) -> Result<Placement> {
@@ -349,7 +349,7 @@ impl WriteTx {
         &mut self,
         page: &NewDelivery,
         key: &str,
-        content: &crate::channels::Content,
+        content: &crate::domain::message::Content,
         now: i64,
         due: i64,
     ) -> Result<Option<i64>> {
@@ -399,7 +399,7 @@ impl WriteTx {
     pub async fn set_pending_content(
         &mut self,
         id: i64,
-        content: &crate::channels::Content,
+        content: &crate::domain::message::Content,
     ) -> Result<bool> {
         let n = on_tx!(self, c, _pg => {
             sqlx::query("UPDATE deliveries SET content = $2 WHERE id = $1 AND status = 'pending'")

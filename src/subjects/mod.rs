@@ -9,7 +9,7 @@
 pub mod crypto;
 pub mod parse;
 
-use crate::channels::{ChannelKind, Region, mask_email, mask_phone, normalise_phone};
+use crate::domain::message::{ChannelKind, Region, mask_email, mask_phone, normalise_phone};
 use crate::store::SealedSubject;
 use crypto::{Field, KeyRing};
 use parse::RawSubject;
@@ -95,7 +95,7 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
         .filter(|p| !p.is_empty())
     {
         Some(e) => Some(
-            crate::channels::validate_recipient(ChannelKind::Email, e)
+            crate::domain::message::validate_recipient(ChannelKind::Email, e)
                 .map_err(|m| format!("email: {m}"))?,
         ),
         None => None,
@@ -107,7 +107,7 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
         .filter(|p| !p.is_empty())
     {
         Some(u) => Some(
-            crate::channels::validate_recipient(ChannelKind::Inbox, u)
+            crate::domain::message::validate_recipient(ChannelKind::Inbox, u)
                 .map_err(|m| format!("site_user_id: {m}"))?,
         ),
         None => None,
@@ -268,7 +268,7 @@ mod tests {
     }
 
     fn check(raw: RawSubject) -> Result<ValidSubject, String> {
-        check_in(raw, crate::channels::parse_region("CN").ok())
+        check_in(raw, crate::domain::message::parse_region("CN").ok())
     }
 
     fn check_in(raw: RawSubject, region: Option<Region>) -> Result<ValidSubject, String> {

@@ -368,7 +368,7 @@ pub async fn notice(
     else {
         return not_found(Some(&s.locale));
     };
-    let Ok(content) = serde_json::from_str::<crate::channels::Content>(&c.anonymous) else {
+    let Ok(content) = serde_json::from_str::<crate::domain::message::Content>(&c.anonymous) else {
         return not_found(Some(&s.locale));
     };
     // The page's own words may name the page's link: it is this token.

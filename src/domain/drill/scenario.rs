@@ -2,7 +2,7 @@
 //! validation. Every problem is reported as `<file>: <key>: <message>`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use crate::domain::duration::HumanDuration;
 use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::playbook::Playbooks;
+use crate::domain::source::Source;
 
 /// One scenario, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,40 +121,29 @@ pub struct Scenarios {
 }
 
 impl Scenarios {
-    /// Read and validate every `*.toml` in `dir`. `departments` are the configured department
-    /// ids, `template_exists` says whether a template name exists, `playbook_ids` are the
-    /// loaded playbooks. All problems come back together as `<file>: <key>: <message>`.
-    pub fn load(
-        dir: &Path,
+    /// The scenarios of a folder's files (`crate::config::files` reads them). `departments`
+    /// are the configured department ids, `template_exists` says whether a template name
+    /// exists, `playbook_ids` are the loaded playbooks. All problems come back together as
+    /// `<file>: <key>: <message>`.
+    pub fn from_sources(
+        files: &[Source],
         departments: &[&str],
         template_exists: &dyn Fn(&str) -> bool,
         playbook_ids: &[&str],
     ) -> Result<Scenarios, Vec<String>> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            vec![format!(
-                "{}: cannot read the drill scenarios folder: {e} (set [paths] drills)",
-                dir.display()
-            )]
-        })?;
-        let mut files: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
         let mut problems = Vec::new();
         let mut out = Scenarios::default();
-        for path in files {
-            let shown = path.display().to_string();
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(format!("{shown}: cannot read: {e}"));
-                    continue;
-                }
-            };
-            match parse(&shown, &text, departments, template_exists, playbook_ids) {
+        for source in files {
+            let shown = source.shown();
+            match parse(
+                &shown,
+                &source.text,
+                departments,
+                template_exists,
+                playbook_ids,
+            ) {
                 Ok(mut s) => {
-                    s.file = path.clone();
+                    s.file = source.path.clone();
                     if let Some(other) = out.scenarios.get(&s.name) {
                         problems.push(format!(
                             "{shown}: name: `{}` is also the name of {}; scenario names are unique",
@@ -205,8 +195,8 @@ pub fn parse(
     template_exists: &dyn Fn(&str) -> bool,
     playbook_ids: &[&str],
 ) -> Result<Scenario, Vec<String>> {
-    let table = crate::config::parse_table(shown, text).map_err(|e| vec![e])?;
-    let s: Scenario = crate::config::deserialize(toml::Value::Table(table))
+    let table = crate::domain::source::parse_table(shown, text).map_err(|e| vec![e])?;
+    let s: Scenario = crate::domain::source::deserialize(toml::Value::Table(table))
         .map_err(|(path, msg)| vec![format!("{shown}: {path}: {msg}")])?;
     let mut out = Vec::new();
     let mut p = |key: &str, msg: String| out.push(format!("{shown}: {key}: {msg}"));
@@ -228,7 +218,7 @@ fn check(
     playbook_ids: &[&str],
     p: &mut dyn FnMut(&str, String),
 ) {
-    use crate::channels::{ChannelKind, validate_recipient};
+    use crate::domain::message::{ChannelKind, validate_recipient};
     if !valid_name(&s.name) {
         p(
             "name",
@@ -531,58 +521,5 @@ facts = { affected_subjects = 1200000 }
         .unwrap_err()
         .join("\n");
         assert!(e.contains("injects[0].facts"), "{e}");
-    }
-
-    #[test]
-    fn the_shipped_scenarios_load_against_the_shipped_config() {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let s = crate::config::load(&repo.join("config/incidentd.toml")).unwrap();
-        let ids: Vec<&str> = s.departments.iter().map(|d| d.id.as_str()).collect();
-        let t = crate::render::Templates::load(&s.templates_path, &s.render).unwrap();
-        let names = t.names();
-        let pbs = crate::domain::playbook::Playbooks::load(&s.playbooks_path, &ids, &|n| {
-            names.contains(&n)
-        })
-        .unwrap();
-        let pb_ids: Vec<&str> = pbs.all().iter().map(|p| p.id.as_str()).collect();
-        let all = Scenarios::load(
-            &repo.join("config/drills"),
-            &ids,
-            &|n| names.contains(&n),
-            &pb_ids,
-        )
-        .unwrap();
-        assert_eq!(all.names().len(), 3, "{:?}", all.names());
-        // Each pages exactly the departments it lets the drill reach.
-        for sc in all.all() {
-            let problems = check_coverage(sc, &pbs, &s.rules);
-            assert!(problems.is_empty(), "{}", problems.join("\n"));
-            assert_eq!(
-                pbs.select(
-                    declared_class(sc, &s.rules).0,
-                    declared_class(sc, &s.rules).1
-                )
-                .id,
-                "pi_incident"
-            );
-        }
-        // Leaving a paged department out, or naming a playbook the drill does not get, is named.
-        let mut sc = all.get("phone_id_dump").unwrap().clone();
-        sc.participants
-            .departments
-            .retain(|d| d != "customer_service" && d != "it_operations");
-        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
-        assert!(
-            e.contains(
-                "phone_id_dump.toml: participants.departments: playbook `pi_incident` pages it_operations, customer_service, which the participants leave out"
-            ),
-            "{e}"
-        );
-        sc.playbook = Some("cyber_general".into());
-        let e = check_coverage(&sc, &pbs, &s.rules).join("\n");
-        assert!(
-            e.contains("playbook: names `cyber_general`, but the drill is declared as pi_leak S1, which selects playbook `pi_incident`"),
-            "{e}"
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! One playbook file as written → a validated [`Playbook`], and the checks across files.
 
-use crate::config::{deserialize, parse_table};
+use crate::domain::source::{Source, deserialize, parse_table};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -66,14 +66,12 @@ pub(super) struct Context<'a> {
     pub template_exists: &'a dyn Fn(&str) -> bool,
 }
 
-/// Read, parse and validate one file: the playbook as far as it could be understood, with its
-/// problems, each `<file>: <key>: <message>`; or, when it cannot even be read or deserialised,
-/// just that problem.
-pub(super) fn file(path: &Path, ctx: &Context<'_>) -> Result<Compiled, String> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{shown}: cannot read the playbook: {e}"))?;
-    let table = parse_table(&shown, &text)?;
+/// Parse and validate one file: the playbook as far as it could be understood, with its
+/// problems, each `<file>: <key>: <message>`; or, when it cannot even be deserialised, just
+/// that problem.
+pub(super) fn file(source: &Source, ctx: &Context<'_>) -> Result<Compiled, String> {
+    let (path, shown) = (source.path.as_path(), source.shown());
+    let table = parse_table(&shown, &source.text)?;
     let raw: PlaybookFile = deserialize(toml::Value::Table(table))
         .map_err(|(key, msg)| format!("{shown}: {key}: {msg}"))?;
     let (playbook, problems) = compile(&raw, path, ctx);

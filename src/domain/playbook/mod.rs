@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::incident::{Category, Severity};
+use super::source::Source;
 
 /// The page template used when a playbook names none.
 pub const DEFAULT_PAGE_TEMPLATE: &str = "page/incident_opened";
@@ -126,24 +127,27 @@ pub enum Specificity {
 }
 
 impl Playbooks {
-    /// Load every `*.toml` in `dir` (sorted by file name). `departments`: the department ids
-    /// the configuration defines; `template_exists`: whether a message template name
-    /// (e.g. "page/incident_opened") exists. Every problem: "<file>: <key>: <message>".
-    pub fn load(
+    /// The playbooks of a folder's files (`crate::config::files` reads them, sorted by file
+    /// name); `unreadable` are the problems of files that could not be read. `departments`: the
+    /// department ids the configuration defines; `template_exists`: whether a message template
+    /// name (e.g. "page/incident_opened") exists. Every problem: "<file>: <key>: <message>".
+    pub fn from_sources(
         dir: &Path,
+        files: &[Source],
+        unreadable: Vec<String>,
         departments: &[&str],
         template_exists: &dyn Fn(&str) -> bool,
     ) -> Result<Playbooks, Vec<String>> {
-        let files = toml_files(dir)?;
         let ctx = compile::Context {
             departments,
             template_exists,
         };
         let mut compiled = Vec::new();
-        let mut problems = Vec::new();
-        let mut unsure = false;
-        for path in &files {
-            match compile::file(path, &ctx) {
+        // A file that could not be read may be the default one.
+        let mut unsure = !unreadable.is_empty();
+        let mut problems = unreadable;
+        for source in files {
+            match compile::file(source, &ctx) {
                 Ok(c) => {
                     unsure |= c.empty_match;
                     problems.extend(c.problems.iter().cloned());
@@ -263,23 +267,4 @@ impl TaskDef {
             .filter(|a| !self.depends_on.iter().any(|d| d == a));
         self.depends_on.iter().map(String::as_str).chain(after)
     }
-}
-
-/// The `*.toml` files directly in `dir`, sorted by file name.
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, Vec<String>> {
-    let cannot = |e: std::io::Error| {
-        vec![format!(
-            "{}: cannot read the playbooks folder: {e}",
-            dir.display()
-        )]
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(cannot)? {
-        let path = entry.map_err(cannot)?.path();
-        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
 }

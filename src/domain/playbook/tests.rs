@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::domain::source::Source;
 
 const DEPARTMENTS: [&str; 6] = [
     "security",
@@ -16,21 +17,55 @@ fn templates(name: &str) -> bool {
     matches!(name, "page/incident_opened" | "notice/pi_leak")
 }
 
-fn shipped() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/playbooks")
+/// A folder's files as `crate::config::files` hands them over, sorted by name.
+struct Folder {
+    dir: PathBuf,
+    files: Vec<Source>,
 }
 
-fn load_dir(dir: &Path) -> Result<Playbooks, Vec<String>> {
-    Playbooks::load(dir, &DEPARTMENTS, &templates)
-}
-
-/// A temporary folder with these files.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(d.path().join(name), text).unwrap();
+impl Folder {
+    fn path(&self) -> &Path {
+        &self.dir
     }
-    d
+}
+
+/// The shipped playbooks (config/playbooks).
+fn shipped() -> Folder {
+    let mut f = folder(&[
+        (
+            "cyber_general.toml",
+            include_str!("../../../config/playbooks/cyber_general.toml"),
+        ),
+        (
+            "default.toml",
+            include_str!("../../../config/playbooks/default.toml"),
+        ),
+        (
+            "pi_incident.toml",
+            include_str!("../../../config/playbooks/pi_incident.toml"),
+        ),
+        (
+            "triage.toml",
+            include_str!("../../../config/playbooks/triage.toml"),
+        ),
+    ]);
+    f.dir = PathBuf::from("config/playbooks");
+    f
+}
+
+fn load_dir(d: &Folder) -> Result<Playbooks, Vec<String>> {
+    Playbooks::from_sources(&d.dir, &d.files, Vec::new(), &DEPARTMENTS, &templates)
+}
+
+/// A folder with these files, sorted by name.
+fn folder(files: &[(&str, &str)]) -> Folder {
+    let dir = PathBuf::from("/playbooks");
+    let mut files: Vec<Source> = files
+        .iter()
+        .map(|(name, text)| Source::new(dir.join(name), *text))
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Folder { dir, files }
 }
 
 const DEFAULT: &str = r#"
@@ -46,16 +81,16 @@ due = "1h"
 "#;
 
 /// The problems of loading `default.toml` plus these files, all in one string.
-fn problems(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+fn problems(files: &[(&str, &str)]) -> (Folder, String) {
     let mut all = vec![("default.toml", DEFAULT)];
     all.extend_from_slice(files);
     let d = folder(&all);
-    let errs = load_dir(d.path()).expect_err("should not load");
+    let errs = load_dir(&d).expect_err("should not load");
     (d, errs.join("\n"))
 }
 
 /// `<dir>/<file>: <rest>` as a problem line should read.
-fn at(d: &tempfile::TempDir, file: &str, rest: &str) -> String {
+fn at(d: &Folder, file: &str, rest: &str) -> String {
     format!("{}: {rest}", d.path().join(file).display())
 }
 
@@ -196,7 +231,7 @@ fn most_specific_match_wins() {
             ),
         ),
     ]);
-    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let p = load_dir(&d).unwrap_or_else(|e| panic!("{}", e.join("\n")));
     assert_eq!(p.select(Category::Malware, Severity::S1).id, "both");
     assert_eq!(p.select(Category::Malware, Severity::S2).id, "cat");
     assert_eq!(p.select(Category::Intrusion, Severity::S1).id, "cat");
@@ -384,7 +419,7 @@ approvers = []
 fn approvers_default_to_the_department() {
     let text = DEFAULT.replace("due = \"1h\"", "due = \"1h\"\napproval = true");
     let d = folder(&[("default.toml", &text)]);
-    let p = load_dir(d.path()).unwrap();
+    let p = load_dir(&d).unwrap();
     assert_eq!(p.default_playbook().tasks[0].approvers, ["security"]);
     assert!(p.default_playbook().tasks[0].approval);
 }
@@ -525,7 +560,7 @@ fn pi_playbooks_need_the_joint_team() {
             r#""security""#,
         ),
     )]);
-    let all = load_dir(d.path()).unwrap_err().join("\n");
+    let all = load_dir(&d).unwrap_err().join("\n");
     assert_has(
         &all,
         &at(
@@ -543,7 +578,7 @@ fn exactly_one_default() {
         "x.toml",
         &simple("x", r#"categories = ["malware"]"#, r#"["security"]"#),
     )]);
-    let all = load_dir(d.path()).unwrap_err().join("\n");
+    let all = load_dir(&d).unwrap_err().join("\n");
     assert_has(
         &all,
         &format!(
@@ -615,22 +650,24 @@ fn overlapping_matches_of_equal_specificity_are_ambiguous() {
 }
 
 #[test]
-fn bad_ids_and_missing_folder() {
+fn bad_ids() {
     let text = simple("Bad Id", r#"categories = ["malware"]"#, r#"["security"]"#);
     let (d, all) = problems(&[("x.toml", &text)]);
     assert_has(&all, &at(&d, "x.toml", "id: `Bad Id` is not a valid id"));
-    let gone = d.path().join("nope");
-    let all = load_dir(&gone).unwrap_err().join("\n");
-    assert_has(
-        &all,
-        &format!("{}: cannot read the playbooks folder", gone.display()),
-    );
 }
 
 #[test]
-fn only_toml_files_are_read() {
-    let d = folder(&[("default.toml", DEFAULT), ("README.md", "not toml = [")]);
-    assert_eq!(load_dir(d.path()).unwrap().all().len(), 1);
+fn an_unreadable_file_may_have_been_the_default() {
+    let d = folder(&[(
+        "a.toml",
+        &simple("a", r#"categories = ["malware"]"#, r#"["security"]"#),
+    )]);
+    let unreadable = vec!["/playbooks/default.toml: cannot read: permission denied".to_string()];
+    let all = Playbooks::from_sources(&d.dir, &d.files, unreadable, &DEPARTMENTS, &templates)
+        .unwrap_err()
+        .join("\n");
+    assert_has(&all, "default.toml: cannot read");
+    assert!(!all.contains("no default playbook"), "{all}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -479,16 +479,16 @@ pub struct Packs {
 }
 
 impl Packs {
-    /// Read and validate every `*.toml` in `dir`. `departments` are the configured ones
-    /// (obligation owners and task departments must be among them; empty: not checked) and
-    /// `template_exists` says whether a report template is there. All problems are returned
-    /// together as `<file>: <key>: <message>`.
-    pub fn load(
-        dir: &Path,
+    /// The packs of a folder's files (`crate::config::files` reads them). `departments` are
+    /// the configured ones (obligation owners and task departments must be among them; empty:
+    /// not checked) and `template_exists` says whether a report template is there. All problems
+    /// are returned together as `<file>: <key>: <message>`.
+    pub fn from_sources(
+        files: &[crate::domain::source::Source],
         departments: &[&str],
         template_exists: &dyn Fn(&str) -> bool,
     ) -> Result<Packs, Vec<String>> {
-        pack::load_dir(dir, departments, template_exists)
+        pack::from_sources(files, departments, template_exists)
     }
 
     pub fn from_packs(packs: Vec<Pack>) -> Packs {

@@ -1,7 +1,6 @@
 //! Jurisdiction pack files: their shape (unknown keys refused) and their validation.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::FixedOffset;
@@ -14,6 +13,7 @@ use super::{
 use crate::domain::duration::HumanDuration;
 use crate::domain::facts::{DataType, FLAG_FACTS, Jurisdiction, Risk, Threat};
 use crate::domain::incident::Category;
+use crate::domain::source::Source;
 
 pub use crate::domain::facts::FACT_FIELDS;
 
@@ -259,39 +259,18 @@ impl Problems<'_> {
     }
 }
 
-pub(super) fn load_dir(
-    dir: &Path,
+pub(super) fn from_sources(
+    files: &[Source],
     departments: &[&str],
     template_exists: &dyn Fn(&str) -> bool,
 ) -> Result<Packs, Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            return Err(vec![format!(
-                "{}: cannot read the jurisdiction packs folder: {e} (set [paths] jurisdictions)",
-                dir.display()
-            )]);
-        }
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut problems = Vec::new();
     let mut packs: Vec<Pack> = Vec::new();
-    for path in files {
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(format!("{shown}: cannot read: {e}"));
-                continue;
-            }
-        };
-        match parse(&shown, &text, departments, template_exists) {
+    for source in files {
+        let shown = source.shown();
+        match parse(&shown, &source.text, departments, template_exists) {
             Ok(mut pack) => {
-                pack.file = path.clone();
+                pack.file = source.path.clone();
                 if let Some(other) = packs.iter().find(|p| p.code == pack.code) {
                     problems.push(format!(
                         "{shown}: code: `{}` is also the code of {}; one pack per jurisdiction",
@@ -319,8 +298,8 @@ pub(super) fn parse(
     departments: &[&str],
     template_exists: &dyn Fn(&str) -> bool,
 ) -> Result<Pack, Vec<String>> {
-    let table = crate::config::parse_table(shown, text).map_err(|e| vec![e])?;
-    let raw: PackFile = crate::config::deserialize(toml::Value::Table(table))
+    let table = crate::domain::source::parse_table(shown, text).map_err(|e| vec![e])?;
+    let raw: PackFile = crate::domain::source::deserialize(toml::Value::Table(table))
         .map_err(|(path, msg)| vec![format!("{shown}: {path}: {msg}")])?;
     let mut out = Vec::new();
     let pack = compile(

@@ -3,10 +3,26 @@
 use std::path::Path;
 
 use super::*;
+use crate::domain::source::Source;
 
+/// The shipped packs (config/jurisdictions), as `crate::config::files` hands them over.
 pub(crate) fn shipped() -> Packs {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions");
-    Packs::load(&dir, &[], &|_| true).unwrap_or_else(|p| panic!("{}", p.join("\n")))
+    let files = [
+        (
+            "cn.toml",
+            include_str!("../../../config/jurisdictions/cn.toml"),
+        ),
+        (
+            "eu.toml",
+            include_str!("../../../config/jurisdictions/eu.toml"),
+        ),
+        (
+            "sg.toml",
+            include_str!("../../../config/jurisdictions/sg.toml"),
+        ),
+    ]
+    .map(|(name, text)| Source::new(Path::new("config/jurisdictions").join(name), text));
+    Packs::from_sources(&files, &[], &|_| true).unwrap_or_else(|p| panic!("{}", p.join("\n")))
 }
 
 #[test]
