@@ -30,11 +30,9 @@ const LAYERS: &[(&str, u8)] = &[
 const KNOWN: &[(&str, &str)] = &[
     ("config", "api"),
     ("config", "channels"),
-    ("config", "engine"),
     ("config", "render"),
     ("config", "scheduler"),
     ("config", "subjects"),
-    ("render", "engine"),
 ];
 
 fn layer(m: &str) -> u8 {

@@ -606,7 +606,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         }
     }
     // Template-only providers cannot send a digest without an approved template for it.
-    raw.paging.no_digest = crate::engine::paging::channels_without_digest(&raw.channels);
+    raw.paging.no_digest = super::schema::channels_without_digest(&raw.channels);
     // Paging matters once there is someone to page.
     let paging = if raw.departments.is_empty() {
         Default::default()

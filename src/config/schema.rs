@@ -972,8 +972,8 @@ impl Default for IngestConfig {
 
 impl IngestConfig {
     /// The storm policy the writer applies, `None` when storm control is off.
-    pub fn storm(&self) -> Option<crate::engine::StormPolicy> {
-        (self.storm_incidents > 0).then_some(crate::engine::StormPolicy {
+    pub fn storm(&self) -> Option<StormPolicy> {
+        (self.storm_incidents > 0).then_some(StormPolicy {
             max_incidents: self.storm_incidents,
             window: self.storm_window.0,
         })
@@ -1093,4 +1093,29 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
     }
+}
+
+/// Storm control (`[ingest] storm_incidents`, `storm_window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormPolicy {
+    /// Incidents one intake bucket may open within `window` before the rest fold.
+    pub max_incidents: u32,
+    pub window: std::time::Duration,
+}
+
+/// The template digests are rendered from.
+pub const DIGEST_TEMPLATE: &str = "page/digest";
+
+/// The channels whose provider sends only approved templates and has no code for
+/// `page/digest`: their pages are never coalesced.
+pub fn channels_without_digest(c: &ChannelsConfig) -> Vec<crate::domain::message::ChannelKind> {
+    use crate::domain::message::ChannelKind;
+    [(ChannelKind::Sms, &c.sms), (ChannelKind::Voice, &c.voice)]
+        .into_iter()
+        .filter_map(|(kind, cfg)| {
+            let cfg = cfg.as_ref()?;
+            (cfg.provider.template_only() && !cfg.templates.contains_key(DIGEST_TEMPLATE))
+                .then_some(kind)
+        })
+        .collect()
 }

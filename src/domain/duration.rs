@@ -86,6 +86,29 @@ pub fn humanize(d: Duration) -> String {
     }
 }
 
+/// Met (on or before the target), missed (after it, or not reached and `now` is past it), or
+/// `None` without a target or while not yet due. The scorecard judges a drill's times the same way.
+pub fn verdict(
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    target: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<bool> {
+    match (at, target) {
+        (Some(a), Some(t)) => Some(a <= t),
+        (None, Some(t)) if now > t => Some(false),
+        _ => None,
+    }
+}
+
+/// The time from `from` to `at`, humanised (`1h 5m`); `None` if not reached (or before `from`).
+pub fn since(
+    from: chrono::DateTime<chrono::Utc>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<String> {
+    let d = (at? - from).to_std().ok()?;
+    Some(humanize(d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,13 +110,7 @@ pub struct IngestOutcome {
     pub disposition: Disposition,
 }
 
-/// Storm control (`[ingest] storm_incidents`, `storm_window`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StormPolicy {
-    /// Incidents one intake bucket may open within `window` before the rest fold.
-    pub max_incidents: u32,
-    pub window: std::time::Duration,
-}
+pub use crate::config::StormPolicy;
 
 /// What the writer applies to a request's alerts, from the configuration live when it came.
 #[derive(Clone)]

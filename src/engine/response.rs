@@ -337,7 +337,7 @@ fn page(
                 });
             // What a digest that may hold this page shows of it (engine::paging).
             let mut content = content;
-            content.data = serde_json::to_value(super::paging::PageNote {
+            content.data = serde_json::to_value(crate::render::digest::PageNote {
                 incident_id: incident.id,
                 severity: incident.severity.as_str().to_string(),
                 title: incident.title.clone(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Engine, EngineError};
-use crate::domain::duration::humanize;
+use crate::domain::duration::{since, verdict};
 use crate::domain::time::from_micros;
 use crate::render::report as rr;
 
@@ -54,26 +54,6 @@ pub struct Timed {
     pub done_at: Option<DateTime<Utc>>,
     pub status: String,
     pub met: Option<bool>,
-}
-
-/// Met (on or before the target), missed (after it, or not reached and `now` is past it), or
-/// `None` without a target or while not yet due. The scorecard judges a drill's times the same way.
-pub(crate) fn verdict(
-    at: Option<DateTime<Utc>>,
-    target: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<bool> {
-    match (at, target) {
-        (Some(a), Some(t)) => Some(a <= t),
-        (None, Some(t)) if now > t => Some(false),
-        _ => None,
-    }
-}
-
-/// The time from `from` to `at`, humanised (`1h 5m`); `None` if not reached (or before `from`).
-pub(crate) fn since(from: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<String> {
-    let d = (at? - from).to_std().ok()?;
-    Some(humanize(d))
 }
 
 impl Engine {

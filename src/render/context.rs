@@ -23,7 +23,7 @@
 //!            a sample in previews, null elsewhere
 //! digest     `page/digest` only: the pages a coalesced digest holds (count, s1, top_severity,
 //!            by_severity [{severity, count}], pages and first [{incident_id, severity, title,
-//!            short_title, ack}], more, window; see crate::engine::paging); a sample in previews
+//!            short_title, ack}], more, window; see crate::render::digest); a sample in previews
 //! now        the time of rendering (RFC 3339)
 //! ```
 //!
@@ -164,8 +164,8 @@ pub fn sample_context(org: &OrganisationConfig) -> Value {
         },
         "notice": notice_value(Some(SAMPLE_NOTICE_URL)),
         "report": super::report::sample_report(),
-        "drill": crate::engine::scorecard::sample_drill_value(),
-        "digest": crate::engine::paging::sample_digest(),
+        "drill": super::drill::sample_drill_value(),
+        "digest": super::digest::sample_digest(),
         "now": "2025-06-01T08:00:00Z",
     })
 }

@@ -23,6 +23,8 @@
 //! with any broken file, listing every problem as `file:line: problem`.
 
 pub mod context;
+pub mod digest;
+pub mod drill;
 pub mod helpers;
 pub mod lint;
 pub mod report;

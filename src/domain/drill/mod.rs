@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::HumanDuration;
 
 pub mod scenario;
+pub mod scorecard;
 pub use scenario::{Capture, Inject, Participants, Scenario, Scenarios, Start};
 
 /// How much of the path a drill runs.
