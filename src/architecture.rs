@@ -27,13 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
 ];
 
 /// Arrows that go the wrong way today: (from, to). Remove a line when its arrow is gone.
-const KNOWN: &[(&str, &str)] = &[
-    ("config", "api"),
-    ("config", "channels"),
-    ("config", "render"),
-    ("config", "scheduler"),
-    ("config", "subjects"),
-];
+const KNOWN: &[(&str, &str)] = &[("config", "channels")];
 
 fn layer(m: &str) -> u8 {
     LAYERS

@@ -4,14 +4,7 @@
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 
-pub use crate::domain::audit::sha256_hex;
-
-/// Raw HMAC-SHA256.
-pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
-        .as_ref()
-        .to_vec()
-}
+pub use crate::domain::audit::{hmac_sha256, sha256_hex};
 
 /// Raw HMAC-SHA1 (Aliyun's RPC signature and Twilio's webhook check require it).
 pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {

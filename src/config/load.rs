@@ -679,7 +679,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
                 ),
             );
         }
-        if let Err(e) = crate::scheduler::validate_cron(&d.cron) {
+        if let Err(e) = crate::domain::cron::validate_cron(&d.cron) {
             p(&format!("drills.schedule[{i}].cron"), e);
         }
     }
@@ -695,7 +695,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
         p("scheduler", e);
     }
     let subject_keys = match &raw.subjects.key {
-        Some(k) => match crate::subjects::crypto::KeyRing::parse(k.expose_secret()) {
+        Some(k) => match crate::domain::keyring::KeyRing::parse(k.expose_secret()) {
             Ok(r) => Some(Arc::new(r)),
             Err(e) => {
                 p("subjects.key", e);
@@ -729,7 +729,7 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     if !(1..=50_000).contains(&raw.notices.batch) {
         p("notices.batch", "give 1 to 50000 subjects".into());
     }
-    if !crate::render::is_notice(&raw.notices.template) {
+    if !crate::domain::notice::is_notice(&raw.notices.template) {
         p(
             "notices.template",
             format!(

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -385,7 +386,7 @@ fn default_digest() -> String {
 
 impl SchedulerSection {
     /// The scheduler's settings with the drill schedules as cron jobs (`drill:<scenario>`).
-    pub fn with_drills(&self, drills: &DrillsConfig) -> crate::scheduler::SchedulerConfig {
+    pub fn with_drills(&self, drills: &DrillsConfig) -> SchedulerConfig {
         let mut c = self.to_config();
         for d in &drills.schedule {
             c.cron.push((d.job(), d.cron.clone()));
@@ -396,8 +397,8 @@ impl SchedulerSection {
         c
     }
 
-    pub fn to_config(&self) -> crate::scheduler::SchedulerConfig {
-        crate::scheduler::SchedulerConfig {
+    pub fn to_config(&self) -> SchedulerConfig {
+        SchedulerConfig {
             poll_interval: self.poll_interval.0,
             batch: self.batch,
             cron: if self.digest.trim().is_empty() {
@@ -1068,7 +1069,7 @@ pub struct Settings {
     pub scheduler: SchedulerSection,
     pub subjects: SubjectsConfig,
     /// The parsed `subjects.key`, if given.
-    pub subject_keys: Option<Arc<crate::subjects::crypto::KeyRing>>,
+    pub subject_keys: Option<Arc<crate::domain::keyring::KeyRing>>,
     pub audit: AuditConfig,
     pub console: ConsoleConfig,
     /// The parsed `audit.key`, if given.
@@ -1118,4 +1119,62 @@ pub fn channels_without_digest(c: &ChannelsConfig) -> Vec<crate::domain::message
                 .then_some(kind)
         })
         .collect()
+}
+
+/// How the scheduler runs. `[scheduler]` in the configuration maps onto this.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// The longest sleep between looks at the timer table (timers scheduled in this process
+    /// wake the scheduler at once).
+    pub poll_interval: Duration,
+    /// Timers taken (and handed to the handler) per transaction.
+    pub batch: usize,
+    /// Cron jobs: (name, six-field expression with seconds first, UTC).
+    pub cron: Vec<(String, String)>,
+    /// The IANA zone a job's expression is read in, by job name; UTC when absent.
+    pub cron_zones: std::collections::HashMap<String, chrono_tz::Tz>,
+    /// The first retry delay of a timer whose handler failed; doubles per failure.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Failures after which a timer is `dead`.
+    pub max_attempts: u32,
+    /// How long fired timers are kept (their keys refuse re-scheduling meanwhile).
+    pub retain_fired: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            poll_interval: Duration::from_secs(1),
+            batch: 256,
+            cron: Vec::new(),
+            cron_zones: Default::default(),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            // 1 + 2 + … + 256 s, then 5 min apart: about 50 minutes of trying.
+            max_attempts: 18,
+            retain_fired: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Check the settings and every cron job; the message says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch == 0 {
+            return Err("scheduler.batch must be at least 1".into());
+        }
+        if self.poll_interval.is_zero() {
+            return Err("scheduler.poll_interval must be longer than zero".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("scheduler.max_attempts must be at least 1".into());
+        }
+        if self.retain_fired < Duration::from_secs(3600) {
+            return Err(
+                "scheduler.retain_fired must be at least 1h: a cron tick or escalation scheduled again within it must still find its fired key".into(),
+            );
+        }
+        crate::domain::cron::validate_cron_jobs(&self.cron)
+    }
 }

@@ -104,7 +104,11 @@ mod tests {
             assert!(TOKENS.iter().any(|(t, _)| *t == h), "{h} is not listed");
         }
         for (hash, token) in TOKENS {
-            assert_eq!(hex::encode(crate::api::token_hash(token)), *hash, "{token}");
+            assert_eq!(
+                crate::domain::audit::sha256_hex(token.as_bytes()),
+                *hash,
+                "{token}"
+            );
         }
         assert!(text.contains(&format!("ack_secret = \"{ACK_SECRET}\"")));
         assert!(text.contains(&format!("key = \"trial:{SUBJECT_KEY}\"")));

@@ -45,11 +45,13 @@ macro_rules! string_enum {
 pub mod alert;
 pub mod audit;
 pub mod classify;
+pub mod cron;
 pub mod drill;
 pub mod duration;
 pub mod facts;
 pub mod heartbeat;
 pub mod incident;
+pub mod keyring;
 pub mod message;
 pub mod notice;
 pub mod playbook;

@@ -215,6 +215,14 @@ pub fn exempt_from_individual_notice(facts: &Facts) -> bool {
         && facts.regulator_requires_notice != Some(true)
 }
 
+/// Templates of this kind are notices to individuals and must pass the lint.
+pub const NOTICE_PREFIX: &str = "notice/";
+
+/// Whether a template name is a notice to individuals (`notice/pi_leak`).
+pub fn is_notice(name: &str) -> bool {
+    name.starts_with(NOTICE_PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

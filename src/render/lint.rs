@@ -32,13 +32,7 @@ use crate::config::OrganisationConfig;
 use crate::domain::message::ChannelKind;
 use crate::domain::notice::{ELEMENTS, Element};
 
-/// Templates of this kind are notices to individuals and must pass the lint.
-pub const NOTICE_PREFIX: &str = "notice/";
-
-/// Whether a template name is a notice to individuals (`notice/pi_leak`).
-pub fn is_notice(name: &str) -> bool {
-    name.starts_with(NOTICE_PREFIX)
-}
+pub use crate::domain::notice::{NOTICE_PREFIX, is_notice};
 
 /// One problem the lint found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,63 +54,7 @@ pub trait TimerHandler: Send + Sync {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
-/// How the scheduler runs. `[scheduler]` in the configuration maps onto this.
-#[derive(Debug, Clone)]
-pub struct SchedulerConfig {
-    /// The longest sleep between looks at the timer table (timers scheduled in this process
-    /// wake the scheduler at once).
-    pub poll_interval: Duration,
-    /// Timers taken (and handed to the handler) per transaction.
-    pub batch: usize,
-    /// Cron jobs: (name, six-field expression with seconds first, UTC).
-    pub cron: Vec<(String, String)>,
-    /// The IANA zone a job's expression is read in, by job name; UTC when absent.
-    pub cron_zones: std::collections::HashMap<String, chrono_tz::Tz>,
-    /// The first retry delay of a timer whose handler failed; doubles per failure.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// Failures after which a timer is `dead`.
-    pub max_attempts: u32,
-    /// How long fired timers are kept (their keys refuse re-scheduling meanwhile).
-    pub retain_fired: Duration,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        SchedulerConfig {
-            poll_interval: Duration::from_secs(1),
-            batch: 256,
-            cron: Vec::new(),
-            cron_zones: Default::default(),
-            retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            // 1 + 2 + … + 256 s, then 5 min apart: about 50 minutes of trying.
-            max_attempts: 18,
-            retain_fired: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
-
-impl SchedulerConfig {
-    /// Check the settings and every cron job; the message says what to fix.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.batch == 0 {
-            return Err("scheduler.batch must be at least 1".into());
-        }
-        if self.poll_interval.is_zero() {
-            return Err("scheduler.poll_interval must be longer than zero".into());
-        }
-        if self.max_attempts == 0 {
-            return Err("scheduler.max_attempts must be at least 1".into());
-        }
-        if self.retain_fired < Duration::from_secs(3600) {
-            return Err(
-                "scheduler.retain_fired must be at least 1h: a cron tick or escalation scheduled again within it must still find its fired key".into(),
-            );
-        }
-        validate_cron_jobs(&self.cron)
-    }
-}
+pub use crate::config::SchedulerConfig;
 
 /// Scheduler start-up failures.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 //! reason; problems that do not stop a person being told (an unknown locale, a channel named
 //! without its contact) are warnings, and the row is kept.
 
-pub mod crypto;
+pub use crate::domain::keyring as crypto;
 pub mod parse;
 
 use crate::domain::message::{ChannelKind, Region, mask_email, mask_phone, normalise_phone};

@@ -87,7 +87,7 @@ impl KeyRing {
                 .map_err(|_| format!("key `{id}`: not a usable AES-256 key"))?;
             link_keys.insert(
                 id.to_string(),
-                crate::channels::sign::hmac_sha256(&bytes, b"incidentd notice links v1"),
+                crate::domain::audit::hmac_sha256(&bytes, b"incidentd notice links v1"),
             );
             if keys.insert(id.to_string(), LessSafeKey::new(key)).is_some() {
                 return Err(format!("key id `{id}` is given twice"));
@@ -109,7 +109,7 @@ impl KeyRing {
     pub fn link_token(&self, campaign: i64, subject: i64) -> String {
         let payload = format!("{campaign}.{subject}.{}", self.current);
         let mac =
-            crate::channels::sign::hmac_sha256(&self.link_keys[&self.current], payload.as_bytes());
+            crate::domain::audit::hmac_sha256(&self.link_keys[&self.current], payload.as_bytes());
         format!(
             "{payload}.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..12])
@@ -126,7 +126,7 @@ impl KeyRing {
         let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(mac)
             .ok()?;
-        let want = crate::channels::sign::hmac_sha256(key, payload.as_bytes());
+        let want = crate::domain::audit::hmac_sha256(key, payload.as_bytes());
         aws_lc_rs::constant_time::verify_slices_are_equal(&want[..12], &mac).ok()?;
         Some((campaign, subject))
     }
