@@ -78,7 +78,7 @@ impl Server {
         if prepared.marked_keyed {
             info!("audit: [audit] key is set; from now on every event carries a MAC (audit.keyed)");
         }
-        let channels = Channels::from_settings(&settings, Arc::new(store.clone()))
+        let channels = Channels::new(&settings.channels, Arc::new(store.clone()))
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
         let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -15,7 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::Settings;
+use serde::Deserialize;
+
 pub use crate::domain::message::{
     ChannelKind, Content, Outgoing, Purpose, Region, mask, mask_email, mask_phone, normalise_phone,
     parse_region, validate_e164, validate_recipient, validate_recipient_in,
@@ -130,6 +131,46 @@ pub trait Channel: Send + Sync {
     fn send<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, Result<Sent, SendError>>;
 }
 
+/// `[channels.*]`: each channel that is configured can be used; the inbox always can.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    #[serde(default)]
+    pub email: Option<email::EmailConfig>,
+    #[serde(default)]
+    pub sms: Option<sms::PhoneConfig>,
+    #[serde(default)]
+    pub voice: Option<sms::PhoneConfig>,
+    #[serde(default)]
+    pub site_webhook: Option<webhook::SiteWebhookConfig>,
+    #[serde(default)]
+    pub webhooks: Vec<webhook::WebhookTarget>,
+}
+
+impl ChannelsConfig {
+    /// The channels this configuration provides; the inbox always.
+    pub fn kinds(&self) -> Vec<ChannelKind> {
+        use ChannelKind as K;
+        let mut k = vec![K::Inbox];
+        if self.email.is_some() {
+            k.push(K::Email);
+        }
+        if self.sms.is_some() {
+            k.push(K::Sms);
+        }
+        if self.voice.is_some() {
+            k.push(K::Voice);
+        }
+        if self.site_webhook.is_some() {
+            k.push(K::SiteWebhook);
+        }
+        if !self.webhooks.is_empty() {
+            k.push(K::Webhook);
+        }
+        k
+    }
+}
+
 /// The configured channels, built once from the settings.
 #[derive(Clone, Default)]
 pub struct Channels {
@@ -148,12 +189,8 @@ impl fmt::Debug for Channels {
 
 impl Channels {
     /// Build every channel the configuration names; the inbox is always there.
-    pub fn from_settings(
-        settings: &Settings,
-        inbox: Arc<dyn inbox::InboxSink>,
-    ) -> anyhow::Result<Self> {
-        let c = &settings.channels;
-        let http = http_client(settings)?;
+    pub fn new(c: &ChannelsConfig, inbox: Arc<dyn inbox::InboxSink>) -> anyhow::Result<Self> {
+        let http = http_client()?;
         let mut ch = Channels::default();
         ch.insert(Arc::new(inbox::InboxChannel::new(inbox)));
         if let Some(e) = &c.email {
@@ -197,7 +234,7 @@ impl Channels {
 
 /// One HTTP client for every HTTP channel: connection reuse, bounded connect time, idle
 /// connections dropped before typical proxies drop them.
-pub fn http_client(_settings: &Settings) -> anyhow::Result<reqwest::Client> {
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .pool_idle_timeout(std::time::Duration::from_secs(50))

@@ -568,45 +568,7 @@ impl DepartmentConfig {
     }
 }
 
-/// `[channels.*]`: each channel that is configured can be used; the inbox always can.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelsConfig {
-    #[serde(default)]
-    pub email: Option<crate::channels::email::EmailConfig>,
-    #[serde(default)]
-    pub sms: Option<crate::channels::sms::PhoneConfig>,
-    #[serde(default)]
-    pub voice: Option<crate::channels::sms::PhoneConfig>,
-    #[serde(default)]
-    pub site_webhook: Option<crate::channels::webhook::SiteWebhookConfig>,
-    #[serde(default)]
-    pub webhooks: Vec<crate::channels::webhook::WebhookTarget>,
-}
-
-impl ChannelsConfig {
-    /// The channels this configuration provides; the inbox always.
-    pub fn kinds(&self) -> Vec<crate::domain::message::ChannelKind> {
-        use crate::domain::message::ChannelKind as K;
-        let mut k = vec![K::Inbox];
-        if self.email.is_some() {
-            k.push(K::Email);
-        }
-        if self.sms.is_some() {
-            k.push(K::Sms);
-        }
-        if self.voice.is_some() {
-            k.push(K::Voice);
-        }
-        if self.site_webhook.is_some() {
-            k.push(K::SiteWebhook);
-        }
-        if !self.webhooks.is_empty() {
-            k.push(K::Webhook);
-        }
-        k
-    }
-}
+pub use crate::channels::ChannelsConfig;
 
 /// `[dispatch]`: how the dispatcher claims and retries deliveries.
 #[derive(Debug, Clone, Deserialize)]
