@@ -35,6 +35,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+pub mod notices;
+
 use crate::channels::{Channel, ChannelKind, Channels, SendError, Sent, mask};
 use crate::config::DispatchConfig;
 use crate::domain::time::to_micros;
@@ -149,7 +151,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// `keys` gives the current contact keys: notice deliveries carry no contact, and are
-    /// resolved right before sending ([`crate::engine::campaign::materialise`]).
+    /// resolved right before sending ([`notices::materialise`]).
     pub fn start(
         store: Store,
         channels: Channels,
@@ -271,9 +273,8 @@ async fn claim_loop(
             continue;
         }
         // Notices: the subject's contact and the campaign's words, right before sending.
-        let unresolved = Arc::new(
-            crate::engine::campaign::materialise(&store, keys().as_deref(), &mut claimed).await,
-        );
+        let unresolved =
+            Arc::new(notices::materialise(&store, keys().as_deref(), &mut claimed).await);
         let drills: Vec<i64> = claimed
             .iter()
             .filter(|c| c.drill)
@@ -317,7 +318,7 @@ async fn claim_loop(
             tasks.spawn(async move {
                 let (attempt, provider) = match lane {
                     _ if unresolved.contains_key(&c.id) => {
-                        use crate::engine::campaign::Unresolved as U;
+                        use notices::Unresolved as U;
                         let a = match &unresolved[&c.id] {
                             U::Retry(m) => Attempt::Released(m.clone()),
                             U::Transient(m) => Attempt::Failed(SendError::Transient(m.clone())),

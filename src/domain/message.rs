@@ -350,6 +350,44 @@ fn mask_middle(s: &str) -> String {
     }
 }
 
+/// Where a subject's name goes in stored words (private-use characters no template writes).
+pub const NAME_MARKER: &str = "\u{E000}name\u{E001}";
+
+/// Where the token of a subject's own notice page goes in stored words.
+pub const LINK_MARKER: &str = "\u{E002}link\u{E003}";
+
+/// Replace `marker` in every part of stored words: `with` in text parts, `with_html` in the
+/// HTML part.
+fn fill(mut content: Content, marker: &str, with: &str, with_html: &str) -> Content {
+    let put = |s: &mut String, with: &str| {
+        if s.contains(marker) {
+            *s = s.replace(marker, with);
+        }
+    };
+    if let Some(s) = content.subject.as_mut() {
+        put(s, with);
+    }
+    put(&mut content.text, with);
+    if let Some(h) = content.html.as_mut() {
+        put(h, with_html);
+    }
+    for v in content.params.values_mut() {
+        put(v, with);
+    }
+    content
+}
+
+/// Put the subject's own page token into stored words (URL-safe: no escaping needed).
+pub fn fill_link(content: Content, token: &str) -> Content {
+    fill(content, LINK_MARKER, token, token)
+}
+
+/// Put the subject's name into stored words, escaped for HTML the way the template's own
+/// values were.
+pub fn fill_name(content: Content, name: &str) -> Content {
+    fill(content, NAME_MARKER, name, &handlebars::html_escape(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +464,19 @@ mod tests {
         assert_eq!(mask_phone("+14155550100"), "+1415***0100");
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask(ChannelKind::Inbox, "user-42"), "u*****2");
+    }
+
+    #[test]
+    fn names_go_in_escaped_for_html_only() {
+        let c = Content {
+            subject: Some(format!("Hello {NAME_MARKER}")),
+            text: format!("Dear {NAME_MARKER},"),
+            html: Some(format!("<p>Dear {NAME_MARKER},</p>")),
+            ..Default::default()
+        };
+        let out = fill_name(c, "O'Brien <b>");
+        assert_eq!(out.text, "Dear O'Brien <b>,");
+        assert_eq!(out.html.unwrap(), "<p>Dear O&#x27;Brien &lt;b&gt;,</p>");
+        assert_eq!(out.subject.unwrap(), "Hello O'Brien <b>");
     }
 }

@@ -15,7 +15,7 @@
 //!   resumes at the cursor; nobody is skipped and nobody is enqueued twice.
 //! * Mode `all` sends on every chosen channel the subject has; `first` sends on the first one
 //!   and falls back, in the order given, when that delivery dies.
-//! * Deliveries hold no contact: the dispatcher calls [`materialise`] right before sending,
+//! * Deliveries hold no contact: the dispatcher calls [`crate::dispatch::notices::materialise`] right before sending,
 //!   which decrypts the subject's contact and fills in the stored words.
 
 use std::collections::{BTreeSet, HashMap};
@@ -27,21 +27,15 @@ use serde_json::json;
 use super::{Engine, EngineError};
 use crate::config::{NoticesConfig, OrganisationConfig};
 use crate::domain::message::{ChannelKind, Content, Purpose};
+pub use crate::domain::message::{LINK_MARKER, NAME_MARKER, fill_link, fill_name};
 use crate::domain::time::to_micros;
 use crate::render::Templates;
 use crate::render::context::recipient_value;
 use crate::store::{
-    CampaignContent, CampaignRow, Claimed, FallbackTarget, NewCampaign, NewDelivery, NewEvent,
-    ProgressBump, Store, notice_key, notice_recipient, parse_notice_recipient,
+    CampaignContent, CampaignRow, FallbackTarget, NewCampaign, NewDelivery, NewEvent, ProgressBump,
+    notice_key, notice_recipient,
 };
-use crate::subjects::crypto::{Field, KeyRing};
 use crate::subjects::parse_channels;
-
-/// Where a subject's name goes in stored words (private-use characters no template writes).
-pub const NAME_MARKER: &str = "\u{E000}name\u{E001}";
-
-/// Where the token of a subject's own notice page goes in stored words.
-pub const LINK_MARKER: &str = "\u{E002}link\u{E003}";
 
 /// The `campaign_contents` channel name of the full notice shown on a subject's own page.
 pub const PAGE: &str = "page";
@@ -1147,182 +1141,6 @@ impl CampaignContent {
     }
 }
 
-/// Replace `marker` in every part of stored words: `with` in text parts, `with_html` in the
-/// HTML part.
-fn fill(mut content: Content, marker: &str, with: &str, with_html: &str) -> Content {
-    let put = |s: &mut String, with: &str| {
-        if s.contains(marker) {
-            *s = s.replace(marker, with);
-        }
-    };
-    if let Some(s) = content.subject.as_mut() {
-        put(s, with);
-    }
-    put(&mut content.text, with);
-    if let Some(h) = content.html.as_mut() {
-        put(h, with_html);
-    }
-    for v in content.params.values_mut() {
-        put(v, with);
-    }
-    content
-}
-
-/// Put the subject's own page token into stored words (URL-safe: no escaping needed).
-pub fn fill_link(content: Content, token: &str) -> Content {
-    fill(content, LINK_MARKER, token, token)
-}
-
-/// Put the subject's name into stored words, escaped for HTML the way the template's own
-/// values were.
-fn fill_name(content: Content, name: &str) -> Content {
-    fill(content, NAME_MARKER, name, &handlebars::html_escape(name))
-}
-
-/// Why a notice delivery could not be resolved, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unresolved {
-    /// The store could not be read: give the claim back (no attempt counted).
-    Retry(String),
-    /// No key, or a value that does not decrypt (a half-done key rotation?): an attempt that
-    /// failed, retried with backoff until `max_attempts`.
-    Transient(String),
-    /// Nothing to send to: the subject is gone or purged, has no contact for the channel.
-    Permanent(String),
-}
-
-/// The claimed deliveries that are a campaign's notices: `(index, campaign, subject row)`. Only
-/// rows a campaign made count — purpose `notice` and the key naming the same campaign and
-/// subject — never a caller's delivery that merely names such a recipient.
-fn notice_refs(claimed: &[Claimed]) -> Vec<(usize, i64, i64)> {
-    claimed
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.purpose == Purpose::Notice)
-        .filter_map(|(i, c)| {
-            let (cid, sid) = parse_notice_recipient(&c.recipient)?;
-            let incident = c.incident_id?;
-            let base = notice_key(incident, cid, sid, c.channel.as_str());
-            let own = base.rsplit_once(':').map(|(p, _)| p)?;
-            c.idempotency_key
-                .starts_with(&format!("{own}:"))
-                .then_some((i, cid, sid))
-        })
-        .collect()
-}
-
-/// Turn claimed notice deliveries (recipient `notice:<campaign>:<subject>`) into real ones: the
-/// subject's decrypted contact and the campaign's words. Deliveries that cannot be resolved are
-/// returned with the reason and what to do ([`Unresolved`]).
-pub async fn materialise(
-    store: &Store,
-    keys: Option<&KeyRing>,
-    claimed: &mut [Claimed],
-) -> HashMap<i64, Unresolved> {
-    let mut failed = HashMap::new();
-    let refs = notice_refs(claimed);
-    if refs.is_empty() {
-        return failed;
-    }
-    let fail_all = |failed: &mut HashMap<i64, Unresolved>, why: Unresolved| {
-        for (i, _, _) in &refs {
-            failed.insert(claimed[*i].id, why.clone());
-        }
-    };
-    let Some(keys) = keys else {
-        fail_all(
-            &mut failed,
-            Unresolved::Transient("no contact encryption key is configured ([subjects] key_file): the subject's contact cannot be read".into()),
-        );
-        return failed;
-    };
-    let mut subject_ids: Vec<i64> = refs.iter().map(|r| r.2).collect();
-    subject_ids.sort_unstable();
-    subject_ids.dedup();
-    let mut campaign_ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
-    campaign_ids.sort_unstable();
-    campaign_ids.dedup();
-    let (subjects, contents) = match tokio::join!(
-        store.subject_contacts(&subject_ids),
-        store.campaign_contents(&campaign_ids)
-    ) {
-        (Ok(s), Ok(c)) => (s, c),
-        (Err(e), _) | (_, Err(e)) => {
-            fail_all(
-                &mut failed,
-                Unresolved::Retry(format!("cannot read the subject or campaign: {e}")),
-            );
-            return failed;
-        }
-    };
-    let subjects: HashMap<i64, _> = subjects.into_iter().map(|s| (s.id, s)).collect();
-    let contents: HashMap<(i64, &str, &str), &crate::store::CampaignContent> = contents
-        .iter()
-        .map(|c| ((c.campaign_id, c.channel.as_str(), c.locale.as_str()), c))
-        .collect();
-    for (i, cid, sid) in refs {
-        let d = &mut claimed[i];
-        let r: Result<(String, Content), Unresolved> = (|| {
-            let gone = Unresolved::Permanent;
-            let s = subjects
-                .get(&sid)
-                .ok_or_else(|| gone(format!("subject row {sid} does not exist")))?;
-            if s.purged_at.is_some() {
-                return Err(gone(
-                    "the subject's contact data was purged (retention period)".into(),
-                ));
-            }
-            if Some(s.incident_id) != d.incident_id {
-                return Err(gone(format!(
-                    "subject row {sid} belongs to incident {}, not this delivery's",
-                    s.incident_id
-                )));
-            }
-            let open = |f: Field, v: &Option<String>| -> Result<Option<String>, Unresolved> {
-                v.as_deref()
-                    .map(|x| keys.open(s.incident_id, &s.subject_id, f, x))
-                    .transpose()
-                    .map_err(Unresolved::Transient)
-            };
-            let address = match d.channel {
-                ChannelKind::Sms | ChannelKind::Voice => open(Field::Phone, &s.phone_enc)?,
-                ChannelKind::Email => open(Field::Email, &s.email_enc)?,
-                ChannelKind::Inbox | ChannelKind::SiteWebhook => s.site_user_id.clone(),
-                ChannelKind::Webhook => None,
-            }
-            .ok_or_else(|| gone(format!("the subject has no contact for {}", d.channel)))?;
-            let name = open(Field::Name, &s.name_enc)?;
-            let stored = contents
-                .get(&(cid, d.channel.as_str(), d.locale.as_str()))
-                .ok_or_else(|| {
-                    gone(format!(
-                        "campaign {cid} has no {} message for locale {}",
-                        d.channel, d.locale
-                    ))
-                })?;
-            let bad = |e: serde_json::Error| gone(format!("campaign {cid}'s stored message: {e}"));
-            // The in-site inbox keeps what it is given in our own database, in the clear: it gets
-            // the words without the name (the host site knows whose inbox it is).
-            let name = name.filter(|_| d.channel != ChannelKind::Inbox);
-            let content = match &name {
-                Some(n) => fill_name(serde_json::from_str(&stored.named).map_err(bad)?, n),
-                None => serde_json::from_str(&stored.anonymous).map_err(bad)?,
-            };
-            Ok((address, fill_link(content, &keys.link_token(cid, sid))))
-        })();
-        match r {
-            Ok((address, content)) => {
-                d.recipient = address;
-                d.content = content;
-            }
-            Err(why) => {
-                failed.insert(d.id, why);
-            }
-        }
-    }
-    failed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1405,65 +1223,5 @@ mod tests {
                 format!("{}>inbox", notice_key(4, 7, 12, "sms"))
             ]
         );
-    }
-
-    fn claimed(purpose: Purpose, key: &str, recipient: &str) -> Claimed {
-        Claimed {
-            id: 1,
-            idempotency_key: key.into(),
-            incident_id: Some(4),
-            drill: false,
-            purpose,
-            channel: ChannelKind::Inbox,
-            recipient: recipient.into(),
-            locale: "en".into(),
-            content: Content::default(),
-            fallback: Vec::new(),
-            attempts: 1,
-        }
-    }
-
-    #[test]
-    fn only_a_campaigns_own_deliveries_are_resolved() {
-        let key = notice_key(4, 7, 12, "inbox");
-        let rec = notice_recipient(7, 12);
-        assert_eq!(
-            notice_refs(&[claimed(Purpose::Notice, &key, &rec)]),
-            [(0, 7, 12)]
-        );
-        // Its fallback keeps the key's prefix.
-        assert_eq!(
-            notice_refs(&[claimed(
-                Purpose::Notice,
-                &format!("{}>inbox", notice_key(4, 7, 12, "sms")),
-                &rec
-            )])
-            .len(),
-            1
-        );
-        // A caller's delivery that merely names such a recipient is left alone: another
-        // purpose, another campaign or subject in the key, or a caller's own key.
-        for c in [
-            claimed(Purpose::Page, &key, &rec),
-            claimed(Purpose::Notice, &notice_key(4, 8, 12, "inbox"), &rec),
-            claimed(Purpose::Notice, &notice_key(4, 7, 13, "inbox"), &rec),
-            claimed(Purpose::Notice, "4:key:anything", &rec),
-        ] {
-            assert!(notice_refs(std::slice::from_ref(&c)).is_empty(), "{c:?}");
-        }
-    }
-
-    #[test]
-    fn names_go_in_escaped_for_html_only() {
-        let c = Content {
-            subject: Some(format!("Hello {NAME_MARKER}")),
-            text: format!("Dear {NAME_MARKER},"),
-            html: Some(format!("<p>Dear {NAME_MARKER},</p>")),
-            ..Default::default()
-        };
-        let out = fill_name(c, "O'Brien <b>");
-        assert_eq!(out.text, "Dear O'Brien <b>,");
-        assert_eq!(out.html.unwrap(), "<p>Dear O&#x27;Brien &lt;b&gt;,</p>");
-        assert_eq!(out.subject.unwrap(), "Hello O'Brien <b>");
     }
 }
