@@ -446,10 +446,27 @@ impl TimerHandler for ResponseTimers {
                 }
                 other => crate::store::StoreError::Failed(other.to_string()),
             };
-            let (drills, timers): (Vec<_>, Vec<_>) = timers
+            // Cron ticks go to their job in one place (drills and the digest).
+            let (ticks, timers): (Vec<_>, Vec<_>) = timers
                 .iter()
                 .cloned()
-                .partition(|t| t.kind.starts_with("drill.") || t.key.starts_with("cron:drill."));
+                .partition(crate::engine::cron::is_tick);
+            if !ticks.is_empty() {
+                let regulation = live.regulation();
+                let response = live.response_ctx();
+                crate::engine::cron::fire(
+                    tx,
+                    &ticks,
+                    &live.drill_ctx(&regulation),
+                    response.as_ref(),
+                    now,
+                )
+                .await
+                .map_err(to_store)?;
+            }
+            let (drills, timers): (Vec<_>, Vec<_>) = timers
+                .into_iter()
+                .partition(|t| t.kind.starts_with("drill."));
             // Heartbeat checks work without departments too (the incident opens, unpaged).
             let (heartbeats, timers): (Vec<_>, Vec<_>) = timers
                 .into_iter()

@@ -88,7 +88,7 @@ fn default_drill_zone() -> String {
 impl DrillSchedule {
     /// The cron job's name: `drill.<scenario>`.
     pub fn job(&self) -> String {
-        format!("drill.{}", self.scenario)
+        format!("{DRILL_JOB_PREFIX}{}", self.scenario)
     }
 }
 
@@ -1046,18 +1046,6 @@ pub struct Settings {
     pub trial_secrets: Vec<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
-    }
-}
-
 /// Storm control (`[ingest] storm_incidents`, `storm_window`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StormPolicy {
@@ -1065,6 +1053,9 @@ pub struct StormPolicy {
     pub max_incidents: u32,
     pub window: std::time::Duration,
 }
+
+/// The cron job name prefix of scheduled drills (`drill.<scenario>`).
+pub const DRILL_JOB_PREFIX: &str = "drill.";
 
 /// The template digests are rendered from.
 pub const DIGEST_TEMPLATE: &str = "page/digest";
@@ -1138,5 +1129,17 @@ impl SchedulerConfig {
             );
         }
         crate::domain::cron::validate_cron_jobs(&self.cron)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
     }
 }

@@ -346,7 +346,8 @@ async fn synthetic_subjects(
     ))
 }
 
-/// Fire due drill timers (injects, ends) and drill cron ticks.
+/// Fire due drill timers (injects, ends); scheduled drills start from their cron tick
+/// (`crate::engine::cron`).
 pub async fn fire(
     tx: &mut WriteTx,
     ctx: &DrillCtx<'_>,
@@ -355,21 +356,6 @@ pub async fn fire(
 ) -> Result<(), EngineError> {
     let mut events = Vec::new();
     for t in timers {
-        if t.kind == crate::scheduler::CRON_KIND {
-            match t.payload::<crate::scheduler::CronTick>() {
-                Ok(tick) => {
-                    let name = tick.job.trim_start_matches("drill.");
-                    match start(tx, ctx, name, "schedule", Some(&t.key), now).await {
-                        Ok((_, e)) => events.extend(e),
-                        // A scenario removed since: logged, not retried forever.
-                        Err(EngineError::NotFound(m)) => warn!(key = %t.key, "{m}"),
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => warn!(error = %e, key = %t.key, "unreadable cron timer; ignored"),
-            }
-            continue;
-        }
         let Some(incident_id) = t.incident_id else {
             continue;
         };

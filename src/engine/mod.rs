@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod closing;
 mod commands;
 pub mod correlate;
+pub mod cron;
 mod deliveries;
 pub mod drills;
 pub mod heartbeats;

@@ -380,7 +380,8 @@ fn plain_page(incident: &Incident, department: &str) -> Content {
     }
 }
 
-/// Fire due timers of the response kinds. Unknown kinds are logged and dropped.
+/// Fire due timers of the response kinds (the digest's cron tick: `crate::engine::cron`).
+/// Unknown kinds are logged and dropped.
 pub async fn fire(
     tx: &mut WriteTx,
     ctx: &ResponseCtx<'_>,
@@ -389,16 +390,6 @@ pub async fn fire(
 ) -> Result<(), EngineError> {
     let mut events = Vec::new();
     for t in timers {
-        if t.kind == crate::scheduler::CRON_KIND {
-            match t.payload::<crate::scheduler::CronTick>() {
-                Ok(tick) if tick.job == "digest" => {
-                    events.extend(digest(tx, ctx, &tick, now).await?)
-                }
-                Ok(tick) => warn!(job = %tick.job, "unknown cron job; ignored"),
-                Err(e) => warn!(error = %e, key = %t.key, "unreadable cron timer; ignored"),
-            }
-            continue;
-        }
         let Some(incident_id) = t.incident_id else {
             warn!(kind = %t.kind, key = %t.key, "timer without an incident; dropped");
             continue;
@@ -470,7 +461,7 @@ async fn rearm(
 
 /// The periodic status digest: to the level-1 members of each open S1/S2 incident's team, by
 /// e-mail, what is open, what is overdue and what falls due next.
-async fn digest(
+pub(crate) async fn digest(
     tx: &mut WriteTx,
     ctx: &ResponseCtx<'_>,
     tick: &crate::scheduler::CronTick,
