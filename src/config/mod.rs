@@ -1,6 +1,7 @@
 //! Configuration: one TOML file, unknown keys refused, `INCIDENTD__SECTION__KEY` environment
 //! overrides, secrets from `<key>_file` or systemd credentials, validated before anything starts.
 
+mod checks;
 pub mod files;
 mod load;
 mod schema;
