@@ -5,9 +5,8 @@
 //! The browser test needs Debian's `chromium` (`apt-get install -y chromium`); it is skipped,
 //! saying so, when it is missing — unless `INCIDENTD_REQUIRE_BROWSER` is set (`.ci/run`), when it
 //! fails. Its screenshots are written to `target/test-artefacts/`.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! API hygiene: auth, problem+json for every bad input, health, metrics, OpenAPI.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, INGEST, RESPONDER, TestApp, VIEWER};
 use reqwest::{Method, StatusCode};

@@ -1,8 +1,7 @@
 //! The real binary: --help, check, token, migrate, the client commands against `serve`,
 //! SIGHUP reload, SIGTERM shutdown and `audit verify`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,9 +2,8 @@
 //! browser. The stories click through headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver); the refusals are checked with plain HTTP. The
 //! shipped configuration, both backends.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};

@@ -1,9 +1,8 @@
 //! A crash in the middle of dispatching: the daemon is SIGKILLed while thousands of deliveries
 //! are going out, started again, and every delivery still ends `sent` exactly once in the
 //! store, with duplicates at the provider no more than the sends that were in flight.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,9 +1,8 @@
 //! Deliveries through the running daemon: the outbox, the dispatcher, retries, fallback, the
 //! drill guard, signed webhooks and the inbox — against local HTTP servers that record exactly
 //! what arrived.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,8 @@
 //! Drills through the running daemon: started by hand and by their schedule, they page their
 //! participants on real local sinks, and the drill guard keeps every channel away from anyone
 //! not on the drill's own list — two drills at once keeping their own lists — across a restart.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::sink::Sink;
 use common::smtp::Smtp;

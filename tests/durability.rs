@@ -1,8 +1,7 @@
 //! Nothing acknowledged is lost, and nothing changes unnoticed: restarts, shutdown drain,
 //! transient faults (503), the audit chain, configuration reload.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,13 +3,12 @@
 //! client sees. Hung and silent servers, which the sink does not play, are small TCP listeners
 //! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM, and the
 //! example of docs/deliveries.md.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-mod common;
+use crate::common;
 
 use incidentd::channels::email::{EmailChannel, EmailConfig};
 use incidentd::channels::{Channel, ChannelKind, Content, Outgoing, Purpose, SendError};

@@ -2,9 +2,8 @@
 //! incident's facts lack a required element of the notice to individuals, listing them in
 //! English and Chinese; approving works once the facts are filled in; rejecting always works;
 //! the PIPL exemption needs no notice content.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

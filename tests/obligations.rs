@@ -2,9 +2,8 @@
 //! jurisdiction packs, recomputed when facts and clocks change, reminders and a missed
 //! deadline paging the owner across a restart, what meets an obligation, the list by time left,
 //! and a changed pack re-assessing open incidents on reload.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

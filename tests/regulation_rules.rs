@@ -3,7 +3,6 @@
 //! and supplementary reports — asserting the grade and its criterion, every obligation with its
 //! standing and exact deadline, and the "why". Pure: the packs are read from
 //! `config/jurisdictions`; no daemon, no database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

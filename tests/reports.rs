@@ -4,9 +4,8 @@
 //!
 //! Refresh the goldens after an intended change with
 //! `UPDATE_GOLDEN=1 cargo test --test reports golden`, then review the diff of `tests/golden/`.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The response to an incident through the running daemon: playbook selection, the joint team
 //! paged through the outbox, tasks, escalation across a restart, overdue tasks, approvals.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

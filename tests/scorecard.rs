@@ -2,9 +2,8 @@
 //! scorecard's exact times against the scenario's targets, the missed and late tasks, the pages
 //! never acknowledged, the action items created as tasks (once), and the after-action report
 //! e-mailed to the drill's owner.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

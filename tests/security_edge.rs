@@ -7,9 +7,8 @@
 //!
 //! The connection tests (M4) and the configuration tests (L5) run once: the edge and the
 //! configuration do not touch the store. Everything else runs on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};

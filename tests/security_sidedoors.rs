@@ -3,9 +3,8 @@
 //! only a checked notice; SMS/voice parameters are data, not text an alert can write into; an
 //! alert's words never become public text by themselves; a caller without the role gets 403
 //! before their body is read.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! Telling affected people, through the running daemon: streamed subject imports checked row by
 //! row, contacts encrypted at rest and masked, notice campaigns gated by Legal's approval and
 //! delivered once per person and channel to local servers, per-subject proof, the purge.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -2,9 +2,8 @@
 //! PostgreSQL database) through the library API. A recording handler appends one audit event
 //! per timer it fires, in the scheduler's transaction: counting those events counts what was
 //! committed, which is what "fires exactly once" means.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

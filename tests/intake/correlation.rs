@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use crate::common::sink::Sink;
 use crate::common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
-use crate::on_both_backends;
 
 const GROUPED: &str = include_str!("../fixtures/alertmanager-0.25-webhook-grouped.json");
 const SINGLE: &str = include_str!("../fixtures/alertmanager-0.25-webhook-single.json");
