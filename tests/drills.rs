@@ -6,7 +6,7 @@ use crate::common;
 
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, phone, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,11 +22,6 @@ on_both_backends!(
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
-
-/// Department n, level l → +861390000{n}0{l}.
-fn phone(dept: usize, level: usize) -> String {
-    format!("+861390000{dept:02}0{level}")
-}
 
 const ALPHA: &str = r#"
 name = "alpha"
@@ -81,32 +76,16 @@ fn drills_dir() -> tempfile::TempDir {
 }
 
 fn config(sink: &Sink, smtp: &Smtp, drills: &std::path::Path, extra: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-jurisdictions = "{}"
-drills = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "400ms"
 max_attempts = 3
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
+{}
 [channels.email]
 smtp_url = "{}"
 from = "Security <security@example.com>"
@@ -128,32 +107,22 @@ name = "chatops"
 url = "{}"
 secret = "{SECRET}"
 timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-{extra}
+{}{extra}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        repo.join("config/jurisdictions").display(),
-        drills.display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
+        common::paths(&[
+            ("jurisdictions", &common::shipped("config/jurisdictions")),
+            ("drills", drills),
+        ]),
+        common::phone_gateways(sink, &["sms", "voice"]),
         smtp.url(),
         sink.url("/site"),
         sink.url("/capture-hook"),
         sink.url("/chatops"),
+        common::page_every_severity_by(r#"["sms"]"#),
     );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n",
-            phone(i + 1, 1),
-        ));
-    }
+    c.push_str(&common::departments("1h", |n, d| {
+        vec![common::Member::on_call(n, d).oncall_email(d)]
+    }));
     c
 }
 

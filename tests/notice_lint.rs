@@ -8,7 +8,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{ADMIN, Backend, DEPTS, RESPONDER, TestApp};
+use common::{ADMIN, Backend, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,42 +22,14 @@ on_both_backends!(
 );
 
 fn config(sink: &Sink) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-"#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-        hex::encode(incidentd::api::token_hash(LEGAL)),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{i:02}001\"\nlevel = 1\n",
-        ));
-    }
-    c
+    [
+        common::paths(&[]),
+        common::phone_gateways(sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::approver("legal-approver", LEGAL, "legal"),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    ]
+    .concat()
 }
 
 async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {

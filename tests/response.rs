@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
+use common::{Backend, DEPTS, INGEST, Member, RESPONDER, TestApp, phone};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,18 +29,13 @@ on_both_backends!(
     a_reopened_incident_is_rearmed,
 );
 
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
-/// Phone numbers: department n, level l → +86139000000{n}0{l}.
-fn phone(dept: usize, level: usize) -> String {
-    format!("+861390000{dept:02}0{level}")
-}
-
 fn config(sink: &Sink, security_escalates: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    config_with(sink, security_escalates, &repo.join("config/playbooks"), "")
+    config_with(
+        sink,
+        security_escalates,
+        &common::shipped("config/playbooks"),
+        "",
+    )
 }
 
 fn config_with(
@@ -49,29 +44,15 @@ fn config_with(
     playbooks: &std::path::Path,
     extra: &str,
 ) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "400ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
+{}
 # Nothing listens here: e-mail (the digest) is enqueued and retried, which is all these tests need.
 [channels.email]
 smtp_url = "smtp://127.0.0.1:9"
@@ -83,25 +64,11 @@ S1 = ["voice", "sms"]
 S2 = ["sms"]
 S3 = ["sms"]
 S4 = ["sms"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
-[[auth.tokens]]
-name = "gr-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["government_relations"]
-"#,
-        repo.join("templates").display(),
-        playbooks.display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
-        sha(LEGAL),
-        sha(GR),
+{}{}"#,
+        common::paths(&[("playbooks", playbooks)]),
+        common::phone_gateways(sink, &["sms", "voice"]),
+        common::approver("legal-approver", LEGAL, "legal"),
+        common::approver("gr-approver", GR, "government_relations"),
     );
     c.push_str(extra);
     for (i, d) in DEPTS.iter().enumerate() {
@@ -110,13 +77,11 @@ departments = ["government_relations"]
         } else {
             "1h"
         };
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"{esc}\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n\
-             [[departments.members]]\nname = \"{d} head\"\nphone = \"{}\"\nlevel = 2\nlead = true\n",
-            phone(i + 1, 1),
-            phone(i + 1, 2),
-        ));
+        let members = [
+            Member::on_call(i + 1, d).oncall_email(d),
+            Member::head(i + 1, d),
+        ];
+        c.push_str(&common::department(d, esc, &members));
     }
     c
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, DEPTS, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,67 +29,33 @@ on_both_backends!(
     a_jurisdiction_column_sets_each_jurisdictions_count,
 );
 
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
 /// The PI playbook's joint team, SMS and voice to `sink`, the contact key, and `extra`.
 fn config(sink: &Sink, extra: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "200ms"
 max_attempts = 2
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["voice"]
-S2 = ["voice"]
-S3 = ["voice"]
-S4 = ["voice"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
+{}{}{}
 [notices]
 batch = 3
 {extra}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
-        sha(LEGAL),
+        common::paths(&[]),
+        common::phone_gateways(sink, &["sms", "voice"]),
+        common::page_every_severity_by(r#"["voice"]"#),
+        common::approver("legal-approver", LEGAL, "legal"),
     );
     if !extra.contains("[subjects]") {
         c.push_str(&format!("\n[subjects]\nkey = \"{KEY}\"\n"));
     }
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i}1\"\nlevel = 1\nlead = true\n",
-        ));
-    }
+    c.push_str(&common::departments("1h", |n, d| {
+        vec![common::Member::on_call(n, d).lead()]
+    }));
     c
 }
 
@@ -866,8 +832,8 @@ async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backen
         drafted[0]["data"]["approvers"],
         json!(["public_relations", "legal"])
     );
-    // PR (…31) and Legal (…21) on-call are paged by voice, naming the approval.
-    for phone in ["+8613900000031", "+8613900000021"] {
+    // PR and Legal on-call are paged by voice, naming the approval.
+    for phone in [common::phone(4, 1), common::phone(3, 1)] {
         wait_for("the approvers paged", 10, || async {
             sink.received().iter().any(|r| {
                 r.path == "/voice"
@@ -1368,7 +1334,7 @@ async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: B
     wait_for("Legal paged", 10, || async {
         sink.received().iter().any(|r| {
             r.path == "/voice"
-                && r.json()["to"] == "+8613900000021"
+                && r.json()["to"] == common::phone(3, 1).as_str()
                 && r.json().to_string().contains("NOT REACHED")
         })
     })

@@ -21,9 +21,15 @@ pub const ADMIN: &str = "test-admin-token";
 pub const SITE: &str = "test-site-token";
 
 pub mod alertmanager;
+pub mod config;
 pub mod process;
 pub mod sink;
 pub mod smtp;
+
+pub use config::{
+    Member, approver, department, departments, page_every_severity_by, paths, phone,
+    phone_gateways, repo, shipped, token_sha,
+};
 
 /// The six departments of the shipped playbooks, in the order the stories number their
 /// members' phones.
@@ -61,13 +67,9 @@ pub struct TestApp {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn sha(token: &str) -> String {
-    hex::encode(incidentd::api::token_hash(token))
-}
-
 /// The repository's shipped classification rules: tests exercise what users get.
 fn shipped_rules() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml")
+    shipped("config/classification.toml")
 }
 
 pub fn config_text(store_url: &str, extra: &str) -> String {
@@ -77,9 +79,7 @@ pub fn config_text(store_url: &str, extra: &str) -> String {
     } else {
         format!(
             "[paths]\ntemplates = \"{}\"\n",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("templates")
-                .display()
+            shipped("templates").display()
         )
     };
     // A request limit suits the stories, unless the test sets `[ingest]` itself.
@@ -137,11 +137,11 @@ default_region = "CN"
 {templates}
 {extra}
 "#,
-        sha(INGEST),
-        sha(RESPONDER),
-        sha(VIEWER),
-        sha(ADMIN),
-        sha(SITE)
+        token_sha(INGEST),
+        token_sha(RESPONDER),
+        token_sha(VIEWER),
+        token_sha(ADMIN),
+        token_sha(SITE)
     )
 }
 
@@ -246,7 +246,7 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut toml::Table),
     ) -> Option<TestApp> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let repo = repo();
         let text = std::fs::read_to_string(repo.join("config/incidentd.toml")).unwrap();
         let mut t: toml::Table = toml::from_str(&text).unwrap();
         Self::spawn_config(backend, |store_url, _| {

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::sink::Sink;
-use crate::common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
+use crate::common::{self, Backend, INGEST, RESPONDER, TestApp};
 
 const GROUPED: &str = include_str!("../fixtures/alertmanager-0.25-webhook-grouped.json");
 const SINGLE: &str = include_str!("../fixtures/alertmanager-0.25-webhook-single.json");
@@ -19,39 +19,14 @@ on_both_backends!(
 
 /// A test config with the six departments (one level-1 member each, paged by SMS at the sink).
 fn team_config(sink: &Sink) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
-[dispatch]
-poll_interval = "200ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-"#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+861390000{:02}01\"\nlevel = 1\n",
-            i + 1
-        ));
-    }
-    c
+    [
+        common::paths(&[]),
+        "\n[dispatch]\npoll_interval = \"200ms\"\n".to_string(),
+        common::phone_gateways(sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    ]
+    .concat()
 }
 
 async fn team_app(backend: Backend) -> Option<(TestApp, Sink)> {

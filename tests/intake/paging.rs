@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::sink::Sink;
 use crate::common::smtp::Smtp;
-use crate::common::{Backend, TestApp, wait_for};
+use crate::common::{self, Backend, TestApp, phone, wait_for};
 
 crate::on_both_backends!(
     pages_in_a_storm_reach_each_person_once_then_in_one_digest,
@@ -21,28 +21,19 @@ crate::on_both_backends!(
     a_drill_page_the_guard_refuses_escalates_to_nobody,
 );
 
-/// Department n's level-l phone: +86139000{n}0{l}.
-fn phone(dept: usize, level: usize) -> String {
-    format!("+861390000{dept:02}0{level}")
-}
-
 /// One member: (name, level, lead, email).
-type Member<'a> = (&'a str, u32, bool, &'a str);
+type Person<'a> = (&'a str, u32, bool, &'a str);
 
 fn config(
     sink: &Sink,
     smtp: &Smtp,
     coalesce: &str,
     channels: &str,
-    depts: &[(&str, Vec<Member<'_>>)],
+    depts: &[(&str, Vec<Person<'_>>)],
 ) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "20s"
 poll_interval = "100ms"
@@ -51,17 +42,7 @@ backoff_max = "400ms"
 
 [scheduler]
 poll_interval = "200ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
+{}
 [channels.email]
 smtp_url = "{}"
 from = "Security <security@example.com>"
@@ -74,29 +55,29 @@ coalesce = "{coalesce}"
 [paging.channels]
 {channels}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
+        common::paths(&[]),
+        common::phone_gateways(sink, &["sms", "voice"]),
         smtp.url(),
     );
     for (n, (id, members)) in depts.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{id}\"\nname = \"{id}\"\nescalate_after = \"1h\"\n"
-        ));
-        for (name, level, lead, email) in members {
-            c.push_str(&format!(
-                "[[departments.members]]\nname = \"{name}\"\nemail = \"{email}\"\nphone = \"{}\"\nlevel = {level}\nlead = {lead}\nlocale = \"en\"\n",
-                phone(n + 1, *level as usize),
-            ));
-        }
+        let members: Vec<common::Member> = members
+            .iter()
+            .map(|&(name, level, lead, email)| {
+                let m = common::Member::new(name, level as usize)
+                    .phone(phone(n + 1, level as usize))
+                    .email(email)
+                    .locale("en");
+                if lead { m.lead() } else { m }
+            })
+            .collect();
+        c.push_str(&common::department(id, "1h", &members));
     }
     c
 }
 
 /// The six departments of the shipped playbooks, each with an on-call (level 1) and a head
 /// (level 2, the lead), all reachable.
-fn everyone_reachable() -> Vec<(&'static str, Vec<Member<'static>>)> {
+fn everyone_reachable() -> Vec<(&'static str, Vec<Person<'static>>)> {
     crate::common::DEPTS
         .iter()
         .map(|d| {
@@ -422,7 +403,7 @@ async fn without_coalescing_every_page_goes_out_by_itself(backend: Backend) {
 /// Departments whose pages die (by e-mail; texts all die): Security's on-call and head (the
 /// lead) are refused by the mail server; IT Operations' on-call and head too, but its director
 /// (a lead, at level 1) is not. Everyone else is reached by e-mail, so their pages live.
-fn some_unreachable() -> Vec<(&'static str, Vec<Member<'static>>)> {
+fn some_unreachable() -> Vec<(&'static str, Vec<Person<'static>>)> {
     let mut d = everyone_reachable();
     for (id, members) in &mut d {
         match *id {
