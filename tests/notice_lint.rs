@@ -5,8 +5,6 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
-
 use common::sink::Sink;
 use common::{ADMIN, Backend, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
@@ -37,19 +35,16 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCod
 }
 
 async fn task(app: &TestApp, id: i64, key: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    common::wait_until(&format!("task {key}"), 10, async || {
         let (s, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        if let Some(t) = v["tasks"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["key"] == key))
-        {
-            return t.clone();
-        }
-        assert!(Instant::now() < until, "no task {key}: {v:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        v["tasks"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == key)
+            .cloned()
+    })
+    .await
 }
 
 /// A PI incident whose notice approval is no longer blocked by other tasks; its approval id.

@@ -475,7 +475,8 @@ async fn reminders_and_a_missed_deadline_page_the_owner_across_a_restart(backend
             .unwrap()
             .ends_with(" overdue")
     );
-    // Nothing else pages for it: one reminder and one miss to the on-call, one miss to the lead.
+    // Nothing else pages for it: one reminder and one miss to the on-call, one miss to the lead
+    // (proving a negative: a window of a few dispatch polls, 100 ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(to(&sink, gr_oncall, "Report to the test regulator"), 2);
     assert_eq!(to(&sink, gr_head, "Report to the test regulator"), 1);

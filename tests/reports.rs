@@ -3,7 +3,7 @@
 //! the running daemon on both backends, drafting, the approval gate, submission and immutability.
 //!
 //! Refresh the goldens after an intended change with
-//! `UPDATE_GOLDEN=1 cargo test --test reports golden`, then review the diff of `tests/golden/`.
+//! `UPDATE_GOLDEN=1 cargo test --test stories reports::golden`, then review the diff of `tests/golden/`.
 
 use crate::common;
 
@@ -277,13 +277,13 @@ fn golden(name: &str, d: &incidentd::render::report::Draft) {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test reports golden",
+                "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test stories reports::golden",
                 path.display()
             )
         });
         assert!(
             &want == got,
-            "{} differs from the rendering (refresh with UPDATE_GOLDEN=1 cargo test --test reports golden, then review the diff):\n--- rendered ---\n{got}",
+            "{} differs from the rendering (refresh with UPDATE_GOLDEN=1 cargo test --test stories reports::golden, then review the diff):\n--- rendered ---\n{got}",
             path.display()
         );
     }

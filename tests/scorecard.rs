@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, RESPONDER, TestApp, eventually, query_text};
+use common::{Backend, RESPONDER, TestApp, query_text, wait_for};
 use incidentd::channels::ChannelKind;
 use incidentd::domain::drill::{Mode, Targets};
 use incidentd::domain::duration::HumanDuration;
@@ -77,7 +77,7 @@ async fn a_drill_is_scored_against_its_targets_and_its_after_action_report_is_se
         .as_i64()
         .unwrap();
     // The playbook is applied (and the team paged) just after the declaration.
-    eventually(|| async {
+    wait_for("the playbook's team", 5, async || {
         let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
         v["team"].as_array().is_some_and(|t| t.len() >= 2)
     })
@@ -314,7 +314,10 @@ async fn a_drill_is_scored_against_its_targets_and_its_after_action_report_is_se
     .await;
     assert_eq!(rows, [[Some("1".into())]]);
     // The dispatcher sends it: the drill's allow-list lets the owner's address through.
-    eventually(|| async { !smtp.messages().is_empty() }).await;
+    wait_for("the after-action report's e-mail", 5, async || {
+        !smtp.messages().is_empty()
+    })
+    .await;
     let msg = &smtp.messages()[0];
     assert_eq!(
         msg["subject"],

@@ -96,6 +96,7 @@ async fn an_alertmanager_group_is_one_incident_paged_once(backend: Backend) {
     let v = app.alertmanager(&later).await;
     assert_eq!(v["incidents_opened"], 0);
     assert_eq!(incident_ids(&app).await, vec![id]);
+    // Proving nobody is paged again: a window of a few dispatch polls (200 ms).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(pages(&app, id, 3).await.len(), 3);
     app.stop().await;
@@ -114,15 +115,7 @@ fn generic(title: &str, fingerprint: &str, group: Option<&str>, severity: &str) 
 }
 
 async fn metric(app: &TestApp, prefix: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -178,15 +178,7 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
         created[0]["reason"],
         "CHG-1042: database failover rehearsal"
     );
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.lines()
             .any(|l| l.starts_with("incidentd_alerts_received_total")
