@@ -949,7 +949,7 @@ async fn the_page_renders_in_headless_chromium_in_both_languages() {
     .await;
     publish_public(&app, id, "update").await;
     let slug = v["slug"].as_str().unwrap().to_string();
-    let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
+    let artefacts = common::repo().join("target/test-artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let profile = tempfile::tempdir().unwrap();
 

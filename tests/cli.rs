@@ -30,7 +30,7 @@ fn text(o: &Output) -> String {
 
 fn setup(dir: &Path) -> String {
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.join("classification.toml"),
     )
     .unwrap();
@@ -73,7 +73,7 @@ fn check_names_file_key_and_problem() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("is valid"));
     // The repository's own example is valid.
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/incidentd.toml");
+    let example = common::repo().join("config/incidentd.toml");
     let o = run(&["check", "--config", example.to_str().unwrap()], &[]);
     assert!(
         o.status.success(),

@@ -54,7 +54,7 @@ async fn sigkill_mid_dispatch(backend: Backend) {
     // Each send takes a while at the "provider", so many are in flight when the kill comes.
     sink.delay(Duration::from_millis(20));
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.path().join("classification.toml"),
     )
     .unwrap();

@@ -502,7 +502,7 @@ async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
     std::fs::write(drills.path().join("beta.toml"), BETA).unwrap();
     let playbooks = tempfile::tempdir().unwrap();
     std::fs::write(playbooks.path().join("default.toml"), ONE_TASK_PLAYBOOK).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let c = config(&sink, &smtp, drills.path(), "").replace(
         &format!(
             "playbooks = \"{}\"",
@@ -617,7 +617,7 @@ fn check_refuses_bad_schedules_and_scenarios() {
     let drills = dir.path().join("drills");
     std::fs::create_dir(&drills).unwrap();
     std::fs::write(drills.join("beta.toml"), BETA).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let mut c = common::config_text(
         &format!("sqlite://{}/t.db", dir.path().display()),
         &format!(
@@ -1018,7 +1018,7 @@ async fn an_ended_drill_is_scored_by_its_containment_task_and_closed(backend: Ba
 async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Backend) {
     let sink = Sink::start().await;
     let smtp = Smtp::start();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let c = config(&sink, &smtp, &repo.join("config/drills"), "");
     let Some(app) = TestApp::spawn_with(backend, &c).await else {
         return;

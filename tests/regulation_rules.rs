@@ -44,7 +44,7 @@ fn packs_in(dir: &Path) -> Packs {
 }
 
 fn shipped_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions")
+    crate::common::repo().join("config/jurisdictions")
 }
 
 fn shipped() -> Packs {

@@ -27,7 +27,7 @@ fn err(o: &Output) -> String {
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::repo().to_path_buf()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -545,7 +545,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
 async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
     let sink = Sink::start().await;
     let books = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     for f in ["pi_incident.toml", "cyber_general.toml", "default.toml"] {
         std::fs::copy(repo.join("config/playbooks").join(f), books.path().join(f)).unwrap();
     }
@@ -600,7 +600,7 @@ async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
 
 async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
     let sink = Sink::start().await;
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let extra = "\n[scheduler]\ndigest = \"* * * * * *\"\n";
     let Some(app) = TestApp::spawn_with(
         backend,
@@ -639,7 +639,7 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
 
 async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     let sink = Sink::start().await;
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let extra = "\n[paging]\nack_secret = \"a-page-link-signing-key\"\n";
     let Some(app) = TestApp::spawn_with(
         backend,

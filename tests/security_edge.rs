@@ -293,7 +293,7 @@ fn edge_limits_are_validated() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("incidentd.toml");
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.path().join("classification.toml"),
     )
     .unwrap();
@@ -722,7 +722,7 @@ fn shipped_config_in(
     listen: &str,
     extra_server: &str,
 ) -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let text = std::fs::read_to_string(repo.join("config/incidentd.toml"))
         .unwrap()
         .replace(
@@ -1099,7 +1099,7 @@ async fn every_error_is_problem_json(app: TestApp) {
 
 async fn error_details_name_templates_not_server_paths(app: TestApp) {
     let id = incident(&app).await;
-    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let templates = common::repo().join("templates");
     // A template that cannot go out by SMS: the answer names the template, not where it is.
     let (s, v) = app
         .post(

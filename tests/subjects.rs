@@ -878,7 +878,7 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
     let sink = Sink::start().await;
     sink.delay(Duration::from_millis(10));
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.path().join("classification.toml"),
     )
     .unwrap();
@@ -1241,7 +1241,7 @@ async fn pipl_individuals(app: &TestApp, id: i64) -> Value {
 /// record it met with the reason.
 async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: Backend) {
     let sink = Sink::start().await;
-    let packs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions");
+    let packs = common::repo().join("config/jurisdictions");
     let cfg = config(&sink, "").replacen(
         "[paths]\n",
         &format!("[paths]\njurisdictions = \"{}\"\n", packs.display()),
