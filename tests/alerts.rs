@@ -1,8 +1,7 @@
 //! Alert ingestion through the running daemon: Alertmanager's real payloads, the generic
 //! format, dedup, grouping and classification — on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::{Value, json};

@@ -5,12 +5,11 @@
 //! The browser test needs Debian's `chromium` (`apt-get install -y chromium`); it is skipped,
 //! saying so, when it is missing — unless `INCIDENTD_REQUIRE_BROWSER` is set (`.ci/run`), when it
 //! fails. Its screenshots are written to `target/test-artefacts/`.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sink::Sink;
 use common::{ADMIN, Backend, RESPONDER, TestApp, VIEWER};
@@ -516,40 +515,28 @@ async fn drills_are_marked_and_never_listed(app: TestApp) {
     app.stop().await;
 }
 
-/// The binary as a client of the daemon; run off the runtime the daemon serves on.
-async fn cli(app: &TestApp, token: &str, args: &[&str]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"));
-    c.args(args)
-        .env("INCIDENTD_URL", app.url(""))
-        .env("INCIDENTD_TOKEN", token);
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
 async fn the_cli_publishes_and_shows_the_history(app: TestApp) {
     let id = pi_incident(&app, false, facts()).await.to_string();
-    let o = cli(&app, RESPONDER, &["announce", "--help"]).await;
+    let o = app.cli_output(RESPONDER, &["announce", "--help"]).await;
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("incidentd announce 42 --reason"), "{help}");
     assert!(help.contains("/announcements/feed.xml"), "{help}");
 
-    let o = cli(&app, VIEWER, &["announce", &id, "--reason", "x"]).await;
+    let o = app
+        .cli_output(VIEWER, &["announce", &id, "--reason", "x"])
+        .await;
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("403"));
-    let o = cli(&app, RESPONDER, &["announce", &id]).await;
+    let o = app.cli_output(RESPONDER, &["announce", &id]).await;
     assert_eq!(
         o.status.code(),
         Some(2),
         "--reason (or --history) is required"
     );
 
-    let o = cli(
-        &app,
-        RESPONDER,
-        &["announce", &id, "--reason", "Legal decided"],
-    )
-    .await;
+    let o = app
+        .cli_output(RESPONDER, &["announce", &id, "--reason", "Legal decided"])
+        .await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -569,10 +556,14 @@ async fn the_cli_publishes_and_shows_the_history(app: TestApp) {
         )),
         "{out}"
     );
-    let o = cli(&app, RESPONDER, &["announce", &id, "--reason", "again"]).await;
+    let o = app
+        .cli_output(RESPONDER, &["announce", &id, "--reason", "again"])
+        .await;
     assert!(String::from_utf8_lossy(&o.stdout).contains("unchanged"));
 
-    let o = cli(&app, VIEWER, &["announce", &id, "--history"]).await;
+    let o = app
+        .cli_output(VIEWER, &["announce", &id, "--history"])
+        .await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("(public: none yet)"), "{out}");
@@ -784,18 +775,6 @@ async fn the_feed_speaks_the_readers_language_in_the_organisations_time_zone(app
     app.stop().await;
 }
 
-fn check_signature(r: &common::sink::Received) {
-    let ts: i64 = r.header("x-incidentd-timestamp").unwrap().parse().unwrap();
-    let sig = r.header("x-incidentd-signature").unwrap();
-    let expected = incidentd::channels::sign::webhook_signature(SECRET.as_bytes(), ts, &r.body);
-    assert_eq!(
-        sig,
-        format!("sha256={expected}"),
-        "signature over timestamp.body"
-    );
-    assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
-}
-
 async fn each_version_is_pushed_to_the_webhook_signed(backend: Backend) {
     let sink = Sink::start().await;
     let config = format!(
@@ -851,7 +830,7 @@ webhook = "public-site"
     assert_eq!(got.len(), 2, "one push per version");
     for (r, version) in got.iter().zip([1, 2]) {
         assert_eq!(r.path, "/hooks/announcements");
-        check_signature(r);
+        r.assert_signed(SECRET);
         let b = r.json();
         assert_eq!(b["purpose"], "announcement");
         assert_eq!(b["recipient"], "public-site");
@@ -943,19 +922,12 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[String]) -> String {
         std::io::Read::read_to_string(&mut out, &mut s).unwrap();
         s
     });
-    let until = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "chromium {args:?} failed: {status}");
-            break;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {args:?} did not finish in 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let Some(status) = common::exited_within(&mut child, Duration::from_secs(90)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("chromium {args:?} did not finish in 90 s");
+    };
+    assert!(status.success(), "chromium {args:?} failed: {status}");
     reader.join().unwrap()
 }
 
@@ -977,7 +949,7 @@ async fn the_page_renders_in_headless_chromium_in_both_languages() {
     .await;
     publish_public(&app, id, "update").await;
     let slug = v["slug"].as_str().unwrap().to_string();
-    let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
+    let artefacts = common::repo().join("target/test-artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let profile = tempfile::tempdir().unwrap();
 

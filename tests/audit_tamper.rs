@@ -2,9 +2,8 @@
 //! rows are in tests/story.rs (after the whole story); here the chain itself: cut short, rewritten
 //! with recomputed hashes, with and without `[audit] key`, and anchored by a head the daemon
 //! logged. Both backends.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

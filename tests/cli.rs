@@ -1,13 +1,11 @@
 //! The real binary: --help, check, token, migrate, the client commands against `serve`,
 //! SIGHUP reload, SIGTERM shutdown and `audit verify`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
+use common::Daemon;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_incidentd");
 
@@ -32,7 +30,7 @@ fn text(o: &Output) -> String {
 
 fn setup(dir: &Path) -> String {
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.join("classification.toml"),
     )
     .unwrap();
@@ -75,7 +73,7 @@ fn check_names_file_key_and_problem() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("is valid"));
     // The repository's own example is valid.
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/incidentd.toml");
+    let example = common::repo().join("config/incidentd.toml");
     let o = run(&["check", "--config", example.to_str().unwrap()], &[]);
     assert!(
         o.status.success(),
@@ -141,88 +139,12 @@ fn token_new_prints_a_working_config_entry() {
     assert!(snippet.contains(hashed.trim()));
 }
 
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    fn start(config: &str) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", config])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                break None;
-            };
-            if let Some(i) = line.find("listening on http://") {
-                break line[i + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .map(str::to_string);
-            }
-        };
-        std::thread::spawn(move || for _ in rx {});
-        match url {
-            Some(url) => Daemon { child, url },
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the daemon did not log its address");
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn client(&self, args: &[&str], token: &str) -> Output {
-        run(
-            args,
-            &[("INCIDENTD_URL", &self.url), ("INCIDENTD_TOKEN", token)],
-        )
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The daemon as a child process, and the CLI as its client.
+fn client(d: &Daemon, args: &[&str], token: &str) -> Output {
+    run(
+        args,
+        &[("INCIDENTD_URL", &d.url("")), ("INCIDENTD_TOKEN", token)],
+    )
 }
 
 #[test]
@@ -236,8 +158,9 @@ fn serve_clients_reload_shutdown_and_verify() {
         "relative SQLite paths are relative to the config"
     );
 
-    let mut d = Daemon::start(&config);
-    let o = d.client(
+    let mut d = Daemon::start(Path::new(&config));
+    let o = client(
+        &d,
         &[
             "alert",
             "--title",
@@ -249,13 +172,14 @@ fn serve_clients_reload_shutdown_and_verify() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("opened (incident 1)"), "{}", text(&o));
-    let o = d.client(&["incidents", "list", "--open"], common::VIEWER);
+    let o = client(&d, &["incidents", "list", "--open"], common::VIEWER);
     let t = text(&o);
     assert!(
         t.contains("S1") && t.contains("pi_leak") && t.contains("用户数据库疑似被拖库"),
         "{t}"
     );
-    let o = d.client(
+    let o = client(
+        &d,
         &[
             "facts",
             "1",
@@ -267,14 +191,15 @@ fn serve_clients_reload_shutdown_and_verify() {
         common::RESPONDER,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let o = d.client(&["transition", "1", "contained"], common::RESPONDER);
+    let o = client(&d, &["transition", "1", "contained"], common::RESPONDER);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("409 Conflict: cannot move an incident from `detected` to `contained`"),
         "{}",
         text(&o)
     );
-    let o = d.client(
+    let o = client(
+        &d,
         &["transition", "1", "triaged", "--note", "on it"],
         common::RESPONDER,
     );
@@ -283,7 +208,7 @@ fn serve_clients_reload_shutdown_and_verify() {
         "{}",
         text(&o)
     );
-    let o = d.client(&["incidents", "show", "1"], common::VIEWER);
+    let o = client(&d, &["incidents", "show", "1"], common::VIEWER);
     let t = text(&o);
     for needle in [
         "Incident 1 — 用户数据库疑似被拖库",
@@ -295,13 +220,14 @@ fn serve_clients_reload_shutdown_and_verify() {
     ] {
         assert!(t.contains(needle), "{needle} missing:\n{t}");
     }
-    let o = d.client(&["incidents", "show", "1", "--json"], common::VIEWER);
+    let o = client(&d, &["incidents", "show", "1", "--json"], common::VIEWER);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["facts"]["affected_subjects"], 1200);
 
     // Deliveries: an operator's test send goes end to end; a channel not configured dies with
     // the reason; the listing shows what went out for an incident.
-    let o = d.client(
+    let o = client(
+        &d,
         &["send-test", "--channel", "inbox", "--to", "cli-check"],
         common::ADMIN,
     );
@@ -311,21 +237,24 @@ fn serve_clients_reload_shutdown_and_verify() {
         "{}",
         text(&o)
     );
-    let o = d.client(
+    let o = client(
+        &d,
         &["send-test", "--channel", "sms", "--to", "+8613800000000"],
         common::ADMIN,
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("add [channels.sms]"), "{}", text(&o));
-    let o = d.client(
+    let o = client(
+        &d,
         &["send-test", "--channel", "sms", "--to", "12345"],
         common::ADMIN,
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("phone number"), "{}", text(&o));
-    let o = d.client(&["deliveries", "1"], common::VIEWER);
+    let o = client(&d, &["deliveries", "1"], common::VIEWER);
     assert!(text(&o).contains("deliveries: none"), "{}", text(&o));
-    let o = d.client(
+    let o = client(
+        &d,
         &[
             "declare",
             "--title",
@@ -339,7 +268,7 @@ fn serve_clients_reload_shutdown_and_verify() {
         common::RESPONDER,
     );
     assert!(text(&o).contains("declared incident 2"), "{}", text(&o));
-    let o = run(&["incidents", "list"], &[("INCIDENTD_URL", &d.url)]);
+    let o = run(&["incidents", "list"], &[("INCIDENTD_URL", &d.url(""))]);
     assert!(
         text(&o).contains("401 Unauthorized") && text(&o).contains("set INCIDENTD_TOKEN"),
         "{}",
@@ -352,8 +281,9 @@ fn serve_clients_reload_shutdown_and_verify() {
     r.push_str("\n[[rules]]\nname = \"kraken\"\ncategory = \"malware\"\ntext = \"kraken\"\n");
     std::fs::write(&rules, r).unwrap();
     d.signal("-HUP");
-    common_eventually(|| {
-        text(&d.client(
+    common::wait_for_blocking("the new rule after SIGHUP", 5, || {
+        text(&client(
+            &d,
             &[
                 "alert",
                 "--title",
@@ -367,7 +297,7 @@ fn serve_clients_reload_shutdown_and_verify() {
     });
 
     d.signal("-TERM");
-    assert!(d.wait().success(), "SIGTERM is a clean stop");
+    assert!(d.exit_status(15).success(), "SIGTERM is a clean stop");
 
     let o = run(&["audit", "verify", "--config", &config], &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -399,16 +329,6 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-fn common_eventually(mut f: impl FnMut() -> bool) {
-    for _ in 0..50 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("not reached");
 }
 
 /// `incidentd … | head`: a reader that goes away ends the command quietly (status 141, as for

@@ -2,9 +2,8 @@
 //! browser. The stories click through headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver); the refusals are checked with plain HTTP. The
 //! shipped configuration, both backends.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -197,12 +196,10 @@ impl Browser {
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http.get(format!("{base}/status")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::wait_for("chromedriver answering", 10, async || {
+            http.get(format!("{base}/status")).send().await.is_ok()
+        })
+        .await;
         let profile = tempfile::tempdir().unwrap().keep();
         let v: Value = http
             .post(format!("{base}/session"))
@@ -669,7 +666,8 @@ async fn refusals_without_role_csrf_or_password_and_sessions_that_end(backend: B
         "nothing was approved"
     );
 
-    // A session unused past [console] idle_timeout (2s here) ends.
+    // A session unused past [console] idle_timeout (2s here) ends (time must pass: the session's
+    // clock is the wall clock).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (s, loc, _) = legal.get(&app.url("/console")).await;
     assert_eq!(s, StatusCode::SEE_OTHER);

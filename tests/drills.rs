@@ -1,13 +1,12 @@
 //! Drills through the running daemon: started by hand and by their schedule, they page their
 //! participants on real local sinks, and the drill guard keeps every channel away from anyone
 //! not on the drill's own list — two drills at once keeping their own lists — across a restart.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, phone, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -23,11 +22,6 @@ on_both_backends!(
 );
 
 const SECRET: &str = "drill-test-webhook-secret";
-
-/// Department n, level l → +861390000{n}0{l}.
-fn phone(dept: usize, level: usize) -> String {
-    format!("+861390000{dept:02}0{level}")
-}
 
 const ALPHA: &str = r#"
 name = "alpha"
@@ -82,32 +76,16 @@ fn drills_dir() -> tempfile::TempDir {
 }
 
 fn config(sink: &Sink, smtp: &Smtp, drills: &std::path::Path, extra: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-jurisdictions = "{}"
-drills = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "400ms"
 max_attempts = 3
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
+{}
 [channels.email]
 smtp_url = "{}"
 from = "Security <security@example.com>"
@@ -129,32 +107,22 @@ name = "chatops"
 url = "{}"
 secret = "{SECRET}"
 timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-{extra}
+{}{extra}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        repo.join("config/jurisdictions").display(),
-        drills.display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
+        common::paths(&[
+            ("jurisdictions", &common::shipped("config/jurisdictions")),
+            ("drills", drills),
+        ]),
+        common::phone_gateways(sink, &["sms", "voice"]),
         smtp.url(),
         sink.url("/site"),
         sink.url("/capture-hook"),
         sink.url("/chatops"),
+        common::page_every_severity_by(r#"["sms"]"#),
     );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n",
-            phone(i + 1, 1),
-        ));
-    }
+    c.push_str(&common::departments("1h", |n, d| {
+        vec![common::Member::on_call(n, d).oncall_email(d)]
+    }));
     c
 }
 
@@ -534,7 +502,7 @@ async fn a_drill_ends_and_is_scored_when_every_task_is_done(backend: Backend) {
     std::fs::write(drills.path().join("beta.toml"), BETA).unwrap();
     let playbooks = tempfile::tempdir().unwrap();
     std::fs::write(playbooks.path().join("default.toml"), ONE_TASK_PLAYBOOK).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let c = config(&sink, &smtp, drills.path(), "").replace(
         &format!(
             "playbooks = \"{}\"",
@@ -649,7 +617,7 @@ fn check_refuses_bad_schedules_and_scenarios() {
     let drills = dir.path().join("drills");
     std::fs::create_dir(&drills).unwrap();
     std::fs::write(drills.join("beta.toml"), BETA).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let mut c = common::config_text(
         &format!("sqlite://{}/t.db", dir.path().display()),
         &format!(
@@ -1050,7 +1018,7 @@ async fn an_ended_drill_is_scored_by_its_containment_task_and_closed(backend: Ba
 async fn the_shipped_scenarios_page_every_department_of_their_plan(backend: Backend) {
     let sink = Sink::start().await;
     let smtp = Smtp::start();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let c = config(&sink, &smtp, &repo.join("config/drills"), "");
     let Some(app) = TestApp::spawn_with(backend, &c).await else {
         return;

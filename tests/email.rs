@@ -3,13 +3,12 @@
 //! client sees. Hung and silent servers, which the sink does not play, are small TCP listeners
 //! in this file. The sink itself is tested here too: its files, its HTTP side, SIGTERM, and the
 //! example of docs/deliveries.md.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-mod common;
+use crate::common;
 
 use incidentd::channels::email::{EmailChannel, EmailConfig};
 use incidentd::channels::{Channel, ChannelKind, Content, Outgoing, Purpose, SendError};
@@ -319,7 +318,8 @@ async fn hang_after_data_once() -> (u16, Arc<AtomicUsize>, Arc<tokio::sync::Mute
                         }
                         in_data = false;
                         if n == 0 {
-                            // Answer only after the client gave up: a client that put this
+                            // Time must pass (the test plays a hung server): answer only after
+                            // the client gave up. A client that put this
                             // connection back in its pool would read this late reply as the
                             // answer to its next command and carry on out of step.
                             tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -501,17 +501,10 @@ fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
         .status()
         .unwrap();
     assert!(sent.success());
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > until {
-            let _ = child.kill();
-            panic!("incidentd sink did not stop within 5 s of SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::exited_within(child, std::time::Duration::from_secs(5)).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("incidentd sink did not stop within 5 s of SIGTERM")
+    })
 }
 
 #[tokio::test]

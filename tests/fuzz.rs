@@ -8,7 +8,6 @@
 //! under `tests/fuzz/corpus/<target>/` run every time, before the random cases: every input
 //! that once broke a parser is kept there as a regression case (proptest also records a
 //! failing case's seed in `tests/fuzz.proptest-regressions`, which is committed).
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::common::repo()
 }
 
 fn config() -> Config {

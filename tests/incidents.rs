@@ -1,7 +1,6 @@
 //! Declaring incidents, facts, classification changes by people, and the lifecycle.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{RESPONDER, TestApp};
 use reqwest::StatusCode;

@@ -2,14 +2,11 @@
 //! incident's facts lack a required element of the notice to individuals, listing them in
 //! English and Chinese; approving works once the facts are filled in; rejecting always works;
 //! the PIPL exemption needs no notice content.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use std::time::{Duration, Instant};
+use crate::common;
 
 use common::sink::Sink;
-use common::{ADMIN, Backend, DEPTS, RESPONDER, TestApp};
+use common::{ADMIN, Backend, RESPONDER, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -23,42 +20,14 @@ on_both_backends!(
 );
 
 fn config(sink: &Sink) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-"#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-        hex::encode(incidentd::api::token_hash(LEGAL)),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{i:02}001\"\nlevel = 1\n",
-        ));
-    }
-    c
+    [
+        common::paths(&[]),
+        common::phone_gateways(sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::approver("legal-approver", LEGAL, "legal"),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    ]
+    .concat()
 }
 
 async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
@@ -66,19 +35,16 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCod
 }
 
 async fn task(app: &TestApp, id: i64, key: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    common::wait_until(&format!("task {key}"), 10, async || {
         let (s, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        if let Some(t) = v["tasks"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["key"] == key))
-        {
-            return t.clone();
-        }
-        assert!(Instant::now() < until, "no task {key}: {v:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        v["tasks"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == key)
+            .cloned()
+    })
+    .await
 }
 
 /// A PI incident whose notice approval is no longer blocked by other tasks; its approval id.

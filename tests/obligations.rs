@@ -2,16 +2,15 @@
 //! jurisdiction packs, recomputed when facts and clocks change, reminders and a missed
 //! deadline paging the owner across a restart, what meets an obligation, the list by time left,
 //! and a changed pack re-assessing open incidents on reload.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use common::sink::Sink;
-use common::{Backend, DEPTS, INGEST, RESPONDER, TestApp, wait_for};
+use common::{Backend, INGEST, Member, RESPONDER, TestApp, repo, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -25,49 +24,17 @@ on_both_backends!(
     closing_starts_the_closing_report_clock_and_a_false_positive_owes_nothing,
 );
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The daemon's config additions: shipped templates and playbooks, the given packs folder,
 /// SMS to the sink, and the six departments (level-1 on-call, level-2 lead).
 fn config(sink: &Sink, packs: &Path) -> String {
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-jurisdictions = "{}"
-
-[dispatch]
-poll_interval = "100ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-"#,
-        repo().join("templates").display(),
-        repo().join("config/playbooks").display(),
-        packs.display(),
-        sink.url("/sms"),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n\
-             [[departments.members]]\nname = \"{d} head\"\nphone = \"+86139000{:02}002\"\nlevel = 2\nlead = true\n",
-            i + 1,
-            i + 1,
-        ));
-    }
-    c
+    [
+        common::paths(&[("jurisdictions", packs)]),
+        "\n[dispatch]\npoll_interval = \"100ms\"\n".to_string(),
+        common::phone_gateways(sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::departments("1h", |n, d| vec![Member::on_call(n, d), Member::head(n, d)]),
+    ]
+    .concat()
 }
 
 fn shipped() -> PathBuf {
@@ -472,8 +439,7 @@ async fn reminders_and_a_missed_deadline_page_the_owner_across_a_restart(backend
     assert!(r["time_left"].as_str().unwrap().ends_with(" left"), "{r}");
     // Down for a moment before the reminder is due: timers are rows, not memory.
     app.restart().await;
-    let gr_oncall = "+8613900002001";
-    let gr_head = "+8613900002002";
+    let (gr_oncall, gr_head) = (&common::phone(2, 1), &common::phone(2, 2));
     let to = |sink: &Sink, phone: &str, word: &str| {
         sink.received()
             .iter()
@@ -509,7 +475,8 @@ async fn reminders_and_a_missed_deadline_page_the_owner_across_a_restart(backend
             .unwrap()
             .ends_with(" overdue")
     );
-    // Nothing else pages for it: one reminder and one miss to the on-call, one miss to the lead.
+    // Nothing else pages for it: one reminder and one miss to the on-call, one miss to the lead
+    // (proving a negative: a window of a few dispatch polls, 100 ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(to(&sink, gr_oncall, "Report to the test regulator"), 2);
     assert_eq!(to(&sink, gr_head, "Report to the test regulator"), 1);

@@ -2,7 +2,6 @@
 //! like the real provider. Time and nonce are injected; signatures are compared with values
 //! computed independently (Python's hmac for Aliyun, a second TC3 implementation below for
 //! Tencent, whose signature covers the local server's port).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 

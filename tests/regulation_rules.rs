@@ -3,7 +3,6 @@
 //! and supplementary reports — asserting the grade and its criterion, every obligation with its
 //! standing and exact deadline, and the "why". Pure: the packs are read from
 //! `config/jurisdictions`; no daemon, no database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +45,7 @@ fn packs_in(dir: &Path) -> Packs {
 }
 
 fn shipped_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions")
+    crate::common::repo().join("config/jurisdictions")
 }
 
 fn shipped() -> Packs {

@@ -1,8 +1,7 @@
 //! The real binary: `render --sample` for the shipped templates, and `check` refusing a broken
 //! template with its file, line and problem.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,7 +27,7 @@ fn err(o: &Output) -> String {
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::repo().to_path_buf()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -3,18 +3,16 @@
 //! the running daemon on both backends, drafting, the approval gate, submission and immutability.
 //!
 //! Refresh the goldens after an intended change with
-//! `UPDATE_GOLDEN=1 cargo test --test reports golden`, then review the diff of `tests/golden/`.
-#![allow(clippy::unwrap_used)]
+//! `UPDATE_GOLDEN=1 cargo test --test stories reports::golden`, then review the diff of `tests/golden/`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, DEPTS, RESPONDER, TestApp, wait_for};
+use common::{Backend, RESPONDER, TestApp, wait_for};
 use incidentd::config::{OrganisationConfig, RenderConfig};
 use incidentd::domain::records::Incident;
 use incidentd::domain::regulation::{OperatorType, Pack, Packs};
@@ -40,20 +38,17 @@ on_both_backends!(
     each_jurisdiction_reports_its_own_people_and_words_and_unused_inputs_are_refused,
 );
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
 fn templates() -> Templates {
     let cfg = RenderConfig {
         time_zone: "Asia/Shanghai".into(),
         ..RenderConfig::default()
     };
-    Templates::load(&root().join("templates"), &cfg).unwrap_or_else(|e| panic!("{}", e.join("\n")))
+    Templates::load(&common::repo().join("templates"), &cfg)
+        .unwrap_or_else(|e| panic!("{}", e.join("\n")))
 }
 
 fn packs(t: &Templates) -> Packs {
-    incidentd::config::files::packs(&root().join("config/jurisdictions"), &[], &|name| {
+    incidentd::config::files::packs(&common::repo().join("config/jurisdictions"), &[], &|name| {
         !t.locales(name).is_empty()
     })
     .unwrap_or_else(|e| panic!("{}", e.join("\n")))
@@ -270,7 +265,7 @@ const CN_INITIAL_INPUTS: &[(&str, &str)] = &[
 
 /// Compare with `tests/golden/<name>.{md,html}`, or write them with `UPDATE_GOLDEN=1`.
 fn golden(name: &str, d: &incidentd::render::report::Draft) {
-    let dir = root().join("tests/golden");
+    let dir = common::repo().join("tests/golden");
     let md = format!("Subject: {}\n\n{}\n", d.subject, d.markdown);
     let html = format!("{}\n", d.html);
     for (ext, got) in [("md", &md), ("html", &html)] {
@@ -282,13 +277,13 @@ fn golden(name: &str, d: &incidentd::render::report::Draft) {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test reports golden",
+                "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test stories reports::golden",
                 path.display()
             )
         });
         assert!(
             &want == got,
-            "{} differs from the rendering (refresh with UPDATE_GOLDEN=1 cargo test --test reports golden, then review the diff):\n--- rendered ---\n{got}",
+            "{} differs from the rendering (refresh with UPDATE_GOLDEN=1 cargo test --test stories reports::golden, then review the diff):\n--- rendered ---\n{got}",
             path.display()
         );
     }
@@ -533,65 +528,29 @@ const GR: &str = "test-government-relations-token";
 const LEGAL: &str = "test-legal-token";
 const HOOK_SECRET: &str = "regulator-hook-secret-0123456789";
 
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
 /// Shipped templates, playbooks and packs; the six departments paged by SMS to `pager`; GR and
 /// Legal approver tokens; `extra` (channels, regulators).
 fn daemon_config(pager: &Sink, extra: &str) -> String {
-    let mut c = format!(
+    format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-jurisdictions = "{}"
-
+{}
 [dispatch]
 poll_interval = "100ms"
 backoff_base = "200ms"
 backoff_max = "400ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-
-[[auth.tokens]]
-name = "gr"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["government_relations"]
-
-[[auth.tokens]]
-name = "legal"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
+{}{}{}{}
 {extra}
-"#,
-        root().join("templates").display(),
-        root().join("config/playbooks").display(),
-        root().join("config/jurisdictions").display(),
-        pager.url("/sms"),
-        sha(GR),
-        sha(LEGAL),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n",
-            i + 1
-        ));
-    }
-    c
+{}"#,
+        common::paths(&[(
+            "jurisdictions",
+            &common::repo().join("config/jurisdictions")
+        )]),
+        common::phone_gateways(pager, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::approver("gr", GR, "government_relations"),
+        common::approver("legal", LEGAL, "legal"),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    )
 }
 
 /// A PI leak of 1.2 million people discovered `ago` seconds ago (CN grade III: the CAC report
@@ -1698,7 +1657,7 @@ async fn a_report_is_met_when_its_channel_accepts_it_and_open_again_when_it_dies
     wait_for("Government Relations paged", 10, || async {
         pager.received().iter().any(|r| {
             r.path == "/sms"
-                && r.json()["to"] == "+8613900002001"
+                && r.json()["to"] == common::phone(2, 1).as_str()
                 && r.json()["text"]
                     .as_str()
                     .is_some_and(|t| t.contains("SUBMISSION FAILED"))
@@ -1734,7 +1693,7 @@ async fn a_report_is_met_when_its_channel_accepts_it_and_open_again_when_it_dies
 
 /// The `[[regulators]]` entries of the shipped config/incidentd.toml, as text.
 fn shipped_regulators() -> String {
-    let text = std::fs::read_to_string(root().join("config/incidentd.toml")).unwrap();
+    let text = std::fs::read_to_string(common::repo().join("config/incidentd.toml")).unwrap();
     let mut out = String::new();
     let mut inside = false;
     for line in text.lines() {
@@ -1797,7 +1756,7 @@ async fn the_shipped_regulators_take_the_pipl_authority_report_by_email(backend:
 /// configured webhook target, or — with neither — by hand with the regulator's reference.
 #[test]
 fn every_report_the_shipped_packs_can_owe_has_a_way_to_submit() {
-    let settings = incidentd::config::load(&root().join("config/incidentd.toml"))
+    let settings = incidentd::config::load(&common::repo().join("config/incidentd.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let templates = incidentd::server::load_templates(&settings).unwrap_or_else(|e| panic!("{e}"));
     let packs =

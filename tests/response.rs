@@ -1,14 +1,13 @@
 //! The response to an incident through the running daemon: playbook selection, the joint team
 //! paged through the outbox, tasks, escalation across a restart, overdue tasks, approvals.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
+use common::{Backend, DEPTS, INGEST, Member, RESPONDER, TestApp, phone, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -30,18 +29,13 @@ on_both_backends!(
     a_reopened_incident_is_rearmed,
 );
 
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
-/// Phone numbers: department n, level l → +86139000000{n}0{l}.
-fn phone(dept: usize, level: usize) -> String {
-    format!("+861390000{dept:02}0{level}")
-}
-
 fn config(sink: &Sink, security_escalates: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    config_with(sink, security_escalates, &repo.join("config/playbooks"), "")
+    config_with(
+        sink,
+        security_escalates,
+        &common::shipped("config/playbooks"),
+        "",
+    )
 }
 
 fn config_with(
@@ -50,29 +44,15 @@ fn config_with(
     playbooks: &std::path::Path,
     extra: &str,
 ) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "400ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
+{}
 # Nothing listens here: e-mail (the digest) is enqueued and retried, which is all these tests need.
 [channels.email]
 smtp_url = "smtp://127.0.0.1:9"
@@ -84,25 +64,11 @@ S1 = ["voice", "sms"]
 S2 = ["sms"]
 S3 = ["sms"]
 S4 = ["sms"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
-[[auth.tokens]]
-name = "gr-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["government_relations"]
-"#,
-        repo.join("templates").display(),
-        playbooks.display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
-        sha(LEGAL),
-        sha(GR),
+{}{}"#,
+        common::paths(&[("playbooks", playbooks)]),
+        common::phone_gateways(sink, &["sms", "voice"]),
+        common::approver("legal-approver", LEGAL, "legal"),
+        common::approver("gr-approver", GR, "government_relations"),
     );
     c.push_str(extra);
     for (i, d) in DEPTS.iter().enumerate() {
@@ -111,13 +77,11 @@ departments = ["government_relations"]
         } else {
             "1h"
         };
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"{esc}\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"{}\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n\
-             [[departments.members]]\nname = \"{d} head\"\nphone = \"{}\"\nlevel = 2\nlead = true\n",
-            phone(i + 1, 1),
-            phone(i + 1, 2),
-        ));
+        let members = [
+            Member::on_call(i + 1, d).oncall_email(d),
+            Member::head(i + 1, d),
+        ];
+        c.push_str(&common::department(d, esc, &members));
     }
     c
 }
@@ -130,17 +94,6 @@ fn received(sink: &Sink) -> HashMap<(String, String), usize> {
         *m.entry((r.path.clone(), to)).or_default() += 1;
     }
     m
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            Instant::now() < until,
-            "{what} did not happen within {secs}s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn tasks(app: &TestApp, id: i64) -> Value {
@@ -186,7 +139,7 @@ async fn s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan(backend: Backe
     let id = v.1["alerts"][0]["incident_id"].as_i64().unwrap();
     // Security, Government Relations and Legal (and the rest of the PI team) are called and
     // texted at level 1; nobody at level 2.
-    wait_for("the level-1 pages", 10, || {
+    wait_for("the level-1 pages", 10, async || {
         let r = received(&sink);
         (0..6).all(|d| {
             r.contains_key(&("/voice".into(), phone(d + 1, 1)))
@@ -254,7 +207,8 @@ async fn s1_pi_alert_pages_the_joint_team_and_creates_the_pi_plan(backend: Backe
     )
     .await;
     let before = sink.count();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Proving nothing happens: a window of a few dispatch polls (200 ms; a commit wakes it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.count(), before, "no page twice");
     assert_eq!(
         tasks(&app, id).await["tasks"].as_array().unwrap().len(),
@@ -277,7 +231,7 @@ async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("security's level-1 page", 10, || {
+    wait_for("security's level-1 page", 10, async || {
         received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
     })
     .await;
@@ -292,7 +246,8 @@ async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "acked");
-    // The daemon is down when the escalation falls due.
+    // The daemon is down when the escalation falls due: the story is the wall clock passing it
+    // while nothing runs (so it waits, as a timer cannot be fired on a stopped daemon).
     app.shutdown().await;
     tokio::time::sleep(Duration::from_secs(4).saturating_sub(paged_at.elapsed())).await;
     assert!(
@@ -300,11 +255,14 @@ async fn unacknowledged_page_escalates_on_time_across_a_restart(backend: Backend
         "nothing escalates while the daemon is down"
     );
     app.start_again().await;
-    wait_for("security's level-2 page after the restart", 10, || {
-        received(&sink).contains_key(&("/sms".into(), phone(1, 2)))
-    })
+    wait_for(
+        "security's level-2 page after the restart",
+        10,
+        async || received(&sink).contains_key(&("/sms".into(), phone(1, 2))),
+    )
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Proving it happens once: a window of a few dispatch polls for a second page to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let r = received(&sink);
     assert_eq!(r[&("/sms".into(), phone(1, 2))], 1, "escalated once: {r:?}");
     assert_eq!(
@@ -338,7 +296,7 @@ async fn approvals_gate_what_depends_on_them(backend: Backend) {
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("the playbook", 10, || sink.count() > 0).await;
+    wait_for("the playbook", 10, async || sink.count() > 0).await;
     let complete = |key: &str| {
         let path = format!("/api/v1/incidents/{id}/tasks/{key}/complete");
         let app = &app;
@@ -465,7 +423,7 @@ async fn acks_are_harmless_twice_and_refused_on_closed_incidents(backend: Backen
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("the playbook", 10, || sink.count() > 0).await;
+    wait_for("the playbook", 10, async || sink.count() > 0).await;
     let ack = format!("/api/v1/incidents/{id}/tasks/contain/ack");
     let (s1, a) = post(&app, &ack, RESPONDER, json!({})).await;
     let (s2, b) = post(&app, &ack, RESPONDER, json!({})).await;
@@ -523,7 +481,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("the playbook", 10, || sink.count() > 0).await;
+    wait_for("the playbook", 10, async || sink.count() > 0).await;
     let (s, v) = post(
         &app,
         &format!("/api/v1/incidents/{id}/tasks"),
@@ -533,7 +491,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let lead = phone(3, 2);
-    wait_for("the overdue page to Legal's lead", 10, || {
+    wait_for("the overdue page to Legal's lead", 10, async || {
         received(&sink).contains_key(&("/sms".into(), lead.clone()))
     })
     .await;
@@ -577,7 +535,9 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Its due time comes (fired as the scheduler would then, without waiting for it): no page.
+    app.fire_due(chrono::Utc::now() + chrono::Duration::seconds(3))
+        .await;
     assert_eq!(app.events(id, "task.overdue").await.len(), 1);
     app.stop().await;
 }
@@ -585,7 +545,7 @@ async fn overdue_tasks_page_the_department_lead(backend: Backend) {
 async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
     let sink = Sink::start().await;
     let books = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     for f in ["pi_incident.toml", "cyber_general.toml", "default.toml"] {
         std::fs::copy(repo.join("config/playbooks").join(f), books.path().join(f)).unwrap();
     }
@@ -621,7 +581,7 @@ async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
     );
     // The old playbooks keep working.
     let id = declare_pi(&app).await;
-    wait_for("the PI plan", 10, || sink.count() > 0).await;
+    wait_for("the PI plan", 10, async || sink.count() > 0).await;
     assert_eq!(tasks(&app, id).await["playbook"], "pi_incident");
     std::fs::write(&pi, good).unwrap();
     app.reload().await.unwrap();
@@ -640,7 +600,7 @@ async fn a_broken_playbook_on_reload_keeps_the_old_ones(backend: Backend) {
 
 async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
     let sink = Sink::start().await;
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let extra = "\n[scheduler]\ndigest = \"* * * * * *\"\n";
     let Some(app) = TestApp::spawn_with(
         backend,
@@ -656,11 +616,15 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
         .await["id"]
         .as_i64()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    let digests = app.events(id, "digest.sent").await;
+    let digests = common::wait_until("two digests", 10, async || {
+        let d = app.events(id, "digest.sent").await;
+        (d.len() >= 2).then_some(d)
+    })
+    .await;
+    let apart = common::micros(&digests[1]["at"]) - common::micros(&digests[0]["at"]);
     assert!(
-        (2..=4).contains(&digests.len()),
-        "one digest per second-tick: {digests:?}"
+        apart >= 900_000,
+        "one digest per second-tick, {apart} µs apart: {digests:?}"
     );
     assert!(
         digests[0]["data"]["open"].as_i64().unwrap() > 5,
@@ -675,7 +639,7 @@ async fn the_status_digest_goes_out_on_its_schedule(backend: Backend) {
 
 async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     let sink = Sink::start().await;
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let extra = "\n[paging]\nack_secret = \"a-page-link-signing-key\"\n";
     let Some(app) = TestApp::spawn_with(
         backend,
@@ -686,7 +650,7 @@ async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("security's page", 10, || {
+    wait_for("security's page", 10, async || {
         received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
     })
     .await;
@@ -721,10 +685,12 @@ async fn a_page_link_acknowledges_with_one_click(backend: Backend) {
     let acked = app.events(id, "task.acked").await;
     assert_eq!(acked.len(), 1, "{acked:?}");
     assert_eq!(acked[0]["actor"], "member:security/1");
-    // Acknowledged: Security does not escalate.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
+    // Acknowledged: Security does not escalate when its time comes (fired as the scheduler
+    // would then, without waiting for it).
+    app.fire_due(chrono::Utc::now() + chrono::Duration::seconds(4))
+        .await;
     assert!(app.events(id, "incident.escalated").await.is_empty());
+    assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
     app.stop().await;
 }
 
@@ -735,7 +701,7 @@ async fn the_cli_lists_acks_completes_and_decides(backend: Backend) {
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("the playbook", 10, || sink.count() > 0).await;
+    wait_for("the playbook", 10, async || sink.count() > 0).await;
     let url = app.url("");
     let run = move |token: &'static str, args: Vec<String>| {
         let url = url.clone();
@@ -837,7 +803,7 @@ async fn a_department_without_tasks_acknowledges_its_page(backend: Backend) {
         return;
     };
     let id = declare_s3_attack(&app).await;
-    wait_for("Government Relations' page", 10, || {
+    wait_for("Government Relations' page", 10, async || {
         received(&sink).contains_key(&("/sms".into(), phone(2, 1)))
     })
     .await;
@@ -881,7 +847,7 @@ async fn a_severity_raise_pages_the_unacknowledged_on_the_new_channels(backend: 
         return;
     };
     let id = declare_s3_attack(&app).await;
-    wait_for("the S3 pages (SMS only)", 10, || {
+    wait_for("the S3 pages (SMS only)", 10, async || {
         received(&sink).contains_key(&("/sms".into(), phone(1, 1)))
     })
     .await;
@@ -904,10 +870,11 @@ async fn a_severity_raise_pages_the_unacknowledged_on_the_new_channels(backend: 
     assert_eq!(s, StatusCode::OK, "{v}");
     // IT Operations (unacknowledged) is now called; Security (acknowledged) is not; nobody
     // gets the same SMS twice.
-    wait_for("the S1 call to IT Operations", 10, || {
+    wait_for("the S1 call to IT Operations", 10, async || {
         received(&sink).contains_key(&("/voice".into(), phone(6, 1)))
     })
     .await;
+    // Proving nobody else is called: a window of a few dispatch polls.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let r = received(&sink);
     assert!(!r.contains_key(&("/voice".into(), phone(1, 1))), "{r:?}");
@@ -924,19 +891,22 @@ async fn a_reopened_incident_is_rearmed(backend: Backend) {
         return;
     };
     let id = declare_pi(&app).await;
-    wait_for("the pages", 10, || sink.count() > 0).await;
+    wait_for("the pages", 10, async || sink.count() > 0).await;
     let (s, v) = app
         .transition(id, "false_positive", Some("looked like a test dump"))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    // Closed: Security's escalation falls due and does nothing.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Closed: Security's escalation falls due (fired as the scheduler would then) and does
+    // nothing.
+    app.fire_due(chrono::Utc::now() + chrono::Duration::seconds(3))
+        .await;
+    assert!(app.events(id, "incident.escalated").await.is_empty());
     assert!(!received(&sink).contains_key(&("/sms".into(), phone(1, 2))));
     let (s, v) = app
         .transition(id, "reopened", Some("the dump is real"))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    wait_for("the re-armed escalation of Security", 10, || {
+    wait_for("the re-armed escalation of Security", 10, async || {
         received(&sink).contains_key(&("/sms".into(), phone(1, 2)))
     })
     .await;

@@ -2,18 +2,16 @@
 //! scorecard's exact times against the scenario's targets, the missed and late tasks, the pages
 //! never acknowledged, the action items created as tasks (once), and the after-action report
 //! e-mailed to the drill's owner.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{Backend, DEPTS, RESPONDER, TestApp, eventually, query_text};
+use common::{Backend, RESPONDER, TestApp, query_text, wait_for};
 use incidentd::channels::ChannelKind;
 use incidentd::domain::drill::{Mode, Targets};
 use incidentd::domain::duration::HumanDuration;
@@ -25,52 +23,21 @@ use serde_json::{Value, json};
 
 on_both_backends!(a_drill_is_scored_against_its_targets_and_its_after_action_report_is_sent);
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Shipped templates, playbooks and jurisdiction packs; SMS to the sink, e-mail to the SMTP
 /// sink; the six departments.
 fn config(sink: &Sink, smtp: &Smtp) -> String {
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-jurisdictions = "{}"
-
-[dispatch]
-poll_interval = "100ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.email]
-smtp_url = "{}"
-from = "Security <security@example.com>"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-"#,
-        repo().join("templates").display(),
-        repo().join("config/playbooks").display(),
-        repo().join("config/jurisdictions").display(),
-        sink.url("/sms"),
-        smtp.url(),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000{:02}001\"\nlevel = 1\n",
-            i + 1,
-        ));
-    }
-    c
+    [
+        common::paths(&[("jurisdictions", &common::shipped("config/jurisdictions"))]),
+        "\n[dispatch]\npoll_interval = \"100ms\"\n".to_string(),
+        common::phone_gateways(sink, &["sms"]),
+        format!(
+            "\n[channels.email]\nsmtp_url = \"{}\"\nfrom = \"Security <security@example.com>\"\n",
+            smtp.url()
+        ),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    ]
+    .concat()
 }
 
 fn mins(m: u64) -> HumanDuration {
@@ -110,7 +77,7 @@ async fn a_drill_is_scored_against_its_targets_and_its_after_action_report_is_se
         .as_i64()
         .unwrap();
     // The playbook is applied (and the team paged) just after the declaration.
-    eventually(|| async {
+    wait_for("the playbook's team", 5, async || {
         let (_, v) = app.get(&format!("/api/v1/incidents/{id}/tasks")).await;
         v["team"].as_array().is_some_and(|t| t.len() >= 2)
     })
@@ -347,7 +314,10 @@ async fn a_drill_is_scored_against_its_targets_and_its_after_action_report_is_se
     .await;
     assert_eq!(rows, [[Some("1".into())]]);
     // The dispatcher sends it: the drill's allow-list lets the owner's address through.
-    eventually(|| async { !smtp.messages().is_empty() }).await;
+    wait_for("the after-action report's e-mail", 5, async || {
+        !smtp.messages().is_empty()
+    })
+    .await;
     let msg = &smtp.messages()[0];
     assert_eq!(
         msg["subject"],

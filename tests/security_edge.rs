@@ -7,9 +7,8 @@
 //!
 //! The connection tests (M4) and the configuration tests (L5) run once: the edge and the
 //! configuration do not touch the store. Everything else runs on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -97,6 +96,7 @@ async fn slow_headers_are_cut_off() {
         }
     });
     for i in 0..20 {
+        // The pace is the test: a header every 250 ms, steady, yet slower than the timeout.
         tokio::time::sleep(Duration::from_millis(250)).await;
         if wr
             .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
@@ -143,7 +143,8 @@ async fn idle_keep_alive_connections_are_closed() {
             "{}",
             String::from_utf8_lossy(&buf[..n])
         );
-        // Within the idle time the connection is kept for the next request.
+        // Within the idle time the connection is kept for the next request (time must pass:
+        // idle, but less than the idle timeout).
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (after, closed) = closed_within(&mut s, Duration::from_secs(5)).await;
@@ -193,15 +194,7 @@ async fn idle_connections_cannot_starve_the_api() {
         open <= 4,
         "{open} idle connections still open with max_connections = 4"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let evicted: f64 = metrics
         .lines()
         .find(|l| l.starts_with("incidentd_http_connections_closed_total{reason=\"evicted\"}"))
@@ -233,6 +226,8 @@ async fn a_full_house_of_busy_connections_refuses_new_ones_quickly() {
         .unwrap();
         busy.push(s);
     }
+    // Time for the daemon to take both connections in; nothing per daemon shows it (the
+    // open-connections gauge is shared by every daemon this test binary runs).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let mut s = connect(&app).await;
@@ -277,6 +272,8 @@ async fn shutdown_does_not_wait_for_idle_or_slow_clients() {
         .await
         .unwrap();
     let _idle = connect(&app).await;
+    // Time for the daemon to take both connections in; nothing per daemon shows it (the
+    // open-connections gauge is shared by every daemon this test binary runs).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     app.shutdown().await;
@@ -296,7 +293,7 @@ fn edge_limits_are_validated() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("incidentd.toml");
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.path().join("classification.toml"),
     )
     .unwrap();
@@ -725,7 +722,7 @@ fn shipped_config_in(
     listen: &str,
     extra_server: &str,
 ) -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let text = std::fs::read_to_string(repo.join("config/incidentd.toml"))
         .unwrap()
         .replace(
@@ -1102,7 +1099,7 @@ async fn every_error_is_problem_json(app: TestApp) {
 
 async fn error_details_name_templates_not_server_paths(app: TestApp) {
     let id = incident(&app).await;
-    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let templates = common::repo().join("templates");
     // A template that cannot go out by SMS: the answer names the template, not where it is.
     let (s, v) = app
         .post(

@@ -3,16 +3,15 @@
 //! only a checked notice; SMS/voice parameters are data, not text an alert can write into; an
 //! alert's words never become public text by themselves; a caller without the role gets 403
 //! before their body is read.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::sink::Sink;
 use common::smtp::Smtp;
-use common::{ADMIN, Backend, DEPTS, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{ADMIN, Backend, RESPONDER, SITE, TestApp, VIEWER, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -38,41 +37,18 @@ mod plain {
     );
 }
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
-/// Department `i`'s on-call phone.
-fn phone(i: usize) -> String {
-    format!("+861390000{i:02}01")
-}
-
 /// The shipped playbooks' six departments, one on-call each (e-mail and phone).
 fn team() -> String {
-    let mut c = String::new();
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nemail = \"{d}-oncall@example.com\"\n\
-             phone = \"{}\"\nlevel = 1\nlead = true\n",
-            phone(i)
-        ));
-    }
-    c
+    common::departments("1h", |n, d| {
+        vec![common::Member::on_call(n, d).oncall_email(d).lead()]
+    })
 }
 
 /// Templates and playbooks as shipped (or `templates`), quick dispatch, and the team.
 fn base(templates: &Path, extra: &str) -> String {
     format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
@@ -83,8 +59,7 @@ max_attempts = 2
 {extra}
 {}
 "#,
-        templates.display(),
-        repo().join("config/playbooks").display(),
+        common::paths(&[("templates", templates)]),
         team()
     )
 }
@@ -149,7 +124,8 @@ S4 = ["email"]
         sink.url("/chatops"),
         sink.url("/public"),
     );
-    let Some(app) = TestApp::spawn_with(backend, &base(&repo().join("templates"), &extra)).await
+    let Some(app) =
+        TestApp::spawn_with(backend, &base(&common::repo().join("templates"), &extra)).await
     else {
         return;
     };
@@ -276,7 +252,7 @@ S4 = ["email"]
 /// The shipped templates plus `extra` files, in a folder of their own.
 fn templates_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let from = repo().join("templates");
+    let from = common::repo().join("templates");
     for kind in std::fs::read_dir(&from).unwrap() {
         let kind = kind.unwrap().path();
         let to = dir.path().join(kind.file_name().unwrap());
@@ -303,31 +279,13 @@ async fn a_campaign_sends_only_a_notice_template_that_passes_the_lint(backend: B
         ("notice/thin.zh-CN.hbs", THIN_NOTICE),
         ("notice/thin.en.hbs", THIN_NOTICE),
     ]);
-    let extra = format!(
-        r#"
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
-[subjects]
-key = "{KEY}"
-"#,
-        sink.url("/sms"),
-        sha(LEGAL),
-    );
+    let extra = [
+        common::phone_gateways(&sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::approver("legal-approver", LEGAL, "legal"),
+        format!("\n[subjects]\nkey = \"{KEY}\"\n"),
+    ]
+    .concat();
     let Some(app) = TestApp::spawn_with(backend, &base(templates.path(), &extra)).await else {
         return;
     };
@@ -451,7 +409,8 @@ S4 = ["sms"]
 "#,
         sink.url("/aliyun/"),
     );
-    let Some(app) = TestApp::spawn_with(backend, &base(&repo().join("templates"), &extra)).await
+    let Some(app) =
+        TestApp::spawn_with(backend, &base(&common::repo().join("templates"), &extra)).await
     else {
         return;
     };
@@ -465,7 +424,7 @@ S4 = ["sms"]
     let id = v["alerts"][0]["incident_id"].as_i64().unwrap();
     let inc = app.incident(id).await;
     assert_eq!(inc["severity"], "S1", "{inc}");
-    let security = phone(0).trim_start_matches("+86").to_string();
+    let security = common::phone(1, 1).trim_start_matches("+86").to_string();
     let mut request = BTreeMap::new();
     wait_for("security's page at the provider", 15, async || {
         if let Some(r) = sink

@@ -9,9 +9,8 @@
 //! (docs/walkthrough.md, "A personal-information leak, start to finish") writes them; what
 //! each audience receives is checked where it arrives: the SMTP server, the SMS gateway, the
 //! public page.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::sink::Sink;
 use common::smtp::Smtp;

@@ -1,15 +1,14 @@
 //! Telling affected people, through the running daemon: streamed subject imports checked row by
 //! row, contacts encrypted at rest and masked, notice campaigns gated by Legal's approval and
 //! delivered once per person and channel to local servers, per-subject proof, the purge.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::sink::Sink;
-use common::{Backend, DEPTS, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for};
+use common::{Backend, Daemon, RESPONDER, SITE, TestApp, VIEWER, wait_for, wait_until};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -30,67 +29,33 @@ on_both_backends!(
     a_jurisdiction_column_sets_each_jurisdictions_count,
 );
 
-fn sha(t: &str) -> String {
-    hex::encode(incidentd::api::token_hash(t))
-}
-
 /// The PI playbook's joint team, SMS and voice to `sink`, the contact key, and `extra`.
 fn config(sink: &Sink, extra: &str) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [dispatch]
 lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_max = "200ms"
 max_attempts = 2
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[channels.voice]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["voice"]
-S2 = ["voice"]
-S3 = ["voice"]
-S4 = ["voice"]
-
-[[auth.tokens]]
-name = "legal-approver"
-sha256 = "{}"
-roles = ["approver", "responder"]
-departments = ["legal"]
-
+{}{}{}
 [notices]
 batch = 3
 {extra}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-        sink.url("/voice"),
-        sha(LEGAL),
+        common::paths(&[]),
+        common::phone_gateways(sink, &["sms", "voice"]),
+        common::page_every_severity_by(r#"["voice"]"#),
+        common::approver("legal-approver", LEGAL, "legal"),
     );
     if !extra.contains("[subjects]") {
         c.push_str(&format!("\n[subjects]\nkey = \"{KEY}\"\n"));
     }
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+86139000000{i}1\"\nlevel = 1\nlead = true\n",
-        ));
-    }
+    c.push_str(&common::departments("1h", |n, d| {
+        vec![common::Member::on_call(n, d).lead()]
+    }));
     c
 }
 
@@ -459,10 +424,13 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
         (again["id"].clone(), again["existing"].clone()),
         (c["id"].clone(), json!(true))
     );
-    // Nothing goes out before Legal approves.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing goes out before Legal approves: the campaign makes no delivery while it waits, and
+    // (proving a negative) none arrives in a window of a few dispatch polls (200 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(sms_by_number(&sink).is_empty(), "sent before approval");
-    assert_eq!(campaign(&app, id).await["status"], "awaiting_approval");
+    let waiting = campaign(&app, id).await;
+    assert_eq!(waiting["status"], "awaiting_approval");
+    assert_eq!(waiting["deliveries"], 0, "{waiting:#}");
 
     approve_notice(&app, id).await;
     wait_for("every notice sent", 20, || async {
@@ -545,10 +513,11 @@ async fn a_campaign_waits_for_legal_then_tells_everyone_once(backend: Backend) {
     // A restart sends nobody anything again.
     let before = sink.received().len();
     app.restart().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (s, _) = app.post(&path, RESPONDER, &body).await;
     assert_eq!(s, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Proving a negative (neither the campaign's resumption at start nor the repeated request
+    // sends again): one window of a few dispatch polls (200 ms) after both.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let sms_after = sink.received().iter().filter(|r| r.path == "/sms").count();
     assert_eq!(
         sms_after, 5,
@@ -661,6 +630,8 @@ async fn contacts_are_purged_after_the_retention_period(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
+    // Time must pass: the retention period (1 s) and a purge run (every 1 s) go by while the
+    // incident is open.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // Open incidents keep their contacts.
     assert!(
@@ -867,8 +838,8 @@ async fn when_few_can_be_reached_the_announcement_is_published_and_linked(backen
         drafted[0]["data"]["approvers"],
         json!(["public_relations", "legal"])
     );
-    // PR (…31) and Legal (…21) on-call are paged by voice, naming the approval.
-    for phone in ["+8613900000031", "+8613900000021"] {
+    // PR and Legal on-call are paged by voice, naming the approval.
+    for phone in [common::phone(4, 1), common::phone(3, 1)] {
         wait_for("the approvers paged", 10, || async {
             sink.received().iter().any(|r| {
                 r.path == "/voice"
@@ -907,7 +878,7 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
     let sink = Sink::start().await;
     sink.delay(Duration::from_millis(10));
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml"),
+        common::repo().join("config/classification.toml"),
         dir.path().join("classification.toml"),
     )
     .unwrap();
@@ -977,23 +948,20 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
     )
     .await;
     // Wait for the playbook's tasks, then clear the way to the notice gate and approve it.
-    let until = Instant::now() + Duration::from_secs(20);
-    let gate = loop {
+    let gate = wait_until("the playbook's notice gate", 20, async || {
         let t = send(
             api(&daemon, &format!("/api/v1/incidents/{id}/tasks")),
             VIEWER,
             None,
         )
         .await;
-        if let Some(g) = t["tasks"]
-            .as_array()
-            .and_then(|a| a.iter().find(|t| t["key"] == "approve_notice"))
-        {
-            break g["id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < until, "no playbook");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        let gate = t["tasks"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == "approve_notice")?;
+        gate["id"].as_i64()
+    })
+    .await;
     for key in ["contain", "assess_affected", "prepare_notice"] {
         send(
             api(
@@ -1011,7 +979,8 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
         Some(json!({"reason": "ok"})),
     )
     .await;
-    // Kill once sending has begun, while the campaign is still enqueueing.
+    // Kill once sending has begun, while the campaign is still enqueueing (looking every 2 ms:
+    // the sooner after the 40th send, the more is left in flight).
     let until = Instant::now() + Duration::from_secs(30);
     while sink.count() < 40 {
         assert!(Instant::now() < until, "sending did not start");
@@ -1027,25 +996,18 @@ async fn a_campaign_killed_midway_resumes_without_repeating_or_skipping_anyone(b
     );
 
     let daemon = Daemon::start(&path);
-    let until = Instant::now() + Duration::from_secs(90);
-    loop {
+    let c = wait_until("the campaign's end after the restart", 90, async || {
         let c = send(
             api(&daemon, &format!("/api/v1/incidents/{id}/notices")),
             VIEWER,
             None,
         )
         .await;
-        let c = &c["items"];
-        if c[0]["status"] == "enqueued" && count(&c[0], "sms", "sent") == PEOPLE as i64 {
-            assert_eq!(c[0]["deliveries"], PEOPLE);
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the campaign did not finish after the restart: {c}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let c = c["items"][0].clone();
+        (c["status"] == "enqueued" && count(&c, "sms", "sent") == PEOPLE as i64).then_some(c)
+    })
+    .await;
+    assert_eq!(c["deliveries"], PEOPLE);
     let per_number = sms_by_number(&sink);
     assert_eq!(per_number.len(), PEOPLE, "nobody skipped");
     let duplicates: usize = per_number.values().map(|v| v.len() - 1).sum();
@@ -1070,17 +1032,6 @@ async fn enqueued_to(store_url: &str, backend: Backend) -> i64 {
     )
     .await;
     rows[0][0].as_deref().unwrap().parse().unwrap()
-}
-
-/// The binary as a client of the daemon; run off the runtime the daemon serves on.
-async fn cli(app: &TestApp, token: &str, args: &[&str]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"));
-    c.args(args)
-        .env("INCIDENTD_URL", app.url(""))
-        .env("INCIDENTD_TOKEN", token);
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
 }
 
 async fn campaign_by_id(app: &TestApp, id: i64, cid: &Value) -> Value {
@@ -1144,20 +1095,20 @@ async fn follow_up_campaigns_reach_the_unreached_and_never_repeat_words(backend:
     // Asking again for the same campaign is not a new one; the CLI says so and exits non-zero.
     let (s, again) = app.post(&path, RESPONDER, &first).await;
     assert_eq!((s, &again["existing"]), (StatusCode::OK, &json!(true)));
-    let o = cli(
-        &app,
-        RESPONDER,
-        &[
-            "notices",
-            "start",
-            &id.to_string(),
-            "--channel",
-            "inbox",
-            "--channel",
-            "sms",
-        ],
-    )
-    .await;
+    let o = app
+        .cli_output(
+            RESPONDER,
+            &[
+                "notices",
+                "start",
+                &id.to_string(),
+                "--channel",
+                "inbox",
+                "--channel",
+                "sms",
+            ],
+        )
+        .await;
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("--only-unreached"), "{err}");
@@ -1167,12 +1118,12 @@ async fn follow_up_campaigns_reach_the_unreached_and_never_repeat_words(backend:
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("unreached"), "{v}");
-    let o = cli(
-        &app,
-        RESPONDER,
-        &["notices", "start", &id.to_string(), "--channel", "voice"],
-    )
-    .await;
+    let o = app
+        .cli_output(
+            RESPONDER,
+            &["notices", "start", &id.to_string(), "--channel", "voice"],
+        )
+        .await;
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -1197,8 +1148,12 @@ async fn follow_up_campaigns_reach_the_unreached_and_never_repeat_words(backend:
         gate,
         task_id(&app, id, &format!("notice-{}", c2["id"])).await
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Nobody is called before the approval: no delivery while it waits, and (proving a negative)
+    // no call in a window of a few dispatch polls (200 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(calls_to_people(&sink).is_empty(), "called before approval");
+    let waiting = campaign_by_id(&app, id, &c2["id"]).await;
+    assert_eq!(waiting["deliveries"], 0, "{waiting:#}");
     let (s, v) = app
         .post(
             &format!("/api/v1/approvals/{gate}/approve"),
@@ -1286,7 +1241,7 @@ async fn pipl_individuals(app: &TestApp, id: i64) -> Value {
 /// record it met with the reason.
 async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: Backend) {
     let sink = Sink::start().await;
-    let packs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions");
+    let packs = common::repo().join("config/jurisdictions");
     let cfg = config(&sink, "").replacen(
         "[paths]\n",
         &format!("[paths]\njurisdictions = \"{}\"\n", packs.display()),
@@ -1369,7 +1324,7 @@ async fn notice_to_individuals_is_met_when_everyone_reachable_is_told(backend: B
     wait_for("Legal paged", 10, || async {
         sink.received().iter().any(|r| {
             r.path == "/voice"
-                && r.json()["to"] == "+8613900000021"
+                && r.json()["to"] == common::phone(3, 1).as_str()
                 && r.json().to_string().contains("NOT REACHED")
         })
     })

@@ -2,9 +2,8 @@
 //! PostgreSQL database) through the library API. A recording handler appends one audit event
 //! per timer it fires, in the scheduler's transaction: counting those events counts what was
 //! committed, which is what "fires exactly once" means.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -259,15 +258,6 @@ fn cfg() -> SchedulerConfig {
     }
 }
 
-/// Wait up to `secs` for `check`; for background effects only.
-async fn until(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < end, "not reached within {secs} s: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn timers_fire_once_at_not_before_their_due_time(backend: Backend) {
     let Some(db) = Db::open(backend).await else {
         return;
@@ -282,7 +272,7 @@ async fn timers_fire_once_at_not_before_their_due_time(backend: Backend) {
         timer("c", in_ms(900)),
     ];
     assert_eq!(db.schedule(&timers).await, 3);
-    until(5, "three timers fire", async || rec.keys().len() == 3).await;
+    common::wait_for("three timers fire", 5, async || rec.keys().len() == 3).await;
     for (t, at) in rec.fired.lock().unwrap().iter() {
         let late = *at - t.due();
         assert!(
@@ -318,11 +308,12 @@ async fn an_earlier_timer_wakes_a_scheduler_sleeping_on_a_later_one(backend: Bac
     let s = Scheduler::start(db.store.clone(), rec.clone(), cfg())
         .await
         .unwrap();
-    // Let it look, find "later", and go to sleep (until then or the 30 s poll).
+    // Let it look, find "later", and go to sleep (until then or the 30 s poll): the story needs
+    // the scheduler asleep, which nothing outside shows, so time passes.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let due = in_ms(200);
     db.schedule(&[timer("sooner", due)]).await;
-    until(3, "the sooner timer fires", async || !rec.keys().is_empty()).await;
+    common::wait_for("the sooner timer fires", 3, async || !rec.keys().is_empty()).await;
     assert_eq!(rec.keys(), ["sooner"]);
     let late = rec.fired.lock().unwrap()[0].1 - due;
     assert!(
@@ -348,7 +339,7 @@ async fn timers_overdue_at_start_fire_at_once(backend: Backend) {
     let s = Scheduler::start(db.store.clone(), rec.clone(), cfg())
         .await
         .unwrap();
-    until(5, "overdue timers fire", async || rec.keys().len() == 301).await;
+    common::wait_for("overdue timers fire", 5, async || rec.keys().len() == 301).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -463,7 +454,7 @@ async fn a_failing_handler_rolls_back_and_the_timer_fires_again_once(backend: Ba
     let s = Scheduler::start(db.store.clone(), rec.clone(), cfg())
         .await
         .unwrap();
-    until(5, "the flaky timer fires", async || rec.keys().len() == 2).await;
+    common::wait_for("the flaky timer fires", 5, async || rec.keys().len() == 2).await;
     s.shutdown(Duration::from_secs(5)).await;
     assert_eq!(rec.keys(), ["fine", "flaky"]);
     let flaky = db.store.timer("flaky").await.unwrap().unwrap();
@@ -497,8 +488,8 @@ async fn a_timer_that_always_fails_goes_dead_without_blocking_others(backend: Ba
     let s = Scheduler::start(db.store.clone(), rec.clone(), cfg)
         .await
         .unwrap();
-    until(5, "the others fire", async || rec.keys().len() == 100).await;
-    until(5, "the poison timer is dead", async || {
+    common::wait_for("the others fire", 5, async || rec.keys().len() == 100).await;
+    common::wait_for("the poison timer is dead", 5, async || {
         db.store.timers_dead().await.unwrap() == 1
     })
     .await;
@@ -525,7 +516,7 @@ async fn a_scheduler_stopped_before_the_due_time_fires_once_after_restart(backen
     db.schedule(&[timer("escalate:1:security:1", due)]).await;
     s.shutdown(Duration::from_secs(5)).await;
     db.store.close().await;
-    // Down past the due time.
+    // Down past the due time (time must pass: the story is the wall clock passing it).
     let wait = (due - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(300);
     tokio::time::sleep(wait).await;
     assert!(rec.keys().is_empty());
@@ -535,7 +526,7 @@ async fn a_scheduler_stopped_before_the_due_time_fires_once_after_restart(backen
     let s = Scheduler::start(db.store.clone(), rec.clone(), cfg())
         .await
         .unwrap();
-    until(5, "the timer fires after the restart", async || {
+    common::wait_for("the timer fires after the restart", 5, async || {
         !rec.keys().is_empty()
     })
     .await;
@@ -565,7 +556,7 @@ async fn two_schedulers_on_one_database_fire_each_timer_once(backend: Backend) {
     let (a, b) = timers.split_at(1000);
     let (x, y) = tokio::join!(db.schedule(a), schedule_on(&other, b));
     assert_eq!(x + y, 2000);
-    until(10, "all 2,000 timers fire", async || {
+    common::wait_for("all 2,000 timers fire", 10, async || {
         db.store.timers_pending().await.unwrap() == 0
     })
     .await;
@@ -602,7 +593,7 @@ async fn cron_ticks_make_one_timer_each_even_with_two_schedulers(backend: Backen
     let s2 = Scheduler::start(other.clone(), r2.clone(), cfg)
         .await
         .unwrap();
-    until(10, "three ticks fire", async || {
+    common::wait_for("three ticks fire", 10, async || {
         r1.keys().len() + r2.keys().len() >= 3
     })
     .await;

@@ -14,9 +14,8 @@
 //!
 //! What must differ from a person's terminal: the daemon's URL (`INCIDENTD_URL`, set by
 //! `TestApp::cli`), and `--config config/incidentd.toml`, which becomes the test's own config.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};

@@ -21,9 +21,15 @@ pub const ADMIN: &str = "test-admin-token";
 pub const SITE: &str = "test-site-token";
 
 pub mod alertmanager;
+pub mod config;
 pub mod process;
 pub mod sink;
 pub mod smtp;
+
+pub use config::{
+    Member, approver, department, departments, page_every_severity_by, paths, phone,
+    phone_gateways, repo, shipped, token_sha,
+};
 
 /// The six departments of the shipped playbooks, in the order the stories number their
 /// members' phones.
@@ -61,13 +67,9 @@ pub struct TestApp {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn sha(token: &str) -> String {
-    hex::encode(incidentd::api::token_hash(token))
-}
-
 /// The repository's shipped classification rules: tests exercise what users get.
 fn shipped_rules() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/classification.toml")
+    shipped("config/classification.toml")
 }
 
 pub fn config_text(store_url: &str, extra: &str) -> String {
@@ -77,9 +79,7 @@ pub fn config_text(store_url: &str, extra: &str) -> String {
     } else {
         format!(
             "[paths]\ntemplates = \"{}\"\n",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("templates")
-                .display()
+            shipped("templates").display()
         )
     };
     // A request limit suits the stories, unless the test sets `[ingest]` itself.
@@ -137,11 +137,11 @@ default_region = "CN"
 {templates}
 {extra}
 "#,
-        sha(INGEST),
-        sha(RESPONDER),
-        sha(VIEWER),
-        sha(ADMIN),
-        sha(SITE)
+        token_sha(INGEST),
+        token_sha(RESPONDER),
+        token_sha(VIEWER),
+        token_sha(ADMIN),
+        token_sha(SITE)
     )
 }
 
@@ -213,6 +213,21 @@ impl Daemon {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// Send a signal as an operator would: `signal("-HUP")`, `signal("-TERM")`.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Its exit status, once it has exited (after a signal), waiting up to `secs`.
+    pub fn exit_status(&mut self, secs: u64) -> std::process::ExitStatus {
+        exited_within(&mut self.child, Duration::from_secs(secs))
+            .unwrap_or_else(|| panic!("the daemon did not exit within {secs}s"))
+    }
 }
 
 impl Drop for Daemon {
@@ -246,7 +261,7 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut toml::Table),
     ) -> Option<TestApp> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let repo = repo();
         let text = std::fs::read_to_string(repo.join("config/incidentd.toml")).unwrap();
         let mut t: toml::Table = toml::from_str(&text).unwrap();
         Self::spawn_config(backend, |store_url, _| {
@@ -363,6 +378,15 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `/metrics` as text. The recorder is the process's, shared by every daemon a test in
+    /// this binary runs: counters add up across them, and a gauge set from this daemon's store
+    /// may be set by another's scrape before it is read — check gauges with [`wait_for`].
+    pub async fn metrics(&self) -> String {
+        let res = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.unwrap()
     }
 
     pub async fn call(
@@ -556,22 +580,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Run the `incidentd` binary against this daemon as `token` (off the runtime the daemon
+    /// serves on): its output.
+    pub async fn cli_output(&self, token: &str, args: &[&str]) -> std::process::Output {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"));
+        c.args(args)
+            .env("INCIDENTD_URL", self.url(""))
+            .env("INCIDENTD_TOKEN", token);
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap()
+    }
+
     /// Run the `incidentd` binary against this daemon as `token`:
     /// (exit code, standard output, standard error).
     pub async fn cli(&self, token: &str, args: &[&str]) -> (i32, String, String) {
-        let url = self.url("");
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let token = token.to_string();
-        let o = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
-                .args(&args)
-                .env("INCIDENTD_URL", url)
-                .env("INCIDENTD_TOKEN", token)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let o = self.cli_output(token, args).await;
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -628,31 +652,59 @@ pub async fn query_text(backend: Backend, store_url: &str, sql: &str) -> Vec<Vec
     }
 }
 
-/// Wait up to `secs` until `check` holds, polling every 100 ms; `what` names it in the failure.
+/// How often the waits below look again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Wait up to `secs` until `check` holds, looking again every 50 ms; `what` names the
+/// condition in the failure. The way a story waits for the daemon's background work (a send, a
+/// timer, a restart): never a fixed sleep.
 pub async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    wait_until(what, secs, async || check().await.then_some(())).await
+}
+
+/// As [`wait_for`], for a condition that yields what the story needs next: waits until `check`
+/// gives `Some` and returns it.
+pub async fn wait_until<T>(what: &str, secs: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let until = std::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
         assert!(
             std::time::Instant::now() < until,
             "{what} did not happen within {secs}s"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
-/// Wait until `f` holds, polling; for effects of background work only.
-pub async fn eventually<F, Fut>(mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// As [`wait_for`], for a test without a runtime (blocking the thread between looks).
+pub fn wait_for_blocking(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} did not happen within {secs}s"
+        );
+        std::thread::sleep(POLL);
     }
-    panic!("condition not reached within 5 s");
+}
+
+/// The child's exit status once it has exited, or `None` if it is still running after `limit`.
+pub fn exited_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Generate `#[tokio::test]`s running each story against SQLite and PostgreSQL.

@@ -25,6 +25,25 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Asserts the webhook signature: HMAC-SHA256 with `secret` over `timestamp.body`, signed
+    /// within the last minute.
+    pub fn assert_signed(&self, secret: &str) {
+        let ts: i64 = self
+            .header("x-incidentd-timestamp")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sig = self.header("x-incidentd-signature").unwrap();
+        let expected =
+            incidentd::channels::sign::webhook_signature(secret.as_bytes(), ts, &self.body);
+        assert_eq!(
+            sig,
+            format!("sha256={expected}"),
+            "signature over timestamp.body"
+        );
+        assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+    }
 }
 
 #[derive(Default)]

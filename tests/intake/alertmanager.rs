@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::both_backends;
 use crate::common::alertmanager::{self, Alertmanager};
 use crate::common::{INGEST, TestApp};
 

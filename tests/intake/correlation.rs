@@ -4,8 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::sink::Sink;
-use crate::common::{Backend, DEPTS, INGEST, RESPONDER, TestApp};
-use crate::on_both_backends;
+use crate::common::{self, Backend, INGEST, RESPONDER, TestApp};
 
 const GROUPED: &str = include_str!("../fixtures/alertmanager-0.25-webhook-grouped.json");
 const SINGLE: &str = include_str!("../fixtures/alertmanager-0.25-webhook-single.json");
@@ -20,39 +19,14 @@ on_both_backends!(
 
 /// A test config with the six departments (one level-1 member each, paged by SMS at the sink).
 fn team_config(sink: &Sink) -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut c = format!(
-        r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
-[dispatch]
-poll_interval = "200ms"
-
-[channels.sms]
-provider = "generic_http"
-base_url = "{}"
-timeout = "2s"
-
-[paging.channels]
-S1 = ["sms"]
-S2 = ["sms"]
-S3 = ["sms"]
-S4 = ["sms"]
-"#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
-        sink.url("/sms"),
-    );
-    for (i, d) in DEPTS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"1h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nphone = \"+861390000{:02}01\"\nlevel = 1\n",
-            i + 1
-        ));
-    }
-    c
+    [
+        common::paths(&[]),
+        "\n[dispatch]\npoll_interval = \"200ms\"\n".to_string(),
+        common::phone_gateways(sink, &["sms"]),
+        common::page_every_severity_by(r#"["sms"]"#),
+        common::departments("1h", |n, d| vec![common::Member::on_call(n, d)]),
+    ]
+    .concat()
 }
 
 async fn team_app(backend: Backend) -> Option<(TestApp, Sink)> {
@@ -122,6 +96,7 @@ async fn an_alertmanager_group_is_one_incident_paged_once(backend: Backend) {
     let v = app.alertmanager(&later).await;
     assert_eq!(v["incidents_opened"], 0);
     assert_eq!(incident_ids(&app).await, vec![id]);
+    // Proving nobody is paged again: a window of a few dispatch polls (200 ms).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(pages(&app, id, 3).await.len(), 3);
     app.stop().await;
@@ -140,15 +115,7 @@ fn generic(title: &str, fingerprint: &str, group: Option<&str>, severity: &str) 
 }
 
 async fn metric(app: &TestApp, prefix: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

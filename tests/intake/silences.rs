@@ -2,12 +2,10 @@
 //! marked silenced and page nobody; personal information is never silenced; expired silences
 //! stop matching and are kept; every bad request names its field.
 
-use std::path::Path;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{self, Backend, DEPTS, INGEST, RESPONDER, TestApp, VIEWER};
+use crate::common::{self, Backend, INGEST, RESPONDER, TestApp, VIEWER};
 
 crate::on_both_backends!(
     a_silence_silences_matching_alerts_and_pages_nobody,
@@ -20,13 +18,9 @@ crate::on_both_backends!(
 /// A configuration with the six departments of the shipped playbooks, each paged by e-mail
 /// (to a port where nothing listens: pages stay queued, which is all these stories look at).
 pub fn team_config(extra: &str) -> String {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = format!(
         r#"
-[paths]
-templates = "{}"
-playbooks = "{}"
-
+{}
 [channels.email]
 smtp_url = "smtp://127.0.0.1:9"
 from = "Security <security@example.com>"
@@ -44,15 +38,11 @@ S3 = ["email"]
 S4 = ["email"]
 {extra}
 "#,
-        repo.join("templates").display(),
-        repo.join("config/playbooks").display(),
+        common::paths(&[]),
     );
-    for d in DEPTS {
-        c.push_str(&format!(
-            "\n[[departments]]\nid = \"{d}\"\nname = \"{d}\"\nescalate_after = \"6h\"\n\
-             [[departments.members]]\nname = \"{d} on-call\"\nemail = \"{d}-oncall@example.com\"\nlevel = 1\n"
-        ));
-    }
+    c.push_str(&common::departments("6h", |n, d| {
+        vec![common::Member::on_call(n, d).no_phone().oncall_email(d)]
+    }));
     c
 }
 
@@ -188,15 +178,7 @@ async fn a_silence_silences_matching_alerts_and_pages_nobody(backend: Backend) {
         created[0]["reason"],
         "CHG-1042: database failover rehearsal"
     );
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.lines()
             .any(|l| l.starts_with("incidentd_alerts_received_total")

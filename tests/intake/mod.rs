@@ -1,11 +1,6 @@
 //! Intake stories (issue #15): correlation, triage of unmatched alerts, storms, heartbeats,
 //! silences, paging, people's corrections (move, promote, merge), and the path through a real
-//! Prometheus Alertmanager — on SQLite and PostgreSQL. One test binary; each part is a module.
-#![allow(clippy::unwrap_used)]
-
-#[path = "../common/mod.rs"]
-mod common;
-
+//! Prometheus Alertmanager — on SQLite and PostgreSQL. Each part is a module.
 mod alertmanager;
 mod correlation;
 mod heartbeats;
