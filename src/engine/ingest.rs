@@ -25,8 +25,8 @@ use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
 use crate::domain::time::to_micros;
 use crate::store::{
-    AlertInsert, HeldAlert, IncidentAlertRow, IntakeKey, NewAlertRow, NewEvent, Store, StoreError,
-    storm_key,
+    AlertInsert, HeldAlert, IncidentAlertRow, IntakeKey, NewAlertRow, NewEvent, NewTimer, Store,
+    StoreError, WriteTx, storm_key,
 };
 
 /// An alert normalised, classified and hashed, waiting for the writer.
@@ -396,7 +396,208 @@ struct Bucket {
     storm: Option<i64>,
 }
 
+/// What a batch places, as it places it: the ids it hands out, the incidents it opens and the
+/// keys to register for them, where each alert went and its state there, and the rows to write.
+struct Batch<'a> {
+    next_alert: i64,
+    next_incident: i64,
+    first_copy: HashMap<&'a str, IngestOutcome>,
+    new_incidents: Vec<Incident>,
+    opened_by: Vec<&'a str>,
+    /// Group keys this batch gave an incident, and the keys to register for them.
+    by_group: HashMap<&'a str, i64>,
+    new_keys: Vec<(String, i64)>,
+    /// Alert keys placed in this batch, and each alert's state per incident.
+    placed: HashMap<&'a str, i64>,
+    states: HashMap<(&'a str, i64), AlertState>,
+    /// Per incident: (firing, resolved) deltas.
+    counts: HashMap<i64, (i64, i64)>,
+    joined: BTreeMap<i64, Joined<'a>>,
+    members: BTreeMap<i64, Vec<&'a PreparedAlert>>,
+    unmatched: BTreeMap<&'a str, Vec<AlertItem<'a>>>,
+    rows: Vec<AlertInsert<'a>>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(max_alert: i64, max_incident: i64) -> Batch<'a> {
+        Batch {
+            next_alert: max_alert + 1,
+            next_incident: max_incident + 1,
+            first_copy: HashMap::new(),
+            new_incidents: Vec::new(),
+            opened_by: Vec::new(),
+            by_group: HashMap::new(),
+            new_keys: Vec::new(),
+            placed: HashMap::new(),
+            states: HashMap::new(),
+            counts: HashMap::new(),
+            joined: BTreeMap::new(),
+            members: BTreeMap::new(),
+            unmatched: BTreeMap::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// New incidents: the opening alert, then every other alert of this batch that joined it;
+    /// their events.
+    fn opened_events(
+        &mut self,
+        rules: &Rules,
+        storm: Option<StormPolicy>,
+        now: DateTime<Utc>,
+    ) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        for (inc, actor) in self.new_incidents.iter_mut().zip(&self.opened_by) {
+            let group = self.members.remove(&inc.id).unwrap_or_default();
+            let changes = absorb(inc, &group[1..], rules, now);
+            count_alerts(inc, &self.counts);
+            let j = self.joined.remove(&inc.id).unwrap_or_default();
+            inc.truncated_alerts = i64::try_from(j.truncated).unwrap_or(i64::MAX);
+            describe_storm(inc, storm);
+            events.push(opened_event(inc, actor, &j, storm, now));
+            push_join_events(&mut events, inc.id, j, Some(actor), now);
+            push_change_events(&mut events, inc, changes, now);
+        }
+        events
+    }
+
+    /// New incidents get a playbook timer (with playbooks) and a recompute timer (with packs).
+    fn new_timers(&self, policy: &IngestPolicy, now: DateTime<Utc>) -> Vec<NewTimer> {
+        let mut timers: Vec<NewTimer> = Vec::new();
+        if policy.respond {
+            timers.extend(
+                self.new_incidents
+                    .iter()
+                    .map(|i| super::response::playbook_timer(i, now)),
+            );
+        }
+        if policy.regulate {
+            timers.extend(
+                self.new_incidents
+                    .iter()
+                    .map(|i| super::obligations::recompute_timer(i.id, now)),
+            );
+        }
+        timers
+    }
+
+    /// Open incidents that collected alerts: absorbed, counted, written back; a playbook timer
+    /// when their class changed, a recompute timer when their class or facts did.
+    async fn update_current(
+        &mut self,
+        tx: &mut WriteTx,
+        rules: &Rules,
+        policy: &IngestPolicy,
+        timers: &mut Vec<NewTimer>,
+        events: &mut Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // New incidents were given their members already (`opened_events`).
+        let ids: Vec<i64> = self.members.keys().copied().collect();
+        let mut current = if ids.is_empty() {
+            Vec::new()
+        } else {
+            tx.incidents(&ids).await?
+        };
+        for inc in &mut current {
+            let was = inc.clone();
+            let group = self.members.remove(&inc.id).unwrap_or_default();
+            let before = (inc.category, inc.severity);
+            let facts_version = inc.facts_version;
+            let changes = absorb(inc, &group, rules, now);
+            count_alerts(inc, &self.counts);
+            if policy.respond && (inc.category, inc.severity) != before {
+                timers.push(super::response::playbook_timer(inc, now));
+            }
+            if policy.regulate
+                && ((inc.category, inc.severity) != before || inc.facts_version != facts_version)
+            {
+                timers.push(super::obligations::recompute_timer(inc.id, now));
+            }
+            let j = self.joined.remove(&inc.id).unwrap_or_default();
+            inc.truncated_alerts = inc
+                .truncated_alerts
+                .max(i64::try_from(j.truncated).unwrap_or(i64::MAX));
+            inc.updated_at = now;
+            describe_storm(inc, policy.storm);
+            push_join_events(events, inc.id, j, None, now);
+            push_change_events(events, inc, changes, now);
+            tx.update_incident_from(&was, inc).await?;
+        }
+        Ok(())
+    }
+
+    /// Each alert's newest state per incident, as `incident_alerts` rows.
+    fn alert_rows(&self) -> Vec<IncidentAlertRow<'a>> {
+        self.states
+            .iter()
+            .filter_map(|(&(alert_key, incident_id), st)| {
+                let (starts_at, resolved) = st.newest?;
+                Some(IncidentAlertRow {
+                    alert_key,
+                    incident_id,
+                    resolved,
+                    starts_at,
+                    alert_id: st.alert_id?,
+                })
+            })
+            .collect()
+    }
+
+    /// An alert that opens an incident and found none to join: a new incident — or, when its
+    /// intake bucket opened `storm.max_incidents` within the window, the bucket's storm
+    /// incident (opened now if it has none).
+    fn open_for(
+        &mut self,
+        a: &'a PreparedAlert,
+        actor: &'a str,
+        buckets: &mut HashMap<String, Bucket>,
+        storm: Option<StormPolicy>,
+        now: DateTime<Utc>,
+    ) -> (i64, Disposition) {
+        let gk = a.row.group_key.as_str();
+        let bucket = a.bucket().unwrap_or_default();
+        let state = buckets.get_mut(&bucket);
+        let (iid, disposition) = match (storm, state) {
+            (Some(storm), Some(b)) if b.opened >= i64::from(storm.max_incidents) => match b.storm {
+                Some(iid) => (iid, Disposition::Folded),
+                None => {
+                    let iid = self.next_incident;
+                    self.next_incident += 1;
+                    self.new_incidents
+                        .push(storm_incident(iid, a, &bucket, storm, actor, now));
+                    self.opened_by.push(actor);
+                    self.new_keys.push((storm_key(&bucket), iid));
+                    b.storm = Some(iid);
+                    metrics::counter!("incidentd_storm_incidents_opened_total").increment(1);
+                    (iid, Disposition::Opened)
+                }
+            },
+            (_, state) => {
+                let iid = self.next_incident;
+                self.next_incident += 1;
+                let mut inc = open_incident(iid, a, actor, now);
+                inc.intake = Some(bucket);
+                self.new_incidents.push(inc);
+                self.opened_by.push(actor);
+                if let Some(b) = state {
+                    b.opened += 1;
+                }
+                (iid, Disposition::Opened)
+            }
+        };
+        self.by_group.insert(gk, iid);
+        self.new_keys.push((gk.to_string(), iid));
+        (iid, disposition)
+    }
+}
+
 /// One transaction for a whole batch. See the module docs.
+///
+/// Longer than most functions here, on purpose: it reads as the batch's phases in order
+/// (lookups, placement, the incidents' updates, the writes, timed by `phases`), and the
+/// placement loop decides each alert from what the alerts before it placed; what each phase
+/// does to the batch is [`Batch`]'s.
 ///
 /// An alert goes to the open incident that holds it already (an earlier notification of the
 /// same source and fingerprint), else to the open incident of its group (its correlation key),
@@ -457,23 +658,7 @@ async fn apply(
     let mut silences = super::silences::SilenceCheck::new(&found.silences);
     phases.lap("lookup");
 
-    let mut next_alert = max_alert + 1;
-    let mut next_incident = max_incident + 1;
-    let mut first_copy: HashMap<&str, IngestOutcome> = HashMap::new();
-    let mut new_incidents: Vec<Incident> = Vec::new();
-    let mut opened_by: Vec<&str> = Vec::new();
-    // Group keys this batch gave an incident, and the keys to register for them.
-    let mut by_group: HashMap<&str, i64> = HashMap::new();
-    let mut new_keys: Vec<(String, i64)> = Vec::new();
-    // Alert keys placed in this batch, and each alert's state per incident.
-    let mut placed: HashMap<&str, i64> = HashMap::new();
-    let mut states: HashMap<(&str, i64), AlertState> = HashMap::new();
-    // Per incident: (firing, resolved) deltas.
-    let mut counts: HashMap<i64, (i64, i64)> = HashMap::new();
-    let mut joined: BTreeMap<i64, Joined<'_>> = BTreeMap::new();
-    let mut members: BTreeMap<i64, Vec<&PreparedAlert>> = BTreeMap::new();
-    let mut unmatched: BTreeMap<&str, Vec<AlertItem<'_>>> = BTreeMap::new();
-    let mut rows: Vec<AlertInsert<'_>> = Vec::new();
+    let mut batch = Batch::new(max_alert, max_incident);
 
     for (job_index, job) in jobs.iter().enumerate() {
         for a in &job.alerts {
@@ -486,63 +671,30 @@ async fn apply(
                 });
                 continue;
             }
-            if let Some(first) = first_copy.get(key) {
+            if let Some(first) = batch.first_copy.get(key) {
                 outcomes[job_index].push(IngestOutcome {
                     disposition: Disposition::Duplicate,
                     ..*first
                 });
                 continue;
             }
-            let id = next_alert;
-            next_alert += 1;
+            let id = batch.next_alert;
+            batch.next_alert += 1;
             let ak = a.alert_key.as_str();
             let gk = a.row.group_key.as_str();
             // Silences: a silenced alert opens and joins nothing (never a PI one, see silences.rs).
             let hit = silences.check(a);
             let (incident_id, disposition) = if hit.silence().is_some() {
                 (None, Disposition::Silenced)
-            } else if let Some(&iid) = placed.get(ak) {
+            } else if let Some(&iid) = batch.placed.get(ak) {
                 (Some(iid), Disposition::Joined)
             } else if let Some(h) = held.get(ak) {
                 (Some(h.incident_id), Disposition::Joined)
-            } else if let Some(&iid) = open.get(gk).or_else(|| by_group.get(gk)) {
+            } else if let Some(&iid) = open.get(gk).or_else(|| batch.by_group.get(gk)) {
                 (Some(iid), Disposition::Joined)
             } else if a.opens() {
-                let bucket = a.bucket().unwrap_or_default();
-                let state = buckets.get_mut(&bucket);
-                let (iid, disposition) = match (policy.storm, state) {
-                    (Some(storm), Some(b)) if b.opened >= i64::from(storm.max_incidents) => {
-                        match b.storm {
-                            Some(iid) => (iid, Disposition::Folded),
-                            None => {
-                                let iid = next_incident;
-                                next_incident += 1;
-                                new_incidents
-                                    .push(storm_incident(iid, a, &bucket, storm, &job.actor, now));
-                                opened_by.push(job.actor.as_str());
-                                new_keys.push((storm_key(&bucket), iid));
-                                b.storm = Some(iid);
-                                metrics::counter!("incidentd_storm_incidents_opened_total")
-                                    .increment(1);
-                                (iid, Disposition::Opened)
-                            }
-                        }
-                    }
-                    (_, state) => {
-                        let iid = next_incident;
-                        next_incident += 1;
-                        let mut inc = open_incident(iid, a, &job.actor, now);
-                        inc.intake = Some(bucket);
-                        new_incidents.push(inc);
-                        opened_by.push(job.actor.as_str());
-                        if let Some(b) = state {
-                            b.opened += 1;
-                        }
-                        (iid, Disposition::Opened)
-                    }
-                };
-                by_group.insert(gk, iid);
-                new_keys.push((gk.to_string(), iid));
+                let (iid, disposition) =
+                    batch.open_for(a, &job.actor, &mut buckets, policy.storm, now);
                 (Some(iid), disposition)
             } else {
                 (None, Disposition::Recorded)
@@ -555,15 +707,19 @@ async fn apply(
             };
             match incident_id {
                 Some(iid) => {
-                    placed.insert(ak, iid);
-                    track_state(&mut states, &mut counts, held, a, id, iid);
-                    let j = joined.entry(iid).or_default();
+                    batch.placed.insert(ak, iid);
+                    track_state(&mut batch.states, &mut batch.counts, held, a, id, iid);
+                    let j = batch.joined.entry(iid).or_default();
                     j.by_actor.entry(job.actor.as_str()).or_default().push(item);
                     j.truncated = j.truncated.max(a.truncated_alerts);
-                    members.entry(iid).or_default().push(a);
+                    batch.members.entry(iid).or_default().push(a);
                 }
                 None if hit.silence().is_some() => {}
-                None => unmatched.entry(job.actor.as_str()).or_default().push(item),
+                None => batch
+                    .unmatched
+                    .entry(job.actor.as_str())
+                    .or_default()
+                    .push(item),
             }
             silences.record(hit, &job.actor, id, a, incident_id, now);
             let outcome = IngestOutcome {
@@ -571,9 +727,9 @@ async fn apply(
                 incident_id,
                 disposition,
             };
-            first_copy.insert(key, outcome);
+            batch.first_copy.insert(key, outcome);
             outcomes[job_index].push(outcome);
-            rows.push(AlertInsert {
+            batch.rows.push(AlertInsert {
                 id,
                 incident_id,
                 silence_id: hit.silence(),
@@ -582,72 +738,13 @@ async fn apply(
         }
     }
 
-    let mut events = Vec::new();
-    // New incidents: the opening alert, then every other alert of this batch that joined it.
-    let new_ids: std::collections::HashSet<i64> = new_incidents.iter().map(|i| i.id).collect();
-    for (inc, actor) in new_incidents.iter_mut().zip(&opened_by) {
-        let group = members.remove(&inc.id).unwrap_or_default();
-        let changes = absorb(inc, &group[1..], &rules, now);
-        count_alerts(inc, &counts);
-        let j = joined.remove(&inc.id).unwrap_or_default();
-        inc.truncated_alerts = i64::try_from(j.truncated).unwrap_or(i64::MAX);
-        describe_storm(inc, policy.storm);
-        events.push(opened_event(inc, actor, &j, policy.storm, now));
-        push_join_events(&mut events, inc.id, j, Some(actor), now);
-        push_change_events(&mut events, inc, changes, now);
-    }
-    // Open incidents that collected alerts.
-    let ids: Vec<i64> = members
-        .keys()
-        .copied()
-        .filter(|i| !new_ids.contains(i))
-        .collect();
-    let mut current = if ids.is_empty() {
-        Vec::new()
-    } else {
-        tx.incidents(&ids).await?
-    };
-    let mut timers: Vec<crate::store::NewTimer> = if policy.respond {
-        new_incidents
-            .iter()
-            .map(|i| super::response::playbook_timer(i, now))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if policy.regulate {
-        timers.extend(
-            new_incidents
-                .iter()
-                .map(|i| super::obligations::recompute_timer(i.id, now)),
-        );
-    }
-    for inc in &mut current {
-        let was = inc.clone();
-        let group = members.remove(&inc.id).unwrap_or_default();
-        let before = (inc.category, inc.severity);
-        let facts_version = inc.facts_version;
-        let changes = absorb(inc, &group, &rules, now);
-        count_alerts(inc, &counts);
-        if policy.respond && (inc.category, inc.severity) != before {
-            timers.push(super::response::playbook_timer(inc, now));
-        }
-        if policy.regulate
-            && ((inc.category, inc.severity) != before || inc.facts_version != facts_version)
-        {
-            timers.push(super::obligations::recompute_timer(inc.id, now));
-        }
-        let j = joined.remove(&inc.id).unwrap_or_default();
-        inc.truncated_alerts = inc
-            .truncated_alerts
-            .max(i64::try_from(j.truncated).unwrap_or(i64::MAX));
-        inc.updated_at = now;
-        describe_storm(inc, policy.storm);
-        push_join_events(&mut events, inc.id, j, None, now);
-        push_change_events(&mut events, inc, changes, now);
-        tx.update_incident_from(&was, inc).await?;
-    }
-    for (actor, items) in unmatched {
+    let mut events = batch.opened_events(&rules, policy.storm, now);
+    let mut timers = batch.new_timers(&policy, now);
+    batch
+        .update_current(&mut tx, &rules, &policy, &mut timers, &mut events, now)
+        .await?;
+    let alert_rows = batch.alert_rows();
+    for (actor, items) in std::mem::take(&mut batch.unmatched) {
         events.push(NewEvent::new(
             now,
             actor,
@@ -659,19 +756,6 @@ async fn apply(
             },
         ));
     }
-    let alert_rows: Vec<IncidentAlertRow<'_>> = states
-        .iter()
-        .filter_map(|(&(alert_key, incident_id), st)| {
-            let (starts_at, resolved) = st.newest?;
-            Some(IncidentAlertRow {
-                alert_key,
-                incident_id,
-                resolved,
-                starts_at,
-                alert_id: st.alert_id?,
-            })
-        })
-        .collect();
 
     // Silences: `alerts.silenced` per actor, `silence.overridden` per PI alert a silence matched.
     events.extend(silences.events(now));
@@ -680,12 +764,16 @@ async fn apply(
     events.extend(super::heartbeats::signalled(&mut tx, all(jobs).map(|(_, a)| a), now).await?);
 
     phases.lap("plan");
-    tx.insert_incidents(&new_incidents).await?;
-    new_keys.sort_unstable();
-    new_keys.dedup();
-    let keys: Vec<(&str, i64)> = new_keys.iter().map(|(k, i)| (k.as_str(), *i)).collect();
+    tx.insert_incidents(&batch.new_incidents).await?;
+    batch.new_keys.sort_unstable();
+    batch.new_keys.dedup();
+    let keys: Vec<(&str, i64)> = batch
+        .new_keys
+        .iter()
+        .map(|(k, i)| (k.as_str(), *i))
+        .collect();
     tx.insert_incident_keys(&keys).await?;
-    tx.insert_alerts(&rows).await?;
+    tx.insert_alerts(&batch.rows).await?;
     tx.upsert_incident_alerts(&alert_rows).await?;
     tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
         .await?;
