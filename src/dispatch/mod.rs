@@ -110,6 +110,7 @@ pub fn backoff(cfg: &DispatchConfig, attempts: i32) -> Duration {
     half + half.mul_f64(fastrand::f64())
 }
 
+#[derive(Clone)]
 struct Lane {
     channel: Arc<dyn Channel>,
     concurrency: Arc<Semaphore>,
@@ -275,23 +276,7 @@ async fn claim_loop(
         // Notices: the subject's contact and the campaign's words, right before sending.
         let unresolved =
             Arc::new(notices::materialise(&store, keys().as_deref(), &mut claimed).await);
-        let drills: Vec<i64> = claimed
-            .iter()
-            .filter(|c| c.drill)
-            .filter_map(|c| c.incident_id)
-            .collect();
-        // Without its list nothing of a drill may go out: those claims are given back.
-        let (allowed, drills_unknown) = if drills.is_empty() {
-            (Arc::new(DrillAllowList::new()), false)
-        } else {
-            match store.drill_allowed(&drills).await {
-                Ok(a) => (Arc::new(a), false),
-                Err(e) => {
-                    warn!(error = %e, "cannot read drill allow-lists; giving this batch's drill deliveries back");
-                    (Arc::new(DrillAllowList::new()), true)
-                }
-            }
-        };
+        let (allowed, drills_unknown) = drill_lists(&store, &claimed).await;
         // Half the lease: a send that has not started by then is given back, so a claim never
         // runs out while its send is still queued for a slow or rate-limited channel.
         let start_by = now + cfg.lease.0 / 2;
@@ -310,65 +295,12 @@ async fn claim_loop(
                 },
             };
             let done = done.clone();
-            let lane = lanes
-                .get(&c.channel)
-                .map(|l| (l.channel.clone(), l.concurrency.clone(), l.rate.clone()));
+            let lane = lanes.get(&c.channel).cloned();
             let allowed = allowed.clone();
             let unresolved = unresolved.clone();
             tasks.spawn(async move {
-                let (attempt, provider) = match lane {
-                    _ if unresolved.contains_key(&c.id) => {
-                        use notices::Unresolved as U;
-                        let a = match &unresolved[&c.id] {
-                            U::Retry(m) => Attempt::Released(m.clone()),
-                            U::Transient(m) => Attempt::Failed(SendError::Transient(m.clone())),
-                            U::Permanent(m) => Attempt::Failed(SendError::Permanent(m.clone())),
-                        };
-                        (a, "none".to_string())
-                    }
-                    _ if drills_unknown && c.drill => (
-                        Attempt::Released("the drill's recipient list could not be read".into()),
-                        "none".to_string(),
-                    ),
-                    None => (
-                        Attempt::Failed(SendError::Permanent(format!(
-                            "the {} channel is not configured: add [channels.{}] to the configuration",
-                            c.channel, c.channel
-                        ))),
-                        "none".to_string(),
-                    ),
-                    Some((channel, sem, rate)) => {
-                        // Wait for the channel (its concurrency slot, then a rate token) at most
-                        // until half the lease: a claim must not run out while its send is
-                        // still queued, or it would be claimed and sent again.
-                        let wait = async {
-                            let slot = sem.acquire_owned().await;
-                            if let Some(r) = rate {
-                                r.until_ready().await;
-                            }
-                            slot
-                        };
-                        let deadline = (start_by - Utc::now()).to_std().unwrap_or_default();
-                        let a = match tokio::time::timeout(deadline, wait).await {
-                            Ok(_slot) => {
-                                let started = Instant::now();
-                                let a = guarded_send(channel.as_ref(), &c, &allowed).await;
-                                metrics::histogram!(
-                                    "incidentd_delivery_send_seconds",
-                                    "channel" => c.channel.as_str(),
-                                    "provider" => channel.provider().to_string()
-                                )
-                                .record(started.elapsed().as_secs_f64());
-                                a
-                            }
-                            Err(_) => Attempt::Released(format!(
-                                "waited half its lease for the {} channel (concurrency or rate limit)",
-                                c.channel
-                            )),
-                        };
-                        (a, channel.provider().to_string())
-                    }
-                };
+                let (attempt, provider) =
+                    attempt(&c, lane, &unresolved, drills_unknown, &allowed, start_by).await;
                 let _ = done.send(Done {
                     claimed: c,
                     attempt,
@@ -381,6 +313,99 @@ async fn claim_loop(
     // Let the sends in flight finish; the recorder ends when the last of them reports.
     while tasks.join_next().await.is_some() {}
     debug!("dispatcher stopped claiming");
+}
+
+/// Try one claimed delivery: what came of it, and the provider that was asked. A notice that
+/// could not be resolved, a drill whose list could not be read, or a channel not configured
+/// never reaches a channel; otherwise the channel's slot and rate token are waited for at most
+/// until `start_by` (half the lease), so a claim does not run out while its send is queued.
+async fn attempt(
+    c: &Claimed,
+    lane: Option<Lane>,
+    unresolved: &HashMap<i64, notices::Unresolved>,
+    drills_unknown: bool,
+    allowed: &DrillAllowList,
+    start_by: chrono::DateTime<Utc>,
+) -> (Attempt, String) {
+    match lane {
+        _ if unresolved.contains_key(&c.id) => {
+            use notices::Unresolved as U;
+            let a = match &unresolved[&c.id] {
+                U::Retry(m) => Attempt::Released(m.clone()),
+                U::Transient(m) => Attempt::Failed(SendError::Transient(m.clone())),
+                U::Permanent(m) => Attempt::Failed(SendError::Permanent(m.clone())),
+            };
+            (a, "none".to_string())
+        }
+        _ if drills_unknown && c.drill => (
+            Attempt::Released("the drill's recipient list could not be read".into()),
+            "none".to_string(),
+        ),
+        None => (
+            Attempt::Failed(SendError::Permanent(format!(
+                "the {} channel is not configured: add [channels.{}] to the configuration",
+                c.channel, c.channel
+            ))),
+            "none".to_string(),
+        ),
+        Some(Lane {
+            channel,
+            concurrency: sem,
+            rate,
+        }) => {
+            // Wait for the channel (its concurrency slot, then a rate token) at most
+            // until half the lease: a claim must not run out while its send is
+            // still queued, or it would be claimed and sent again.
+            let wait = async {
+                let slot = sem.acquire_owned().await;
+                if let Some(r) = rate {
+                    r.until_ready().await;
+                }
+                slot
+            };
+            let deadline = (start_by - Utc::now()).to_std().unwrap_or_default();
+            let a = match tokio::time::timeout(deadline, wait).await {
+                Ok(_slot) => {
+                    let started = Instant::now();
+                    let a = guarded_send(channel.as_ref(), c, allowed).await;
+                    metrics::histogram!(
+                        "incidentd_delivery_send_seconds",
+                        "channel" => c.channel.as_str(),
+                        "provider" => channel.provider().to_string()
+                    )
+                    .record(started.elapsed().as_secs_f64());
+                    a
+                }
+                Err(_) => Attempt::Released(format!(
+                    "waited half its lease for the {} channel (concurrency or rate limit)",
+                    c.channel
+                )),
+            };
+            (a, channel.provider().to_string())
+        }
+    }
+}
+
+/// The drill allow-lists of the claimed drill deliveries, and whether they could not be read
+/// (without its list nothing of a drill may go out: those claims are given back).
+async fn drill_lists(store: &Store, claimed: &[Claimed]) -> (Arc<DrillAllowList>, bool) {
+    let drills: Vec<i64> = claimed
+        .iter()
+        .filter(|c| c.drill)
+        .filter_map(|c| c.incident_id)
+        .collect();
+    // Without its list nothing of a drill may go out: those claims are given back.
+    if drills.is_empty() {
+        (Arc::new(DrillAllowList::new()), false)
+    } else {
+        match store.drill_allowed(&drills).await {
+            Ok(a) => (Arc::new(a), false),
+            Err(e) => {
+                warn!(error = %e, "cannot read drill allow-lists; giving this batch's drill deliveries back");
+                (Arc::new(DrillAllowList::new()), true)
+            }
+        }
+    }
 }
 
 async fn claim(
