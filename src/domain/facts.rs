@@ -122,7 +122,7 @@ string_enum! {
         RelativelySerious => "relatively_serious",
         Serious => "serious",
         ParticularlySerious => "particularly_serious",
-    } what = "threat level"
+    } what = "a known threat level"
 }
 
 string_enum! {
@@ -131,7 +131,7 @@ string_enum! {
         Unlikely => "unlikely",
         Risk => "risk",
         High => "high",
-    } what = "risk level"
+    } what = "a known risk level"
 }
 
 string_enum! {
@@ -139,7 +139,7 @@ string_enum! {
     NotificationHold {
         LawEnforcement => "law_enforcement",
         Pdpc => "pdpc",
-    } what = "notification hold"
+    } what = "a known notification hold"
 }
 
 /// Every fact by name, in the order the API documents them (templates and report fields refer

@@ -90,7 +90,7 @@ string_enum! {
         // An alert no rule classified, opened for triage because its sender called it
         // critical or high (`[unmatched]` in the rules file): a person decides what it is.
         Unclassified => "unclassified",
-    } what = "category"
+    } what = "a known category"
 }
 
 impl Category {
@@ -121,7 +121,7 @@ string_enum! {
         Reopened => "reopened",
         // Merged into another incident (`merged_into`), which carries on: final.
         Merged => "merged",
-    } what = "status"
+    } what = "a known status"
 }
 
 impl Status {

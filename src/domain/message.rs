@@ -5,103 +5,53 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The ways incidentd reaches someone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    Email,
-    Sms,
-    Voice,
-    /// The built-in in-site notice store (`GET /api/v1/inbox/{site_user_id}`).
-    Inbox,
-    /// Pushes an in-site notice into the host site's own message centre.
-    SiteWebhook,
-    /// A generic signed JSON webhook (chat tools, ticketing); the recipient names the target.
-    Webhook,
+string_enum! {
+    /// The ways incidentd reaches someone.
+    ChannelKind {
+        Email => "email",
+        Sms => "sms",
+        Voice => "voice",
+        /// The built-in in-site notice store (`GET /api/v1/inbox/{site_user_id}`).
+        Inbox => "inbox",
+        /// Pushes an in-site notice into the host site's own message centre.
+        SiteWebhook => "site_webhook",
+        /// A generic signed JSON webhook (chat tools, ticketing); the recipient names the target.
+        Webhook => "webhook",
+    } what = "a channel"
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 6] = [
-        ChannelKind::Email,
-        ChannelKind::Sms,
-        ChannelKind::Voice,
-        ChannelKind::Inbox,
-        ChannelKind::SiteWebhook,
-        ChannelKind::Webhook,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Email => "email",
-            ChannelKind::Sms => "sms",
-            ChannelKind::Voice => "voice",
-            ChannelKind::Inbox => "inbox",
-            ChannelKind::SiteWebhook => "site_webhook",
-            ChannelKind::Webhook => "webhook",
-        }
-    }
-
     /// Plain text channels render without HTML escaping.
     pub fn is_html(self) -> bool {
         matches!(self, ChannelKind::Email)
     }
 }
 
-impl fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ChannelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        ChannelKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a channel; use email, sms, voice, inbox, site_webhook or webhook"
-                )
-            })
-    }
-}
-
-/// Why a delivery exists. Drills are guarded at the lowest layer (see crate::dispatch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    /// Paging a responder.
-    Page,
-    /// A notice to an affected person.
-    Notice,
-    /// A public announcement.
-    Announcement,
-    /// A regulator report.
-    Report,
-    /// A drill's own traffic.
-    Drill,
-    /// An operator's `send-test`.
-    Test,
+string_enum! {
+    /// Why a delivery exists. Drills are guarded at the lowest layer (see crate::dispatch).
+    Purpose {
+        /// Paging a responder.
+        Page => "page",
+        /// A notice to an affected person.
+        Notice => "notice",
+        /// A public announcement.
+        Announcement => "announcement",
+        /// A regulator report.
+        Report => "report",
+        /// A drill's own traffic.
+        Drill => "drill",
+        /// An operator's `send-test`.
+        Test => "test",
+    } what = "a purpose"
 }
 
 impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Page => "page",
-            Purpose::Notice => "notice",
-            Purpose::Announcement => "announcement",
-            Purpose::Report => "report",
-            Purpose::Drill => "drill",
-            Purpose::Test => "test",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Purpose> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+        s.parse().ok()
     }
 }
 

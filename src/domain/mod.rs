@@ -4,17 +4,18 @@
 //! loading, HTTP extraction, CLI parsing); everything inside works with validated values.
 
 /// A closed set of names as an enum: `as_str`, `Display`, `FromStr` naming the choices, and
-/// serde in snake_case. Variants are ordered as written. Call sites bring `fmt`, `FromStr`,
+/// serde in snake_case; `what` names the set in the error ("a clock"). Variants are ordered as
+/// written. Call sites bring `fmt`, `FromStr`,
 /// `Serialize` and `Deserialize` into scope.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
@@ -32,7 +33,7 @@ macro_rules! string_enum {
                 match s.trim() {
                     $($text => Ok($name::$variant),)+
                     _ => Err(format!(
-                        concat!("`{}` is not a known ", $what, "; use one of: {}"),
+                        concat!("`{}` is not ", $what, "; use one of: {}"),
                         s,
                         [$($text),+].join(", ")
                     )),

@@ -30,252 +30,58 @@ pub use eval::{
 };
 pub use pack::{Condition, FACT_FIELDS, FIELD_SOURCES};
 
-/// The operator type that sets the Chinese reporting deadlines (1 h, 2 h, 4 h). An incident
-/// whose facts say critical information infrastructure is involved counts as `cii`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Deserialize,
-    Serialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum OperatorType {
-    Cii,
-    StateOrgan,
-    Other,
+string_enum! {
+    /// The operator type that sets the Chinese reporting deadlines (1 h, 2 h, 4 h). An incident
+    /// whose facts say critical information infrastructure is involved counts as `cii`.
+    OperatorType {
+        Cii => "cii",
+        StateOrgan => "state_organ",
+        Other => "other",
+    } what = "an operator type"
 }
 
-impl OperatorType {
-    pub const ALL: [OperatorType; 3] = [
-        OperatorType::Cii,
-        OperatorType::StateOrgan,
-        OperatorType::Other,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperatorType::Cii => "cii",
-            OperatorType::StateOrgan => "state_organ",
-            OperatorType::Other => "other",
-        }
-    }
+string_enum! {
+    /// The instant a deadline counts from.
+    Clock {
+        /// When the organisation discovered the incident (CN).
+        DiscoveredAt => "discovered_at",
+        /// When it became aware that personal data were affected (GDPR).
+        AwareAt => "aware_at",
+        /// When the breach was assessed notifiable (SG); started by incidentd when the facts first
+        /// make it notifiable, unless a person set it.
+        AssessedNotifiableAt => "assessed_notifiable_at",
+        /// When handling ended (CN closing report); defaults to the incident's closing.
+        HandlingClosedAt => "handling_closed_at",
+        /// When a material fact changed after a report was submitted (supplementary reports).
+        MaterialChange => "material_change",
+    } what = "a clock"
 }
 
-impl FromStr for OperatorType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OperatorType::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s.trim())
-            .ok_or_else(|| format!("`{s}` is not an operator type; use cii, state_organ or other"))
-    }
+string_enum! {
+    /// What an obligation asks for.
+    ObligationKind {
+        /// A report to a regulator (met by submitting a report of its `report_kind`).
+        Report => "report",
+        /// Notice to the affected individuals (met by starting the notice campaign).
+        NotifyIndividuals => "notify_individuals",
+        /// A public announcement (met by publishing it).
+        PublicAnnouncement => "public_announcement",
+        /// A task for a department (e.g. report a suspected crime to the police); met when done.
+        Task => "task",
+        /// The breach is documented (GDPR art. 33(5)); the incident record meets it.
+        Record => "record",
+        /// Assess whether the breach is notifiable (SG); met when the assessment clock is set.
+        Assessment => "assessment",
+    } what = "an obligation kind"
 }
 
-impl fmt::Display for OperatorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The instant a deadline counts from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Clock {
-    /// When the organisation discovered the incident (CN).
-    DiscoveredAt,
-    /// When it became aware that personal data were affected (GDPR).
-    AwareAt,
-    /// When the breach was assessed notifiable (SG); started by incidentd when the facts first
-    /// make it notifiable, unless a person set it.
-    AssessedNotifiableAt,
-    /// When handling ended (CN closing report); defaults to the incident's closing.
-    HandlingClosedAt,
-    /// When a material fact changed after a report was submitted (supplementary reports).
-    MaterialChange,
-}
-
-impl Clock {
-    pub const ALL: [Clock; 5] = [
-        Clock::DiscoveredAt,
-        Clock::AwareAt,
-        Clock::AssessedNotifiableAt,
-        Clock::HandlingClosedAt,
-        Clock::MaterialChange,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Clock::DiscoveredAt => "discovered_at",
-            Clock::AwareAt => "aware_at",
-            Clock::AssessedNotifiableAt => "assessed_notifiable_at",
-            Clock::HandlingClosedAt => "handling_closed_at",
-            Clock::MaterialChange => "material_change",
-        }
-    }
-}
-
-impl FromStr for Clock {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Clock::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s.trim())
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a clock; use one of: {}",
-                    Clock::ALL.map(Clock::as_str).join(", ")
-                )
-            })
-    }
-}
-
-impl fmt::Display for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What an obligation asks for.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ObligationKind {
-    /// A report to a regulator (met by submitting a report of its `report_kind`).
-    Report,
-    /// Notice to the affected individuals (met by starting the notice campaign).
-    NotifyIndividuals,
-    /// A public announcement (met by publishing it).
-    PublicAnnouncement,
-    /// A task for a department (e.g. report a suspected crime to the police); met when done.
-    Task,
-    /// The breach is documented (GDPR art. 33(5)); the incident record meets it.
-    Record,
-    /// Assess whether the breach is notifiable (SG); met when the assessment clock is set.
-    Assessment,
-}
-
-impl ObligationKind {
-    pub const ALL: [ObligationKind; 6] = [
-        ObligationKind::Report,
-        ObligationKind::NotifyIndividuals,
-        ObligationKind::PublicAnnouncement,
-        ObligationKind::Task,
-        ObligationKind::Record,
-        ObligationKind::Assessment,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObligationKind::Report => "report",
-            ObligationKind::NotifyIndividuals => "notify_individuals",
-            ObligationKind::PublicAnnouncement => "public_announcement",
-            ObligationKind::Task => "task",
-            ObligationKind::Record => "record",
-            ObligationKind::Assessment => "assessment",
-        }
-    }
-}
-
-impl FromStr for ObligationKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ObligationKind::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s.trim())
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not an obligation kind; use one of: {}",
-                    ObligationKind::ALL.map(ObligationKind::as_str).join(", ")
-                )
-            })
-    }
-}
-
-impl fmt::Display for ObligationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which report of a series.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportKind {
-    Initial,
-    Supplementary,
-    Closing,
-}
-
-impl ReportKind {
-    pub const ALL: [ReportKind; 3] = [
-        ReportKind::Initial,
-        ReportKind::Supplementary,
-        ReportKind::Closing,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::Initial => "initial",
-            ReportKind::Supplementary => "supplementary",
-            ReportKind::Closing => "closing",
-        }
-    }
-}
-
-impl FromStr for ReportKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ReportKind::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s.trim())
-            .ok_or_else(|| {
-                format!("`{s}` is not a report kind; use initial, supplementary or closing")
-            })
-    }
-}
-
-impl fmt::Display for ReportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+string_enum! {
+    /// Which report of a series.
+    ReportKind {
+        Initial => "initial",
+        Supplementary => "supplementary",
+        Closing => "closing",
+    } what = "a report kind"
 }
 
 /// Where an obligation stands under the law (not whether it is done: that is the store's).
