@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 
-use super::pages::{countdown, esc, hidden, shell, when};
+use super::pages::{countdown, esc, hidden, section_table, shell, table_head, when};
 use super::{Lang, Person, html, person};
 use crate::api::AppState;
 use crate::config::Role;
@@ -55,13 +55,14 @@ pub(crate) async fn incident(
     }
     incident_alerts(&state, lang, id, &mut body).await;
     if let Ok(team) = store.team(id).await {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+        section_table(
+            &mut body,
             lang.t("联合响应小组", "Joint team"),
-            lang.t("部门", "Department"),
-            lang.t("通知时间", "Paged"),
-            lang.t("确认", "Acknowledged")
+            &[
+                lang.t("部门", "Department"),
+                lang.t("通知时间", "Paged"),
+                lang.t("确认", "Acknowledged"),
+            ],
         );
         for m in team {
             let acked = match (&m.acked_by, m.acked_at) {
@@ -85,14 +86,15 @@ pub(crate) async fn incident(
         body.push_str("</table>");
     }
     if let Ok(tasks) = state.engine.incident_tasks(id).await {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        section_table(
+            &mut body,
             lang.t("任务", "Tasks"),
-            lang.t("任务", "Task"),
-            lang.t("部门", "Department"),
-            lang.t("状态", "Status"),
-            lang.t("期限", "Due")
+            &[
+                lang.t("任务", "Task"),
+                lang.t("部门", "Department"),
+                lang.t("状态", "Status"),
+                lang.t("期限", "Due"),
+            ],
         );
         for t in tasks {
             let due = t.due_at.map_or_else(String::new, |d| {
@@ -126,14 +128,15 @@ pub(crate) async fn incident(
         .await
         && !obligations.is_empty()
     {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        section_table(
+            &mut body,
             lang.t("法定义务", "Obligations"),
-            lang.t("义务", "Obligation"),
-            lang.t("负责部门", "Owner"),
-            lang.t("状态", "Status"),
-            lang.t("期限", "Due")
+            &[
+                lang.t("义务", "Obligation"),
+                lang.t("负责部门", "Owner"),
+                lang.t("状态", "Status"),
+                lang.t("期限", "Due"),
+            ],
         );
         for o in obligations {
             let due = o
@@ -196,13 +199,14 @@ async fn incident_outbound(
     if let Ok(counts) = store.delivery_counts(id).await
         && !counts.is_empty()
     {
-        let _ = write!(
+        section_table(
             body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
             lang.t("发送记录", "Deliveries"),
-            lang.t("渠道", "Channel"),
-            lang.t("状态", "Status"),
-            lang.t("数量", "Count")
+            &[
+                lang.t("渠道", "Channel"),
+                lang.t("状态", "Status"),
+                lang.t("数量", "Count"),
+            ],
         );
         for (channel, status, n) in counts {
             let _ = write!(
@@ -217,16 +221,18 @@ async fn incident_outbound(
     if let Ok(campaigns) = store.campaigns(Some(id)).await
         && !campaigns.is_empty()
     {
-        let _ = write!(
+        section_table(
             body,
-            "<h2>{}</h2><table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             lang.t("通知活动", "Notice campaigns"),
-            lang.t("状态", "Status"),
-            lang.t("对象", "People"),
-            lang.t(
-                "进度（已送达 / 已排队 / 失败）",
-                "Progress (sent / queued / dead)"
-            )
+            &[
+                "#",
+                lang.t("状态", "Status"),
+                lang.t("对象", "People"),
+                lang.t(
+                    "进度（已送达 / 已排队 / 失败）",
+                    "Progress (sent / queued / dead)",
+                ),
+            ],
         );
         for c in campaigns {
             if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
@@ -258,14 +264,16 @@ async fn incident_outbound(
     if let Ok(reports) = store.reports_of(id).await
         && !reports.is_empty()
     {
-        let _ = write!(
+        section_table(
             body,
-            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
             lang.t("监管报告", "Regulator reports"),
-            lang.t("义务", "Obligation"),
-            lang.t("版本", "Version"),
-            lang.t("语言", "Language"),
-            lang.t("状态", "Status")
+            &[
+                lang.t("义务", "Obligation"),
+                lang.t("版本", "Version"),
+                lang.t("语言", "Language"),
+                lang.t("状态", "Status"),
+                "",
+            ],
         );
         let back = format!("/console/incidents/{id}");
         for r in reports {
@@ -325,13 +333,14 @@ async fn incident_outbound(
 
 /// The newest events of the incident's audit trail.
 fn incident_timeline(lang: Lang, events: &[crate::domain::records::Event], body: &mut String) {
-    let _ = write!(
+    section_table(
         body,
-        "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
         lang.t("时间线", "Timeline"),
-        lang.t("时间", "When"),
-        lang.t("操作者", "Who"),
-        lang.t("事件", "What")
+        &[
+            lang.t("时间", "When"),
+            lang.t("操作者", "Who"),
+            lang.t("事件", "What"),
+        ],
     );
     for e in events.iter().rev().take(200) {
         let _ = write!(
@@ -428,13 +437,18 @@ fn facts_history(lang: Lang, events: &[crate::domain::records::Event], body: &mu
     }
     let _ = write!(
         body,
-        "<details><summary>{} ({})</summary><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "<details><summary>{} ({})</summary>",
         lang.t("事实的各个版本", "Earlier versions of the facts"),
-        changes.len(),
-        lang.t("版本", "Version"),
-        lang.t("时间", "When"),
-        lang.t("操作者", "Who"),
-        lang.t("改动", "Changed")
+        changes.len()
+    );
+    table_head(
+        body,
+        &[
+            lang.t("版本", "Version"),
+            lang.t("时间", "When"),
+            lang.t("操作者", "Who"),
+            lang.t("改动", "Changed"),
+        ],
     );
     for e in changes.iter().rev() {
         let version = e.data["facts_version"]
@@ -499,14 +513,15 @@ async fn incident_alerts(state: &AppState, lang: Lang, id: i64, body: &mut Strin
     if alerts.is_empty() {
         return;
     }
-    let _ = write!(
+    section_table(
         body,
-        "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         lang.t("告警（最新 20 条）", "Alerts (the newest 20)"),
-        lang.t("收到", "Received"),
-        lang.t("来源", "Source"),
-        lang.t("状态", "Status"),
-        lang.t("标题", "Title")
+        &[
+            lang.t("收到", "Received"),
+            lang.t("来源", "Source"),
+            lang.t("状态", "Status"),
+            lang.t("标题", "Title"),
+        ],
     );
     for a in alerts {
         let _ = write!(
@@ -530,14 +545,15 @@ async fn announcement_versions(state: &AppState, lang: Lang, announcement: i64, 
     ) else {
         return;
     };
-    let _ = write!(
+    table_head(
         body,
-        "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        lang.t("版本", "Version"),
-        lang.t("发布", "Published"),
-        lang.t("操作者", "Who"),
-        lang.t("原因", "Why"),
-        lang.t("审批", "Approval")
+        &[
+            lang.t("版本", "Version"),
+            lang.t("发布", "Published"),
+            lang.t("操作者", "Who"),
+            lang.t("原因", "Why"),
+            lang.t("审批", "Approval"),
+        ],
     );
     for v in versions.iter().rev() {
         let gate = gates.iter().find(|g| g.version == v.version).map_or_else(

@@ -16,6 +16,21 @@ use crate::store::{IncidentFilter, ObligationFilter};
 
 pub(crate) use crate::api::announcements::esc;
 
+/// A table's opening and its header row, each heading escaped.
+pub(crate) fn table_head(body: &mut String, heads: &[&str]) {
+    body.push_str("<table><tr>");
+    for h in heads {
+        let _ = write!(body, "<th>{}</th>", esc(h));
+    }
+    body.push_str("</tr>");
+}
+
+/// A section of a page: its heading, then [`table_head`].
+pub(crate) fn section_table(body: &mut String, title: &str, heads: &[&str]) {
+    let _ = write!(body, "<h2>{}</h2>", esc(title));
+    table_head(body, heads);
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff;line-height:1.45}\
 header{background:#14213d;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:1em;align-items:center}\
 header a{color:#fff}header form{margin:0}main{padding:1em;max-width:60em}\
@@ -469,14 +484,16 @@ pub(crate) async fn incidents(
             lang.t("没有符合条件的事件。", "No incident matches.")
         );
     } else {
-        let _ = write!(
-            body,
-            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("标题", "Title"),
-            lang.t("级别", "Severity"),
-            lang.t("类别", "Category"),
-            lang.t("状态", "Status"),
-            lang.t("发现于", "Discovered")
+        table_head(
+            &mut body,
+            &[
+                "#",
+                lang.t("标题", "Title"),
+                lang.t("级别", "Severity"),
+                lang.t("类别", "Category"),
+                lang.t("状态", "Status"),
+                lang.t("发现于", "Discovered"),
+            ],
         );
         for i in &list {
             let _ = write!(
@@ -533,14 +550,15 @@ pub(crate) async fn obligations(State(state): State<AppState>, headers: HeaderMa
             lang.t("目前没有待履行的法定义务。", "Nothing is owed right now.")
         );
     } else {
-        let _ = write!(
-            body,
-            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("期限", "Due"),
-            lang.t("事件", "Incident"),
-            lang.t("义务", "Obligation"),
-            lang.t("负责部门", "Owner"),
-            lang.t("接收方", "Recipient")
+        table_head(
+            &mut body,
+            &[
+                lang.t("期限", "Due"),
+                lang.t("事件", "Incident"),
+                lang.t("义务", "Obligation"),
+                lang.t("负责部门", "Owner"),
+                lang.t("接收方", "Recipient"),
+            ],
         );
         for o in &list {
             let due = o
@@ -622,14 +640,16 @@ pub(crate) async fn drills(State(state): State<AppState>, headers: HeaderMap) ->
     if list.is_empty() {
         let _ = write!(body, "<p>{}</p>", lang.t("还没有演练。", "No drill yet."));
     } else {
-        let _ = write!(
-            body,
-            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            lang.t("场景", "Scenario"),
-            lang.t("开始", "Started"),
-            lang.t("状态", "Status"),
-            lang.t("达标项", "Measures met"),
-            lang.t("事件", "Incident")
+        table_head(
+            &mut body,
+            &[
+                "#",
+                lang.t("场景", "Scenario"),
+                lang.t("开始", "Started"),
+                lang.t("状态", "Status"),
+                lang.t("达标项", "Measures met"),
+                lang.t("事件", "Incident"),
+            ],
         );
         for d in &list {
             let score = d
