@@ -1,3 +1,4 @@
+use super::run::keys_on;
 use super::*;
 
 fn row(id: i64, channels: &str, audience: &str, facts_version: Option<i64>) -> CampaignRow {
