@@ -310,71 +310,21 @@ impl Engine {
                 blocked_list(&v)
             )));
         }
-        let approvers = t.approvers();
-        let decided: Vec<String> = tx
-            .approvals_of(t.id)
-            .await?
-            .into_iter()
-            .map(|a| a.department)
-            .collect();
-        let mine: Vec<String> = approvers
-            .iter()
-            .filter(|d| (admin || departments.contains(d)) && !decided.contains(d))
-            .cloned()
-            .collect();
-        if mine.is_empty() {
-            return Err(EngineError::Forbidden(format!(
-                "approval {task_id} is decided by {}; this token acts for [{}]{}",
-                approvers.join(" and "),
-                departments.join(", "),
-                if decided.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (already decided: {})", decided.join(", "))
-                }
-            )));
+        let (approvers, mine) = deciders(&mut tx, &t, departments, admin).await?;
+        if approve {
+            approval_refusal(&mut tx, &t, &incident, checks).await?;
         }
-        if approve && let Some(why) = checks.refusal(&t, &incident) {
-            return Err(EngineError::Conflict(why));
-        }
-        if approve
-            && let Some(why) = super::reports::approval_refusal(&mut tx, &t, checks.packs).await?
-        {
-            return Err(EngineError::Conflict(why));
-        }
-        if approve
-            && checks.lint_of(&t) == Some(crate::domain::playbook::TaskLint::Report)
-            && let Some(why) = super::report_gate::direct_refusal(&mut tx, &t).await?
-        {
-            return Err(EngineError::Conflict(why));
-        }
-        if approve && let Some(why) = super::announce::approval_refusal(&mut tx, &t).await? {
-            return Err(EngineError::Conflict(why));
-        }
-        // Public text that looks internal: a warning only Legal may override, deliberately
-        // (`override_warning`) and with a reason; a reason alone ("wording checked") does not.
-        let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
-        if override_warning && (!approve || !given) {
-            return Err(EngineError::invalid(
-                "override_warning",
-                "overriding a warning approves, and needs a reason saying why the text may go public as it is",
-            ));
-        }
-        let mut overridden = None;
-        if approve && let Some(warning) = checks.internal_text(&t, &incident) {
-            let legal_now = override_warning && mine.iter().any(|d| d == super::notice_gate::LEGAL);
-            let legal_before = tx.approvals_of(t.id).await?.iter().any(|a| {
-                a.department == super::notice_gate::LEGAL
-                    && a.decision == "approved"
-                    && a.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
-            });
-            if !(legal_now || legal_before) {
-                return Err(EngineError::Conflict(warning));
-            }
-            if legal_now {
-                overridden = Some(warning);
-            }
-        }
+        let overridden = internal_text(
+            &mut tx,
+            &t,
+            &incident,
+            checks,
+            &mine,
+            approve,
+            override_warning,
+            &reason,
+        )
+        .await?;
         let decision = if approve { "approved" } else { "rejected" };
         for d in &mine {
             tx.record_approval(&ApprovalRow {
@@ -710,4 +660,106 @@ pub(super) async fn start_followers(
     tx.schedule_timers(&timers, crate::domain::time::to_micros(now))
         .await?;
     Ok(started)
+}
+
+/// The approving departments, and those among them the caller decides for now (its own, or
+/// all for an admin, less those that decided already); refused when there are none.
+async fn deciders(
+    tx: &mut WriteTx,
+    t: &TaskRow,
+    departments: &[String],
+    admin: bool,
+) -> Result<(Vec<String>, Vec<String>), EngineError> {
+    let task_id = t.id;
+    let approvers = t.approvers();
+    let decided: Vec<String> = tx
+        .approvals_of(t.id)
+        .await?
+        .into_iter()
+        .map(|a| a.department)
+        .collect();
+    let mine: Vec<String> = approvers
+        .iter()
+        .filter(|d| (admin || departments.contains(d)) && !decided.contains(d))
+        .cloned()
+        .collect();
+    if mine.is_empty() {
+        return Err(EngineError::Forbidden(format!(
+            "approval {task_id} is decided by {}; this token acts for [{}]{}",
+            approvers.join(" and "),
+            departments.join(", "),
+            if decided.is_empty() {
+                String::new()
+            } else {
+                format!(" (already decided: {})", decided.join(", "))
+            }
+        )));
+    }
+    Ok((approvers, mine))
+}
+
+/// Approving is refused (409, nothing recorded) while the gate's own checks fail: its lint, a
+/// report version that is not complete, a report gate approved directly, an announcement not
+/// ready.
+async fn approval_refusal(
+    tx: &mut WriteTx,
+    t: &TaskRow,
+    incident: &Incident,
+    checks: &super::GateChecks<'_>,
+) -> Result<(), EngineError> {
+    if let Some(why) = checks.refusal(t, incident) {
+        return Err(EngineError::Conflict(why));
+    }
+    if let Some(why) = super::reports::approval_refusal(tx, t, checks.packs).await? {
+        return Err(EngineError::Conflict(why));
+    }
+    if checks.lint_of(t) == Some(crate::domain::playbook::TaskLint::Report)
+        && let Some(why) = super::report_gate::direct_refusal(tx, t).await?
+    {
+        return Err(EngineError::Conflict(why));
+    }
+    if let Some(why) = super::announce::approval_refusal(tx, t).await? {
+        return Err(EngineError::Conflict(why));
+    }
+    Ok(())
+}
+
+/// Public text that looks internal: a warning only Legal may override, deliberately
+/// (`override_warning`) and with a reason; a reason alone ("wording checked") does not. The
+/// warning overridden now, if one was.
+#[allow(clippy::too_many_arguments)]
+async fn internal_text(
+    tx: &mut WriteTx,
+    t: &TaskRow,
+    incident: &Incident,
+    checks: &super::GateChecks<'_>,
+    mine: &[String],
+    approve: bool,
+    override_warning: bool,
+    reason: &Option<String>,
+) -> Result<Option<String>, EngineError> {
+    // Public text that looks internal: a warning only Legal may override, deliberately
+    // (`override_warning`) and with a reason; a reason alone ("wording checked") does not.
+    let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+    if override_warning && (!approve || !given) {
+        return Err(EngineError::invalid(
+            "override_warning",
+            "overriding a warning approves, and needs a reason saying why the text may go public as it is",
+        ));
+    }
+    if approve && let Some(warning) = checks.internal_text(t, incident) {
+        let legal_now = override_warning && mine.iter().any(|d| d == super::notice_gate::LEGAL);
+        let legal_before = tx.approvals_of(t.id).await?.iter().any(|a| {
+            a.department == super::notice_gate::LEGAL
+                && a.decision == "approved"
+                && a.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
+        });
+        if !(legal_now || legal_before) {
+            return Err(EngineError::Conflict(warning));
+        }
+        if legal_now {
+            return Ok(Some(warning));
+        }
+    }
+    Ok(None)
 }
