@@ -33,7 +33,7 @@ use crate::render::Templates;
 use crate::render::context::recipient_value;
 use crate::store::{
     CampaignContent, CampaignRow, FallbackTarget, NewCampaign, NewDelivery, NewEvent, ProgressBump,
-    notice_key, notice_recipient,
+    TaskRow, WriteTx, notice_key, notice_recipient,
 };
 use crate::subjects::parse_channels;
 
@@ -251,6 +251,107 @@ async fn notice_link(
     })
 }
 
+/// A campaign's channels: at least one, each a notice channel that is configured, none twice.
+fn check_channels(channels: &[ChannelKind], ctx: &CampaignCtx<'_>) -> Result<(), EngineError> {
+    if channels.is_empty() {
+        return Err(EngineError::invalid(
+            "channels",
+            "name at least one channel, in order of preference, e.g. [\"inbox\", \"sms\", \"email\"]",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in channels.iter().enumerate() {
+        if !NOTICE_CHANNELS.contains(c) {
+            return Err(EngineError::invalid(
+                &format!("channels[{i}]"),
+                format!("notices go out on inbox, site_webhook, sms, voice or email, not {c}"),
+            ));
+        }
+        if !ctx.channels.contains(c) {
+            return Err(EngineError::invalid(
+                &format!("channels[{i}]"),
+                format!(
+                    "the {c} channel is not configured: add [channels.{c}] to the configuration"
+                ),
+            ));
+        }
+        if !seen.insert(c.as_str()) {
+            return Err(EngineError::invalid(
+                &format!("channels[{i}]"),
+                format!("{c} is named twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The notice must render now (facts present, template whole), on every channel and in every
+/// language.
+fn must_render(
+    inc: &crate::domain::records::Incident,
+    template: &str,
+    channels: &[ChannelKind],
+    ctx: &CampaignCtx<'_>,
+) -> Result<(), EngineError> {
+    let value = serde_json::to_value(inc).unwrap_or_default();
+    for c in channels {
+        for locale in ctx.templates.locales(template) {
+            let data = notice_data(
+                &value,
+                ctx,
+                *c,
+                locale,
+                true,
+                crate::render::context::SAMPLE_NOTICE_URL,
+            );
+            ctx.templates
+                .render(template, *c, locale, &data)
+                .map_err(|e| EngineError::invalid("template", e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The notice gate a campaign that needs approval waits for: the incident's approval task
+/// (refused when missing or rejected); or, when that gate was decided for earlier campaigns, the
+/// gate to copy into this campaign's own approval (`followup_gate`).
+async fn notice_gate_of(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    ctx: &CampaignCtx<'_>,
+    has_earlier: bool,
+) -> Result<(Option<i64>, Option<TaskRow>), EngineError> {
+    let tasks = tx.tasks_of(incident_id).await?;
+    let t = tasks
+        .iter()
+        .find(|t| t.key == ctx.notices.approval_task && t.approval)
+        .ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "incident {incident_id} has no `{}` approval task, and its notices need approval: \
+                 apply a playbook with that gate (the PI playbook has one), or add it with \
+                 POST /api/v1/incidents/{incident_id}/tasks",
+                ctx.notices.approval_task
+            ))
+        })?;
+    if t.status == "rejected" {
+        return Err(EngineError::Conflict(format!(
+            "the notice approval (task {}) was rejected{}: nothing can be sent",
+            t.id,
+            t.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        )));
+    }
+    // The gate approved the words of the campaigns asked for before its decision; a
+    // later campaign's words get their own approval.
+    if t.is_closed() && has_earlier {
+        Ok((None, Some(t.clone())))
+    } else {
+        Ok((Some(t.id), None))
+    }
+}
+
 impl Engine {
     /// Create a campaign (or return the one that exists for this template).
     pub async fn create_campaign(
@@ -260,35 +361,7 @@ impl Engine {
         ctx: &CampaignCtx<'_>,
         actor: &str,
     ) -> Result<CampaignView, EngineError> {
-        if req.channels.is_empty() {
-            return Err(EngineError::invalid(
-                "channels",
-                "name at least one channel, in order of preference, e.g. [\"inbox\", \"sms\", \"email\"]",
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for (i, c) in req.channels.iter().enumerate() {
-            if !NOTICE_CHANNELS.contains(c) {
-                return Err(EngineError::invalid(
-                    &format!("channels[{i}]"),
-                    format!("notices go out on inbox, site_webhook, sms, voice or email, not {c}"),
-                ));
-            }
-            if !ctx.channels.contains(c) {
-                return Err(EngineError::invalid(
-                    &format!("channels[{i}]"),
-                    format!(
-                        "the {c} channel is not configured: add [channels.{c}] to the configuration"
-                    ),
-                ));
-            }
-            if !seen.insert(c.as_str()) {
-                return Err(EngineError::invalid(
-                    &format!("channels[{i}]"),
-                    format!("{c} is named twice"),
-                ));
-            }
-        }
+        check_channels(&req.channels, ctx)?;
         let template = req
             .template
             .clone()
@@ -298,23 +371,7 @@ impl Engine {
             self.store().incident(incident_id).await?.ok_or_else(|| {
                 EngineError::NotFound(format!("there is no incident {incident_id}"))
             })?;
-        // The notice must render now (facts present, template whole), in every language.
-        let value = serde_json::to_value(&inc).unwrap_or_default();
-        for c in &req.channels {
-            for locale in ctx.templates.locales(&template) {
-                let data = notice_data(
-                    &value,
-                    ctx,
-                    *c,
-                    locale,
-                    true,
-                    crate::render::context::SAMPLE_NOTICE_URL,
-                );
-                ctx.templates
-                    .render(&template, *c, locale, &data)
-                    .map_err(|e| EngineError::invalid("template", e.to_string()))?;
-            }
-        }
+        must_render(&inc, &template, &req.channels, ctx)?;
         if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
             return Err(EngineError::Conflict(exempt_message(incident_id)));
         }
@@ -350,40 +407,10 @@ impl Engine {
         }
         let needs_approval = inc.category.is_personal_information()
             || !ctx.notices.approval_not_required.contains(&inc.category);
-        let mut own_gate = None;
-        let approval_task = if needs_approval {
-            let tasks = tx.tasks_of(incident_id).await?;
-            let t = tasks
-                .iter()
-                .find(|t| t.key == ctx.notices.approval_task && t.approval)
-                .ok_or_else(|| {
-                    EngineError::Conflict(format!(
-                        "incident {incident_id} has no `{}` approval task, and its notices need approval: \
-                         apply a playbook with that gate (the PI playbook has one), or add it with \
-                         POST /api/v1/incidents/{incident_id}/tasks",
-                        ctx.notices.approval_task
-                    ))
-                })?;
-            if t.status == "rejected" {
-                return Err(EngineError::Conflict(format!(
-                    "the notice approval (task {}) was rejected{}: nothing can be sent",
-                    t.id,
-                    t.note
-                        .as_deref()
-                        .map(|n| format!(": {n}"))
-                        .unwrap_or_default()
-                )));
-            }
-            // The gate approved the words of the campaigns asked for before its decision; a
-            // later campaign's words get their own approval.
-            if t.is_closed() && !earlier.is_empty() {
-                own_gate = Some(t.clone());
-                None
-            } else {
-                Some(t.id)
-            }
+        let (approval_task, own_gate) = if needs_approval {
+            notice_gate_of(&mut tx, incident_id, ctx, !earlier.is_empty()).await?
         } else {
-            None
+            (None, None)
         };
         let id = tx
             .create_campaign(
