@@ -19,7 +19,7 @@ use super::{Engine, EngineError};
 use crate::config::{OrganisationConfig, RegulatorConfig};
 use crate::domain::message::{ChannelKind, Content, Purpose};
 use crate::domain::records::Incident;
-use crate::domain::regulation::{Case, ObligationKind, Packs};
+use crate::domain::regulation::{Case, ObligationDef, ObligationKind, Pack, Packs};
 use crate::domain::time::{from_micros, to_micros};
 use crate::render::Templates;
 use crate::render::report::{
@@ -233,6 +233,73 @@ fn no_blank(v: Option<String>) -> Option<String> {
 
 mod submit;
 
+/// The names of a draft's inputs: the pack's `input.<name>`, lower-case letters, digits and _.
+fn check_input_names(inputs: &BTreeMap<String, String>) -> Result<(), DraftFailure> {
+    if let Some(k) = inputs.keys().find(|k| {
+        k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }) {
+        return Err(EngineError::invalid(
+            &format!("inputs.{k}"),
+            "input names are lower-case letters, digits and _ (the pack's `input.<name>`)",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The pack, the obligation's definition and the report that renders it, for a report
+/// obligation of the incident; refused when the pack or the definition is gone.
+fn report_def<'p>(
+    ctx: &ReportCtx<'p>,
+    ob: &ObligationRow,
+) -> Result<(&'p Pack, &'p ObligationDef, String), EngineError> {
+    let pack = ctx
+        .packs
+        .get(&ob.jurisdiction.parse().map_err(EngineError::Failed)?)
+        .ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "no jurisdiction pack `{}` is loaded; it is needed to draft `{}`",
+                ob.jurisdiction, ob.key
+            ))
+        })?;
+    let def = pack.obligation(&ob.obligation).ok_or_else(|| {
+        EngineError::Conflict(format!(
+            "the {} pack no longer has obligation `{}`",
+            pack.code, ob.obligation
+        ))
+    })?;
+    let report_id = def
+        .report
+        .clone()
+        .ok_or_else(|| EngineError::Conflict(format!("obligation `{}` names no report", ob.key)))?;
+    Ok((pack, def, report_id))
+}
+
+/// The public address of an announcement.
+fn announcement_url(public_url: &str, slug: &str) -> String {
+    format!("{}/announcements/{slug}", public_url.trim_end_matches('/'))
+}
+
+/// A draft, or why the report cannot be drafted: the fields it lacks (with what to do), a
+/// partial report that may not be partial, another problem.
+fn drafted(result: Result<rr::Draft, DraftError>, key: &str) -> Result<rr::Draft, DraftFailure> {
+    match result {
+        Ok(d) => Ok(d),
+        Err(DraftError::Lint(LintError::Missing(missing))) => {
+            let detail = LintError::Missing(missing.clone()).message();
+            Err(DraftFailure::Lint(LintRefusal {
+                detail: format!("`{key}` cannot be drafted: {detail}"),
+                missing,
+            }))
+        }
+        Err(DraftError::Lint(e)) => Err(EngineError::invalid("partial", e.message()).into()),
+        Err(e) => Err(EngineError::Conflict(e.to_string()).into()),
+    }
+}
+
 impl Engine {
     /// Draft the next version of the report for obligation `r.obligation`: resolve its fields
     /// from the incident, lint them (refusing with the list of what is missing), render it,
@@ -244,18 +311,7 @@ impl Engine {
         ctx: &ReportCtx<'_>,
         actor: &str,
     ) -> Result<ReportView, DraftFailure> {
-        if let Some(k) = r.inputs.keys().find(|k| {
-            k.is_empty()
-                || !k
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        }) {
-            return Err(EngineError::invalid(
-                &format!("inputs.{k}"),
-                "input names are lower-case letters, digits and _ (the pack's `input.<name>`)",
-            )
-            .into());
-        }
+        check_input_names(&r.inputs)?;
         let store = self.store();
         // Read outside the write lock: the account of what happened and the notices' figures.
         let events = store.timeline(incident_id, 0, 10_000).await?;
@@ -273,24 +329,7 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))?;
         let ob = report_obligation(&mut tx, incident_id, &r.obligation).await?;
-        let pack = ctx
-            .packs
-            .get(&ob.jurisdiction.parse().map_err(EngineError::Failed)?)
-            .ok_or_else(|| {
-                EngineError::Conflict(format!(
-                    "no jurisdiction pack `{}` is loaded; it is needed to draft `{}`",
-                    ob.jurisdiction, ob.key
-                ))
-            })?;
-        let def = pack.obligation(&ob.obligation).ok_or_else(|| {
-            EngineError::Conflict(format!(
-                "the {} pack no longer has obligation `{}`",
-                pack.code, ob.obligation
-            ))
-        })?;
-        let report_id = def.report.clone().ok_or_else(|| {
-            EngineError::Conflict(format!("obligation `{}` names no report", ob.key))
-        })?;
+        let (pack, def, report_id) = report_def(ctx, &ob)?;
         unused_inputs(pack, &report_id, &r.inputs)?;
         let versions = tx.reports_for(incident_id, &ob.key).await?;
         for s in versions.iter().filter(|v| v.status == "submitted") {
@@ -305,13 +344,7 @@ impl Engine {
             notified: u64::try_from(notice.notified).ok().filter(|n| *n > 0),
             notices_sent: u64::try_from(notice.sent).ok().filter(|n| *n > 0),
             notices_failed: u64::try_from(notice.failed).ok(),
-            announcement_url: announcement.map(|a| {
-                format!(
-                    "{}/announcements/{}",
-                    ctx.public_url.trim_end_matches('/'),
-                    a.slug
-                )
-            }),
+            announcement_url: announcement.map(|a| announcement_url(ctx.public_url, &a.slug)),
         };
         let (all, steps) = rr::timeline(&events, &pack.locale);
         let src = Sources {
@@ -339,20 +372,10 @@ impl Engine {
             grade: assessment.grade_name.clone(),
             drafted_at: now,
         };
-        let d = match rr::draft(ctx.templates, pack, &report_id, &src, &header) {
-            Ok(d) => d,
-            Err(DraftError::Lint(LintError::Missing(missing))) => {
-                let detail = LintError::Missing(missing.clone()).message();
-                return Err(DraftFailure::Lint(LintRefusal {
-                    detail: format!("`{}` cannot be drafted: {detail}", ob.key),
-                    missing,
-                }));
-            }
-            Err(DraftError::Lint(e)) => {
-                return Err(EngineError::invalid("partial", e.message()).into());
-            }
-            Err(e) => return Err(EngineError::Conflict(e.to_string()).into()),
-        };
+        let d = drafted(
+            rr::draft(ctx.templates, pack, &report_id, &src, &header),
+            &ob.key,
+        )?;
         let n = NewReport {
             incident_id,
             obligation_key: ob.key.clone(),
