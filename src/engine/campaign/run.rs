@@ -3,6 +3,7 @@
 //! screened against what earlier campaigns of the incident already told them.
 
 use super::*;
+use chrono::DateTime;
 
 impl Engine {
     /// Move every active campaign on: start the approved ones, enqueue a batch of each running
@@ -48,16 +49,7 @@ impl Engine {
                 "`{}` is not a notice template (notice/…): campaigns send only notices",
                 c.template
             );
-            tx.cancel_campaign(c.id, &why, to_micros(now)).await?;
-            tx.append(&[NewEvent::new(
-                now,
-                "incidentd",
-                "notice.campaign_cancelled",
-                Some(c.incident_id),
-                &json!({ "campaign": c.id, "reason": why }),
-            )])
-            .await?;
-            tx.commit().await?;
+            cancel(tx, &c, &why, now).await?;
             return Ok(false);
         }
         if let Some(task) = c.approval_task {
@@ -69,17 +61,7 @@ impl Engine {
             match t.as_ref().map(|t| t.status.as_str()) {
                 Some("approved") => {}
                 Some("rejected") => {
-                    tx.cancel_campaign(c.id, "the notice approval was rejected", to_micros(now))
-                        .await?;
-                    tx.append(&[NewEvent::new(
-                        now,
-                        "incidentd",
-                        "notice.campaign_cancelled",
-                        Some(c.incident_id),
-                        &json!({ "campaign": c.id, "reason": "the notice approval was rejected" }),
-                    )])
-                    .await?;
-                    tx.commit().await?;
+                    cancel(tx, &c, "the notice approval was rejected", now).await?;
                     return Ok(false);
                 }
                 _ => return Ok(false),
@@ -119,34 +101,12 @@ impl Engine {
         }
         if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
             let why = exempt_message(c.incident_id);
-            tx.cancel_campaign(c.id, &why, to_micros(now)).await?;
-            tx.append(&[NewEvent::new(
-                now,
-                "incidentd",
-                "notice.campaign_cancelled",
-                Some(c.incident_id),
-                &json!({ "campaign": c.id, "reason": why }),
-            )])
-            .await?;
-            tx.commit().await?;
+            cancel(tx, &c, &why, now).await?;
             return Ok(false);
         }
         let value = serde_json::to_value(&inc).unwrap_or_default();
         let channels: Vec<ChannelKind> = channels_of(&c);
-        let mut locales: BTreeSet<String> = tx
-            .subject_locales(c.incident_id)
-            .await?
-            .into_iter()
-            .collect();
-        locales.insert(ctx.org.default_locale.clone());
-        // Every language the template has, so that people imported later, in any locale, get
-        // words rendered (and approved) now: their locale falls back to one of these.
-        locales.extend(
-            ctx.templates
-                .locales(&c.template)
-                .into_iter()
-                .map(str::to_string),
-        );
+        let locales = locales_of(&mut tx, &c, ctx).await?;
         // The rule for everyone (an announcement when too few can be reached one by one) is
         // the first campaign's business, not a follow-up's for the people it missed.
         let impractical = if c.audience == "unreached" {
@@ -155,32 +115,7 @@ impl Engine {
             self.impractical(&inc, &channels, ctx).await?
         };
         if let Some(reason) = impractical {
-            match crate::engine::announce::publish_in(
-                &mut tx,
-                &ctx.announce,
-                c.incident_id,
-                "incidentd",
-                &reason,
-                now,
-            )
-            .await
-            {
-                Ok(_) => {}
-                Err(e @ (EngineError::Unavailable(_) | EngineError::Failed(_))) => return Err(e),
-                // Refused before writing anything (e.g. a fact the announcement needs): the
-                // campaign goes on; people can publish it by hand once the facts are there.
-                Err(e) => {
-                    tracing::warn!(incident = c.incident_id, error = %e, "individual notice is impractical but the announcement cannot be published");
-                    tx.append(&[NewEvent::new(
-                        now,
-                        "incidentd",
-                        "announcement.refused",
-                        Some(c.incident_id),
-                        &json!({ "reason": reason, "error": e.to_string() }),
-                    )])
-                    .await?;
-                }
-            }
+            announce_impractical(&mut tx, &c, ctx, &reason, now).await?;
         }
         let link = notice_link(&mut tx, c.incident_id, ctx).await?;
         let mut contents = Vec::new();
@@ -533,4 +468,88 @@ impl Engine {
         }
         Ok(screen)
     }
+}
+
+/// Cancel a campaign that waited to start, say why, and commit.
+async fn cancel(
+    mut tx: WriteTx,
+    c: &CampaignRow,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    tx.cancel_campaign(c.id, why, to_micros(now)).await?;
+    tx.append(&[NewEvent::new(
+        now,
+        "incidentd",
+        "notice.campaign_cancelled",
+        Some(c.incident_id),
+        &json!({ "campaign": c.id, "reason": why }),
+    )])
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The languages a campaign's words are rendered in: its people's, the organisation's, and
+/// every language the template has, so that people imported later, in any locale, get words
+/// rendered (and approved) now: their locale falls back to one of these.
+async fn locales_of(
+    tx: &mut WriteTx,
+    c: &CampaignRow,
+    ctx: &CampaignCtx<'_>,
+) -> Result<BTreeSet<String>, EngineError> {
+    let mut locales: BTreeSet<String> = tx
+        .subject_locales(c.incident_id)
+        .await?
+        .into_iter()
+        .collect();
+    locales.insert(ctx.org.default_locale.clone());
+    // Every language the template has, so that people imported later, in any locale, get
+    // words rendered (and approved) now: their locale falls back to one of these.
+    locales.extend(
+        ctx.templates
+            .locales(&c.template)
+            .into_iter()
+            .map(str::to_string),
+    );
+    Ok(locales)
+}
+
+/// Individual notice is impractical: publish the announcement instead. Refused before writing
+/// anything (e.g. a fact the announcement needs), the campaign goes on and the refusal is
+/// recorded; people can publish it by hand once the facts are there.
+async fn announce_impractical(
+    tx: &mut WriteTx,
+    c: &CampaignRow,
+    ctx: &CampaignCtx<'_>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    match crate::engine::announce::publish_in(
+        tx,
+        &ctx.announce,
+        c.incident_id,
+        "incidentd",
+        reason,
+        now,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(e @ (EngineError::Unavailable(_) | EngineError::Failed(_))) => return Err(e),
+        // Refused before writing anything (e.g. a fact the announcement needs): the
+        // campaign goes on; people can publish it by hand once the facts are there.
+        Err(e) => {
+            tracing::warn!(incident = c.incident_id, error = %e, "individual notice is impractical but the announcement cannot be published");
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "announcement.refused",
+                Some(c.incident_id),
+                &json!({ "reason": reason, "error": e.to_string() }),
+            )])
+            .await?;
+        }
+    }
+    Ok(())
 }
