@@ -195,59 +195,20 @@ impl Engine {
         Ok(None)
     }
 
-    async fn enqueue_batch(
+    /// Locales first seen in this batch (subjects imported after the start) get the words
+    /// rendered at the start for the language they fall back to: never new words.
+    async fn contents_for_new_locales(
         &self,
+        tx: &mut WriteTx,
         c: &CampaignRow,
+        subjects: &[crate::store::CampaignSubject],
         ctx: &CampaignCtx<'_>,
-    ) -> Result<bool, EngineError> {
-        let now = Utc::now();
-        let mut tx = self.store().begin_write().await?;
-        let Some(c) = tx.campaign(c.id).await? else {
-            return Ok(false);
-        };
-        if c.status != "enqueueing" {
-            return Ok(false);
-        }
-        let subjects = tx
-            .subjects_after(c.incident_id, c.enqueued_to, ctx.notices.batch as i64)
-            .await?;
-        let channels: Vec<ChannelKind> = channels_of(&c);
-        if subjects.is_empty() {
-            tx.advance_campaign(c.id, c.enqueued_to, 0, 0, 0, Some(to_micros(now)))
-                .await?;
-            // Its deliveries may all have ended already: see whether everyone was told.
-            tx.schedule_timers(
-                &[crate::engine::outcomes::notices_timer(
-                    c.incident_id,
-                    c.id,
-                    to_micros(now),
-                )],
-                to_micros(now),
-            )
-            .await?;
-            tx.append(&[NewEvent::new(
-                now,
-                "incidentd",
-                "notice.campaign_enqueued",
-                Some(c.incident_id),
-                &json!({
-                    "campaign": c.id,
-                    "subjects": c.subjects,
-                    "deliveries": c.deliveries,
-                    "unreachable": c.unreachable,
-                }),
-            )])
-            .await?;
-            tx.commit().await?;
-            return Ok(false);
-        }
-        // Locales first seen in this batch (subjects imported after the start) get the words
-        // rendered at the start for the language they fall back to: never new words.
+    ) -> Result<Vec<CampaignContent>, EngineError> {
         let known: BTreeSet<(String, String)> =
             tx.campaign_content_keys(c.id).await?.into_iter().collect();
         let mut extra: Vec<CampaignContent> = Vec::new();
         let mut stored: Option<Vec<CampaignContent>> = None;
-        for s in &subjects {
+        for s in subjects {
             if known.iter().any(|(ch, l)| ch == PAGE && *l == s.locale)
                 || extra.iter().any(|x| x.locale == s.locale)
             {
@@ -282,6 +243,36 @@ impl Engine {
                 ..x.clone()
             }));
         }
+        Ok(extra)
+    }
+
+    /// Enqueue the next batch of a running campaign's people: each on the channels they can be
+    /// reached by, minus what earlier campaigns already told them (one message with fallbacks in
+    /// `first` mode). Returns true while there is more to enqueue.
+    async fn enqueue_batch(
+        &self,
+        c: &CampaignRow,
+        ctx: &CampaignCtx<'_>,
+    ) -> Result<bool, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store().begin_write().await?;
+        let Some(c) = tx.campaign(c.id).await? else {
+            return Ok(false);
+        };
+        if c.status != "enqueueing" {
+            return Ok(false);
+        }
+        let subjects = tx
+            .subjects_after(c.incident_id, c.enqueued_to, ctx.notices.batch as i64)
+            .await?;
+        let channels: Vec<ChannelKind> = channels_of(&c);
+        if subjects.is_empty() {
+            finish_enqueueing(tx, &c, now).await?;
+            return Ok(false);
+        }
+        let extra = self
+            .contents_for_new_locales(&mut tx, &c, &subjects, ctx)
+            .await?;
         if !extra.is_empty() {
             tx.add_campaign_contents(&extra).await?;
         }
@@ -346,20 +337,8 @@ impl Engine {
         if !deliveries.is_empty() {
             tx.enqueue_deliveries_quietly(&deliveries, to_micros(now))
                 .await?;
-            let mut per_channel: std::collections::BTreeMap<&str, i64> = Default::default();
-            for d in &deliveries {
-                *per_channel.entry(d.channel.as_str()).or_default() += 1;
-            }
-            let bumps: Vec<ProgressBump> = per_channel
-                .into_iter()
-                .map(|(ch, n)| ProgressBump {
-                    campaign_id: c.id,
-                    channel: ch.to_string(),
-                    enqueued: n,
-                    ..Default::default()
-                })
-                .collect();
-            tx.bump_campaign_progress(&bumps).await?;
+            tx.bump_campaign_progress(&progress_bumps(c.id, &deliveries))
+                .await?;
         }
         tx.advance_campaign(
             c.id,
@@ -552,4 +531,57 @@ async fn announce_impractical(
         }
     }
     Ok(())
+}
+
+/// A campaign with nobody left to enqueue: enqueued; and, since its deliveries may all have
+/// ended already, a timer to see whether everyone was told.
+async fn finish_enqueueing(
+    mut tx: WriteTx,
+    c: &CampaignRow,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    tx.advance_campaign(c.id, c.enqueued_to, 0, 0, 0, Some(to_micros(now)))
+        .await?;
+    // Its deliveries may all have ended already: see whether everyone was told.
+    tx.schedule_timers(
+        &[crate::engine::outcomes::notices_timer(
+            c.incident_id,
+            c.id,
+            to_micros(now),
+        )],
+        to_micros(now),
+    )
+    .await?;
+    tx.append(&[NewEvent::new(
+        now,
+        "incidentd",
+        "notice.campaign_enqueued",
+        Some(c.incident_id),
+        &json!({
+            "campaign": c.id,
+            "subjects": c.subjects,
+            "deliveries": c.deliveries,
+            "unreachable": c.unreachable,
+        }),
+    )])
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How many deliveries a batch enqueued on each channel, as progress bumps.
+fn progress_bumps(campaign_id: i64, deliveries: &[NewDelivery]) -> Vec<ProgressBump> {
+    let mut per_channel: std::collections::BTreeMap<&str, i64> = Default::default();
+    for d in deliveries {
+        *per_channel.entry(d.channel.as_str()).or_default() += 1;
+    }
+    per_channel
+        .into_iter()
+        .map(|(ch, n)| ProgressBump {
+            campaign_id,
+            channel: ch.to_string(),
+            enqueued: n,
+            ..Default::default()
+        })
+        .collect()
 }
