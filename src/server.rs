@@ -234,26 +234,25 @@ impl Server {
 }
 
 impl Reloader {
+    /// A reload refused: say why in the log and on `/readyz`, keep what runs; the problem.
+    fn refused(&self, e: ConfigError, kept: &str) -> ConfigError {
+        if kept.is_empty() {
+            error!(problems = %e, "reload refused: keeping the running configuration");
+        } else {
+            error!(problems = %e, "reload refused: keeping the running configuration and {kept}");
+        }
+        self.reload_error.store(Arc::new(Some(e.to_string())));
+        e
+    }
+
     /// Re-read and validate the configuration and classification rules; swap them in, or keep
     /// the old ones and say why. Settings that need a restart are named in the log.
     pub async fn reload(&self) -> Result<(), ConfigError> {
         let mut current = self.current.lock().await;
-        let new = match config::load(&current.config_path) {
-            Ok(s) => s,
-            Err(e) => {
-                error!(problems = %e, "reload refused: keeping the running configuration");
-                self.reload_error.store(Arc::new(Some(e.to_string())));
-                return Err(e);
-            }
-        };
-        let templates = match load_templates(&new) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                error!(problems = %e, "reload refused: keeping the running configuration and templates");
-                self.reload_error.store(Arc::new(Some(e.to_string())));
-                return Err(e);
-            }
-        };
+        let new = config::load(&current.config_path).map_err(|e| self.refused(e, ""))?;
+        let templates = load_templates(&new)
+            .map(Arc::new)
+            .map_err(|e| self.refused(e, "templates"))?;
         if new.departments.is_empty() && !current.departments.is_empty() {
             let e = ConfigError {
                 problems: vec![format!(
@@ -261,74 +260,18 @@ impl Reloader {
                     current.config_path.display()
                 )],
             };
-            error!(problems = %e, "reload refused: keeping the running configuration");
-            self.reload_error.store(Arc::new(Some(e.to_string())));
-            return Err(e);
+            return Err(self.refused(e, ""));
         }
-        let playbooks = match load_playbooks(&new, &templates) {
-            Ok(p) => p.map(Arc::new),
-            Err(e) => {
-                error!(problems = %e, "reload refused: keeping the running configuration and playbooks");
-                self.reload_error.store(Arc::new(Some(e.to_string())));
-                return Err(e);
-            }
-        };
-        let packs = match load_packs(&new, &templates) {
-            Ok(p) => Arc::new(p),
-            Err(e) => {
-                error!(problems = %e, "reload refused: keeping the running configuration and jurisdiction packs");
-                self.reload_error.store(Arc::new(Some(e.to_string())));
-                return Err(e);
-            }
-        };
-        let drills = match load_drills(&new, &templates, playbooks.as_deref()) {
-            Ok(d) => Arc::new(d),
-            Err(e) => {
-                error!(problems = %e, "reload refused: keeping the running configuration and drill scenarios");
-                self.reload_error.store(Arc::new(Some(e.to_string())));
-                return Err(e);
-            }
-        };
-        let mut restart = Vec::new();
-        if new.server.listen != current.server.listen {
-            restart.push("server.listen");
-        }
-        let edge = |s: &crate::config::ServerConfig| {
-            (
-                s.request_timeout,
-                s.header_read_timeout,
-                s.idle_timeout,
-                s.max_connections,
-            )
-        };
-        if edge(&new.server) != edge(&current.server) {
-            restart.push("server.request_timeout/header_read_timeout/idle_timeout/max_connections");
-        }
-        if new.store_url.expose_secret() != current.store_url.expose_secret() {
-            restart.push("store.url");
-        }
-        if new.store.max_connections != current.store.max_connections
-            || new.store.busy_timeout.0 != current.store.busy_timeout.0
-            || new.store.sqlite_synchronous != current.store.sqlite_synchronous
-        {
-            restart.push("store (pool, busy_timeout, sqlite_synchronous)");
-        }
-        if new.ingest.queue_capacity != current.ingest.queue_capacity
-            || new.ingest.max_batch_alerts != current.ingest.max_batch_alerts
-        {
-            restart.push("ingest.queue_capacity/max_batch_alerts");
-        }
-        if format!("{:?}{:?}", new.channels, new.dispatch)
-            != format!("{:?}{:?}", current.channels, current.dispatch)
-        {
-            restart.push("channels, dispatch");
-        }
-        if format!("{:?}", new.scheduler) != format!("{:?}", current.scheduler) {
-            restart.push("scheduler");
-        }
-        if new.drills.schedule != current.drills.schedule {
-            restart.push("drills.schedule");
-        }
+        let playbooks = load_playbooks(&new, &templates)
+            .map(|p| p.map(Arc::new))
+            .map_err(|e| self.refused(e, "playbooks"))?;
+        let packs = load_packs(&new, &templates)
+            .map(Arc::new)
+            .map_err(|e| self.refused(e, "jurisdiction packs"))?;
+        let drills = load_drills(&new, &templates, playbooks.as_deref())
+            .map(Arc::new)
+            .map_err(|e| self.refused(e, "drill scenarios"))?;
+        let restart = restart_needed(&new, &current);
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
@@ -423,6 +366,51 @@ pub fn load_templates(s: &Settings) -> Result<Templates, ConfigError> {
     crate::engine::announce::check_config(&s.announcements, &t)
         .map_err(|p| ConfigError { problems: vec![p] })?;
     Ok(t)
+}
+
+/// The settings a reload changed that take effect only after a restart.
+fn restart_needed(new: &Settings, current: &Settings) -> Vec<&'static str> {
+    let mut restart = Vec::new();
+    if new.server.listen != current.server.listen {
+        restart.push("server.listen");
+    }
+    let edge = |s: &crate::config::ServerConfig| {
+        (
+            s.request_timeout,
+            s.header_read_timeout,
+            s.idle_timeout,
+            s.max_connections,
+        )
+    };
+    if edge(&new.server) != edge(&current.server) {
+        restart.push("server.request_timeout/header_read_timeout/idle_timeout/max_connections");
+    }
+    if new.store_url.expose_secret() != current.store_url.expose_secret() {
+        restart.push("store.url");
+    }
+    if new.store.max_connections != current.store.max_connections
+        || new.store.busy_timeout.0 != current.store.busy_timeout.0
+        || new.store.sqlite_synchronous != current.store.sqlite_synchronous
+    {
+        restart.push("store (pool, busy_timeout, sqlite_synchronous)");
+    }
+    if new.ingest.queue_capacity != current.ingest.queue_capacity
+        || new.ingest.max_batch_alerts != current.ingest.max_batch_alerts
+    {
+        restart.push("ingest.queue_capacity/max_batch_alerts");
+    }
+    if format!("{:?}{:?}", new.channels, new.dispatch)
+        != format!("{:?}{:?}", current.channels, current.dispatch)
+    {
+        restart.push("channels, dispatch");
+    }
+    if format!("{:?}", new.scheduler) != format!("{:?}", current.scheduler) {
+        restart.push("scheduler");
+    }
+    if new.drills.schedule != current.drills.schedule {
+        restart.push("drills.schedule");
+    }
+    restart
 }
 
 /// Fires the response's timers (playbooks, escalations, overdue tasks, digests) with the live
