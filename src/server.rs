@@ -434,23 +434,19 @@ impl TimerHandler for ResponseTimers {
                 }
                 other => crate::store::StoreError::Failed(other.to_string()),
             };
+            let regulation = live.regulation();
+            let drill_ctx = live.drill_ctx(&regulation);
+            // `None` without departments: nothing to page, nobody to escalate to.
+            let ctx = live.response_ctx();
             // Cron ticks go to their job in one place (drills and the digest).
             let (ticks, timers): (Vec<_>, Vec<_>) = timers
                 .iter()
                 .cloned()
                 .partition(crate::engine::cron::is_tick);
             if !ticks.is_empty() {
-                let regulation = live.regulation();
-                let response = live.response_ctx();
-                crate::engine::cron::fire(
-                    tx,
-                    &ticks,
-                    &live.drill_ctx(&regulation),
-                    response.as_ref(),
-                    now,
-                )
-                .await
-                .map_err(to_store)?;
+                crate::engine::cron::fire(tx, &ticks, &drill_ctx, ctx.as_ref(), now)
+                    .await
+                    .map_err(to_store)?;
             }
             let (drills, timers): (Vec<_>, Vec<_>) = timers
                 .into_iter()
@@ -465,26 +461,18 @@ impl TimerHandler for ResponseTimers {
                     .map_err(to_store)?;
             }
             if !drills.is_empty() {
-                let regulation = live.regulation();
-                crate::engine::drills::fire(tx, &live.drill_ctx(&regulation), &drills, now)
+                crate::engine::drills::fire(tx, &drill_ctx, &drills, now)
                     .await
                     .map_err(to_store)?;
             }
             let (obligations, response): (Vec<_>, Vec<_>) = timers
                 .into_iter()
                 .partition(|t| t.kind.starts_with("obligation."));
-            let ctx = live.response_ctx();
             if !obligations.is_empty() {
                 // Deadlines are tracked without departments too: a miss is recorded, unpaged.
-                crate::engine::obligations::fire(
-                    tx,
-                    &live.regulation(),
-                    ctx.as_ref(),
-                    &obligations,
-                    now,
-                )
-                .await
-                .map_err(to_store)?;
+                crate::engine::obligations::fire(tx, &regulation, ctx.as_ref(), &obligations, now)
+                    .await
+                    .map_err(to_store)?;
             }
             let Some(ctx) = ctx else {
                 // No departments (configured away since): nothing to page, nobody to escalate to.
