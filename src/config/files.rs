@@ -98,17 +98,7 @@ fn with_unreadable<T>(
 mod tests {
     use super::*;
 
-    const DEFAULT: &str = r#"
-id = "default"
-name = "Default"
-team = ["security", "government_relations", "legal"]
-
-[[tasks]]
-id = "triage"
-title = "Triage"
-department = "security"
-due = "1h"
-"#;
+    use crate::domain::playbook::tests::DEFAULT;
 
     fn load(dir: &Path) -> Result<Playbooks, Vec<String>> {
         playbooks(dir, &["security", "government_relations", "legal"], &|_| {

@@ -10,7 +10,7 @@
 
 mod compile;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -68,7 +68,8 @@ fn folder(files: &[(&str, &str)]) -> Folder {
     Folder { dir, files }
 }
 
-const DEFAULT: &str = r#"
+/// The smallest default playbook: one task for Security.
+pub(crate) const DEFAULT: &str = r#"
 id = "default"
 name = "Default"
 team = ["security", "government_relations", "legal"]
