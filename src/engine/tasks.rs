@@ -322,7 +322,7 @@ impl Engine {
             &mine,
             approve,
             override_warning,
-            &reason,
+            reason.as_deref(),
         )
         .await?;
         let decision = if approve { "approved" } else { "rejected" };
@@ -736,11 +736,11 @@ async fn internal_text(
     mine: &[String],
     approve: bool,
     override_warning: bool,
-    reason: &Option<String>,
+    reason: Option<&str>,
 ) -> Result<Option<String>, EngineError> {
     // Public text that looks internal: a warning only Legal may override, deliberately
     // (`override_warning`) and with a reason; a reason alone ("wording checked") does not.
-    let given = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+    let given = reason.is_some_and(|r| !r.trim().is_empty());
     if override_warning && (!approve || !given) {
         return Err(EngineError::invalid(
             "override_warning",
