@@ -105,6 +105,21 @@ enum Snap {
     Pg(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
+impl Snap {
+    async fn begin(store: &Store) -> Result<Snap> {
+        Ok(match store {
+            Store::Sqlite(s) => Snap::Lite(s.read.begin().await?),
+            Store::Postgres(s) => {
+                let mut t = s.pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *t)
+                    .await?;
+                Snap::Pg(t)
+            }
+        })
+    }
+}
+
 macro_rules! on_snap {
     ($s:expr, $c:ident, $pg:ident => $body:expr) => {
         match &mut $s {
@@ -158,16 +173,7 @@ impl Store {
             head: GENESIS.to_string(),
             head_mac: None,
         };
-        let mut snap = match self {
-            Store::Sqlite(s) => Snap::Lite(s.read.begin().await?),
-            Store::Postgres(s) => {
-                let mut t = s.pool.begin().await?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *t)
-                    .await?;
-                Snap::Pg(t)
-            }
-        };
+        let mut snap = Snap::begin(self).await?;
         let mut seals: Seals = HashMap::new();
         let mut first_keyed: Option<i64> = None;
         let mut expect_seen = false;
@@ -196,48 +202,17 @@ impl Store {
                     report.fail(Some(e.id), problem);
                     return Ok(report);
                 }
-                if let Some(k) = key {
-                    match &e.mac {
-                        Some(m) if mac_matches(k, &e.hash, m) => {
-                            report.macs_checked += 1;
-                            first_keyed.get_or_insert(e.id);
-                        }
-                        Some(_) => {
-                            report.fail(Some(e.id), format!(
-                                "event {} ({}) has a MAC that does not match its hash: the chain was rewritten by someone without the audit key (or [audit] key is not the key it was written with)",
-                                e.id, e.kind
-                            ));
-                            return Ok(report);
-                        }
-                        None => {
-                            if let Some(k) = first_keyed {
-                                report.fail(Some(e.id), format!(
-                                    "event {} ({}) carries no MAC though event {k} before it does: events were rewritten or added without the audit key",
-                                    e.id, e.kind
-                                ));
-                                return Ok(report);
-                            }
-                            report.unkeyed_events += 1;
-                        }
-                    }
-                } else {
-                    report.unkeyed_events += 1;
+                if let Some(problem) = check_mac(key, e, &mut first_keyed, &mut report) {
+                    report.fail(Some(e.id), problem);
+                    return Ok(report);
                 }
-                if let Some(x) = expect {
-                    match x.id {
-                        Some(id) if id == e.id => {
-                            if e.hash != x.hash {
-                                report.fail(Some(e.id), format!(
-                                    "event {} is not the head written down earlier ({}): the chain was rewritten up to there",
-                                    e.id, x.hash
-                                ));
-                                return Ok(report);
-                            }
-                            expect_seen = true;
-                        }
-                        None if e.hash == x.hash => expect_seen = true,
-                        _ => {}
+                match expect.map(|x| check_expected(x, e)) {
+                    Some(Err(problem)) => {
+                        report.fail(Some(e.id), problem);
+                        return Ok(report);
                     }
+                    Some(Ok(true)) => expect_seen = true,
+                    _ => {}
                 }
                 collect_alert_hashes(e, &mut vouched);
                 collect_seals(e, &mut seals);
@@ -263,33 +238,97 @@ impl Store {
             report.fail(Some(event_id), problem);
             return Ok(report);
         }
-        if let Some(x) = expect
-            && !expect_seen
-        {
-            let problem = match x.id {
-                Some(id) if id > report.head_id => format!(
-                    "the chain ends at event {} but event {id} ({}) was its head earlier: events were deleted from its end",
-                    report.head_id, x.hash
-                ),
-                _ => format!(
-                    "the head written down earlier ({}) is not in the chain: events were deleted from its end, or the chain was rewritten",
-                    x.hash
-                ),
-            };
-            report.fail(Some(report.head_id), problem);
-            return Ok(report);
-        }
-        if key.is_some() && report.head_id > 0 && report.head_mac.is_none() {
-            let problem = format!(
-                "the newest event ({}) carries no MAC though [audit] key is set: the chain was rewritten without the key, or incidentd has not started since the key was set (starting it marks the chain)",
-                report.head_id
-            );
+        if let Some(problem) = check_end(expect, expect_seen, key.is_some(), &report) {
             report.fail(Some(report.head_id), problem);
             return Ok(report);
         }
         check_rows(&mut snap, seals, &mut report).await?;
         Ok(report)
     }
+}
+
+/// An event's MAC, when incidentd holds the audit key: it must match the event's hash, and once
+/// one event carries a MAC every later one must. Counts what it checked in `report`.
+fn check_mac(
+    key: Option<&crate::domain::audit::AuditKey>,
+    e: &ChainRow,
+    first_keyed: &mut Option<i64>,
+    report: &mut VerifyReport,
+) -> Option<String> {
+    let Some(k) = key else {
+        report.unkeyed_events += 1;
+        return None;
+    };
+    match &e.mac {
+        Some(m) if mac_matches(k, &e.hash, m) => {
+            report.macs_checked += 1;
+            first_keyed.get_or_insert(e.id);
+            None
+        }
+        Some(_) => Some(format!(
+            "event {} ({}) has a MAC that does not match its hash: the chain was rewritten by someone without the audit key (or [audit] key is not the key it was written with)",
+            e.id, e.kind
+        )),
+        None => {
+            if let Some(k) = first_keyed {
+                return Some(format!(
+                    "event {} ({}) carries no MAC though event {k} before it does: events were rewritten or added without the audit key",
+                    e.id, e.kind
+                ));
+            }
+            report.unkeyed_events += 1;
+            None
+        }
+    }
+}
+
+/// Whether `e` is the head written down earlier (by id, or by hash when no id was given); a
+/// problem when it has the id but not the hash.
+fn check_expected(x: &ExpectHead, e: &ChainRow) -> std::result::Result<bool, String> {
+    match x.id {
+        Some(id) if id == e.id => {
+            if e.hash != x.hash {
+                return Err(format!(
+                    "event {} is not the head written down earlier ({}): the chain was rewritten up to there",
+                    e.id, x.hash
+                ));
+            }
+            Ok(true)
+        }
+        None if e.hash == x.hash => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+/// What the end of the chain shows: a head written down earlier that was never met, or a
+/// newest event without a MAC though the audit key is set.
+fn check_end(
+    expect: Option<&ExpectHead>,
+    expect_seen: bool,
+    keyed: bool,
+    report: &VerifyReport,
+) -> Option<String> {
+    if let Some(x) = expect
+        && !expect_seen
+    {
+        return Some(match x.id {
+            Some(id) if id > report.head_id => format!(
+                "the chain ends at event {} but event {id} ({}) was its head earlier: events were deleted from its end",
+                report.head_id, x.hash
+            ),
+            _ => format!(
+                "the head written down earlier ({}) is not in the chain: events were deleted from its end, or the chain was rewritten",
+                x.hash
+            ),
+        });
+    }
+    if keyed && report.head_id > 0 && report.head_mac.is_none() {
+        return Some(format!(
+            "the newest event ({}) carries no MAC though [audit] key is set: the chain was rewritten without the key, or incidentd has not started since the key was set (starting it marks the chain)",
+            report.head_id
+        ));
+    }
+    None
 }
 
 async fn check_rows(snap: &mut Snap, mut seals: Seals, report: &mut VerifyReport) -> Result<()> {
