@@ -279,37 +279,7 @@ impl Engine {
             return Err(EngineError::invalid("reason", "say why it is rejected"));
         }
         let mut tx = self.store().begin_write().await?;
-        let mut t = tx
-            .task_by_id(task_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("there is no approval {task_id}")))?;
-        // A report's approval outlives the incident's closing: the closing report is owed after.
-        let incident = if super::reports::report_of_task(&t).is_some() {
-            tx.incident(t.incident_id).await?.ok_or_else(|| {
-                EngineError::NotFound(format!("there is no incident {}", t.incident_id))
-            })?
-        } else {
-            open_incident(&mut tx, t.incident_id).await?
-        };
-        if !t.approval {
-            return Err(EngineError::Conflict(format!(
-                "task {task_id} (`{}`) is not an approval; complete it instead",
-                t.key
-            )));
-        }
-        if t.is_closed() {
-            return Err(EngineError::Conflict(format!(
-                "approval {task_id} is already {}",
-                t.status
-            )));
-        }
-        let v = view(&mut tx, &t).await?;
-        if !v.blocked_by.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "approval {task_id} cannot be decided yet: it waits for {}",
-                blocked_list(&v)
-            )));
-        }
+        let (mut t, incident) = decidable(&mut tx, task_id).await?;
         let (approvers, mine) = deciders(&mut tx, &t, departments, admin).await?;
         if approve {
             approval_refusal(&mut tx, &t, &incident, checks).await?;
@@ -337,13 +307,7 @@ impl Engine {
             })
             .await?;
         }
-        let all_decisions = tx.approvals_of(t.id).await?;
-        let rejected = all_decisions.iter().any(|a| a.decision == "rejected");
-        let complete = approvers.iter().all(|d| {
-            all_decisions
-                .iter()
-                .any(|a| &a.department == d && a.decision == "approved")
-        });
+        let (rejected, complete) = tally(&mut tx, t.id, &approvers).await?;
         let mut started = Vec::new();
         if rejected || complete {
             t.status = if rejected { "rejected" } else { "approved" }.into();
@@ -387,24 +351,8 @@ impl Engine {
                 &json!({"task": t.key, "warning": warning, "reason": reason}),
             ));
         }
-        // The notice gate approved while the facts claim that the measures avoid harm (and no
-        // regulator requires notice): individual notice is recorded as not required.
-        if complete
-            && checks.lint_of(&t) == Some(crate::domain::playbook::TaskLint::Notice)
-            && crate::domain::notice::exempt_from_individual_notice(&incident.facts)
-        {
-            events.push(NewEvent::new(
-                now,
-                actor,
-                "notice.exempted",
-                Some(t.incident_id),
-                &json!({
-                    "task": t.key,
-                    "justification": incident.facts.mitigation_justification,
-                    "facts_version": incident.facts_version,
-                    "individual_notice": "not_required",
-                }),
-            ));
+        if complete {
+            events.extend(notice_exemption(&t, &incident, checks, actor, now));
         }
         tx.append(&events).await?;
         super::drills::end_if_done(&mut tx, t.incident_id, now).await?;
@@ -762,4 +710,85 @@ async fn internal_text(
         }
     }
     Ok(None)
+}
+
+/// The approval `task_id` and its incident, if it can be decided now: an approval, still open,
+/// waiting for nothing. A report's approval outlives the incident's closing (the closing
+/// report is owed after); any other needs the incident open.
+async fn decidable(tx: &mut WriteTx, task_id: i64) -> Result<(TaskRow, Incident), EngineError> {
+    let t = tx
+        .task_by_id(task_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("there is no approval {task_id}")))?;
+    let incident = if super::reports::report_of_task(&t).is_some() {
+        tx.incident(t.incident_id).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("there is no incident {}", t.incident_id))
+        })?
+    } else {
+        open_incident(tx, t.incident_id).await?
+    };
+    if !t.approval {
+        return Err(EngineError::Conflict(format!(
+            "task {task_id} (`{}`) is not an approval; complete it instead",
+            t.key
+        )));
+    }
+    if t.is_closed() {
+        return Err(EngineError::Conflict(format!(
+            "approval {task_id} is already {}",
+            t.status
+        )));
+    }
+    let v = view(tx, &t).await?;
+    if !v.blocked_by.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "approval {task_id} cannot be decided yet: it waits for {}",
+            blocked_list(&v)
+        )));
+    }
+    Ok((t, incident))
+}
+
+/// The notice gate approved while the facts claim that the measures avoid harm (and no
+/// regulator requires notice): individual notice is recorded as not required.
+fn notice_exemption(
+    t: &TaskRow,
+    incident: &Incident,
+    checks: &super::GateChecks<'_>,
+    actor: &str,
+    now: chrono::DateTime<Utc>,
+) -> Option<NewEvent> {
+    (checks.lint_of(t) == Some(crate::domain::playbook::TaskLint::Notice)
+        && crate::domain::notice::exempt_from_individual_notice(&incident.facts))
+    .then(|| {
+        NewEvent::new(
+            now,
+            actor,
+            "notice.exempted",
+            Some(t.incident_id),
+            &json!({
+                "task": t.key,
+                "justification": incident.facts.mitigation_justification,
+                "facts_version": incident.facts_version,
+                "individual_notice": "not_required",
+            }),
+        )
+    })
+}
+
+/// Where an approval stands once its decisions are recorded: one rejection rejects it; it is
+/// complete when every approving department approved.
+async fn tally(
+    tx: &mut WriteTx,
+    task_id: i64,
+    approvers: &[String],
+) -> Result<(bool, bool), EngineError> {
+    let all_decisions = tx.approvals_of(task_id).await?;
+    let rejected = all_decisions.iter().any(|a| a.decision == "rejected");
+    let complete = approvers.iter().all(|d| {
+        all_decisions
+            .iter()
+            .any(|a| &a.department == d && a.decision == "approved")
+    });
+    Ok((rejected, complete))
 }
