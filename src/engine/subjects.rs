@@ -131,6 +131,53 @@ impl Engine {
             )
         })?;
         let started = std::time::Instant::now();
+        let import_id = self.start_import(incident_id, format, actor).await?;
+        let mut report = ImportReport {
+            import_id,
+            incident_id,
+            format: format.as_str().to_string(),
+            ..Default::default()
+        };
+        let (to_writer, writer) = spawn_writer(self.store().clone(), keys, incident_id, import_id);
+        let read_result = read_body(format, body, ctx, &mut report, to_writer).await;
+        let w = writer.await.unwrap_or_else(|e| WriterState {
+            error: Some(format!("the subject writer failed: {e}")),
+            ..Default::default()
+        });
+        let refused = report.settle(w, &read_result);
+        report.subjects_total = self.store().subject_count(incident_id).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+
+        self.finish_import(&report, actor).await?;
+        if refused {
+            return Err(EngineError::invalid(
+                "body",
+                report.error.clone().unwrap_or_default(),
+            ));
+        }
+        self.campaigns.notify_one();
+        let total = report.subjects_total.max(0) as u64;
+        if let Some(patch) = self.counts_patch(incident_id, total).await? {
+            self.update_facts(incident_id, patch, ctx.rules, actor)
+                .await?;
+        }
+        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "accepted")
+            .increment(report.accepted);
+        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "rejected")
+            .increment(report.rejected);
+        Ok(report)
+    }
+}
+
+impl Engine {
+    /// Check that the incident takes subjects (it exists and is not closed) and open the
+    /// import's row.
+    async fn start_import(
+        &self,
+        incident_id: i64,
+        format: Format,
+        actor: &str,
+    ) -> Result<i64, EngineError> {
         let inc =
             self.store().incident(incident_id).await?.ok_or_else(|| {
                 EngineError::NotFound(format!("there is no incident {incident_id}"))
@@ -145,73 +192,13 @@ impl Engine {
             .create_import(incident_id, actor, format.as_str(), to_micros(Utc::now()))
             .await?;
         tx.commit().await?;
+        Ok(import_id)
+    }
 
-        let mut report = ImportReport {
-            import_id,
-            incident_id,
-            format: format.as_str().to_string(),
-            ..Default::default()
-        };
-        let (to_writer, mut batches) = mpsc::channel::<Batch>(2);
-        let store = self.store().clone();
-        // Writer: seals and writes batches while the reader parses the next ones, on a task of
-        // its own so that the two use both cores.
-        let writer = tokio::spawn(async move {
-            let mut w = WriterState::default();
-            while let Some(b) = batches.recv().await {
-                if let Err(e) = w.write(&store, &keys, incident_id, import_id, b).await {
-                    w.error = Some(e);
-                    break;
-                }
-            }
-            // Drain so the reader never blocks on a writer that stopped.
-            while batches.recv().await.is_some() {}
-            w
-        });
-        let read_result = read_body(format, body, ctx, &mut report, to_writer).await;
-        let w = writer.await.unwrap_or_else(|e| WriterState {
-            error: Some(format!("the subject writer failed: {e}")),
-            ..Default::default()
-        });
-        report.inserted = w.inserted;
-        report.updated = w.updated;
-        report.accepted = w.inserted + w.updated;
-        report.unreachable = w.unreachable;
-        report.reachable = w.reachable;
-        for (line, id) in w.duplicates {
-            report.problem(
-                line,
-                Some(id),
-                "rejected",
-                "duplicate subject_id: an earlier row of this import has it; the first row is kept"
-                    .into(),
-            );
-        }
-        if w.more_duplicates > 0 {
-            report.rejected += w.more_duplicates;
-            report.problems_truncated = true;
-        }
-        report.problems.sort_by_key(|p| p.line);
-        report.subject_ids_sha256 = hex::encode(w.hash.finish().as_ref());
-        let interrupted = match (&read_result, &w.error) {
-            (_, Some(e)) => Some(format!("writing subjects failed: {e}")),
-            (Err(e), None) => Some(e.clone()),
-            _ => None,
-        };
-        // Nothing read at all (a bad header, a file that is not UTF-8 or empty): refused.
-        let refused = report.rows == 0 && read_result.is_err();
-        report.status = if refused {
-            "refused"
-        } else if interrupted.is_some() {
-            "interrupted"
-        } else {
-            "done"
-        }
-        .into();
-        report.error = interrupted;
-        report.subjects_total = self.store().subject_count(incident_id).await?;
-        report.seconds = started.elapsed().as_secs_f64();
-
+    /// Close the import's row with its report, and audit it; a campaign waiting for subjects
+    /// resumes when some were accepted.
+    async fn finish_import(&self, report: &ImportReport, actor: &str) -> Result<(), EngineError> {
+        let (import_id, incident_id) = (report.import_id, report.incident_id);
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
         tx.finish_import(
@@ -246,23 +233,75 @@ impl Engine {
             tx.resume_campaigns(incident_id).await?;
         }
         tx.commit().await?;
-        if refused {
-            return Err(EngineError::invalid(
-                "body",
-                report.error.clone().unwrap_or_default(),
-            ));
+        Ok(())
+    }
+}
+
+/// The writer: seals and writes batches while the reader parses the next ones, on a task of
+/// its own so that the two use both cores.
+fn spawn_writer(
+    store: crate::store::Store,
+    keys: std::sync::Arc<KeyRing>,
+    incident_id: i64,
+    import_id: i64,
+) -> (mpsc::Sender<Batch>, tokio::task::JoinHandle<WriterState>) {
+    let (to_writer, mut batches) = mpsc::channel::<Batch>(2);
+    let writer = tokio::spawn(async move {
+        let mut w = WriterState::default();
+        while let Some(b) = batches.recv().await {
+            if let Err(e) = w.write(&store, &keys, incident_id, import_id, b).await {
+                w.error = Some(e);
+                break;
+            }
         }
-        self.campaigns.notify_one();
-        let total = report.subjects_total.max(0) as u64;
-        if let Some(patch) = self.counts_patch(incident_id, total).await? {
-            self.update_facts(incident_id, patch, ctx.rules, actor)
-                .await?;
+        // Drain so the reader never blocks on a writer that stopped.
+        while batches.recv().await.is_some() {}
+        w
+    });
+    (to_writer, writer)
+}
+
+impl ImportReport {
+    /// Take in what the writer did and how reading ended; set the status. True when nothing
+    /// was read at all (a bad header, a file that is not UTF-8 or empty): the import is refused.
+    fn settle(&mut self, w: WriterState, read_result: &Result<(), String>) -> bool {
+        self.inserted = w.inserted;
+        self.updated = w.updated;
+        self.accepted = w.inserted + w.updated;
+        self.unreachable = w.unreachable;
+        self.reachable = w.reachable;
+        for (line, id) in w.duplicates {
+            self.problem(
+                line,
+                Some(id),
+                "rejected",
+                "duplicate subject_id: an earlier row of this import has it; the first row is kept"
+                    .into(),
+            );
         }
-        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "accepted")
-            .increment(report.accepted);
-        metrics::counter!("incidentd_subjects_imported_total", "outcome" => "rejected")
-            .increment(report.rejected);
-        Ok(report)
+        if w.more_duplicates > 0 {
+            self.rejected += w.more_duplicates;
+            self.problems_truncated = true;
+        }
+        self.problems.sort_by_key(|p| p.line);
+        self.subject_ids_sha256 = hex::encode(w.hash.finish().as_ref());
+        let interrupted = match (&read_result, &w.error) {
+            (_, Some(e)) => Some(format!("writing subjects failed: {e}")),
+            (Err(e), None) => Some(e.clone()),
+            _ => None,
+        };
+        // Nothing read at all (a bad header, a file that is not UTF-8 or empty): refused.
+        let refused = self.rows == 0 && read_result.is_err();
+        self.status = if refused {
+            "refused"
+        } else if interrupted.is_some() {
+            "interrupted"
+        } else {
+            "done"
+        }
+        .into();
+        self.error = interrupted;
+        refused
     }
 }
 
@@ -410,9 +449,7 @@ async fn read_body(
     let mut splitter = Splitter::new(format);
     let mut header: Option<Header> = None;
     let mut records = Vec::new();
-    let mut batch: Vec<(u64, ValidSubject)> = Vec::with_capacity(ctx.batch);
-    // Subject ids of the batch being filled: a repeat within one statement is not allowed.
-    let mut in_batch: HashMap<String, u64> = HashMap::new();
+    let mut filling = Filling::new(ctx.batch);
     let mut ended = false;
     let mut outcome = Ok(());
     while !ended {
@@ -437,19 +474,17 @@ async fn read_body(
         for r in records.drain(..) {
             let (line, raw, row) = match r {
                 Record::Unreadable { line, reason } => {
-                    if format == Format::Csv && header.is_none() {
-                        return Err(format!("line {line} (the header): {reason}"));
-                    }
-                    report.rows += 1;
-                    report.problem(line, None, "rejected", reason);
+                    unreadable(format, header.is_none(), line, reason, report)?;
                     continue;
                 }
                 Record::NotUtf8 { line } => {
-                    if format == Format::Csv && header.is_none() {
-                        return Err(format!("line {line} (the header): {}", parse::NOT_UTF8));
-                    }
-                    report.rows += 1;
-                    report.problem(line, None, "rejected", parse::NOT_UTF8.into());
+                    unreadable(
+                        format,
+                        header.is_none(),
+                        line,
+                        parse::NOT_UTF8.into(),
+                        report,
+                    )?;
                     continue;
                 }
                 Record::Fields { line, fields } => match &header {
@@ -474,40 +509,82 @@ async fn read_body(
                     report.problem(line, id, "rejected", reason);
                 }
                 Ok(s) => {
-                    if let Some(first) = in_batch.get(&s.subject_id) {
-                        report.problem(
-                            line,
-                            Some(s.subject_id.clone()),
-                            "rejected",
-                            format!(
-                                "duplicate subject_id: line {first} has it; the first row is kept"
-                            ),
-                        );
-                        continue;
-                    }
-                    for w in &s.warnings {
-                        report.problem(line, Some(s.subject_id.clone()), "warning", w.clone());
-                    }
-                    in_batch.insert(s.subject_id.clone(), line);
-                    batch.push((line, s));
-                    if batch.len() >= ctx.batch {
-                        in_batch.clear();
-                        let rows = std::mem::replace(&mut batch, Vec::with_capacity(ctx.batch));
-                        if to_writer.send(Batch { rows }).await.is_err() {
-                            return Err("the writer stopped".into());
-                        }
+                    if let Some(full) = filling.add(line, s, report)
+                        && to_writer.send(full).await.is_err()
+                    {
+                        return Err("the writer stopped".into());
                     }
                 }
             }
         }
     }
-    if !batch.is_empty() {
-        let _ = to_writer.send(Batch { rows: batch }).await;
+    if !filling.rows.is_empty() {
+        let _ = to_writer.send(Batch { rows: filling.rows }).await;
     }
     if format == Format::Csv && header.is_none() && outcome.is_ok() {
         return Err("the file is empty: the first line must name the columns, e.g. subject_id,name,phone,email,site_user_id,locale,channels,jurisdiction".into());
     }
     outcome
+}
+
+/// A record that could not be read is a rejected row; in a CSV file's header, it refuses the
+/// import.
+fn unreadable(
+    format: Format,
+    in_header: bool,
+    line: u64,
+    reason: String,
+    report: &mut ImportReport,
+) -> Result<(), String> {
+    if format == Format::Csv && in_header {
+        return Err(format!("line {line} (the header): {reason}"));
+    }
+    report.rows += 1;
+    report.problem(line, None, "rejected", reason);
+    Ok(())
+}
+
+/// The batch being filled, and the subject ids in it: a repeat within one statement is not
+/// allowed.
+struct Filling {
+    rows: Vec<(u64, ValidSubject)>,
+    ids: HashMap<String, u64>,
+    size: usize,
+}
+
+impl Filling {
+    fn new(size: usize) -> Filling {
+        Filling {
+            rows: Vec::with_capacity(size),
+            ids: HashMap::new(),
+            size,
+        }
+    }
+
+    /// Add a checked row, or report it as a repeat within the batch; the batch when this row
+    /// filled it.
+    fn add(&mut self, line: u64, s: ValidSubject, report: &mut ImportReport) -> Option<Batch> {
+        if let Some(first) = self.ids.get(&s.subject_id) {
+            report.problem(
+                line,
+                Some(s.subject_id.clone()),
+                "rejected",
+                format!("duplicate subject_id: line {first} has it; the first row is kept"),
+            );
+            return None;
+        }
+        for w in &s.warnings {
+            report.problem(line, Some(s.subject_id.clone()), "warning", w.clone());
+        }
+        self.ids.insert(s.subject_id.clone(), line);
+        self.rows.push((line, s));
+        if self.rows.len() < self.size {
+            return None;
+        }
+        self.ids.clear();
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.size));
+        Some(Batch { rows })
+    }
 }
 
 /// A record as read, kept until its row is checked.
