@@ -411,96 +411,8 @@ impl Engine {
         let mut inc = Self::load(&mut tx, id).await?;
         let before = inc.clone();
 
-        if let Some(t) = &p.title {
-            if t.trim().is_empty() {
-                return Err(EngineError::invalid("title", "a title cannot be empty"));
-            }
-            inc.title = t.trim().to_string();
-        }
-        if let Some(s) = &p.summary {
-            inc.summary = s.clone();
-        }
-        if let Some(c) = p.category {
-            inc.category = c;
-        }
-        if let Some(s) = p.severity {
-            inc.severity = s;
-        } else if let Some(floor) = inc.category.severity_floor() {
-            inc.severity = inc.severity.max(floor);
-        }
-        if let Some(floor) = inc.category.severity_floor()
-            && inc.severity < floor
-        {
-            return Err(EngineError::invalid(
-                "severity",
-                format!(
-                    "`{}` incidents are always {floor}; change the category first if it is not a personal-information incident",
-                    inc.category
-                ),
-            ));
-        }
-        if let Some(t) = p.discovered_at {
-            inc.discovered_at = t;
-            inc.first_seen_at = inc.first_seen_at.min(t);
-        }
-        if let Some(t) = p.aware_at {
-            inc.aware_at = Some(t);
-        }
-        if let Some(t) = p.assessed_notifiable_at {
-            inc.assessed_notifiable_at = Some(t);
-        }
-        if let Some(t) = p.handling_closed_at {
-            inc.handling_closed_at = Some(t);
-        }
-
-        let mut changes = Map::new();
-        let mut needs_reason = Vec::new();
-        let mut note = |field: &str, from: Value, to: Value, sensitive: bool| {
-            if from != to {
-                if sensitive {
-                    needs_reason.push(field.to_string());
-                }
-                changes.insert(field.into(), json!({ "from": from, "to": to }));
-            }
-        };
-        note("title", json!(before.title), json!(inc.title), false);
-        note("summary", json!(before.summary), json!(inc.summary), false);
-        note(
-            "category",
-            json!(before.category),
-            json!(inc.category),
-            true,
-        );
-        note(
-            "severity",
-            json!(before.severity),
-            json!(inc.severity),
-            inc.severity < before.severity,
-        );
-        note(
-            "discovered_at",
-            json!(before.discovered_at),
-            json!(inc.discovered_at),
-            true,
-        );
-        note(
-            "aware_at",
-            json!(before.aware_at),
-            json!(inc.aware_at),
-            true,
-        );
-        note(
-            "assessed_notifiable_at",
-            json!(before.assessed_notifiable_at),
-            json!(inc.assessed_notifiable_at),
-            before.assessed_notifiable_at.is_some(),
-        );
-        note(
-            "handling_closed_at",
-            json!(before.handling_closed_at),
-            json!(inc.handling_closed_at),
-            before.handling_closed_at.is_some(),
-        );
+        apply_patch(&mut inc, &p)?;
+        let (changes, needs_reason) = changes(&before, &inc);
         if changes.is_empty() {
             return Ok(inc);
         }
@@ -537,4 +449,106 @@ impl Engine {
         tx.commit().await?;
         Ok(inc)
     }
+}
+
+/// Apply a patch's fields to the incident. A category with a severity floor raises the
+/// severity to it; a severity below the floor is refused.
+fn apply_patch(inc: &mut Incident, p: &IncidentPatch) -> Result<(), EngineError> {
+    if let Some(t) = &p.title {
+        if t.trim().is_empty() {
+            return Err(EngineError::invalid("title", "a title cannot be empty"));
+        }
+        inc.title = t.trim().to_string();
+    }
+    if let Some(s) = &p.summary {
+        inc.summary = s.clone();
+    }
+    if let Some(c) = p.category {
+        inc.category = c;
+    }
+    if let Some(s) = p.severity {
+        inc.severity = s;
+    } else if let Some(floor) = inc.category.severity_floor() {
+        inc.severity = inc.severity.max(floor);
+    }
+    if let Some(floor) = inc.category.severity_floor()
+        && inc.severity < floor
+    {
+        return Err(EngineError::invalid(
+            "severity",
+            format!(
+                "`{}` incidents are always {floor}; change the category first if it is not a personal-information incident",
+                inc.category
+            ),
+        ));
+    }
+    if let Some(t) = p.discovered_at {
+        inc.discovered_at = t;
+        inc.first_seen_at = inc.first_seen_at.min(t);
+    }
+    if let Some(t) = p.aware_at {
+        inc.aware_at = Some(t);
+    }
+    if let Some(t) = p.assessed_notifiable_at {
+        inc.assessed_notifiable_at = Some(t);
+    }
+    if let Some(t) = p.handling_closed_at {
+        inc.handling_closed_at = Some(t);
+    }
+    Ok(())
+}
+
+/// What a patch changed, field by field (`{from, to}`), and the changed fields that need a
+/// reason: the category, a lower severity, the dates a deadline runs from, and an assessment or
+/// handling date that was already set.
+fn changes(before: &Incident, inc: &Incident) -> (Map<String, Value>, Vec<String>) {
+    let mut changes = Map::new();
+    let mut needs_reason = Vec::new();
+    let mut note = |field: &str, from: Value, to: Value, sensitive: bool| {
+        if from != to {
+            if sensitive {
+                needs_reason.push(field.to_string());
+            }
+            changes.insert(field.into(), json!({ "from": from, "to": to }));
+        }
+    };
+    note("title", json!(before.title), json!(inc.title), false);
+    note("summary", json!(before.summary), json!(inc.summary), false);
+    note(
+        "category",
+        json!(before.category),
+        json!(inc.category),
+        true,
+    );
+    note(
+        "severity",
+        json!(before.severity),
+        json!(inc.severity),
+        inc.severity < before.severity,
+    );
+    note(
+        "discovered_at",
+        json!(before.discovered_at),
+        json!(inc.discovered_at),
+        true,
+    );
+    note(
+        "aware_at",
+        json!(before.aware_at),
+        json!(inc.aware_at),
+        true,
+    );
+    note(
+        "assessed_notifiable_at",
+        json!(before.assessed_notifiable_at),
+        json!(inc.assessed_notifiable_at),
+        before.assessed_notifiable_at.is_some(),
+    );
+    note(
+        "handling_closed_at",
+        json!(before.handling_closed_at),
+        json!(inc.handling_closed_at),
+        before.handling_closed_at.is_some(),
+    );
+    (changes, needs_reason)
 }

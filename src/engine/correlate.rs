@@ -380,53 +380,7 @@ impl Engine {
         }
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
-        let mut gone = tx.incident(id).await?.ok_or_else(|| no_incident(id))?;
-        if let Some(s) = gone.merged_into {
-            return Err(EngineError::Conflict(format!(
-                "incident {id} was merged into incident {s} already"
-            )));
-        }
-        if !gone.status.is_open() {
-            return Err(EngineError::Conflict(format!(
-                "incident {id} is `{}`; only open incidents are merged (reopen it first)",
-                gone.status
-            )));
-        }
-        let mut survivor = tx
-            .incident(m.into)
-            .await?
-            .ok_or_else(|| no_incident(m.into))?;
-        if let Some(s) = survivor.merged_into {
-            return Err(EngineError::Conflict(format!(
-                "incident {} was merged into incident {s}; merge into {s}",
-                m.into
-            )));
-        }
-        if !survivor.status.is_open() {
-            return Err(EngineError::Conflict(format!(
-                "incident {} is `{}`; reopen it first (into)",
-                m.into, survivor.status
-            )));
-        }
-        if gone.drill != survivor.drill {
-            return Err(EngineError::Conflict(
-                "a drill and a real incident are never merged".into(),
-            ));
-        }
-        let outward: Vec<String> = tx
-            .outward_work(id)
-            .await?
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(what, n)| format!("{what} ({n})"))
-            .collect();
-        if !outward.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "incident {id} has {}, which stay with it; merge incident {} into {id} instead",
-                outward.join(", "),
-                m.into
-            )));
-        }
+        let (mut gone, mut survivor) = mergeable(&mut tx, id, m.into).await?;
         let before = (survivor.category, survivor.severity);
         // Alerts, their states, and the keys that lead further alerts here.
         let states = tx.incident_alert_states(id).await?;
@@ -440,19 +394,7 @@ impl Engine {
         }
         tx.upsert_incident_alerts(&rows).await?;
         let keys = tx.copy_incident_keys(id, survivor.id).await?;
-        // The survivor takes the facts, the earliest clocks and the counts.
-        let facts_changed = survivor.facts.absorb(&gone.facts);
-        if facts_changed {
-            survivor.facts_version += 1;
-        }
-        survivor.alert_count += moved.len() as i64;
-        survivor.truncated_alerts = survivor.truncated_alerts.max(gone.truncated_alerts);
-        survivor.first_seen_at = survivor.first_seen_at.min(gone.first_seen_at);
-        survivor.discovered_at = survivor.discovered_at.min(gone.discovered_at);
-        survivor.aware_at = match (survivor.aware_at, gone.aware_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let facts_changed = absorb(&mut survivor, &gone, moved.len());
         survivor.updated_at = now;
         let auto = raise(
             &mut survivor,
@@ -503,6 +445,79 @@ impl Engine {
         tx.commit().await?;
         Ok(survivor)
     }
+}
+
+/// The incident `id` and the one it is merged `into`, if they can be merged: both exist, are
+/// open and not merged already, both drills or both real, and `id` has no outward work (a
+/// report, a campaign, an announcement) that would have to stay with it.
+async fn mergeable(
+    tx: &mut crate::store::WriteTx,
+    id: i64,
+    into: i64,
+) -> Result<(Incident, Incident), EngineError> {
+    let gone = tx.incident(id).await?.ok_or_else(|| no_incident(id))?;
+    if let Some(s) = gone.merged_into {
+        return Err(EngineError::Conflict(format!(
+            "incident {id} was merged into incident {s} already"
+        )));
+    }
+    if !gone.status.is_open() {
+        return Err(EngineError::Conflict(format!(
+            "incident {id} is `{}`; only open incidents are merged (reopen it first)",
+            gone.status
+        )));
+    }
+    let survivor = tx.incident(into).await?.ok_or_else(|| no_incident(into))?;
+    if let Some(s) = survivor.merged_into {
+        return Err(EngineError::Conflict(format!(
+            "incident {} was merged into incident {s}; merge into {s}",
+            into
+        )));
+    }
+    if !survivor.status.is_open() {
+        return Err(EngineError::Conflict(format!(
+            "incident {} is `{}`; reopen it first (into)",
+            into, survivor.status
+        )));
+    }
+    if gone.drill != survivor.drill {
+        return Err(EngineError::Conflict(
+            "a drill and a real incident are never merged".into(),
+        ));
+    }
+    let outward: Vec<String> = tx
+        .outward_work(id)
+        .await?
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} ({n})"))
+        .collect();
+    if !outward.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "incident {id} has {}, which stay with it; merge incident {} into {id} instead",
+            outward.join(", "),
+            into
+        )));
+    }
+    Ok((gone, survivor))
+}
+
+/// The survivor of a merge takes the other incident's facts, the earliest clocks and the
+/// counts (`moved` alerts came over). True when its facts changed.
+fn absorb(survivor: &mut Incident, gone: &Incident, moved: usize) -> bool {
+    let facts_changed = survivor.facts.absorb(&gone.facts);
+    if facts_changed {
+        survivor.facts_version += 1;
+    }
+    survivor.alert_count += moved as i64;
+    survivor.truncated_alerts = survivor.truncated_alerts.max(gone.truncated_alerts);
+    survivor.first_seen_at = survivor.first_seen_at.min(gone.first_seen_at);
+    survivor.discovered_at = survivor.discovered_at.min(gone.discovered_at);
+    survivor.aware_at = match (survivor.aware_at, gone.aware_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    facts_changed
 }
 
 /// The incident a promoted alert opens (its id set by the caller).
