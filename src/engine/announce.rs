@@ -366,56 +366,11 @@ pub async fn publish_in(
     let locales_json = serde_json::to_string(&locales).unwrap_or_default();
     let content_hash = sha256_hex(locales_json.as_bytes());
     let at = to_micros(now);
-    let (announcement, latest) = match tx.announcement_of(incident_id).await? {
-        Some(a) => {
-            let latest = tx.latest_announcement_version(a.id).await?;
-            (a, latest)
-        }
-        None => {
-            let slug = slug_for(&inc);
-            let id = tx
-                .insert_announcement(incident_id, &slug, inc.drill, at)
-                .await?;
-            let a = AnnouncementRow {
-                id,
-                incident_id,
-                slug,
-                drill: inc.drill,
-                created_at: at,
-                updated_at: at,
-            };
-            (a, None)
-        }
-    };
-    // The same words as the newest version, waiting or public: nothing new.
-    if let Some(l) = latest.as_ref().filter(|l| l.content_hash == content_hash) {
-        let gate = tx.announcement_gate(announcement.id, l.version).await?;
-        if gate
-            .as_ref()
-            .is_none_or(|g| g.status == "public" || g.status == "awaiting_approval")
-        {
-            let version = version_view(&announcement, l, gate.as_ref(), ctx.public_url);
-            let detail = match gate.as_ref().filter(|g| g.status == "awaiting_approval") {
-                Some(g) => format!(
-                    "unchanged: the facts give the words of version {}, which waits for approval by {}{}",
-                    l.version,
-                    g.approvers().join(", "),
-                    g.task_id
-                        .map(|t| format!(" (approval {t})"))
-                        .unwrap_or_default()
-                ),
-                None => format!(
-                    "unchanged: the facts give the words of version {}, which is public",
-                    l.version
-                ),
-            };
-            return Ok(Published {
-                version,
-                created: false,
-                webhook_delivery: None,
-                detail,
-            });
-        }
+    let (announcement, latest) = announcement_for(tx, &inc, at).await?;
+    if let Some(l) = latest.as_ref().filter(|l| l.content_hash == content_hash)
+        && let Some(published) = unchanged(tx, ctx, &announcement, l).await?
+    {
+        return Ok(published);
     }
     let row = AnnouncementVersionRow {
         announcement_id: announcement.id,
@@ -474,6 +429,72 @@ pub async fn publish_in(
         webhook_delivery: None,
         detail,
     })
+}
+
+/// The incident's announcement and its newest version; a new announcement (with its slug) when
+/// it has none yet.
+async fn announcement_for(
+    tx: &mut WriteTx,
+    inc: &Incident,
+    at: i64,
+) -> Result<(AnnouncementRow, Option<AnnouncementVersionRow>), EngineError> {
+    Ok(match tx.announcement_of(inc.id).await? {
+        Some(a) => {
+            let latest = tx.latest_announcement_version(a.id).await?;
+            (a, latest)
+        }
+        None => {
+            let slug = slug_for(inc);
+            let id = tx.insert_announcement(inc.id, &slug, inc.drill, at).await?;
+            let a = AnnouncementRow {
+                id,
+                incident_id: inc.id,
+                slug,
+                drill: inc.drill,
+                created_at: at,
+                updated_at: at,
+            };
+            (a, None)
+        }
+    })
+}
+
+/// The same words as the newest version `l`, waiting or public: nothing new to publish, and
+/// what to say about it. None when that version was rejected or withdrawn.
+async fn unchanged(
+    tx: &mut WriteTx,
+    ctx: &AnnounceCtx<'_>,
+    announcement: &AnnouncementRow,
+    l: &AnnouncementVersionRow,
+) -> Result<Option<Published>, EngineError> {
+    let gate = tx.announcement_gate(announcement.id, l.version).await?;
+    if gate
+        .as_ref()
+        .is_none_or(|g| g.status == "public" || g.status == "awaiting_approval")
+    {
+        let version = version_view(announcement, l, gate.as_ref(), ctx.public_url);
+        let detail = match gate.as_ref().filter(|g| g.status == "awaiting_approval") {
+            Some(g) => format!(
+                "unchanged: the facts give the words of version {}, which waits for approval by {}{}",
+                l.version,
+                g.approvers().join(", "),
+                g.task_id
+                    .map(|t| format!(" (approval {t})"))
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "unchanged: the facts give the words of version {}, which is public",
+                l.version
+            ),
+        };
+        return Ok(Some(Published {
+            version,
+            created: false,
+            webhook_delivery: None,
+            detail,
+        }));
+    }
+    Ok(None)
 }
 
 /// Versions still waiting are superseded by version `version`; their approvals are closed.

@@ -177,6 +177,96 @@ impl ManualReach {
 pub const MAX_DELIVERIES: usize = 1000;
 pub const MAX_FALLBACKS: usize = 3;
 
+impl Engine {
+    /// The incident deliveries by hand are sent for, as template values, and whether they may
+    /// reach only its response team: a drill's deliveries reach only its own recipient list
+    /// (the dispatcher's drill guard); everything else sent by hand reaches only the team.
+    async fn sent_for(
+        &self,
+        incident_id: Option<i64>,
+    ) -> Result<(Option<serde_json::Value>, Option<i64>), EngineError> {
+        let incident = match incident_id {
+            Some(id) => Some(
+                self.store()
+                    .incident(id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("there is no incident {id}")))?,
+            ),
+            None => None,
+        };
+        let team_only = match (&incident, incident_id) {
+            (Some(i), Some(id)) if !i.drill => Some(id),
+            _ => None,
+        };
+        let incident = incident
+            .as_ref()
+            .map(|i| serde_json::to_value(i).unwrap_or_default());
+        Ok((incident, team_only))
+    }
+}
+
+/// A delivery's idempotency key. A caller's key is scoped to its incident: the same key on
+/// another incident is another message, never a silent duplicate. Without one, the key is
+/// derived from what is sent.
+fn request_key(at: &str, key: Option<String>, d: &NewDelivery) -> Result<String, EngineError> {
+    match key {
+        Some(k) if !k.trim().is_empty() && k.len() <= 200 => Ok(format!(
+            "{}:key:{k}",
+            d.incident_id
+                .map_or_else(|| "-".to_string(), |i| i.to_string())
+        )),
+        Some(_) => Err(EngineError::invalid(
+            &format!("{at}.idempotency_key"),
+            "give 1 to 200 characters, or leave it out",
+        )),
+        None => Ok(derived_key(d.incident_id, d)),
+    }
+}
+
+/// What every target of a request (the delivery, then each fallback) is checked against.
+struct Targets<'a, 'c> {
+    render: &'a DeliveryCtx<'c>,
+    /// The incident, for templates.
+    incident: Option<&'a serde_json::Value>,
+    /// A real incident's deliveries by hand reach only its response team.
+    team_only: Option<i64>,
+    region: Option<crate::domain::message::Region>,
+}
+
+impl Targets<'_, '_> {
+    /// One target at `at`: its recipient read for the channel, its content resolved and
+    /// complete, its channel configured, its recipient within reach.
+    #[allow(clippy::too_many_arguments)]
+    fn target(
+        &self,
+        at: &str,
+        channel: ChannelKind,
+        recipient: &str,
+        name: Option<&str>,
+        locale: &str,
+        content: Option<Content>,
+        template: Option<String>,
+    ) -> Result<(String, Content), EngineError> {
+        let recipient = validate_recipient_in(channel, recipient, self.region)
+            .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
+        let content = resolve_content(
+            at,
+            channel,
+            &recipient,
+            name,
+            locale,
+            content,
+            template,
+            self.incident,
+            self.render,
+        )?;
+        check_content(&format!("{at}.content"), channel, &content)?;
+        check_channel(at, channel, &recipient, self.render)?;
+        check_reach(at, self.team_only, channel, &recipient, self.render)?;
+        Ok((recipient, content))
+    }
+}
+
 /// A delivery on a channel (or to a webhook target) this daemon does not have would only die
 /// in the dispatcher: refuse it now.
 fn check_channel(
@@ -323,31 +413,17 @@ impl Engine {
                 format!("give 1 to {MAX_DELIVERIES} deliveries per request"),
             ));
         }
-        let incident = match incident_id {
-            Some(id) => Some(
-                self.store()
-                    .incident(id)
-                    .await?
-                    .ok_or_else(|| EngineError::NotFound(format!("there is no incident {id}")))?,
-            ),
-            None => None,
+        let (incident, team_only) = self.sent_for(incident_id).await?;
+        let check = Targets {
+            render,
+            incident: incident.as_ref(),
+            team_only,
+            region: render.org.phone_region(),
         };
-        // A drill's deliveries reach only its own recipient list (the dispatcher's drill
-        // guard); everything else sent by hand reaches only the response team.
-        let team_only = match (&incident, incident_id) {
-            (Some(i), Some(id)) if !i.drill => Some(id),
-            _ => None,
-        };
-        let incident = incident
-            .as_ref()
-            .map(|i| serde_json::to_value(i).unwrap_or_default());
         let default_locale = render.org.default_locale.as_str();
-        let region = render.org.phone_region();
         let mut items = Vec::with_capacity(requests.len());
         for (i, r) in requests.into_iter().enumerate() {
             let at = format!("deliveries[{i}]");
-            let recipient = validate_recipient_in(r.channel, &r.recipient, region)
-                .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
             if r.fallback.len() > MAX_FALLBACKS {
                 return Err(EngineError::invalid(
                     &format!("{at}.fallback"),
@@ -356,39 +432,26 @@ impl Engine {
             }
             let locale = r.locale.unwrap_or_else(|| default_locale.to_string());
             let name = r.recipient_name.as_deref();
-            let content = resolve_content(
+            let (recipient, content) = check.target(
                 &at,
                 r.channel,
-                &recipient,
+                &r.recipient,
                 name,
                 &locale,
                 r.content,
                 r.template,
-                incident.as_ref(),
-                render,
             )?;
-            check_content(&format!("{at}.content"), r.channel, &content)?;
-            check_channel(&at, r.channel, &recipient, render)?;
-            check_reach(&at, team_only, r.channel, &recipient, render)?;
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
-                let fat = format!("{at}.fallback[{j}]");
-                let recipient = validate_recipient_in(f.channel, &f.recipient, region)
-                    .map_err(|m| EngineError::invalid(&format!("{fat}.recipient"), m))?;
-                let content = resolve_content(
-                    &fat,
+                let (recipient, content) = check.target(
+                    &format!("{at}.fallback[{j}]"),
                     f.channel,
-                    &recipient,
+                    &f.recipient,
                     name,
                     &locale,
                     f.content,
                     f.template,
-                    incident.as_ref(),
-                    render,
                 )?;
-                check_content(&format!("{fat}.content"), f.channel, &content)?;
-                check_channel(&fat, f.channel, &recipient, render)?;
-                check_reach(&fat, team_only, f.channel, &recipient, render)?;
                 fallback.push(FallbackTarget {
                     channel: f.channel,
                     recipient,
@@ -406,21 +469,7 @@ impl Engine {
                 fallback,
                 fallback_of: None,
             };
-            // A caller's key is scoped to its incident: the same key on another incident is
-            // another message, never a silent duplicate.
-            d.idempotency_key = match r.idempotency_key {
-                Some(k) if !k.trim().is_empty() && k.len() <= 200 => format!(
-                    "{}:key:{k}",
-                    incident_id.map_or_else(|| "-".to_string(), |i| i.to_string())
-                ),
-                Some(_) => {
-                    return Err(EngineError::invalid(
-                        &format!("{at}.idempotency_key"),
-                        "give 1 to 200 characters, or leave it out",
-                    ));
-                }
-                None => derived_key(incident_id, &d),
-            };
+            d.idempotency_key = request_key(&at, r.idempotency_key, &d)?;
             items.push(d);
         }
         let now = Utc::now();

@@ -69,35 +69,69 @@ impl Engine {
         let reports = store.reports_of(incident_id).await?;
         let events = store.timeline(incident_id, 0, 10_000).await?;
         let now = Utc::now();
-        let earliest = |kind: &str, report_kind: Option<&str>| {
-            obligations
-                .iter()
-                .filter(|o| o.kind == kind && o.standing == "required" && o.due_at.is_some())
-                .filter(|o| report_kind.is_none_or(|k| o.report_kind.as_deref() == Some(k)))
-                .min_by_key(|o| o.due_at)
-                .map(|o| (o.due_at.map(from_micros), o.key.clone()))
-        };
-        let first_event = |kind: &str| events.iter().find(|e| e.kind == kind).map(|e| e.at);
-        let submitted = |kind: &str| {
-            reports
-                .iter()
-                .filter(|r| r.status == "submitted" && r.report_kind == kind)
-                .filter_map(|r| r.submitted_at)
-                .min()
-                .map(from_micros)
-        };
-        let contain_task = tasks
+        let milestones = milestones(&inc, &obligations, &tasks, &reports, &events, now);
+        let obligations = obligations
             .iter()
-            .filter(|t| t.key.contains("contain") && t.due_at.is_some())
-            .min_by_key(|t| t.due_at);
-        let notified = first_event("notice.campaign_started").or(first_event("notice.exempted"));
-        let reported = submitted("initial");
-        let closing = submitted("closing");
-        let mut ms = Vec::new();
-        let mut push = |id,
-                        label,
-                        at: Option<DateTime<Utc>>,
-                        target: Option<(Option<DateTime<Utc>>, String)>| {
+            .map(|o| timed_obligation(o, now))
+            .collect();
+        let tasks = tasks
+            .iter()
+            .filter(|t| t.due_at.is_some())
+            .map(|t| timed_task(t, now))
+            .collect();
+        let (timeline, _) = rr::timeline(&events, "en");
+        Ok(Summary {
+            incident_id,
+            title: inc.title.clone(),
+            status: inc.status.to_string(),
+            drill: inc.drill,
+            category: inc.category.to_string(),
+            severity: inc.severity.to_string(),
+            milestones,
+            obligations,
+            tasks,
+            timeline,
+        })
+    }
+}
+
+/// The times that matter, each against its target: the earliest required obligation's
+/// deadline, or the containment task's.
+fn milestones(
+    inc: &crate::domain::records::Incident,
+    obligations: &[crate::store::ObligationRow],
+    tasks: &[crate::store::TaskRow],
+    reports: &[crate::store::ReportRow],
+    events: &[crate::domain::records::Event],
+    now: DateTime<Utc>,
+) -> Vec<Milestone> {
+    let earliest = |kind: &str, report_kind: Option<&str>| {
+        obligations
+            .iter()
+            .filter(|o| o.kind == kind && o.standing == "required" && o.due_at.is_some())
+            .filter(|o| report_kind.is_none_or(|k| o.report_kind.as_deref() == Some(k)))
+            .min_by_key(|o| o.due_at)
+            .map(|o| (o.due_at.map(from_micros), o.key.clone()))
+    };
+    let first_event = |kind: &str| events.iter().find(|e| e.kind == kind).map(|e| e.at);
+    let submitted = |kind: &str| {
+        reports
+            .iter()
+            .filter(|r| r.status == "submitted" && r.report_kind == kind)
+            .filter_map(|r| r.submitted_at)
+            .min()
+            .map(from_micros)
+    };
+    let contain_task = tasks
+        .iter()
+        .filter(|t| t.key.contains("contain") && t.due_at.is_some())
+        .min_by_key(|t| t.due_at);
+    let notified = first_event("notice.campaign_started").or(first_event("notice.exempted"));
+    let reported = submitted("initial");
+    let closing = submitted("closing");
+    let mut ms = Vec::new();
+    let mut push =
+        |id, label, at: Option<DateTime<Utc>>, target: Option<(Option<DateTime<Utc>>, String)>| {
             let (t, from) = target.map_or((None, None), |(t, f)| (t, Some(f)));
             ms.push(Milestone {
                 id,
@@ -109,87 +143,71 @@ impl Engine {
                 met: verdict(at, t, now),
             });
         };
-        push(
-            "detected",
-            "Detected (first alert)",
-            Some(inc.first_seen_at),
-            None,
-        );
-        push("discovered", "Discovered", Some(inc.discovered_at), None);
-        push("declared", "Declared", inc.declared_at, None);
-        push(
-            "contained",
-            "Contained",
-            inc.contained_at,
-            contain_task.map(|t| (t.due_at.map(from_micros), format!("task {}", t.key))),
-        );
-        push(
-            "notified",
-            "Individuals notified (campaign started)",
-            notified,
-            earliest("notify_individuals", None),
-        );
-        push(
-            "reported",
-            "First regulator report submitted",
-            reported,
-            earliest("report", Some("initial")),
-        );
-        push(
-            "closing_report",
-            "Closing report submitted",
-            closing,
-            earliest("report", Some("closing")),
-        );
-        push("closed", "Closed", inc.closed_at, None);
-        let obligations = obligations
-            .iter()
-            .map(|o| {
-                let due = o.due_at.map(from_micros);
-                let done = o.met_at.map(from_micros);
-                Timed {
-                    key: o.key.clone(),
-                    what: format!("{} ({})", o.kind, o.standing),
-                    due_at: due,
-                    done_at: done,
-                    status: o.status.clone(),
-                    met: if o.standing == "required" {
-                        verdict(done, due, now)
-                    } else {
-                        None
-                    },
-                }
-            })
-            .collect();
-        let tasks = tasks
-            .iter()
-            .filter(|t| t.due_at.is_some())
-            .map(|t| {
-                let due = t.due_at.map(from_micros);
-                let done = t.closed_at.filter(|_| t.is_satisfied()).map(from_micros);
-                Timed {
-                    key: t.key.clone(),
-                    what: format!("{} ({})", t.title, t.department),
-                    due_at: due,
-                    done_at: done,
-                    status: t.status.clone(),
-                    met: verdict(done, due, now),
-                }
-            })
-            .collect();
-        let (timeline, _) = rr::timeline(&events, "en");
-        Ok(Summary {
-            incident_id,
-            title: inc.title.clone(),
-            status: inc.status.to_string(),
-            drill: inc.drill,
-            category: inc.category.to_string(),
-            severity: inc.severity.to_string(),
-            milestones: ms,
-            obligations,
-            tasks,
-            timeline,
-        })
+    push(
+        "detected",
+        "Detected (first alert)",
+        Some(inc.first_seen_at),
+        None,
+    );
+    push("discovered", "Discovered", Some(inc.discovered_at), None);
+    push("declared", "Declared", inc.declared_at, None);
+    push(
+        "contained",
+        "Contained",
+        inc.contained_at,
+        contain_task.map(|t| (t.due_at.map(from_micros), format!("task {}", t.key))),
+    );
+    push(
+        "notified",
+        "Individuals notified (campaign started)",
+        notified,
+        earliest("notify_individuals", None),
+    );
+    push(
+        "reported",
+        "First regulator report submitted",
+        reported,
+        earliest("report", Some("initial")),
+    );
+    push(
+        "closing_report",
+        "Closing report submitted",
+        closing,
+        earliest("report", Some("closing")),
+    );
+    push("closed", "Closed", inc.closed_at, None);
+    ms
+}
+
+/// An obligation and how it went; only a required one is met or missed.
+fn timed_obligation(o: &crate::store::ObligationRow, now: DateTime<Utc>) -> Timed {
+    let due = o.due_at.map(from_micros);
+    let done = o.met_at.map(from_micros);
+    Timed {
+        key: o.key.clone(),
+        what: format!("{} ({})", o.kind, o.standing),
+        due_at: due,
+        done_at: done,
+        status: o.status.clone(),
+        met: if o.standing == "required" {
+            verdict(done, due, now)
+        } else {
+            None
+        },
+    }
+}
+
+/// A task with a deadline and how it went: done when it closed satisfied.
+fn timed_task(t: &crate::store::TaskRow, now: DateTime<Utc>) -> Timed {
+    let due = t.due_at.map(from_micros);
+    let done = t.closed_at.filter(|_| t.is_satisfied()).map(from_micros);
+    Timed {
+        key: t.key.clone(),
+        what: format!("{} ({})", t.title, t.department),
+        due_at: due,
+        done_at: done,
+        status: t.status.clone(),
+        met: verdict(done, due, now),
     }
 }
 

@@ -21,62 +21,12 @@ pub(crate) async fn digest(
         if tasks.is_empty() {
             continue;
         }
-        let now_us = to_micros(now);
-        let open: Vec<&TaskRow> = tasks.iter().filter(|t| !t.is_closed()).collect();
-        let overdue: Vec<&TaskRow> = open
-            .iter()
-            .copied()
-            .filter(|t| t.due_at.is_some_and(|d| d < now_us))
-            .collect();
-        let mut next: Vec<&TaskRow> = open
-            .iter()
-            .copied()
-            .filter(|t| t.due_at.is_some_and(|d| d >= now_us))
-            .collect();
-        next.sort_by_key(|t| t.due_at);
-        let line = |t: &TaskRow| {
-            format!(
-                "  - {} [{}] {}{}",
-                t.title,
-                t.department,
-                t.status,
-                t.due_at
-                    .map(|d| format!(", due {}", from_micros(d).format("%Y-%m-%d %H:%M UTC")))
-                    .unwrap_or_default()
-            )
-        };
-        let mut text = format!(
-            "Status of incident #{} ({}, {}): {}\n\n{} of {} tasks open, {} overdue.\n",
-            incident.id,
-            incident.severity,
-            incident.status,
-            incident.title,
-            open.len(),
-            tasks.len(),
-            overdue.len()
-        );
-        if !overdue.is_empty() {
-            text.push_str("\nOverdue:\n");
-            for t in &overdue {
-                text.push_str(&line(t));
-                text.push('\n');
-            }
-        }
-        if !next.is_empty() {
-            text.push_str("\nDue next:\n");
-            for t in next.iter().take(5) {
-                text.push_str(&line(t));
-                text.push('\n');
-            }
-        }
-        text.push_str(&format!("\nincidentd tasks --incident {}\n", incident.id));
-        let subject = format!(
-            "[{}] incident #{} status: {} open, {} overdue",
-            incident.severity,
-            incident.id,
-            open.len(),
-            overdue.len()
-        );
+        let Status {
+            subject,
+            text,
+            open,
+            overdue,
+        } = status(&incident, &tasks, now);
         let mut sent_to = 0;
         for team in tx.team_of(id).await? {
             let Some(dept) = ctx.department(&team.department) else {
@@ -125,7 +75,7 @@ pub(crate) async fn digest(
             "incidentd",
             "digest.sent",
             Some(id),
-            &json!({"open": open.len(), "overdue": overdue.len(), "recipients": sent_to}),
+            &json!({"open": open, "overdue": overdue, "recipients": sent_to}),
         ));
     }
     if !ctx.render.channels.contains(&ChannelKind::Email) {
@@ -136,6 +86,81 @@ pub(crate) async fn digest(
     }
     tx.enqueue_deliveries(&deliveries, to_micros(now)).await?;
     Ok(events)
+}
+
+/// One incident's status digest.
+struct Status {
+    subject: String,
+    text: String,
+    /// How many tasks are open, and how many of them overdue.
+    open: usize,
+    overdue: usize,
+}
+
+/// What is open, what is overdue and the next five to fall due.
+fn status(incident: &Incident, tasks: &[TaskRow], now: DateTime<Utc>) -> Status {
+    let now_us = to_micros(now);
+    let open: Vec<&TaskRow> = tasks.iter().filter(|t| !t.is_closed()).collect();
+    let overdue: Vec<&TaskRow> = open
+        .iter()
+        .copied()
+        .filter(|t| t.due_at.is_some_and(|d| d < now_us))
+        .collect();
+    let mut next: Vec<&TaskRow> = open
+        .iter()
+        .copied()
+        .filter(|t| t.due_at.is_some_and(|d| d >= now_us))
+        .collect();
+    next.sort_by_key(|t| t.due_at);
+    let line = |t: &TaskRow| {
+        format!(
+            "  - {} [{}] {}{}",
+            t.title,
+            t.department,
+            t.status,
+            t.due_at
+                .map(|d| format!(", due {}", from_micros(d).format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        )
+    };
+    let mut text = format!(
+        "Status of incident #{} ({}, {}): {}\n\n{} of {} tasks open, {} overdue.\n",
+        incident.id,
+        incident.severity,
+        incident.status,
+        incident.title,
+        open.len(),
+        tasks.len(),
+        overdue.len()
+    );
+    if !overdue.is_empty() {
+        text.push_str("\nOverdue:\n");
+        for t in &overdue {
+            text.push_str(&line(t));
+            text.push('\n');
+        }
+    }
+    if !next.is_empty() {
+        text.push_str("\nDue next:\n");
+        for t in next.iter().take(5) {
+            text.push_str(&line(t));
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("\nincidentd tasks --incident {}\n", incident.id));
+    let subject = format!(
+        "[{}] incident #{} status: {} open, {} overdue",
+        incident.severity,
+        incident.id,
+        open.len(),
+        overdue.len()
+    );
+    Status {
+        subject,
+        text,
+        open: open.len(),
+        overdue: overdue.len(),
+    }
 }
 
 pub(super) async fn escalate(
@@ -286,38 +311,12 @@ pub(super) async fn page_dead(
                 format!("paged level {next}")
             }
             None => {
-                let leads: Vec<&MemberConfig> = d
-                    .leads()
-                    .into_iter()
-                    .filter(|m| !member.is_some_and(|dead| std::ptr::eq(*m, dead)))
-                    .collect();
-                if leads.is_empty() {
-                    format!(
-                        "{} is the department's only lead, and it is their page that died: nobody else to page",
-                        member.map_or(key.member.as_str(), |m| m.name.as_str())
-                    )
-                } else {
-                    let pb = playbook_of(tx, ctx, incident).await?;
-                    let defs = pb.tasks_for(incident.severity);
-                    let first = defs
-                        .iter()
-                        .find(|t| t.department == d.id)
-                        .map(|t| t.id.as_str());
-                    let mut pages = page(ctx, pb, incident, d, 0, Some(&leads), first, now);
-                    let prefix = format!(
-                        "[the page to {} died] ",
-                        member.map_or(key.member.as_str(), |m| m.name.as_str())
-                    );
-                    for p in &mut pages {
-                        p.content.subject =
-                            p.content.subject.take().map(|s| format!("{prefix}{s}"));
-                        p.content.text = format!("{prefix}{}", p.content.text);
-                    }
-                    events
-                        .extend(crate::engine::paging::enqueue_pages(tx, ctx, &pages, now).await?);
-                    paged = leads.iter().map(|m| m.name.clone()).collect();
-                    "the top level's page died: paged the department's lead".to_string()
-                }
+                let dead_name = member.map_or(key.member.as_str(), |m| m.name.as_str());
+                let (action, leads, paging) =
+                    page_leads(tx, ctx, incident, d, member, dead_name, now).await?;
+                events.extend(paging);
+                paged = leads;
+                action
             }
         },
     };
@@ -352,6 +351,50 @@ pub(super) async fn page_dead(
         ),
     );
     Ok(events)
+}
+
+/// The top level's page died: page the department's lead(s) — not the one whose page died —
+/// with the playbook's first task for the department, the page marked as standing in for the
+/// dead one. What was done, who was paged, and the paging's events.
+async fn page_leads(
+    tx: &mut WriteTx,
+    ctx: &ResponseCtx<'_>,
+    incident: &Incident,
+    d: &DepartmentConfig,
+    dead: Option<&MemberConfig>,
+    dead_name: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, Vec<String>, Vec<NewEvent>), EngineError> {
+    let leads: Vec<&MemberConfig> = d
+        .leads()
+        .into_iter()
+        .filter(|m| !dead.is_some_and(|dead| std::ptr::eq(*m, dead)))
+        .collect();
+    if leads.is_empty() {
+        let action = format!(
+            "{dead_name} is the department's only lead, and it is their page that died: nobody else to page"
+        );
+        return Ok((action, Vec::new(), Vec::new()));
+    }
+    let pb = playbook_of(tx, ctx, incident).await?;
+    let defs = pb.tasks_for(incident.severity);
+    let first = defs
+        .iter()
+        .find(|t| t.department == d.id)
+        .map(|t| t.id.as_str());
+    let mut pages = page(ctx, pb, incident, d, 0, Some(&leads), first, now);
+    let prefix = format!("[the page to {dead_name} died] ");
+    for p in &mut pages {
+        p.content.subject = p.content.subject.take().map(|s| format!("{prefix}{s}"));
+        p.content.text = format!("{prefix}{}", p.content.text);
+    }
+    let events = crate::engine::paging::enqueue_pages(tx, ctx, &pages, now).await?;
+    let paged = leads.iter().map(|m| m.name.clone()).collect();
+    Ok((
+        "the top level's page died: paged the department's lead".to_string(),
+        paged,
+        events,
+    ))
 }
 
 pub(super) async fn overdue(
