@@ -3,6 +3,7 @@
 //! settings only when there are none.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
@@ -307,66 +308,7 @@ pub(super) fn departments(raw: &RawConfig, p: &mut Problems) {
                     format!("`{}` is used by another member of {}", d.member_id(j), d.id),
                 );
             }
-            if m.email.is_none() && m.phone.is_none() {
-                p.add(
-                    &mat,
-                    format!(
-                        "{}: give an email or a phone, or nobody can page them",
-                        m.name
-                    ),
-                );
-            }
-            if let Some(e) = &m.email
-                && let Err(msg) = crate::domain::message::validate_recipient(
-                    crate::domain::message::ChannelKind::Email,
-                    e,
-                )
-            {
-                p.add(&format!("{mat}.email"), msg);
-            }
-            if m.level == 0 {
-                p.add(&format!("{mat}.level"), "levels start at 1".into());
-            }
-            if let Some(login) = &m.login {
-                if login.is_empty()
-                    || login.len() > 64
-                    || !login.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                    })
-                {
-                    p.add(
-                        &format!("{mat}.login"),
-                        format!(
-                            "`{login}`: use 1 to 64 lower-case letters, digits, `.`, `_` or `-`"
-                        ),
-                    );
-                } else if !logins.insert(login.as_str()) {
-                    p.add(
-                        &format!("{mat}.login"),
-                        format!(
-                            "`{login}` is the login of another member: give each person their own"
-                        ),
-                    );
-                }
-            }
-            if let Some(roles) = &m.roles
-                && let Some(r) = roles.iter().find(|r| {
-                    !matches!(
-                        r,
-                        crate::config::Role::Responder
-                            | crate::config::Role::Approver
-                            | crate::config::Role::Viewer
-                    )
-                })
-            {
-                p.add(
-                    &format!("{mat}.roles"),
-                    format!(
-                        "`{}` is not a console role: give responder, approver or viewer",
-                        r.as_str()
-                    ),
-                );
-            }
+            member(&mat, m, logins, p);
         }
     }
     for (i, t) in raw.auth.tokens.iter().enumerate() {
@@ -378,6 +320,72 @@ pub(super) fn departments(raw: &RawConfig, p: &mut Problems) {
                 );
             }
         }
+    }
+}
+
+/// One member of a department: reachable, a valid e-mail, a level, a login of their own and
+/// console roles that exist.
+fn member<'r>(
+    mat: &str,
+    m: &'r super::MemberConfig,
+    logins: &mut HashSet<&'r str>,
+    p: &mut Problems,
+) {
+    if m.email.is_none() && m.phone.is_none() {
+        p.add(
+            mat,
+            format!(
+                "{}: give an email or a phone, or nobody can page them",
+                m.name
+            ),
+        );
+    }
+    if let Some(e) = &m.email
+        && let Err(msg) = crate::domain::message::validate_recipient(
+            crate::domain::message::ChannelKind::Email,
+            e,
+        )
+    {
+        p.add(&format!("{mat}.email"), msg);
+    }
+    if m.level == 0 {
+        p.add(&format!("{mat}.level"), "levels start at 1".into());
+    }
+    if let Some(login) = &m.login {
+        if login.is_empty()
+            || login.len() > 64
+            || !login
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        {
+            p.add(
+                &format!("{mat}.login"),
+                format!("`{login}`: use 1 to 64 lower-case letters, digits, `.`, `_` or `-`"),
+            );
+        } else if !logins.insert(login.as_str()) {
+            p.add(
+                &format!("{mat}.login"),
+                format!("`{login}` is the login of another member: give each person their own"),
+            );
+        }
+    }
+    if let Some(roles) = &m.roles
+        && let Some(r) = roles.iter().find(|r| {
+            !matches!(
+                r,
+                crate::config::Role::Responder
+                    | crate::config::Role::Approver
+                    | crate::config::Role::Viewer
+            )
+        })
+    {
+        p.add(
+            &format!("{mat}.roles"),
+            format!(
+                "`{}` is not a console role: give responder, approver or viewer",
+                r.as_str()
+            ),
+        );
     }
 }
 
@@ -545,6 +553,73 @@ pub(super) fn audit_subjects_notices(raw: &RawConfig, p: &mut Problems) {
             format!("`{c}` is a personal-information category: its notices always need approval"),
         );
     }
+}
+
+/// `[subjects] key` and `[audit] key`: each parsed, when given.
+pub(super) fn keys(
+    raw: &RawConfig,
+    p: &mut Problems,
+) -> (
+    Option<Arc<crate::domain::keyring::KeyRing>>,
+    Option<Arc<crate::domain::audit::AuditKey>>,
+) {
+    let subject_keys = match &raw.subjects.key {
+        Some(k) => match crate::domain::keyring::KeyRing::parse(k.expose_secret()) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                p.add("subjects.key", e);
+                None
+            }
+        },
+        None => None,
+    };
+    let audit_key = match &raw.audit.key {
+        Some(k) => match crate::domain::audit::AuditKey::parse(k.expose_secret()) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                p.add("audit.key", e);
+                None
+            }
+        },
+        None => None,
+    };
+    (subject_keys, audit_key)
+}
+
+/// `[[heartbeats]]`, compiled.
+pub(super) fn heartbeats(
+    raw: &RawConfig,
+    p: &mut Problems,
+) -> Arc<crate::domain::heartbeat::Heartbeats> {
+    match crate::domain::heartbeat::Heartbeats::compile(&raw.heartbeats) {
+        Ok(h) => Arc::new(h),
+        Err(found) => {
+            for (key, msg) in found {
+                p.add(&key, msg);
+            }
+            Default::default()
+        }
+    }
+}
+
+/// The example configuration's public trial secrets are refused on an address other hosts can
+/// reach (unless `server.allow_trial_secrets`); the ones in use, for the banner.
+pub(super) fn trial_secrets(raw: &RawConfig, tokens: &[Token], p: &mut Problems) -> Vec<String> {
+    let trial_secrets = super::trial::found(raw, tokens);
+    if !trial_secrets.is_empty()
+        && !raw.server.listen.ip().is_loopback()
+        && !raw.server.allow_trial_secrets
+    {
+        p.add(
+            "server.listen",
+            format!(
+                "{} is reachable from other hosts, but the configuration still uses the public trial secrets of the example configuration: {}. Anyone who read the README can use them: make your own (`incidentd token new`, an ack_secret of your own, `incidentd subjects keygen`, `incidentd audit keygen`), listen on 127.0.0.1, or set server.allow_trial_secrets = true for a throw-away trial",
+                raw.server.listen,
+                trial_secrets.join(", ")
+            ),
+        );
+    }
+    trial_secrets
 }
 
 /// `[server]` edge limits: timeouts that end connections must be neither zero (every

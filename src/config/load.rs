@@ -265,53 +265,13 @@ fn validate(path: &Path, dir: &Path, mut raw: RawConfig) -> Result<Settings, Con
     checks::departments(&raw, &mut p);
     checks::paging(&mut raw, &mut p);
     checks::schedules(&raw, &mut p);
-    let subject_keys = match &raw.subjects.key {
-        Some(k) => match crate::domain::keyring::KeyRing::parse(k.expose_secret()) {
-            Ok(r) => Some(Arc::new(r)),
-            Err(e) => {
-                p.add("subjects.key", e);
-                None
-            }
-        },
-        None => None,
-    };
-    let audit_key = match &raw.audit.key {
-        Some(k) => match crate::domain::audit::AuditKey::parse(k.expose_secret()) {
-            Ok(k) => Some(Arc::new(k)),
-            Err(e) => {
-                p.add("audit.key", e);
-                None
-            }
-        },
-        None => None,
-    };
+    let (subject_keys, audit_key) = checks::keys(&raw, &mut p);
     checks::audit_subjects_notices(&raw, &mut p);
     for (key, msg) in checks::regulator_problems(&raw) {
         p.add(&key, msg);
     }
-    let heartbeats = match crate::domain::heartbeat::Heartbeats::compile(&raw.heartbeats) {
-        Ok(h) => Arc::new(h),
-        Err(found) => {
-            for (key, msg) in found {
-                p.add(&key, msg);
-            }
-            Default::default()
-        }
-    };
-    let trial_secrets = super::trial::found(&raw, &tokens);
-    if !trial_secrets.is_empty()
-        && !raw.server.listen.ip().is_loopback()
-        && !raw.server.allow_trial_secrets
-    {
-        p.add(
-            "server.listen",
-            format!(
-                "{} is reachable from other hosts, but the configuration still uses the public trial secrets of the example configuration: {}. Anyone who read the README can use them: make your own (`incidentd token new`, an ack_secret of your own, `incidentd subjects keygen`, `incidentd audit keygen`), listen on 127.0.0.1, or set server.allow_trial_secrets = true for a throw-away trial",
-                raw.server.listen,
-                trial_secrets.join(", ")
-            ),
-        );
-    }
+    let heartbeats = checks::heartbeats(&raw, &mut p);
+    let trial_secrets = checks::trial_secrets(&raw, &tokens, &mut p);
     let templates_path = dir.join(&raw.paths.templates);
     let playbooks_path = dir.join(&raw.paths.playbooks);
     let jurisdictions_path = match &raw.paths.jurisdictions {
