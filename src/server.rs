@@ -53,47 +53,61 @@ pub struct Reloader {
     store: Store,
 }
 
+/// Open the store, bring its schema up to date and prepare the audit trail (sealing rows
+/// written before sealing began; marking the chain keyed).
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings).await.with_context(|| {
+        format!(
+            "cannot open the store at {}",
+            crate::store::describe(settings)
+        )
+    })?;
+    store
+        .migrate()
+        .await
+        .context("cannot bring the database schema up to date")?;
+    let prepared = store
+        .prepare_audit()
+        .await
+        .context("cannot prepare the audit trail")?;
+    if let Some(n) = prepared.baseline_rows {
+        info!(
+            rows = n,
+            "audit: sealed the rows written before row sealing began (audit.baseline)"
+        );
+    }
+    if prepared.marked_keyed {
+        info!("audit: [audit] key is set; from now on every event carries a MAC (audit.keyed)");
+    }
+    Ok(store)
+}
+
+/// What the configuration's folders hold, loaded and checked: templates, playbooks, packs and
+/// drills, with the settings they go with. A failure names the piece it is in ("templates",
+/// "playbooks", "jurisdiction packs", "drill scenarios").
+fn load_live(settings: &Settings) -> Result<Live, (ConfigError, &'static str)> {
+    let templates = load_templates(settings).map_err(|e| (e, "templates"))?;
+    let playbooks = load_playbooks(settings, &templates).map_err(|e| (e, "playbooks"))?;
+    let packs = load_packs(settings, &templates).map_err(|e| (e, "jurisdiction packs"))?;
+    let drills = load_drills(settings, &templates, playbooks.as_ref())
+        .map_err(|e| (e, "drill scenarios"))?;
+    let mut live = Live::from_settings(
+        settings,
+        Arc::new(templates),
+        playbooks.map(Arc::new),
+        Arc::new(packs),
+    );
+    live.drills = Arc::new(drills);
+    Ok(live)
+}
+
 impl Server {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-        let store = Store::connect(&settings).await.with_context(|| {
-            format!(
-                "cannot open the store at {}",
-                crate::store::describe(&settings)
-            )
-        })?;
-        store
-            .migrate()
-            .await
-            .context("cannot bring the database schema up to date")?;
-        let prepared = store
-            .prepare_audit()
-            .await
-            .context("cannot prepare the audit trail")?;
-        if let Some(n) = prepared.baseline_rows {
-            info!(
-                rows = n,
-                "audit: sealed the rows written before row sealing began (audit.baseline)"
-            );
-        }
-        if prepared.marked_keyed {
-            info!("audit: [audit] key is set; from now on every event carries a MAC (audit.keyed)");
-        }
+        let store = open_store(&settings).await?;
         let channels = Channels::new(&settings.channels, Arc::new(store.clone()))
             .context("cannot set up the delivery channels")?;
         let (queue, writer) = IngestQueue::start(store.clone(), &settings.ingest);
-        let templates = load_templates(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let playbooks =
-            load_playbooks(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let packs = load_packs(&settings, &templates).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let drills = load_drills(&settings, &templates, playbooks.as_ref())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut live = Live::from_settings(
-            &settings,
-            Arc::new(templates),
-            playbooks.map(Arc::new),
-            Arc::new(packs),
-        );
-        live.drills = Arc::new(drills);
+        let live = load_live(&settings).map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
         let live = Arc::new(ArcSwap::from_pointee(live));
         let state = AppState {
             engine: Engine::new(store.clone(), queue),
@@ -250,9 +264,6 @@ impl Reloader {
     pub async fn reload(&self) -> Result<(), ConfigError> {
         let mut current = self.current.lock().await;
         let new = config::load(&current.config_path).map_err(|e| self.refused(e, ""))?;
-        let templates = load_templates(&new)
-            .map(Arc::new)
-            .map_err(|e| self.refused(e, "templates"))?;
         if new.departments.is_empty() && !current.departments.is_empty() {
             let e = ConfigError {
                 problems: vec![format!(
@@ -262,21 +273,11 @@ impl Reloader {
             };
             return Err(self.refused(e, ""));
         }
-        let playbooks = load_playbooks(&new, &templates)
-            .map(|p| p.map(Arc::new))
-            .map_err(|e| self.refused(e, "playbooks"))?;
-        let packs = load_packs(&new, &templates)
-            .map(Arc::new)
-            .map_err(|e| self.refused(e, "jurisdiction packs"))?;
-        let drills = load_drills(&new, &templates, playbooks.as_deref())
-            .map(Arc::new)
-            .map_err(|e| self.refused(e, "drill scenarios"))?;
+        let live = load_live(&new).map_err(|(e, what)| self.refused(e, what))?;
         let restart = restart_needed(&new, &current);
         if !restart.is_empty() {
             warn!(settings = ?restart, "these settings changed but take effect only after a restart");
         }
-        let mut live = Live::from_settings(&new, templates, playbooks, packs);
-        live.drills = drills;
         let regulation = live.regulation();
         let regulation_changed = {
             let old = self.regulation.load();

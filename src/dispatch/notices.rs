@@ -91,54 +91,7 @@ pub async fn materialise(
         .collect();
     for (i, cid, sid) in refs {
         let d = &mut claimed[i];
-        let r: Result<(String, Content), Unresolved> = (|| {
-            let gone = Unresolved::Permanent;
-            let s = subjects
-                .get(&sid)
-                .ok_or_else(|| gone(format!("subject row {sid} does not exist")))?;
-            if s.purged_at.is_some() {
-                return Err(gone(
-                    "the subject's contact data was purged (retention period)".into(),
-                ));
-            }
-            if Some(s.incident_id) != d.incident_id {
-                return Err(gone(format!(
-                    "subject row {sid} belongs to incident {}, not this delivery's",
-                    s.incident_id
-                )));
-            }
-            let open = |f: Field, v: &Option<String>| -> Result<Option<String>, Unresolved> {
-                v.as_deref()
-                    .map(|x| keys.open(s.incident_id, &s.subject_id, f, x))
-                    .transpose()
-                    .map_err(Unresolved::Transient)
-            };
-            let address = match d.channel {
-                ChannelKind::Sms | ChannelKind::Voice => open(Field::Phone, &s.phone_enc)?,
-                ChannelKind::Email => open(Field::Email, &s.email_enc)?,
-                ChannelKind::Inbox | ChannelKind::SiteWebhook => s.site_user_id.clone(),
-                ChannelKind::Webhook => None,
-            }
-            .ok_or_else(|| gone(format!("the subject has no contact for {}", d.channel)))?;
-            let name = open(Field::Name, &s.name_enc)?;
-            let stored = contents
-                .get(&(cid, d.channel.as_str(), d.locale.as_str()))
-                .ok_or_else(|| {
-                    gone(format!(
-                        "campaign {cid} has no {} message for locale {}",
-                        d.channel, d.locale
-                    ))
-                })?;
-            let bad = |e: serde_json::Error| gone(format!("campaign {cid}'s stored message: {e}"));
-            // The in-site inbox keeps what it is given in our own database, in the clear: it gets
-            // the words without the name (the host site knows whose inbox it is).
-            let name = name.filter(|_| d.channel != ChannelKind::Inbox);
-            let content = match &name {
-                Some(n) => fill_name(serde_json::from_str(&stored.named).map_err(bad)?, n),
-                None => serde_json::from_str(&stored.anonymous).map_err(bad)?,
-            };
-            Ok((address, fill_link(content, &keys.link_token(cid, sid))))
-        })();
+        let r = resolve(d, cid, sid, &subjects, &contents, keys);
         match r {
             Ok((address, content)) => {
                 d.recipient = address;
@@ -150,6 +103,64 @@ pub async fn materialise(
         }
     }
     failed
+}
+
+/// One notice delivery's address (the subject's decrypted contact on its channel) and words
+/// (the campaign's, in its locale, with the name and the page link filled in).
+fn resolve(
+    d: &Claimed,
+    cid: i64,
+    sid: i64,
+    subjects: &HashMap<i64, crate::store::SubjectContacts>,
+    contents: &HashMap<(i64, &str, &str), &crate::store::CampaignContent>,
+    keys: &KeyRing,
+) -> Result<(String, Content), Unresolved> {
+    let gone = Unresolved::Permanent;
+    let s = subjects
+        .get(&sid)
+        .ok_or_else(|| gone(format!("subject row {sid} does not exist")))?;
+    if s.purged_at.is_some() {
+        return Err(gone(
+            "the subject's contact data was purged (retention period)".into(),
+        ));
+    }
+    if Some(s.incident_id) != d.incident_id {
+        return Err(gone(format!(
+            "subject row {sid} belongs to incident {}, not this delivery's",
+            s.incident_id
+        )));
+    }
+    let open = |f: Field, v: &Option<String>| -> Result<Option<String>, Unresolved> {
+        v.as_deref()
+            .map(|x| keys.open(s.incident_id, &s.subject_id, f, x))
+            .transpose()
+            .map_err(Unresolved::Transient)
+    };
+    let address = match d.channel {
+        ChannelKind::Sms | ChannelKind::Voice => open(Field::Phone, &s.phone_enc)?,
+        ChannelKind::Email => open(Field::Email, &s.email_enc)?,
+        ChannelKind::Inbox | ChannelKind::SiteWebhook => s.site_user_id.clone(),
+        ChannelKind::Webhook => None,
+    }
+    .ok_or_else(|| gone(format!("the subject has no contact for {}", d.channel)))?;
+    let name = open(Field::Name, &s.name_enc)?;
+    let stored = contents
+        .get(&(cid, d.channel.as_str(), d.locale.as_str()))
+        .ok_or_else(|| {
+            gone(format!(
+                "campaign {cid} has no {} message for locale {}",
+                d.channel, d.locale
+            ))
+        })?;
+    let bad = |e: serde_json::Error| gone(format!("campaign {cid}'s stored message: {e}"));
+    // The in-site inbox keeps what it is given in our own database, in the clear: it gets
+    // the words without the name (the host site knows whose inbox it is).
+    let name = name.filter(|_| d.channel != ChannelKind::Inbox);
+    let content = match &name {
+        Some(n) => fill_name(serde_json::from_str(&stored.named).map_err(bad)?, n),
+        None => serde_json::from_str(&stored.anonymous).map_err(bad)?,
+    };
+    Ok((address, fill_link(content, &keys.link_token(cid, sid))))
 }
 
 #[cfg(test)]

@@ -353,6 +353,29 @@ async fn notice_gate_of(
 }
 
 impl Engine {
+    /// A campaign is refused for an incident whose facts exempt it from individual notice, or
+    /// whose notice gate was approved as such an exemption.
+    async fn not_exempted(
+        &self,
+        inc: &crate::domain::records::Incident,
+    ) -> Result<(), EngineError> {
+        if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
+            return Err(EngineError::Conflict(exempt_message(inc.id)));
+        }
+        if self.store().has_event(inc.id, "notice.exempted").await? {
+            return Err(EngineError::Conflict(format!(
+                "incident {}'s notice gate was approved as an exemption (individual notice \
+                 not required), not as approval of a notice's words; its facts no longer allow the \
+                 exemption, but a new approval of the notice itself cannot be asked for yet: \
+                 declare a follow-up incident for the notice",
+                inc.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
     /// Create a campaign (or return the one that exists for this template).
     pub async fn create_campaign(
         &self,
@@ -372,21 +395,7 @@ impl Engine {
                 EngineError::NotFound(format!("there is no incident {incident_id}"))
             })?;
         must_render(&inc, &template, &req.channels, ctx)?;
-        if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
-            return Err(EngineError::Conflict(exempt_message(incident_id)));
-        }
-        if self
-            .store()
-            .has_event(incident_id, "notice.exempted")
-            .await?
-        {
-            return Err(EngineError::Conflict(format!(
-                "incident {incident_id}'s notice gate was approved as an exemption (individual notice \
-                 not required), not as approval of a notice's words; its facts no longer allow the \
-                 exemption, but a new approval of the notice itself cannot be asked for yet: \
-                 declare a follow-up incident for the notice"
-            )));
-        }
+        self.not_exempted(&inc).await?;
         let now = Utc::now();
         let mut tx = self.store().begin_write().await?;
         let channels: Vec<String> = req

@@ -89,24 +89,7 @@ pub(crate) async fn declare_in(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Incident, EngineError> {
-    if d.title.trim().is_empty() {
-        return Err(EngineError::invalid("title", "give the incident a title"));
-    }
-    if let (Some(c), Some(s)) = (d.category, d.severity)
-        && c.is_personal_information()
-        && s != Severity::S1
-    {
-        return Err(EngineError::invalid(
-            "severity",
-            format!("`{c}` incidents are always S1; omit severity or give S1"),
-        ));
-    }
-    not_future("discovered_at", d.discovered_at, now)?;
-    not_future("aware_at", d.aware_at, now)?;
-    d.facts = std::mem::take(&mut d.facts)
-        .settled()
-        .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
-
+    check_declaration(&mut d, now)?;
     let text = format!("{}\n{}", d.title, d.summary);
     let empty = Default::default();
     let classified = rules.classify(&Subject {
@@ -183,6 +166,29 @@ pub(crate) async fn declare_in(
     events.extend(regulated);
     tx.append(&events).await?;
     Ok(inc)
+}
+
+/// A declaration's own checks: a title, S1 for a personal-information category, no time in
+/// the future, and facts that settle.
+fn check_declaration(d: &mut Declaration, now: DateTime<Utc>) -> Result<(), EngineError> {
+    if d.title.trim().is_empty() {
+        return Err(EngineError::invalid("title", "give the incident a title"));
+    }
+    if let (Some(c), Some(s)) = (d.category, d.severity)
+        && c.is_personal_information()
+        && s != Severity::S1
+    {
+        return Err(EngineError::invalid(
+            "severity",
+            format!("`{c}` incidents are always S1; omit severity or give S1"),
+        ));
+    }
+    not_future("discovered_at", d.discovered_at, now)?;
+    not_future("aware_at", d.aware_at, now)?;
+    d.facts = std::mem::take(&mut d.facts)
+        .settled()
+        .map_err(|e| EngineError::invalid(&format!("facts.{}", e.path), e.message))?;
+    Ok(())
 }
 
 /// Recompute an incident's grade and obligations in `tx`, writing it back when a clock started.

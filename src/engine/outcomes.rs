@@ -170,22 +170,7 @@ async fn report_outcome(
             if !o.is_open() && !reopened {
                 return Ok(Vec::new());
             }
-            let subject = format!(
-                "[{}SUBMISSION FAILED] incident #{}: report {} v{} was not accepted",
-                if inc.drill { "DRILL " } else { "" },
-                inc.id,
-                o.key,
-                r.version
-            );
-            let text = format!(
-                "{subject}.\nThe {} channel gave up: {error}\n`{}` is open{}.\nDraft a new version and submit it again, or submit by hand with the regulator's reference:\nincidentd reports --incident {}\n",
-                r.via.as_deref().unwrap_or("?"),
-                o.key,
-                o.due_at
-                    .map(|d| format!(", due {}", from_micros(d).format("%Y-%m-%d %H:%M UTC")))
-                    .unwrap_or_default(),
-                inc.id
-            );
+            let (subject, text) = dead_submission_page(inc, &o, &r, &error);
             let paged = page_owner(
                 tx,
                 response,
@@ -213,6 +198,33 @@ async fn report_outcome(
         _ => {}
     }
     Ok(events)
+}
+
+/// The page to a report's owner when the regulator's channel gave up on it: its subject and
+/// text, with what to do.
+fn dead_submission_page(
+    inc: &Incident,
+    o: &crate::store::ObligationRow,
+    r: &crate::store::ReportRow,
+    error: &str,
+) -> (String, String) {
+    let subject = format!(
+        "[{}SUBMISSION FAILED] incident #{}: report {} v{} was not accepted",
+        if inc.drill { "DRILL " } else { "" },
+        inc.id,
+        o.key,
+        r.version
+    );
+    let text = format!(
+        "{subject}.\nThe {} channel gave up: {error}\n`{}` is open{}.\nDraft a new version and submit it again, or submit by hand with the regulator's reference:\nincidentd reports --incident {}\n",
+        r.via.as_deref().unwrap_or("?"),
+        o.key,
+        o.due_at
+            .map(|d| format!(", due {}", from_micros(d).format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default(),
+        inc.id
+    );
+    (subject, text)
 }
 
 async fn notices_outcome(

@@ -104,28 +104,19 @@ pub(crate) async fn satisfy(
             continue;
         }
         let approvers = gate.approvers();
-        let by: Vec<&ApprovalRow> = approvers
-            .iter()
-            .filter_map(|d| {
-                decisions
-                    .iter()
-                    .find(|a| &a.department == d && a.decision == "approved")
-            })
-            .collect();
-        if by.len() != approvers.len() {
-            let missing: Vec<&String> = approvers
-                .iter()
-                .filter(|d| !by.iter().any(|a| &a.department == *d))
-                .collect();
-            events.push(NewEvent::new(
-                now,
-                "incidentd",
-                "report_gate.waiting",
-                Some(incident),
-                &json!({"task": gate.key, "approved_report": rid, "departments_missing": missing}),
-            ));
-            continue;
-        }
+        let by = match approved_by(&approvers, &decisions) {
+            Ok(by) => by,
+            Err(missing) => {
+                events.push(NewEvent::new(
+                    now,
+                    "incidentd",
+                    "report_gate.waiting",
+                    Some(incident),
+                    &json!({"task": gate.key, "approved_report": rid, "departments_missing": missing}),
+                ));
+                continue;
+            }
+        };
         let already: Vec<String> = tx
             .approvals_of(gate.id)
             .await?
@@ -168,4 +159,27 @@ pub(crate) async fn satisfy(
         ));
     }
     Ok(events)
+}
+
+/// The approving decisions of each of a gate's approvers on the report, or the approvers
+/// without one.
+fn approved_by<'a>(
+    approvers: &'a [String],
+    decisions: &'a [ApprovalRow],
+) -> Result<Vec<&'a ApprovalRow>, Vec<&'a String>> {
+    let by: Vec<&ApprovalRow> = approvers
+        .iter()
+        .filter_map(|d| {
+            decisions
+                .iter()
+                .find(|a| &a.department == d && a.decision == "approved")
+        })
+        .collect();
+    if by.len() == approvers.len() {
+        return Ok(by);
+    }
+    Err(approvers
+        .iter()
+        .filter(|d| !by.iter().any(|a| &a.department == *d))
+        .collect())
 }

@@ -283,6 +283,21 @@ fn announcement_url(public_url: &str, slug: &str) -> String {
     format!("{}/announcements/{slug}", public_url.trim_end_matches('/'))
 }
 
+/// The number of the next version of an obligation's report, unless a submitted version
+/// stands in the way ([`submitted_blocks`]).
+async fn next_version(
+    tx: &mut WriteTx,
+    ob: &ObligationRow,
+    versions: &[ReportRow],
+) -> Result<i64, EngineError> {
+    for s in versions.iter().filter(|v| v.status == "submitted") {
+        if let Some(why) = submitted_blocks(tx, ob, s).await? {
+            return Err(EngineError::Conflict(why));
+        }
+    }
+    Ok(versions.iter().map(|v| v.version).max().unwrap_or(0) + 1)
+}
+
 /// A draft, or why the report cannot be drafted: the fields it lacks (with what to do), a
 /// partial report that may not be partial, another problem.
 fn drafted(result: Result<rr::Draft, DraftError>, key: &str) -> Result<rr::Draft, DraftFailure> {
@@ -301,6 +316,34 @@ fn drafted(result: Result<rr::Draft, DraftError>, key: &str) -> Result<rr::Draft
 }
 
 impl Engine {
+    /// What a report draws from outside the incident row, read outside the write lock: the
+    /// account of what happened and the notices' figures; the announcement's address only once
+    /// a version of it is public (approved).
+    async fn report_figures(
+        &self,
+        incident_id: i64,
+        ctx: &ReportCtx<'_>,
+    ) -> Result<(Vec<crate::domain::records::Event>, Stats), EngineError> {
+        let store = self.store();
+        let events = store.timeline(incident_id, 0, 10_000).await?;
+        let notice = store.notice_stats(incident_id).await?;
+        let subjects = store.subject_count(incident_id).await?;
+        let announcement = match store.announcement_of(incident_id).await? {
+            Some(a) if !store.public_versions(a.id).await?.is_empty() => Some(a),
+            _ => None,
+        };
+        let stats = Stats {
+            subjects: u64::try_from(subjects).ok().filter(|n| *n > 0),
+            notified: u64::try_from(notice.notified).ok().filter(|n| *n > 0),
+            notices_sent: u64::try_from(notice.sent).ok().filter(|n| *n > 0),
+            notices_failed: u64::try_from(notice.failed).ok(),
+            announcement_url: announcement.map(|a| announcement_url(ctx.public_url, &a.slug)),
+        };
+        Ok((events, stats))
+    }
+}
+
+impl Engine {
     /// Draft the next version of the report for obligation `r.obligation`: resolve its fields
     /// from the incident, lint them (refusing with the list of what is missing), render it,
     /// supersede older unsubmitted versions, and open its approval.
@@ -312,16 +355,8 @@ impl Engine {
         actor: &str,
     ) -> Result<ReportView, DraftFailure> {
         check_input_names(&r.inputs)?;
+        let (events, stats) = self.report_figures(incident_id, ctx).await?;
         let store = self.store();
-        // Read outside the write lock: the account of what happened and the notices' figures.
-        let events = store.timeline(incident_id, 0, 10_000).await?;
-        let notice = store.notice_stats(incident_id).await?;
-        let subjects = store.subject_count(incident_id).await?;
-        // The announcement's address only once a version of it is public (approved).
-        let announcement = match store.announcement_of(incident_id).await? {
-            Some(a) if !store.public_versions(a.id).await?.is_empty() => Some(a),
-            _ => None,
-        };
         let now = Utc::now();
         let mut tx = store.begin_write().await?;
         let inc = tx
@@ -332,20 +367,8 @@ impl Engine {
         let (pack, def, report_id) = report_def(ctx, &ob)?;
         unused_inputs(pack, &report_id, &r.inputs)?;
         let versions = tx.reports_for(incident_id, &ob.key).await?;
-        for s in versions.iter().filter(|v| v.status == "submitted") {
-            if let Some(why) = submitted_blocks(&mut tx, &ob, s).await? {
-                return Err(EngineError::Conflict(why).into());
-            }
-        }
-        let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        let version = next_version(&mut tx, &ob, &versions).await?;
         let assessment = assessment_of(ctx, &inc, &pack.code, &ob, &r.late_reason, now);
-        let stats = Stats {
-            subjects: u64::try_from(subjects).ok().filter(|n| *n > 0),
-            notified: u64::try_from(notice.notified).ok().filter(|n| *n > 0),
-            notices_sent: u64::try_from(notice.sent).ok().filter(|n| *n > 0),
-            notices_failed: u64::try_from(notice.failed).ok(),
-            announcement_url: announcement.map(|a| announcement_url(ctx.public_url, &a.slug)),
-        };
         let (all, steps) = rr::timeline(&events, &pack.locale);
         let src = Sources {
             incident: &inc,

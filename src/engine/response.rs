@@ -162,34 +162,8 @@ pub async fn apply_playbook(
         base_time(incident, now)
     };
     let existing = tx.tasks_of(incident.id).await?;
-    let done_at = |key: &str| {
-        existing
-            .iter()
-            .find(|t| t.key == key && t.is_satisfied())
-            .and_then(|t| t.closed_at)
-    };
     let defs = pb.tasks_for(incident.severity);
-    let tasks: Vec<NewTask> = defs
-        .iter()
-        .map(|t| NewTask {
-            incident_id: incident.id,
-            key: t.id.clone(),
-            playbook: Some(pb.id.clone()),
-            title: t.title.clone(),
-            department: t.department.clone(),
-            description: t.description.clone(),
-            approval: t.approval,
-            approvers: t.approvers.clone(),
-            depends_on: t.depends_on.clone(),
-            after_task: t.after.clone(),
-            due_offset_secs: t.due.as_secs() as i64,
-            // Due after another task: from its completion — already past if it is done.
-            due_at: match &t.after {
-                None => Some(to_micros(base + t.due)),
-                Some(a) => done_at(a).map(|d| to_micros(now.max(from_micros(d)) + t.due)),
-            },
-        })
-        .collect();
+    let tasks = new_tasks(incident, pb, &defs, &existing, base, now);
     let created = tx.insert_tasks(&tasks, now_us).await?;
     let mut timers: Vec<NewTimer> = tasks
         .iter()
@@ -248,6 +222,44 @@ pub async fn apply_playbook(
     ));
     events.extend(coalesced);
     Ok(events)
+}
+
+/// The playbook's tasks at the incident's severity, each due `due` after `base` — or, if it
+/// comes after another task, after that task's completion (already past if it is done).
+fn new_tasks(
+    incident: &Incident,
+    pb: &Playbook,
+    defs: &[&crate::domain::playbook::TaskDef],
+    existing: &[TaskRow],
+    base: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<NewTask> {
+    let done_at = |key: &str| {
+        existing
+            .iter()
+            .find(|t| t.key == key && t.is_satisfied())
+            .and_then(|t| t.closed_at)
+    };
+    defs.iter()
+        .map(|t| NewTask {
+            incident_id: incident.id,
+            key: t.id.clone(),
+            playbook: Some(pb.id.clone()),
+            title: t.title.clone(),
+            department: t.department.clone(),
+            description: t.description.clone(),
+            approval: t.approval,
+            approvers: t.approvers.clone(),
+            depends_on: t.depends_on.clone(),
+            after_task: t.after.clone(),
+            due_offset_secs: t.due.as_secs() as i64,
+            // Due after another task: from its completion — already past if it is done.
+            due_at: match &t.after {
+                None => Some(to_micros(base + t.due)),
+                Some(a) => done_at(a).map(|d| to_micros(now.max(from_micros(d)) + t.due)),
+            },
+        })
+        .collect()
 }
 
 /// The channels a member can be paged on at this severity, with the address for each.

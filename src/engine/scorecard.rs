@@ -171,28 +171,8 @@ async fn snapshot(
         incident_id: id,
         started_at,
         ended_at,
-        pages: team
-            .iter()
-            .map(|r| Page {
-                department: r.department.clone(),
-                paged_at: from_micros(r.paged_at),
-                acked_at: time(r.acked_at),
-            })
-            .collect(),
-        tasks: tasks
-            .iter()
-            .map(|t| TaskState {
-                key: t.key.clone(),
-                title: t.title.clone(),
-                department: t.department.clone(),
-                due_at: time(t.due_at),
-                closed_at: if t.is_closed() {
-                    time(t.closed_at)
-                } else {
-                    None
-                },
-            })
-            .collect(),
+        pages: team.iter().map(page_of).collect(),
+        tasks: tasks.iter().map(|t| task_state(t)).collect(),
         reached,
         owners,
         completeness: Completeness {
@@ -206,6 +186,30 @@ async fn snapshot(
             reports: report_gaps(&reports),
         },
     })
+}
+
+/// When a department was paged, and acknowledged.
+fn page_of(r: &TeamRow) -> Page {
+    Page {
+        department: r.department.clone(),
+        paged_at: from_micros(r.paged_at),
+        acked_at: time(r.acked_at),
+    }
+}
+
+/// A task as the scorecard sees it: closed only once it is.
+fn task_state(t: &TaskRow) -> TaskState {
+    TaskState {
+        key: t.key.clone(),
+        title: t.title.clone(),
+        department: t.department.clone(),
+        due_at: time(t.due_at),
+        closed_at: if t.is_closed() {
+            time(t.closed_at)
+        } else {
+            None
+        },
+    }
 }
 
 async fn incident_of(tx: &mut WriteTx, incident_id: i64) -> Result<Incident, EngineError> {

@@ -71,32 +71,8 @@ impl Engine {
             .incident(c.incident_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("incident {} vanished", c.incident_id)))?;
-        // Law enforcement or the regulator directs that individuals must not be told yet (SG):
-        // the campaign waits, approved, until the hold is lifted.
-        let held: Vec<String> = tx
-            .obligations_of(c.incident_id)
-            .await?
-            .into_iter()
-            .filter(|o| o.kind == "notify_individuals" && o.standing == "hold")
-            .map(|o| o.key)
-            .collect();
-        if !held.is_empty() {
-            if !self
-                .store()
-                .has_event(c.incident_id, "notice.campaign_held")
-                .await?
-            {
-                tx.append(&[NewEvent::new(
-                    now,
-                    "incidentd",
-                    "notice.campaign_held",
-                    Some(c.incident_id),
-                    &json!({ "campaign": c.id, "holds": held,
-                             "detail": "individual notice must not be given while law enforcement or the regulator directs so; clear the incident's `notification_hold` fact to send" }),
-                )])
-                .await?;
-                tx.commit().await?;
-            }
+        if self.held(&mut tx, &c, now).await? {
+            tx.commit().await?;
             return Ok(false);
         }
         if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
@@ -149,6 +125,42 @@ impl Engine {
         )])
         .await?;
         tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Law enforcement or the regulator directs that individuals must not be told yet (SG):
+    /// the campaign waits, approved, until the hold is lifted. Says so once on the timeline.
+    async fn held(
+        &self,
+        tx: &mut WriteTx,
+        c: &CampaignRow,
+        now: DateTime<Utc>,
+    ) -> Result<bool, EngineError> {
+        let held: Vec<String> = tx
+            .obligations_of(c.incident_id)
+            .await?
+            .into_iter()
+            .filter(|o| o.kind == "notify_individuals" && o.standing == "hold")
+            .map(|o| o.key)
+            .collect();
+        if held.is_empty() {
+            return Ok(false);
+        }
+        if !self
+            .store()
+            .has_event(c.incident_id, "notice.campaign_held")
+            .await?
+        {
+            tx.append(&[NewEvent::new(
+                now,
+                "incidentd",
+                "notice.campaign_held",
+                Some(c.incident_id),
+                &json!({ "campaign": c.id, "holds": held,
+                         "detail": "individual notice must not be given while law enforcement or the regulator directs so; clear the incident's `notification_hold` fact to send" }),
+            )])
+            .await?;
+        }
         Ok(true)
     }
 
@@ -280,7 +292,6 @@ impl Engine {
         let mut deliveries = Vec::new();
         let mut unreachable = 0;
         let mut in_audience = 0;
-        let empty = Content::default();
         for s in &subjects {
             if screen.reached.contains(&s.id) {
                 continue;
@@ -307,31 +318,7 @@ impl Engine {
             if usable.is_empty() {
                 continue;
             }
-            let recipient = notice_recipient(c.id, s.id);
-            let one = |ch: ChannelKind, fallback: Vec<FallbackTarget>| NewDelivery {
-                idempotency_key: notice_key(c.incident_id, c.id, s.id, ch.as_str()),
-                incident_id: Some(c.incident_id),
-                purpose: Purpose::Notice,
-                channel: ch,
-                recipient: recipient.clone(),
-                locale: s.locale.clone(),
-                content: empty.clone(),
-                fallback,
-                fallback_of: None,
-            };
-            if c.mode == "first" {
-                let fallback = usable[1..]
-                    .iter()
-                    .map(|ch| FallbackTarget {
-                        channel: *ch,
-                        recipient: recipient.clone(),
-                        content: empty.clone(),
-                    })
-                    .collect();
-                deliveries.push(one(usable[0], fallback));
-            } else {
-                deliveries.extend(usable.iter().map(|ch| one(*ch, Vec::new())));
-            }
+            deliveries.extend(deliveries_for(&c, s, &usable));
         }
         let last = subjects.last().map_or(c.enqueued_to, |s| s.id);
         if !deliveries.is_empty() {
@@ -353,6 +340,42 @@ impl Engine {
         metrics::counter!("incidentd_notice_deliveries_enqueued_total")
             .increment(deliveries.len() as u64);
         Ok(true)
+    }
+}
+
+/// A person's notice deliveries on the channels still usable for them: in `first` mode one
+/// delivery, with the other channels as its fallbacks; otherwise one per channel. The content
+/// is resolved when each is sent.
+fn deliveries_for(
+    c: &CampaignRow,
+    s: &crate::store::CampaignSubject,
+    usable: &[ChannelKind],
+) -> Vec<NewDelivery> {
+    let empty = Content::default();
+    let recipient = notice_recipient(c.id, s.id);
+    let one = |ch: ChannelKind, fallback: Vec<FallbackTarget>| NewDelivery {
+        idempotency_key: notice_key(c.incident_id, c.id, s.id, ch.as_str()),
+        incident_id: Some(c.incident_id),
+        purpose: Purpose::Notice,
+        channel: ch,
+        recipient: recipient.clone(),
+        locale: s.locale.clone(),
+        content: empty.clone(),
+        fallback,
+        fallback_of: None,
+    };
+    if c.mode == "first" {
+        let fallback = usable[1..]
+            .iter()
+            .map(|ch| FallbackTarget {
+                channel: *ch,
+                recipient: recipient.clone(),
+                content: empty.clone(),
+            })
+            .collect();
+        vec![one(usable[0], fallback)]
+    } else {
+        usable.iter().map(|ch| one(*ch, Vec::new())).collect()
     }
 }
 

@@ -53,25 +53,7 @@ pub async fn recompute(
             }
             upserts.push(row.clone());
             if changed {
-                events.push(NewEvent::new(
-                    now,
-                    "incidentd",
-                    if old.is_none() {
-                        "obligation.added"
-                    } else {
-                        "obligation.changed"
-                    },
-                    Some(inc.id),
-                    &json!({
-                        "key": o.key,
-                        "title": o.title,
-                        "standing": o.standing,
-                        "exemption": o.exemption,
-                        "due_at": o.due_at,
-                        "from": old.map(|r| json!({"standing": r.standing, "due_at": r.due_at.map(from_micros)})),
-                        "why": o.why,
-                    }),
-                ));
+                events.push(obligation_event(inc.id, o, old, now));
             }
             let pending =
                 row.status == "open" && o.standing == crate::domain::regulation::Standing::Required;
@@ -87,27 +69,24 @@ pub async fn recompute(
         }
     }
     // What no longer applies is withdrawn (kept, with the moment), unless it was met.
-    for r in &rows {
-        if seen.contains(&r.key) || r.standing == "withdrawn" || r.status == "met" {
-            continue;
+    let why = if false_positive {
+        "the incident is a false positive"
+    } else if merged {
+        "the incident was merged into another, which owes what it owed"
+    } else {
+        "the facts no longer make it owed"
+    };
+    for r in rows.iter().filter(|r| !seen.contains(&r.key)) {
+        if let Some(w) = withdrawn(r, now_us) {
+            upserts.push(w);
+            events.push(NewEvent::new(
+                now,
+                "incidentd",
+                "obligation.withdrawn",
+                Some(inc.id),
+                &json!({ "key": r.key, "detail": why }),
+            ));
         }
-        let mut w = r.clone();
-        w.standing = "withdrawn".into();
-        w.updated_at = now_us;
-        upserts.push(w);
-        events.push(NewEvent::new(
-            now,
-            "incidentd",
-            "obligation.withdrawn",
-            Some(inc.id),
-            &json!({ "key": r.key, "detail": if false_positive {
-                "the incident is a false positive"
-            } else if merged {
-                "the incident was merged into another, which owes what it owed"
-            } else {
-                "the facts no longer make it owed"
-            } }),
-        ));
     }
     tx.upsert_obligations(&upserts).await?;
     events.extend(add_tasks(tx, inc.id, &tasks, now).await?);
@@ -116,6 +95,46 @@ pub async fn recompute(
         tx.schedule_timers(&timers, now_us).await?;
     }
     Ok(events)
+}
+
+/// An obligation added, or changed in standing, deadline, clock or recipient: the audit event.
+fn obligation_event(
+    incident_id: i64,
+    o: &crate::domain::regulation::ObligationOutcome,
+    old: Option<&ObligationRow>,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent::new(
+        now,
+        "incidentd",
+        if old.is_none() {
+            "obligation.added"
+        } else {
+            "obligation.changed"
+        },
+        Some(incident_id),
+        &json!({
+            "key": o.key,
+            "title": o.title,
+            "standing": o.standing,
+            "exemption": o.exemption,
+            "due_at": o.due_at,
+            "from": old.map(|r| json!({"standing": r.standing, "due_at": r.due_at.map(from_micros)})),
+            "why": o.why,
+        }),
+    )
+}
+
+/// A stored obligation the assessment no longer gives, withdrawn (kept, with the moment) —
+/// unless it was met, or is withdrawn already.
+fn withdrawn(r: &ObligationRow, now_us: i64) -> Option<ObligationRow> {
+    if r.standing == "withdrawn" || r.status == "met" {
+        return None;
+    }
+    let mut w = r.clone();
+    w.standing = "withdrawn".into();
+    w.updated_at = now_us;
+    Some(w)
 }
 
 /// The facts made the breach notifiable: start the incident's `assessed_notifiable_at` clock

@@ -18,34 +18,11 @@ impl Engine {
         let now = Utc::now();
         let (via, reference, at) = submission_of(&r, now)?;
         let mut tx = self.store().begin_write().await?;
-        let inc = tx
-            .incident(incident_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))?;
-        let row = tx
-            .report(rid)
-            .await?
-            .filter(|x| x.incident_id == incident_id)
-            .ok_or_else(|| {
-                EngineError::NotFound(format!("incident {incident_id} has no report {rid}"))
-            })?;
+        let (inc, row) = incident_report(&mut tx, incident_id, rid).await?;
         must_be_approved(&row, ctx)?;
         let ob = report_obligation(&mut tx, incident_id, &row.obligation_key).await?;
         let late_reason = no_blank(r.late_reason.clone()).or(row.late_reason.clone());
-        let late = ob.due_at.is_some_and(|d| to_micros(at) > d);
-        if late && late_reason.is_none() {
-            return Err(EngineError::invalid(
-                "late_reason",
-                format!(
-                    "`{}` was due {}; a report submitted after its deadline gives the reasons for the delay",
-                    ob.key,
-                    ob.due_at
-                        .map(from_micros)
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
-                ),
-            ));
-        }
+        let late = check_late(&ob, at, late_reason.as_deref())?;
         let regulator = row
             .recipient
             .as_deref()
@@ -93,11 +70,7 @@ impl Engine {
                     if late { late_reason.as_deref() } else { None },
                 )
                 .await?;
-        let recipient_name = regulator.map(|g| g.name.clone()).or_else(|| {
-            let code = row.jurisdiction.parse().ok()?;
-            let pack = ctx.packs.get(&code)?;
-            Some(pack.recipient_name(row.recipient.as_deref()?))
-        });
+        let recipient_name = recipient_name(&row, regulator, ctx);
         let mut events = Vec::new();
         if met {
             events.push(crate::engine::obligations::met_event(
@@ -132,6 +105,63 @@ impl Engine {
         tx.commit().await?;
         Ok(ReportView::of(&row, false))
     }
+}
+
+/// The incident and its report `rid`.
+async fn incident_report(
+    tx: &mut WriteTx,
+    incident_id: i64,
+    rid: i64,
+) -> Result<(Incident, ReportRow), EngineError> {
+    let inc = tx
+        .incident(incident_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("there is no incident {incident_id}")))?;
+    let row = tx
+        .report(rid)
+        .await?
+        .filter(|x| x.incident_id == incident_id)
+        .ok_or_else(|| {
+            EngineError::NotFound(format!("incident {incident_id} has no report {rid}"))
+        })?;
+    Ok((inc, row))
+}
+
+/// The regulator's name: from `[[regulators]]`, or as the jurisdiction's pack names it.
+fn recipient_name(
+    row: &ReportRow,
+    regulator: Option<&crate::config::RegulatorConfig>,
+    ctx: &ReportCtx<'_>,
+) -> Option<String> {
+    regulator.map(|g| g.name.clone()).or_else(|| {
+        let code = row.jurisdiction.parse().ok()?;
+        let pack = ctx.packs.get(&code)?;
+        Some(pack.recipient_name(row.recipient.as_deref()?))
+    })
+}
+
+/// Whether a submission at `at` is late for the obligation; a late one must give the reasons
+/// for the delay.
+fn check_late(
+    ob: &crate::store::ObligationRow,
+    at: DateTime<Utc>,
+    late_reason: Option<&str>,
+) -> Result<bool, EngineError> {
+    let late = ob.due_at.is_some_and(|d| to_micros(at) > d);
+    if late && late_reason.is_none() {
+        return Err(EngineError::invalid(
+            "late_reason",
+            format!(
+                "`{}` was due {}; a report submitted after its deadline gives the reasons for the delay",
+                ob.key,
+                ob.due_at
+                    .map(from_micros)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(late)
 }
 
 /// Only an approved version is submitted: a submitted one is immutable, a draft waits for its
