@@ -11,6 +11,7 @@
 mod actions;
 mod incident;
 mod pages;
+mod report;
 
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/drills", get(pages::drills))
         .route("/console/incidents/{id}", get(incident::incident))
         .route("/console/incidents/{id}/facts", post(actions::update_facts))
-        .route("/console/reports/{rid}", get(incident::report))
+        .route("/console/reports/{rid}", get(report::report))
         .route("/console/incidents/{id}/page/ack", post(actions::ack_page))
         .route(
             "/console/incidents/{id}/tasks/{key}/ack",
