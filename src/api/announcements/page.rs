@@ -345,7 +345,6 @@ pub fn announcement_page(
     versions: &[AnnouncementVersion],
     version_asked: bool,
 ) -> String {
-    let ui = shell.ui();
     let path = format!("/announcements/{}", shown.slug);
     let total = versions.len() as i64;
     let empty = LocaleText {
@@ -357,6 +356,28 @@ pub fn announcement_page(
     let first = versions
         .first()
         .map_or(shown.published_at, |v| v.published_at);
+    let mut main = banners(shell, shown, total, first, &path);
+    main.push_str(&article(shell, shown, text, first));
+    main.push_str(&history(shell, shown, versions, &path));
+    let head = if shown.drill || version_asked {
+        "<meta name=\"robots\" content=\"noindex\">\n"
+    } else {
+        ""
+    };
+    let switch = shell.switch(&path, version_asked.then_some(shown.version));
+    shell.document(&text.title, head, &switch, &main)
+}
+
+/// The notes above the text: a drill, an older version than the latest, or one that was
+/// updated (`first`: when the first version was published).
+fn banners(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    total: i64,
+    first: DateTime<Utc>,
+    path: &str,
+) -> String {
+    let ui = shell.ui();
     let mut main = String::new();
     if shown.drill {
         let _ = writeln!(
@@ -373,7 +394,7 @@ pub fn announcement_page(
                 .replace("{n}", &shown.version.to_string())
                 .replace("{m}", &total.to_string())
                 .replace("{time}", &shell.time(shown.published_at)),
-            shell.href(&path, None),
+            shell.href(path, None),
             esc(ui.see_latest)
         );
     } else if total > 1 {
@@ -385,8 +406,19 @@ pub fn announcement_page(
                 .replace("{time}", &shell.time(first))
         );
     }
-    let _ = write!(
-        main,
+    main
+}
+
+/// The announcement itself in one language: its title, when it was published and updated,
+/// its version, its text.
+fn article(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    text: &LocaleText,
+    first: DateTime<Utc>,
+) -> String {
+    let ui = shell.ui();
+    format!(
         "<article lang=\"{lang}\">\n<h1>{title}</h1>\n<p class=\"meta\">{published} {first}{updated} · {version}</p>\n{body}\n</article>\n",
         lang = esc(&text.locale),
         title = esc(&text.title),
@@ -399,9 +431,19 @@ pub fn announcement_page(
         },
         version = esc(&ui.version_n.replace("{n}", &shown.version.to_string())),
         body = printable(&text.html),
-    );
-    let _ = write!(
-        main,
+    )
+}
+
+/// Every version, newest first, each linked; the latest and the one shown marked.
+fn history(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    versions: &[AnnouncementVersion],
+    path: &str,
+) -> String {
+    let ui = shell.ui();
+    let total = versions.len() as i64;
+    let mut main = format!(
         "<section class=\"history\" aria-labelledby=\"history\">\n<h2 id=\"history\">{}</h2>\n<ul>\n",
         esc(ui.history)
     );
@@ -427,18 +469,12 @@ pub fn announcement_page(
         let _ = writeln!(
             main,
             "<li><a href=\"{href}\"{current}>{label}</a> · {time}{notes}</li>",
-            href = shell.href(&path, Some(v.version)),
+            href = shell.href(path, Some(v.version)),
             time = shell.time(v.published_at),
         );
     }
     main.push_str("</ul>\n</section>");
-    let head = if shown.drill || version_asked {
-        "<meta name=\"robots\" content=\"noindex\">\n"
-    } else {
-        ""
-    };
-    let switch = shell.switch(&path, version_asked.then_some(shown.version));
-    shell.document(&text.title, head, &switch, &main)
+    main
 }
 
 /// The list of public announcements (newest version of each), newest first.
