@@ -62,52 +62,89 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         s.rules.len()
     );
     if !s.heartbeats.is_empty() {
-        let list: Vec<String> = s
-            .heartbeats
-            .all()
-            .iter()
-            .map(|b| {
-                let every = crate::domain::duration::HumanDuration(b.interval);
-                let grace = crate::domain::duration::HumanDuration(b.grace);
-                let how = if b.alert_spec.is_some() {
-                    "alert or ping"
-                } else {
-                    "ping"
-                };
-                format!(
-                    "{} (every {every} + {grace}, {how}, {})",
-                    b.name, b.severity
-                )
-            })
-            .collect();
-        println!("  heartbeats      {}", list.join(", "));
+        println!("  heartbeats      {}", heartbeats_line(&s));
     }
+    println!("  tokens          {}", tokens_line(&s));
+    if !s.trial_secrets.is_empty() {
+        trial_secrets_warning(&s);
+    }
+    println!("  channels        {}", channels_line(&s));
     println!(
-        "  tokens          {}",
-        if s.tokens.is_empty() {
-            "none (every API call will be refused)".to_string()
+        "  subjects        {}; contacts purged {} after an incident closes",
+        match &s.subject_keys {
+            Some(k) => format!("contacts encrypted with key `{}`", k.current_id()),
+            None => "no [subjects] key: subject imports are refused".into(),
+        },
+        s.subjects.retention
+    );
+    let (templates_ok, templates) = super::render::check_templates(&s);
+    if !s.departments.is_empty() {
+        check_paging(&s, templates.as_ref());
+    }
+    let playbooks_ok = templates.as_ref().is_some_and(|t| check_playbooks(&s, t));
+    let packs_ok = templates.as_ref().is_some_and(|t| check_packs(&s, t));
+    let drills_ok = templates.as_ref().is_some_and(|t| check_drills(&s, t));
+    Ok(if templates_ok && playbooks_ok && packs_ok && drills_ok {
+        0
+    } else {
+        1
+    })
+}
+
+/// Each heartbeat: its interval and grace, how it beats, the severity it raises.
+fn heartbeats_line(s: &Settings) -> String {
+    let list: Vec<String> = s
+        .heartbeats
+        .all()
+        .iter()
+        .map(|b| {
+            let every = crate::domain::duration::HumanDuration(b.interval);
+            let grace = crate::domain::duration::HumanDuration(b.grace);
+            let how = if b.alert_spec.is_some() {
+                "alert or ping"
+            } else {
+                "ping"
+            };
+            format!(
+                "{} (every {every} + {grace}, {how}, {})",
+                b.name, b.severity
+            )
+        })
+        .collect();
+    list.join(", ")
+}
+
+/// The API tokens and their roles, or why every call will be refused.
+fn tokens_line(s: &Settings) -> String {
+    if s.tokens.is_empty() {
+        "none (every API call will be refused)".to_string()
+    } else {
+        s.tokens
+            .iter()
+            .map(|t| {
+                let roles: Vec<_> = t.roles.iter().map(|r| r.as_str()).collect();
+                format!("{} [{}]", t.name, roles.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The example configuration's public secrets are in use: where they are let through.
+fn trial_secrets_warning(s: &Settings) {
+    println!(
+        "  warning: the public trial secrets of the example configuration are in use: {}. Anyone who read the README can use them: replace them before incidentd sees real data{}",
+        s.trial_secrets.join(", "),
+        if s.server.listen.ip().is_loopback() {
+            " (they are refused on any address but loopback unless server.allow_trial_secrets = true)"
         } else {
-            s.tokens
-                .iter()
-                .map(|t| {
-                    let roles: Vec<_> = t.roles.iter().map(|r| r.as_str()).collect();
-                    format!("{} [{}]", t.name, roles.join(","))
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            " (server.allow_trial_secrets = true lets them through on this address)"
         }
     );
-    if !s.trial_secrets.is_empty() {
-        println!(
-            "  warning: the public trial secrets of the example configuration are in use: {}. Anyone who read the README can use them: replace them before incidentd sees real data{}",
-            s.trial_secrets.join(", "),
-            if s.server.listen.ip().is_loopback() {
-                " (they are refused on any address but loopback unless server.allow_trial_secrets = true)"
-            } else {
-                " (server.allow_trial_secrets = true lets them through on this address)"
-            }
-        );
-    }
+}
+
+/// The channels configured, the inbox always.
+fn channels_line(s: &Settings) -> String {
     let c = &s.channels;
     let mut channels = vec!["inbox".to_string()];
     if let Some(e) = &c.email {
@@ -126,32 +163,17 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
         let names: Vec<&str> = c.webhooks.iter().map(|w| w.name.as_str()).collect();
         channels.push(format!("webhook ({})", names.join(", ")));
     }
-    println!("  channels        {}", channels.join(", "));
-    println!(
-        "  subjects        {}; contacts purged {} after an incident closes",
-        match &s.subject_keys {
-            Some(k) => format!("contacts encrypted with key `{}`", k.current_id()),
-            None => "no [subjects] key: subject imports are refused".into(),
-        },
-        s.subjects.retention
-    );
-    let (templates_ok, templates) = super::render::check_templates(&s);
-    if !s.departments.is_empty() {
-        let names = templates.as_ref().map(|t| t.names()).unwrap_or_default();
-        let (line, warnings) = crate::engine::paging::check(&s.paging, &s.channels, &names);
-        println!("  paging          {line}");
-        for w in warnings {
-            println!("  warning: {w}");
-        }
+    channels.join(", ")
+}
+
+/// How departments are paged, and what could keep a page from arriving.
+fn check_paging(s: &Settings, templates: Option<&crate::render::Templates>) {
+    let names = templates.map(|t| t.names()).unwrap_or_default();
+    let (line, warnings) = crate::engine::paging::check(&s.paging, &s.channels, &names);
+    println!("  paging          {line}");
+    for w in warnings {
+        println!("  warning: {w}");
     }
-    let playbooks_ok = templates.as_ref().is_some_and(|t| check_playbooks(&s, t));
-    let packs_ok = templates.as_ref().is_some_and(|t| check_packs(&s, t));
-    let drills_ok = templates.as_ref().is_some_and(|t| check_drills(&s, t));
-    Ok(if templates_ok && playbooks_ok && packs_ok && drills_ok {
-        0
-    } else {
-        1
-    })
 }
 
 /// Load the drill scenarios as the daemon does; print them and their schedules.

@@ -76,6 +76,14 @@ pub fn incident_summary(i: &Value) {
 }
 
 pub fn incident_detail(i: &Value) {
+    detail_head(i);
+    detail_facts(i);
+    detail_alerts(i);
+    detail_timeline(i);
+}
+
+/// The incident's title, severity, status and where it may go, and its times.
+fn detail_head(i: &Value) {
     let drill = if i["drill"].as_bool() == Some(true) {
         "  [DRILL]"
     } else {
@@ -123,21 +131,30 @@ pub fn incident_detail(i: &Value) {
         );
     }
     println!("  created by {}", s(&i["created_by"]));
-    if let Some(f) = i["facts"].as_object().filter(|f| !f.is_empty()) {
-        println!("Facts (version {})", i["facts_version"]);
-        for (k, v) in f {
-            let shown = match v {
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.as_str().map_or(x.to_string(), str::to_string))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                Value::String(x) => x.clone(),
-                other => other.to_string(),
-            };
-            println!("  {k:<26} {shown}");
-        }
+}
+
+/// The facts at their current version, lists joined.
+fn detail_facts(i: &Value) {
+    let Some(f) = i["facts"].as_object().filter(|f| !f.is_empty()) else {
+        return;
+    };
+    println!("Facts (version {})", i["facts_version"]);
+    for (k, v) in f {
+        let shown = match v {
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map_or(x.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::String(x) => x.clone(),
+            other => other.to_string(),
+        };
+        println!("  {k:<26} {shown}");
     }
+}
+
+/// Merged or storm notes, the alert counts and the first ten alerts.
+fn detail_alerts(i: &Value) {
     let alerts = i["alerts"].as_array().cloned().unwrap_or_default();
     let truncated = i["truncated_alerts"].as_i64().unwrap_or(0);
     if let Some(into) = i["merged_into"].as_i64() {
@@ -169,6 +186,10 @@ pub fn incident_detail(i: &Value) {
             s(&a["title"])
         );
     }
+}
+
+/// Every event of the timeline, with a note on what it did.
+fn detail_timeline(i: &Value) {
     println!("Timeline");
     for e in i["timeline"].as_array().into_iter().flatten() {
         println!(

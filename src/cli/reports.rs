@@ -177,62 +177,12 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
             partial,
             late_reason,
             client,
-        } => {
-            let mut m = Map::new();
-            for p in &inputs {
-                let (k, v) = key_value(p, "input")?;
-                m.insert(k, json!(v));
-            }
-            let c = Client::new(&client)?;
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{incident}/reports"),
-                    Some(json!({"obligation": obligation, "inputs": m, "partial": partial, "late_reason": late_reason})),
-                )
-                .await?;
-            print(&client, &v, |v| {
-                line(v);
-                println!(
-                    "approval task {} waits for its approvers: incidentd approve {}",
-                    v["approval_task"], v["approval_task"]
-                );
-            });
-            Ok(0)
-        }
+        } => draft(incident, obligation, &inputs, partial, late_reason, client).await,
         ReportCommand::Show {
             report,
             format,
             client,
-        } => {
-            let c = Client::new(&client)?;
-            if let Some(f) = format {
-                let v = c
-                    .call(
-                        Method::GET,
-                        &format!("/api/v1/reports/{report}?format={}", format_param(&f)?),
-                        None,
-                    )
-                    .await?;
-                println!("{}", v.as_str().unwrap_or_default());
-                return Ok(0);
-            }
-            let v = c
-                .call(Method::GET, &format!("/api/v1/reports/{report}"), None)
-                .await?;
-            print(&client, &v, |v| {
-                line(v);
-                for f in v["fields"].as_array().cloned().unwrap_or_default() {
-                    let value = if f["to_follow"] == true {
-                        "(to follow)".to_string()
-                    } else {
-                        f["value"].as_str().unwrap_or("-").replace('\n', "\n      ")
-                    };
-                    println!("  {}: {value}", s(&f, "label"));
-                }
-            });
-            Ok(0)
-        }
+        } => show(report, format, client).await,
         ReportCommand::Submit {
             report,
             via,
@@ -240,41 +190,114 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
             at,
             late_reason,
             client,
-        } => {
-            let c = Client::new(&client)?;
-            let r = c
-                .call(Method::GET, &format!("/api/v1/reports/{report}"), None)
-                .await?;
-            let incident = r["incident_id"].as_i64().unwrap_or_default();
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{incident}/reports/{report}/submit"),
-                    Some(json!({"via": via, "reference": reference, "submitted_at": at, "late_reason": late_reason})),
-                )
-                .await?;
-            print(&client, &v, |v| {
-                let by_hand = s(v, "via") == "manual";
-                println!(
-                    "report {report} (v{}) submitted via {} at {}{}; {} {}",
-                    v["version"],
-                    s(v, "via"),
-                    s(v, "submitted_at"),
-                    v["reference"]
-                        .as_str()
-                        .map(|r| format!(", reference {r}"))
-                        .unwrap_or_default(),
-                    s(v, "obligation_key"),
-                    if by_hand {
-                        "is met"
-                    } else {
-                        "is met when the regulator's channel accepts it (see `incidentd obligations`)"
-                    }
-                )
-            });
-            Ok(0)
-        }
+        } => submit(report, via, reference, at, late_reason, client).await,
     }
+}
+
+/// `report draft`: the next version, with its typed inputs; it waits for its approval.
+async fn draft(
+    incident: i64,
+    obligation: String,
+    inputs: &[String],
+    partial: bool,
+    late_reason: Option<String>,
+    client: ClientArgs,
+) -> anyhow::Result<i32> {
+    let mut m = Map::new();
+    for p in inputs {
+        let (k, v) = key_value(p, "input")?;
+        m.insert(k, json!(v));
+    }
+    let c = Client::new(&client)?;
+    let v = c
+        .call(
+            Method::POST,
+            &format!("/api/v1/incidents/{incident}/reports"),
+            Some(json!({"obligation": obligation, "inputs": m, "partial": partial, "late_reason": late_reason})),
+        )
+        .await?;
+    print(&client, &v, |v| {
+        line(v);
+        println!(
+            "approval task {} waits for its approvers: incidentd approve {}",
+            v["approval_task"], v["approval_task"]
+        );
+    });
+    Ok(0)
+}
+
+/// `report show`: one version's fields, or with --format the document itself.
+async fn show(report: i64, format: Option<String>, client: ClientArgs) -> anyhow::Result<i32> {
+    let c = Client::new(&client)?;
+    if let Some(f) = format {
+        let v = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/reports/{report}?format={}", format_param(&f)?),
+                None,
+            )
+            .await?;
+        println!("{}", v.as_str().unwrap_or_default());
+        return Ok(0);
+    }
+    let v = c
+        .call(Method::GET, &format!("/api/v1/reports/{report}"), None)
+        .await?;
+    print(&client, &v, |v| {
+        line(v);
+        for f in v["fields"].as_array().cloned().unwrap_or_default() {
+            let value = if f["to_follow"] == true {
+                "(to follow)".to_string()
+            } else {
+                f["value"].as_str().unwrap_or("-").replace('\n', "\n      ")
+            };
+            println!("  {}: {value}", s(&f, "label"));
+        }
+    });
+    Ok(0)
+}
+
+/// `report submit`: by e-mail or webhook, or recorded as submitted by hand.
+async fn submit(
+    report: i64,
+    via: String,
+    reference: Option<String>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    late_reason: Option<String>,
+    client: ClientArgs,
+) -> anyhow::Result<i32> {
+    let c = Client::new(&client)?;
+    let r = c
+        .call(Method::GET, &format!("/api/v1/reports/{report}"), None)
+        .await?;
+    let incident = r["incident_id"].as_i64().unwrap_or_default();
+    let v = c
+        .call(
+            Method::POST,
+            &format!("/api/v1/incidents/{incident}/reports/{report}/submit"),
+            Some(json!({"via": via, "reference": reference, "submitted_at": at, "late_reason": late_reason})),
+        )
+        .await?;
+    print(&client, &v, |v| {
+        let by_hand = s(v, "via") == "manual";
+        println!(
+            "report {report} (v{}) submitted via {} at {}{}; {} {}",
+            v["version"],
+            s(v, "via"),
+            s(v, "submitted_at"),
+            v["reference"]
+                .as_str()
+                .map(|r| format!(", reference {r}"))
+                .unwrap_or_default(),
+            s(v, "obligation_key"),
+            if by_hand {
+                "is met"
+            } else {
+                "is met when the regulator's channel accepts it (see `incidentd obligations`)"
+            }
+        )
+    });
+    Ok(0)
 }
 
 pub async fn summary(a: SummaryArgs) -> anyhow::Result<i32> {

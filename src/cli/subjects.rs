@@ -163,16 +163,7 @@ pub fn file_body(file: tokio::fs::File, sent: Arc<AtomicU64>) -> reqwest::Body {
 
 pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
     match c {
-        SubjectsCommand::Keygen { id } => {
-            crate::subjects::crypto::KeyRing::parse(&format!("{id}:{}", "0".repeat(64)))
-                .map_err(|e| anyhow::anyhow!(e))?;
-            println!("{}", crate::subjects::crypto::KeyRing::generate(&id));
-            eprintln!(
-                "Keep this line secret. Put it first in the key file named by [subjects] key_file \
-                 (older keys after it, one per line, until their data is purged)."
-            );
-            Ok(0)
-        }
+        SubjectsCommand::Keygen { id } => keygen(&id),
         SubjectsCommand::Import {
             incident,
             file,
@@ -184,100 +175,128 @@ pub async fn subjects(c: SubjectsCommand) -> anyhow::Result<i32> {
             after,
             limit,
             client,
-        } => {
-            let c = Client::new(&client)?;
-            let mut path = format!("/api/v1/incidents/{incident}/subjects?limit={limit}");
-            if let Some(a) = after {
-                path.push_str(&format!("&cursor={a}"));
-            }
-            let v = c.call(Method::GET, &path, None).await?;
-            print(&client, &v, |v| {
-                println!("{} subjects", v["total"]);
-                println!(
-                    "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} channels",
-                    "row", "subject", "name", "phone", "email", "locale"
-                );
-                for s in v["items"].as_array().into_iter().flatten() {
-                    let f = |k: &str| s[k].as_str().unwrap_or("-").to_string();
-                    println!(
-                        "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} {}",
-                        s["id"].as_i64().unwrap_or_default(),
-                        f("subject_id"),
-                        f("name"),
-                        f("phone"),
-                        f("email"),
-                        f("locale"),
-                        list(&s["channels"])
-                    );
-                }
-                if let Some(n) = v["next_cursor"].as_str() {
-                    println!("more: --after {n}");
-                }
-            });
-            Ok(0)
-        }
+        } => list_subjects(incident, after, limit, client).await,
         SubjectsCommand::Show {
             incident,
             subject_id,
             client,
-        } => {
-            let c = Client::new(&client)?;
-            let path = format!(
-                "/api/v1/incidents/{incident}/subjects/{}",
-                percent_encoding::utf8_percent_encode(
-                    &subject_id,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            );
-            let v = c.call(Method::GET, &path, None).await?;
-            print(&client, &v, |v| {
-                let s = &v["subject"];
-                println!(
-                    "subject {} (row {}): name {}, phone {}, email {}, site user {}, locale {}, channels {}",
-                    s["subject_id"].as_str().unwrap_or("?"),
-                    s["id"],
-                    s["name"].as_str().unwrap_or("-"),
-                    s["phone"].as_str().unwrap_or("-"),
-                    s["email"].as_str().unwrap_or("-"),
-                    s["site_user_id"].as_str().unwrap_or("-"),
-                    s["locale"].as_str().unwrap_or("-"),
-                    list(&s["channels"]),
-                );
-                if s["purged_at"].is_string() {
-                    println!("contacts purged (retention period)");
-                }
-                let notices = v["notices"].as_array().cloned().unwrap_or_default();
-                if notices.is_empty() {
-                    println!("no notice has been sent to this person");
-                }
-                for n in notices {
-                    let when = n["sent_at"]
-                        .as_i64()
-                        .and_then(chrono::DateTime::from_timestamp_micros)
-                        .map_or("-".to_string(), |t| {
-                            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-                        });
-                    println!(
-                        "  campaign {} · {} · {} · {} · sent {} · {} {}{}",
-                        n["campaign"],
-                        n["channel"].as_str().unwrap_or("?"),
-                        n["locale"].as_str().unwrap_or("?"),
-                        n["status"].as_str().unwrap_or("?"),
-                        when,
-                        n["provider"].as_str().unwrap_or(""),
-                        n["provider_message_id"].as_str().unwrap_or(""),
-                        n["last_error"]
-                            .as_str()
-                            .map(|e| format!(" · {e}"))
-                            .unwrap_or_default(),
-                    );
-                }
-            });
-            Ok(0)
-        }
+        } => show_subject(incident, &subject_id, client).await,
     }
 }
 
+/// `subjects keygen`: a new key line, checked as [subjects] key would read it.
+fn keygen(id: &str) -> anyhow::Result<i32> {
+    crate::subjects::crypto::KeyRing::parse(&format!("{id}:{}", "0".repeat(64)))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("{}", crate::subjects::crypto::KeyRing::generate(id));
+    eprintln!(
+        "Keep this line secret. Put it first in the key file named by [subjects] key_file \
+         (older keys after it, one per line, until their data is purged)."
+    );
+    Ok(0)
+}
+
+/// `subjects list`: one page of an incident's subjects, contacts masked.
+async fn list_subjects(
+    incident: i64,
+    after: Option<i64>,
+    limit: u32,
+    client: ClientArgs,
+) -> anyhow::Result<i32> {
+    let c = Client::new(&client)?;
+    let mut path = format!("/api/v1/incidents/{incident}/subjects?limit={limit}");
+    if let Some(a) = after {
+        path.push_str(&format!("&cursor={a}"));
+    }
+    let v = c.call(Method::GET, &path, None).await?;
+    print(&client, &v, |v| {
+        println!("{} subjects", v["total"]);
+        println!(
+            "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} channels",
+            "row", "subject", "name", "phone", "email", "locale"
+        );
+        for s in v["items"].as_array().into_iter().flatten() {
+            let f = |k: &str| s[k].as_str().unwrap_or("-").to_string();
+            println!(
+                "{:>8}  {:<20} {:<8} {:<16} {:<22} {:<8} {}",
+                s["id"].as_i64().unwrap_or_default(),
+                f("subject_id"),
+                f("name"),
+                f("phone"),
+                f("email"),
+                f("locale"),
+                list(&s["channels"])
+            );
+        }
+        if let Some(n) = v["next_cursor"].as_str() {
+            println!("more: --after {n}");
+        }
+    });
+    Ok(0)
+}
+
+/// `subjects show`: one person and every notice sent to them.
+async fn show_subject(incident: i64, subject_id: &str, client: ClientArgs) -> anyhow::Result<i32> {
+    let c = Client::new(&client)?;
+    let path = format!(
+        "/api/v1/incidents/{incident}/subjects/{}",
+        percent_encoding::utf8_percent_encode(subject_id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let v = c.call(Method::GET, &path, None).await?;
+    print(&client, &v, |v| {
+        let s = &v["subject"];
+        println!(
+            "subject {} (row {}): name {}, phone {}, email {}, site user {}, locale {}, channels {}",
+            s["subject_id"].as_str().unwrap_or("?"),
+            s["id"],
+            s["name"].as_str().unwrap_or("-"),
+            s["phone"].as_str().unwrap_or("-"),
+            s["email"].as_str().unwrap_or("-"),
+            s["site_user_id"].as_str().unwrap_or("-"),
+            s["locale"].as_str().unwrap_or("-"),
+            list(&s["channels"]),
+        );
+        if s["purged_at"].is_string() {
+            println!("contacts purged (retention period)");
+        }
+        let notices = v["notices"].as_array().cloned().unwrap_or_default();
+        if notices.is_empty() {
+            println!("no notice has been sent to this person");
+        }
+        for n in notices {
+            println!("{}", notice_line(&n));
+        }
+    });
+    Ok(0)
+}
+
+/// One notice sent to a person: campaign, channel, language, status, when, the provider's id,
+/// the last error.
+fn notice_line(n: &Value) -> String {
+    let when = n["sent_at"]
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        });
+    format!(
+        "  campaign {} · {} · {} · {} · sent {} · {} {}{}",
+        n["campaign"],
+        n["channel"].as_str().unwrap_or("?"),
+        n["locale"].as_str().unwrap_or("?"),
+        n["status"].as_str().unwrap_or("?"),
+        when,
+        n["provider"].as_str().unwrap_or(""),
+        n["provider_message_id"].as_str().unwrap_or(""),
+        n["last_error"]
+            .as_str()
+            .map(|e| format!(" · {e}"))
+            .unwrap_or_default(),
+    )
+}
+
+/// `subjects import`: stream the file to the server with a progress bar, then print its report.
+/// Exits 1 when the import did not finish.
 async fn import(
     incident: i64,
     file: PathBuf,
@@ -285,15 +304,7 @@ async fn import(
     args: ClientArgs,
 ) -> anyhow::Result<i32> {
     let name = file.display().to_string();
-    let content_type = match format.as_deref().unwrap_or(&name).to_ascii_lowercase() {
-        f if f == "csv" || f.ends_with(".csv") => "text/csv",
-        f if f == "ndjson" || f == "jsonl" || f.ends_with(".ndjson") || f.ends_with(".jsonl") => {
-            "application/x-ndjson"
-        }
-        _ => anyhow::bail!(
-            "cannot tell the format of {name}: name it .csv or .ndjson, or give --format csv|ndjson"
-        ),
-    };
+    let content_type = content_type_of(&name, format.as_deref())?;
     let f = tokio::fs::File::open(&file)
         .await
         .with_context(|| format!("cannot open {name}"))?;
@@ -316,35 +327,8 @@ async fn import(
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
-    // On stderr, and only when it is a terminal: indicatif draws nothing otherwise.
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4))
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "importing {prefix}: {percent:>3}% [{bar:30}] {decimal_bytes} of {decimal_total_bytes} · {decimal_bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("#>-"),
-    );
-    bar.set_prefix(name.clone());
-    let progress = {
-        let (sent, bar) = (sent.clone(), bar.clone());
-        tokio::spawn(async move {
-            loop {
-                let n = sent.load(Ordering::Relaxed);
-                bar.set_position(n);
-                if total > 0 && n >= total {
-                    // All sent: the rate shown stays the upload's, not the wait for the report.
-                    bar.finish();
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let bar = upload_bar(&args, total, &name);
+    let progress = follow_upload(sent.clone(), bar.clone(), total);
     let res = req.send().await;
     progress.abort();
     bar.set_position(sent.load(Ordering::Relaxed));
@@ -365,56 +349,111 @@ async fn import(
             .unwrap_or(v.to_string());
         anyhow::bail!("{status}: {detail}");
     }
-    print(&args, &v, |r| {
-        println!(
-            "{} rows in {:.1} s: {} accepted ({} new, {} updated), {} rejected, {} warnings",
-            r["rows"],
-            r["seconds"].as_f64().unwrap_or(0.0),
-            r["accepted"],
-            r["inserted"],
-            r["updated"],
-            r["rejected"],
-            r["warnings"]
-        );
-        let reach: Vec<String> = r["reachable"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        println!(
-            "reachable: {}; no channel at all: {}",
-            if reach.is_empty() {
-                "-".into()
-            } else {
-                reach.join(", ")
-            },
-            r["unreachable"]
-        );
-        println!(
-            "incident {incident} now holds {} subjects (import {})",
-            r["subjects_total"], r["import_id"]
-        );
-        for p in r["problems"].as_array().into_iter().flatten() {
-            println!(
-                "  line {:>7} {:<8} {}{}",
-                p["line"],
-                p["kind"].as_str().unwrap_or(""),
-                p["subject_id"]
-                    .as_str()
-                    .map(|s| format!("[{s}] "))
-                    .unwrap_or_default(),
-                p["reason"].as_str().unwrap_or("")
-            );
-        }
-        if r["problems_truncated"] == true {
-            println!("  … more problems: see GET /api/v1/incidents/{incident}/subject-imports");
-        }
-        if let Some(e) = r["error"].as_str() {
-            println!("INTERRUPTED: {e} (the rows before it are kept; import the rest again)");
-        }
-    });
+    print(&args, &v, |r| print_import(incident, r));
     Ok(if v["status"] == "done" { 0 } else { 1 })
+}
+
+/// The list's content type: from `--format`, else from the file's extension.
+fn content_type_of(name: &str, format: Option<&str>) -> anyhow::Result<&'static str> {
+    Ok(match format.unwrap_or(name).to_ascii_lowercase() {
+        f if f == "csv" || f.ends_with(".csv") => "text/csv",
+        f if f == "ndjson" || f == "jsonl" || f.ends_with(".ndjson") || f.ends_with(".jsonl") => {
+            "application/x-ndjson"
+        }
+        _ => anyhow::bail!(
+            "cannot tell the format of {name}: name it .csv or .ndjson, or give --format csv|ndjson"
+        ),
+    })
+}
+
+/// The upload's progress bar: on stderr, and only when it is a terminal (indicatif draws
+/// nothing otherwise); hidden with --json.
+fn upload_bar(args: &ClientArgs, total: u64, name: &str) -> ProgressBar {
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4))
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "importing {prefix}: {percent:>3}% [{bar:30}] {decimal_bytes} of {decimal_total_bytes} · {decimal_bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>-"),
+    );
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Moves the bar to the bytes sent, ten times a second, until all are.
+fn follow_upload(
+    sent: Arc<AtomicU64>,
+    bar: ProgressBar,
+    total: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let n = sent.load(Ordering::Relaxed);
+            bar.set_position(n);
+            if total > 0 && n >= total {
+                // All sent: the rate shown stays the upload's, not the wait for the report.
+                bar.finish();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The server's import report: counts, who can be reached, and each bad row.
+fn print_import(incident: i64, r: &Value) {
+    println!(
+        "{} rows in {:.1} s: {} accepted ({} new, {} updated), {} rejected, {} warnings",
+        r["rows"],
+        r["seconds"].as_f64().unwrap_or(0.0),
+        r["accepted"],
+        r["inserted"],
+        r["updated"],
+        r["rejected"],
+        r["warnings"]
+    );
+    let reach: Vec<String> = r["reachable"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!(
+        "reachable: {}; no channel at all: {}",
+        if reach.is_empty() {
+            "-".into()
+        } else {
+            reach.join(", ")
+        },
+        r["unreachable"]
+    );
+    println!(
+        "incident {incident} now holds {} subjects (import {})",
+        r["subjects_total"], r["import_id"]
+    );
+    for p in r["problems"].as_array().into_iter().flatten() {
+        println!(
+            "  line {:>7} {:<8} {}{}",
+            p["line"],
+            p["kind"].as_str().unwrap_or(""),
+            p["subject_id"]
+                .as_str()
+                .map(|s| format!("[{s}] "))
+                .unwrap_or_default(),
+            p["reason"].as_str().unwrap_or("")
+        );
+    }
+    if r["problems_truncated"] == true {
+        println!("  … more problems: see GET /api/v1/incidents/{incident}/subject-imports");
+    }
+    if let Some(e) = r["error"].as_str() {
+        println!("INTERRUPTED: {e} (the rows before it are kept; import the rest again)");
+    }
 }
 
 /// A campaign on one line: what it is, how far it got, each channel's counts.

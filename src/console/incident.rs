@@ -1,6 +1,5 @@
 //! An incident's console page: its facts (editable by responders), team, tasks, obligations,
-//! alerts, what went out (deliveries, campaigns, reports, the announcement) and its timeline;
-//! a report's own page with its document, its "to follow" fields and its approval.
+//! alerts, what went out (deliveries, campaigns, reports, the announcement) and its timeline.
 
 use std::fmt::Write as _;
 
@@ -39,14 +38,7 @@ pub(crate) async fn incident(
         Err(e) => return super::unavailable(&e),
     };
     let now = Utc::now();
-    let mut body = format!(
-        "<p><strong>{}</strong> · {} · {} · {} {}</p>",
-        esc(inc.severity.as_str()),
-        esc(inc.category.as_str()),
-        esc(inc.status.as_str()),
-        lang.t("发现于", "discovered"),
-        when(inc.discovered_at)
-    );
+    let mut body = incident_summary(lang, &inc);
     let events = store.timeline(id, 0, 1000).await.unwrap_or_default();
     incident_facts(lang, &inc, &mut body);
     facts_history(lang, &events, &mut body);
@@ -54,71 +46,134 @@ pub(crate) async fn incident(
         facts_form(lang, &p, id, &mut body);
     }
     incident_alerts(&state, lang, id, &mut body).await;
-    if let Ok(team) = store.team(id).await {
-        section_table(
-            &mut body,
-            lang.t("联合响应小组", "Joint team"),
-            &[
-                lang.t("部门", "Department"),
-                lang.t("通知时间", "Paged"),
-                lang.t("确认", "Acknowledged"),
-            ],
+    incident_team(&state, lang, id, now, &mut body).await;
+    incident_tasks(&state, lang, id, now, &mut body).await;
+    incident_obligations(&state, lang, id, now, &mut body).await;
+    let live = incident_outbound(&state, lang, &p, id, &mut body).await;
+    incident_timeline(lang, &events, &mut body);
+    let page = shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body);
+    html(StatusCode::OK, if live { refreshing(&page) } else { page })
+}
+
+/// The incident's one-line summary: severity, category, status, when it was discovered.
+fn incident_summary(lang: Lang, inc: &crate::domain::records::Incident) -> String {
+    format!(
+        "<p><strong>{}</strong> · {} · {} · {} {}</p>",
+        esc(inc.severity.as_str()),
+        esc(inc.category.as_str()),
+        esc(inc.status.as_str()),
+        lang.t("发现于", "discovered"),
+        when(inc.discovered_at)
+    )
+}
+
+/// Progressive enhancement without script: while a campaign is sending, the page refreshes
+/// itself.
+fn refreshing(page: &str) -> String {
+    page.replacen(
+        "<meta charset=\"utf-8\">",
+        "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">",
+        1,
+    )
+}
+
+/// The joint team: each department paged, when, and who acknowledged.
+async fn incident_team(
+    state: &AppState,
+    lang: Lang,
+    id: i64,
+    now: DateTime<Utc>,
+    body: &mut String,
+) {
+    let Ok(team) = state.engine.store().team(id).await else {
+        return;
+    };
+    section_table(
+        body,
+        lang.t("联合响应小组", "Joint team"),
+        &[
+            lang.t("部门", "Department"),
+            lang.t("通知时间", "Paged"),
+            lang.t("确认", "Acknowledged"),
+        ],
+    );
+    for m in team {
+        let acked = match (&m.acked_by, m.acked_at) {
+            (Some(by), Some(at)) => format!(
+                "{} · {}",
+                esc(by),
+                when(DateTime::from_timestamp_micros(at).unwrap_or(now))
+            ),
+            _ => format!(
+                "<span class=\"overdue\">{}</span>",
+                lang.t("未确认", "not yet")
+            ),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{acked}</td></tr>",
+            esc(&m.department),
+            when(DateTime::from_timestamp_micros(m.paged_at).unwrap_or(now))
         );
-        for m in team {
-            let acked = match (&m.acked_by, m.acked_at) {
-                (Some(by), Some(at)) => format!(
-                    "{} · {}",
-                    esc(by),
-                    when(DateTime::from_timestamp_micros(at).unwrap_or(now))
-                ),
-                _ => format!(
-                    "<span class=\"overdue\">{}</span>",
-                    lang.t("未确认", "not yet")
-                ),
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{acked}</td></tr>",
-                esc(&m.department),
-                when(DateTime::from_timestamp_micros(m.paged_at).unwrap_or(now))
-            );
-        }
-        body.push_str("</table>");
     }
-    if let Ok(tasks) = state.engine.incident_tasks(id).await {
-        section_table(
-            &mut body,
-            lang.t("任务", "Tasks"),
-            &[
-                lang.t("任务", "Task"),
-                lang.t("部门", "Department"),
-                lang.t("状态", "Status"),
-                lang.t("期限", "Due"),
-            ],
+    body.push_str("</table>");
+}
+
+/// The incident's tasks, with a countdown on those still open.
+async fn incident_tasks(
+    state: &AppState,
+    lang: Lang,
+    id: i64,
+    now: DateTime<Utc>,
+    body: &mut String,
+) {
+    let Ok(tasks) = state.engine.incident_tasks(id).await else {
+        return;
+    };
+    section_table(
+        body,
+        lang.t("任务", "Tasks"),
+        &[
+            lang.t("任务", "Task"),
+            lang.t("部门", "Department"),
+            lang.t("状态", "Status"),
+            lang.t("期限", "Due"),
+        ],
+    );
+    for t in tasks {
+        let due = t.due_at.map_or_else(String::new, |d| {
+            let open = !matches!(
+                t.status.as_str(),
+                "done" | "approved" | "rejected" | "cancelled"
+            );
+            if open {
+                format!("{} {}", when(d), countdown(lang, d, now))
+            } else {
+                when(d)
+            }
+        });
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{due}</td></tr>",
+            esc(&t.title),
+            esc(&t.department),
+            esc(&t.status)
         );
-        for t in tasks {
-            let due = t.due_at.map_or_else(String::new, |d| {
-                let open = !matches!(
-                    t.status.as_str(),
-                    "done" | "approved" | "rejected" | "cancelled"
-                );
-                if open {
-                    format!("{} {}", when(d), countdown(lang, d, now))
-                } else {
-                    when(d)
-                }
-            });
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{due}</td></tr>",
-                esc(&t.title),
-                esc(&t.department),
-                esc(&t.status)
-            );
-        }
-        body.push_str("</table>");
     }
-    if let Ok(obligations) = store
+    body.push_str("</table>");
+}
+
+/// The incident's legal obligations, each with why it applies.
+async fn incident_obligations(
+    state: &AppState,
+    lang: Lang,
+    id: i64,
+    now: DateTime<Utc>,
+    body: &mut String,
+) {
+    let Ok(obligations) = state
+        .engine
+        .store()
         .obligations(&ObligationFilter {
             incident_id: Some(id),
             limit: 200,
@@ -126,209 +181,231 @@ pub(crate) async fn incident(
             ..Default::default()
         })
         .await
-        && !obligations.is_empty()
-    {
-        section_table(
-            &mut body,
-            lang.t("法定义务", "Obligations"),
-            &[
-                lang.t("义务", "Obligation"),
-                lang.t("负责部门", "Owner"),
-                lang.t("状态", "Status"),
-                lang.t("期限", "Due"),
-            ],
-        );
-        for o in obligations {
-            let due = o
-                .due_at
-                .and_then(DateTime::from_timestamp_micros)
-                .map_or_else(String::new, |d| {
-                    if o.status == "open" && o.standing == "required" {
-                        format!("{} {}", when(d), countdown(lang, d, now))
-                    } else {
-                        when(d)
-                    }
-                });
-            let v = crate::api::obligations::view(&o, now);
-            let why: String = v
-                .why
-                .iter()
-                .map(|w| format!("<li>{}</li>", esc(w)))
-                .collect();
-            let _ = write!(
-                body,
-                "<tr><td>{}<div class=\"muted\">{}</div></td><td>{}</td><td>{} · {}</td><td>{due}</td></tr>\
-                 <tr><td colspan=\"4\"><details><summary>{}</summary><ul>{why}</ul></details></td></tr>",
-                esc(&o.key),
-                esc(&v.title),
-                esc(&o.owner),
-                esc(&o.standing),
-                esc(&o.status),
-                lang.t("依据", "Why"),
-            );
-        }
-        body.push_str("</table>");
+    else {
+        return;
+    };
+    if obligations.is_empty() {
+        return;
     }
-    let mut live = false;
-    incident_outbound(&state, lang, &p, id, &mut body, &mut live).await;
-    incident_timeline(lang, &events, &mut body);
-    let mut page = shell(lang, &format!("#{id} {}", inc.title), Some(&p), &body);
-    if live {
-        // Progressive enhancement without script: while a campaign is sending, the page
-        // refreshes itself.
-        page = page.replacen(
-            "<meta charset=\"utf-8\">",
-            "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">",
-            1,
+    section_table(
+        body,
+        lang.t("法定义务", "Obligations"),
+        &[
+            lang.t("义务", "Obligation"),
+            lang.t("负责部门", "Owner"),
+            lang.t("状态", "Status"),
+            lang.t("期限", "Due"),
+        ],
+    );
+    for o in obligations {
+        let due = o
+            .due_at
+            .and_then(DateTime::from_timestamp_micros)
+            .map_or_else(String::new, |d| {
+                if o.status == "open" && o.standing == "required" {
+                    format!("{} {}", when(d), countdown(lang, d, now))
+                } else {
+                    when(d)
+                }
+            });
+        let v = crate::api::obligations::view(&o, now);
+        let why: String = v
+            .why
+            .iter()
+            .map(|w| format!("<li>{}</li>", esc(w)))
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td>{}<div class=\"muted\">{}</div></td><td>{}</td><td>{} · {}</td><td>{due}</td></tr>\
+             <tr><td colspan=\"4\"><details><summary>{}</summary><ul>{why}</ul></details></td></tr>",
+            esc(&o.key),
+            esc(&v.title),
+            esc(&o.owner),
+            esc(&o.standing),
+            esc(&o.status),
+            lang.t("依据", "Why"),
         );
     }
-    html(StatusCode::OK, page)
+    body.push_str("</table>");
 }
 
 /// What went out for an incident: deliveries by channel, notice campaigns and their progress,
-/// regulator reports, the public announcement. `live`: a campaign is still sending.
+/// regulator reports, the public announcement. True while a campaign is still sending.
 async fn incident_outbound(
     state: &AppState,
     lang: Lang,
     p: &Person,
     id: i64,
     body: &mut String,
-    live: &mut bool,
-) {
-    let store = state.engine.store();
-    if let Ok(counts) = store.delivery_counts(id).await
-        && !counts.is_empty()
-    {
-        section_table(
-            body,
-            lang.t("发送记录", "Deliveries"),
-            &[
-                lang.t("渠道", "Channel"),
-                lang.t("状态", "Status"),
-                lang.t("数量", "Count"),
-            ],
-        );
-        for (channel, status, n) in counts {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
-                esc(&channel),
-                esc(&status)
-            );
-        }
-        body.push_str("</table>");
+) -> bool {
+    outbound_deliveries(state, lang, id, body).await;
+    let live = outbound_campaigns(state, lang, id, body).await;
+    outbound_reports(state, lang, p, id, body).await;
+    outbound_announcement(state, lang, id, body).await;
+    live
+}
+
+/// Deliveries by channel and status.
+async fn outbound_deliveries(state: &AppState, lang: Lang, id: i64, body: &mut String) {
+    let Ok(counts) = state.engine.store().delivery_counts(id).await else {
+        return;
+    };
+    if counts.is_empty() {
+        return;
     }
-    if let Ok(campaigns) = store.campaigns(Some(id)).await
-        && !campaigns.is_empty()
-    {
-        section_table(
-            body,
-            lang.t("通知活动", "Notice campaigns"),
-            &[
-                "#",
-                lang.t("状态", "Status"),
-                lang.t("对象", "People"),
-                lang.t(
-                    "进度（已送达 / 已排队 / 失败）",
-                    "Progress (sent / queued / dead)",
-                ),
-            ],
-        );
-        for c in campaigns {
-            if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
-                *live = true;
-            }
-            let mut progress = String::new();
-            if let Ok(rows) = store.campaign_progress(c.id).await {
-                for (channel, enqueued, sent, _failed, dead) in rows {
-                    let _ = write!(
-                        progress,
-                        "<div>{}: <progress max=\"{}\" value=\"{sent}\"></progress> {sent} / {enqueued} / {dead}</div>",
-                        esc(&channel),
-                        enqueued.max(1)
-                    );
-                }
-            }
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{} ({} {})</td><td>{progress}</td></tr>",
-                c.id,
-                esc(&c.status),
-                c.subjects,
-                c.unreachable,
-                lang.t("人无法联系", "unreachable")
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(reports) = store.reports_of(id).await
-        && !reports.is_empty()
-    {
-        section_table(
-            body,
-            lang.t("监管报告", "Regulator reports"),
-            &[
-                lang.t("义务", "Obligation"),
-                lang.t("版本", "Version"),
-                lang.t("语言", "Language"),
-                lang.t("状态", "Status"),
-                "",
-            ],
-        );
-        let back = format!("/console/incidents/{id}");
-        for r in reports {
-            let submit = if r.status == "approved" && p.can(Role::Responder) {
-                format!(
-                    "<form method=\"post\" action=\"/console/incidents/{id}/reports/{rid}/submit\">{hid}\
-                     <label for=\"via-{rid}\">{how}</label><select id=\"via-{rid}\" name=\"via\">\
-                     <option value=\"email\">{email}</option><option value=\"manual\">{manual}</option></select>\
-                     <label for=\"reference-{rid}\">{reference}</label><input id=\"reference-{rid}\" name=\"reference\">\
-                     <button type=\"submit\" id=\"submit-{rid}\">{go}</button></form>",
-                    rid = r.id,
-                    hid = hidden(p, &back),
-                    how = lang.t("报送方式", "Submit how"),
-                    email = lang.t(
-                        "电子邮件（发往监管地址）",
-                        "e-mail (to the regulator's address)"
-                    ),
-                    manual = lang.t(
-                        "已人工报送（网站、热线）",
-                        "already submitted by hand (portal, hotline)"
-                    ),
-                    reference = lang.t(
-                        "监管回执编号（人工报送必填）",
-                        "The regulator's reference (required by hand)"
-                    ),
-                    go = lang.t("报送", "Submit"),
-                )
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                body,
-                "<tr><td><a href=\"/console/reports/{rid}\">{}</a></td><td>{}</td><td>{}</td><td>{}{}</td><td>{submit}</td></tr>",
-                esc(&r.obligation_key),
-                r.version,
-                esc(&r.locale),
-                esc(&r.status),
-                r.reference
-                    .as_deref()
-                    .map(|x| format!(" · {}", esc(x)))
-                    .unwrap_or_default(),
-                rid = r.id,
-            );
-        }
-        body.push_str("</table>");
-    }
-    if let Ok(Some(a)) = store.announcement_of(id).await {
+    section_table(
+        body,
+        lang.t("发送记录", "Deliveries"),
+        &[
+            lang.t("渠道", "Channel"),
+            lang.t("状态", "Status"),
+            lang.t("数量", "Count"),
+        ],
+    );
+    for (channel, status, n) in counts {
         let _ = write!(
             body,
-            "<h2>{}</h2><p><a href=\"/announcements/{slug}\">/announcements/{slug}</a></p>",
-            lang.t("公告", "Public announcement"),
-            slug = esc(&a.slug)
+            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+            esc(&channel),
+            esc(&status)
         );
-        announcement_versions(state, lang, a.id, body).await;
     }
+    body.push_str("</table>");
+}
+
+/// Notice campaigns and their progress per channel. True while one is still sending.
+async fn outbound_campaigns(state: &AppState, lang: Lang, id: i64, body: &mut String) -> bool {
+    let store = state.engine.store();
+    let Ok(campaigns) = store.campaigns(Some(id)).await else {
+        return false;
+    };
+    if campaigns.is_empty() {
+        return false;
+    }
+    let mut live = false;
+    section_table(
+        body,
+        lang.t("通知活动", "Notice campaigns"),
+        &[
+            "#",
+            lang.t("状态", "Status"),
+            lang.t("对象", "People"),
+            lang.t(
+                "进度（已送达 / 已排队 / 失败）",
+                "Progress (sent / queued / dead)",
+            ),
+        ],
+    );
+    for c in campaigns {
+        if matches!(c.status.as_str(), "enqueueing" | "enqueued") {
+            live = true;
+        }
+        let mut progress = String::new();
+        if let Ok(rows) = store.campaign_progress(c.id).await {
+            for (channel, enqueued, sent, _failed, dead) in rows {
+                let _ = write!(
+                    progress,
+                    "<div>{}: <progress max=\"{}\" value=\"{sent}\"></progress> {sent} / {enqueued} / {dead}</div>",
+                    esc(&channel),
+                    enqueued.max(1)
+                );
+            }
+        }
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{} ({} {})</td><td>{progress}</td></tr>",
+            c.id,
+            esc(&c.status),
+            c.subjects,
+            c.unreachable,
+            lang.t("人无法联系", "unreachable")
+        );
+    }
+    body.push_str("</table>");
+    live
+}
+
+/// Regulator reports: each version, its status, and the submit form once approved.
+async fn outbound_reports(state: &AppState, lang: Lang, p: &Person, id: i64, body: &mut String) {
+    let Ok(reports) = state.engine.store().reports_of(id).await else {
+        return;
+    };
+    if reports.is_empty() {
+        return;
+    }
+    section_table(
+        body,
+        lang.t("监管报告", "Regulator reports"),
+        &[
+            lang.t("义务", "Obligation"),
+            lang.t("版本", "Version"),
+            lang.t("语言", "Language"),
+            lang.t("状态", "Status"),
+            "",
+        ],
+    );
+    for r in reports {
+        let submit = if r.status == "approved" && p.can(Role::Responder) {
+            submit_form(lang, p, id, r.id)
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/console/reports/{rid}\">{}</a></td><td>{}</td><td>{}</td><td>{}{}</td><td>{submit}</td></tr>",
+            esc(&r.obligation_key),
+            r.version,
+            esc(&r.locale),
+            esc(&r.status),
+            r.reference
+                .as_deref()
+                .map(|x| format!(" · {}", esc(x)))
+                .unwrap_or_default(),
+            rid = r.id,
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// The form that submits an approved report: by e-mail, or recorded as submitted by hand.
+fn submit_form(lang: Lang, p: &Person, id: i64, rid: i64) -> String {
+    let back = format!("/console/incidents/{id}");
+    format!(
+        "<form method=\"post\" action=\"/console/incidents/{id}/reports/{rid}/submit\">{hid}\
+         <label for=\"via-{rid}\">{how}</label><select id=\"via-{rid}\" name=\"via\">\
+         <option value=\"email\">{email}</option><option value=\"manual\">{manual}</option></select>\
+         <label for=\"reference-{rid}\">{reference}</label><input id=\"reference-{rid}\" name=\"reference\">\
+         <button type=\"submit\" id=\"submit-{rid}\">{go}</button></form>",
+        hid = hidden(p, &back),
+        how = lang.t("报送方式", "Submit how"),
+        email = lang.t(
+            "电子邮件（发往监管地址）",
+            "e-mail (to the regulator's address)"
+        ),
+        manual = lang.t(
+            "已人工报送（网站、热线）",
+            "already submitted by hand (portal, hotline)"
+        ),
+        reference = lang.t(
+            "监管回执编号（人工报送必填）",
+            "The regulator's reference (required by hand)"
+        ),
+        go = lang.t("报送", "Submit"),
+    )
+}
+
+/// The public announcement's address and its versions.
+async fn outbound_announcement(state: &AppState, lang: Lang, id: i64, body: &mut String) {
+    let Ok(Some(a)) = state.engine.store().announcement_of(id).await else {
+        return;
+    };
+    let _ = write!(
+        body,
+        "<h2>{}</h2><p><a href=\"/announcements/{slug}\">/announcements/{slug}</a></p>",
+        lang.t("公告", "Public announcement"),
+        slug = esc(&a.slug)
+    );
+    announcement_versions(state, lang, a.id, body).await;
 }
 
 /// The newest events of the incident's audit trail.
@@ -577,116 +654,4 @@ async fn announcement_versions(state: &AppState, lang: Lang, announcement: i64, 
         );
     }
     body.push_str("</table>");
-}
-
-/// A report version's page: what it says (the rendered document), the fields still to follow,
-/// its approval (who decided, and the buttons for those who may), and submission once approved.
-pub(crate) async fn report(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(rid): Path<i64>,
-) -> Response {
-    let back = format!("/console/reports/{rid}");
-    let p = match person(&state, &headers, &back).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let lang = Lang::of(&state, &headers);
-    let row = match state.engine.store().report(rid).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                shell(lang, lang.t("没有此报告", "No such report"), Some(&p), ""),
-            );
-        }
-        Err(e) => return super::unavailable(&e),
-    };
-    let view = crate::engine::reports::ReportView::of(&row, false);
-    let id = row.incident_id;
-    let mut body = format!(
-        "<p><a href=\"/console/incidents/{id}\">#{id}</a> · {} · {} {} · {} · <strong>{}</strong></p>",
-        esc(&view.obligation_key),
-        lang.t("版本", "version"),
-        view.version,
-        esc(&view.locale),
-        esc(&view.status),
-    );
-    if let (Some(at), Some(via)) = (view.submitted_at, view.via.as_deref()) {
-        let _ = write!(
-            body,
-            "<p>{} {} · {} {}{}</p>",
-            lang.t("已报送", "Submitted"),
-            when(at),
-            lang.t("方式", "via"),
-            esc(via),
-            view.reference
-                .as_deref()
-                .map(|r| format!(" · {}", esc(r)))
-                .unwrap_or_default()
-        );
-    }
-    if !view.to_follow.is_empty() {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><ul>",
-            lang.t("待补充（续报）", "To follow (a partial report)")
-        );
-        for m in &view.to_follow {
-            let _ = write!(
-                body,
-                "<li><strong>{}</strong> — {} <span class=\"muted\">{}</span></li>",
-                esc(&m.label),
-                esc(&m.from),
-                esc(&m.how)
-            );
-        }
-        body.push_str("</ul>");
-    }
-    if let Some(task) = view.approval_task
-        && let Ok(tasks) = state.engine.incident_tasks(id).await
-        && let Some(t) = tasks.into_iter().find(|t| t.id == task)
-    {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><p>{} · {}: {}</p>",
-            lang.t("审批", "Approval"),
-            esc(&t.status),
-            lang.t("审批部门", "decided by"),
-            esc(&t.approvers.join(", "))
-        );
-        if !t.decisions.is_empty() {
-            body.push_str("<ul>");
-            for d in &t.decisions {
-                let _ = write!(
-                    body,
-                    "<li>{} · {} · {} {}</li>",
-                    esc(&d.department),
-                    esc(&d.decision),
-                    esc(&d.decided_by),
-                    when(DateTime::from_timestamp_micros(d.decided_at).unwrap_or_default())
-                );
-            }
-            body.push_str("</ul>");
-        }
-        body.push_str(&super::pages::blockers(lang, &t));
-        if matches!(t.status.as_str(), "open" | "acked") {
-            body.push_str(&super::pages::decision_forms(lang, &p, t.id, &back));
-        }
-    }
-    let _ = write!(
-        body,
-        "<h2>{}</h2><article class=\"report\">{}</article>",
-        lang.t("报告内容", "The report"),
-        row.html
-    );
-    html(
-        StatusCode::OK,
-        shell(
-            lang,
-            &format!("{} v{}", view.obligation_key, view.version),
-            Some(&p),
-            &body,
-        ),
-    )
 }

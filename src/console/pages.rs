@@ -12,7 +12,7 @@ use super::{Lang, Person, html, person};
 use crate::api::AppState;
 use crate::config::Role;
 use crate::engine::response::TaskView;
-use crate::store::{IncidentFilter, ObligationFilter};
+use crate::store::{IncidentFilter, ObligationFilter, WaitingPage};
 
 pub(crate) use crate::api::announcements::esc;
 
@@ -162,44 +162,9 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
     let lang = Lang::of(&state, &headers);
     let now = Utc::now();
     let back = "/console";
-    let mut items: Vec<Item> = Vec::new();
-    let store = state.engine.store();
-    let escalate = state
-        .live()
-        .departments
-        .iter()
-        .find(|d| d.id == p.department)
-        .map(|d| d.escalate_after.0)
-        .unwrap_or_default();
-    let pages_shown = match store.waiting_pages(&p.department).await {
-        Ok(pages) => {
-            let shown = pages.len();
-            for w in pages {
-                let paged = DateTime::from_timestamp_micros(w.paged_at).unwrap_or(now);
-                let due = paged + chrono::Duration::from_std(escalate).unwrap_or_default();
-                let mut h = format!(
-                    "<strong>{}</strong> <a href=\"/console/incidents/{id}\">#{id} {}</a> <span class=\"muted\">{}</span>",
-                    lang.t("页面待确认", "Page to acknowledge"),
-                    esc(&w.title),
-                    esc(&w.severity),
-                    id = w.incident_id,
-                );
-                if p.can(Role::Responder) {
-                    let _ = write!(
-                        h,
-                        "<form method=\"post\" action=\"/console/incidents/{}/page/ack\">{}<button type=\"submit\">{}</button></form>",
-                        w.incident_id,
-                        hidden(&p, back),
-                        lang.t("确认收到", "Acknowledge")
-                    );
-                }
-                items.push(Item {
-                    due: Some(due),
-                    html: h,
-                });
-            }
-            shown
-        }
+    let escalate = escalate_after(&state, &p);
+    let pages = match state.engine.store().waiting_pages(&p.department).await {
+        Ok(pages) => pages,
         Err(e) => return super::unavailable(&e),
     };
     let (tasks, approvals) = match state.engine.work_of(&p.department, MY_WORK_LIMIT).await {
@@ -207,7 +172,7 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
         Err(e) => return super::unavailable(&e),
     };
     let titles = incident_titles(&state, approvals.iter().chain(&tasks)).await;
-    let approvals_shown = approvals.len();
+    let mut items = page_items(lang, &p, &pages, escalate, now, back);
     for t in approvals.iter().filter(|t| {
         t.approvers.contains(&p.department)
             && !t.decisions.iter().any(|d| d.department == p.department)
@@ -224,9 +189,71 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
         });
     }
     items.sort_by_key(|i| i.due.unwrap_or(DateTime::<Utc>::MAX_UTC));
-    let full = pages_shown == MY_WORK_LIMIT as usize
-        || approvals_shown == MY_WORK_LIMIT as usize
+    let full = pages.len() == MY_WORK_LIMIT as usize
+        || approvals.len() == MY_WORK_LIMIT as usize
         || tasks.len() == MY_WORK_LIMIT as usize;
+    html(
+        StatusCode::OK,
+        shell(
+            lang,
+            lang.t("我的工作", "My work"),
+            Some(&p),
+            &my_work_list(lang, &items, full, now),
+        ),
+    )
+}
+
+/// How long the person's department has to acknowledge a page before it escalates.
+fn escalate_after(state: &AppState, p: &Person) -> std::time::Duration {
+    state
+        .live()
+        .departments
+        .iter()
+        .find(|d| d.id == p.department)
+        .map(|d| d.escalate_after.0)
+        .unwrap_or_default()
+}
+
+/// The pages waiting for the department, each due when it would escalate, with the
+/// acknowledge button for responders.
+fn page_items(
+    lang: Lang,
+    p: &Person,
+    pages: &[WaitingPage],
+    escalate: std::time::Duration,
+    now: DateTime<Utc>,
+    back: &str,
+) -> Vec<Item> {
+    let mut items = Vec::new();
+    for w in pages {
+        let paged = DateTime::from_timestamp_micros(w.paged_at).unwrap_or(now);
+        let due = paged + chrono::Duration::from_std(escalate).unwrap_or_default();
+        let mut h = format!(
+            "<strong>{}</strong> <a href=\"/console/incidents/{id}\">#{id} {}</a> <span class=\"muted\">{}</span>",
+            lang.t("页面待确认", "Page to acknowledge"),
+            esc(&w.title),
+            esc(&w.severity),
+            id = w.incident_id,
+        );
+        if p.can(Role::Responder) {
+            let _ = write!(
+                h,
+                "<form method=\"post\" action=\"/console/incidents/{}/page/ack\">{}<button type=\"submit\">{}</button></form>",
+                w.incident_id,
+                hidden(p, back),
+                lang.t("确认收到", "Acknowledge")
+            );
+        }
+        items.push(Item {
+            due: Some(due),
+            html: h,
+        });
+    }
+    items
+}
+
+/// The items as a list, each with its due time; a note when a kind was cut at the limit.
+fn my_work_list(lang: Lang, items: &[Item], full: bool, now: DateTime<Utc>) -> String {
     let mut body = String::new();
     if items.is_empty() {
         let _ = write!(
@@ -237,35 +264,32 @@ pub(crate) async fn my_work(State(state): State<AppState>, headers: HeaderMap) -
                 "Nothing waits for you or your department right now."
             )
         );
-    } else {
-        body.push_str("<ul class=\"items\">");
-        for i in &items {
-            let due = i.due.map_or_else(String::new, |d| {
-                format!(
-                    "<div class=\"muted\">{}: {} {}</div>",
-                    lang.t("期限", "Due"),
-                    when(d),
-                    countdown(lang, d, now)
-                )
-            });
-            let _ = write!(body, "<li>{}{due}</li>", i.html);
-        }
-        body.push_str("</ul>");
-        if full {
-            let _ = write!(
-                body,
-                "<p class=\"muted\">{}</p>",
-                lang.t(
-                    "每类只显示最紧迫的 50 项；其余见各事件页面。",
-                    "Only the 50 soonest of each kind are shown; the incidents' pages show the rest."
-                )
-            );
-        }
+        return body;
     }
-    html(
-        StatusCode::OK,
-        shell(lang, lang.t("我的工作", "My work"), Some(&p), &body),
-    )
+    body.push_str("<ul class=\"items\">");
+    for i in items {
+        let due = i.due.map_or_else(String::new, |d| {
+            format!(
+                "<div class=\"muted\">{}: {} {}</div>",
+                lang.t("期限", "Due"),
+                when(d),
+                countdown(lang, d, now)
+            )
+        });
+        let _ = write!(body, "<li>{}{due}</li>", i.html);
+    }
+    body.push_str("</ul>");
+    if full {
+        let _ = write!(
+            body,
+            "<p class=\"muted\">{}</p>",
+            lang.t(
+                "每类只显示最紧迫的 50 项；其余见各事件页面。",
+                "Only the 50 soonest of each kind are shown; the incidents' pages show the rest."
+            )
+        );
+    }
+    body
 }
 
 async fn incident_titles<'a>(
@@ -408,7 +432,21 @@ pub(crate) async fn incidents(
         Err(r) => return r,
     };
     let lang = Lang::of(&state, &headers);
-    let f = IncidentFilter {
+    let list = match state.engine.store().incidents(&incident_filter(&q)).await {
+        Ok(l) => l,
+        Err(e) => return super::unavailable(&e),
+    };
+    let mut body = incidents_form(lang, &q);
+    incidents_table(lang, &list, &mut body);
+    html(
+        StatusCode::OK,
+        shell(lang, lang.t("事件", "Incidents"), Some(&p), &body),
+    )
+}
+
+/// The store's filter for the query: open, real incidents unless asked otherwise.
+fn incident_filter(q: &IncidentsQuery) -> IncidentFilter {
+    IncidentFilter {
         open: match q.state.as_deref() {
             Some("closed") => Some(false),
             Some("all") => None,
@@ -423,11 +461,11 @@ pub(crate) async fn incidents(
         },
         limit: 200,
         ..Default::default()
-    };
-    let list = match state.engine.store().incidents(&f).await {
-        Ok(l) => l,
-        Err(e) => return super::unavailable(&e),
-    };
+    }
+}
+
+/// The filter form: state, severity, category and drill, as the query chose them.
+fn incidents_form(lang: Lang, q: &IncidentsQuery) -> String {
     let any = lang.t("全部", "any");
     let mut categories: Vec<(&str, &str)> = vec![("", any)];
     categories.extend(
@@ -435,7 +473,7 @@ pub(crate) async fn incidents(
             .iter()
             .map(|c| (c.as_str(), c.as_str())),
     );
-    let mut body = format!(
+    format!(
         "<form method=\"get\" action=\"/console/incidents\">{}{}{}{}<p><button type=\"submit\">{}</button></p></form>",
         select(
             "state",
@@ -476,48 +514,48 @@ pub(crate) async fn incidents(
             ]
         ),
         lang.t("筛选", "Filter"),
-    );
+    )
+}
+
+/// The incidents found, one row each, or a line saying none matches.
+fn incidents_table(lang: Lang, list: &[crate::domain::records::Incident], body: &mut String) {
     if list.is_empty() {
         let _ = write!(
             body,
             "<p>{}</p>",
             lang.t("没有符合条件的事件。", "No incident matches.")
         );
-    } else {
-        table_head(
-            &mut body,
-            &[
-                "#",
-                lang.t("标题", "Title"),
-                lang.t("级别", "Severity"),
-                lang.t("类别", "Category"),
-                lang.t("状态", "Status"),
-                lang.t("发现于", "Discovered"),
-            ],
-        );
-        for i in &list {
-            let _ = write!(
-                body,
-                "<tr><td>{id}</td><td><a href=\"/console/incidents/{id}\">{}{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                if i.drill {
-                    lang.t("【演练】", "[DRILL] ")
-                } else {
-                    ""
-                },
-                esc(&i.title),
-                esc(i.severity.as_str()),
-                esc(i.category.as_str()),
-                esc(i.status.as_str()),
-                when(i.discovered_at),
-                id = i.id,
-            );
-        }
-        body.push_str("</table>");
+        return;
     }
-    html(
-        StatusCode::OK,
-        shell(lang, lang.t("事件", "Incidents"), Some(&p), &body),
-    )
+    table_head(
+        body,
+        &[
+            "#",
+            lang.t("标题", "Title"),
+            lang.t("级别", "Severity"),
+            lang.t("类别", "Category"),
+            lang.t("状态", "Status"),
+            lang.t("发现于", "Discovered"),
+        ],
+    );
+    for i in list {
+        let _ = write!(
+            body,
+            "<tr><td>{id}</td><td><a href=\"/console/incidents/{id}\">{}{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if i.drill {
+                lang.t("【演练】", "[DRILL] ")
+            } else {
+                ""
+            },
+            esc(&i.title),
+            esc(i.severity.as_str()),
+            esc(i.category.as_str()),
+            esc(i.status.as_str()),
+            when(i.discovered_at),
+            id = i.id,
+        );
+    }
+    body.push_str("</table>");
 }
 
 /// Everything owed across incidents, soonest first, overdue in red.

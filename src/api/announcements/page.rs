@@ -11,8 +11,11 @@ use chrono_tz::Tz;
 
 use crate::api::Live;
 use crate::domain::time::from_micros;
-use crate::engine::announce::{AnnouncementVersion, LocaleText, page_url};
+use crate::engine::announce::{AnnouncementVersion, LocaleText};
 use crate::store::PublishedVersionRow;
+
+mod feed;
+pub use feed::atom_feed;
 
 /// Escape text for HTML and XML (content and quoted attributes). Control characters other
 /// than line breaks and tabs are dropped: XML 1.0 forbids them, so one would make the whole
@@ -345,7 +348,6 @@ pub fn announcement_page(
     versions: &[AnnouncementVersion],
     version_asked: bool,
 ) -> String {
-    let ui = shell.ui();
     let path = format!("/announcements/{}", shown.slug);
     let total = versions.len() as i64;
     let empty = LocaleText {
@@ -357,6 +359,28 @@ pub fn announcement_page(
     let first = versions
         .first()
         .map_or(shown.published_at, |v| v.published_at);
+    let mut main = banners(shell, shown, total, first, &path);
+    main.push_str(&article(shell, shown, text, first));
+    main.push_str(&history(shell, shown, versions, &path));
+    let head = if shown.drill || version_asked {
+        "<meta name=\"robots\" content=\"noindex\">\n"
+    } else {
+        ""
+    };
+    let switch = shell.switch(&path, version_asked.then_some(shown.version));
+    shell.document(&text.title, head, &switch, &main)
+}
+
+/// The notes above the text: a drill, an older version than the latest, or one that was
+/// updated (`first`: when the first version was published).
+fn banners(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    total: i64,
+    first: DateTime<Utc>,
+    path: &str,
+) -> String {
+    let ui = shell.ui();
     let mut main = String::new();
     if shown.drill {
         let _ = writeln!(
@@ -373,7 +397,7 @@ pub fn announcement_page(
                 .replace("{n}", &shown.version.to_string())
                 .replace("{m}", &total.to_string())
                 .replace("{time}", &shell.time(shown.published_at)),
-            shell.href(&path, None),
+            shell.href(path, None),
             esc(ui.see_latest)
         );
     } else if total > 1 {
@@ -385,8 +409,19 @@ pub fn announcement_page(
                 .replace("{time}", &shell.time(first))
         );
     }
-    let _ = write!(
-        main,
+    main
+}
+
+/// The announcement itself in one language: its title, when it was published and updated,
+/// its version, its text.
+fn article(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    text: &LocaleText,
+    first: DateTime<Utc>,
+) -> String {
+    let ui = shell.ui();
+    format!(
         "<article lang=\"{lang}\">\n<h1>{title}</h1>\n<p class=\"meta\">{published} {first}{updated} · {version}</p>\n{body}\n</article>\n",
         lang = esc(&text.locale),
         title = esc(&text.title),
@@ -399,9 +434,19 @@ pub fn announcement_page(
         },
         version = esc(&ui.version_n.replace("{n}", &shown.version.to_string())),
         body = printable(&text.html),
-    );
-    let _ = write!(
-        main,
+    )
+}
+
+/// Every version, newest first, each linked; the latest and the one shown marked.
+fn history(
+    shell: &Shell,
+    shown: &AnnouncementVersion,
+    versions: &[AnnouncementVersion],
+    path: &str,
+) -> String {
+    let ui = shell.ui();
+    let total = versions.len() as i64;
+    let mut main = format!(
         "<section class=\"history\" aria-labelledby=\"history\">\n<h2 id=\"history\">{}</h2>\n<ul>\n",
         esc(ui.history)
     );
@@ -427,18 +472,12 @@ pub fn announcement_page(
         let _ = writeln!(
             main,
             "<li><a href=\"{href}\"{current}>{label}</a> · {time}{notes}</li>",
-            href = shell.href(&path, Some(v.version)),
+            href = shell.href(path, Some(v.version)),
             time = shell.time(v.published_at),
         );
     }
     main.push_str("</ul>\n</section>");
-    let head = if shown.drill || version_asked {
-        "<meta name=\"robots\" content=\"noindex\">\n"
-    } else {
-        ""
-    };
-    let switch = shell.switch(&path, version_asked.then_some(shown.version));
-    shell.document(&text.title, head, &switch, &main)
+    main
 }
 
 /// The list of public announcements (newest version of each), newest first.
@@ -535,148 +574,6 @@ pub fn error_page(status: StatusCode, shell: Option<&Shell>) -> String {
     }
 }
 
-/// Atom 1.0 (RFC 4287): one entry per version, in the organisation's default language.
-pub fn atom_feed(live: &Live, rows: &[PublishedVersionRow], shell: &Shell) -> String {
-    let base = live.public_url.trim_end_matches('/');
-    let lang = &shell.locale;
-    // The default language's feed keeps the plain addresses; another language's names itself.
-    let other = !lang.eq_ignore_ascii_case(&live.default_locale);
-    let q = if other {
-        format!("?lang={lang}")
-    } else {
-        String::new()
-    };
-    let zh = lang.to_ascii_lowercase().starts_with("zh");
-    let title = if zh {
-        format!("{}公告", live.organisation.name)
-    } else {
-        format!("{}: announcements", live.organisation.name)
-    };
-    let updated = rows
-        .iter()
-        .map(|r| r.version.published_at)
-        .max()
-        .map_or_else(Utc::now, from_micros);
-    let items = rows
-        .iter()
-        .filter_map(|r| {
-            let locales: Vec<LocaleText> =
-                serde_json::from_str(&r.version.locales).unwrap_or_default();
-            let text = pick(&locales, lang)?;
-            let n = r.version.version;
-            let title = match (n, zh) {
-                (1, _) => text.title.clone(),
-                (_, true) => format!("{}（第 {n} 版更新）", text.title),
-                (_, false) => format!("{} (update: version {n})", text.title),
-            };
-            let url = if other {
-                format!("{}?lang={lang}&version={n}", page_url(base, &r.slug))
-            } else {
-                format!("{}?version={n}", page_url(base, &r.slug))
-            };
-            Some(FeedItem {
-                url,
-                title,
-                at: shell.atom_time(from_micros(r.version.published_at)),
-                locale: text.locale.clone(),
-                html: text.html.clone(),
-            })
-        })
-        .collect();
-    atom_document(
-        &FeedHead {
-            lang,
-            id: &format!("{base}/announcements{q}"),
-            title: &title,
-            self_href: &format!("{base}/announcements/feed.xml{q}"),
-            html_href: &format!("{base}/announcements{q}"),
-            author: &live.organisation.name,
-            updated: shell.atom_time(updated),
-        },
-        items,
-    )
-}
-
-/// The feed's own elements.
-struct FeedHead<'a> {
-    lang: &'a str,
-    id: &'a str,
-    title: &'a str,
-    self_href: &'a str,
-    html_href: &'a str,
-    author: &'a str,
-    updated: atom_syndication::FixedDateTime,
-}
-
-/// One version of an announcement, as an entry.
-struct FeedItem {
-    url: String,
-    title: String,
-    at: atom_syndication::FixedDateTime,
-    locale: String,
-    html: String,
-}
-
-/// The Atom document, written by the `atom_syndication` crate (which escapes markup); what
-/// XML 1.0 cannot carry at all — control characters — is dropped from every value first.
-fn atom_document(head: &FeedHead<'_>, items: Vec<FeedItem>) -> String {
-    use atom_syndication::{Content, Entry, Feed, Link, Person, Text};
-    let link = |rel: &str, mime: &str, href: &str, hreflang: Option<&str>| Link {
-        href: xml_text(href),
-        rel: rel.into(),
-        mime_type: Some(mime.into()),
-        hreflang: hreflang.map(xml_text),
-        ..Default::default()
-    };
-    let entries = items
-        .into_iter()
-        .map(|i| Entry {
-            id: xml_text(&i.url),
-            title: Text::plain(xml_text(&i.title)),
-            updated: i.at,
-            published: Some(i.at),
-            links: vec![link("alternate", "text/html", &i.url, Some(&i.locale))],
-            content: Some(Content {
-                value: Some(xml_text(&i.html)),
-                content_type: Some("html".into()),
-                lang: Some(xml_text(&i.locale)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
-    let feed = Feed {
-        id: xml_text(head.id),
-        title: Text::plain(xml_text(head.title)),
-        updated: head.updated,
-        links: vec![
-            link("self", "application/atom+xml", head.self_href, None),
-            link("alternate", "text/html", head.html_href, None),
-        ],
-        authors: vec![Person {
-            name: xml_text(head.author),
-            ..Default::default()
-        }],
-        lang: Some(xml_text(head.lang)),
-        entries,
-        ..Default::default()
-    };
-    let config = atom_syndication::WriteConfig {
-        write_document_declaration: true,
-        indent_size: Some(1),
-    };
-    // Writing into memory has no I/O to fail, and every value written is a `String`.
-    let xml = feed
-        .write_with_config(Vec::new(), config)
-        .unwrap_or_default();
-    String::from_utf8(xml).unwrap_or_default()
-}
-
-/// `s` without the characters XML 1.0 forbids (see [`esc`]); the writer escapes the rest.
-fn xml_text(s: &str) -> String {
-    printable(s).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,52 +603,6 @@ mod tests {
             esc("a\u{7}b\u{0}c\u{1b}[31m\td\ne\u{FFFF}"),
             "abc[31m\td\ne"
         );
-    }
-
-    #[test]
-    fn the_feed_stays_well_formed_whatever_the_text_holds() {
-        let at = Utc::now().fixed_offset();
-        let xml = atom_document(
-            &FeedHead {
-                lang: "zh-CN",
-                id: "https://x.example/announcements",
-                title: "Bell\u{7} & <Co>公告",
-                self_href: "https://x.example/announcements/feed.xml",
-                html_href: "https://x.example/announcements",
-                author: "Bell\u{7} & <Co>",
-                updated: at,
-            },
-            vec![FeedItem {
-                url: "https://x.example/announcements/a?lang=en&version=2".into(),
-                title: "Beep\u{7}\u{0}\u{1b}[31m \"quoted\"".into(),
-                at,
-                locale: "en".into(),
-                html: "<p>a\u{7}b &amp; c\u{FFFF}</p>".into(),
-            }],
-        );
-        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
-        let atom = "http://www.w3.org/2005/Atom";
-        let text = |name: &str| {
-            doc.descendants()
-                .find(|n| {
-                    n.has_tag_name((atom, name))
-                        && n.parent().is_some_and(|p| p.has_tag_name((atom, "entry")))
-                })
-                .and_then(|n| n.text())
-                .unwrap_or_default()
-                .to_string()
-        };
-        assert_eq!(text("title"), "Beep[31m \"quoted\"");
-        assert_eq!(text("content"), "<p>ab &amp; c</p>");
-        assert_eq!(
-            text("id"),
-            "https://x.example/announcements/a?lang=en&version=2"
-        );
-        // And the crate reads back what it wrote.
-        let feed: atom_syndication::Feed = xml.parse().unwrap();
-        assert_eq!(feed.title().as_str(), "Bell & <Co>公告");
-        assert_eq!(feed.authors()[0].name(), "Bell & <Co>");
-        assert_eq!(feed.lang(), Some("zh-CN"));
     }
 
     #[test]
