@@ -23,28 +23,14 @@ use super::duration::HumanDuration;
 /// The accepted forms, for messages.
 pub const FORMS: &str = "name=value, name!=value, name=~regex or name!~regex";
 
-/// How a matcher compares a label's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MatchOp {
-    #[serde(rename = "=")]
-    Equal,
-    #[serde(rename = "!=")]
-    NotEqual,
-    #[serde(rename = "=~")]
-    Regex,
-    #[serde(rename = "!~")]
-    NotRegex,
-}
-
-impl MatchOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
-    }
+string_enum! {
+    /// How a matcher compares a label's value.
+    MatchOp {
+        Equal => "=",
+        NotEqual => "!=",
+        Regex => "=~",
+        NotRegex => "!~",
+    } what = "a match operator"
 }
 
 /// One label matcher, parsed and (for regexes) compiled.
@@ -411,16 +397,16 @@ impl SilenceRequest {
     }
 }
 
-/// Where a silence stands at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SilenceState {
-    /// It starts later.
-    Pending,
-    /// It silences matching alerts now.
-    Active,
-    /// It ended, or was ended early.
-    Expired,
+string_enum! {
+    /// Where a silence stands at a moment.
+    SilenceState {
+        /// It starts later.
+        Pending => "pending",
+        /// It silences matching alerts now.
+        Active => "active",
+        /// It ended, or was ended early.
+        Expired => "expired",
+    } what = "a silence state"
 }
 
 impl SilenceState {
@@ -436,14 +422,6 @@ impl SilenceState {
             SilenceState::Pending
         } else {
             SilenceState::Active
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SilenceState::Pending => "pending",
-            SilenceState::Active => "active",
-            SilenceState::Expired => "expired",
         }
     }
 }
