@@ -7,9 +7,10 @@
 /// input is trimmed), serde under the same names, `utoipa::ToSchema`, and `ALL`; `what` names
 /// the set in the error ("a clock"). Variants are ordered as written (`Ord` follows `ALL`).
 /// Derives `Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash`; add others (e.g.
-/// `Default` with `#[default]` on a variant) as attributes. The one way to write a set of
-/// names: an enum that needs something else (a case-insensitive parse, another order, another
-/// error) says so where it is written by hand.
+/// `Default` with `#[default]` on a variant) as attributes. Every module may use it: outside
+/// `domain`, `use crate::domain::string_enum;`. The one way to write a set of names: an enum
+/// that needs something else (a case-insensitive parse, another order, another error) says so
+/// where it is written by hand.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
         $(#[$meta])*
@@ -56,6 +57,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 pub mod alert;
 pub mod audit;
