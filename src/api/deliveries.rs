@@ -118,12 +118,8 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_query",
-                    format!("status={s}: use pending, sending, sent, failed or dead"),
-                )
-            })
+            s.parse::<DeliveryStatus>()
+                .map_err(|e| ApiError::bad_request("bad_query", format!("status={s}: {e}")))
         })
         .transpose()?;
     let channel = q

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::domain::classify::Rules;
 use crate::domain::duration::HumanDuration;
 use crate::domain::facts::Jurisdiction;
+use crate::domain::string_enum;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,38 +281,16 @@ pub struct TokenConfig {
     pub departments: Vec<String>,
 }
 
-/// What a bearer token may do. `admin` may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Ingest,
-    Responder,
-    Approver,
-    Admin,
-    Viewer,
-    Site,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Ingest => "ingest",
-            Role::Responder => "responder",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-            Role::Site => "site",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            format!("`{s}` is not a role; use ingest, responder, approver, admin, viewer or site")
-        })
-    }
+string_enum! {
+    /// What a bearer token may do. `admin` may do everything.
+    Role {
+        Ingest => "ingest",
+        Responder => "responder",
+        Approver => "approver",
+        Admin => "admin",
+        Viewer => "viewer",
+        Site => "site",
+    } what = "a role"
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,6 @@
 //! Normalised alerts, whatever format they arrived in, and the keys derived from them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,39 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::classify::Correlation;
 use super::facts::Facts;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    Firing,
-    Resolved,
-}
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Firing => "firing",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-}
-
-impl fmt::Display for AlertStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for AlertStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "firing" => Ok(AlertStatus::Firing),
-            "resolved" => Ok(AlertStatus::Resolved),
-            _ => Err(format!(
-                "`{s}` is not an alert status; use firing or resolved"
-            )),
-        }
-    }
+string_enum! {
+    AlertStatus {
+        Firing => "firing",
+        Resolved => "resolved",
+    } what = "an alert status"
 }
 
 /// Where an alert came from, beyond its source name: kept for responders, never interpreted.

@@ -38,6 +38,8 @@ pub const DATA_TYPES: &[&str] = &[
     "other",
 ];
 
+// A checked name rather than a `string_enum!`: it parses in any case (`Phone` is `phone`),
+// which the macro's parse does not, and its `Ord` is the names' alphabetical order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[schema(value_type = String, example = "phone")]
 pub struct DataType(String);

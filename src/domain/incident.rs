@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 /// The company's internal response level. `S1` is the highest-level emergency plan.
 ///
 /// Ordering follows urgency: `S1 > S2 > S3 > S4`.
+// Written by hand, not with `string_enum!`: its order runs against the written one (`S1` is
+// the greatest), it parses in any case (`s1`), and its error explains the scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Severity {
     S1,

@@ -35,22 +35,13 @@ impl fmt::Debug for KeyRing {
     }
 }
 
-/// Which field of a subject a value belongs to (part of the associated data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Name,
-    Phone,
-    Email,
-}
-
-impl Field {
-    fn as_str(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::Phone => "phone",
-            Field::Email => "email",
-        }
-    }
+string_enum! {
+    /// Which field of a subject a value belongs to (part of the associated data).
+    Field {
+        Name => "name",
+        Phone => "phone",
+        Email => "email",
+    } what = "a subject field"
 }
 
 impl KeyRing {

@@ -4,8 +4,6 @@
 //! Pure: `crate::channels` sends these, the store keeps them, render writes them.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,16 +3,31 @@
 //! Raw strings from the outside world are parsed into these types once, at the edge (config
 //! loading, HTTP extraction, CLI parsing); everything inside works with validated values.
 
-/// A closed set of names as an enum: `as_str`, `Display`, `FromStr` naming the choices, and
-/// serde in snake_case; `what` names the set in the error ("a clock"). Variants are ordered as
-/// written. Call sites bring `fmt`, `FromStr`,
-/// `Serialize` and `Deserialize` into scope.
+/// A closed set of names as an enum: `as_str`, `Display`, `FromStr` naming the choices (the
+/// input is trimmed), serde under the same names, `utoipa::ToSchema`, and `ALL`; `what` names
+/// the set in the error ("a clock"). Variants are ordered as written (`Ord` follows `ALL`).
+/// Derives `Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash`; add others (e.g.
+/// `Default` with `#[default]` on a variant) as attributes. Every module may use it: outside
+/// `domain`, `use crate::domain::string_enum;`. The one way to write a set of names: an enum
+/// that needs something else (a case-insensitive parse, another order, another error) says so
+/// where it is written by hand.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::utoipa::ToSchema,
+        )]
+        pub enum $name { $($(#[$vmeta])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
             pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
@@ -21,13 +36,13 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s.trim() {
@@ -42,6 +57,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 pub mod alert;
 pub mod audit;

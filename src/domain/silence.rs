@@ -23,28 +23,14 @@ use super::duration::HumanDuration;
 /// The accepted forms, for messages.
 pub const FORMS: &str = "name=value, name!=value, name=~regex or name!~regex";
 
-/// How a matcher compares a label's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MatchOp {
-    #[serde(rename = "=")]
-    Equal,
-    #[serde(rename = "!=")]
-    NotEqual,
-    #[serde(rename = "=~")]
-    Regex,
-    #[serde(rename = "!~")]
-    NotRegex,
-}
-
-impl MatchOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
-    }
+string_enum! {
+    /// How a matcher compares a label's value.
+    MatchOp {
+        Equal => "=",
+        NotEqual => "!=",
+        Regex => "=~",
+        NotRegex => "!~",
+    } what = "a match operator"
 }
 
 /// One label matcher, parsed and (for regexes) compiled.
@@ -303,77 +289,70 @@ fn refuse(path: impl Into<String>, message: impl Into<String>) -> Refusal {
 }
 
 impl SilenceRequest {
-    /// Check everything; `rules` are the classification rule names in use.
+    /// Check everything; `rules` are the classification rule names in use. The first problem
+    /// found is the refusal, in this order: what to silence, when, why.
     pub fn validate(&self, rules: &[&str], now: DateTime<Utc>) -> Result<NewSilence, Refusal> {
-        let mut matchers = Vec::with_capacity(self.matchers.len());
-        for (i, m) in self.matchers.iter().enumerate() {
-            matchers.push(
+        let conditions = Conditions {
+            matchers: self.compiled_matchers()?,
+            source: self.checked_source()?,
+            rule: self.checked_rule(rules)?,
+        };
+        refuse_unbounded(&conditions)?;
+        let (starts_at, ends_at) = self.window(now)?;
+        let reason = self.reason.as_deref().map(str::trim).unwrap_or_default();
+        if reason.is_empty() {
+            return Err(refuse(
+                "reason",
+                "say why (e.g. the change ticket or the maintenance planned): it is kept with the silence",
+            ));
+        }
+        Ok(NewSilence {
+            conditions,
+            starts_at,
+            ends_at,
+            reason: reason.to_string(),
+        })
+    }
+
+    fn compiled_matchers(&self) -> Result<Vec<Matcher>, Refusal> {
+        self.matchers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
                 m.parse::<Matcher>()
-                    .map_err(|e| refuse(format!("matchers[{i}]"), e))?,
-            );
+                    .map_err(|e| refuse(format!("matchers[{i}]"), e))
+            })
+            .collect()
+    }
+
+    fn checked_source(&self) -> Result<Option<String>, Refusal> {
+        match self.source.as_deref().map(str::trim) {
+            Some("") => Err(refuse("source", "give a source name, or leave source out")),
+            s => Ok(s.map(str::to_string)),
         }
-        let source = match self.source.as_deref().map(str::trim) {
-            Some("") => return Err(refuse("source", "give a source name, or leave source out")),
-            s => s.map(str::to_string),
-        };
-        let rule = match self.rule.as_deref().map(str::trim) {
-            Some(r) if !rules.contains(&r) => {
-                return Err(refuse(
-                    "rule",
-                    format!(
-                        "there is no classification rule `{r}`; the rules are: {}",
-                        if rules.is_empty() {
-                            "(none)".to_string()
-                        } else {
-                            rules.join(", ")
-                        }
-                    ),
-                ));
-            }
-            r => r.map(str::to_string),
-        };
-        if matchers.is_empty() && source.is_none() && rule.is_none() {
-            return Err(refuse(
-                "matchers",
+    }
+
+    fn checked_rule(&self, rules: &[&str]) -> Result<Option<String>, Refusal> {
+        match self.rule.as_deref().map(str::trim) {
+            Some(r) if !rules.contains(&r) => Err(refuse(
+                "rule",
                 format!(
-                    "say what to silence: give at least one matcher ({FORMS}), a source or a rule"
+                    "there is no classification rule `{r}`; the rules are: {}",
+                    if rules.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        rules.join(", ")
+                    }
                 ),
-            ));
+            )),
+            r => Ok(r.map(str::to_string)),
         }
-        let empty = BTreeMap::new();
-        if source.is_none() && rule.is_none() && matchers.iter().all(|m| m.matches(&empty)) {
-            return Err(refuse(
-                "matchers",
-                "these matchers also match an alert without any labels, so the silence would silence every alert; add a matcher that needs a value, e.g. alertname=DiskFull",
-            ));
-        }
+    }
+
+    /// When the silence starts and ends: it must end after now and after it starts.
+    fn window(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), Refusal> {
         let starts_at = self.starts_at.unwrap_or(now);
-        let ends_at = match (self.ends_at, self.duration.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(refuse(
-                    "duration",
-                    "give either ends_at or duration, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(refuse(
-                    "ends_at",
-                    "say when the silence ends: give ends_at (RFC 3339) or duration (e.g. 2h)",
-                ));
-            }
-            (Some(e), None) => e,
-            (None, Some(d)) => {
-                let d: HumanDuration = d.parse().map_err(|e: String| refuse("duration", e))?;
-                if d.0.is_zero() {
-                    return Err(refuse(
-                        "duration",
-                        "give a duration longer than zero, e.g. 2h",
-                    ));
-                }
-                starts_at
-                    + chrono::Duration::from_std(d.0).map_err(|_| refuse("duration", "too long"))?
-            }
-        };
+        let ends_at = self.end(starts_at)?;
         let at = if self.ends_at.is_some() {
             "ends_at"
         } else {
@@ -391,36 +370,65 @@ impl SilenceRequest {
                 format!("the silence would end ({ends_at}) before it starts ({starts_at})"),
             ));
         }
-        let reason = self.reason.as_deref().map(str::trim).unwrap_or_default();
-        if reason.is_empty() {
-            return Err(refuse(
-                "reason",
-                "say why (e.g. the change ticket or the maintenance planned): it is kept with the silence",
-            ));
+        Ok((starts_at, ends_at))
+    }
+
+    /// `ends_at`, or `duration` after `starts_at`: exactly one of them.
+    fn end(&self, starts_at: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
+        match (self.ends_at, self.duration.as_deref()) {
+            (Some(_), Some(_)) => Err(refuse(
+                "duration",
+                "give either ends_at or duration, not both",
+            )),
+            (None, None) => Err(refuse(
+                "ends_at",
+                "say when the silence ends: give ends_at (RFC 3339) or duration (e.g. 2h)",
+            )),
+            (Some(e), None) => Ok(e),
+            (None, Some(d)) => {
+                let d: HumanDuration = d.parse().map_err(|e: String| refuse("duration", e))?;
+                if d.0.is_zero() {
+                    return Err(refuse(
+                        "duration",
+                        "give a duration longer than zero, e.g. 2h",
+                    ));
+                }
+                Ok(starts_at
+                    + chrono::Duration::from_std(d.0)
+                        .map_err(|_| refuse("duration", "too long"))?)
+            }
         }
-        Ok(NewSilence {
-            conditions: Conditions {
-                matchers,
-                source,
-                rule,
-            },
-            starts_at,
-            ends_at,
-            reason: reason.to_string(),
-        })
     }
 }
 
-/// Where a silence stands at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SilenceState {
-    /// It starts later.
-    Pending,
-    /// It silences matching alerts now.
-    Active,
-    /// It ended, or was ended early.
-    Expired,
+/// A silence must say what to silence, and must not silence every alert.
+fn refuse_unbounded(c: &Conditions) -> Result<(), Refusal> {
+    if c.matchers.is_empty() && c.source.is_none() && c.rule.is_none() {
+        return Err(refuse(
+            "matchers",
+            format!("say what to silence: give at least one matcher ({FORMS}), a source or a rule"),
+        ));
+    }
+    let empty = BTreeMap::new();
+    if c.source.is_none() && c.rule.is_none() && c.matchers.iter().all(|m| m.matches(&empty)) {
+        return Err(refuse(
+            "matchers",
+            "these matchers also match an alert without any labels, so the silence would silence every alert; add a matcher that needs a value, e.g. alertname=DiskFull",
+        ));
+    }
+    Ok(())
+}
+
+string_enum! {
+    /// Where a silence stands at a moment.
+    SilenceState {
+        /// It starts later.
+        Pending => "pending",
+        /// It silences matching alerts now.
+        Active => "active",
+        /// It ended, or was ended early.
+        Expired => "expired",
+    } what = "a silence state"
 }
 
 impl SilenceState {
@@ -436,14 +444,6 @@ impl SilenceState {
             SilenceState::Pending
         } else {
             SilenceState::Active
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SilenceState::Pending => "pending",
-            SilenceState::Active => "active",
-            SilenceState::Expired => "expired",
         }
     }
 }

@@ -28,6 +28,7 @@ use super::{Engine, EngineError};
 use crate::config::{NoticesConfig, OrganisationConfig};
 use crate::domain::message::{ChannelKind, Content, Purpose};
 pub use crate::domain::message::{LINK_MARKER, NAME_MARKER, fill_link, fill_name};
+use crate::domain::string_enum;
 use crate::domain::time::to_micros;
 use crate::render::Templates;
 use crate::render::context::recipient_value;
@@ -49,23 +50,15 @@ pub const NOTICE_CHANNELS: [ChannelKind; 5] = [
     ChannelKind::Email,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Every chosen channel the subject has.
-    #[default]
-    All,
-    /// The first chosen channel the subject has; the next ones if it dies.
-    First,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::All => "all",
-            Mode::First => "first",
-        }
-    }
+string_enum! {
+    #[derive(Default)]
+    Mode {
+        /// Every chosen channel the subject has.
+        #[default]
+        All => "all",
+        /// The first chosen channel the subject has; the next ones if it dies.
+        First => "first",
+    } what = "a campaign mode"
 }
 
 /// `POST /api/v1/incidents/{id}/notices`.
@@ -86,24 +79,16 @@ pub struct CampaignRequest {
     pub audience: Audience,
 }
 
-/// Who a campaign is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Audience {
-    /// Every affected person.
-    #[default]
-    All,
-    /// Only people no earlier campaign of the incident reached.
-    Unreached,
-}
-
-impl Audience {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::All => "all",
-            Audience::Unreached => "unreached",
-        }
-    }
+string_enum! {
+    /// Who a campaign is for.
+    #[derive(Default)]
+    Audience {
+        /// Every affected person.
+        #[default]
+        All => "all",
+        /// Only people no earlier campaign of the incident reached.
+        Unreached => "unreached",
+    } what = "a campaign audience"
 }
 
 /// The follow-up approval task of campaign `id` is `notice-<id>`.

@@ -23,6 +23,7 @@ use crate::domain::classify::{Classification, Rules, Subject};
 use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
 use crate::domain::records::{AlertDetail, Incident};
+use crate::domain::string_enum;
 use crate::domain::time::to_micros;
 use crate::store::{
     AlertInsert, HeldAlert, IncidentAlertRow, IntakeKey, NewAlertRow, NewEvent, NewTimer, Store,
@@ -71,36 +72,24 @@ impl PreparedAlert {
     }
 }
 
-/// What became of one alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Disposition {
-    /// It opened a new incident.
-    Opened,
-    /// It joined an open incident: the one holding the alert already, or its group's.
-    Joined,
-    /// It would have opened an incident, but its source and rule opened too many lately
-    /// (`[ingest] storm_incidents` within `storm_window`): it joined their storm incident.
-    Folded,
-    /// It was already recorded (a re-send, or another Alertmanager peer's copy).
-    Duplicate,
-    /// Recorded, but it matched no incident rule and no open incident.
-    Recorded,
-    /// Recorded and marked silenced by a silence: it opened and joined nothing, paged nobody.
-    Silenced,
-}
-
-impl Disposition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Opened => "opened",
-            Disposition::Joined => "joined",
-            Disposition::Folded => "folded",
-            Disposition::Duplicate => "duplicate",
-            Disposition::Recorded => "recorded",
-            Disposition::Silenced => "silenced",
-        }
-    }
+string_enum! {
+    /// What became of one alert.
+    Disposition {
+        /// It opened a new incident.
+        Opened => "opened",
+        /// It joined an open incident: the one holding the alert already, or its group's.
+        Joined => "joined",
+        /// It would have opened an incident, but its source and rule opened too many lately
+        /// (`[ingest] storm_incidents` within `storm_window`): it joined their storm incident.
+        Folded => "folded",
+        /// It was already recorded (a re-send, or another Alertmanager peer's copy).
+        Duplicate => "duplicate",
+        /// Recorded, but it matched no incident rule and no open incident.
+        Recorded => "recorded",
+        /// Recorded and marked silenced by a silence: it opened and joined nothing, paged
+        /// nobody.
+        Silenced => "silenced",
+    } what = "a disposition"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -9,58 +9,28 @@
 //! …
 //! ```
 
-use std::fmt;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// The parts a template file can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Part {
-    /// E-mail subject; the title of in-site notices and webhooks.
-    Subject,
-    /// Plain text: the e-mail text part, the in-site notice, and the fallback for SMS/voice.
-    Text,
-    /// The e-mail HTML part (rendered with HTML escaping).
-    Html,
-    /// The SMS body.
-    Sms,
-    /// What a voice call says.
-    Voice,
-    /// `key=value` lines: the values template-only SMS/voice providers are sent.
-    Params,
-}
+use crate::domain::string_enum;
 
-impl Part {
-    pub const ALL: [Part; 6] = [
-        Part::Subject,
-        Part::Text,
-        Part::Html,
-        Part::Sms,
-        Part::Voice,
-        Part::Params,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Part::Subject => "subject",
-            Part::Text => "text",
-            Part::Html => "html",
-            Part::Sms => "sms",
-            Part::Voice => "voice",
-            Part::Params => "params",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Part> {
-        Part::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-impl fmt::Display for Part {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+string_enum! {
+    /// The parts a template file can hold.
+    Part {
+        /// E-mail subject; the title of in-site notices and webhooks.
+        Subject => "subject",
+        /// Plain text: the e-mail text part, the in-site notice, and the fallback for SMS/voice.
+        Text => "text",
+        /// The e-mail HTML part (rendered with HTML escaping).
+        Html => "html",
+        /// The SMS body.
+        Sms => "sms",
+        /// What a voice call says.
+        Voice => "voice",
+        /// `key=value` lines: the values template-only SMS/voice providers are sent.
+        Params => "params",
+    } what = "a template part"
 }
 
 /// One part's source and where it starts in the file.
@@ -93,7 +63,7 @@ pub fn split(source: &str) -> Result<Vec<PartSource>, Vec<LineError>> {
     for (i, line) in source.split_inclusive('\n').enumerate() {
         let n = i + 1;
         if let Some(word) = MARKER.captures(line).and_then(|c| c.get(1)) {
-            match Part::parse(word.as_str()) {
+            match word.as_str().parse::<Part>().ok() {
                 Some(part) => {
                     if let Some(first) = parts.iter().find(|p| p.part == part) {
                         errors.push((

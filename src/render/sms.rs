@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 /// How an SMS is encoded on the air.
+// Not a `string_enum!`: its display names (`GSM-7`) are not its wire names (`gsm7`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SmsEncoding {

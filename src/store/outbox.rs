@@ -17,6 +17,7 @@ use super::seals::Sealed;
 use super::write::{BulkInsert, Inner, chunks, insert_chunks, json, on_tx};
 use super::{Result, Store, StoreError, WriteTx, on_pool};
 use crate::domain::message::{ChannelKind, Content, Outgoing, Purpose};
+use crate::domain::string_enum;
 
 /// Where to try next if a delivery dies: another channel, its own address, its own words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,41 +86,17 @@ macro_rules! delivery_view_columns {
 }
 pub(super) use delivery_view_columns;
 
-/// Delivery states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Sending,
-    Sent,
-    /// The last attempt failed; another is due at `next_attempt_at`.
-    Failed,
-    /// No more attempts.
-    Dead,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 5] = [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Sending,
-        DeliveryStatus::Sent,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Sending => "sending",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
+string_enum! {
+    /// Delivery states.
+    DeliveryStatus {
+        Pending => "pending",
+        Sending => "sending",
+        Sent => "sent",
+        /// The last attempt failed; another is due at `next_attempt_at`.
+        Failed => "failed",
+        /// No more attempts.
+        Dead => "dead",
+    } what = "a delivery status"
 }
 
 /// How one claimed attempt ended, to record.

@@ -62,62 +62,77 @@ fn locale_shape(s: &str) -> bool {
 
 /// Check one row. `Err` is the reason it is rejected.
 pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, String> {
-    let subject_id = raw.subject_id.trim().to_string();
+    let subject_id = subject_id(&raw.subject_id)?;
+    let name = name(raw.name.as_deref())?;
+    let phone = given(&raw.phone)
+        .map(|p| normalise_phone(p, rules.region).map_err(|e| format!("phone: {e}")))
+        .transpose()?;
+    let email = given(&raw.email)
+        .map(|e| recipient(ChannelKind::Email, "email", e))
+        .transpose()?;
+    let site_user_id = given(&raw.site_user_id)
+        .map(|u| recipient(ChannelKind::Inbox, "site_user_id", u))
+        .transpose()?;
+    let mut warnings = Vec::new();
+    let locale = locale(given(&raw.locale), rules, &mut warnings);
+    let has = |c: ChannelKind| match c {
+        ChannelKind::Inbox => site_user_id.is_some(),
+        ChannelKind::Sms | ChannelKind::Voice => phone.is_some(),
+        ChannelKind::Email => email.is_some(),
+        _ => false,
+    };
+    let channels = channels(given(&raw.channels), has, &mut warnings)?;
+    let jurisdiction = given(&raw.jurisdiction)
+        .map(|j| j.parse().map_err(|e| format!("jurisdiction: {e}")))
+        .transpose()?;
+    Ok(ValidSubject {
+        subject_id,
+        name,
+        phone,
+        email,
+        site_user_id,
+        locale,
+        channels,
+        jurisdiction,
+        warnings,
+    })
+}
+
+/// A field's value trimmed, if it has one (blank counts as none).
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn subject_id(raw: &str) -> Result<String, String> {
+    let subject_id = raw.trim().to_string();
     if subject_id.is_empty() {
         return Err("subject_id is empty: every row needs the person's id in your systems".into());
     }
     if subject_id.chars().count() > 128 || !printable(&subject_id) {
         return Err("subject_id must be 1–128 printable characters".into());
     }
-    let mut warnings = Vec::new();
-    let name = raw
-        .name
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty());
+    Ok(subject_id)
+}
+
+fn name(raw: Option<&str>) -> Result<Option<String>, String> {
+    let name = raw.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if let Some(n) = &name
         && (n.chars().count() > 200 || !printable(n))
     {
         return Err("name must be at most 200 printable characters".into());
     }
-    let phone = match raw
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        Some(p) => Some(normalise_phone(p, rules.region).map_err(|e| format!("phone: {e}"))?),
-        None => None,
-    };
-    let email = match raw
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        Some(e) => Some(
-            crate::domain::message::validate_recipient(ChannelKind::Email, e)
-                .map_err(|m| format!("email: {m}"))?,
-        ),
-        None => None,
-    };
-    let site_user_id = match raw
-        .site_user_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        Some(u) => Some(
-            crate::domain::message::validate_recipient(ChannelKind::Inbox, u)
-                .map_err(|m| format!("site_user_id: {m}"))?,
-        ),
-        None => None,
-    };
-    let locale = match raw
-        .locale
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+    Ok(name)
+}
+
+/// A contact checked as a recipient of `kind`; the error names the field.
+fn recipient(kind: ChannelKind, field: &str, value: &str) -> Result<String, String> {
+    crate::domain::message::validate_recipient(kind, value).map_err(|m| format!("{field}: {m}"))
+}
+
+/// The locale the person is written to in: theirs, or the default when it is missing or
+/// malformed; a warning when no notice is written in their language.
+fn locale(given: Option<&str>, rules: &Rules<'_>, warnings: &mut Vec<String>) -> String {
+    match given {
         None => rules.default_locale.to_string(),
         Some(l) if !locale_shape(l) => {
             warnings.push(format!(
@@ -144,74 +159,53 @@ pub fn validate(raw: RawSubject, rules: &Rules<'_>) -> Result<ValidSubject, Stri
             }
             l.replace('_', "-")
         }
+    }
+}
+
+/// The channels listed (or, when none are, every one the row `has` a contact for); a listed
+/// channel without its contact is left out with a warning.
+fn channels(
+    given: Option<&str>,
+    has: impl Fn(ChannelKind) -> bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ChannelKind>, String> {
+    let Some(list) = given else {
+        return Ok(SUBJECT_CHANNELS.into_iter().filter(|c| has(*c)).collect());
     };
-    let has = |c: ChannelKind| match c {
-        ChannelKind::Inbox => site_user_id.is_some(),
-        ChannelKind::Sms | ChannelKind::Voice => phone.is_some(),
-        ChannelKind::Email => email.is_some(),
-        _ => false,
-    };
-    let channels = match raw
-        .channels
-        .as_deref()
+    let mut out = Vec::new();
+    for name in list
+        .split([';', '|', ' ', ','])
         .map(str::trim)
-        .filter(|c| !c.is_empty())
+        .filter(|s| !s.is_empty())
     {
-        None => SUBJECT_CHANNELS.into_iter().filter(|c| has(*c)).collect(),
-        Some(list) => {
-            let mut out = Vec::new();
-            for name in list
-                .split([';', '|', ' ', ','])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                let c = match name.to_ascii_lowercase().as_str() {
-                    "inbox" | "in_site" | "site" => ChannelKind::Inbox,
-                    "sms" => ChannelKind::Sms,
-                    "voice" | "phone" => ChannelKind::Voice,
-                    "email" | "e-mail" => ChannelKind::Email,
-                    _ => {
-                        return Err(format!(
-                            "channels: `{name}` is not a channel; use inbox, sms, voice or email, separated by `;`"
-                        ));
-                    }
-                };
-                if !has(c) {
-                    warnings.push(format!(
-                        "channel {c} is listed but the row has no {} for it; left out",
-                        match c {
-                            ChannelKind::Inbox => "site_user_id",
-                            ChannelKind::Email => "email",
-                            _ => "phone",
-                        }
-                    ));
-                } else if !out.contains(&c) {
-                    out.push(c);
+        let c = listed_channel(name)?;
+        if !has(c) {
+            warnings.push(format!(
+                "channel {c} is listed but the row has no {} for it; left out",
+                match c {
+                    ChannelKind::Inbox => "site_user_id",
+                    ChannelKind::Email => "email",
+                    _ => "phone",
                 }
-            }
-            out
+            ));
+        } else if !out.contains(&c) {
+            out.push(c);
         }
-    };
-    let jurisdiction = match raw
-        .jurisdiction
-        .as_deref()
-        .map(str::trim)
-        .filter(|j| !j.is_empty())
-    {
-        Some(j) => Some(j.parse().map_err(|e| format!("jurisdiction: {e}"))?),
-        None => None,
-    };
-    Ok(ValidSubject {
-        subject_id,
-        name,
-        phone,
-        email,
-        site_user_id,
-        locale,
-        channels,
-        jurisdiction,
-        warnings,
-    })
+    }
+    Ok(out)
+}
+
+/// A channel as a list may name it: any case, with the aliases people write.
+fn listed_channel(name: &str) -> Result<ChannelKind, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "inbox" | "in_site" | "site" => Ok(ChannelKind::Inbox),
+        "sms" => Ok(ChannelKind::Sms),
+        "voice" | "phone" => Ok(ChannelKind::Voice),
+        "email" | "e-mail" => Ok(ChannelKind::Email),
+        _ => Err(format!(
+            "channels: `{name}` is not a channel; use inbox, sms, voice or email, separated by `;`"
+        )),
+    }
 }
 
 /// `inbox;sms` as stored.

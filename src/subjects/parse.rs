@@ -13,6 +13,8 @@
 
 use serde::Deserialize;
 
+use crate::domain::string_enum;
+
 /// Longest record accepted; longer ones are reported and skipped.
 pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 
@@ -21,10 +23,12 @@ pub const NOT_UTF8: &str = "this line is not UTF-8 text; the file may have been 
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Ndjson,
+string_enum! {
+    /// How an upload of affected people is written.
+    Format {
+        Csv => "csv",
+        Ndjson => "ndjson",
+    } what = "a subjects file format"
 }
 
 impl Format {
@@ -43,13 +47,6 @@ impl Format {
             Some(Format::Ndjson)
         } else {
             None
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Ndjson => "ndjson",
         }
     }
 }

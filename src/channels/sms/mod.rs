@@ -157,27 +157,19 @@ use super::{
     BoxFuture, Channel, ChannelKind, Limits, Outgoing, SendError, Sent, mask_phone, validate_e164,
 };
 use crate::domain::duration::HumanDuration;
+use crate::domain::string_enum;
 
-/// Which HTTP API carries the messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    GenericHttp,
-    Aliyun,
-    Tencent,
-    Twilio,
+string_enum! {
+    /// Which HTTP API carries the messages.
+    Provider {
+        GenericHttp => "generic_http",
+        Aliyun => "aliyun",
+        Tencent => "tencent",
+        Twilio => "twilio",
+    } what = "a phone provider"
 }
 
 impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::GenericHttp => "generic_http",
-            Provider::Aliyun => "aliyun",
-            Provider::Tencent => "tencent",
-            Provider::Twilio => "twilio",
-        }
-    }
-
     /// Providers that accept only pre-approved templates, never free text.
     pub fn template_only(self) -> bool {
         matches!(self, Provider::Aliyun | Provider::Tencent)

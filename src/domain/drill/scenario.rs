@@ -11,6 +11,7 @@ use crate::domain::classify::{Rules, Subject};
 use crate::domain::duration::HumanDuration;
 use crate::domain::facts::Facts;
 use crate::domain::incident::{Category, Severity, Status};
+use crate::domain::message::{ChannelKind, validate_recipient};
 use crate::domain::playbook::Playbooks;
 use crate::domain::source::Source;
 
@@ -211,6 +212,7 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
+/// Report every problem of `s` through `p`, section by section in the file's order.
 fn check(
     s: &Scenario,
     departments: &[&str],
@@ -218,7 +220,17 @@ fn check(
     playbook_ids: &[&str],
     p: &mut dyn FnMut(&str, String),
 ) {
-    use crate::domain::message::{ChannelKind, validate_recipient};
+    check_header(s, p);
+    check_start(&s.start, p);
+    check_references(s, template_exists, playbook_ids, p);
+    check_participants(&s.participants.departments, departments, p);
+    check_capture(s, p);
+    check_targets(&s.targets, departments, p);
+    check_injects(s, p);
+}
+
+/// `name`, `owner` and `time_limit`.
+fn check_header(s: &Scenario, p: &mut dyn FnMut(&str, String)) {
     if !valid_name(&s.name) {
         p(
             "name",
@@ -237,12 +249,24 @@ fn check(
             "give how long the drill runs, e.g. `2h`".into(),
         );
     }
-    if s.start.title.trim().is_empty() {
+}
+
+fn check_start(start: &Start, p: &mut dyn FnMut(&str, String)) {
+    if start.title.trim().is_empty() {
         p("start.title", "give the drill incident a title".into());
     }
-    if let Err(e) = s.start.facts.validate() {
+    if let Err(e) = start.facts.validate() {
         p(&format!("start.facts.{}", e.path), e.message);
     }
+}
+
+/// The playbook and notice template the scenario names exist.
+fn check_references(
+    s: &Scenario,
+    template_exists: &dyn Fn(&str) -> bool,
+    playbook_ids: &[&str],
+    p: &mut dyn FnMut(&str, String),
+) {
     if let Some(pb) = &s.playbook
         && !playbook_ids.contains(&pb.as_str())
     {
@@ -263,13 +287,17 @@ fn check(
             format!("unknown template `{t}`: there is no templates/notice/{t}.<locale>.hbs"),
         );
     }
-    if s.participants.departments.is_empty() {
+}
+
+/// `participants.departments`: at least one, each a configured department.
+fn check_participants(listed: &[String], departments: &[&str], p: &mut dyn FnMut(&str, String)) {
+    if listed.is_empty() {
         p(
             "participants.departments",
             "name at least one department whose members are paged".into(),
         );
     }
-    for (i, d) in s.participants.departments.iter().enumerate() {
+    for (i, d) in listed.iter().enumerate() {
         if !departments.contains(&d.as_str()) {
             p(
                 &format!("participants.departments[{i}]"),
@@ -280,6 +308,10 @@ fn check(
             );
         }
     }
+}
+
+/// Every capture recipient is valid, and a functional drill has one.
+fn check_capture(s: &Scenario, p: &mut dyn FnMut(&str, String)) {
     let lists: [(&str, &[String], ChannelKind); 3] = [
         ("capture.email", &s.capture.email, ChannelKind::Email),
         ("capture.phone", &s.capture.phone, ChannelKind::Sms),
@@ -306,7 +338,11 @@ fn check(
             "a functional drill delivers notices to capture recipients: give at least one e-mail, phone or site user".into(),
         );
     }
-    check_targets(&s.targets, departments, p);
+}
+
+/// Each inject happens within the time limit, does something, moves the drill only where
+/// responders may, and patches the facts validly.
+fn check_injects(s: &Scenario, p: &mut dyn FnMut(&str, String)) {
     for (i, inj) in s.injects.iter().enumerate() {
         let at = format!("injects[{i}]");
         if inj.after.0 > s.time_limit.0 {

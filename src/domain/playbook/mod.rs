@@ -77,43 +77,18 @@ pub struct TaskDef {
     pub lint: Option<TaskLint>,
 }
 
-/// A content check an approval gate runs before it can be approved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskLint {
-    /// The gate approves the notice to individuals: the incident's facts must supply every
-    /// required element of a notice ([`crate::domain::notice`]) and the notice templates must
-    /// carry them.
-    Notice,
-    /// The gate approves the regulator report: approving a report version satisfies it, and it
-    /// is not approved directly while a version waits for its own approval
-    /// ([`crate::engine::report_gate`]).
-    Report,
-}
-
-impl TaskLint {
-    pub const ALL: [TaskLint; 2] = [TaskLint::Notice, TaskLint::Report];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskLint::Notice => "notice",
-            TaskLint::Report => "report",
-        }
-    }
-}
-
-impl std::str::FromStr for TaskLint {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TaskLint::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a lint; the lints are: {}",
-                    TaskLint::ALL.map(TaskLint::as_str).join(", ")
-                )
-            })
-    }
+string_enum! {
+    /// A content check an approval gate runs before it can be approved.
+    TaskLint {
+        /// The gate approves the notice to individuals: the incident's facts must supply every
+        /// required element of a notice ([`crate::domain::notice`]) and the notice templates must
+        /// carry them.
+        Notice => "notice",
+        /// The gate approves the regulator report: approving a report version satisfies it, and
+        /// it is not approved directly while a version waits for its own approval
+        /// ([`crate::engine::report_gate`]).
+        Report => "report",
+    } what = "a lint"
 }
 
 /// How specific a playbook's match is; a higher value wins.

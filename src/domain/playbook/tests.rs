@@ -710,7 +710,7 @@ lint = "notices"
         &at(
             &d,
             "x.toml",
-            "tasks[1] (b).lint: `notices` is not a lint; the lints are: notice, report",
+            "tasks[1] (b).lint: `notices` is not a lint; use one of: notice, report",
         ),
     );
 }

@@ -14,6 +14,9 @@ use crate::domain::duration::HumanDuration;
 use crate::domain::facts::{Facts, Jurisdiction};
 use crate::domain::records::Incident;
 
+mod condition;
+use condition::check;
+
 /// What an assessment is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct Case<'a> {
@@ -206,48 +209,14 @@ fn obligation(
     if !applies.is_empty() {
         why.push(format!("applies because {}", applies.join("; ")));
     }
-    let mut key = format!("{code}:{}", def.id);
-    let mut inherited = None;
-    let mut clock_start = None;
-    if def.clock == Clock::MaterialChange {
-        let mut reports: Vec<&Submitted> = case
-            .submitted
-            .iter()
-            .filter(|s| {
-                &s.jurisdiction == code
-                    && (def.after.contains(&s.obligation) || s.obligation == def.id)
-            })
-            .collect();
-        reports.sort_by_key(|s| s.at);
-        let last = reports.last()?;
-        // A supplement goes where the report it supplements went.
-        inherited = reports
-            .iter()
-            .rev()
-            .filter_map(|s| env.pack.obligation(&s.obligation))
-            .find_map(|o| recipient_of(o, env.operator));
-        let changed = changed_facts(
-            &last.facts.for_jurisdiction(code),
-            env.facts,
-            &def.on_change_of,
-        );
-        if changed.is_empty() {
-            return None;
-        }
-        let n = reports.iter().filter(|s| s.obligation == def.id).count() + 1;
-        key = format!("{key}#{n}");
-        let start = case.started.get(&key).copied().unwrap_or(case.now);
-        clock_start = Some(start);
-        why.push(format!(
-            "material facts changed since the report submitted {}: {}",
-            last.at.format("%Y-%m-%d %H:%M UTC"),
-            changed.join(", ")
-        ));
-    }
+    let key = format!("{code}:{}", def.id);
+    let (key, inherited, clock_start) = if def.clock == Clock::MaterialChange {
+        let s = supplement(def, env, case, &key, &mut why)?;
+        (s.key, s.inherited, Some(s.clock_start))
+    } else {
+        (key, None, clock_of(def.clock, env.incident))
+    };
     let (standing, exemption) = standing(def, env, &mut why);
-    if def.clock != Clock::MaterialChange {
-        clock_start = clock_of(def.clock, env.incident);
-    }
     if clock_start.is_none()
         && standing == Standing::Required
         && def.clock == Clock::AssessedNotifiableAt
@@ -256,28 +225,7 @@ fn obligation(
         clocks_to_start.push(def.clock);
     }
     let due_at = clock_start.map(|s| deadline(s, def.deadline, def.counting, env.pack.timezone));
-    let window = match def.counting {
-        super::Counting::Elapsed => format!("{} from", def.deadline_written),
-        super::Counting::CalendarDaysAfter => format!(
-            "{} calendar days after the day of",
-            def.deadline.as_secs() / 86_400
-        ),
-    };
-    match (clock_start, due_at) {
-        (Some(s), Some(d)) => why.push(format!(
-            "deadline: {window} {} ({}) → {} ({})",
-            def.clock,
-            s.with_timezone(&env.pack.timezone)
-                .format("%Y-%m-%d %H:%M %:z"),
-            d.format("%Y-%m-%d %H:%M:%S UTC"),
-            d.with_timezone(&env.pack.timezone)
-                .format("%Y-%m-%d %H:%M %:z"),
-        )),
-        _ => why.push(format!(
-            "deadline: {window} {}, which has not started",
-            def.clock
-        )),
-    }
+    why.push(deadline_reason(def, env.pack, clock_start, due_at));
     let recipient = recipient_of(def, env.operator).or(inherited);
     Some(ObligationOutcome {
         key,
@@ -299,6 +247,91 @@ fn obligation(
         reminders: def.reminders.clone(),
         why,
     })
+}
+
+/// The next supplementary report of a series (an obligation counting from a material change).
+struct Supplement {
+    /// The obligation's key with the report's number: `<code>:<id>#<n>`.
+    key: String,
+    /// Where the report it supplements went.
+    inherited: Option<String>,
+    /// When it was first owed (now, the first time).
+    clock_start: DateTime<Utc>,
+}
+
+/// The supplement `def` asks for, with why in `why`; `None` when no report it supplements
+/// was submitted, or none of its material facts changed since the last.
+fn supplement(
+    def: &ObligationDef,
+    env: &Env<'_>,
+    case: &Case<'_>,
+    key: &str,
+    why: &mut Vec<String>,
+) -> Option<Supplement> {
+    let code = &env.pack.code;
+    let mut reports: Vec<&Submitted> = case
+        .submitted
+        .iter()
+        .filter(|s| {
+            &s.jurisdiction == code && (def.after.contains(&s.obligation) || s.obligation == def.id)
+        })
+        .collect();
+    reports.sort_by_key(|s| s.at);
+    let last = reports.last()?;
+    // A supplement goes where the report it supplements went.
+    let inherited = reports
+        .iter()
+        .rev()
+        .filter_map(|s| env.pack.obligation(&s.obligation))
+        .find_map(|o| recipient_of(o, env.operator));
+    let changed = changed_facts(
+        &last.facts.for_jurisdiction(code),
+        env.facts,
+        &def.on_change_of,
+    );
+    if changed.is_empty() {
+        return None;
+    }
+    let n = reports.iter().filter(|s| s.obligation == def.id).count() + 1;
+    let key = format!("{key}#{n}");
+    let clock_start = case.started.get(&key).copied().unwrap_or(case.now);
+    why.push(format!(
+        "material facts changed since the report submitted {}: {}",
+        last.at.format("%Y-%m-%d %H:%M UTC"),
+        changed.join(", ")
+    ));
+    Some(Supplement {
+        key,
+        inherited,
+        clock_start,
+    })
+}
+
+/// The deadline in words: how it is counted, from which clock, and when it falls (in UTC and
+/// the pack's time zone), or that its clock has not started.
+fn deadline_reason(
+    def: &ObligationDef,
+    pack: &Pack,
+    clock_start: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+) -> String {
+    let window = match def.counting {
+        super::Counting::Elapsed => format!("{} from", def.deadline_written),
+        super::Counting::CalendarDaysAfter => format!(
+            "{} calendar days after the day of",
+            def.deadline.as_secs() / 86_400
+        ),
+    };
+    match (clock_start, due_at) {
+        (Some(s), Some(d)) => format!(
+            "deadline: {window} {} ({}) → {} ({})",
+            def.clock,
+            s.with_timezone(&pack.timezone).format("%Y-%m-%d %H:%M %:z"),
+            d.format("%Y-%m-%d %H:%M:%S UTC"),
+            d.with_timezone(&pack.timezone).format("%Y-%m-%d %H:%M %:z"),
+        ),
+        _ => format!("deadline: {window} {}, which has not started", def.clock),
+    }
 }
 
 fn standing(
@@ -398,197 +431,4 @@ fn changed_facts(before: &Facts, after: &Facts, names: &[String]) -> Vec<String>
             )
         })
         .collect()
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `Some(reasons)` when the condition holds (the facts that made it hold, in words); `None`
-/// when it does not.
-fn check(c: &Condition, env: &Env<'_>) -> Option<Vec<String>> {
-    let f = env.facts;
-    let mut why = Vec::new();
-    // The grade first: it reads as the main reason ("grade III ≥ III; operator type other").
-    if let Some(g) = &c.grade_at_least {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank > want {
-            return None;
-        }
-        why.push(format!("grade {} ≥ {g}", env.pack.grades[rank].id));
-    }
-    if let Some(g) = &c.grade_below {
-        let (rank, want) = (env.grade?, env.pack.grade_rank(g)?);
-        if rank <= want {
-            return None;
-        }
-        why.push(format!("grade {} < {g}", env.pack.grades[rank].id));
-    }
-    let at_least =
-        |name: &str, have: Option<u64>, min: Option<u64>, why: &mut Vec<String>| -> bool {
-            match min {
-                None => true,
-                Some(m) => match have {
-                    Some(h) if h >= m => {
-                        why.push(format!("{name} {} ≥ {}", thousands(h), thousands(m)));
-                        true
-                    }
-                    _ => false,
-                },
-            }
-        };
-    let subjects = match env.own_count {
-        Some(code) => format!("affected_subjects in {code}"),
-        None => "affected_subjects".to_string(),
-    };
-    if !at_least(
-        &subjects,
-        f.affected_subjects,
-        c.affected_subjects_at_least,
-        &mut why,
-    ) || !at_least(
-        "economic_loss_cny",
-        f.economic_loss_cny,
-        c.economic_loss_cny_at_least,
-        &mut why,
-    ) || !at_least(
-        "records_affected",
-        f.records_affected,
-        c.records_affected_at_least,
-        &mut why,
-    ) {
-        return None;
-    }
-    if let Some(max) = c.affected_subjects_below {
-        match f.affected_subjects {
-            Some(n) if n >= max => return None,
-            n => why.push(format!(
-                "{subjects} {} < {}",
-                n.map_or("unknown".into(), thousands),
-                thousands(max)
-            )),
-        }
-    }
-    for (name, have, min) in [
-        (
-            "outage_whole_system",
-            f.outage_whole_system,
-            c.outage_whole_system_at_least,
-        ),
-        (
-            "outage_main_functions",
-            f.outage_main_functions,
-            c.outage_main_functions_at_least,
-        ),
-    ] {
-        if let Some(min) = min {
-            match have {
-                Some(h) if h.0 >= min => why.push(format!("{name} {h} ≥ {}", HumanDuration(min))),
-                _ => return None,
-            }
-        }
-    }
-    if !c.categories.is_empty() {
-        if !c.categories.contains(&env.incident.category) {
-            return None;
-        }
-        why.push(format!("category {}", env.incident.category));
-    }
-    if let Some(pi) = c.personal_information {
-        if env.incident.category.is_personal_information() != pi {
-            return None;
-        }
-        why.push(if pi {
-            format!(
-                "a personal-information incident ({})",
-                env.incident.category
-            )
-        } else {
-            format!(
-                "not a personal-information incident ({})",
-                env.incident.category
-            )
-        });
-    }
-    if !c.data_types_any.is_empty() {
-        let hit: Vec<&str> = c
-            .data_types_any
-            .iter()
-            .filter(|d| f.data_types.contains(d))
-            .map(|d| d.as_str())
-            .collect();
-        if hit.is_empty() {
-            return None;
-        }
-        why.push(format!("data types include {}", hit.join(", ")));
-    }
-    if !c.data_types_combination.is_empty() {
-        let mut parts = Vec::new();
-        for group in &c.data_types_combination {
-            match group.iter().find(|d| f.data_types.contains(d)) {
-                Some(d) => parts.push(d.as_str()),
-                None => return None,
-            }
-        }
-        why.push(format!("data types combine {}", parts.join(" + ")));
-    }
-    for flag in &c.facts_true {
-        if !f.flag(flag) {
-            return None;
-        }
-        why.push(match (flag.as_str(), f.notification_hold) {
-            ("notification_hold", Some(h)) => format!("notification_hold = {h}"),
-            _ => format!("{flag} = true"),
-        });
-    }
-    for flag in &c.facts_not_true {
-        if f.flag(flag) {
-            return None;
-        }
-    }
-    if let Some(min) = c.threat_at_least {
-        match f.threat {
-            Some(t) if t >= min => why.push(format!("threat {t} (≥ {min})")),
-            _ => return None,
-        }
-    }
-    if let Some(min) = c.risk_at_least {
-        match f.risk {
-            Some(r) if r >= min => why.push(format!("risk {r}")),
-            _ => return None,
-        }
-    }
-    if !c.risk_is.is_empty() {
-        match f.risk {
-            Some(r) if c.risk_is.contains(&r) => why.push(format!("risk {r}")),
-            _ => return None,
-        }
-    }
-    if !c.operator_types.is_empty() {
-        if !c.operator_types.contains(&env.operator) {
-            return None;
-        }
-        why.push(format!(
-            "operator type {}{}",
-            env.operator,
-            if f.critical_infrastructure == Some(true) {
-                " (critical information infrastructure involved)"
-            } else {
-                ""
-            }
-        ));
-    }
-    if !c.any.is_empty() {
-        let first = c.any.iter().find_map(|a| check(a, env))?;
-        why.extend(first);
-    }
-    Some(why)
 }

@@ -14,9 +14,7 @@ mod pack;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -84,50 +82,18 @@ string_enum! {
     } what = "a report kind"
 }
 
-/// Where an obligation stands under the law (not whether it is done: that is the store's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Standing {
-    /// Owed, with a deadline once its clock has started.
-    Required,
-    /// Not owed because of an exemption the facts claim (recorded with its justification).
-    Exempt,
-    /// Not owed (e.g. GDPR: unlikely to result in a risk, with the reason recorded).
-    NotRequired,
-    /// Must not be done now (SG: law enforcement or the PDPC directs so).
-    Hold,
-}
-
-impl Standing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Standing::Required => "required",
-            Standing::Exempt => "exempt",
-            Standing::NotRequired => "not_required",
-            Standing::Hold => "hold",
-        }
-    }
-}
-
-impl FromStr for Standing {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "required" => Ok(Standing::Required),
-            "exempt" => Ok(Standing::Exempt),
-            "not_required" => Ok(Standing::NotRequired),
-            "hold" => Ok(Standing::Hold),
-            _ => Err(format!(
-                "`{s}` is not a standing; use exempt, not_required or hold"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Standing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+string_enum! {
+    /// Where an obligation stands under the law (not whether it is done: that is the store's).
+    Standing {
+        /// Owed, with a deadline once its clock has started.
+        Required => "required",
+        /// Not owed because of an exemption the facts claim (recorded with its justification).
+        Exempt => "exempt",
+        /// Not owed (e.g. GDPR: unlikely to result in a risk, with the reason recorded).
+        NotRequired => "not_required",
+        /// Must not be done now (SG: law enforcement or the PDPC directs so).
+        Hold => "hold",
+    } what = "a standing"
 }
 
 /// How a deadline is counted from its clock.
