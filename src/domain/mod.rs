@@ -10,9 +10,11 @@
 /// `Default` with `#[default]` on a variant) as attributes. Every module may use it: outside
 /// `domain`, `use crate::domain::string_enum;`. The one way to write a set of names: an enum
 /// that needs something else (a case-insensitive parse, another order, another error) says so
-/// where it is written by hand.
+/// where it is written by hand. Each name is a string literal, taken as a token tree: taken as
+/// a `literal` fragment, utoipa's derive does not see the variant's `serde(rename)` and the
+/// OpenAPI document would name the Rust variants.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? } what = $what:literal) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:tt),+ $(,)? } what = $what:literal) => {
         $(#[$meta])*
         #[derive(
             Debug,

@@ -233,33 +233,25 @@ struct Targets<'a, 'c> {
     region: Option<crate::domain::message::Region>,
 }
 
+/// One target as a request gives it: the delivery's own, or one of its fallbacks (which share
+/// the delivery's name and locale).
+struct Asked<'r> {
+    channel: ChannelKind,
+    recipient: &'r str,
+    name: Option<&'r str>,
+    locale: &'r str,
+    content: Option<Content>,
+    template: Option<String>,
+}
+
 impl Targets<'_, '_> {
     /// One target at `at`: its recipient read for the channel, its content resolved and
     /// complete, its channel configured, its recipient within reach.
-    #[allow(clippy::too_many_arguments)]
-    fn target(
-        &self,
-        at: &str,
-        channel: ChannelKind,
-        recipient: &str,
-        name: Option<&str>,
-        locale: &str,
-        content: Option<Content>,
-        template: Option<String>,
-    ) -> Result<(String, Content), EngineError> {
-        let recipient = validate_recipient_in(channel, recipient, self.region)
+    fn target(&self, at: &str, a: Asked<'_>) -> Result<(String, Content), EngineError> {
+        let channel = a.channel;
+        let recipient = validate_recipient_in(channel, a.recipient, self.region)
             .map_err(|m| EngineError::invalid(&format!("{at}.recipient"), m))?;
-        let content = resolve_content(
-            at,
-            channel,
-            &recipient,
-            name,
-            locale,
-            content,
-            template,
-            self.incident,
-            self.render,
-        )?;
+        let content = resolve_content(at, a, &recipient, self.incident, self.render)?;
         check_content(&format!("{at}.content"), channel, &content)?;
         check_channel(at, channel, &recipient, self.render)?;
         check_reach(at, self.team_only, channel, &recipient, self.render)?;
@@ -355,19 +347,23 @@ fn check_content(path: &str, channel: ChannelKind, c: &Content) -> Result<(), En
     Ok(())
 }
 
-/// The words of one delivery: given, or rendered from a template against the incident.
-#[allow(clippy::too_many_arguments)]
+/// The words of one target: given, or rendered from a template against the incident, for the
+/// (checked) recipient.
 fn resolve_content(
     path: &str,
-    channel: ChannelKind,
+    a: Asked<'_>,
     recipient: &str,
-    name: Option<&str>,
-    locale: &str,
-    content: Option<Content>,
-    template: Option<String>,
     incident: Option<&serde_json::Value>,
     render: &DeliveryCtx<'_>,
 ) -> Result<Content, EngineError> {
+    let Asked {
+        channel,
+        name,
+        locale,
+        content,
+        template,
+        ..
+    } = a;
     match (content, template) {
         (Some(c), None) => Ok(c),
         (None, Some(t)) => {
@@ -434,23 +430,27 @@ impl Engine {
             let name = r.recipient_name.as_deref();
             let (recipient, content) = check.target(
                 &at,
-                r.channel,
-                &r.recipient,
-                name,
-                &locale,
-                r.content,
-                r.template,
+                Asked {
+                    channel: r.channel,
+                    recipient: &r.recipient,
+                    name,
+                    locale: &locale,
+                    content: r.content,
+                    template: r.template,
+                },
             )?;
             let mut fallback = Vec::with_capacity(r.fallback.len());
             for (j, f) in r.fallback.into_iter().enumerate() {
                 let (recipient, content) = check.target(
                     &format!("{at}.fallback[{j}]"),
-                    f.channel,
-                    &f.recipient,
-                    name,
-                    &locale,
-                    f.content,
-                    f.template,
+                    Asked {
+                        channel: f.channel,
+                        recipient: &f.recipient,
+                        name,
+                        locale: &locale,
+                        content: f.content,
+                        template: f.template,
+                    },
                 )?;
                 fallback.push(FallbackTarget {
                     channel: f.channel,
