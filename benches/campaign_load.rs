@@ -137,13 +137,15 @@ fn main() {
         let id = api
             .post(
                 "/api/v1/incidents",
+                // The facts in each language the shipped configuration's notices and
+                // announcement speak (zh-CN, en): a reader is told in their own.
                 json!({"title": "会员数据库泄露（基准测试）", "category": "pi_leak", "facts": {
-                    "cause": "A database backup was publicly readable.",
-                    "impact": "Names and phone numbers may be used for fraud.",
+                    "cause": {"zh-CN": "数据库备份可被公开读取。", "en": "A database backup was publicly readable."},
+                    "impact": {"zh-CN": "姓名和手机号可能被用于诈骗。", "en": "Names and phone numbers may be used for fraud."},
                     "data_types": ["name", "phone"],
-                    "measures_taken": "The backup was removed.",
-                    "advice_to_subjects": "Beware of calls claiming to be from us.",
-                    "remedies": "Free identity monitoring for a year.",
+                    "measures_taken": {"zh-CN": "该备份已被删除。", "en": "The backup was removed."},
+                    "advice_to_subjects": {"zh-CN": "警惕自称本公司的来电。", "en": "Beware of calls claiming to be from us."},
+                    "remedies": {"zh-CN": "一年免费身份监控。", "en": "Free identity monitoring for a year."},
                 }}),
             )
             .await["id"]

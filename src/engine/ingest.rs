@@ -413,16 +413,14 @@ struct Batch<'a> {
 
 /// One transaction for a whole batch. See the module docs.
 ///
-/// Longer than most functions here, on purpose: it reads as the batch's phases in order
-/// (lookups, placement, the incidents' updates, the writes, timed by `phases`), and the
-/// placement loop decides each alert from what the alerts before it placed; what each phase
-/// does to the batch is [`Batch`]'s.
-///
 /// An alert goes to the open incident that holds it already (an earlier notification of the
 /// same source and fingerprint), else to the open incident of its group (its correlation key),
 /// else it opens one if its classification says so — or, when its intake bucket (source and
 /// rule) opened `storm.max_incidents` incidents within the window, it folds into the bucket's
 /// storm incident — else it is recorded.
+// Long because: it reads as the batch's phases in order (lookups, placement, the incidents'
+// updates, the writes, timed by `phases`), and the placement loop decides each alert from what
+// the alerts before it placed; what each phase does to the batch is `Batch`'s.
 async fn apply(
     store: &Store,
     jobs: &[Job],
