@@ -148,11 +148,27 @@ concurrency = {c}
     )
 }
 
+/// Deliveries sent by hand reach only the response team's members, so the daemon has the
+/// departments of [`response_config`], the last of which (`it_operations`) gets [`TEAM`] more
+/// members; the deliveries go to them in turn, each message its own (`#n` in its words).
+const TEAM: usize = 50;
+
+fn team_config() -> String {
+    let mut c = response_config();
+    for k in 0..TEAM {
+        c.push_str(&format!(
+            "[[departments.members]]\nname = \"On-call {k}\"\nphone = \"+86138{k:08}\"\nemail = \"oncall{k}@example.com\"\n"
+        ));
+    }
+    c
+}
+
 fn delivery(channel: &str, n: usize) -> Value {
+    let k = n % TEAM;
     match channel {
-        "sms" => json!({"channel": "sms", "recipient": format!("+86138{:08}", n),
+        "sms" => json!({"channel": "sms", "recipient": format!("+86138{k:08}"),
                         "content": {"text": format!("【安全】S1 事件 #{n}：客户数据泄露，请立即确认并处置。")}}),
-        _ => json!({"channel": "email", "recipient": format!("user{n}@example.com"),
+        _ => json!({"channel": "email", "recipient": format!("oncall{k}@example.com"),
                     "content": {"subject": format!("关于您的个人信息安全的通知 #{n}"),
                                 "text": "尊敬的用户：我们发现一起安全事件，您的手机号可能受到影响。请修改密码。",
                                 "html": "<p>尊敬的用户：我们发现一起<strong>安全事件</strong>。</p>"}}),
@@ -302,7 +318,14 @@ fn main() {
         } else {
             smtp_sink(mail.clone()).await
         };
-        let d = Daemon::start(&o.backend, &channels_config(&o, &sms_url, &smtp_url));
+        let d = Daemon::start(
+            &o.backend,
+            &format!(
+                "{}\n{}",
+                channels_config(&o, &sms_url, &smtp_url),
+                team_config()
+            ),
+        );
         println!(
             "dispatch load: {} backend, channel concurrency {}, dispatch batch {}, SMTP sink {}, release daemon {}",
             o.backend, o.concurrency, o.batch, o.smtp, support::BIN
