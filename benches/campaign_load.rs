@@ -125,7 +125,7 @@ fn main() {
             "campaign load: {} backend, {} subjects, release daemon {}",
             o.backend,
             o.subjects,
-            support::BIN
+            support::daemon_binary()
         );
         let api = Api {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),

@@ -328,7 +328,7 @@ fn main() {
         );
         println!(
             "dispatch load: {} backend, channel concurrency {}, dispatch batch {}, SMTP sink {}, release daemon {}",
-            o.backend, o.concurrency, o.batch, o.smtp, support::BIN
+            o.backend, o.concurrency, o.batch, o.smtp, support::daemon_binary()
         );
         let api = Api {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
