@@ -111,6 +111,17 @@ impl Live {
         self.departments.iter().map(|d| d.id.clone()).collect()
     }
 
+    /// What deciding an approval checks its gate against (the notice and report lints).
+    pub fn gate_checks(&self) -> crate::engine::GateChecks<'_> {
+        crate::engine::GateChecks {
+            playbooks: self.playbooks.as_deref(),
+            templates: &self.templates,
+            organisation: &self.organisation,
+            public_url: &self.public_url,
+            packs: Some(&self.packs),
+        }
+    }
+
     /// What assessing incidents under the packs needs.
     pub fn regulation(&self) -> crate::engine::obligations::Regulation {
         crate::engine::obligations::Regulation {

@@ -337,13 +337,7 @@ async fn decide(
 ) -> Result<axum::Json<TaskView>, ApiError> {
     let reason = body.reason.clone();
     let live = state.live.load_full();
-    let checks = crate::engine::GateChecks {
-        playbooks: live.playbooks.as_deref(),
-        templates: &live.templates,
-        organisation: &live.organisation,
-        public_url: &live.public_url,
-        packs: Some(&live.packs),
-    };
+    let checks = live.gate_checks();
     Ok(axum::Json(
         state
             .engine

@@ -265,13 +265,7 @@ async fn decide(
         Err(r) => return r,
     };
     let live = state.live.load_full();
-    let checks = crate::engine::GateChecks {
-        playbooks: live.playbooks.as_deref(),
-        templates: &live.templates,
-        organisation: &live.organisation,
-        public_url: &live.public_url,
-        packs: Some(&live.packs),
-    };
+    let checks = live.gate_checks();
     let reason = f.reason.clone().filter(|r| !r.trim().is_empty());
     outcome(
         lang,
