@@ -94,12 +94,13 @@ pub(crate) async fn satisfy(
     let mut events = Vec::new();
     for mut gate in gates {
         if !waiting.is_empty() {
-            events.push(NewEvent::new(
+            let what = json!(waiting);
+            events.push(still_waiting(
+                &gate,
+                rid,
+                "reports_awaiting_approval",
+                what,
                 now,
-                "incidentd",
-                "report_gate.waiting",
-                Some(incident),
-                &json!({"task": gate.key, "approved_report": rid, "reports_awaiting_approval": waiting}),
             ));
             continue;
         }
@@ -107,12 +108,12 @@ pub(crate) async fn satisfy(
         let by = match approved_by(&approvers, &decisions) {
             Ok(by) => by,
             Err(missing) => {
-                events.push(NewEvent::new(
+                events.push(still_waiting(
+                    &gate,
+                    rid,
+                    "departments_missing",
+                    json!(missing),
                     now,
-                    "incidentd",
-                    "report_gate.waiting",
-                    Some(incident),
-                    &json!({"task": gate.key, "approved_report": rid, "departments_missing": missing}),
                 ));
                 continue;
             }
@@ -159,6 +160,25 @@ pub(crate) async fn satisfy(
         ));
     }
     Ok(events)
+}
+
+/// The gate stays open, and why: `{task, approved_report, <why>: <what>}`.
+fn still_waiting(
+    gate: &TaskRow,
+    rid: i64,
+    why: &str,
+    what: serde_json::Value,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    let mut data = json!({"task": gate.key, "approved_report": rid});
+    data[why] = what;
+    NewEvent::new(
+        now,
+        "incidentd",
+        "report_gate.waiting",
+        Some(gate.incident_id),
+        &data,
+    )
 }
 
 /// The approving decisions of each of a gate's approvers on the report, or the approvers
