@@ -52,28 +52,25 @@ impl Engine {
             cancel(tx, &c, &why, now).await?;
             return Ok(false);
         }
-        if let Some(task) = c.approval_task {
-            let t = tx
-                .tasks_of(c.incident_id)
-                .await?
-                .into_iter()
-                .find(|t| t.id == task);
-            match t.as_ref().map(|t| t.status.as_str()) {
-                Some("approved") => {}
-                Some("rejected") => {
-                    cancel(tx, &c, "the notice approval was rejected", now).await?;
-                    return Ok(false);
-                }
-                _ => return Ok(false),
+        match approval_status(&mut tx, &c).await?.as_deref() {
+            Some("approved") => {}
+            Some("rejected") => {
+                cancel(tx, &c, "the notice approval was rejected", now).await?;
+                return Ok(false);
             }
+            _ => return Ok(false),
         }
         let inc = tx
             .incident(c.incident_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("incident {} vanished", c.incident_id)))?;
-        if self.held(&mut tx, &c, now).await? {
-            tx.commit().await?;
-            return Ok(false);
+        match self.held(&mut tx, &c, now).await? {
+            Some(true) => {
+                tx.commit().await?;
+                return Ok(false);
+            }
+            Some(false) => return Ok(false),
+            None => {}
         }
         if crate::domain::notice::exempt_from_individual_notice(&inc.facts) {
             let why = exempt_message(c.incident_id);
@@ -130,12 +127,14 @@ impl Engine {
 
     /// Law enforcement or the regulator directs that individuals must not be told yet (SG):
     /// the campaign waits, approved, until the hold is lifted. Says so once on the timeline.
+    /// `None` when nothing holds it; `Some(true)` when the hold was just written down in `tx`
+    /// (the caller commits), `Some(false)` when it was already.
     async fn held(
         &self,
         tx: &mut WriteTx,
         c: &CampaignRow,
         now: DateTime<Utc>,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<bool>, EngineError> {
         let held: Vec<String> = tx
             .obligations_of(c.incident_id)
             .await?
@@ -144,14 +143,16 @@ impl Engine {
             .map(|o| o.key)
             .collect();
         if held.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
-        if !self
+        if self
             .store()
             .has_event(c.incident_id, "notice.campaign_held")
             .await?
         {
-            tx.append(&[NewEvent::new(
+            return Ok(Some(false));
+        }
+        tx.append(&[NewEvent::new(
                 now,
                 "incidentd",
                 "notice.campaign_held",
@@ -160,8 +161,7 @@ impl Engine {
                          "detail": "individual notice must not be given while law enforcement or the regulator directs so; clear the incident's `notification_hold` fact to send" }),
             )])
             .await?;
-        }
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Why telling people one by one is impractical, if the configured rule says so: too few
@@ -318,7 +318,7 @@ impl Engine {
             if usable.is_empty() {
                 continue;
             }
-            deliveries.extend(deliveries_for(&c, s, &usable));
+            push_deliveries(&c, s, &usable, &mut deliveries);
         }
         let last = subjects.last().map_or(c.enqueued_to, |s| s.id);
         if !deliveries.is_empty() {
@@ -343,14 +343,29 @@ impl Engine {
     }
 }
 
-/// A person's notice deliveries on the channels still usable for them: in `first` mode one
-/// delivery, with the other channels as its fallbacks; otherwise one per channel. The content
-/// is resolved when each is sent.
-fn deliveries_for(
+/// The status of the campaign's approval task: `approved` when it needs none, `None` when its
+/// task is gone.
+async fn approval_status(tx: &mut WriteTx, c: &CampaignRow) -> Result<Option<String>, EngineError> {
+    let Some(task) = c.approval_task else {
+        return Ok(Some("approved".into()));
+    };
+    Ok(tx
+        .tasks_of(c.incident_id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == task)
+        .map(|t| t.status))
+}
+
+/// A person's notice deliveries on the channels still usable for them, added to `out`: in
+/// `first` mode one delivery, with the other channels as its fallbacks; otherwise one per
+/// channel. The content is resolved when each is sent.
+fn push_deliveries(
     c: &CampaignRow,
     s: &crate::store::CampaignSubject,
     usable: &[ChannelKind],
-) -> Vec<NewDelivery> {
+    out: &mut Vec<NewDelivery>,
+) {
     let empty = Content::default();
     let recipient = notice_recipient(c.id, s.id);
     let one = |ch: ChannelKind, fallback: Vec<FallbackTarget>| NewDelivery {
@@ -373,9 +388,9 @@ fn deliveries_for(
                 content: empty.clone(),
             })
             .collect();
-        vec![one(usable[0], fallback)]
+        out.push(one(usable[0], fallback));
     } else {
-        usable.iter().map(|ch| one(*ch, Vec::new())).collect()
+        out.extend(usable.iter().map(|ch| one(*ch, Vec::new())));
     }
 }
 
