@@ -285,7 +285,7 @@ impl ImportReport {
         }
         self.problems.sort_by_key(|p| p.line);
         self.subject_ids_sha256 = hex::encode(w.hash.finish().as_ref());
-        let interrupted = match (&read_result, &w.error) {
+        let interrupted = match (read_result, &w.error) {
             (_, Some(e)) => Some(format!("writing subjects failed: {e}")),
             (Err(e), None) => Some(e.clone()),
             _ => None,
